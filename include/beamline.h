@@ -1,0 +1,280 @@
+/*
+ * beamline.h - Erlang/OTP-style processes for C.
+ *
+ * A Beamline program starts the runtime (one scheduler thread per core, each
+ * owning one io_uring), spawns lightweight processes, and lets them talk by
+ * copying messages into each other's mailboxes.  Every call that a caller can
+ * get wrong returns a negative errno instead of aborting.
+ *
+ * Threads and processes: the calls marked "process only" must be made from
+ * inside a Beamline process (they return -EPERM elsewhere).  bl_send,
+ * bl_spawn, bl_is_alive and bl_make_ref also work from any other thread of
+ * the program once the runtime is started.
+ */
+#ifndef BEAMLINE_H
+#define BEAMLINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Pids and references                                                      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A process identifier.  Layout (64 bits):
+ *   bits  0..31  table index + 1 (0 never names a process)
+ *   bits 32..55  generation of that table slot (24 bits)
+ *   bits 56..62  node (0 = this node; room for remote processes)
+ *   bit  63      always 0
+ * A pid names one process forever: when a process exits its slot's generation
+ * moves on, so a stale pid never reaches a newer process in the same slot
+ * (the generation wraps after 2^24 reuses of one slot).
+ */
+typedef uint64_t bl_pid;
+#define BL_PID_NONE ((bl_pid)0)
+
+/* A unique reference (make_ref).  0 is never a valid reference. */
+typedef uint64_t bl_ref;
+#define BL_REF_NONE ((bl_ref)0)
+
+/* ------------------------------------------------------------------------ */
+/* Runtime configuration                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* How scheduler threads are pinned to the machine. */
+typedef enum bl_bind {
+    BL_BIND_CORES = 0, /* one per physical core, filling one NUMA node at a time (default) */
+    BL_BIND_NONE = 1,  /* no pinning; the kernel places the threads */
+    BL_BIND_SPREAD = 2 /* round-robin over NUMA nodes (and packages) */
+} bl_bind;
+
+/* How an idle scheduler is woken from another core. */
+typedef enum bl_wake {
+    BL_WAKE_DEFAULT = 0,  /* MSG_RING when the kernel has it, else eventfd */
+    BL_WAKE_MSG_RING = 1, /* IORING_OP_MSG_RING from the waker's ring */
+    BL_WAKE_EVENTFD = 2   /* write(2) to an eventfd the sleeper keeps a read armed on */
+} bl_wake;
+
+/*
+ * Runtime configuration.  A zeroed struct means "all defaults"; every field
+ * is also settable through the environment variable named beside it, which
+ * bl_config_from_env() reads.
+ */
+typedef struct bl_config {
+    unsigned schedulers;     /* BEAMLINE_SCHEDULERS: 0 = one per physical core */
+    bl_bind bind;            /* BEAMLINE_BIND: cores | none | spread */
+    unsigned reductions;     /* BEAMLINE_REDUCTIONS: budget per time slice (0 = 4000) */
+    unsigned spin_us;        /* BEAMLINE_SPIN_US: idle spin before sleeping (0 = 50 us) */
+    bool no_spin;            /* BEAMLINE_SPIN_US=0 sets this: sleep at once when idle */
+    bl_wake wake;            /* BEAMLINE_WAKE: msg_ring | eventfd */
+    size_t stack_size;       /* BEAMLINE_STACK_SIZE: default process stack, bytes (0 = 128 KiB) */
+    unsigned stack_pool_max; /* BEAMLINE_STACK_POOL: stacks kept hot per scheduler (0 = 64) */
+    unsigned ring_entries;   /* BEAMLINE_RING_ENTRIES: SQ entries per ring (0 = 256) */
+    unsigned iowq_max;       /* BEAMLINE_IOWQ_MAX: io-wq workers per ring (0 = 4) */
+    const char *topology;    /* BEAMLINE_TOPOLOGY: hwloc synthetic description, for tests */
+} bl_config;
+
+/*
+ * Overlays the BEAMLINE_* environment variables on *cfg.  Returns 0, or
+ * -EINVAL when a variable holds a value that cannot be parsed (the variable's
+ * name and value are then in bl_runtime_error()).
+ */
+int bl_config_from_env(bl_config *cfg);
+
+/* ------------------------------------------------------------------------ */
+/* Runtime lifecycle                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef void (*bl_entry_fn)(void *arg);
+
+/*
+ * Starts the schedulers.  cfg may be NULL (defaults, then the environment).
+ * Returns 0, -EALREADY if the runtime is running, -EINVAL for a bad config,
+ * or the error that made a scheduler fail to come up: -EPERM / -ENOSYS when
+ * io_uring is unavailable (seccomp, kernel.io_uring_disabled, old kernel),
+ * -ENOMEM.  On failure bl_runtime_error() names the cause.
+ */
+int bl_runtime_start(const bl_config *cfg);
+
+/*
+ * Asks the runtime to stop, from any thread or process; returns at once.
+ * bl_runtime_wait() then returns.
+ */
+void bl_runtime_stop(void);
+
+/*
+ * Blocks the calling (non-scheduler) thread until bl_runtime_stop() is
+ * called, then stops the schedulers and frees every process, stack, message
+ * and ring.  Returns 0, or -EPERM when called from a scheduler thread.
+ */
+int bl_runtime_wait(void);
+
+/*
+ * The whole lifecycle in one call: start with cfg, spawn main_fn(arg) as the
+ * main process, and shut down when that process exits (or when
+ * bl_runtime_stop() is called).  Other processes still running are
+ * discarded.  Returns 0 or the error from bl_runtime_start().
+ */
+int bl_main(const bl_config *cfg, bl_entry_fn main_fn, void *arg);
+
+/* The message explaining the last failure of bl_runtime_start / config. */
+const char *bl_runtime_error(void);
+
+/* Number of schedulers of the running runtime (0 when not running). */
+unsigned bl_schedulers(void);
+
+/* Index of the scheduler the caller runs on, or -1 outside a scheduler. */
+int bl_current_scheduler(void);
+
+/* ------------------------------------------------------------------------ */
+/* Processes                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Process priorities (scheduling semantics arrive with the priority work). */
+typedef enum bl_priority {
+    BL_PRIO_NORMAL = 0,
+    BL_PRIO_LOW = 1,
+    BL_PRIO_HIGH = 2,
+    BL_PRIO_MAX = 3
+} bl_priority;
+
+/* Spawn options; a zeroed struct (or NULL) means defaults. */
+typedef struct bl_spawn_opts {
+    size_t stack_size;    /* 0 = the runtime's default; rounded up to pages, min 16 KiB */
+    bl_priority priority; /* BL_PRIO_NORMAL by default */
+    int scheduler;        /* preferred scheduler + 1; 0 = the caller's (or round-robin) */
+} bl_spawn_opts;
+
+/*
+ * Spawns a process running fn(arg); it exits when fn returns (reason normal)
+ * or calls bl_exit().  On success stores its pid in *pid (may be NULL) and
+ * returns 0.  Errors: -EINVAL (fn NULL, bad options), -ENOMEM, -ESRCH (the
+ * runtime is not running).
+ */
+int bl_spawn(bl_pid *pid, bl_entry_fn fn, void *arg, const bl_spawn_opts *opts);
+
+/* Exit reasons (a richer reason type arrives with links and monitors). */
+#define BL_REASON_NORMAL 0
+
+/* Process only: exits the calling process.  Never returns. */
+_Noreturn void bl_exit(int reason);
+
+/* The calling process's pid, or BL_PID_NONE outside a process. */
+bl_pid bl_self(void);
+
+/* True if pid names a live process.  False for malformed or stale pids. */
+bool bl_is_alive(bl_pid pid);
+
+/*
+ * Process only: gives the scheduler to other runnable processes and comes
+ * back later.  Returns 0 or -EPERM outside a process.
+ */
+int bl_yield(void);
+
+/*
+ * Process only: sleeps for ms milliseconds in the scheduler's timer wheel;
+ * messages arriving meanwhile stay queued.  Returns 0, -EPERM outside a
+ * process, -EINVAL for a negative ms.
+ */
+int bl_sleep(int64_t ms);
+
+/* A fresh reference, unique for the life of the runtime. */
+bl_ref bl_make_ref(void);
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A received message.  The receiver owns it and must give it back with
+ * bl_msg_free().  data points at len bytes of payload, suitably aligned for
+ * any type (16 bytes).
+ */
+typedef struct bl_msg {
+    struct bl_msg *next; /* runtime link; do not touch */
+    bl_pid from;         /* sender, BL_PID_NONE when sent from outside a process */
+    bl_ref ref;          /* reference the message is tagged with, BL_REF_NONE if none */
+    uint32_t tag;        /* message kind chosen by the sender; >= BL_TAG_SYSTEM is reserved */
+    uint32_t flags;      /* runtime use (allocation class, ownership) */
+    size_t len;          /* payload bytes */
+    void *data;          /* payload (inline copy, or a moved buffer) */
+} bl_msg;
+
+/* Tags at or above this value are reserved for runtime and OTP messages. */
+#define BL_TAG_SYSTEM 0x80000000u
+
+/*
+ * Sends a copy of data[0..len) to pid with the given tag.  The caller may
+ * reuse its buffer as soon as this returns.  Sending to a process that is
+ * dead (or dies meanwhile) is not an error: the message is dropped, as in
+ * Erlang.  Returns 0, -EINVAL for a malformed pid, a NULL data with len > 0,
+ * or a reserved tag, -ENOMEM, -ESRCH if the runtime is not running.
+ * Messages between one sender and one receiver arrive in send order.
+ */
+int bl_send(bl_pid to, uint32_t tag, const void *data, size_t len);
+
+/* As bl_send, tagging the message with reference ref (for replies). */
+int bl_send_ref(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len);
+
+/*
+ * Moves a heap buffer to pid without copying: on success ownership of buf
+ * passes to the runtime, which calls free_fn(buf) (free() when NULL) after
+ * the receiver frees the message, or when the message is dropped.  On
+ * failure the caller still owns buf.  Same errors as bl_send.
+ */
+int bl_send_move(bl_pid to, uint32_t tag, void *buf, size_t len, void (*free_fn)(void *));
+
+/* Gives a received message back to the runtime.  NULL is ignored. */
+void bl_msg_free(bl_msg *m);
+
+/* A matcher for selective receive: true when m is the wanted message. */
+typedef bool (*bl_match_fn)(const bl_msg *m, void *arg);
+
+#define BL_INFINITY ((int64_t)-1)
+
+/* bl_recv flags */
+#define BL_RECV_MARKED 1u /* only look at messages that arrived after bl_recv_mark() */
+
+/*
+ * Process only: removes and returns in *out the first message in arrival
+ * order for which match(m, arg) is true (every message if match is NULL),
+ * waiting for it up to timeout_ms (0 = only look, BL_INFINITY = forever).
+ * Messages that do not match stay queued in order.
+ *
+ * Returns 0, -ETIMEDOUT, -EPERM outside a process, -EINVAL for a negative
+ * timeout other than BL_INFINITY.
+ *
+ * With BL_RECV_MARKED the scan starts at the receive marker set by the last
+ * bl_recv_mark(): messages queued before it are never examined, so a reply
+ * tagged with a fresh reference is found in constant time however long the
+ * queue is.  Set the mark after creating the reference and before sending
+ * the request.
+ */
+int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsigned flags);
+
+/* Process only: sets the receive marker at the current end of the queue. */
+void bl_recv_mark(void);
+
+/* Shorthand: any message, waiting up to timeout_ms; NULL on timeout/error. */
+bl_msg *bl_receive(int64_t timeout_ms);
+
+/* Ready-made matchers: arg points at the uint32_t tag / the bl_ref wanted. */
+bool bl_match_tag(const bl_msg *m, void *arg);
+bool bl_match_ref(const bl_msg *m, void *arg);
+
+/* Process only: number of messages waiting in the caller's mailbox. */
+size_t bl_mailbox_len(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#include "beamline/handler.h"
+
+#endif /* BEAMLINE_H */
