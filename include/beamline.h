@@ -162,8 +162,11 @@ int bl_spawn(bl_pid *pid, bl_entry_fn fn, void *arg, const bl_spawn_opts *opts);
 /* Exit reasons (a richer reason type arrives with links and monitors). */
 #define BL_REASON_NORMAL 0
 
-/* Process only: exits the calling process.  Never returns. */
-_Noreturn void bl_exit(int reason);
+/*
+ * Exits the calling process with `reason`; in a process it never returns.
+ * Called outside a process it returns -EPERM.
+ */
+int bl_exit(int reason);
 
 /* The calling process's pid, or BL_PID_NONE outside a process. */
 bl_pid bl_self(void);

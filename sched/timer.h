@@ -12,24 +12,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Insert takes any timer that is not queued and needs only its deadline set.
+ * Cancel takes a timer that was zero-initialised, set to slot ==
+ * BL_TIMER_UNLINKED, or inserted before (queued, fired or cancelled).
+ */
 typedef struct bl_timer {
-    struct bl_timer *next;  /* slot list link */
-    struct bl_timer *prev;  /* slot list link */
-    uint64_t deadline;      /* absolute CLOCK_MONOTONIC time, ns; set before insert */
-    uint32_t slot;          /* internal: level * 64 + slot, BL_TIMER_UNLINKED when not queued */
+    struct bl_timer *next; /* slot list link */
+    struct bl_timer *prev; /* slot list link */
+    uint64_t deadline;     /* absolute CLOCK_MONOTONIC time, ns; set before insert */
+    uint32_t slot;         /* internal: level * 64 + slot, BL_TIMER_UNLINKED when not queued */
 } bl_timer;
 
 #define BL_TIMER_UNLINKED UINT32_MAX
-#define BL_TWHEEL_LEVELS 6
-#define BL_TWHEEL_SLOTS 64
+#define BL_TWHEEL_LEVELS  6
+#define BL_TWHEEL_SLOTS   64
 
 typedef struct bl_twheel {
     bl_timer *slots[BL_TWHEEL_LEVELS][BL_TWHEEL_SLOTS]; /* list heads */
     uint64_t occupied[BL_TWHEEL_LEVELS]; /* bit s set when slots[l][s] is non-empty */
-    uint64_t tick_ns;  /* length of one level-0 slot (default 1 ms) */
-    uint64_t now_tick; /* ticks elapsed up to the last expire */
-    uint64_t base_ns;  /* time of tick 0 */
-    size_t count;      /* timers queued */
+    uint64_t tick_ns;                    /* length of one level-0 slot (default 1 ms) */
+    uint64_t now_tick;                   /* ticks elapsed up to the last expire */
+    uint64_t base_ns;                    /* time of tick 0 */
+    size_t count;                        /* timers queued */
+    uint64_t cur_min; /* lower bound on the deadlines in now_tick's level-0 slot */
 } bl_twheel;
 
 /* tick_ns 0 = 1 ms.  now_ns: current CLOCK_MONOTONIC time. */
@@ -53,7 +59,9 @@ uint64_t bl__twheel_next(const bl_twheel *w);
  * Fires every timer whose deadline is <=
  * now_ns: unlinks it, then calls fire(t, ctx).  fire may insert or cancel
  * other timers (and re-insert t).  Never fires a timer early.  Returns the
- * number fired.
+ * number fired.  Timers fire in the order of their deadline ticks (in any
+ * order within one tick).  A timer inserted by fire with a deadline <= now_ns
+ * fires within this same call, so a periodic timer must advance its deadline.
  */
 size_t bl__twheel_expire(bl_twheel *w, uint64_t now_ns, void (*fire)(bl_timer *t, void *ctx),
                          void *ctx);

@@ -33,6 +33,7 @@ typedef struct bl_topology {
     bool fallback;         /* hwloc failed: nothing is pinned */
     bool synthetic;        /* built from a synthetic description: binding disabled */
     void *hwloc;           /* hwloc_topology_t, kept for binding; NULL in fallback */
+    bl_bind policy;        /* the policy the plan was built with, for bl__topo_describe */
 } bl_topology;
 
 /*
@@ -54,7 +55,10 @@ int bl__topo_bind_thread(const bl_topology *t, unsigned i);
 /* Frees everything bl__topo_build allocated.  Safe on a zeroed struct. */
 void bl__topo_free(bl_topology *t);
 
-/* A one-line human description ("2 cores, 1 NUMA node, 2 PUs, policy cores"). */
+/*
+ * A one-line human description, e.g. "2 schedulers on 2 cores / 2 PUs /
+ * 1 NUMA node / 1 package, policy cores".  Truncated to fit len.
+ */
 void bl__topo_describe(const bl_topology *t, char *buf, size_t len);
 
 #endif /* BL_SCHED_TOPOLOGY_H */

@@ -1,0 +1,65 @@
+# Beamline: the two commands.
+#   make test   build debug, asan (ASan+UBSan) and tsan, run the Criterion suite in each
+#   make bench  build release, run Beamline, BEAM and Go workloads, print the table
+# Both install missing Debian packages first (apt-get, as root).
+
+BUILD_DEPS := build-essential cmake pkg-config liburing-dev libhwloc-dev libnuma-dev \
+              libcriterion-dev libgmp-dev python3
+BENCH_DEPS := $(BUILD_DEPS) libbenchmark-dev g++ elixir erlang-dev golang-go
+TEST_PRESETS ?= debug asan tsan
+BENCH_FILTER ?=
+BENCH_FLAGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all build test bench deps-build deps-bench format check-format clean $(addprefix test-,$(TEST_PRESETS))
+
+all: build
+
+define install_missing
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or install:$$missing)"; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+deps-build:
+	$(call install_missing,$(BUILD_DEPS))
+
+deps-bench:
+	$(call install_missing,$(BENCH_DEPS))
+
+build: deps-build
+	cmake --preset debug >/dev/null
+	cmake --build build/debug -j$(JOBS)
+
+test: deps-build
+	@set -e; for p in $(TEST_PRESETS); do \
+	  echo "=== $$p build ==="; \
+	  cmake --preset $$p >/dev/null; \
+	  cmake --build build/$$p -j$(JOBS); \
+	  echo "=== $$p tests ==="; \
+	  ctest --preset $$p -j$(JOBS); \
+	done
+
+test-%: deps-build
+	cmake --preset $* >/dev/null
+	cmake --build build/$* -j$(JOBS)
+	ctest --preset $* -j$(JOBS)
+
+bench: deps-bench
+	cmake --preset release >/dev/null
+	cmake --build build/release -j$(JOBS)
+	python3 bench/run.py --beamline build/release/bench/beamline_bench --build-dir build/release \
+	  $(if $(BENCH_FILTER),--filter '$(BENCH_FILTER)') $(BENCH_FLAGS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')
+
+check-format:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h' '*.cc')
+
+clean:
+	rm -rf build

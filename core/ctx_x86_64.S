@@ -1,0 +1,69 @@
+/*
+ * Context switch for x86-64 System V.
+ *
+ * void bl__ctx_switch(void **save_sp, void *load_sp)
+ *   Pushes the callee-saved registers, MXCSR and the x87 control word onto
+ *   the current stack, stores the stack pointer in *save_sp, switches to
+ *   load_sp and pops the same frame from there.  Everything else is
+ *   caller-saved by the ABI, so the C compiler has already spilled it.
+ *
+ * Frame, from the saved stack pointer upwards (64 bytes, 16-byte aligned):
+ *   [0] MXCSR (4 bytes)  [4] x87 control word (2 bytes)
+ *   [8] r15  [16] r14  [24] r13  [32] r12  [40] rbx  [48] rbp  [56] return address
+ * core/ctx.c builds the same frame by hand for a new context, with the
+ * return address pointing at bl__ctx_start.
+ */
+#if defined(__x86_64__)
+	.text
+	.globl	bl__ctx_switch
+	.hidden	bl__ctx_switch
+	.type	bl__ctx_switch, @function
+	.p2align 4
+bl__ctx_switch:
+	.cfi_startproc
+	pushq	%rbp
+	pushq	%rbx
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	subq	$8, %rsp
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+	movq	%rsp, (%rdi)
+	movq	%rsi, %rsp
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	addq	$8, %rsp
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbx
+	popq	%rbp
+	ret
+	.cfi_endproc
+	.size	bl__ctx_switch, .-bl__ctx_switch
+
+/*
+ * First instructions of a new context: r12 holds the entry function and r13
+ * its argument (placed there by bl__ctx_init).  The stack is 16-byte aligned
+ * here, so the call leaves the callee with the alignment the ABI promises.
+ * The entry function never returns; ud2 catches a bug that lets it.
+ */
+	.globl	bl__ctx_start
+	.hidden	bl__ctx_start
+	.type	bl__ctx_start, @function
+	.p2align 4
+bl__ctx_start:
+	.cfi_startproc
+	.cfi_undefined rip
+	xorl	%ebp, %ebp
+	movq	%r13, %rdi
+	callq	*%r12
+	ud2
+	.cfi_endproc
+	.size	bl__ctx_start, .-bl__ctx_start
+
+	.section .note.GNU-stack,"",@progbits
+#endif

@@ -1,0 +1,58 @@
+/*
+ * core/msg.c - envelopes: allocation and freeing across threads.
+ */
+#include "core/msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct moved_tail {
+    void (*free_fn)(void *); /* frees the moved buffer */
+} moved_tail;
+
+static bl_msg *alloc_env(bl_slab *slab, size_t total)
+{
+    unsigned c = bl__slab_class(total);
+    bl_msg *m;
+    if (slab && c != BL_SLAB_HEAP) {
+        m = bl__slab_alloc(slab, c);
+        if (!m) return NULL;
+        m->flags = c | (slab->index << 16);
+    } else {
+        m = malloc(total);
+        if (!m) return NULL;
+        m->flags = BL_SLAB_HEAP | ((uint32_t)BL_SLAB_NONE << 16);
+    }
+    return m;
+}
+
+bl_msg *bl__msg_alloc(bl_slab *slab, size_t len)
+{
+    if (len > SIZE_MAX - sizeof(bl_msg)) return NULL;
+    bl_msg *m = alloc_env(slab, sizeof(bl_msg) + len);
+    if (!m) return NULL;
+    m->len = len;
+    m->data = m + 1;
+    return m;
+}
+
+bl_msg *bl__msg_alloc_moved(bl_slab *slab, void *buf, size_t len, void (*free_fn)(void *))
+{
+    bl_msg *m = alloc_env(slab, sizeof(bl_msg) + sizeof(moved_tail));
+    if (!m) return NULL;
+    m->flags |= BL_MSG_MOVED;
+    m->len = len;
+    m->data = buf;
+    ((moved_tail *)(m + 1))->free_fn = free_fn ? free_fn : free;
+    return m;
+}
+
+void bl__msg_free(bl_slab *local, bl_msg *m)
+{
+    if (m->flags & BL_MSG_MOVED) ((moved_tail *)(m + 1))->free_fn(m->data);
+    unsigned c = m->flags & 15u;
+    unsigned owner = m->flags >> 16;
+    if (c == BL_SLAB_HEAP) free(m);
+    else if (local && local->index == owner) bl__slab_free_local(local, c, m);
+    else bl__slab_free_remote(owner, c, m);
+}

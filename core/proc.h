@@ -1,0 +1,218 @@
+/*
+ * core/proc.h - the process control block, the process table and pids.
+ *
+ * The mailbox word.  Everything other threads may change about a process
+ * lives in one 16-byte word updated with a double-width CAS:
+ *
+ *     box = { top:  the inbox, a LIFO stack of envelopes pushed by senders,
+ *             meta: generation (24 bits) | wait sequence (32) | state (8) }
+ *
+ * Because the inbox, the generation and the run state change together:
+ *  - a sender pushes only while the generation still matches its pid, so a
+ *    message never reaches a newer process in a reused slot (invariant 4);
+ *  - pushing onto a WAITING process and making it ACTIVE is one CAS, so
+ *    exactly one party (that sender, a timer, an I/O completion) wins the
+ *    right to queue it (invariant 6), and parking fails if anything arrived;
+ *  - a timer names the exact wait it was armed for through the sequence, so
+ *    a late timer never wakes a later wait.
+ * The owner drains the whole inbox with one CAS and reverses it into its
+ * private FIFO queue, which gives FIFO order between any pair of processes.
+ *
+ * PCBs live in a table of chunks that is never freed while the runtime
+ * runs, so a stale pointer from a lookup always points at a valid PCB and
+ * the mailbox word decides whether it is still the right process.
+ */
+#ifndef BL_CORE_PROC_H
+#define BL_CORE_PROC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "beamline.h"
+#include "core/ctx.h"
+#include "core/stack.h"
+
+/* ---- pids ---- */
+
+#define BL_PID_IDX_BITS 32
+#define BL_PID_GEN_BITS 24
+#define BL_PID_GEN_MASK ((1u << BL_PID_GEN_BITS) - 1)
+#define BL_PID_NODE_SHIFT 56
+
+static inline bl_pid bl__pid_make(uint32_t idx, uint32_t gen)
+{
+    return ((uint64_t)(gen & BL_PID_GEN_MASK) << 32) | ((uint64_t)idx + 1);
+}
+static inline uint32_t bl__pid_idx(bl_pid pid)
+{
+    return (uint32_t)(pid & 0xFFFFFFFFu) - 1;
+}
+static inline uint32_t bl__pid_gen(bl_pid pid)
+{
+    return (uint32_t)(pid >> 32) & BL_PID_GEN_MASK;
+}
+
+/* ---- the mailbox word ---- */
+
+enum bl_pstate {
+    BL_ST_FREE = 0,     /* slot unused: the process is dead (or never was) */
+    BL_ST_ACTIVE = 1,   /* running, or queued to run */
+    BL_ST_WAITING = 2,  /* parked in receive: a message makes it ACTIVE */
+    BL_ST_SLEEPING = 3, /* parked in sleep/I/O: messages queue without waking it */
+};
+
+static inline uint64_t bl__meta(uint32_t gen, uint32_t seq, unsigned st)
+{
+    return ((uint64_t)gen << 40) | ((uint64_t)seq << 8) | st;
+}
+static inline unsigned bl__meta_state(uint64_t m)
+{
+    return (unsigned)(m & 0xFF);
+}
+static inline uint32_t bl__meta_gen(uint64_t m)
+{
+    return (uint32_t)(m >> 40);
+}
+static inline uint64_t bl__meta_with_state(uint64_t m, unsigned st)
+{
+    return (m & ~(uint64_t)0xFF) | st;
+}
+
+typedef union bl_box {
+    unsigned __int128 word;
+    struct {
+        bl_msg *top;   /* inbox, most recent first */
+        uint64_t meta; /* generation | sequence | state */
+    };
+} bl_box;
+
+/* ---- the PCB ---- */
+
+/* Why a process switched back to its scheduler. */
+enum bl_park {
+    BL_PARK_YIELD = 1, /* time slice used up or bl_yield: requeue */
+    BL_PARK_WAIT,      /* receive found nothing: park WAITING unless mail arrived */
+    BL_PARK_SLEEP,     /* sleep / I/O: park SLEEPING */
+    BL_PARK_IDLE,      /* handler process between messages: park WAITING, drop the stack */
+    BL_PARK_EXIT,      /* the process is done */
+};
+
+/* Run status as introspection reports it (owner-written, read relaxed). */
+enum bl_status { BL_STATUS_RUNNABLE, BL_STATUS_RUNNING, BL_STATUS_WAITING, BL_STATUS_EXITING };
+
+/* Intrusive node of the schedulers' lock-free inject queues. */
+typedef struct bl_qnode {
+    _Atomic(struct bl_qnode *) next; /* written by the enqueuer, read by the owner */
+} bl_qnode;
+
+struct bl_sched;
+struct bl_tentry;
+
+typedef struct bl_proc {
+    /* --- Written by other threads: senders, timers, wakers. --- */
+    _Alignas(64) bl_box box; /* the mailbox word (see above); 16-byte CAS only */
+    bl_qnode inject;         /* link in a scheduler's inject queue */
+
+    /* --- Owned by the process and the scheduler running it. --- */
+    _Alignas(64) bl_ctx ctx;   /* saved registers while switched out */
+    struct bl_sched *sched;    /* home scheduler: where wakers queue it */
+    bl_stack *stack;           /* NULL while it holds none (not started, idle handler) */
+    bl_msg *q_head;            /* private FIFO of drained messages */
+    bl_msg *q_tail;            /* last of q_head, NULL when empty */
+    bl_msg *mark;              /* receive marker: scan after this one (NULL = from head) */
+    struct bl_proc *rq_next;   /* link in run-queue overflow and free lists */
+    struct bl_tentry *tmr;     /* pending receive/sleep timer, NULL if none */
+    bl_entry_fn fn;            /* entry function (plain processes) */
+    void *arg;                 /* its argument; handler processes: init argument */
+    const bl_handler *handler; /* non-NULL for handler processes */
+    void *hstate;              /* handler state returned by init */
+    size_t stack_req;          /* requested stack size, 0 = scheduler default */
+    uint64_t scanned;          /* matcher calls made by receives (tests use it) */
+    uint64_t reductions;       /* reductions used in all */
+    uint32_t q_len;            /* messages in q_head */
+    uint32_t index;            /* table index */
+    uint32_t gen;              /* generation, as in box.meta */
+    uint32_t seq;              /* sequence of the current or last wait */
+    int32_t reds;              /* reductions left in this slice */
+    int32_t exit_reason;       /* reason given to bl_exit */
+    uint8_t park;              /* enum bl_park: request to the scheduler */
+    uint8_t prio;              /* bl_priority */
+    _Atomic uint8_t status;    /* enum bl_status, for introspection */
+    bool mark_set;             /* bl_recv_mark was called */
+    bool timer_fired;          /* a timer, not a message, ended the last wait */
+    bool started;              /* handler init has run */
+} bl_proc;
+
+/* ---- the mailbox word, operations ---- */
+
+/* An atomic snapshot of the word.  (TSan wants it done as one access.) */
+static inline bl_box bl__box_load(bl_proc *p)
+{
+    bl_box b;
+#if defined(BL_TSAN) || !defined(__x86_64__)
+    b.word = __atomic_load_n(&p->box.word, __ATOMIC_ACQUIRE);
+#else
+    /* Two plain halves: a torn pair is harmless because every use feeds it to
+     * a CAS that then fails and retries.  Acquire on top pairs with the
+     * release CAS that published the envelope it points to. */
+    b.top = __atomic_load_n(&p->box.top, __ATOMIC_ACQUIRE);
+    b.meta = __atomic_load_n(&p->box.meta, __ATOMIC_RELAXED);
+#endif
+    return b;
+}
+
+/* CAS of the whole word; on failure *expected gets the current value. */
+static inline bool bl__box_cas(bl_proc *p, bl_box *expected, bl_box desired)
+{
+#if defined(__x86_64__) && !defined(BL_TSAN)
+    /* __sync is inlined as lock cmpxchg16b with -mcx16 (full barrier, which
+     * is the acq_rel the protocol needs); __atomic would call libatomic. */
+    unsigned __int128 old = __sync_val_compare_and_swap(&p->box.word, expected->word, desired.word);
+    if (old == expected->word) return true;
+    expected->word = old;
+    return false;
+#else
+    /* acq_rel: publishes the pushed envelope and acquires drained ones. */
+    return __atomic_compare_exchange_n(&p->box.word, &expected->word, desired.word, false,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+#endif
+}
+
+/* ---- the process table ---- */
+
+/* A scheduler's private cache of free PCB slots. */
+typedef struct bl_proc_cache {
+    bl_proc *free; /* free slots, linked through rq_next */
+    unsigned n;    /* length of free */
+} bl_proc_cache;
+
+/* Sets up the table (once per runtime start). */
+void bl__ptab_init(void);
+/* Unmaps every chunk.  Only when no thread can reach a PCB any more. */
+void bl__ptab_destroy(void);
+/* Calls fn on every slot ever allocated (shutdown). */
+void bl__ptab_each(void (*fn)(bl_proc *p, void *ctx), void *ctx);
+/* Number of slots ever handed out (the table's high-water mark). */
+uint32_t bl__ptab_extent(void);
+
+/*
+ * The PCB a pid's index names, or NULL when the pid is malformed (remote
+ * node, index 0, or an index never allocated).  The PCB may belong to a
+ * newer process: compare the generation in box.meta.
+ */
+bl_proc *bl__proc_lookup(bl_pid pid);
+
+/* A free slot (box.meta = gen | FREE) or NULL when out of memory. */
+bl_proc *bl__proc_alloc(bl_proc_cache *c);
+/* Returns a slot whose process has fully exited: bumps its generation. */
+void bl__proc_release(bl_proc_cache *c, bl_proc *p);
+/* Gives all cached slots back to the shared pool (scheduler shutdown). */
+void bl__proc_cache_flush(bl_proc_cache *c);
+
+static inline bl_pid bl__proc_pid(const bl_proc *p)
+{
+    return bl__pid_make(p->index, p->gen);
+}
+
+#endif /* BL_CORE_PROC_H */

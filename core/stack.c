@@ -1,0 +1,164 @@
+/*
+ * core/stack.c - process stacks and their per-scheduler pools.
+ */
+#define _GNU_SOURCE
+#include "core/stack.h"
+#include "core/ctx.h"
+
+#include <errno.h>
+#include <numaif.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 uapi; older libc headers lack it */
+#endif
+
+#define STACK_MIN (16u << 10)
+#define COLD_MAX 4096
+
+static size_t page_size;
+static bool light_guards;
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+
+static void probe(void)
+{
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    void *m = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (m == MAP_FAILED) return;
+    light_guards = madvise(m, page_size, MADV_GUARD_INSTALL) == 0;
+    munmap(m, 2 * page_size);
+}
+
+void bl__stack_probe(void)
+{
+    pthread_once(&probe_once, probe);
+}
+
+bool bl__stack_light_guards(void)
+{
+    bl__stack_probe();
+    return light_guards;
+}
+
+size_t bl__stack_round(size_t size)
+{
+    bl__stack_probe();
+    if (size < STACK_MIN) size = STACK_MIN;
+    return (size + page_size - 1) & ~(page_size - 1);
+}
+
+static bl_stack *stack_map(size_t size, int numa)
+{
+    size = bl__stack_round(size);
+    size_t map_size = size + page_size; /* plus the guard page */
+    /* MAP_NORESERVE: untouched stack pages cost nothing, not even commit charge. */
+    void *m = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    if (light_guards ? madvise(m, page_size, MADV_GUARD_INSTALL) != 0
+                     : mprotect(m, page_size, PROT_NONE) != 0) {
+        munmap(m, map_size);
+        return NULL;
+    }
+    if (numa >= 0) {
+        /* Preferred, not bound: a full node must not make spawn fail. */
+        unsigned long mask = 1ul << (numa & 63);
+        (void)mbind((char *)m + page_size, size, MPOL_PREFERRED, &mask, 64, 0);
+    }
+    /* The descriptor lives in the top bytes of the stack itself. */
+    bl_stack *s = (bl_stack *)((char *)m + map_size - sizeof(bl_stack));
+    s->next = NULL;
+    s->map = m;
+    s->map_size = map_size;
+    s->lo = (char *)m + page_size;
+    s->size = (size_t)((char *)s - (char *)s->lo);
+    s->cold = false;
+    return s;
+}
+
+void bl__stack_free(bl_stack *s)
+{
+    if (s) munmap(s->map, s->map_size);
+}
+
+void bl__stack_pool_init(bl_stack_pool *p, size_t size, unsigned hot_max, int numa)
+{
+    bl__stack_probe();
+    *p = (bl_stack_pool){.size = bl__stack_round(size), .hot_max = hot_max,
+                         .cold_max = COLD_MAX, .numa = numa};
+}
+
+static void free_list(bl_stack *s)
+{
+    while (s) {
+        bl_stack *next = s->next;
+        bl__stack_free(s);
+        s = next;
+    }
+}
+
+void bl__stack_pool_destroy(bl_stack_pool *p)
+{
+    free_list(p->hot);
+    free_list(p->cold);
+    p->hot = p->cold = NULL;
+    p->nhot = p->ncold = 0;
+}
+
+bl_stack *bl__stack_get(bl_stack_pool *p, size_t size)
+{
+    size_t want = size ? bl__stack_round(size) : p->size;
+    if (want != p->size) return stack_map(want, p->numa);
+    bl_stack *s = p->hot;
+    if (s) {
+        p->hot = s->next;
+        p->nhot--;
+        return s;
+    }
+    s = p->cold;
+    if (s) {
+        p->cold = s->next;
+        p->ncold--;
+        s->cold = false;
+        return s;
+    }
+    s = stack_map(want, p->numa);
+    if (s) p->mapped += s->map_size;
+    return s;
+}
+
+void bl__stack_put(bl_stack_pool *p, bl_stack *s)
+{
+#ifdef BL_ASAN
+    /* Frames that never returned leave poisoned redzones behind. */
+    ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
+#endif
+    /* Stacks of another size than the pool's are not kept. */
+    if (s->map_size != p->size + page_size) {
+        bl__stack_free(s);
+        return;
+    }
+    if (p->nhot < p->hot_max) {
+        s->next = p->hot;
+        p->hot = s;
+        p->nhot++;
+        return;
+    }
+    if (p->ncold >= p->cold_max) {
+        p->mapped -= s->map_size;
+        bl__stack_free(s);
+        return;
+    }
+    /* Keep the descriptor's page; give the rest of the stack back to the kernel. */
+    size_t keep = page_size;
+    size_t len = s->map_size - page_size - keep;
+    (void)madvise(s->lo, len, MADV_DONTNEED);
+    s->cold = true;
+    s->next = p->cold;
+    p->cold = s;
+    p->ncold++;
+}

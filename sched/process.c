@@ -1,0 +1,476 @@
+/*
+ * sched/process.c - what a process does: spawn, exit, send, receive.
+ *
+ * These calls join core (PCBs, envelopes, the mailbox word) to the
+ * scheduler (queues, parking, timers), so they live in the scheduler layer.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/msg.h"
+#include "sched/sched.h"
+
+#define MAX_STACK ((size_t)1 << 30)
+
+/* PCB slots for spawns from threads that are not schedulers (rare: main). */
+static bl_proc_cache outside_cache;
+static pthread_mutex_t outside_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static inline bool running(void)
+{
+    return bl__rt && !atomic_load_explicit(&bl__rt->stop, memory_order_relaxed);
+}
+
+/* ---- spawn and exit ---- */
+
+static int spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h,
+                 const bl_spawn_opts *o)
+{
+    static const bl_spawn_opts none;
+    if (!o) o = &none;
+    if (!running()) return -ESRCH;
+    bl_runtime *rt = bl__rt;
+    if ((unsigned)o->priority > BL_PRIO_MAX || o->scheduler < 0 ||
+        (unsigned)o->scheduler > rt->nsched || o->stack_size > MAX_STACK)
+        return -EINVAL;
+
+    bl_sched *cur = bl__tls_sched;
+    bl_sched *home;
+    if (o->scheduler) home = rt->scheds[o->scheduler - 1];
+    else if (cur) home = cur;
+    else home = rt->scheds[atomic_fetch_add_explicit(&rt->rr, 1, memory_order_relaxed) % rt->nsched];
+
+    bl_proc *p;
+    if (cur) {
+        p = bl__proc_alloc(&cur->pcache);
+    } else {
+        pthread_mutex_lock(&outside_lock);
+        p = bl__proc_alloc(&outside_cache);
+        pthread_mutex_unlock(&outside_lock);
+    }
+    if (!p) return -ENOMEM;
+
+    /* The slot is FREE: stale senders and timers see a generation or
+     * sequence mismatch and leave it alone, so plain writes are safe until
+     * the mailbox word is published below. */
+    p->gen = bl__meta_gen(bl__box_load(p).meta);
+    p->sched = home;
+    p->stack = NULL;
+    p->q_head = p->q_tail = p->mark = NULL;
+    p->rq_next = NULL;
+    p->tmr = NULL;
+    p->fn = fn;
+    p->arg = arg;
+    p->handler = h;
+    p->hstate = NULL;
+    p->stack_req = o->stack_size == bl__rt->cfg.stack_size ? 0 : o->stack_size;
+    p->scanned = 0;
+    p->reductions = 0;
+    p->q_len = 0;
+    p->seq = 0;
+    p->exit_reason = 0;
+    p->park = 0;
+    p->prio = (uint8_t)o->priority;
+    p->mark_set = false;
+    p->timer_fired = false;
+    p->started = false;
+    memset(&p->ctx, 0, sizeof p->ctx);
+
+    bl_box cur_box = bl__box_load(p), want = {.top = NULL, .meta = bl__meta(p->gen, 0, BL_ST_ACTIVE)};
+    while (!bl__box_cas(p, &cur_box, want)) {}
+    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+    if (out) *out = bl__proc_pid(p);
+    bl__sched_ready(p, false);
+
+    bl_proc *self = bl__self();
+    if (self) bl__charge(self, 10);
+    return 0;
+}
+
+int bl_spawn(bl_pid *pid, bl_entry_fn fn, void *arg, const bl_spawn_opts *opts)
+{
+    if (!fn) return -EINVAL;
+    return spawn(pid, fn, arg, NULL, opts);
+}
+
+int bl_spawn_handler(bl_pid *pid, const bl_handler *h, void *arg, const bl_spawn_opts *opts)
+{
+    if (!h || !h->handle) return -EINVAL;
+    return spawn(pid, NULL, arg, h, opts);
+}
+
+static void free_chain(bl_slab *slab, bl_msg *m)
+{
+    while (m) {
+        bl_msg *next = m->next;
+        bl__msg_free(slab, m);
+        m = next;
+    }
+}
+
+/* On the scheduler's stack, after the process switched away for good. */
+void bl__proc_finish(bl_sched *s, bl_proc *p)
+{
+    atomic_store_explicit(&p->status, BL_STATUS_EXITING, memory_order_relaxed);
+    /* Close the mailbox: the next generation, FREE.  From here on senders
+     * drop their messages; what was already pushed is freed here. */
+    uint32_t next_gen = (p->gen + 1) & BL_PID_GEN_MASK;
+    bl_box cur = bl__box_load(p), want = {.top = NULL, .meta = bl__meta(next_gen, 0, BL_ST_FREE)};
+    while (!bl__box_cas(p, &cur, want)) {}
+    free_chain(&s->slab, cur.top);
+    free_chain(&s->slab, p->q_head);
+    p->q_head = p->q_tail = p->mark = NULL;
+    if (p->stack) bl__stack_put(&s->stacks, p->stack);
+    p->stack = NULL;
+    bl__ctx_destroy(&p->ctx);
+    p->gen = next_gen;
+    atomic_fetch_sub_explicit(&s->rt->live, 1, memory_order_relaxed);
+    bl__proc_release(&s->pcache, p);
+}
+
+/* Shutdown: frees what a slot still holds.  No scheduler runs any more. */
+void bl__proc_discard(bl_proc *p, void *ctx)
+{
+    (void)ctx;
+    bl_box b = bl__box_load(p);
+    if (bl__meta_state(b.meta) == BL_ST_FREE) return;
+    free_chain(NULL, b.top);
+    free_chain(NULL, p->q_head);
+    if (p->stack) bl__stack_free(p->stack);
+    p->stack = NULL;
+    bl__ctx_destroy(&p->ctx);
+}
+
+static _Noreturn void exit_self(bl_proc *p, int reason)
+{
+    p->exit_reason = reason;
+    bl__sched_disarm_timer(p);
+    bl__sched_park(p, BL_PARK_EXIT);
+    __builtin_unreachable();
+}
+
+int bl_exit(int reason)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    exit_self(p, reason);
+}
+
+/* ---- sending ---- */
+
+/* Pushes m onto p's inbox if p still is the process `to` names. */
+static void push(bl_proc *p, bl_pid to, bl_msg *m)
+{
+    bl_box cur = bl__box_load(p), want;
+    for (;;) {
+        unsigned st = bl__meta_state(cur.meta);
+        if (bl__meta_gen(cur.meta) != bl__pid_gen(to) || st == BL_ST_FREE) {
+            /* It died meanwhile: dropping the message is what Erlang does. */
+            bl_sched *s = bl__tls_sched;
+            bl__msg_free(s ? &s->slab : NULL, m);
+            return;
+        }
+        m->next = cur.top;
+        want.top = m;
+        want.meta = st == BL_ST_WAITING ? bl__meta_with_state(cur.meta, BL_ST_ACTIVE) : cur.meta;
+        if (bl__box_cas(p, &cur, want)) break;
+    }
+    /* Winning WAITING -> ACTIVE makes this sender the one to queue it. */
+    if (bl__meta_state(cur.meta) == BL_ST_WAITING) bl__sched_ready(p, true);
+}
+
+/* Validates `to` and returns its PCB if it is alive, NULL if dead.  *err
+ * gets -EINVAL for a malformed pid, -ESRCH when the runtime is down. */
+static bl_proc *target(bl_pid to, int *err)
+{
+    *err = 0;
+    if (!running()) {
+        *err = -ESRCH;
+        return NULL;
+    }
+    bl_proc *p = bl__proc_lookup(to);
+    if (!p) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    bl_box b = bl__box_load(p);
+    if (bl__meta_gen(b.meta) != bl__pid_gen(to) || bl__meta_state(b.meta) == BL_ST_FREE)
+        return NULL;
+    return p;
+}
+
+static void finish_send(bl_proc *p, bl_pid to, bl_msg *m, uint32_t tag, bl_ref ref)
+{
+    bl_proc *self = bl__self();
+    m->from = self ? bl__proc_pid(self) : BL_PID_NONE;
+    m->ref = ref;
+    m->tag = tag;
+    push(p, to, m);
+    if (self) bl__charge(self, 1);
+}
+
+int bl__send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
+{
+    if (len && !data) return -EINVAL;
+    int err;
+    bl_proc *p = target(to, &err);
+    if (!p) return err;
+    bl_sched *s = bl__tls_sched;
+    bl_msg *m = bl__msg_alloc(s ? &s->slab : NULL, len);
+    if (!m) return -ENOMEM;
+    if (len) memcpy(m->data, data, len);
+    finish_send(p, to, m, tag, ref);
+    return 0;
+}
+
+int bl_send(bl_pid to, uint32_t tag, const void *data, size_t len)
+{
+    if (tag >= BL_TAG_SYSTEM) return -EINVAL;
+    return bl__send(to, tag, BL_REF_NONE, data, len);
+}
+
+int bl_send_ref(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
+{
+    if (tag >= BL_TAG_SYSTEM) return -EINVAL;
+    return bl__send(to, tag, ref, data, len);
+}
+
+int bl_send_move(bl_pid to, uint32_t tag, void *buf, size_t len, void (*free_fn)(void *))
+{
+    if (tag >= BL_TAG_SYSTEM || (len && !buf)) return -EINVAL;
+    int err;
+    bl_proc *p = target(to, &err);
+    if (err) return err;
+    if (!p) {
+        /* Dead receiver: the runtime owns buf now and frees it, as documented. */
+        (free_fn ? free_fn : free)(buf);
+        return 0;
+    }
+    bl_sched *s = bl__tls_sched;
+    bl_msg *m = bl__msg_alloc_moved(s ? &s->slab : NULL, buf, len, free_fn);
+    if (!m) return -ENOMEM;
+    finish_send(p, to, m, tag, BL_REF_NONE);
+    return 0;
+}
+
+void bl_msg_free(bl_msg *m)
+{
+    if (!m) return;
+    bl_sched *s = bl__tls_sched;
+    bl__msg_free(s ? &s->slab : NULL, m);
+}
+
+/* ---- receiving ---- */
+
+/* Moves everything in the inbox to the end of the private queue, in
+ * arrival order.  Returns false when the inbox was empty. */
+static bool drain(bl_proc *p)
+{
+    bl_box cur = bl__box_load(p), want;
+    do {
+        if (!cur.top) return false;
+        want.top = NULL;
+        want.meta = cur.meta;
+    } while (!bl__box_cas(p, &cur, want));
+    /* The inbox is newest first: reverse it. */
+    bl_msg *m = cur.top, *fifo = NULL, *last = m;
+    uint32_t n = 0;
+    while (m) {
+        bl_msg *next = m->next;
+        m->next = fifo;
+        fifo = m;
+        m = next;
+        n++;
+    }
+    if (p->q_tail) p->q_tail->next = fifo;
+    else p->q_head = fifo;
+    p->q_tail = last;
+    p->q_len += n;
+    return true;
+}
+
+static void unlink_msg(bl_proc *p, bl_msg *prev, bl_msg *m)
+{
+    if (prev) prev->next = m->next;
+    else p->q_head = m->next;
+    if (p->q_tail == m) p->q_tail = prev;
+    /* Keep the marker valid: it moves back to the predecessor. */
+    if (p->mark == m) p->mark = prev;
+    p->q_len--;
+    m->next = NULL;
+}
+
+int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsigned flags)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (!out || (timeout_ms < 0 && timeout_ms != BL_INFINITY)) return -EINVAL;
+    *out = NULL;
+
+    bool marked = (flags & BL_RECV_MARKED) && p->mark_set;
+    bl_msg *prev = marked ? p->mark : NULL;
+    bl_msg *m = prev ? prev->next : p->q_head;
+    bool waited = false;
+    int scanned = 0;
+    p->timer_fired = false;
+    for (;;) {
+        for (; m; prev = m, m = m->next) {
+            if (match) {
+                scanned++;
+                p->scanned++;
+                if (!match(m, arg)) continue;
+            }
+            unlink_msg(p, prev, m);
+            if (marked) p->mark_set = false;
+            if (waited) bl__sched_disarm_timer(p);
+            *out = m;
+            bl__charge(p, 1 + scanned / 16);
+            return 0;
+        }
+        if (drain(p)) {
+            m = prev ? prev->next : p->q_head;
+            continue;
+        }
+        if (p->timer_fired || timeout_ms == 0) {
+            p->timer_fired = false;
+            bl__charge(p, 1 + scanned / 16);
+            return -ETIMEDOUT;
+        }
+        if (!waited) {
+            /* One sequence number and one timer for the whole receive: a
+             * wake-up by a message that does not match re-parks the same wait. */
+            waited = true;
+            if (timeout_ms > 0) {
+                uint64_t deadline = bl__now_ns() + (uint64_t)timeout_ms * 1000000u;
+                int rc = bl__sched_arm_timer(p, deadline, BL_ST_WAITING);
+                if (rc) return rc;
+            }
+            p->seq++;
+        }
+        bl__sched_park(p, BL_PARK_WAIT);
+    }
+}
+
+bl_msg *bl_receive(int64_t timeout_ms)
+{
+    bl_msg *m = NULL;
+    return bl_recv(&m, NULL, NULL, timeout_ms, 0) == 0 ? m : NULL;
+}
+
+void bl_recv_mark(void)
+{
+    bl_proc *p = bl__self();
+    if (!p) return;
+    drain(p);
+    p->mark = p->q_tail;
+    p->mark_set = true;
+}
+
+size_t bl_mailbox_len(void)
+{
+    bl_proc *p = bl__self();
+    if (!p) return 0;
+    drain(p);
+    return p->q_len;
+}
+
+bool bl_match_tag(const bl_msg *m, void *arg)
+{
+    return m->tag == *(const uint32_t *)arg;
+}
+
+bool bl_match_ref(const bl_msg *m, void *arg)
+{
+    return m->ref == *(const bl_ref *)arg;
+}
+
+/* ---- process entry, identity, yielding ---- */
+
+static _Noreturn void handler_loop(bl_proc *p)
+{
+    const bl_handler *h = p->handler;
+    if (!p->started) {
+        p->started = true;
+        p->hstate = p->arg;
+        if (h->init) {
+            int rc = h->init(p->arg, &p->hstate);
+            if (rc) exit_self(p, rc);
+        }
+    }
+    for (;;) {
+        bl_msg *m = p->q_head;
+        if (m) {
+            unlink_msg(p, NULL, m);
+        } else if (drain(p)) {
+            continue;
+        } else {
+            /* Nothing to do: park without a stack.  The next message starts
+             * this function afresh on whatever stack is free then. */
+            p->seq++;
+            bl__sched_park(p, BL_PARK_IDLE);
+            __builtin_unreachable();
+        }
+        int rc = h->handle(p->hstate, m);
+        bl_msg_free(m);
+        if (rc) {
+            if (h->terminate) h->terminate(p->hstate, rc);
+            exit_self(p, rc);
+        }
+        bl__charge(p, 1);
+    }
+}
+
+void bl__proc_entry(void *arg)
+{
+    bl__ctx_entered();
+    bl_proc *p = arg;
+    if (p->handler) handler_loop(p);
+    p->fn(p->arg);
+    exit_self(p, BL_REASON_NORMAL);
+}
+
+bl_pid bl_self(void)
+{
+    bl_proc *p = bl__self();
+    return p ? bl__proc_pid(p) : BL_PID_NONE;
+}
+
+bool bl_is_alive(bl_pid pid)
+{
+    bl_proc *p = bl__rt ? bl__proc_lookup(pid) : NULL;
+    if (!p) return false;
+    bl_box b = bl__box_load(p);
+    return bl__meta_gen(b.meta) == bl__pid_gen(pid) && bl__meta_state(b.meta) != BL_ST_FREE;
+}
+
+int bl_yield(void)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    bl__sched_park(p, BL_PARK_YIELD);
+    return 0;
+}
+
+static _Atomic uint64_t ref_counter = 1;
+#define REF_BLOCK 65536u
+
+bl_ref bl_make_ref(void)
+{
+    bl_sched *s = bl__tls_sched;
+    /* Relaxed: uniqueness needs atomicity only, not ordering. */
+    if (!s) return atomic_fetch_add_explicit(&ref_counter, 1, memory_order_relaxed);
+    if (s->ref_next == s->ref_end) {
+        s->ref_next = atomic_fetch_add_explicit(&ref_counter, REF_BLOCK, memory_order_relaxed);
+        s->ref_end = s->ref_next + REF_BLOCK;
+    }
+    return s->ref_next++;
+}
+
+int bl_current_scheduler(void)
+{
+    bl_sched *s = bl__tls_sched;
+    return s ? (int)s->index : -1;
+}

@@ -1,0 +1,177 @@
+/*
+ * sched/ring.c - each scheduler's io_uring: set-up with feature fallbacks,
+ * sleeping inside it, and waking another scheduler through it.
+ *
+ * The ring is created on the scheduler's own thread, so SINGLE_ISSUER (and
+ * DEFER_TASKRUN, which needs it) name the right task.  Each scheduler also
+ * keeps a read armed on an eventfd, so threads with no ring of their own (the
+ * program's main thread, foreign threads) can wake it with write(2).
+ */
+#define _GNU_SOURCE
+#include "sched/sched.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Set-up flag sets to try, best first. */
+static const unsigned setup_tries[] = {
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
+    IORING_SETUP_COOP_TASKRUN,
+    0,
+};
+
+static const char *setup_hint(int err)
+{
+    switch (err) {
+    case -EPERM:
+        return "io_uring is not permitted: check sysctl kernel.io_uring_disabled (must be 0, or 1 "
+               "with the right group) and any seccomp profile (container runtimes often block "
+               "io_uring_setup)";
+    case -ENOSYS:
+        return "the kernel has no io_uring (Linux 5.1+ built with CONFIG_IO_URING is required)";
+    case -ENOMEM:
+        return "not enough locked memory for the ring (raise RLIMIT_MEMLOCK on kernels before "
+               "5.12, or lower BEAMLINE_RING_ENTRIES)";
+    case -EMFILE:
+    case -ENFILE:
+        return "out of file descriptors";
+    default:
+        return "io_uring_setup failed";
+    }
+}
+
+static void arm_eventfd(bl_sched *s)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        io_uring_submit(&s->ring);
+        sqe = io_uring_get_sqe(&s->ring);
+        if (!sqe) return;
+    }
+    io_uring_prep_read(sqe, s->evfd, &s->evbuf, sizeof s->evbuf, 0);
+    io_uring_sqe_set_data64(sqe, BL_UD_EVENTFD);
+    s->ev_armed = true;
+    io_uring_submit(&s->ring);
+}
+
+int bl__ring_setup(bl_sched *s, char *err, size_t errlen)
+{
+    bl_runtime *rt = s->rt;
+    int ret = -EINVAL;
+    for (size_t i = 0; i < sizeof setup_tries / sizeof setup_tries[0]; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = setup_tries[i];
+        ret = io_uring_queue_init_params(rt->cfg.ring_entries, &s->ring, &p);
+        if (ret == 0) {
+            if (s->index == 0) {
+                rt->ring_flags = p.flags;
+                rt->cqe_skip = p.features & IORING_FEAT_CQE_SKIP;
+            }
+            break;
+        }
+        /* EINVAL means "flag unknown to this kernel": try a simpler set.
+         * Anything else is a real refusal. */
+        if (ret != -EINVAL) break;
+    }
+    if (ret < 0) {
+        snprintf(err, errlen, "scheduler %u: io_uring_setup: %s (%s)", s->index, strerror(-ret),
+                 setup_hint(ret));
+        return ret;
+    }
+    s->ring_ok = true;
+    s->ring_fd = s->ring.ring_fd;
+
+    if (s->index == 0) {
+        struct io_uring_probe *probe = io_uring_get_probe_ring(&s->ring);
+        bool has_read = probe && io_uring_opcode_supported(probe, IORING_OP_READ);
+        bool has_msg = probe && io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+        if (probe) io_uring_free_probe(probe);
+        if (!has_read) {
+            snprintf(err, errlen, "io_uring lacks IORING_OP_READ (Linux 5.6+ is required)");
+            return -ENOTSUP;
+        }
+        if (rt->cfg.wake == BL_WAKE_MSG_RING && !has_msg) {
+            snprintf(err, errlen, "BEAMLINE_WAKE=msg_ring, but io_uring lacks IORING_OP_MSG_RING "
+                                  "(Linux 5.18+); use eventfd");
+            return -ENOTSUP;
+        }
+        rt->msg_ring = has_msg && rt->cfg.wake != BL_WAKE_EVENTFD;
+    }
+
+    /* Cap the kernel's io-wq workers so blocking work cannot spawn thousands of threads. */
+    unsigned iowq[2] = {rt->cfg.iowq_max, rt->cfg.iowq_max};
+    (void)io_uring_register_iowq_max_workers(&s->ring, iowq);
+
+    s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->evfd < 0) {
+        ret = -errno;
+        snprintf(err, errlen, "scheduler %u: eventfd: %s", s->index, strerror(errno));
+        return ret;
+    }
+    arm_eventfd(s);
+    return 0;
+}
+
+void bl__ring_teardown(bl_sched *s)
+{
+    if (s->ring_ok) io_uring_queue_exit(&s->ring);
+    s->ring_ok = false;
+    if (s->evfd >= 0) close(s->evfd);
+    s->evfd = -1;
+}
+
+void bl__ring_send_wake(bl_sched *from, bl_sched *to)
+{
+    if (from && from->rt->msg_ring) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&from->ring);
+        if (sqe) {
+            io_uring_prep_msg_ring(sqe, to->ring_fd, 0, BL_UD_WAKE, 0);
+            /* The sender needs no completion of its own for a wake-up. */
+            if (from->rt->cqe_skip) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+            io_uring_sqe_set_data64(sqe, 0);
+            if (io_uring_submit(&from->ring) >= 0) return;
+        }
+    }
+    uint64_t one = 1;
+    ssize_t n = write(to->evfd, &one, sizeof one);
+    (void)n; /* EAGAIN: the counter is already non-zero, a wake-up is pending anyway */
+}
+
+unsigned bl__ring_reap(bl_sched *s)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    bool rearm = false;
+    io_uring_for_each_cqe(&s->ring, head, cqe)
+    {
+        if (cqe->user_data == BL_UD_EVENTFD) rearm = true;
+        /* BL_UD_WAKE and the sender-side MSG_RING completions carry nothing
+         * more: the wake-up itself was the point. */
+        n++;
+    }
+    if (n) io_uring_cq_advance(&s->ring, n);
+    if (rearm) {
+        s->ev_armed = false;
+        arm_eventfd(s);
+    }
+    return n;
+}
+
+void bl__ring_wait(bl_sched *s, uint64_t timeout_ns)
+{
+    struct io_uring_cqe *cqe = NULL;
+    if (timeout_ns == UINT64_MAX) {
+        (void)io_uring_wait_cqe(&s->ring, &cqe);
+    } else {
+        struct __kernel_timespec ts = {.tv_sec = (long long)(timeout_ns / 1000000000u),
+                                       .tv_nsec = (long long)(timeout_ns % 1000000000u)};
+        (void)io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts);
+    }
+    bl__ring_reap(s);
+}

@@ -1,0 +1,317 @@
+/*
+ * sched/runtime.c - configuration, start-up and shutdown of the runtime.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sched/sched.h"
+
+bl_runtime *bl__rt;
+static _Atomic int started;
+static char errbuf[512];
+
+const char *bl_runtime_error(void)
+{
+    return errbuf;
+}
+
+unsigned bl_schedulers(void)
+{
+    return bl__rt ? bl__rt->nsched : 0;
+}
+
+/* ---- configuration ---- */
+
+static int parse_uint(const char *name, const char *v, unsigned long long max,
+                      unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    unsigned long long mul = 1;
+    if (*end == 'k' || *end == 'K') mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M') mul = 1024 * 1024, end++;
+    if (errno || end == v || *end || v[0] == '-' || x > max / mul) {
+        snprintf(errbuf, sizeof errbuf, "%s=%s: expected a number up to %llu", name, v, max);
+        return -EINVAL;
+    }
+    *out = x * mul;
+    return 0;
+}
+
+int bl_config_from_env(bl_config *c)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+        size_t size;
+        unsigned long long max;
+    } nums[] = {
+        {"BEAMLINE_SCHEDULERS", offsetof(bl_config, schedulers), sizeof(unsigned), 1024},
+        {"BEAMLINE_REDUCTIONS", offsetof(bl_config, reductions), sizeof(unsigned), 100000000},
+        {"BEAMLINE_SPIN_US", offsetof(bl_config, spin_us), sizeof(unsigned), 10000000},
+        {"BEAMLINE_STACK_SIZE", offsetof(bl_config, stack_size), sizeof(size_t), 1ull << 30},
+        {"BEAMLINE_STACK_POOL", offsetof(bl_config, stack_pool_max), sizeof(unsigned), 1u << 20},
+        {"BEAMLINE_RING_ENTRIES", offsetof(bl_config, ring_entries), sizeof(unsigned), 32768},
+        {"BEAMLINE_IOWQ_MAX", offsetof(bl_config, iowq_max), sizeof(unsigned), 65536},
+    };
+    if (!c) return -EINVAL;
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        const char *v = getenv(nums[i].name);
+        unsigned long long x;
+        if (!v || !*v) continue;
+        int rc = parse_uint(nums[i].name, v, nums[i].max, &x);
+        if (rc) return rc;
+        if (nums[i].size == sizeof(size_t)) *(size_t *)((char *)c + nums[i].off) = (size_t)x;
+        else *(unsigned *)((char *)c + nums[i].off) = (unsigned)x;
+        if (!strcmp(nums[i].name, "BEAMLINE_SPIN_US")) c->no_spin = x == 0;
+    }
+    const char *v = getenv("BEAMLINE_BIND");
+    if (v && *v) {
+        if (!strcmp(v, "cores")) c->bind = BL_BIND_CORES;
+        else if (!strcmp(v, "none")) c->bind = BL_BIND_NONE;
+        else if (!strcmp(v, "spread")) c->bind = BL_BIND_SPREAD;
+        else {
+            snprintf(errbuf, sizeof errbuf, "BEAMLINE_BIND=%s: expected cores, none or spread", v);
+            return -EINVAL;
+        }
+    }
+    v = getenv("BEAMLINE_WAKE");
+    if (v && *v) {
+        if (!strcmp(v, "msg_ring")) c->wake = BL_WAKE_MSG_RING;
+        else if (!strcmp(v, "eventfd")) c->wake = BL_WAKE_EVENTFD;
+        else if (!strcmp(v, "default")) c->wake = BL_WAKE_DEFAULT;
+        else {
+            snprintf(errbuf, sizeof errbuf, "BEAMLINE_WAKE=%s: expected msg_ring or eventfd", v);
+            return -EINVAL;
+        }
+    }
+    v = getenv("BEAMLINE_TOPOLOGY");
+    if (v && *v) c->topology = v;
+    return 0;
+}
+
+static int check_config(bl_config *c)
+{
+    if ((unsigned)c->bind > BL_BIND_SPREAD || (unsigned)c->wake > BL_WAKE_EVENTFD ||
+        c->schedulers > 1024 || c->stack_size > (1u << 30) || c->ring_entries > 32768) {
+        snprintf(errbuf, sizeof errbuf, "invalid configuration value");
+        return -EINVAL;
+    }
+    if (!c->reductions) c->reductions = 4000;
+    if (!c->spin_us && !c->no_spin) c->spin_us = 50;
+    if (!c->stack_size) c->stack_size = 128u << 10;
+    if (!c->stack_pool_max) c->stack_pool_max = 64;
+    if (!c->ring_entries) c->ring_entries = 256;
+    if (!c->iowq_max) c->iowq_max = 4;
+    c->stack_size = bl__stack_round(c->stack_size);
+    return 0;
+}
+
+/* ---- start-up ---- */
+
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t start_cond = PTHREAD_COND_INITIALIZER;
+static unsigned start_ready;
+
+typedef struct thread_arg {
+    bl_sched *s;
+    char err[256];
+} thread_arg;
+
+static void *sched_thread(void *arg)
+{
+    thread_arg *ta = arg;
+    bl_sched *s = ta->s;
+    int rc = bl__topo_bind_thread(&s->rt->topo, s->index);
+    (void)rc; /* -ENOTSUP: no pinning in this plan; a failed bind only costs locality */
+    s->start_err = bl__ring_setup(s, ta->err, sizeof ta->err);
+    pthread_mutex_lock(&start_lock);
+    start_ready++;
+    pthread_cond_broadcast(&start_cond);
+    pthread_mutex_unlock(&start_lock);
+    if (s->start_err == 0) bl__sched_main(s);
+    bl__ring_teardown(s);
+    return NULL;
+}
+
+static void runtime_free(bl_runtime *rt)
+{
+    if (rt->scheds) {
+        for (unsigned i = 0; i < rt->nsched; i++) {
+            bl_sched *s = rt->scheds[i];
+            if (!s) continue;
+            bl__twheel_init(&s->wheel, 0, 0);
+            bl__stack_pool_destroy(&s->stacks);
+            bl__slab_destroy(&s->slab);
+            free(s);
+        }
+    }
+    bl__slab_registry(NULL, 0);
+    free(rt->scheds);
+    free(rt->slabs);
+    bl__topo_free(&rt->topo);
+    free(rt);
+}
+
+static void join_all(bl_runtime *rt, thread_arg *args, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) pthread_join(rt->scheds[i]->thread, NULL);
+    free(args);
+}
+
+int bl_runtime_start(const bl_config *cfg)
+{
+    if (atomic_exchange(&started, 1)) {
+        snprintf(errbuf, sizeof errbuf, "the runtime is already running");
+        return -EALREADY;
+    }
+    errbuf[0] = 0;
+    bl_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt) goto nomem;
+    int rc = 0;
+    if (cfg) rt->cfg = *cfg;
+    else rc = bl_config_from_env(&rt->cfg);
+    if (rc || (rc = check_config(&rt->cfg))) goto fail;
+
+    rc = bl__topo_build(&rt->topo, rt->cfg.topology, rt->cfg.schedulers, rt->cfg.bind);
+    if (rc) {
+        snprintf(errbuf, sizeof errbuf, "topology: %s%s", strerror(-rc),
+                 rt->cfg.topology ? " (bad BEAMLINE_TOPOLOGY description?)" : "");
+        goto fail;
+    }
+    rt->nsched = rt->topo.nsched;
+    rt->scheds = calloc(rt->nsched, sizeof *rt->scheds);
+    rt->slabs = calloc(rt->nsched, sizeof *rt->slabs);
+    if (!rt->scheds || !rt->slabs) goto nomem_rt;
+    for (unsigned i = 0; i < rt->nsched; i++) {
+        bl_sched *s;
+        if (posix_memalign((void **)&s, 64, sizeof *s)) goto nomem_rt;
+        memset(s, 0, sizeof *s);
+        rt->scheds[i] = s;
+        s->index = i;
+        s->rt = rt;
+        s->numa = rt->topo.nnuma > 1 ? rt->topo.sched[i].numa : -1;
+        s->evfd = -1;
+        s->ring_fd = -1;
+        atomic_store_explicit(&s->inject_head, &s->inject_stub, memory_order_relaxed);
+        s->inject_tail = &s->inject_stub;
+        bl__twheel_init(&s->wheel, bl__now_ns(), 0);
+        bl__slab_init(&s->slab, i, s->numa);
+        bl__stack_pool_init(&s->stacks, rt->cfg.stack_size, rt->cfg.stack_pool_max, s->numa);
+        rt->slabs[i] = &s->slab;
+    }
+    bl__ptab_init();
+    bl__slab_registry(rt->slabs, rt->nsched);
+    bl__rt = rt;
+
+    thread_arg *args = calloc(rt->nsched, sizeof *args);
+    if (!args) goto nomem_rt;
+    start_ready = 0;
+    unsigned created = 0;
+    for (; created < rt->nsched; created++) {
+        args[created].s = rt->scheds[created];
+        if (pthread_create(&rt->scheds[created]->thread, NULL, sched_thread, &args[created])) {
+            rc = -EAGAIN;
+            snprintf(errbuf, sizeof errbuf, "cannot create scheduler thread %u", created);
+            break;
+        }
+    }
+    pthread_mutex_lock(&start_lock);
+    while (start_ready < created) pthread_cond_wait(&start_cond, &start_lock);
+    pthread_mutex_unlock(&start_lock);
+    for (unsigned i = 0; i < created && !rc; i++) {
+        if (rt->scheds[i]->start_err) {
+            rc = rt->scheds[i]->start_err;
+            snprintf(errbuf, sizeof errbuf, "%s", args[i].err);
+        }
+    }
+    if (rc) {
+        bl_runtime_stop();
+        join_all(rt, args, created);
+        bl__rt = NULL;
+        bl__ptab_destroy();
+        goto fail;
+    }
+    free(args);
+    return 0;
+
+nomem_rt:
+    bl__rt = NULL;
+nomem:
+    snprintf(errbuf, sizeof errbuf, "out of memory");
+    rc = -ENOMEM;
+fail:
+    if (rt) runtime_free(rt);
+    atomic_store(&started, 0);
+    return rc;
+}
+
+/* ---- stopping ---- */
+
+void bl_runtime_stop(void)
+{
+    bl_runtime *rt = bl__rt;
+    if (!rt) return;
+    /* Seq_cst: pairs with a scheduler's sleeping-flag store then stop check. */
+    atomic_store_explicit(&rt->stop, 1, memory_order_seq_cst);
+    atomic_store_explicit(&rt->stop_futex, 1, memory_order_seq_cst);
+    syscall(SYS_futex, &rt->stop_futex, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    for (unsigned i = 0; i < rt->nsched; i++) {
+        bl_sched *s = rt->scheds[i];
+        if (s && s->evfd >= 0) {
+            atomic_store_explicit(&s->sleeping, 1, memory_order_relaxed);
+            bl__sched_notify(s);
+        }
+    }
+}
+
+int bl_runtime_wait(void)
+{
+    if (bl__tls_sched) return -EPERM;
+    bl_runtime *rt = bl__rt;
+    if (!rt) return -ESRCH;
+    while (!atomic_load_explicit(&rt->stop_futex, memory_order_acquire))
+        syscall(SYS_futex, &rt->stop_futex, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    for (unsigned i = 0; i < rt->nsched; i++) pthread_join(rt->scheds[i]->thread, NULL);
+    /* No scheduler runs: free what processes still hold, then everything. */
+    bl__ptab_each(bl__proc_discard, NULL);
+    bl__rt = NULL;
+    bl__ptab_destroy();
+    runtime_free(rt);
+    atomic_store(&started, 0);
+    return 0;
+}
+
+/* ---- one-call lifecycle ---- */
+
+typedef struct main_arg {
+    bl_entry_fn fn;
+    void *arg;
+} main_arg;
+
+static void main_entry(void *arg)
+{
+    main_arg *m = arg;
+    m->fn(m->arg);
+    bl_runtime_stop();
+}
+
+int bl_main(const bl_config *cfg, bl_entry_fn fn, void *arg)
+{
+    if (!fn) return -EINVAL;
+    int rc = bl_runtime_start(cfg);
+    if (rc) return rc;
+    main_arg m = {fn, arg};
+    rc = bl_spawn(&bl__rt->main_pid, main_entry, &m, NULL);
+    if (rc) bl_runtime_stop();
+    bl_runtime_wait();
+    return rc;
+}

@@ -1,0 +1,422 @@
+/*
+ * sched/sched.c - the scheduler loop: picking the next process, running
+ * it, acting on why it came back, stealing, and sleeping in the ring.
+ *
+ * Order of picking (cheapest and most local first, with two guards against
+ * starvation):
+ *   1. every 61st round, the inject queue and the overflow list go first;
+ *   2. runnext (a process just woken by a local message) if the slice allows;
+ *   3. the local ring, then the overflow list, then the inject queue;
+ *   4. steal from the other schedulers in topology order.
+ * Nothing found: spin for spin_us, then sleep in io_uring until the next
+ * timer or a wake-up.
+ */
+#define _GNU_SOURCE
+#include "sched/sched.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+__thread bl_sched *bl__tls_sched;
+
+uint64_t bl__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* ---- inject queue (Vyukov's intrusive MPSC queue) ---- */
+
+static void inject_push(bl_sched *s, bl_proc *p)
+{
+    bl_qnode *n = &p->inject;
+    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+    /* Seq_cst: orders the push before the `sleeping` check in
+     * bl__sched_notify, against the sleeper's store-then-check (Dekker). */
+    bl_qnode *prev = atomic_exchange_explicit(&s->inject_head, n, memory_order_seq_cst);
+    /* Release: the consumer that follows the link sees the whole process. */
+    atomic_store_explicit(&prev->next, n, memory_order_release);
+}
+
+static bool inject_nonempty(bl_sched *s)
+{
+    /* When the consumer is caught up, both ends rest on the stub. */
+    return atomic_load_explicit(&s->inject_head, memory_order_seq_cst) != &s->inject_stub;
+}
+
+static bl_proc *inject_pop(bl_sched *s)
+{
+    bl_qnode *tail = s->inject_tail;
+    /* Acquire: pairs with the producer's release store of the link. */
+    bl_qnode *next = atomic_load_explicit(&tail->next, memory_order_acquire);
+    if (tail == &s->inject_stub) {
+        if (!next) return NULL;
+        s->inject_tail = tail = next;
+        next = atomic_load_explicit(&tail->next, memory_order_acquire);
+    }
+    if (next) {
+        s->inject_tail = next;
+        return container_of(tail, bl_proc, inject);
+    }
+    if (tail != atomic_load_explicit(&s->inject_head, memory_order_acquire))
+        return NULL; /* a producer is between its exchange and its link: retry later */
+    /* tail is the last node: put the stub behind it so tail can be handed out. */
+    atomic_store_explicit(&s->inject_stub.next, NULL, memory_order_relaxed);
+    bl_qnode *prev = atomic_exchange_explicit(&s->inject_head, &s->inject_stub,
+                                              memory_order_acq_rel);
+    atomic_store_explicit(&prev->next, &s->inject_stub, memory_order_release);
+    next = atomic_load_explicit(&tail->next, memory_order_acquire);
+    if (next) {
+        s->inject_tail = next;
+        return container_of(tail, bl_proc, inject);
+    }
+    return NULL;
+}
+
+/* ---- local queues ---- */
+
+static void ovf_append(bl_sched *s, bl_proc *p)
+{
+    p->rq_next = NULL;
+    if (s->ovf_tail) s->ovf_tail->rq_next = p;
+    else s->ovf_head = p;
+    s->ovf_tail = p;
+    s->ovf_len++;
+}
+
+static bl_proc *ovf_pop(bl_sched *s)
+{
+    bl_proc *p = s->ovf_head;
+    if (!p) return NULL;
+    s->ovf_head = p->rq_next;
+    if (!s->ovf_head) s->ovf_tail = NULL;
+    s->ovf_len--;
+    return p;
+}
+
+static void wake_idle_peer(bl_sched *s);
+
+/* Owner: appends p to the local run queue, spilling half to overflow when full. */
+static void local_push(bl_sched *s, bl_proc *p)
+{
+    if (bl__runq_push(&s->rq, p) != 0) {
+        bl_proc *half[BL_RUNQ_SIZE / 2];
+        uint32_t n = bl__runq_take_half(&s->rq, half);
+        for (uint32_t i = 0; i < n; i++) ovf_append(s, half[i]);
+        if (bl__runq_push(&s->rq, p) != 0) ovf_append(s, p);
+    }
+    /* More work than this scheduler can run right now: let an idle peer steal.
+     * Relaxed loads: a missed wake-up costs balance, never correctness. */
+    if (atomic_load_explicit(&s->rt->nsleeping, memory_order_relaxed) > 0 &&
+        atomic_load_explicit(&s->rt->nspinning, memory_order_relaxed) == 0 &&
+        bl__runq_len(&s->rq) > 1)
+        wake_idle_peer(s);
+}
+
+void bl__sched_notify(bl_sched *t)
+{
+    /* Seq_cst load: see inject_push.  The exchange makes sure exactly one
+     * waker pays for the system call. */
+    if (atomic_load_explicit(&t->sleeping, memory_order_seq_cst) &&
+        atomic_exchange_explicit(&t->sleeping, 0, memory_order_acq_rel)) {
+        bl_sched *from = bl__tls_sched;
+        if (from) from->st.wakeups_sent++;
+        bl__ring_send_wake(from, t);
+    }
+}
+
+static void wake_idle_peer(bl_sched *s)
+{
+    const bl_topo_sched *ts = &s->rt->topo.sched[s->index];
+    for (unsigned i = 0; i < ts->nvictims; i++) {
+        bl_sched *v = s->rt->scheds[ts->victims[i]];
+        if (atomic_load_explicit(&v->sleeping, memory_order_relaxed)) {
+            bl__sched_notify(v);
+            return;
+        }
+    }
+}
+
+void bl__sched_ready(bl_proc *p, bool next)
+{
+    bl_sched *home = p->sched;
+    atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
+    if (home == bl__tls_sched) {
+        if (next) {
+            /* The displaced runnext goes to the back of the queue. */
+            if (home->runnext) local_push(home, home->runnext);
+            home->runnext = p;
+        } else {
+            local_push(home, p);
+        }
+        return;
+    }
+    inject_push(home, p);
+    bl__sched_notify(home);
+}
+
+/* ---- timers ---- */
+
+static void timer_fire(bl_timer *t, void *ctx)
+{
+    bl_sched *s = ctx;
+    bl_tentry *e = container_of(t, bl_tentry, t);
+    bl_proc *p = e->p;
+    uint64_t meta = e->meta;
+    bl__slab_free_local(&s->slab, 0, e);
+    /* The process may have been woken otherwise, moved on to another wait,
+     * or died: then meta no longer matches and the CAS fails. */
+    bl_box cur = bl__box_load(p);
+    while (cur.meta == meta) {
+        bl_box want = cur;
+        want.meta = bl__meta_with_state(meta, BL_ST_ACTIVE);
+        if (bl__box_cas(p, &cur, want)) {
+            /* The process cannot drop this timer now: clear the link first. */
+            p->tmr = NULL;
+            p->timer_fired = true;
+            s->st.timers_fired++;
+            bl__sched_ready(p, false);
+            return;
+        }
+    }
+}
+
+int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st)
+{
+    bl_sched *s = p->sched;
+    bl_tentry *e = bl__slab_alloc(&s->slab, 0);
+    if (!e) return -ENOMEM;
+    _Static_assert(sizeof(bl_tentry) <= 64, "timer entries use the 64-byte slab class");
+    e->t.slot = BL_TIMER_UNLINKED;
+    e->t.deadline = deadline_ns;
+    e->p = p;
+    e->meta = bl__meta(p->gen, p->seq + 1, st);
+    e->owner = s;
+    p->tmr = e;
+    bl__twheel_insert(&s->wheel, &e->t);
+    return 0;
+}
+
+void bl__sched_disarm_timer(bl_proc *p)
+{
+    bl_tentry *e = p->tmr;
+    if (!e) return;
+    p->tmr = NULL;
+    /* Only the owner may touch its wheel.  A process that was stolen after
+     * arming leaves the entry to fire later; its meta will not match. */
+    if (e->owner == bl__tls_sched) {
+        bl__twheel_cancel(&e->owner->wheel, &e->t);
+        bl__slab_free_local(&e->owner->slab, 0, e);
+    }
+}
+
+static void run_timers(bl_sched *s, uint64_t now)
+{
+    if (s->wheel.count) bl__twheel_expire(&s->wheel, now, timer_fire, s);
+}
+
+/* ---- running a process ---- */
+
+void bl__sched_park(bl_proc *p, unsigned park)
+{
+    bl_sched *s = p->sched;
+    p->park = (uint8_t)park;
+    bl__ctx_jump(&p->ctx, &s->ctx, park == BL_PARK_EXIT || park == BL_PARK_IDLE);
+}
+
+void bl__proc_entry(void *arg);   /* sched/process.c */
+void bl__proc_finish(bl_sched *s, bl_proc *p); /* sched/process.c */
+
+/* Parks p in state st unless the inbox is non-empty (WAITING) .  Returns
+ * false when p must run again at once. */
+static bool park_box(bl_proc *p, unsigned st)
+{
+    bl_box cur = bl__box_load(p);
+    for (;;) {
+        if (st == BL_ST_WAITING && cur.top) return false; /* mail arrived meanwhile */
+        bl_box want = cur;
+        want.meta = bl__meta(p->gen, p->seq, st);
+        /* The process bumped p->seq before parking; timers armed for this
+         * wait carry the same meta. */
+        if (bl__box_cas(p, &cur, want)) return true;
+    }
+}
+
+static void run(bl_sched *s, bl_proc *p, bool inherit)
+{
+    if (!p->stack) {
+        p->stack = bl__stack_get(&s->stacks, p->stack_req);
+        if (!p->stack) {
+            /* Out of memory for a stack: try again later rather than fail. */
+            local_push(s, p);
+            return;
+        }
+        bl__ctx_init(&p->ctx, p->stack->lo, p->stack->size, bl__proc_entry, p);
+    }
+    s->current = p;
+    p->reds = inherit && s->slice_left > 0 ? s->slice_left : (int32_t)s->rt->cfg.reductions;
+    int32_t start = p->reds;
+    atomic_store_explicit(&p->status, BL_STATUS_RUNNING, memory_order_relaxed);
+    s->st.switches++;
+    bl__ctx_jump(&s->ctx, &p->ctx, 0);
+    s->current = NULL;
+    p->reductions += (uint64_t)(start - p->reds);
+    s->slice_left = p->reds;
+
+    switch (p->park) {
+    case BL_PARK_YIELD:
+        s->slice_left = 0;
+        atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
+        local_push(s, p);
+        break;
+    case BL_PARK_IDLE:
+        bl__stack_put(&s->stacks, p->stack);
+        p->stack = NULL;
+        /* fall through */
+    case BL_PARK_WAIT:
+        atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
+        if (!park_box(p, BL_ST_WAITING)) bl__sched_ready(p, true);
+        break;
+    case BL_PARK_SLEEP:
+        atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
+        park_box(p, BL_ST_SLEEPING);
+        break;
+    case BL_PARK_EXIT:
+        bl__proc_finish(s, p);
+        break;
+    }
+}
+
+/* ---- finding work ---- */
+
+static bl_proc *steal(bl_sched *s)
+{
+    const bl_topo_sched *ts = &s->rt->topo.sched[s->index];
+    for (unsigned i = 0; i < ts->nvictims; i++) {
+        bl_sched *v = s->rt->scheds[ts->victims[i]];
+        uint32_t n = bl__runq_steal(&v->rq, &s->rq);
+        if (n) {
+            s->st.steals++;
+            s->st.stolen += n;
+            /* The stolen processes are re-homed as they are popped (see
+             * loop): until then they are ACTIVE, and no waker reads their
+             * home while they are. */
+            return bl__runq_pop(&s->rq);
+        }
+    }
+    return NULL;
+}
+
+static bl_proc *next_proc(bl_sched *s, bool *inherit)
+{
+    bl_proc *p;
+    *inherit = false;
+    if (++s->tick % 61 == 0) {
+        if ((p = ovf_pop(s)) || (p = inject_pop(s))) return p;
+    }
+    if ((p = s->runnext)) {
+        s->runnext = NULL;
+        /* A pair of processes waking each other through runnext shares one
+         * slice; when it is spent, the woken one queues like everybody else. */
+        if (s->slice_left > 0) {
+            *inherit = true;
+            return p;
+        }
+        local_push(s, p);
+    }
+    if ((p = bl__runq_pop(&s->rq))) return p;
+    if ((p = ovf_pop(s))) return p;
+    if ((p = inject_pop(s))) return p;
+    return NULL;
+}
+
+/* Runs until stop; called on the scheduler thread. */
+static void loop(bl_sched *s)
+{
+    bl_runtime *rt = s->rt;
+    uint64_t spin_ns = rt->cfg.no_spin ? 0 : (uint64_t)rt->cfg.spin_us * 1000u;
+    while (!atomic_load_explicit(&rt->stop, memory_order_relaxed)) {
+        bool inherit;
+        bl_proc *p = next_proc(s, &inherit);
+        if (p) {
+            /* Whatever queue it came from, it runs here and belongs here. */
+            p->sched = s;
+            run(s, p, inherit);
+            if ((s->tick & 63) == 0) {
+                run_timers(s, bl__now_ns());
+                bl__ring_reap(s);
+            }
+            continue;
+        }
+        if ((p = steal(s))) {
+            p->sched = s;
+            run(s, p, false);
+            continue;
+        }
+
+        /* Idle.  Timers first: they may have made something runnable. */
+        uint64_t now = bl__now_ns();
+        run_timers(s, now);
+        bl__ring_reap(s);
+        if (s->runnext || bl__runq_len(&s->rq) || s->ovf_head || inject_nonempty(s)) continue;
+
+        uint64_t spin_end = now + spin_ns;
+        bool found = false;
+        atomic_fetch_add_explicit(&rt->nspinning, 1, memory_order_relaxed);
+        while (bl__now_ns() < spin_end && !atomic_load_explicit(&rt->stop, memory_order_relaxed)) {
+            if (inject_nonempty(s)) { found = true; break; }
+            const bl_topo_sched *ts = &rt->topo.sched[s->index];
+            for (unsigned i = 0; i < ts->nvictims && !found; i++)
+                found = bl__runq_len(&rt->scheds[ts->victims[i]]->rq) > 0;
+            if (found || bl__twheel_next(&s->wheel) <= bl__now_ns()) { found = true; break; }
+            for (int k = 0; k < 32; k++) cpu_relax();
+        }
+        atomic_fetch_sub_explicit(&rt->nspinning, 1, memory_order_relaxed);
+        if (found) continue;
+
+        /* Sleep.  Seq_cst store then re-check: pairs with inject_push and
+         * bl__sched_notify so a wake-up cannot fall between check and sleep. */
+        atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&rt->nsleeping, 1, memory_order_seq_cst);
+        bool work = inject_nonempty(s) || atomic_load_explicit(&rt->stop, memory_order_seq_cst);
+        const bl_topo_sched *ts = &rt->topo.sched[s->index];
+        for (unsigned i = 0; i < ts->nvictims && !work; i++)
+            work = bl__runq_len(&rt->scheds[ts->victims[i]]->rq) > 0;
+        if (!work) {
+            uint64_t next = bl__twheel_next(&s->wheel);
+            uint64_t t = bl__now_ns();
+            s->st.sleeps++;
+            bl__ring_wait(s, next == UINT64_MAX ? UINT64_MAX : (next > t ? next - t : 0));
+        }
+        atomic_fetch_sub_explicit(&rt->nsleeping, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+    }
+}
+
+void *bl__sched_main(void *arg)
+{
+    bl_sched *s = arg;
+    /* Timer slack of 1 ns: a receive timeout should not fire 50 us late. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    bl__tls_sched = s;
+    bl__ctx_init_thread(&s->ctx);
+    loop(s);
+    bl__tls_sched = NULL;
+    return NULL;
+}

@@ -1,0 +1,166 @@
+/*
+ * sched/sched.h - schedulers: one thread per core, each with its run
+ * queues, timer wheel, slab, stack pool and io_uring.
+ *
+ * Fields are grouped by which thread writes them, each group on its own
+ * cache lines: read-mostly setup, fields other threads write (inject queue,
+ * sleeping flag), the stealable run queue, then the owner's private state.
+ */
+#ifndef BL_SCHED_SCHED_H
+#define BL_SCHED_SCHED_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "beamline.h"
+#include "core/proc.h"
+#include "core/slab.h"
+#include "core/stack.h"
+#include "sched/runq.h"
+#include "sched/timer.h"
+#include "sched/topology.h"
+
+/* user_data of the completions a scheduler's ring carries for itself. */
+#define BL_UD_WAKE 1u    /* MSG_RING wake-up from another scheduler */
+#define BL_UD_EVENTFD 2u /* the armed eventfd read completed */
+
+/* A timer owned by one scheduler's wheel, waking one wait of one process. */
+typedef struct bl_tentry {
+    bl_timer t;              /* wheel link and deadline */
+    bl_proc *p;              /* process to wake */
+    uint64_t meta;           /* exact mailbox meta of the wait it ends */
+    struct bl_sched *owner;  /* scheduler whose wheel and slab hold it */
+} bl_tentry;
+
+typedef struct bl_sched_stats {
+    uint64_t switches;    /* processes switched in */
+    uint64_t steals;      /* successful steals (batches) */
+    uint64_t stolen;      /* processes moved by those steals */
+    uint64_t sleeps;      /* times the scheduler slept in the ring */
+    uint64_t wakeups_sent; /* wake-ups this scheduler sent to others */
+    uint64_t timers_fired; /* timers that ended a wait */
+    uint64_t busy_ns;     /* time spent outside the idle path */
+    uint64_t idle_ns;     /* time spent idle (spinning or sleeping) */
+} bl_sched_stats;
+
+struct bl_runtime;
+
+typedef struct bl_sched {
+    /* --- Set up before the thread starts; read-mostly. --- */
+    unsigned index;          /* position in the runtime's array */
+    struct bl_runtime *rt;   /* the runtime */
+    int numa;                /* NUMA node (OS index) or -1 */
+    int ring_fd;             /* this ring's fd, for MSG_RING from other rings */
+    int evfd;                /* eventfd for wake-ups from threads without a ring */
+
+    /* --- Written by other threads. --- */
+    _Alignas(64) _Atomic(bl_qnode *) inject_head; /* MPSC inject queue, producers' end */
+    _Alignas(64) _Atomic int sleeping;            /* 1 while it sleeps (or is about to) in the ring */
+
+    /* --- Stealable: head is CAS'd by thieves. --- */
+    bl_runq rq;
+
+    /* --- Owner thread only. --- */
+    _Alignas(64) bl_qnode *inject_tail; /* MPSC inject queue, consumer's end */
+    bl_qnode inject_stub;          /* the MPSC queue's stub node */
+    bl_proc *runnext;              /* woken locally: runs next, inheriting the slice */
+    bl_proc *ovf_head;             /* overflow of rq, FIFO through rq_next */
+    bl_proc *ovf_tail;             /* last of ovf_head */
+    uint32_t ovf_len;              /* length of the overflow list */
+    bl_proc *current;              /* process now running, NULL in the loop */
+    bl_ctx ctx;                    /* the scheduler loop's own context */
+    int32_t slice_left;            /* reductions left for a runnext successor */
+    uint32_t tick;                 /* scheduling rounds, for periodic checks */
+    uint64_t ref_next;             /* next reference of the block in hand */
+    uint64_t ref_end;              /* end of that block */
+    bl_twheel wheel;               /* timers for receive timeouts and sleeps */
+    bl_slab slab;                  /* envelopes and timer entries */
+    bl_stack_pool stacks;          /* process stacks */
+    bl_proc_cache pcache;          /* free PCB slots */
+    struct io_uring ring;          /* every wait goes through here */
+    bool ring_ok;                  /* ring initialised */
+    bool ev_armed;                 /* the eventfd read is in flight */
+    uint64_t evbuf;                /* target of the eventfd read */
+    pthread_t thread;              /* the scheduler thread */
+    int start_err;                 /* negative errno if start-up failed */
+    bl_sched_stats st;             /* statistics (owner writes, others read racily) */
+} bl_sched;
+
+typedef struct bl_runtime {
+    bl_config cfg;                 /* configuration in force (defaults filled in) */
+    unsigned nsched;               /* number of schedulers */
+    bl_sched **scheds;             /* the schedulers */
+    bl_slab **slabs;               /* each scheduler's slab, by index */
+    bl_topology topo;              /* placement and steal order */
+    bool msg_ring;                 /* wake with MSG_RING (else eventfd) */
+    bool cqe_skip;                 /* IOSQE_CQE_SKIP_SUCCESS is supported */
+    unsigned ring_flags;           /* setup flags the rings got */
+    _Atomic int nsleeping;         /* schedulers asleep in their ring */
+    _Atomic int nspinning;         /* schedulers spinning for work */
+    _Atomic int stop;              /* set by bl_runtime_stop */
+    _Atomic uint32_t stop_futex;   /* bl_runtime_wait sleeps on this */
+    _Atomic unsigned rr;           /* round-robin placement of outside spawns */
+    _Atomic uint64_t ref_blocks;   /* reference counter, handed out in blocks */
+    _Atomic int64_t live;          /* processes alive */
+    bl_pid main_pid;               /* bl_main's process */
+} bl_runtime;
+
+extern bl_runtime *bl__rt;
+extern __thread bl_sched *bl__tls_sched;
+
+/* Monotonic clock in nanoseconds. */
+uint64_t bl__now_ns(void);
+
+/* The process running on this thread, or NULL. */
+static inline bl_proc *bl__self(void)
+{
+    bl_sched *s = bl__tls_sched;
+    return s ? s->current : NULL;
+}
+
+/*
+ * Queues p, which the caller just moved from WAITING/SLEEPING to ACTIVE (or
+ * created), on its home scheduler.  `next`: run it before older runnable
+ * processes (a local wake-up by message).
+ */
+void bl__sched_ready(bl_proc *p, bool next);
+
+/* Process only: switches back to the scheduler with request `park`. */
+void bl__sched_park(bl_proc *p, unsigned park);
+
+/*
+ * Process only: arms a timer that ends p's coming wait (sequence p->seq + 1,
+ * state st) at deadline_ns.  The caller then bumps p->seq and parks.
+ * Returns 0 or -ENOMEM.
+ */
+int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st);
+/* Process only: cancels p's pending timer, if any. */
+void bl__sched_disarm_timer(bl_proc *p);
+
+/* Charges n reductions; yields when the slice is used up. */
+static inline void bl__charge(bl_proc *p, int32_t n)
+{
+    if ((p->reds -= n) <= 0) bl__sched_park(p, BL_PARK_YIELD);
+}
+
+/* The scheduler thread's main function. */
+void *bl__sched_main(void *arg);
+/* Wakes scheduler t if it sleeps. */
+void bl__sched_notify(bl_sched *t);
+/* Frees what the scheduler holds once its thread has exited. */
+void bl__sched_destroy(bl_sched *s);
+
+/* Ring set-up and wake-ups (sched/ring.c). */
+int bl__ring_setup(bl_sched *s, char *err, size_t errlen);
+void bl__ring_teardown(bl_sched *s);
+void bl__ring_send_wake(bl_sched *from, bl_sched *to);
+/* Sleeps in the ring until a completion or timeout_ns (UINT64_MAX = none). */
+void bl__ring_wait(bl_sched *s, uint64_t timeout_ns);
+/* Handles every completion already posted.  Returns how many. */
+unsigned bl__ring_reap(bl_sched *s);
+
+/* Process table cleanup at shutdown (sched/process.c). */
+void bl__proc_discard(bl_proc *p, void *ctx);
+
+#endif /* BL_SCHED_SCHED_H */
