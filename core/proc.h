@@ -66,9 +66,20 @@ static inline uint64_t bl__meta(uint32_t gen, uint32_t seq, unsigned st)
 {
     return ((uint64_t)gen << 40) | ((uint64_t)seq << 8) | st;
 }
+/*
+ * Set by a timer that found its wait's process ACTIVE (woken by a message
+ * that may not match) instead of parked: the timeout is recorded here, so the
+ * process's next park within the same wait fails and it sees the timeout.
+ */
+#define BL_META_TIMEDOUT 0x10u
+
 static inline unsigned bl__meta_state(uint64_t m)
 {
-    return (unsigned)(m & 0xFF);
+    return (unsigned)(m & 0x0F);
+}
+static inline uint32_t bl__meta_seq(uint64_t m)
+{
+    return (uint32_t)(m >> 8);
 }
 static inline uint32_t bl__meta_gen(uint64_t m)
 {

@@ -336,6 +336,7 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
         }
         if (p->timer_fired || timeout_ms == 0) {
             p->timer_fired = false;
+            bl__sched_disarm_timer(p); /* frees an entry that fired while we were awake */
             bl__charge(p, 1 + scanned / 16);
             return -ETIMEDOUT;
         }
@@ -351,6 +352,9 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
             p->seq++;
         }
         bl__sched_park(p, BL_PARK_WAIT);
+        /* A timer that fired while we were briefly awake left its mark. */
+        uint64_t meta = bl__box_load(p).meta;
+        if ((meta & BL_META_TIMEDOUT) && bl__meta_seq(meta) == p->seq) p->timer_fired = true;
     }
 }
 

@@ -138,7 +138,8 @@ static void *sched_thread(void *arg)
     pthread_cond_broadcast(&start_cond);
     pthread_mutex_unlock(&start_lock);
     if (s->start_err == 0) bl__sched_main(s);
-    bl__ring_teardown(s);
+    /* The ring and eventfd stay open: other schedulers may still be waking
+     * this one.  runtime_free closes them once every thread has joined. */
     return NULL;
 }
 
@@ -148,6 +149,7 @@ static void runtime_free(bl_runtime *rt)
         for (unsigned i = 0; i < rt->nsched; i++) {
             bl_sched *s = rt->scheds[i];
             if (!s) continue;
+            bl__ring_teardown(s);
             bl__twheel_init(&s->wheel, 0, 0);
             bl__stack_pool_destroy(&s->stacks);
             bl__slab_destroy(&s->slab);

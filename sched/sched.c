@@ -136,7 +136,7 @@ void bl__sched_notify(bl_sched *t)
     if (atomic_load_explicit(&t->sleeping, memory_order_seq_cst) &&
         atomic_exchange_explicit(&t->sleeping, 0, memory_order_acq_rel)) {
         bl_sched *from = bl__tls_sched;
-        if (from) from->st.wakeups_sent++;
+        if (from) BL_STAT_ADD(from, wakeups_sent, 1);
         bl__ring_send_wake(from, t);
     }
 }
@@ -178,23 +178,31 @@ static void timer_fire(bl_timer *t, void *ctx)
     bl_sched *s = ctx;
     bl_tentry *e = container_of(t, bl_tentry, t);
     bl_proc *p = e->p;
-    uint64_t meta = e->meta;
-    bl__slab_free_local(&s->slab, 0, e);
-    /* The process may have been woken otherwise, moved on to another wait,
-     * or died: then meta no longer matches and the CAS fails. */
-    bl_box cur = bl__box_load(p);
-    while (cur.meta == meta) {
-        bl_box want = cur;
-        want.meta = bl__meta_with_state(meta, BL_ST_ACTIVE);
-        if (bl__box_cas(p, &cur, want)) {
-            /* The process cannot drop this timer now: clear the link first. */
-            p->tmr = NULL;
-            p->timer_fired = true;
-            s->st.timers_fired++;
-            bl__sched_ready(p, false);
-            return;
-        }
+    /* The process may have died or moved on to another wait (generation or
+     * sequence differ): then the timer is stale.  If it is still in this
+     * wait but ACTIVE (a message woke it), record the timeout in the word. */
+    bl_box cur = bl__box_load(p), want;
+    for (;;) {
+        if ((cur.meta ^ e->meta) >> 8) break;
+        unsigned st = bl__meta_state(cur.meta);
+        want = cur;
+        if (st == bl__meta_state(e->meta)) want.meta = bl__meta_with_state(cur.meta, BL_ST_ACTIVE);
+        else if (st == BL_ST_ACTIVE && !(cur.meta & BL_META_TIMEDOUT)) want.meta |= BL_META_TIMEDOUT;
+        else break;
+        if (!bl__box_cas(p, &cur, want)) continue;
+        if (st == BL_ST_ACTIVE) break;
+        /* p is parked and now ours to queue: it will not look at e again. */
+        p->tmr = NULL;
+        p->timer_fired = true;
+        bl__slab_free_local(&s->slab, 0, e);
+        BL_STAT_ADD(s, timers_fired, 1);
+        bl__sched_ready(p, false);
+        return;
     }
+    /* Lost: the process still points at e.  Acq_rel: pairs with its exchange. */
+    if (atomic_exchange_explicit(&e->state, BL_TENTRY_FIRED, memory_order_acq_rel) ==
+        BL_TENTRY_ABANDONED)
+        bl__slab_free_local(&s->slab, 0, e);
 }
 
 int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st)
@@ -208,6 +216,7 @@ int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st)
     e->p = p;
     e->meta = bl__meta(p->gen, p->seq + 1, st);
     e->owner = s;
+    atomic_store_explicit(&e->state, BL_TENTRY_ARMED, memory_order_relaxed);
     p->tmr = e;
     bl__twheel_insert(&s->wheel, &e->t);
     return 0;
@@ -218,17 +227,24 @@ void bl__sched_disarm_timer(bl_proc *p)
     bl_tentry *e = p->tmr;
     if (!e) return;
     p->tmr = NULL;
-    /* Only the owner may touch its wheel.  A process that was stolen after
-     * arming leaves the entry to fire later; its meta will not match. */
-    if (e->owner == bl__tls_sched) {
-        bl__twheel_cancel(&e->owner->wheel, &e->t);
-        bl__slab_free_local(&e->owner->slab, 0, e);
+    bl_sched *owner = e->owner;
+    if (owner == bl__tls_sched) {
+        /* Same thread as the wheel: nothing can race with us. */
+        if (atomic_load_explicit(&e->state, memory_order_relaxed) == BL_TENTRY_ARMED)
+            bl__twheel_cancel(&owner->wheel, &e->t);
+        bl__slab_free_local(&owner->slab, 0, e);
+        return;
     }
+    /* Stolen since arming: only the owner may touch its wheel.  Whoever of
+     * us comes second frees the entry. */
+    if (atomic_exchange_explicit(&e->state, BL_TENTRY_ABANDONED, memory_order_acq_rel) ==
+        BL_TENTRY_FIRED)
+        bl__slab_free_remote(owner->index, 0, e);
 }
 
 static void run_timers(bl_sched *s, uint64_t now)
 {
-    if (s->wheel.count) bl__twheel_expire(&s->wheel, now, timer_fire, s);
+    bl__twheel_expire(&s->wheel, now, timer_fire, s);
 }
 
 /* ---- running a process ---- */
@@ -250,6 +266,8 @@ static bool park_box(bl_proc *p, unsigned st)
     bl_box cur = bl__box_load(p);
     for (;;) {
         if (st == BL_ST_WAITING && cur.top) return false; /* mail arrived meanwhile */
+        if ((cur.meta & BL_META_TIMEDOUT) && bl__meta_seq(cur.meta) == p->seq)
+            return false; /* this wait's timer already fired */
         bl_box want = cur;
         want.meta = bl__meta(p->gen, p->seq, st);
         /* The process bumped p->seq before parking; timers armed for this
@@ -273,7 +291,7 @@ static void run(bl_sched *s, bl_proc *p, bool inherit)
     p->reds = inherit && s->slice_left > 0 ? s->slice_left : (int32_t)s->rt->cfg.reductions;
     int32_t start = p->reds;
     atomic_store_explicit(&p->status, BL_STATUS_RUNNING, memory_order_relaxed);
-    s->st.switches++;
+    BL_STAT_ADD(s, switches, 1);
     bl__ctx_jump(&s->ctx, &p->ctx, 0);
     s->current = NULL;
     p->reductions += (uint64_t)(start - p->reds);
@@ -288,6 +306,8 @@ static void run(bl_sched *s, bl_proc *p, bool inherit)
     case BL_PARK_IDLE:
         bl__stack_put(&s->stacks, p->stack);
         p->stack = NULL;
+        /* The sanitizers' view of the context goes with the stack. */
+        bl__ctx_destroy(&p->ctx);
         /* fall through */
     case BL_PARK_WAIT:
         atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
@@ -312,8 +332,8 @@ static bl_proc *steal(bl_sched *s)
         bl_sched *v = s->rt->scheds[ts->victims[i]];
         uint32_t n = bl__runq_steal(&v->rq, &s->rq);
         if (n) {
-            s->st.steals++;
-            s->st.stolen += n;
+            BL_STAT_ADD(s, steals, 1);
+            BL_STAT_ADD(s, stolen, n);
             /* The stolen processes are re-homed as they are popped (see
              * loop): until then they are ACTIVE, and no waker reads their
              * home while they are. */
@@ -359,7 +379,7 @@ static void loop(bl_sched *s)
             p->sched = s;
             run(s, p, inherit);
             if ((s->tick & 63) == 0) {
-                run_timers(s, bl__now_ns());
+                if (s->wheel.count) run_timers(s, bl__now_ns());
                 bl__ring_reap(s);
             }
             continue;
@@ -401,7 +421,7 @@ static void loop(bl_sched *s)
         if (!work) {
             uint64_t next = bl__twheel_next(&s->wheel);
             uint64_t t = bl__now_ns();
-            s->st.sleeps++;
+            BL_STAT_ADD(s, sleeps, 1);
             bl__ring_wait(s, next == UINT64_MAX ? UINT64_MAX : (next > t ? next - t : 0));
         }
         atomic_fetch_sub_explicit(&rt->nsleeping, 1, memory_order_relaxed);

@@ -25,24 +25,45 @@
 #define BL_UD_WAKE 1u    /* MSG_RING wake-up from another scheduler */
 #define BL_UD_EVENTFD 2u /* the armed eventfd read completed */
 
-/* A timer owned by one scheduler's wheel, waking one wait of one process. */
+/*
+ * A timer owned by one scheduler's wheel, waking one wait of one process.
+ *
+ * Who frees it: the owner when the timer wins its wake-up (the process then
+ * never sees it again), otherwise whichever of the owner and the process
+ * comes second, decided by exchanging `state`:
+ *   ARMED -> FIRED      the owner fired it but the wait had already ended;
+ *   ARMED -> ABANDONED  the process, running elsewhere, gave up on it.
+ * A process on the owner's thread simply cancels it (no concurrency there).
+ */
+enum { BL_TENTRY_ARMED, BL_TENTRY_FIRED, BL_TENTRY_ABANDONED };
+
 typedef struct bl_tentry {
     bl_timer t;              /* wheel link and deadline */
     bl_proc *p;              /* process to wake */
     uint64_t meta;           /* exact mailbox meta of the wait it ends */
     struct bl_sched *owner;  /* scheduler whose wheel and slab hold it */
+    _Atomic uint32_t state;  /* BL_TENTRY_*, see above */
 } bl_tentry;
 
+/*
+ * Statistics.  Only the owner writes them (BL_STAT_ADD: a relaxed load and
+ * store, no read-modify-write); other threads read them with relaxed loads
+ * and may see slightly old values.
+ */
 typedef struct bl_sched_stats {
-    uint64_t switches;    /* processes switched in */
-    uint64_t steals;      /* successful steals (batches) */
-    uint64_t stolen;      /* processes moved by those steals */
-    uint64_t sleeps;      /* times the scheduler slept in the ring */
-    uint64_t wakeups_sent; /* wake-ups this scheduler sent to others */
-    uint64_t timers_fired; /* timers that ended a wait */
-    uint64_t busy_ns;     /* time spent outside the idle path */
-    uint64_t idle_ns;     /* time spent idle (spinning or sleeping) */
+    _Atomic uint64_t switches;     /* processes switched in */
+    _Atomic uint64_t steals;       /* successful steals (batches) */
+    _Atomic uint64_t stolen;       /* processes moved by those steals */
+    _Atomic uint64_t sleeps;       /* times the scheduler slept in the ring */
+    _Atomic uint64_t wakeups_sent; /* wake-ups this scheduler sent to others */
+    _Atomic uint64_t timers_fired; /* timers that ended a wait */
 } bl_sched_stats;
+
+#define BL_STAT_ADD(s, field, n)                                                                \
+    atomic_store_explicit(&(s)->st.field,                                                       \
+                          atomic_load_explicit(&(s)->st.field, memory_order_relaxed) + (n),     \
+                          memory_order_relaxed)
+#define BL_STAT(s, field) atomic_load_explicit(&(s)->st.field, memory_order_relaxed)
 
 struct bl_runtime;
 

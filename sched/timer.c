@@ -16,7 +16,11 @@
  * lower level.  A level-0 slot fires the timers due by now_ns; only the
  * target tick's slot can keep timers (due later within that tick), and
  * cur_min bounds their deadlines so that next() is exact there and expire
- * calls within one tick cost O(1) while nothing in it is due.
+ * calls within one tick cost O(1) while nothing in it is due (once something
+ * is, the tick's remaining timers are walked again).
+ *
+ * Firing only from level 0 means one expire call fires timers in the order of
+ * their deadline ticks, however far it jumps.
  */
 #include "sched/timer.h"
 

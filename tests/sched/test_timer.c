@@ -55,15 +55,13 @@ static void arm(bl_twheel *w, probe *p, uint64_t deadline)
     bl__twheel_insert(w, &p->timer);
 }
 
-/* Wakes at next() until the wheel is empty, as a scheduler does; returns the wake-ups. */
-static unsigned follow_next(bl_twheel *w, run *r, unsigned max_steps)
+/* Wakes at next() until the wheel is empty, as a scheduler does. */
+static void follow_next(bl_twheel *w, run *r, unsigned max_steps)
 {
-    unsigned steps = 0;
-    for (uint64_t at; (at = bl__twheel_next(w)) != UINT64_MAX && w->count; steps++) {
+    for (unsigned steps = 0; w->count; steps++) {
         cr_assert_lt(steps, max_steps, "too many wake-ups");
-        expire_at(w, r, at);
+        expire_at(w, r, bl__twheel_next(w));
     }
-    return steps;
 }
 
 Test(timer, default_tick_and_empty_wheel)
@@ -496,7 +494,9 @@ static void model_meddle(model *m, size_t *fresh)
 {
     uint64_t r = rnd(&m->rng);
     rt *x = &m->t[rnd(&m->rng) % m->n];
-    if (r % 4 == 0 && x->queued) {
+    /* Look a few times for a queued timer to cancel, so cancels stay frequent. */
+    for (int i = 0; i < 4 && !x->queued; i++) x = &m->t[rnd(&m->rng) % m->n];
+    if (r % 2 == 0 && x->queued) {
         bl__twheel_cancel(&m->w, &x->timer);
         x->queued = 0;
         m->queued--;
@@ -506,28 +506,34 @@ static void model_meddle(model *m, size_t *fresh)
         x->rearms--;
         model_arm(m, x, near_deadline(m));
     }
-    if (r % 2 == 0 && *fresh < m->n) model_arm(m, &m->t[(*fresh)++], near_deadline(m));
+    if (r % 4 == 3 && *fresh < m->n) model_arm(m, &m->t[(*fresh)++], near_deadline(m));
 }
 
-/* The next time the fake clock reads; the wheel's next() drives most steps. */
+/*
+ * The next time the fake clock reads.  The wheel's next() drives most steps,
+ * as it drives a scheduler; the others land before it, just after the last
+ * expire, or up to a few times further than it.
+ */
 static uint64_t model_step(model *m, int *nothing_due)
 {
     uint64_t next = bl__twheel_next(&m->w), r = rnd(&m->rng) % 16;
     *nothing_due = 0;
-    if (r < 6) return next > m->clock && next != UINT64_MAX ? next : m->clock;
-    if (r < 8 && next != UINT64_MAX && next - 1 > m->clock) {
+    if (next <= m->clock) return m->clock; /* Something is due already. */
+    if (next == UINT64_MAX) return m->clock + rnd_delay(&m->rng, m->bits);
+    uint64_t gap = next - m->clock;
+    if (r < 7) return next;
+    if (r < 9) {
         *nothing_due = 1; /* next() is no later than any deadline. */
-        return next - 1;
+        return next - 1 - rnd(&m->rng) % gap;
     }
-    if (r < 12) return m->clock + rnd(&m->rng) % (2 * m->w.tick_ns);
-    if (r < 14) return m->clock + rnd_delay(&m->rng, m->bits);
-    return m->clock;
+    if (r < 13) return m->clock + rnd(&m->rng) % (2 * m->w.tick_ns);
+    return m->clock + rnd(&m->rng) % (4 * gap);
 }
 
 static void run_workload(size_t n, uint64_t tick_ns, unsigned bits, uint64_t seed)
 {
     model m = {.n = n, .rng = seed, .bits = bits, .clock = T0, .now = T0, .prev = T0};
-    size_t fresh = n / 2, steps = 0;
+    size_t fresh = n - n / 8, steps = 0;
     int nothing_due;
 
     m.t = calloc(n, sizeof *m.t);

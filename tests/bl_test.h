@@ -1,0 +1,67 @@
+/*
+ * tests/bl_test.h - running test bodies inside the runtime.
+ *
+ * Criterion's cr_assert unwinds with longjmp, which must not happen on a
+ * process stack or a scheduler thread.  Code running in processes records
+ * failures with BL_CHECK instead; the test then asserts on its own thread,
+ * after bl_main has returned, that nothing failed.
+ */
+#ifndef BL_TEST_H
+#define BL_TEST_H
+
+#include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "beamline.h"
+#include "core/ctx.h"
+
+/* Sanitizer builds run the same tests on smaller numbers. */
+#if defined(BL_TSAN)
+#define BL_SCALE(n) ((n) / 50 > 0 ? (n) / 50 : 1)
+#elif defined(BL_ASAN)
+#define BL_SCALE(n) ((n) / 10 > 0 ? (n) / 10 : 1)
+#else
+#define BL_SCALE(n) (n)
+#endif
+
+static _Atomic int bl_test_failures;
+static char bl_test_first[512];
+
+#define BL_CHECK(cond)                                                                         \
+    do {                                                                                       \
+        if (!(cond) && atomic_fetch_add(&bl_test_failures, 1) == 0)                            \
+            snprintf(bl_test_first, sizeof bl_test_first, "%s:%d: %s", __FILE__, __LINE__, #cond); \
+    } while (0)
+
+#define BL_CHECK_EQ(a, b)                                                                      \
+    do {                                                                                       \
+        long long _a = (long long)(a), _b = (long long)(b);                                    \
+        if (_a != _b && atomic_fetch_add(&bl_test_failures, 1) == 0)                           \
+            snprintf(bl_test_first, sizeof bl_test_first, "%s:%d: %s == %s (%lld vs %lld)",    \
+                     __FILE__, __LINE__, #a, #b, _a, _b);                                      \
+    } while (0)
+
+/* Runs fn(arg) as the main process of a fresh runtime and asserts success. */
+static inline void bl_test_run(const bl_config *cfg, bl_entry_fn fn, void *arg)
+{
+    atomic_store(&bl_test_failures, 0);
+    bl_test_first[0] = 0;
+    bl_config c = {0};
+    if (cfg) c = *cfg;
+    if (!c.schedulers) c.schedulers = 2;
+    int rc = bl_main(&c, fn, arg);
+    cr_assert_eq(rc, 0, "bl_main: %d (%s)", rc, bl_runtime_error());
+    cr_assert_eq(atomic_load(&bl_test_failures), 0, "%d failure(s), first: %s",
+                 atomic_load(&bl_test_failures), bl_test_first);
+}
+
+/* Receives a message with the given tag, waiting up to ms. */
+static inline bl_msg *bl_test_recv_tag(uint32_t tag, int64_t ms)
+{
+    bl_msg *m = NULL;
+    return bl_recv(&m, bl_match_tag, &tag, ms, 0) == 0 ? m : NULL;
+}
+
+#endif /* BL_TEST_H */

@@ -1,0 +1,263 @@
+/*
+ * Spawning, exiting, pids, handler processes, a million processes.
+ */
+#include <errno.h>
+
+#include "bl_test.h"
+#include "sched/sched.h"
+
+enum { T_PING = 1, T_PONG, T_STOP, T_WHERE, T_BLOCK, T_GO };
+
+static void report_where(void *arg)
+{
+    bl_pid to = *(bl_pid *)arg;
+    int where = bl_current_scheduler();
+    bl_send(to, T_WHERE, &where, sizeof where);
+}
+
+static void placement_main(void *arg)
+{
+    bl_pid self = bl_self();
+    for (int sched = 1; sched <= 2; sched++) {
+        bl_spawn_opts o = {.scheduler = sched};
+        BL_CHECK_EQ(bl_spawn(NULL, report_where, &self, &o), 0);
+        bl_msg *m = bl_receive(5000);
+        BL_CHECK(m && *(int *)m->data == sched - 1);
+        bl_msg_free(m);
+    }
+    bl_spawn_opts bad = {.scheduler = 3};
+    BL_CHECK_EQ(bl_spawn(NULL, report_where, &self, &bad), -EINVAL);
+    bad = (bl_spawn_opts){.priority = 9};
+    BL_CHECK_EQ(bl_spawn(NULL, report_where, &self, &bad), -EINVAL);
+    bad = (bl_spawn_opts){.stack_size = (size_t)4 << 30};
+    BL_CHECK_EQ(bl_spawn(NULL, report_where, &self, &bad), -EINVAL);
+    BL_CHECK_EQ(bl_spawn(NULL, NULL, NULL, NULL), -EINVAL);
+}
+
+Test(spawn, preferred_scheduler_and_bad_options)
+{
+    bl_test_run(NULL, placement_main, NULL);
+}
+
+static void exits_early(void *arg)
+{
+    bl_send(*(bl_pid *)arg, T_PING, NULL, 0);
+    bl_exit(7);
+    BL_CHECK(0 && "bl_exit returned");
+}
+
+static void waits_forever(void *arg)
+{
+    bl_msg *m = bl_receive(BL_INFINITY);
+    bl_msg_free(m);
+}
+
+static void lifecycle_main(void *arg)
+{
+    bl_pid self = bl_self(), a;
+    BL_CHECK(bl_is_alive(self));
+    BL_CHECK_EQ(bl_spawn(&a, exits_early, &self, NULL), 0);
+    bl_msg *m = bl_receive(5000);
+    BL_CHECK(m && m->from == a);
+    bl_msg_free(m);
+    while (bl_is_alive(a)) bl_yield();
+
+    /* A stale pid never reaches the next process in the same slot. */
+    bl_pid b;
+    BL_CHECK_EQ(bl_spawn(&b, waits_forever, NULL, NULL), 0);
+    int reused = (uint32_t)b == (uint32_t)a;
+    BL_CHECK(b != a);
+    BL_CHECK(!bl_is_alive(a));
+    BL_CHECK_EQ(bl_send(a, T_PING, NULL, 0), 0);
+    bl_proc *pb = bl__proc_lookup(b);
+    bl_yield();
+    BL_CHECK(pb != NULL);
+    /* b got nothing from the stale send: its inbox and queue are empty. */
+    BL_CHECK(pb && bl__box_load(pb).top == NULL && pb->q_len == 0);
+    bl_send(b, T_STOP, NULL, 0);
+    while (bl_is_alive(b)) bl_yield();
+    (void)reused;
+    BL_CHECK(!bl_is_alive(0));
+    BL_CHECK(!bl_is_alive(~0ull));
+}
+
+Test(spawn, exit_and_stale_pids)
+{
+    bl_test_run(NULL, lifecycle_main, NULL);
+}
+
+/* ---- handler processes ---- */
+
+typedef struct counter {
+    int inits, handled, terminated, reason;
+    bl_pid owner;
+} counter;
+
+static int h_init(void *arg, void **state)
+{
+    counter *c = arg;
+    c->inits++;
+    *state = c;
+    return 0;
+}
+
+static int h_handle(void *state, bl_msg *m)
+{
+    counter *c = state;
+    c->handled++;
+    if (m->tag == T_STOP) return 42;
+    if (m->tag == T_BLOCK) {
+        /* Blocks inside handle: keeps its stack until the reply arrives. */
+        bl_send(c->owner, T_PONG, NULL, 0);
+        bl_msg *go = NULL;
+        uint32_t t = T_GO;
+        BL_CHECK_EQ(bl_recv(&go, bl_match_tag, &t, 5000, 0), 0);
+        bl_msg_free(go);
+    }
+    bl_send(m->from, T_PONG, &c->handled, sizeof c->handled);
+    return 0;
+}
+
+static void h_terminate(void *state, int reason)
+{
+    counter *c = state;
+    c->terminated++;
+    c->reason = reason;
+    bl_send(c->owner, T_STOP, NULL, 0);
+}
+
+static const bl_handler counter_handler = {h_init, h_handle, h_terminate};
+
+static void handler_main(void *arg)
+{
+    counter c = {.owner = bl_self()};
+    bl_pid h;
+    BL_CHECK_EQ(bl_spawn_handler(&h, NULL, &c, NULL), -EINVAL);
+    BL_CHECK_EQ(bl_spawn_handler(&h, &counter_handler, &c, NULL), 0);
+    bl_proc *p = bl__proc_lookup(h);
+    for (int i = 1; i <= 100; i++) {
+        bl_send(h, T_PING, NULL, 0);
+        bl_msg *m = bl_test_recv_tag(T_PONG, 5000);
+        BL_CHECK(m && *(int *)m->data == i);
+        bl_msg_free(m);
+    }
+    /* Idle between messages: no stack. */
+    while (atomic_load(&p->status) != BL_STATUS_WAITING) bl_yield();
+    BL_CHECK(p->stack == NULL);
+    /* Blocked inside handle: it keeps one. */
+    bl_send(h, T_BLOCK, NULL, 0);
+    bl_msg *m = bl_test_recv_tag(T_PONG, 5000);
+    bl_msg_free(m);
+    while (atomic_load(&p->status) != BL_STATUS_WAITING) bl_yield();
+    BL_CHECK(p->stack != NULL);
+    bl_send(h, T_GO, NULL, 0);
+    m = bl_test_recv_tag(T_PONG, 5000);
+    BL_CHECK(m != NULL);
+    bl_msg_free(m);
+    while (atomic_load(&p->status) != BL_STATUS_WAITING) bl_yield();
+    BL_CHECK(p->stack == NULL);
+    bl_send(h, T_STOP, NULL, 0);
+    m = bl_test_recv_tag(T_STOP, 5000);
+    BL_CHECK(m != NULL);
+    bl_msg_free(m);
+    while (bl_is_alive(h)) bl_yield();
+    BL_CHECK_EQ(c.inits, 1);
+    BL_CHECK_EQ(c.terminated, 1);
+    BL_CHECK_EQ(c.reason, 42);
+    BL_CHECK_EQ(c.handled, 102); /* 100 pings, the blocking one, the stop */
+}
+
+Test(spawn, handler_process_holds_no_stack_when_idle)
+{
+    bl_test_run(NULL, handler_main, NULL);
+}
+
+static int refuse_init(void *arg, void **state)
+{
+    return 5;
+}
+static int never_handle(void *state, bl_msg *m)
+{
+    BL_CHECK(0 && "handle after a failed init");
+    return 0;
+}
+static const bl_handler refusing = {refuse_init, never_handle, NULL};
+
+static void refuse_main(void *arg)
+{
+    bl_pid h;
+    BL_CHECK_EQ(bl_spawn_handler(&h, &refusing, NULL, NULL), 0);
+    bl_send(h, T_PING, NULL, 0);
+    while (bl_is_alive(h)) bl_yield();
+}
+
+Test(spawn, handler_init_failure_exits)
+{
+    bl_test_run(NULL, refuse_main, NULL);
+}
+
+/* ---- a million processes ---- */
+
+static int m_handle(void *state, bl_msg *m)
+{
+    bl_send(*(bl_pid *)state, T_PONG, NULL, 0);
+    return 1; /* exit after one message */
+}
+static const bl_handler one_shot = {NULL, m_handle, NULL};
+
+static void million_main(void *arg)
+{
+    uint32_t n = BL_SCALE(1000000);
+    bl_pid self = bl_self();
+    bl_pid *pids = malloc(sizeof(bl_pid) * n);
+    for (uint32_t i = 0; i < n; i++) BL_CHECK_EQ(bl_spawn_handler(&pids[i], &one_shot, &self, NULL), 0);
+    /* All alive at once, and the table grew past one chunk. */
+    BL_CHECK(bl__ptab_extent() >= n);
+    for (uint32_t i = 0; i < n; i += n / 100) BL_CHECK(bl_is_alive(pids[i]));
+    for (uint32_t i = 0; i < n; i++) bl_send(pids[i], T_PING, NULL, 0);
+    uint32_t got = 0;
+    while (got < n) {
+        bl_msg *m = bl_receive(30000);
+        BL_CHECK(m != NULL);
+        if (!m) break;
+        got++;
+        bl_msg_free(m);
+    }
+    BL_CHECK_EQ(got, n);
+    for (uint32_t i = 0; i < n; i += n / 100)
+        while (bl_is_alive(pids[i])) bl_yield();
+    free(pids);
+    BL_CHECK(atomic_load(&bl__rt->live) == 1);
+}
+
+Test(spawn, one_million_processes, .timeout = 200)
+{
+    bl_test_run(NULL, million_main, NULL);
+}
+
+/* Plain (stackful) processes: many spawned and exited, stacks recycled. */
+static void tiny(void *arg)
+{
+    bl_send(*(bl_pid *)arg, T_PONG, NULL, 0);
+}
+
+static void churn_main(void *arg)
+{
+    uint32_t n = BL_SCALE(200000);
+    bl_pid self = bl_self();
+    for (uint32_t i = 0; i < n; i++) {
+        BL_CHECK_EQ(bl_spawn(NULL, tiny, &self, NULL), 0);
+        if (i % 1000 == 999)
+            for (int k = 0; k < 1000; k++) bl_msg_free(bl_test_recv_tag(T_PONG, 10000));
+    }
+    for (uint32_t i = 0; i < n % 1000; i++) bl_msg_free(bl_test_recv_tag(T_PONG, 10000));
+    /* The pools hold few stacks: they were reused, not leaked. */
+    size_t mapped = 0;
+    for (unsigned i = 0; i < bl__rt->nsched; i++) mapped += bl__rt->scheds[i]->stacks.mapped;
+    BL_CHECK(mapped < (size_t)5000 * 256 * 1024);
+}
+
+Test(spawn, stacks_are_recycled, .timeout = 120)
+{
+    bl_test_run(NULL, churn_main, NULL);
+}
