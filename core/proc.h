@@ -153,6 +153,7 @@ typedef struct bl_proc {
     bool mark_set;             /* bl_recv_mark was called */
     bool timer_fired;          /* a timer, not a message, ended the last wait */
     bool started;              /* handler init has run */
+    bool placed;               /* spawned onto an explicit scheduler and not run yet: not stealable */
 } bl_proc;
 
 /* ---- the mailbox word, operations ---- */

@@ -82,7 +82,14 @@ static bl_stack *stack_map(size_t size, int numa)
 
 void bl__stack_free(bl_stack *s)
 {
-    if (s) munmap(s->map, s->map_size);
+    if (!s) return;
+#ifdef BL_ASAN
+    /* A stack of a process that never finished still carries the poisoned
+     * redzones of its live frames; ASan does not clear them on munmap, and
+     * the next mapping at this address would inherit them. */
+    ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
+#endif
+    munmap(s->map, s->map_size);
 }
 
 void bl__stack_pool_init(bl_stack_pool *p, size_t size, unsigned hot_max, int numa)

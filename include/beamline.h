@@ -148,7 +148,9 @@ typedef enum bl_priority {
 typedef struct bl_spawn_opts {
     size_t stack_size;    /* 0 = the runtime's default; rounded up to pages, min 16 KiB */
     bl_priority priority; /* BL_PRIO_NORMAL by default */
-    int scheduler;        /* preferred scheduler + 1; 0 = the caller's (or round-robin) */
+    int scheduler;        /* scheduler + 1 to start on; 0 = the caller's (round-robin from
+                             outside).  Like any process it may later be stolen by an idle
+                             scheduler. */
 } bl_spawn_opts;
 
 /*

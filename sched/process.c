@@ -77,13 +77,16 @@ static int spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h,
     p->mark_set = false;
     p->timer_fired = false;
     p->started = false;
+    p->placed = o->scheduler != 0;
     memset(&p->ctx, 0, sizeof p->ctx);
 
     bl_box cur_box = bl__box_load(p), want = {.top = NULL, .meta = bl__meta(p->gen, 0, BL_ST_ACTIVE)};
     while (!bl__box_cas(p, &cur_box, want)) {}
     atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
     if (out) *out = bl__proc_pid(p);
-    bl__sched_ready(p, false);
+    /* An explicit scheduler is honoured for the first run at least: the
+     * inject queue is the one queue thieves cannot take from. */
+    bl__sched_ready(p, o->scheduler ? BL_READY_INJECT : 0);
 
     bl_proc *self = bl__self();
     if (self) bl__charge(self, 10);
@@ -179,7 +182,7 @@ static void push(bl_proc *p, bl_pid to, bl_msg *m)
         if (bl__box_cas(p, &cur, want)) break;
     }
     /* Winning WAITING -> ACTIVE makes this sender the one to queue it. */
-    if (bl__meta_state(cur.meta) == BL_ST_WAITING) bl__sched_ready(p, true);
+    if (bl__meta_state(cur.meta) == BL_ST_WAITING) bl__sched_ready(p, BL_READY_NEXT);
 }
 
 /* Validates `to` and returns its PCB if it is alive, NULL if dead.  *err

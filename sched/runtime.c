@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <numaif.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -101,7 +103,8 @@ int bl_config_from_env(bl_config *c)
 static int check_config(bl_config *c)
 {
     if ((unsigned)c->bind > BL_BIND_SPREAD || (unsigned)c->wake > BL_WAKE_EVENTFD ||
-        c->schedulers > 1024 || c->stack_size > (1u << 30) || c->ring_entries > 32768) {
+        c->schedulers > 1024 || c->stack_size > (1u << 30) || c->ring_entries > 32768 ||
+        c->reductions > 100000000 || c->spin_us > 10000000 || c->iowq_max > 65536) {
         snprintf(errbuf, sizeof errbuf, "invalid configuration value");
         return -EINVAL;
     }
@@ -153,7 +156,7 @@ static void runtime_free(bl_runtime *rt)
             bl__twheel_init(&s->wheel, 0, 0);
             bl__stack_pool_destroy(&s->stacks);
             bl__slab_destroy(&s->slab);
-            free(s);
+            munmap(s, sizeof *s);
         }
     }
     bl__slab_registry(NULL, 0);
@@ -194,13 +197,20 @@ int bl_runtime_start(const bl_config *cfg)
     rt->slabs = calloc(rt->nsched, sizeof *rt->slabs);
     if (!rt->scheds || !rt->slabs) goto nomem_rt;
     for (unsigned i = 0; i < rt->nsched; i++) {
-        bl_sched *s;
-        if (posix_memalign((void **)&s, 64, sizeof *s)) goto nomem_rt;
-        memset(s, 0, sizeof *s);
+        /* The scheduler's own struct (run queue, inject queue, wheel) lives
+         * on its NUMA node like everything else it owns. */
+        int node = rt->topo.nnuma > 1 ? rt->topo.sched[i].numa : -1;
+        bl_sched *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                           -1, 0);
+        if (s == MAP_FAILED) goto nomem_rt;
+        if (node >= 0) {
+            unsigned long mask = 1ul << (node & 63);
+            (void)mbind(s, sizeof *s, MPOL_PREFERRED, &mask, 64, 0);
+        }
         rt->scheds[i] = s;
         s->index = i;
         s->rt = rt;
-        s->numa = rt->topo.nnuma > 1 ? rt->topo.sched[i].numa : -1;
+        s->numa = node;
         s->evfd = -1;
         s->ring_fd = -1;
         atomic_store_explicit(&s->inject_head, &s->inject_stub, memory_order_relaxed);

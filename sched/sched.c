@@ -153,12 +153,12 @@ static void wake_idle_peer(bl_sched *s)
     }
 }
 
-void bl__sched_ready(bl_proc *p, bool next)
+void bl__sched_ready(bl_proc *p, unsigned flags)
 {
     bl_sched *home = p->sched;
     atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
-    if (home == bl__tls_sched) {
-        if (next) {
+    if (home == bl__tls_sched && !(flags & BL_READY_INJECT)) {
+        if (flags & BL_READY_NEXT) {
             /* The displaced runnext goes to the back of the queue. */
             if (home->runnext) local_push(home, home->runnext);
             home->runnext = p;
@@ -196,7 +196,7 @@ static void timer_fire(bl_timer *t, void *ctx)
         p->timer_fired = true;
         bl__slab_free_local(&s->slab, 0, e);
         BL_STAT_ADD(s, timers_fired, 1);
-        bl__sched_ready(p, false);
+        bl__sched_ready(p, 0);
         return;
     }
     /* Lost: the process still points at e.  Acq_rel: pairs with its exchange. */
@@ -288,6 +288,7 @@ static void run(bl_sched *s, bl_proc *p, bool inherit)
         bl__ctx_init(&p->ctx, p->stack->lo, p->stack->size, bl__proc_entry, p);
     }
     s->current = p;
+    p->placed = false;
     p->reds = inherit && s->slice_left > 0 ? s->slice_left : (int32_t)s->rt->cfg.reductions;
     int32_t start = p->reds;
     atomic_store_explicit(&p->status, BL_STATUS_RUNNING, memory_order_relaxed);
@@ -311,7 +312,7 @@ static void run(bl_sched *s, bl_proc *p, bool inherit)
         /* fall through */
     case BL_PARK_WAIT:
         atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
-        if (!park_box(p, BL_ST_WAITING)) bl__sched_ready(p, true);
+        if (!park_box(p, BL_ST_WAITING)) bl__sched_ready(p, BL_READY_NEXT);
         break;
     case BL_PARK_SLEEP:
         atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
@@ -347,9 +348,25 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
 {
     bl_proc *p;
     *inherit = false;
-    if (++s->tick % 61 == 0) {
-        if ((p = ovf_pop(s)) || (p = inject_pop(s))) return p;
+    /* Processes woken or spawned from other threads join the back of the
+     * local queue at once, so they wait their turn like local ones.  The
+     * check is one load of a line that stays shared while nobody pushes. */
+    if (inject_nonempty(s)) {
+        /* With nothing else to run, the oldest one runs at once and never
+         * sits where a thief could take it from its home. */
+        bool local_idle = !s->runnext && !s->ovf_head && bl__runq_len(&s->rq) == 0;
+        bl_proc *first = local_idle ? inject_pop(s) : NULL;
+        while ((p = inject_pop(s))) {
+            /* A process placed here explicitly waits in the owner-only
+             * overflow list, so that it starts here as promised. */
+            if (p->placed) ovf_append(s, p);
+            else local_push(s, p);
+        }
+        if (first) return first;
     }
+    /* Now and then the overflow list goes first, so that it cannot starve
+     * behind a ring that keeps refilling. */
+    if (++s->tick % 61 == 0 && (p = ovf_pop(s))) return p;
     if ((p = s->runnext)) {
         s->runnext = NULL;
         /* A pair of processes waking each other through runnext shares one
@@ -362,7 +379,6 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
     }
     if ((p = bl__runq_pop(&s->rq))) return p;
     if ((p = ovf_pop(s))) return p;
-    if ((p = inject_pop(s))) return p;
     return NULL;
 }
 
@@ -399,13 +415,20 @@ static void loop(bl_sched *s)
         uint64_t spin_end = now + spin_ns;
         bool found = false;
         atomic_fetch_add_explicit(&rt->nspinning, 1, memory_order_relaxed);
-        while (bl__now_ns() < spin_end && !atomic_load_explicit(&rt->stop, memory_order_relaxed)) {
-            if (inject_nonempty(s)) { found = true; break; }
-            const bl_topo_sched *ts = &rt->topo.sched[s->index];
+        const bl_topo_sched *ts = &rt->topo.sched[s->index];
+        /* Poll with one pause between looks (a pause is tens of cycles on
+         * current cores); read the clock only every 16 rounds. */
+        for (unsigned round = 1; spin_ns && !found; round++) {
+            found = inject_nonempty(s);
             for (unsigned i = 0; i < ts->nvictims && !found; i++)
                 found = bl__runq_len(&rt->scheds[ts->victims[i]]->rq) > 0;
-            if (found || bl__twheel_next(&s->wheel) <= bl__now_ns()) { found = true; break; }
-            for (int k = 0; k < 32; k++) cpu_relax();
+            if (found || round % 16) {
+                cpu_relax();
+                continue;
+            }
+            uint64_t t = bl__now_ns();
+            if (t >= spin_end || atomic_load_explicit(&rt->stop, memory_order_relaxed)) break;
+            found = bl__twheel_next(&s->wheel) <= t;
         }
         atomic_fetch_sub_explicit(&rt->nspinning, 1, memory_order_relaxed);
         if (found) continue;
@@ -415,7 +438,6 @@ static void loop(bl_sched *s)
         atomic_store_explicit(&s->sleeping, 1, memory_order_seq_cst);
         atomic_fetch_add_explicit(&rt->nsleeping, 1, memory_order_seq_cst);
         bool work = inject_nonempty(s) || atomic_load_explicit(&rt->stop, memory_order_seq_cst);
-        const bl_topo_sched *ts = &rt->topo.sched[s->index];
         for (unsigned i = 0; i < ts->nvictims && !work; i++)
             work = bl__runq_len(&rt->scheds[ts->victims[i]]->rq) > 0;
         if (!work) {

@@ -140,12 +140,15 @@ static inline bl_proc *bl__self(void)
     return s ? s->current : NULL;
 }
 
+/* bl__sched_ready flags */
+#define BL_READY_NEXT 1u   /* run it before older runnable processes (local wake by message) */
+#define BL_READY_INJECT 2u /* through the inject queue even from its own scheduler: not stealable */
+
 /*
  * Queues p, which the caller just moved from WAITING/SLEEPING to ACTIVE (or
- * created), on its home scheduler.  `next`: run it before older runnable
- * processes (a local wake-up by message).
+ * created), on its home scheduler.
  */
-void bl__sched_ready(bl_proc *p, bool next);
+void bl__sched_ready(bl_proc *p, unsigned flags);
 
 /* Process only: switches back to the scheduler with request `park`. */
 void bl__sched_park(bl_proc *p, unsigned park);

@@ -1,0 +1,123 @@
+// bench/beamline_bench.cc - the Google Benchmark binary behind `make bench`.
+//
+// Each benchmark runs one workload of bench/workloads.c a few times inside
+// the running runtime and reports the median as the user counter "value",
+// with the unit as the label (the runner's contract, see bench/README.md).
+// The runtime is configured from the BEAMLINE_* environment variables.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+extern "C" {
+#include <beamline.h>
+}
+#include "workloads.h"
+
+namespace {
+
+void report(benchmark::State &state, const char *unit, int reps, const std::function<double()> &fn)
+{
+    std::vector<double> v;
+    for (auto _ : state) {
+        for (int i = 0; i < reps; i++) v.push_back(fn());
+    }
+    std::sort(v.begin(), v.end());
+    state.counters["value"] = v.empty() ? 0 : v[v.size() / 2];
+    state.SetLabel(unit);
+}
+
+bool restart(const bl_config *cfg);
+
+// Same-scheduler workloads run on a one-scheduler runtime, as the BEAM's run
+// with +S 1 and Go's with GOMAXPROCS=1: nothing can be stolen away.
+void one_scheduler(benchmark::State &s, const std::function<double()> &fn)
+{
+    bl_config c{};
+    if (bl_config_from_env(&c) != 0) std::exit(1);
+    c.schedulers = 1;
+    restart(&c);
+    report(s, "ns", 5, fn);
+    restart(nullptr);
+}
+
+void ctx_switch(benchmark::State &s) { one_scheduler(s, wl_ctx_switch); }
+void spawn_exit(benchmark::State &s) { report(s, "ns", 5, wl_spawn_exit); }
+void pingpong_same_sched(benchmark::State &s) { one_scheduler(s, [] { return wl_pingpong(0); }); }
+void pingpong_cross_sched(benchmark::State &s) { report(s, "ns", 5, [] { return wl_pingpong(1); }); }
+void ring_1000x1000(benchmark::State &s) { report(s, "ns", 3, wl_ring); }
+void million_procs(benchmark::State &s) { report(s, "ms", 3, wl_million_procs); }
+// Restarts the runtime with cfg (NULL: from the environment again).
+bool restart(const bl_config *cfg)
+{
+    bl_runtime_stop();
+    bl_runtime_wait();
+    if (bl_runtime_start(cfg) == 0) return true;
+    std::fprintf(stderr, "beamline_bench: %s\n", bl_runtime_error());
+    std::exit(1);
+}
+
+// The process table never shrinks while the runtime runs, so the memory
+// of an idle process is measured in a fresh runtime.
+void idle_process_bytes(benchmark::State &s)
+{
+    restart(nullptr);
+    report(s, "bytes", 1, wl_idle_process_bytes);
+}
+
+// Cross-scheduler round trips with spinning off, so every message needs a
+// real wake-up through the ring: the cost of each wake mechanism.
+void wake_roundtrip(benchmark::State &s, bl_wake mode)
+{
+    bl_config c{};
+    if (bl_config_from_env(&c) != 0) std::exit(1);
+    c.wake = mode;
+    c.no_spin = true;
+    c.spin_us = 0;
+    restart(&c);
+    report(s, "ns", 3, [] { return wl_pingpong(1); });
+    restart(nullptr);
+}
+void wake_msg_ring(benchmark::State &s) { wake_roundtrip(s, BL_WAKE_MSG_RING); }
+void wake_eventfd(benchmark::State &s) { wake_roundtrip(s, BL_WAKE_EVENTFD); }
+void send_throughput(benchmark::State &s) { report(s, "ns", 3, wl_send_throughput); }
+void mailbox_20_senders(benchmark::State &s) { report(s, "ns", 3, wl_mailbox_20_senders); }
+void call_with_500k_queued(benchmark::State &s) { report(s, "ns", 3, wl_call_with_500k_queued); }
+void timers_100k(benchmark::State &s) { report(s, "ms", 3, wl_timers_100k); }
+
+}  // namespace
+
+#define WORKLOAD(fn) BENCHMARK(fn)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond)
+WORKLOAD(ctx_switch);
+WORKLOAD(spawn_exit);
+WORKLOAD(pingpong_same_sched);
+WORKLOAD(pingpong_cross_sched);
+WORKLOAD(ring_1000x1000);
+WORKLOAD(million_procs);
+WORKLOAD(idle_process_bytes);
+WORKLOAD(send_throughput);
+WORKLOAD(mailbox_20_senders);
+WORKLOAD(call_with_500k_queued);
+WORKLOAD(timers_100k);
+WORKLOAD(wake_msg_ring);
+WORKLOAD(wake_eventfd);
+
+int main(int argc, char **argv)
+{
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    int rc = bl_runtime_start(nullptr);
+    if (rc != 0) {
+        std::fprintf(stderr, "beamline_bench: %s\n", bl_runtime_error());
+        return 1;
+    }
+    benchmark::AddCustomContext("schedulers", std::to_string(bl_schedulers()));
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    bl_runtime_stop();
+    bl_runtime_wait();
+    return 0;
+}

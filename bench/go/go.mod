@@ -1,0 +1,3 @@
+module beamline/benchgo
+
+go 1.19

@@ -1,0 +1,418 @@
+/*
+ * bench/workloads.c - Beamline implementations of the benchmark workloads.
+ *
+ * Each workload runs a driver process and waits for it on a semaphore; the
+ * driver measures with the monotonic clock around the part that is timed.
+ */
+#define _GNU_SOURCE
+#include "workloads.h"
+
+#include <beamline.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { T_GO = 1, T_BALL, T_DONE, T_STOP, T_NOISE, T_REQ, T_REPLY, T_TOKEN };
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct driver {
+    void (*fn)(struct driver *d);
+    double result;
+    sem_t done;
+} driver;
+
+static void driver_entry(void *arg)
+{
+    driver *d = arg;
+    d->fn(d);
+    sem_post(&d->done);
+}
+
+/* Runs fn as a process and waits for its result. */
+static double drive(void (*fn)(driver *d))
+{
+    driver d = {.fn = fn, .result = -1};
+    sem_init(&d.done, 0, 0);
+    if (bl_spawn(NULL, driver_entry, &d, NULL) != 0) return -1;
+    while (sem_wait(&d.done) != 0) {}
+    sem_destroy(&d.done);
+    return d.result;
+}
+
+static void recv_tag(uint32_t tag)
+{
+    bl_msg *m = NULL;
+    if (bl_recv(&m, bl_match_tag, &tag, BL_INFINITY, 0) == 0) bl_msg_free(m);
+}
+
+/* ---- ctx_switch ---- */
+
+#define SWITCHES 1000000
+
+static void yielder(void *arg)
+{
+    for (int i = 0; i < SWITCHES; i++) bl_yield();
+    bl_send(*(bl_pid *)arg, T_DONE, NULL, 0);
+}
+
+static void ctx_switch_drv(driver *d)
+{
+    bl_pid self = bl_self();
+    /* On a one-scheduler runtime with the driver waiting, each yield
+     * switches from one yielder to the other. */
+    bl_spawn_opts o = {.scheduler = 1};
+    uint64_t t0 = now_ns();
+    bl_spawn(NULL, yielder, &self, &o);
+    bl_spawn(NULL, yielder, &self, &o);
+    recv_tag(T_DONE);
+    recv_tag(T_DONE);
+    d->result = (double)(now_ns() - t0) / (2.0 * SWITCHES);
+}
+
+double wl_ctx_switch(void)
+{
+    return drive(ctx_switch_drv);
+}
+
+/* ---- spawn_exit ---- */
+
+#define SPAWNS 100000
+
+static void send_done(void *arg)
+{
+    bl_send(*(bl_pid *)arg, T_DONE, NULL, 0);
+}
+
+static void spawn_exit_drv(driver *d)
+{
+    bl_pid self = bl_self();
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < SPAWNS; i++) bl_spawn(NULL, send_done, &self, NULL);
+    for (int i = 0; i < SPAWNS; i++) bl_msg_free(bl_receive(BL_INFINITY));
+    d->result = (double)(now_ns() - t0) / SPAWNS;
+}
+
+double wl_spawn_exit(void)
+{
+    return drive(spawn_exit_drv);
+}
+
+/* ---- pingpong ---- */
+
+#define ROUNDS 100000
+
+static void ponger(void *arg)
+{
+    for (;;) {
+        bl_msg *m = bl_receive(BL_INFINITY);
+        if (!m) return;
+        bl_pid from = m->from;
+        uint32_t tag = m->tag;
+        bl_msg_free(m);
+        if (tag == T_STOP) return;
+        bl_send(from, T_BALL, &tag, sizeof tag);
+    }
+}
+
+typedef struct ping_arg {
+    bl_pid peer, owner;
+    double ns;
+} ping_arg;
+
+static void pinger(void *arg)
+{
+    ping_arg *a = arg;
+    uint32_t x = 0;
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < ROUNDS; i++) {
+        bl_send(a->peer, T_BALL, &x, sizeof x);
+        bl_msg_free(bl_receive(BL_INFINITY));
+    }
+    a->ns = (double)(now_ns() - t0) / ROUNDS;
+    bl_send(a->peer, T_STOP, NULL, 0);
+    bl_send(a->owner, T_DONE, NULL, 0);
+}
+
+static int pp_cross;
+
+static void pingpong_drv(driver *d)
+{
+    int n = (int)bl_schedulers();
+    bl_spawn_opts a = {.scheduler = 1}, b = {.scheduler = pp_cross && n > 1 ? 2 : 1};
+    ping_arg pa = {.owner = bl_self()};
+    bl_spawn(&pa.peer, ponger, NULL, &b);
+    bl_spawn(NULL, pinger, &pa, &a);
+    recv_tag(T_DONE);
+    d->result = pa.ns;
+}
+
+double wl_pingpong(int cross)
+{
+    pp_cross = cross;
+    return drive(pingpong_drv);
+}
+
+/* ---- ring_1000x1000 ---- */
+
+#define RING 1000
+#define LAPS 1000
+
+typedef struct ring_setup {
+    bl_pid next;  /* where tokens go */
+    bl_pid owner; /* told when the last node has passed its last token */
+    int last;     /* this is the last node */
+} ring_setup;
+
+/* Each node passes the token LAPS times, then exits. */
+static void ring_node(void *arg)
+{
+    ring_setup rs;
+    bl_msg *m = bl_receive(BL_INFINITY);
+    memcpy(&rs, m->data, sizeof rs);
+    bl_msg_free(m);
+    for (int lap = 0; lap < LAPS; lap++) {
+        uint32_t tok = T_TOKEN;
+        bl_msg *t = NULL;
+        bl_recv(&t, bl_match_tag, &tok, BL_INFINITY, 0);
+        bl_msg_free(t);
+        bl_send(rs.next, T_TOKEN, NULL, 0);
+    }
+    if (rs.last) bl_send(rs.owner, T_DONE, NULL, 0);
+}
+
+static void ring_drv(driver *d)
+{
+    bl_pid nodes[RING];
+    for (int i = 0; i < RING; i++) bl_spawn(&nodes[i], ring_node, NULL, NULL);
+    for (int i = 0; i < RING; i++) {
+        ring_setup rs = {i + 1 < RING ? nodes[i + 1] : nodes[0], bl_self(), i == RING - 1};
+        bl_send(nodes[i], T_GO, &rs, sizeof rs);
+    }
+    uint64_t t0 = now_ns();
+    bl_send(nodes[0], T_TOKEN, NULL, 0);
+    recv_tag(T_DONE);
+    d->result = (double)(now_ns() - t0) / ((double)RING * LAPS);
+}
+
+double wl_ring(void)
+{
+    return drive(ring_drv);
+}
+
+/* ---- million_procs and idle_process_bytes (handler processes) ---- */
+
+static int idle_handle(void *state, bl_msg *m)
+{
+    if (m->tag == T_STOP) {
+        bl_send(*(bl_pid *)state, T_DONE, NULL, 0);
+        return 1;
+    }
+    return 0;
+}
+static const bl_handler idle_handler = {NULL, idle_handle, NULL};
+
+#define MILLION 1000000
+
+static void million_drv(driver *d)
+{
+    bl_pid self = bl_self();
+    bl_pid *pids = malloc(sizeof(bl_pid) * MILLION);
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < MILLION; i++) bl_spawn_handler(&pids[i], &idle_handler, &self, NULL);
+    for (int i = 0; i < MILLION; i++) bl_send(pids[i], T_STOP, NULL, 0);
+    for (int i = 0; i < MILLION; i++) bl_msg_free(bl_receive(BL_INFINITY));
+    d->result = (double)(now_ns() - t0) / 1e6;
+    free(pids);
+}
+
+double wl_million_procs(void)
+{
+    return drive(million_drv);
+}
+
+static long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return res * 4096;
+}
+
+#define IDLE_N 200000
+
+static void idle_bytes_drv(driver *d)
+{
+    bl_pid self = bl_self();
+    bl_pid *pids = malloc(sizeof(bl_pid) * IDLE_N);
+    long before = rss_bytes();
+    for (int i = 0; i < IDLE_N; i++) bl_spawn_handler(&pids[i], &idle_handler, &self, NULL);
+    /* Let each run its (empty) init and park: then it holds no stack. */
+    for (int i = 0; i < IDLE_N; i++) bl_send(pids[i], T_NOISE, NULL, 0);
+    bl_sleep(200);
+    long after = rss_bytes();
+    d->result = (double)(after - before) / IDLE_N;
+    for (int i = 0; i < IDLE_N; i++) bl_send(pids[i], T_STOP, NULL, 0);
+    for (int i = 0; i < IDLE_N; i++) bl_msg_free(bl_receive(BL_INFINITY));
+    free(pids);
+}
+
+double wl_idle_process_bytes(void)
+{
+    return drive(idle_bytes_drv);
+}
+
+/* ---- send_throughput and mailbox_20_senders ---- */
+
+typedef struct flood_arg {
+    bl_pid to;
+    int count;
+} flood_arg;
+
+static void flooder(void *arg)
+{
+    flood_arg *a = arg;
+    for (int i = 0; i < a->count; i++) bl_send(a->to, T_BALL, &i, sizeof i);
+}
+
+typedef struct sink_arg {
+    bl_pid owner;
+    long expect;
+} sink_arg;
+
+static void sink(void *arg)
+{
+    sink_arg *a = arg;
+    for (long i = 0; i < a->expect; i++) bl_msg_free(bl_receive(BL_INFINITY));
+    bl_send(a->owner, T_DONE, NULL, 0);
+}
+
+static int flood_senders, flood_count;
+
+static void flood_drv(driver *d)
+{
+    int n = (int)bl_schedulers();
+    sink_arg s = {bl_self(), (long)flood_senders * flood_count};
+    bl_spawn_opts so = {.scheduler = 1}, fo = {.scheduler = n > 1 ? 2 : 1};
+    bl_pid sinkpid;
+    bl_spawn(&sinkpid, sink, &s, &so);
+    flood_arg f = {sinkpid, flood_count};
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < flood_senders; i++) bl_spawn(NULL, flooder, &f, flood_senders == 1 ? &fo : NULL);
+    recv_tag(T_DONE);
+    d->result = (double)(now_ns() - t0) / (double)s.expect;
+}
+
+double wl_send_throughput(void)
+{
+    flood_senders = 1;
+    flood_count = 1000000;
+    return drive(flood_drv);
+}
+
+double wl_mailbox_20_senders(void)
+{
+    flood_senders = 20;
+    flood_count = 100000;
+    return drive(flood_drv);
+}
+
+/* ---- call_with_500k_queued ---- */
+
+#define QUEUED 500000
+#define CALLS 10000
+
+static void echo_server(void *arg)
+{
+    for (;;) {
+        bl_msg *m = bl_receive(BL_INFINITY);
+        if (!m) return;
+        if (m->tag == T_STOP) {
+            bl_msg_free(m);
+            return;
+        }
+        bl_send_ref(m->from, T_REPLY, m->ref, m->data, m->len);
+        bl_msg_free(m);
+    }
+}
+
+static void call_drv(driver *d)
+{
+    bl_pid self = bl_self(), srv;
+    bl_spawn(&srv, echo_server, NULL, NULL);
+    for (int i = 0; i < QUEUED; i++) bl_send(self, T_NOISE, &i, sizeof i);
+    bl_mailbox_len(); /* the noise is in the queue before timing starts */
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < CALLS; i++) {
+        bl_ref ref = bl_make_ref();
+        bl_recv_mark();
+        bl_send_ref(srv, T_REQ, ref, &i, sizeof i);
+        bl_msg *m = NULL;
+        bl_recv(&m, bl_match_ref, &ref, 5000, BL_RECV_MARKED);
+        bl_msg_free(m);
+    }
+    d->result = (double)(now_ns() - t0) / CALLS;
+    bl_send(srv, T_STOP, NULL, 0);
+    bl_msg *m;
+    while ((m = bl_receive(0))) bl_msg_free(m);
+}
+
+double wl_call_with_500k_queued(void)
+{
+    return drive(call_drv);
+}
+
+/* ---- timers_100k ---- */
+
+#define TIMERS 100000
+
+typedef struct late_arg {
+    bl_pid owner;
+} late_arg;
+
+static void late_waiter(void *arg)
+{
+    late_arg *a = arg;
+    uint64_t t0 = now_ns();
+    bl_msg *m = NULL;
+    bl_recv(&m, NULL, NULL, 100, 0);
+    int64_t late = (int64_t)(now_ns() - t0) - 100000000;
+    bl_send(a->owner, T_DONE, &late, sizeof late);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void timers_drv(driver *d)
+{
+    late_arg a = {bl_self()};
+    bl_spawn_opts o = {.stack_size = 16384};
+    for (int i = 0; i < TIMERS; i++) bl_spawn(NULL, late_waiter, &a, &o);
+    int64_t *late = malloc(sizeof(int64_t) * TIMERS);
+    for (int i = 0; i < TIMERS; i++) {
+        bl_msg *m = bl_receive(BL_INFINITY);
+        memcpy(&late[i], m->data, sizeof late[i]);
+        bl_msg_free(m);
+    }
+    qsort(late, TIMERS, sizeof late[0], cmp_i64);
+    d->result = (double)late[TIMERS * 99 / 100] / 1e6;
+    free(late);
+}
+
+double wl_timers_100k(void)
+{
+    return drive(timers_drv);
+}
