@@ -15,10 +15,6 @@
 
 #define MAX_STACK ((size_t)1 << 30)
 
-/* PCB slots for spawns from threads that are not schedulers (rare: main). */
-static bl_proc_cache outside_cache;
-static pthread_mutex_t outside_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static inline bool running(void)
 {
     return bl__rt && !atomic_load_explicit(&bl__rt->stop, memory_order_relaxed);
@@ -47,9 +43,11 @@ static int spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h,
     if (cur) {
         p = bl__proc_alloc(&cur->pcache);
     } else {
-        pthread_mutex_lock(&outside_lock);
-        p = bl__proc_alloc(&outside_cache);
-        pthread_mutex_unlock(&outside_lock);
+        /* Threads that are not schedulers (the program's main thread) share
+         * one cache under a mutex; they are not on any hot path. */
+        pthread_mutex_lock(&rt->outside_lock);
+        p = bl__proc_alloc(&rt->outside);
+        pthread_mutex_unlock(&rt->outside_lock);
     }
     if (!p) return -ENOMEM;
 

@@ -163,6 +163,7 @@ static void runtime_free(bl_runtime *rt)
     free(rt->scheds);
     free(rt->slabs);
     bl__topo_free(&rt->topo);
+    pthread_mutex_destroy(&rt->outside_lock);
     free(rt);
 }
 
@@ -181,6 +182,7 @@ int bl_runtime_start(const bl_config *cfg)
     errbuf[0] = 0;
     bl_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) goto nomem;
+    pthread_mutex_init(&rt->outside_lock, NULL);
     int rc = 0;
     if (cfg) rt->cfg = *cfg;
     else rc = bl_config_from_env(&rt->cfg);

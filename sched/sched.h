@@ -125,6 +125,8 @@ typedef struct bl_runtime {
     _Atomic uint64_t ref_blocks;   /* reference counter, handed out in blocks */
     _Atomic int64_t live;          /* processes alive */
     bl_pid main_pid;               /* bl_main's process */
+    pthread_mutex_t outside_lock;  /* guards outside: spawns from non-scheduler threads (rare) */
+    bl_proc_cache outside;         /* PCB slots for those spawns */
 } bl_runtime;
 
 extern bl_runtime *bl__rt;

@@ -261,3 +261,35 @@ Test(spawn, stacks_are_recycled, .timeout = 120)
 {
     bl_test_run(NULL, churn_main, NULL);
 }
+
+/* ---- restarting the runtime after heavy churn ---- */
+
+#include <semaphore.h>
+
+static sem_t churn_done;
+
+static void churn_then_post(void *arg)
+{
+    /* Enough exits that schedulers hand slot batches to the shared pool. */
+    bl_pid self = bl_self();
+    for (int i = 0; i < 5000; i++) bl_spawn(NULL, tiny, &self, NULL);
+    for (int i = 0; i < 5000; i++) bl_msg_free(bl_test_recv_tag(T_PONG, 10000));
+    sem_post(&churn_done);
+}
+
+Test(spawn, restart_after_churn_spawns_from_outside)
+{
+    sem_init(&churn_done, 0, 0);
+    for (int round = 0; round < 3; round++) {
+        bl_config c = {.schedulers = 2};
+        cr_assert_eq(bl_runtime_start(&c), 0, "%s", bl_runtime_error());
+        /* Spawns from this thread, which is not a scheduler: the second and
+         * later ones draw on slot batches the churn released. */
+        for (int k = 0; k < 3; k++) {
+            cr_assert_eq(bl_spawn(NULL, churn_then_post, NULL, NULL), 0);
+            while (sem_wait(&churn_done) != 0) {}
+        }
+        bl_runtime_stop();
+        cr_assert_eq(bl_runtime_wait(), 0);
+    }
+}
