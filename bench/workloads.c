@@ -399,8 +399,7 @@ static int cmp_i64(const void *a, const void *b)
 static void timers_drv(driver *d)
 {
     late_arg a = {bl_self()};
-    bl_spawn_opts o = {.stack_size = 16384};
-    for (int i = 0; i < TIMERS; i++) bl_spawn(NULL, late_waiter, &a, &o);
+    for (int i = 0; i < TIMERS; i++) bl_spawn(NULL, late_waiter, &a, NULL);
     int64_t *late = malloc(sizeof(int64_t) * TIMERS);
     for (int i = 0; i < TIMERS; i++) {
         bl_msg *m = bl_receive(BL_INFINITY);

@@ -112,8 +112,9 @@ void bl__stack_pool_destroy(bl_stack_pool *p)
 {
     free_list(p->hot);
     free_list(p->cold);
-    p->hot = p->cold = NULL;
-    p->nhot = p->ncold = 0;
+    free_list(p->surplus);
+    p->hot = p->cold = p->surplus = NULL;
+    p->nhot = p->ncold = p->nsurplus = 0;
 }
 
 bl_stack *bl__stack_get(bl_stack_pool *p, size_t size)
@@ -124,6 +125,12 @@ bl_stack *bl__stack_get(bl_stack_pool *p, size_t size)
     if (s) {
         p->hot = s->next;
         p->nhot--;
+        return s;
+    }
+    s = p->surplus;
+    if (s) {
+        p->surplus = s->next;
+        p->nsurplus--;
         return s;
     }
     s = p->cold;
@@ -155,17 +162,28 @@ void bl__stack_put(bl_stack_pool *p, bl_stack *s)
         p->nhot++;
         return;
     }
-    if (p->ncold >= p->cold_max) {
-        p->mapped -= s->map_size;
-        bl__stack_free(s);
-        return;
+    s->next = p->surplus;
+    p->surplus = s;
+    p->nsurplus++;
+}
+
+unsigned bl__stack_trim(bl_stack_pool *p, unsigned max)
+{
+    for (; max && p->surplus; max--) {
+        bl_stack *s = p->surplus;
+        p->surplus = s->next;
+        p->nsurplus--;
+        if (p->ncold >= p->cold_max) {
+            p->mapped -= s->map_size;
+            bl__stack_free(s);
+            continue;
+        }
+        /* Keep the descriptor's page; give the rest back to the kernel. */
+        (void)madvise(s->lo, s->map_size - 2 * page_size, MADV_DONTNEED);
+        s->cold = true;
+        s->next = p->cold;
+        p->cold = s;
+        p->ncold++;
     }
-    /* Keep the descriptor's page; give the rest of the stack back to the kernel. */
-    size_t keep = page_size;
-    size_t len = s->map_size - page_size - keep;
-    (void)madvise(s->lo, len, MADV_DONTNEED);
-    s->cold = true;
-    s->next = p->cold;
-    p->cold = s;
-    p->ncold++;
+    return p->nsurplus;
 }

@@ -13,6 +13,10 @@
  * Up to `hot_max` free stacks keep their memory; beyond that, released
  * stacks are handed back to the kernel with MADV_DONTNEED (their address
  * range stays reserved for reuse), and beyond `cold_max` they are unmapped.
+ * Both cost a TLB shootdown across every core running the program, so
+ * bl__stack_put never does them: stacks past the high-water mark wait on
+ * the `surplus` list (still resident, first to be reused) until the
+ * scheduler calls bl__stack_trim, from its idle path or a few at a time.
  */
 #ifndef BL_CORE_STACK_H
 #define BL_CORE_STACK_H
@@ -32,7 +36,9 @@ typedef struct bl_stack {
 typedef struct bl_stack_pool {
     bl_stack *hot;       /* free stacks whose pages are still resident */
     bl_stack *cold;      /* free stacks whose pages went back to the kernel */
+    bl_stack *surplus;   /* free stacks past hot_max, resident until trimmed */
     unsigned nhot;       /* length of hot */
+    unsigned nsurplus;   /* length of surplus */
     unsigned ncold;      /* length of cold */
     unsigned hot_max;    /* high-water mark for hot */
     unsigned cold_max;   /* beyond this many cold stacks, unmap */
@@ -52,8 +58,10 @@ void bl__stack_pool_destroy(bl_stack_pool *p);
 
 /* A stack of the pool's size (size 0) or of `size` bytes.  NULL when out of memory. */
 bl_stack *bl__stack_get(bl_stack_pool *p, size_t size);
-/* Returns a stack to the pool (or unmaps it if it is not of the pool's size). */
+/* Returns a stack to the pool.  Never makes a system call for pool-sized stacks. */
 void bl__stack_put(bl_stack_pool *p, bl_stack *s);
+/* Returns up to `max` surplus stacks to the kernel.  Returns how many are left. */
+unsigned bl__stack_trim(bl_stack_pool *p, unsigned max);
 /* Unmaps a stack outright. */
 void bl__stack_free(bl_stack *s);
 

@@ -173,6 +173,29 @@ void bl__sched_ready(bl_proc *p, unsigned flags)
 
 /* ---- timers ---- */
 
+/*
+ * Processes whose timer fired run before the ordinary queues: a deadline is
+ * a promise about when, and behind a long queue of freshly spawned
+ * processes it would be missed by the length of that queue.  The lane only
+ * holds what the wheel released, so it cannot grow without bound.  A timer
+ * fires on the scheduler that armed it, which is the parked process's home.
+ */
+static void tmo_push(bl_sched *s, bl_proc *p)
+{
+    atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
+    p->rq_next = NULL;
+    if (s->tmo_tail) s->tmo_tail->rq_next = p;
+    else s->tmo_head = p;
+    s->tmo_tail = p;
+}
+
+static bl_proc *tmo_pop(bl_sched *s)
+{
+    bl_proc *p = s->tmo_head;
+    if (p && !(s->tmo_head = p->rq_next)) s->tmo_tail = NULL;
+    return p;
+}
+
 static void timer_fire(bl_timer *t, void *ctx)
 {
     bl_sched *s = ctx;
@@ -196,7 +219,7 @@ static void timer_fire(bl_timer *t, void *ctx)
         p->timer_fired = true;
         bl__slab_free_local(&s->slab, 0, e);
         BL_STAT_ADD(s, timers_fired, 1);
-        bl__sched_ready(p, 0);
+        tmo_push(s, p);
         return;
     }
     /* Lost: the process still points at e.  Acq_rel: pairs with its exchange. */
@@ -354,7 +377,8 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
     if (inject_nonempty(s)) {
         /* With nothing else to run, the oldest one runs at once and never
          * sits where a thief could take it from its home. */
-        bool local_idle = !s->runnext && !s->ovf_head && bl__runq_len(&s->rq) == 0;
+        bool local_idle =
+            !s->runnext && !s->ovf_head && !s->tmo_head && bl__runq_len(&s->rq) == 0;
         bl_proc *first = local_idle ? inject_pop(s) : NULL;
         while ((p = inject_pop(s))) {
             /* A process placed here explicitly waits in the owner-only
@@ -367,6 +391,7 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
     /* Now and then the overflow list goes first, so that it cannot starve
      * behind a ring that keeps refilling. */
     if (++s->tick % 61 == 0 && (p = ovf_pop(s))) return p;
+    if ((p = tmo_pop(s))) return p;
     if ((p = s->runnext)) {
         s->runnext = NULL;
         /* A pair of processes waking each other through runnext shares one
@@ -397,6 +422,8 @@ static void loop(bl_sched *s)
             if ((s->tick & 63) == 0) {
                 if (s->wheel.count) run_timers(s, bl__now_ns());
                 bl__ring_reap(s);
+                /* Under sustained load, trim a little so RSS still falls. */
+                if ((s->tick & 4095) == 0 && s->stacks.nsurplus) bl__stack_trim(&s->stacks, 1);
             }
             continue;
         }
@@ -410,7 +437,11 @@ static void loop(bl_sched *s)
         uint64_t now = bl__now_ns();
         run_timers(s, now);
         bl__ring_reap(s);
-        if (s->runnext || bl__runq_len(&s->rq) || s->ovf_head || inject_nonempty(s)) continue;
+        /* Nothing to run: a good time for the system calls that give
+         * surplus stacks back to the kernel, a batch at a time. */
+        if (s->stacks.nsurplus && bl__stack_trim(&s->stacks, 64)) continue;
+        if (s->runnext || s->tmo_head || bl__runq_len(&s->rq) || s->ovf_head || inject_nonempty(s))
+            continue;
 
         uint64_t spin_end = now + spin_ns;
         bool found = false;

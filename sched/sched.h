@@ -89,6 +89,8 @@ typedef struct bl_sched {
     bl_proc *ovf_head;             /* overflow of rq, FIFO through rq_next */
     bl_proc *ovf_tail;             /* last of ovf_head */
     uint32_t ovf_len;              /* length of the overflow list */
+    bl_proc *tmo_head;             /* woken by their timers: run before the queues, FIFO */
+    bl_proc *tmo_tail;             /* last of tmo_head */
     bl_proc *current;              /* process now running, NULL in the loop */
     bl_ctx ctx;                    /* the scheduler loop's own context */
     int32_t slice_left;            /* reductions left for a runnext successor */

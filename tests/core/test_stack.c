@@ -130,6 +130,14 @@ Test(stack, high_water_makes_extra_stacks_cold)
     }
     for (int i = 0; i < 5; i++) bl__stack_put(&p, s[i]);
     cr_assert_eq(p.nhot, 2);
+    /* Putting back makes no system call: the extra three wait, resident. */
+    cr_assert_eq(p.nsurplus, 3);
+    cr_assert_eq(p.ncold, 0);
+    for (int i = 2; i < 5; i++) cr_assert_eq(resident_pages(s[i]->lo, s[i]->size), pages_of(s[i]));
+    /* Trimming (the scheduler does it when idle) gives them back. */
+    cr_assert_eq(bl__stack_trim(&p, 2), 1);
+    cr_assert_eq(bl__stack_trim(&p, 100), 0);
+    cr_assert_eq(p.nsurplus, 0);
     cr_assert_eq(p.ncold, 3);
 
     /* The first two put back stay hot; the last three gave their memory back
@@ -165,11 +173,11 @@ Test(stack, high_water_makes_extra_stacks_cold)
     bl__stack_put(&p, h1);
     bl__stack_put(&p, h2);
     bl__stack_put(&p, c);
-    cr_assert_eq(p.nhot + p.ncold, 5);
+    cr_assert_eq(p.nhot + p.ncold + p.nsurplus, 5);
     void *los[5]; /* the descriptors go away with their mappings */
     for (int i = 0; i < 5; i++) los[i] = s[i]->lo;
     bl__stack_pool_destroy(&p);
-    cr_assert_eq(p.nhot + p.ncold, 0);
+    cr_assert_eq(p.nhot + p.ncold + p.nsurplus, 0);
     for (int i = 0; i < 5; i++) cr_assert(!is_mapped(los[i]), "stack %d unmapped", i);
 }
 
@@ -281,6 +289,7 @@ Test(stack, guard_page_below_lo_faults)
     for (int i = 0; i < 3; i++) extra[i] = bl__stack_get(&p, 0);
     bl__stack_put(&p, s);
     for (int i = 0; i < 3; i++) bl__stack_put(&p, extra[i]);
+    bl__stack_trim(&p, 100);
     cr_assert(s->cold || p.ncold > 0);
     bl_stack *got[4];
     for (int i = 0; i < 4; i++) {
