@@ -5,7 +5,8 @@
  *   Pushes the callee-saved registers, MXCSR and the x87 control word onto
  *   the current stack, stores the stack pointer in *save_sp, switches to
  *   load_sp and pops the same frame from there.  Everything else is
- *   caller-saved by the ABI, so the C compiler has already spilled it.
+ *   caller-saved by the ABI (rax is scratch), so the C compiler has already
+ *   spilled it.
  *
  * Frame, from the saved stack pointer upwards (64 bytes, 16-byte aligned):
  *   [0] MXCSR (4 bytes)  [4] x87 control word (2 bytes)
@@ -27,13 +28,20 @@ bl__ctx_switch:
 	pushq	%r13
 	pushq	%r14
 	pushq	%r15
-	subq	$8, %rsp
+	pushq	$0		/* zeroes the slot's two spare bytes for the compare below */
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
 	movq	%rsp, (%rdi)
+	/* ldmxcsr and fldcw are slow (microcoded, and they serialise parts of
+	 * the FP pipeline); skip them when the incoming context saved the
+	 * values already in force, which is the usual case. */
+	movq	(%rsp), %rax
 	movq	%rsi, %rsp
+	cmpq	(%rsp), %rax
+	je	1f
 	ldmxcsr	(%rsp)
 	fldcw	4(%rsp)
+1:
 	addq	$8, %rsp
 	popq	%r15
 	popq	%r14

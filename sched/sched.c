@@ -272,13 +272,6 @@ static void run_timers(bl_sched *s, uint64_t now)
 
 /* ---- running a process ---- */
 
-void bl__sched_park(bl_proc *p, unsigned park)
-{
-    bl_sched *s = p->sched;
-    p->park = (uint8_t)park;
-    bl__ctx_jump(&p->ctx, &s->ctx, park == BL_PARK_EXIT || park == BL_PARK_IDLE);
-}
-
 void bl__proc_entry(void *arg);   /* sched/process.c */
 void bl__proc_finish(bl_sched *s, bl_proc *p); /* sched/process.c */
 
@@ -299,7 +292,13 @@ static bool park_box(bl_proc *p, unsigned st)
     }
 }
 
-static void run(bl_sched *s, bl_proc *p, bool inherit)
+/*
+ * Inlined into the loop on purpose: after a context switch every return
+ * between the switch and the loop mispredicts (the return-stack buffer holds
+ * the other context's calls), so the fewer frames around the switch, the
+ * cheaper a switch is.
+ */
+static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, bool inherit)
 {
     if (!p->stack) {
         p->stack = bl__stack_get(&s->stacks, p->stack_req);
@@ -312,7 +311,7 @@ static void run(bl_sched *s, bl_proc *p, bool inherit)
     }
     s->current = p;
     p->placed = false;
-    p->reds = inherit && s->slice_left > 0 ? s->slice_left : (int32_t)s->rt->cfg.reductions;
+    p->reds = inherit && s->slice_left > 0 ? s->slice_left : s->reductions;
     int32_t start = p->reds;
     atomic_store_explicit(&p->status, BL_STATUS_RUNNING, memory_order_relaxed);
     BL_STAT_ADD(s, switches, 1);
@@ -488,6 +487,7 @@ void *bl__sched_main(void *arg)
     /* Timer slack of 1 ns: a receive timeout should not fire 50 us late. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     bl__tls_sched = s;
+    s->reductions = (int32_t)s->rt->cfg.reductions;
     bl__ctx_init_thread(&s->ctx);
     loop(s);
     bl__tls_sched = NULL;

@@ -94,6 +94,7 @@ typedef struct bl_sched {
     bl_proc *current;              /* process now running, NULL in the loop */
     bl_ctx ctx;                    /* the scheduler loop's own context */
     int32_t slice_left;            /* reductions left for a runnext successor */
+    int32_t reductions;            /* the configured slice, cached */
     uint32_t tick;                 /* scheduling rounds, for periodic checks */
     uint64_t ref_next;             /* next reference of the block in hand */
     uint64_t ref_end;              /* end of that block */
@@ -154,8 +155,16 @@ static inline bl_proc *bl__self(void)
  */
 void bl__sched_ready(bl_proc *p, unsigned flags);
 
-/* Process only: switches back to the scheduler with request `park`. */
-void bl__sched_park(bl_proc *p, unsigned park);
+/*
+ * Process only: switches back to the scheduler with request `park`.  Inline
+ * so that the switch sits directly in the calling bl_ function (see run()
+ * in sched.c on why frames around a switch cost).
+ */
+static inline __attribute__((always_inline)) void bl__sched_park(bl_proc *p, unsigned park)
+{
+    p->park = (uint8_t)park;
+    bl__ctx_jump(&p->ctx, &p->sched->ctx, park == BL_PARK_EXIT || park == BL_PARK_IDLE);
+}
 
 /*
  * Process only: arms a timer that ends p's coming wait (sequence p->seq + 1,
