@@ -806,7 +806,9 @@ static const bl_handler idle_handler = {NULL, idle_handle, NULL};
 
 static void abandon_main(void *arg)
 {
-    bl_pid self = bl_self();
+    /* Static: the last processes may start after this one has returned. */
+    static bl_pid self;
+    self = bl_self();
     bl_pid *pids = malloc(BLOCKED * sizeof *pids);
     BL_CHECK(pids != NULL);
     if (!pids) return;
