@@ -11,7 +11,7 @@ BENCH_FILTER ?=
 BENCH_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test bench deps-build deps-bench format check-format clean $(addprefix test-,$(TEST_PRESETS))
+.PHONY: all build test bench deps-build deps-bench format check-format check-aarch64 clean $(addprefix test-,$(TEST_PRESETS))
 
 all: build
 
@@ -54,6 +54,13 @@ bench: deps-bench
 	cmake --build build/release -j$(JOBS)
 	python3 bench/run.py --beamline build/release/bench/beamline_bench --build-dir build/release \
 	  $(if $(BENCH_FILTER),--filter '$(BENCH_FILTER)') $(BENCH_FLAGS)
+
+# The AArch64 context switch, cross-compiled and run under qemu-user.
+check-aarch64:
+	$(call install_missing,gcc-aarch64-linux-gnu qemu-user)
+	aarch64-linux-gnu-gcc -O2 -I. -Iinclude tests/core/ctx_selftest.c core/ctx.c \
+	  core/ctx_aarch64.S -static -o build/ctx_selftest_aarch64
+	qemu-aarch64 build/ctx_selftest_aarch64
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cc')

@@ -17,7 +17,8 @@ extern "C" {
 }
 #include "workloads.h"
 
-namespace {
+namespace
+{
 
 void report(benchmark::State &state, const char *unit, int reps, const std::function<double()> &fn)
 {
@@ -44,12 +45,30 @@ void one_scheduler(benchmark::State &s, const std::function<double()> &fn)
     restart(nullptr);
 }
 
-void ctx_switch(benchmark::State &s) { one_scheduler(s, wl_ctx_switch); }
-void spawn_exit(benchmark::State &s) { report(s, "ns", 5, wl_spawn_exit); }
-void pingpong_same_sched(benchmark::State &s) { one_scheduler(s, [] { return wl_pingpong(0); }); }
-void pingpong_cross_sched(benchmark::State &s) { report(s, "ns", 5, [] { return wl_pingpong(1); }); }
-void ring_1000x1000(benchmark::State &s) { report(s, "ns", 3, wl_ring); }
-void million_procs(benchmark::State &s) { report(s, "ms", 3, wl_million_procs); }
+void ctx_switch(benchmark::State &s)
+{
+    one_scheduler(s, wl_ctx_switch);
+}
+void spawn_exit(benchmark::State &s)
+{
+    report(s, "ns", 5, wl_spawn_exit);
+}
+void pingpong_same_sched(benchmark::State &s)
+{
+    one_scheduler(s, [] { return wl_pingpong(0); });
+}
+void pingpong_cross_sched(benchmark::State &s)
+{
+    report(s, "ns", 5, [] { return wl_pingpong(1); });
+}
+void ring_1000x1000(benchmark::State &s)
+{
+    report(s, "ns", 3, wl_ring);
+}
+void million_procs(benchmark::State &s)
+{
+    report(s, "ms", 3, wl_million_procs);
+}
 // Restarts the runtime with cfg (NULL: from the environment again).
 bool restart(const bl_config *cfg)
 {
@@ -68,6 +87,13 @@ void idle_process_bytes(benchmark::State &s)
     report(s, "bytes", 1, wl_idle_process_bytes);
 }
 
+void ten_million_idle(benchmark::State &s)
+{
+    restart(nullptr);
+    report(s, "GiB", 1, wl_ten_million_idle_gib);
+    restart(nullptr);
+}
+
 // Cross-scheduler round trips with spinning off, so every message needs a
 // real wake-up through the ring: the cost of each wake mechanism.
 void wake_roundtrip(benchmark::State &s, bl_wake mode)
@@ -81,14 +107,32 @@ void wake_roundtrip(benchmark::State &s, bl_wake mode)
     report(s, "ns", 3, [] { return wl_pingpong(1); });
     restart(nullptr);
 }
-void wake_msg_ring(benchmark::State &s) { wake_roundtrip(s, BL_WAKE_MSG_RING); }
-void wake_eventfd(benchmark::State &s) { wake_roundtrip(s, BL_WAKE_EVENTFD); }
-void send_throughput(benchmark::State &s) { report(s, "ns", 3, wl_send_throughput); }
-void mailbox_20_senders(benchmark::State &s) { report(s, "ns", 3, wl_mailbox_20_senders); }
-void call_with_500k_queued(benchmark::State &s) { report(s, "ns", 3, wl_call_with_500k_queued); }
-void timers_100k(benchmark::State &s) { report(s, "ms", 3, wl_timers_100k); }
+void wake_msg_ring(benchmark::State &s)
+{
+    wake_roundtrip(s, BL_WAKE_MSG_RING);
+}
+void wake_eventfd(benchmark::State &s)
+{
+    wake_roundtrip(s, BL_WAKE_EVENTFD);
+}
+void send_throughput(benchmark::State &s)
+{
+    report(s, "ns", 3, wl_send_throughput);
+}
+void mailbox_20_senders(benchmark::State &s)
+{
+    report(s, "ns", 3, wl_mailbox_20_senders);
+}
+void call_with_500k_queued(benchmark::State &s)
+{
+    report(s, "ns", 3, wl_call_with_500k_queued);
+}
+void timers_100k(benchmark::State &s)
+{
+    report(s, "ms", 3, wl_timers_100k);
+}
 
-}  // namespace
+} // namespace
 
 #define WORKLOAD(fn) BENCHMARK(fn)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond)
 WORKLOAD(ctx_switch);
@@ -98,6 +142,7 @@ WORKLOAD(pingpong_cross_sched);
 WORKLOAD(ring_1000x1000);
 WORKLOAD(million_procs);
 WORKLOAD(idle_process_bytes);
+WORKLOAD(ten_million_idle);
 WORKLOAD(send_throughput);
 WORKLOAD(mailbox_20_senders);
 WORKLOAD(call_with_500k_queued);

@@ -42,7 +42,8 @@ static double drive(void (*fn)(driver *d))
     driver d = {.fn = fn, .result = -1};
     sem_init(&d.done, 0, 0);
     if (bl_spawn(NULL, driver_entry, &d, NULL) != 0) return -1;
-    while (sem_wait(&d.done) != 0) {}
+    while (sem_wait(&d.done) != 0) {
+    }
     sem_destroy(&d.done);
     return d.result;
 }
@@ -211,6 +212,10 @@ double wl_ring(void)
 
 static int idle_handle(void *state, bl_msg *m)
 {
+    if (m->tag == T_REQ) { /* sync: answered once everything before it was handled */
+        bl_send(m->from, T_REPLY, NULL, 0);
+        return 0;
+    }
     if (m->tag == T_STOP) {
         bl_send(*(bl_pid *)state, T_DONE, NULL, 0);
         return 1;
@@ -249,27 +254,40 @@ static long rss_bytes(void)
     return res * 4096;
 }
 
-#define IDLE_N 200000
+static int idle_n;
 
+/* Spawns idle_n handler processes, lets each handle one message and park
+ * (then it holds no stack), and reports the RSS growth per process. */
 static void idle_bytes_drv(driver *d)
 {
     bl_pid self = bl_self();
-    bl_pid *pids = malloc(sizeof(bl_pid) * IDLE_N);
+    bl_pid *pids = malloc(sizeof(bl_pid) * (size_t)idle_n);
     long before = rss_bytes();
-    for (int i = 0; i < IDLE_N; i++) bl_spawn_handler(&pids[i], &idle_handler, &self, NULL);
-    /* Let each run its (empty) init and park: then it holds no stack. */
-    for (int i = 0; i < IDLE_N; i++) bl_send(pids[i], T_NOISE, NULL, 0);
-    bl_sleep(200);
+    for (int i = 0; i < idle_n; i++) bl_spawn_handler(&pids[i], &idle_handler, &self, NULL);
+    /* One synchronous request each, one at a time (nothing piles up): after
+     * its answer a process has run, handled it and parked without a stack. */
+    for (int i = 0; i < idle_n; i++) {
+        bl_send(pids[i], T_REQ, NULL, 0);
+        recv_tag(T_REPLY);
+    }
     long after = rss_bytes();
-    d->result = (double)(after - before) / IDLE_N;
-    for (int i = 0; i < IDLE_N; i++) bl_send(pids[i], T_STOP, NULL, 0);
-    for (int i = 0; i < IDLE_N; i++) bl_msg_free(bl_receive(BL_INFINITY));
+    d->result = (double)(after - before - (long)(sizeof(bl_pid) * (size_t)idle_n)) / idle_n;
+    for (int i = 0; i < idle_n; i++) bl_send(pids[i], T_STOP, NULL, 0);
+    for (int i = 0; i < idle_n; i++) bl_msg_free(bl_receive(BL_INFINITY));
     free(pids);
 }
 
 double wl_idle_process_bytes(void)
 {
+    idle_n = 200000;
     return drive(idle_bytes_drv);
+}
+
+double wl_ten_million_idle_gib(void)
+{
+    idle_n = 10000000;
+    double per = drive(idle_bytes_drv);
+    return per * idle_n / (1024.0 * 1024 * 1024);
 }
 
 /* ---- send_throughput and mailbox_20_senders ---- */
@@ -308,7 +326,8 @@ static void flood_drv(driver *d)
     bl_spawn(&sinkpid, sink, &s, &so);
     flood_arg f = {sinkpid, flood_count};
     uint64_t t0 = now_ns();
-    for (int i = 0; i < flood_senders; i++) bl_spawn(NULL, flooder, &f, flood_senders == 1 ? &fo : NULL);
+    for (int i = 0; i < flood_senders; i++)
+        bl_spawn(NULL, flooder, &f, flood_senders == 1 ? &fo : NULL);
     recv_tag(T_DONE);
     d->result = (double)(now_ns() - t0) / (double)s.expect;
 }
@@ -330,7 +349,7 @@ double wl_mailbox_20_senders(void)
 /* ---- call_with_500k_queued ---- */
 
 #define QUEUED 500000
-#define CALLS 10000
+#define CALLS  10000
 
 static void echo_server(void *arg)
 {

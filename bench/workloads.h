@@ -13,16 +13,17 @@
 extern "C" {
 #endif
 
-double wl_ctx_switch(void);          /* ns per switch */
-double wl_spawn_exit(void);          /* ns per spawn + run + exit */
-double wl_pingpong(int cross);       /* ns per round trip */
-double wl_ring(void);                /* ns per hop */
-double wl_million_procs(void);       /* ms for the whole run */
-double wl_idle_process_bytes(void);  /* bytes per idle process */
-double wl_send_throughput(void);     /* ns per message */
-double wl_mailbox_20_senders(void);  /* ns per message */
+double wl_ctx_switch(void);            /* ns per switch */
+double wl_spawn_exit(void);            /* ns per spawn + run + exit */
+double wl_pingpong(int cross);         /* ns per round trip */
+double wl_ring(void);                  /* ns per hop */
+double wl_million_procs(void);         /* ms for the whole run */
+double wl_idle_process_bytes(void);    /* bytes per idle process */
+double wl_ten_million_idle_gib(void);  /* GiB of RSS for 10M idle handler processes */
+double wl_send_throughput(void);       /* ns per message */
+double wl_mailbox_20_senders(void);    /* ns per message */
 double wl_call_with_500k_queued(void); /* ns per call */
-double wl_timers_100k(void);         /* p99 lateness, ms */
+double wl_timers_100k(void);           /* p99 lateness, ms */
 
 #ifdef __cplusplus
 }

@@ -19,8 +19,8 @@ void bl__ctx_init(bl_ctx *ctx, void *lo, size_t size, void (*fn)(void *), void *
     /* Default MXCSR and x87 control word; bytes 6-7 stay zero, as in frames
      * the switch saves (the switch compares all 8 bytes). */
     f[0] = 0x1F80 | ((uint64_t)0x037F << 32);
-    f[3] = (uint64_t)(uintptr_t)arg;          /* r13 */
-    f[4] = (uint64_t)(uintptr_t)fn;           /* r12 */
+    f[3] = (uint64_t)(uintptr_t)arg;           /* r13 */
+    f[4] = (uint64_t)(uintptr_t)fn;            /* r12 */
     f[7] = (uint64_t)(uintptr_t)bl__ctx_start; /* return address */
 #elif defined(__aarch64__)
     uint64_t *f = (uint64_t *)(top - 176);

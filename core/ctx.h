@@ -22,10 +22,10 @@
 #endif
 
 typedef struct bl_ctx {
-    void *sp;            /* saved stack pointer while switched out */
-    void *stack_lo;      /* lowest usable address of the stack (ASan) */
-    size_t stack_size;   /* usable bytes of the stack (ASan) */
-    void *tsan_fiber;    /* TSan's fiber for this context; NULL in other builds */
+    void *sp;          /* saved stack pointer while switched out */
+    void *stack_lo;    /* lowest usable address of the stack (ASan) */
+    size_t stack_size; /* usable bytes of the stack (ASan) */
+    void *tsan_fiber;  /* TSan's fiber for this context; NULL in other builds */
 } bl_ctx;
 
 /* Assembly primitives. */

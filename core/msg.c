@@ -52,7 +52,10 @@ void bl__msg_free(bl_slab *local, bl_msg *m)
     if (m->flags & BL_MSG_MOVED) ((moved_tail *)(m + 1))->free_fn(m->data);
     unsigned c = m->flags & 15u;
     unsigned owner = m->flags >> 16;
-    if (c == BL_SLAB_HEAP) free(m);
-    else if (local && local->index == owner) bl__slab_free_local(local, c, m);
-    else bl__slab_free_remote(owner, c, m);
+    if (c == BL_SLAB_HEAP)
+        free(m);
+    else if (local && local->index == owner)
+        bl__slab_free_local(local, c, m);
+    else
+        bl__slab_free_remote(owner, c, m);
 }

@@ -22,13 +22,13 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define CHUNK_BITS 16
+#define CHUNK_BITS  16
 #define CHUNK_SLOTS (1u << CHUNK_BITS)
-#define DIR_SIZE (1u << 16)
-#define BATCH 128u
+#define DIR_SIZE    (1u << 16)
+#define BATCH       128u
 
 static _Atomic(bl_proc *) dir[DIR_SIZE];
-static _Atomic uint32_t extent;        /* indices handed out so far */
+static _Atomic uint32_t extent;                               /* indices handed out so far */
 static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER; /* cold: once per chunk */
 
 /* Batch stack: top PCB of the top batch plus an ABA counter. */

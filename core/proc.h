@@ -35,9 +35,9 @@
 
 /* ---- pids ---- */
 
-#define BL_PID_IDX_BITS 32
-#define BL_PID_GEN_BITS 24
-#define BL_PID_GEN_MASK ((1u << BL_PID_GEN_BITS) - 1)
+#define BL_PID_IDX_BITS   32
+#define BL_PID_GEN_BITS   24
+#define BL_PID_GEN_MASK   ((1u << BL_PID_GEN_BITS) - 1)
 #define BL_PID_NODE_SHIFT 56
 
 static inline bl_pid bl__pid_make(uint32_t idx, uint32_t gen)
@@ -153,7 +153,7 @@ typedef struct bl_proc {
     bool mark_set;             /* bl_recv_mark was called */
     bool timer_fired;          /* a timer, not a message, ended the last wait */
     bool started;              /* handler init has run */
-    bool placed;               /* spawned onto an explicit scheduler and not run yet: not stealable */
+    bool placed; /* spawned onto an explicit scheduler and not run yet: not stealable */
 } bl_proc;
 
 /* ---- the mailbox word, operations ---- */

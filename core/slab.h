@@ -18,23 +18,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BL_SLAB_CLASSES 7   /* 64, 128, ..., 4096 bytes */
-#define BL_SLAB_MAX 4096    /* largest slab object */
-#define BL_SLAB_HEAP 15     /* class number meaning "from malloc" */
-#define BL_SLAB_NONE 0xFFFF /* owner number meaning "no slab" */
+#define BL_SLAB_CLASSES 7      /* 64, 128, ..., 4096 bytes */
+#define BL_SLAB_MAX     4096   /* largest slab object */
+#define BL_SLAB_HEAP    15     /* class number meaning "from malloc" */
+#define BL_SLAB_NONE    0xFFFF /* owner number meaning "no slab" */
 
 typedef struct bl_slab_remote {
     _Alignas(64) _Atomic(void *) head; /* objects freed by other threads */
 } bl_slab_remote;
 
 typedef struct bl_slab {
-    void *free[BL_SLAB_CLASSES];   /* owner-only free lists, linked through the first word */
-    char *bump;                    /* next unused byte of the current chunk */
-    char *bump_end;                /* end of the current chunk */
-    void *chunks;                  /* every chunk, linked through its first word */
-    unsigned index;                /* this slab's number in the registry */
-    int numa;                      /* node chunks are bound to, -1 = none */
-    size_t chunk_bytes;            /* bytes mapped in chunks (stats) */
+    void *free[BL_SLAB_CLASSES]; /* owner-only free lists, linked through the first word */
+    char *bump;                  /* next unused byte of the current chunk */
+    char *bump_end;              /* end of the current chunk */
+    void *chunks;                /* every chunk, linked through its first word */
+    unsigned index;              /* this slab's number in the registry */
+    int numa;                    /* node chunks are bound to, -1 = none */
+    size_t chunk_bytes;          /* bytes mapped in chunks (stats) */
     bl_slab_remote remote[BL_SLAB_CLASSES]; /* cross-thread frees, one line per class */
 } bl_slab;
 

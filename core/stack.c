@@ -17,7 +17,7 @@
 #endif
 
 #define STACK_MIN (16u << 10)
-#define COLD_MAX 4096
+#define COLD_MAX  4096
 
 static size_t page_size;
 static bool light_guards;
@@ -26,8 +26,7 @@ static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static void probe(void)
 {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
-    void *m = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+    void *m = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return;
     light_guards = madvise(m, page_size, MADV_GUARD_INSTALL) == 0;
     munmap(m, 2 * page_size);
@@ -95,8 +94,8 @@ void bl__stack_free(bl_stack *s)
 void bl__stack_pool_init(bl_stack_pool *p, size_t size, unsigned hot_max, int numa)
 {
     bl__stack_probe();
-    *p = (bl_stack_pool){.size = bl__stack_round(size), .hot_max = hot_max,
-                         .cold_max = COLD_MAX, .numa = numa};
+    *p = (bl_stack_pool){
+        .size = bl__stack_round(size), .hot_max = hot_max, .cold_max = COLD_MAX, .numa = numa};
 }
 
 static void free_list(bl_stack *s)

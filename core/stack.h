@@ -34,17 +34,17 @@ typedef struct bl_stack {
 } bl_stack;
 
 typedef struct bl_stack_pool {
-    bl_stack *hot;       /* free stacks whose pages are still resident */
-    bl_stack *cold;      /* free stacks whose pages went back to the kernel */
-    bl_stack *surplus;   /* free stacks past hot_max, resident until trimmed */
-    unsigned nhot;       /* length of hot */
-    unsigned nsurplus;   /* length of surplus */
-    unsigned ncold;      /* length of cold */
-    unsigned hot_max;    /* high-water mark for hot */
-    unsigned cold_max;   /* beyond this many cold stacks, unmap */
-    size_t size;         /* usable size of the stacks this pool holds */
-    int numa;            /* NUMA node to bind new stacks to, -1 = none */
-    size_t mapped;       /* bytes currently mapped through this pool (stats) */
+    bl_stack *hot;     /* free stacks whose pages are still resident */
+    bl_stack *cold;    /* free stacks whose pages went back to the kernel */
+    bl_stack *surplus; /* free stacks past hot_max, resident until trimmed */
+    unsigned nhot;     /* length of hot */
+    unsigned nsurplus; /* length of surplus */
+    unsigned ncold;    /* length of cold */
+    unsigned hot_max;  /* high-water mark for hot */
+    unsigned cold_max; /* beyond this many cold stacks, unmap */
+    size_t size;       /* usable size of the stacks this pool holds */
+    int numa;          /* NUMA node to bind new stacks to, -1 = none */
+    size_t mapped;     /* bytes currently mapped through this pool (stats) */
 } bl_stack_pool;
 
 /* Once per process: probes guard support.  Idempotent and thread-safe. */

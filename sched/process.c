@@ -35,9 +35,12 @@ static int spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h,
 
     bl_sched *cur = bl__tls_sched;
     bl_sched *home;
-    if (o->scheduler) home = rt->scheds[o->scheduler - 1];
-    else if (cur) home = cur;
-    else home = rt->scheds[atomic_fetch_add_explicit(&rt->rr, 1, memory_order_relaxed) % rt->nsched];
+    if (o->scheduler)
+        home = rt->scheds[o->scheduler - 1];
+    else if (cur)
+        home = cur;
+    else
+        home = rt->scheds[atomic_fetch_add_explicit(&rt->rr, 1, memory_order_relaxed) % rt->nsched];
 
     bl_proc *p;
     if (cur) {
@@ -78,8 +81,10 @@ static int spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h,
     p->placed = o->scheduler != 0;
     memset(&p->ctx, 0, sizeof p->ctx);
 
-    bl_box cur_box = bl__box_load(p), want = {.top = NULL, .meta = bl__meta(p->gen, 0, BL_ST_ACTIVE)};
-    while (!bl__box_cas(p, &cur_box, want)) {}
+    bl_box cur_box = bl__box_load(p),
+           want = {.top = NULL, .meta = bl__meta(p->gen, 0, BL_ST_ACTIVE)};
+    while (!bl__box_cas(p, &cur_box, want)) {
+    }
     atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
     if (out) *out = bl__proc_pid(p);
     /* An explicit scheduler is honoured for the first run at least: the
@@ -120,7 +125,8 @@ void bl__proc_finish(bl_sched *s, bl_proc *p)
      * drop their messages; what was already pushed is freed here. */
     uint32_t next_gen = (p->gen + 1) & BL_PID_GEN_MASK;
     bl_box cur = bl__box_load(p), want = {.top = NULL, .meta = bl__meta(next_gen, 0, BL_ST_FREE)};
-    while (!bl__box_cas(p, &cur, want)) {}
+    while (!bl__box_cas(p, &cur, want)) {
+    }
     free_chain(&s->slab, cur.top);
     free_chain(&s->slab, p->q_head);
     p->q_head = p->q_tail = p->mark = NULL;
@@ -286,8 +292,10 @@ static bool drain(bl_proc *p)
         m = next;
         n++;
     }
-    if (p->q_tail) p->q_tail->next = fifo;
-    else p->q_head = fifo;
+    if (p->q_tail)
+        p->q_tail->next = fifo;
+    else
+        p->q_head = fifo;
     p->q_tail = last;
     p->q_len += n;
     return true;
@@ -295,8 +303,10 @@ static bool drain(bl_proc *p)
 
 static void unlink_msg(bl_proc *p, bl_msg *prev, bl_msg *m)
 {
-    if (prev) prev->next = m->next;
-    else p->q_head = m->next;
+    if (prev)
+        prev->next = m->next;
+    else
+        p->q_head = m->next;
     if (p->q_tail == m) p->q_tail = prev;
     /* Keep the marker valid: it moves back to the predecessor. */
     if (p->mark == m) p->mark = prev;

@@ -97,8 +97,9 @@ int bl__ring_setup(bl_sched *s, char *err, size_t errlen)
             return -ENOTSUP;
         }
         if (rt->cfg.wake == BL_WAKE_MSG_RING && !has_msg) {
-            snprintf(err, errlen, "BEAMLINE_WAKE=msg_ring, but io_uring lacks IORING_OP_MSG_RING "
-                                  "(Linux 5.18+); use eventfd");
+            snprintf(err, errlen,
+                     "BEAMLINE_WAKE=msg_ring, but io_uring lacks IORING_OP_MSG_RING "
+                     "(Linux 5.18+); use eventfd");
             return -ENOTSUP;
         }
         rt->msg_ring = has_msg && rt->cfg.wake != BL_WAKE_EVENTFD;

@@ -18,8 +18,8 @@
 #define BL_RUNQ_SIZE 256u
 
 typedef struct bl_runq {
-    _Alignas(64) _Atomic uint32_t head; /* next entry to take; CAS by owner and thieves */
-    _Alignas(64) _Atomic uint32_t tail; /* next free entry; written by the owner only */
+    _Alignas(64) _Atomic uint32_t head;   /* next entry to take; CAS by owner and thieves */
+    _Alignas(64) _Atomic uint32_t tail;   /* next free entry; written by the owner only */
     _Atomic(bl_proc *) buf[BL_RUNQ_SIZE]; /* entries head..tail-1 (mod size) */
 } bl_runq;
 
@@ -94,8 +94,8 @@ static inline uint32_t bl__runq_steal(bl_runq *from, bl_runq *to)
         if (n == 0) return 0;
         if (n > BL_RUNQ_SIZE / 2) continue; /* read head and tail at different times */
         for (uint32_t i = 0; i < n; i++) {
-            bl_proc *p = atomic_load_explicit(&from->buf[(h + i) % BL_RUNQ_SIZE],
-                                              memory_order_relaxed);
+            bl_proc *p =
+                atomic_load_explicit(&from->buf[(h + i) % BL_RUNQ_SIZE], memory_order_relaxed);
             atomic_store_explicit(&to->buf[(tt + i) % BL_RUNQ_SIZE], p, memory_order_relaxed);
         }
         /* Acq_rel: the claim orders our copies before the victim's reuse of the slots. */

@@ -38,8 +38,10 @@ static int parse_uint(const char *name, const char *v, unsigned long long max,
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
     unsigned long long mul = 1;
-    if (*end == 'k' || *end == 'K') mul = 1024, end++;
-    else if (*end == 'm' || *end == 'M') mul = 1024 * 1024, end++;
+    if (*end == 'k' || *end == 'K')
+        mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1024 * 1024, end++;
     if (errno || end == v || *end || v[0] == '-' || x > max / mul) {
         snprintf(errbuf, sizeof errbuf, "%s=%s: expected a number up to %llu", name, v, max);
         return -EINVAL;
@@ -71,15 +73,20 @@ int bl_config_from_env(bl_config *c)
         if (!v || !*v) continue;
         int rc = parse_uint(nums[i].name, v, nums[i].max, &x);
         if (rc) return rc;
-        if (nums[i].size == sizeof(size_t)) *(size_t *)((char *)c + nums[i].off) = (size_t)x;
-        else *(unsigned *)((char *)c + nums[i].off) = (unsigned)x;
+        if (nums[i].size == sizeof(size_t))
+            *(size_t *)((char *)c + nums[i].off) = (size_t)x;
+        else
+            *(unsigned *)((char *)c + nums[i].off) = (unsigned)x;
         if (!strcmp(nums[i].name, "BEAMLINE_SPIN_US")) c->no_spin = x == 0;
     }
     const char *v = getenv("BEAMLINE_BIND");
     if (v && *v) {
-        if (!strcmp(v, "cores")) c->bind = BL_BIND_CORES;
-        else if (!strcmp(v, "none")) c->bind = BL_BIND_NONE;
-        else if (!strcmp(v, "spread")) c->bind = BL_BIND_SPREAD;
+        if (!strcmp(v, "cores"))
+            c->bind = BL_BIND_CORES;
+        else if (!strcmp(v, "none"))
+            c->bind = BL_BIND_NONE;
+        else if (!strcmp(v, "spread"))
+            c->bind = BL_BIND_SPREAD;
         else {
             snprintf(errbuf, sizeof errbuf, "BEAMLINE_BIND=%s: expected cores, none or spread", v);
             return -EINVAL;
@@ -87,9 +94,12 @@ int bl_config_from_env(bl_config *c)
     }
     v = getenv("BEAMLINE_WAKE");
     if (v && *v) {
-        if (!strcmp(v, "msg_ring")) c->wake = BL_WAKE_MSG_RING;
-        else if (!strcmp(v, "eventfd")) c->wake = BL_WAKE_EVENTFD;
-        else if (!strcmp(v, "default")) c->wake = BL_WAKE_DEFAULT;
+        if (!strcmp(v, "msg_ring"))
+            c->wake = BL_WAKE_MSG_RING;
+        else if (!strcmp(v, "eventfd"))
+            c->wake = BL_WAKE_EVENTFD;
+        else if (!strcmp(v, "default"))
+            c->wake = BL_WAKE_DEFAULT;
         else {
             snprintf(errbuf, sizeof errbuf, "BEAMLINE_WAKE=%s: expected msg_ring or eventfd", v);
             return -EINVAL;
@@ -184,8 +194,10 @@ int bl_runtime_start(const bl_config *cfg)
     if (!rt) goto nomem;
     pthread_mutex_init(&rt->outside_lock, NULL);
     int rc = 0;
-    if (cfg) rt->cfg = *cfg;
-    else rc = bl_config_from_env(&rt->cfg);
+    if (cfg)
+        rt->cfg = *cfg;
+    else
+        rc = bl_config_from_env(&rt->cfg);
     if (rc || (rc = check_config(&rt->cfg))) goto fail;
 
     rc = bl__topo_build(&rt->topo, rt->cfg.topology, rt->cfg.schedulers, rt->cfg.bind);
@@ -202,8 +214,8 @@ int bl_runtime_start(const bl_config *cfg)
         /* The scheduler's own struct (run queue, inject queue, wheel) lives
          * on its NUMA node like everything else it owns. */
         int node = rt->topo.nnuma > 1 ? rt->topo.sched[i].numa : -1;
-        bl_sched *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                           -1, 0);
+        bl_sched *s =
+            mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (s == MAP_FAILED) goto nomem_rt;
         if (node >= 0) {
             unsigned long mask = 1ul << (node & 63);

@@ -21,7 +21,7 @@
 #include <sys/prctl.h>
 #include <time.h>
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 __thread bl_sched *bl__tls_sched;
 
@@ -78,8 +78,8 @@ static bl_proc *inject_pop(bl_sched *s)
         return NULL; /* a producer is between its exchange and its link: retry later */
     /* tail is the last node: put the stub behind it so tail can be handed out. */
     atomic_store_explicit(&s->inject_stub.next, NULL, memory_order_relaxed);
-    bl_qnode *prev = atomic_exchange_explicit(&s->inject_head, &s->inject_stub,
-                                              memory_order_acq_rel);
+    bl_qnode *prev =
+        atomic_exchange_explicit(&s->inject_head, &s->inject_stub, memory_order_acq_rel);
     atomic_store_explicit(&prev->next, &s->inject_stub, memory_order_release);
     next = atomic_load_explicit(&tail->next, memory_order_acquire);
     if (next) {
@@ -94,8 +94,10 @@ static bl_proc *inject_pop(bl_sched *s)
 static void ovf_append(bl_sched *s, bl_proc *p)
 {
     p->rq_next = NULL;
-    if (s->ovf_tail) s->ovf_tail->rq_next = p;
-    else s->ovf_head = p;
+    if (s->ovf_tail)
+        s->ovf_tail->rq_next = p;
+    else
+        s->ovf_head = p;
     s->ovf_tail = p;
     s->ovf_len++;
 }
@@ -184,8 +186,10 @@ static void tmo_push(bl_sched *s, bl_proc *p)
 {
     atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
     p->rq_next = NULL;
-    if (s->tmo_tail) s->tmo_tail->rq_next = p;
-    else s->tmo_head = p;
+    if (s->tmo_tail)
+        s->tmo_tail->rq_next = p;
+    else
+        s->tmo_head = p;
     s->tmo_tail = p;
 }
 
@@ -209,9 +213,12 @@ static void timer_fire(bl_timer *t, void *ctx)
         if ((cur.meta ^ e->meta) >> 8) break;
         unsigned st = bl__meta_state(cur.meta);
         want = cur;
-        if (st == bl__meta_state(e->meta)) want.meta = bl__meta_with_state(cur.meta, BL_ST_ACTIVE);
-        else if (st == BL_ST_ACTIVE && !(cur.meta & BL_META_TIMEDOUT)) want.meta |= BL_META_TIMEDOUT;
-        else break;
+        if (st == bl__meta_state(e->meta))
+            want.meta = bl__meta_with_state(cur.meta, BL_ST_ACTIVE);
+        else if (st == BL_ST_ACTIVE && !(cur.meta & BL_META_TIMEDOUT))
+            want.meta |= BL_META_TIMEDOUT;
+        else
+            break;
         if (!bl__box_cas(p, &cur, want)) continue;
         if (st == BL_ST_ACTIVE) break;
         /* p is parked and now ours to queue: it will not look at e again. */
@@ -272,7 +279,7 @@ static void run_timers(bl_sched *s, uint64_t now)
 
 /* ---- running a process ---- */
 
-void bl__proc_entry(void *arg);   /* sched/process.c */
+void bl__proc_entry(void *arg);                /* sched/process.c */
 void bl__proc_finish(bl_sched *s, bl_proc *p); /* sched/process.c */
 
 /* Parks p in state st unless the inbox is non-empty (WAITING) .  Returns
@@ -376,14 +383,15 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
     if (inject_nonempty(s)) {
         /* With nothing else to run, the oldest one runs at once and never
          * sits where a thief could take it from its home. */
-        bool local_idle =
-            !s->runnext && !s->ovf_head && !s->tmo_head && bl__runq_len(&s->rq) == 0;
+        bool local_idle = !s->runnext && !s->ovf_head && !s->tmo_head && bl__runq_len(&s->rq) == 0;
         bl_proc *first = local_idle ? inject_pop(s) : NULL;
         while ((p = inject_pop(s))) {
             /* A process placed here explicitly waits in the owner-only
              * overflow list, so that it starts here as promised. */
-            if (p->placed) ovf_append(s, p);
-            else local_push(s, p);
+            if (p->placed)
+                ovf_append(s, p);
+            else
+                local_push(s, p);
         }
         if (first) return first;
     }

@@ -22,7 +22,7 @@
 #include "sched/topology.h"
 
 /* user_data of the completions a scheduler's ring carries for itself. */
-#define BL_UD_WAKE 1u    /* MSG_RING wake-up from another scheduler */
+#define BL_UD_WAKE    1u /* MSG_RING wake-up from another scheduler */
 #define BL_UD_EVENTFD 2u /* the armed eventfd read completed */
 
 /*
@@ -38,11 +38,11 @@
 enum { BL_TENTRY_ARMED, BL_TENTRY_FIRED, BL_TENTRY_ABANDONED };
 
 typedef struct bl_tentry {
-    bl_timer t;              /* wheel link and deadline */
-    bl_proc *p;              /* process to wake */
-    uint64_t meta;           /* exact mailbox meta of the wait it ends */
-    struct bl_sched *owner;  /* scheduler whose wheel and slab hold it */
-    _Atomic uint32_t state;  /* BL_TENTRY_*, see above */
+    bl_timer t;             /* wheel link and deadline */
+    bl_proc *p;             /* process to wake */
+    uint64_t meta;          /* exact mailbox meta of the wait it ends */
+    struct bl_sched *owner; /* scheduler whose wheel and slab hold it */
+    _Atomic uint32_t state; /* BL_TENTRY_*, see above */
 } bl_tentry;
 
 /*
@@ -59,9 +59,9 @@ typedef struct bl_sched_stats {
     _Atomic uint64_t timers_fired; /* timers that ended a wait */
 } bl_sched_stats;
 
-#define BL_STAT_ADD(s, field, n)                                                                \
-    atomic_store_explicit(&(s)->st.field,                                                       \
-                          atomic_load_explicit(&(s)->st.field, memory_order_relaxed) + (n),     \
+#define BL_STAT_ADD(s, field, n)                                                                   \
+    atomic_store_explicit(&(s)->st.field,                                                          \
+                          atomic_load_explicit(&(s)->st.field, memory_order_relaxed) + (n),        \
                           memory_order_relaxed)
 #define BL_STAT(s, field) atomic_load_explicit(&(s)->st.field, memory_order_relaxed)
 
@@ -69,67 +69,67 @@ struct bl_runtime;
 
 typedef struct bl_sched {
     /* --- Set up before the thread starts; read-mostly. --- */
-    unsigned index;          /* position in the runtime's array */
-    struct bl_runtime *rt;   /* the runtime */
-    int numa;                /* NUMA node (OS index) or -1 */
-    int ring_fd;             /* this ring's fd, for MSG_RING from other rings */
-    int evfd;                /* eventfd for wake-ups from threads without a ring */
+    unsigned index;        /* position in the runtime's array */
+    struct bl_runtime *rt; /* the runtime */
+    int numa;              /* NUMA node (OS index) or -1 */
+    int ring_fd;           /* this ring's fd, for MSG_RING from other rings */
+    int evfd;              /* eventfd for wake-ups from threads without a ring */
 
     /* --- Written by other threads. --- */
     _Alignas(64) _Atomic(bl_qnode *) inject_head; /* MPSC inject queue, producers' end */
-    _Alignas(64) _Atomic int sleeping;            /* 1 while it sleeps (or is about to) in the ring */
+    _Alignas(64) _Atomic int sleeping; /* 1 while it sleeps (or is about to) in the ring */
 
     /* --- Stealable: head is CAS'd by thieves. --- */
     bl_runq rq;
 
     /* --- Owner thread only. --- */
     _Alignas(64) bl_qnode *inject_tail; /* MPSC inject queue, consumer's end */
-    bl_qnode inject_stub;          /* the MPSC queue's stub node */
-    bl_proc *runnext;              /* woken locally: runs next, inheriting the slice */
-    bl_proc *ovf_head;             /* overflow of rq, FIFO through rq_next */
-    bl_proc *ovf_tail;             /* last of ovf_head */
-    uint32_t ovf_len;              /* length of the overflow list */
-    bl_proc *tmo_head;             /* woken by their timers: run before the queues, FIFO */
-    bl_proc *tmo_tail;             /* last of tmo_head */
-    bl_proc *current;              /* process now running, NULL in the loop */
-    bl_ctx ctx;                    /* the scheduler loop's own context */
-    int32_t slice_left;            /* reductions left for a runnext successor */
-    int32_t reductions;            /* the configured slice, cached */
-    uint32_t tick;                 /* scheduling rounds, for periodic checks */
-    uint64_t ref_next;             /* next reference of the block in hand */
-    uint64_t ref_end;              /* end of that block */
-    bl_twheel wheel;               /* timers for receive timeouts and sleeps */
-    bl_slab slab;                  /* envelopes and timer entries */
-    bl_stack_pool stacks;          /* process stacks */
-    bl_proc_cache pcache;          /* free PCB slots */
-    struct io_uring ring;          /* every wait goes through here */
-    bool ring_ok;                  /* ring initialised */
-    bool ev_armed;                 /* the eventfd read is in flight */
-    uint64_t evbuf;                /* target of the eventfd read */
-    pthread_t thread;              /* the scheduler thread */
-    int start_err;                 /* negative errno if start-up failed */
-    bl_sched_stats st;             /* statistics (owner writes, others read racily) */
+    bl_qnode inject_stub;               /* the MPSC queue's stub node */
+    bl_proc *runnext;                   /* woken locally: runs next, inheriting the slice */
+    bl_proc *ovf_head;                  /* overflow of rq, FIFO through rq_next */
+    bl_proc *ovf_tail;                  /* last of ovf_head */
+    uint32_t ovf_len;                   /* length of the overflow list */
+    bl_proc *tmo_head;                  /* woken by their timers: run before the queues, FIFO */
+    bl_proc *tmo_tail;                  /* last of tmo_head */
+    bl_proc *current;                   /* process now running, NULL in the loop */
+    bl_ctx ctx;                         /* the scheduler loop's own context */
+    int32_t slice_left;                 /* reductions left for a runnext successor */
+    int32_t reductions;                 /* the configured slice, cached */
+    uint32_t tick;                      /* scheduling rounds, for periodic checks */
+    uint64_t ref_next;                  /* next reference of the block in hand */
+    uint64_t ref_end;                   /* end of that block */
+    bl_twheel wheel;                    /* timers for receive timeouts and sleeps */
+    bl_slab slab;                       /* envelopes and timer entries */
+    bl_stack_pool stacks;               /* process stacks */
+    bl_proc_cache pcache;               /* free PCB slots */
+    struct io_uring ring;               /* every wait goes through here */
+    bool ring_ok;                       /* ring initialised */
+    bool ev_armed;                      /* the eventfd read is in flight */
+    uint64_t evbuf;                     /* target of the eventfd read */
+    pthread_t thread;                   /* the scheduler thread */
+    int start_err;                      /* negative errno if start-up failed */
+    bl_sched_stats st;                  /* statistics (owner writes, others read racily) */
 } bl_sched;
 
 typedef struct bl_runtime {
-    bl_config cfg;                 /* configuration in force (defaults filled in) */
-    unsigned nsched;               /* number of schedulers */
-    bl_sched **scheds;             /* the schedulers */
-    bl_slab **slabs;               /* each scheduler's slab, by index */
-    bl_topology topo;              /* placement and steal order */
-    bool msg_ring;                 /* wake with MSG_RING (else eventfd) */
-    bool cqe_skip;                 /* IOSQE_CQE_SKIP_SUCCESS is supported */
-    unsigned ring_flags;           /* setup flags the rings got */
-    _Atomic int nsleeping;         /* schedulers asleep in their ring */
-    _Atomic int nspinning;         /* schedulers spinning for work */
-    _Atomic int stop;              /* set by bl_runtime_stop */
-    _Atomic uint32_t stop_futex;   /* bl_runtime_wait sleeps on this */
-    _Atomic unsigned rr;           /* round-robin placement of outside spawns */
-    _Atomic uint64_t ref_blocks;   /* reference counter, handed out in blocks */
-    _Atomic int64_t live;          /* processes alive */
-    bl_pid main_pid;               /* bl_main's process */
-    pthread_mutex_t outside_lock;  /* guards outside: spawns from non-scheduler threads (rare) */
-    bl_proc_cache outside;         /* PCB slots for those spawns */
+    bl_config cfg;                /* configuration in force (defaults filled in) */
+    unsigned nsched;              /* number of schedulers */
+    bl_sched **scheds;            /* the schedulers */
+    bl_slab **slabs;              /* each scheduler's slab, by index */
+    bl_topology topo;             /* placement and steal order */
+    bool msg_ring;                /* wake with MSG_RING (else eventfd) */
+    bool cqe_skip;                /* IOSQE_CQE_SKIP_SUCCESS is supported */
+    unsigned ring_flags;          /* setup flags the rings got */
+    _Atomic int nsleeping;        /* schedulers asleep in their ring */
+    _Atomic int nspinning;        /* schedulers spinning for work */
+    _Atomic int stop;             /* set by bl_runtime_stop */
+    _Atomic uint32_t stop_futex;  /* bl_runtime_wait sleeps on this */
+    _Atomic unsigned rr;          /* round-robin placement of outside spawns */
+    _Atomic uint64_t ref_blocks;  /* reference counter, handed out in blocks */
+    _Atomic int64_t live;         /* processes alive */
+    bl_pid main_pid;              /* bl_main's process */
+    pthread_mutex_t outside_lock; /* guards outside: spawns from non-scheduler threads (rare) */
+    bl_proc_cache outside;        /* PCB slots for those spawns */
 } bl_runtime;
 
 extern bl_runtime *bl__rt;
@@ -145,9 +145,11 @@ static inline bl_proc *bl__self(void)
     return s ? s->current : NULL;
 }
 
-/* bl__sched_ready flags */
-#define BL_READY_NEXT 1u   /* run it before older runnable processes (local wake by message) */
-#define BL_READY_INJECT 2u /* through the inject queue even from its own scheduler: not stealable */
+/* bl__sched_ready flags.  NEXT: run it before older runnable processes (a
+ * local wake-up by message).  INJECT: go through the inject queue even from
+ * its own scheduler, where thieves cannot take it. */
+#define BL_READY_NEXT   1u
+#define BL_READY_INJECT 2u
 
 /*
  * Queues p, which the caller just moved from WAITING/SLEEPING to ACTIVE (or

@@ -24,16 +24,16 @@ typedef struct bl_topo_sched {
 } bl_topo_sched;
 
 typedef struct bl_topology {
-    unsigned nsched;       /* schedulers planned */
-    bl_topo_sched *sched;  /* nsched entries */
-    unsigned npus;         /* PUs in the machine (or synthetic topology) */
-    unsigned ncores;       /* physical cores */
-    unsigned nnuma;        /* NUMA nodes (1 when none is reported) */
-    unsigned npackages;    /* packages */
-    bool fallback;         /* hwloc failed: nothing is pinned */
-    bool synthetic;        /* built from a synthetic description: binding disabled */
-    void *hwloc;           /* hwloc_topology_t, kept for binding; NULL in fallback */
-    bl_bind policy;        /* the policy the plan was built with, for bl__topo_describe */
+    unsigned nsched;      /* schedulers planned */
+    bl_topo_sched *sched; /* nsched entries */
+    unsigned npus;        /* PUs in the machine (or synthetic topology) */
+    unsigned ncores;      /* physical cores */
+    unsigned nnuma;       /* NUMA nodes (1 when none is reported) */
+    unsigned npackages;   /* packages */
+    bool fallback;        /* hwloc failed: nothing is pinned */
+    bool synthetic;       /* built from a synthetic description: binding disabled */
+    void *hwloc;          /* hwloc_topology_t, kept for binding; NULL in fallback */
+    bl_bind policy;       /* the policy the plan was built with, for bl__topo_describe */
 } bl_topology;
 
 /*

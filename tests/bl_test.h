@@ -29,18 +29,18 @@
 static _Atomic int bl_test_failures;
 static char bl_test_first[512];
 
-#define BL_CHECK(cond)                                                                         \
-    do {                                                                                       \
-        if (!(cond) && atomic_fetch_add(&bl_test_failures, 1) == 0)                            \
+#define BL_CHECK(cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond) && atomic_fetch_add(&bl_test_failures, 1) == 0)                                \
             snprintf(bl_test_first, sizeof bl_test_first, "%s:%d: %s", __FILE__, __LINE__, #cond); \
     } while (0)
 
-#define BL_CHECK_EQ(a, b)                                                                      \
-    do {                                                                                       \
-        long long _a = (long long)(a), _b = (long long)(b);                                    \
-        if (_a != _b && atomic_fetch_add(&bl_test_failures, 1) == 0)                           \
-            snprintf(bl_test_first, sizeof bl_test_first, "%s:%d: %s == %s (%lld vs %lld)",    \
-                     __FILE__, __LINE__, #a, #b, _a, _b);                                      \
+#define BL_CHECK_EQ(a, b)                                                                          \
+    do {                                                                                           \
+        long long _a = (long long)(a), _b = (long long)(b);                                        \
+        if (_a != _b && atomic_fetch_add(&bl_test_failures, 1) == 0)                               \
+            snprintf(bl_test_first, sizeof bl_test_first, "%s:%d: %s == %s (%lld vs %lld)",        \
+                     __FILE__, __LINE__, #a, #b, _a, _b);                                          \
     } while (0)
 
 /* Runs fn(arg) as the main process of a fresh runtime and asserts success. */

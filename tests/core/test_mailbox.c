@@ -79,7 +79,8 @@ static void copy_main(void *arg)
     m = bl_receive(0);
     BL_CHECK(m && m->len == big);
     int ok = 1;
-    for (size_t i = 0; m && i < big; i++) ok &= ((unsigned char *)m->data)[i] == (unsigned char)(i * 7);
+    for (size_t i = 0; m && i < big; i++)
+        ok &= ((unsigned char *)m->data)[i] == (unsigned char)(i * 7);
     BL_CHECK(ok);
     bl_msg_free(m);
     m = bl_receive(0);
@@ -297,9 +298,7 @@ Test(mailbox, reply_after_marker_skips_queued_messages, .timeout = 120)
 
 /* ---- dead and malformed destinations ---- */
 
-static void quit_now(void *arg)
-{
-}
+static void quit_now(void *arg) {}
 
 static void dead_main(void *arg)
 {
@@ -342,8 +341,10 @@ static void flood_main(void *arg)
         bl_msg *m = bl_receive(20000);
         BL_CHECK(m != NULL);
         if (!m) return;
-        if (m->tag == T_DONE) done++;
-        else got++;
+        if (m->tag == T_DONE)
+            done++;
+        else
+            got++;
         bl_msg_free(m);
     }
     BL_CHECK_EQ(got, (uint64_t)SENDERS * count);

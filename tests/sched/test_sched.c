@@ -87,7 +87,8 @@ static void hog(void *arg)
         int s = bl_current_scheduler();
         if (s >= 0 && s < 2) seen[s] = 1;
         /* Busy work that calls the runtime. */
-        for (volatile int k = 0; k < 1000; k++) {}
+        for (volatile int k = 0; k < 1000; k++) {
+        }
         bl_yield();
     }
     int mask = seen[0] | seen[1] << 1;

@@ -210,7 +210,8 @@ static void million_main(void *arg)
     uint32_t n = BL_SCALE(1000000);
     bl_pid self = bl_self();
     bl_pid *pids = malloc(sizeof(bl_pid) * n);
-    for (uint32_t i = 0; i < n; i++) BL_CHECK_EQ(bl_spawn_handler(&pids[i], &one_shot, &self, NULL), 0);
+    for (uint32_t i = 0; i < n; i++)
+        BL_CHECK_EQ(bl_spawn_handler(&pids[i], &one_shot, &self, NULL), 0);
     /* All alive at once, and the table grew past one chunk. */
     BL_CHECK(bl__ptab_extent() >= n);
     for (uint32_t i = 0; i < n; i += n / 100) BL_CHECK(bl_is_alive(pids[i]));
@@ -287,7 +288,8 @@ Test(spawn, restart_after_churn_spawns_from_outside)
          * later ones draw on slot batches the churn released. */
         for (int k = 0; k < 3; k++) {
             cr_assert_eq(bl_spawn(NULL, churn_then_post, NULL, NULL), 0);
-            while (sem_wait(&churn_done) != 0) {}
+            while (sem_wait(&churn_done) != 0) {
+            }
         }
         bl_runtime_stop();
         cr_assert_eq(bl_runtime_wait(), 0);

@@ -27,10 +27,10 @@
 #pragma GCC diagnostic ignored "-Wformat-zero-length"
 
 struct criterion_test_extra {
-    double timeout;    /* seconds, 0 = the runner's default */
-    int signal;        /* the test passes if it dies of this signal */
-    int exit_code;     /* expected exit status */
-    bool disabled;     /* skip it */
+    double timeout; /* seconds, 0 = the runner's default */
+    int signal;     /* the test passes if it dies of this signal */
+    int exit_code;  /* expected exit status */
+    bool disabled;  /* skip it */
     void (*init)(void);
     void (*fini)(void);
     const char *description;
@@ -47,16 +47,16 @@ struct bl_shim_test {
 static struct bl_shim_test *bl_shim_tests;
 static int bl_shim_expect_failed;
 
-#define Test(suite, name, ...)                                                                  \
-    static void suite##_##name##_impl(void);                                                  \
-    static struct bl_shim_test suite##_##name##_reg = {#suite, #name, suite##_##name##_impl,  \
-                                                       {__VA_ARGS__}, NULL};                  \
-    __attribute__((constructor)) static void suite##_##name##_ctor(void)                      \
-    {                                                                                         \
-        struct bl_shim_test **t = &bl_shim_tests;                                             \
-        while (*t) t = &(*t)->next;                                                           \
-        *t = &suite##_##name##_reg;                                                           \
-    }                                                                                         \
+#define Test(suite, name, ...)                                                                     \
+    static void suite##_##name##_impl(void);                                                       \
+    static struct bl_shim_test suite##_##name##_reg = {                                            \
+        #suite, #name, suite##_##name##_impl, {__VA_ARGS__}, NULL};                                \
+    __attribute__((constructor)) static void suite##_##name##_ctor(void)                           \
+    {                                                                                              \
+        struct bl_shim_test **t = &bl_shim_tests;                                                  \
+        while (*t) t = &(*t)->next;                                                                \
+        *t = &suite##_##name##_reg;                                                                \
+    }                                                                                              \
     static void suite##_##name##_impl(void)
 
 __attribute__((format(printf, 5, 6))) static inline void
@@ -73,39 +73,39 @@ bl_shim_fail(bool fatal, const char *expr, const char *file, int line, const cha
     bl_shim_expect_failed = 1;
 }
 
-#define BL_SHIM_CHECK(fatal, cond, expr, ...)                                                  \
-    do {                                                                                      \
-        if (!(cond)) bl_shim_fail(fatal, expr, __FILE__, __LINE__, "" __VA_ARGS__);           \
+#define BL_SHIM_CHECK(fatal, cond, expr, ...)                                                      \
+    do {                                                                                           \
+        if (!(cond)) bl_shim_fail(fatal, expr, __FILE__, __LINE__, "" __VA_ARGS__);                \
     } while (0)
 
-#define cr_assert(c, ...) BL_SHIM_CHECK(1, (c), #c, __VA_ARGS__)
-#define cr_assert_not(c, ...) BL_SHIM_CHECK(1, !(c), "!(" #c ")", __VA_ARGS__)
-#define cr_assert_eq(a, b, ...) BL_SHIM_CHECK(1, (a) == (b), #a " == " #b, __VA_ARGS__)
-#define cr_assert_neq(a, b, ...) BL_SHIM_CHECK(1, (a) != (b), #a " != " #b, __VA_ARGS__)
-#define cr_assert_lt(a, b, ...) BL_SHIM_CHECK(1, (a) < (b), #a " < " #b, __VA_ARGS__)
-#define cr_assert_leq(a, b, ...) BL_SHIM_CHECK(1, (a) <= (b), #a " <= " #b, __VA_ARGS__)
-#define cr_assert_gt(a, b, ...) BL_SHIM_CHECK(1, (a) > (b), #a " > " #b, __VA_ARGS__)
-#define cr_assert_geq(a, b, ...) BL_SHIM_CHECK(1, (a) >= (b), #a " >= " #b, __VA_ARGS__)
-#define cr_assert_null(a, ...) BL_SHIM_CHECK(1, (a) == NULL, #a " == NULL", __VA_ARGS__)
-#define cr_assert_not_null(a, ...) BL_SHIM_CHECK(1, (a) != NULL, #a " != NULL", __VA_ARGS__)
-#define cr_assert_str_eq(a, b, ...) BL_SHIM_CHECK(1, !strcmp((a), (b)), #a " == " #b, __VA_ARGS__)
+#define cr_assert(c, ...)            BL_SHIM_CHECK(1, (c), #c, __VA_ARGS__)
+#define cr_assert_not(c, ...)        BL_SHIM_CHECK(1, !(c), "!(" #c ")", __VA_ARGS__)
+#define cr_assert_eq(a, b, ...)      BL_SHIM_CHECK(1, (a) == (b), #a " == " #b, __VA_ARGS__)
+#define cr_assert_neq(a, b, ...)     BL_SHIM_CHECK(1, (a) != (b), #a " != " #b, __VA_ARGS__)
+#define cr_assert_lt(a, b, ...)      BL_SHIM_CHECK(1, (a) < (b), #a " < " #b, __VA_ARGS__)
+#define cr_assert_leq(a, b, ...)     BL_SHIM_CHECK(1, (a) <= (b), #a " <= " #b, __VA_ARGS__)
+#define cr_assert_gt(a, b, ...)      BL_SHIM_CHECK(1, (a) > (b), #a " > " #b, __VA_ARGS__)
+#define cr_assert_geq(a, b, ...)     BL_SHIM_CHECK(1, (a) >= (b), #a " >= " #b, __VA_ARGS__)
+#define cr_assert_null(a, ...)       BL_SHIM_CHECK(1, (a) == NULL, #a " == NULL", __VA_ARGS__)
+#define cr_assert_not_null(a, ...)   BL_SHIM_CHECK(1, (a) != NULL, #a " != NULL", __VA_ARGS__)
+#define cr_assert_str_eq(a, b, ...)  BL_SHIM_CHECK(1, !strcmp((a), (b)), #a " == " #b, __VA_ARGS__)
 #define cr_assert_str_neq(a, b, ...) BL_SHIM_CHECK(1, strcmp((a), (b)), #a " != " #b, __VA_ARGS__)
-#define cr_assert_fail(...) BL_SHIM_CHECK(1, 0, "fail", __VA_ARGS__)
-#define cr_expect(c, ...) BL_SHIM_CHECK(0, (c), #c, __VA_ARGS__)
-#define cr_expect_not(c, ...) BL_SHIM_CHECK(0, !(c), "!(" #c ")", __VA_ARGS__)
-#define cr_expect_eq(a, b, ...) BL_SHIM_CHECK(0, (a) == (b), #a " == " #b, __VA_ARGS__)
-#define cr_expect_neq(a, b, ...) BL_SHIM_CHECK(0, (a) != (b), #a " != " #b, __VA_ARGS__)
-#define cr_expect_lt(a, b, ...) BL_SHIM_CHECK(0, (a) < (b), #a " < " #b, __VA_ARGS__)
-#define cr_expect_leq(a, b, ...) BL_SHIM_CHECK(0, (a) <= (b), #a " <= " #b, __VA_ARGS__)
-#define cr_expect_gt(a, b, ...) BL_SHIM_CHECK(0, (a) > (b), #a " > " #b, __VA_ARGS__)
-#define cr_expect_geq(a, b, ...) BL_SHIM_CHECK(0, (a) >= (b), #a " >= " #b, __VA_ARGS__)
-#define cr_expect_null(a, ...) BL_SHIM_CHECK(0, (a) == NULL, #a " == NULL", __VA_ARGS__)
-#define cr_expect_not_null(a, ...) BL_SHIM_CHECK(0, (a) != NULL, #a " != NULL", __VA_ARGS__)
-#define cr_log_info(...) (fprintf(stderr, "[----] " __VA_ARGS__), fputc('\n', stderr))
-#define cr_log_warn(...) cr_log_info(__VA_ARGS__)
-#define cr_log_error(...) cr_log_info(__VA_ARGS__)
-#define cr_skip_test(...) (cr_log_info("skipped: " __VA_ARGS__), _exit(77))
-#define cr_skip(...) cr_skip_test(__VA_ARGS__)
+#define cr_assert_fail(...)          BL_SHIM_CHECK(1, 0, "fail", __VA_ARGS__)
+#define cr_expect(c, ...)            BL_SHIM_CHECK(0, (c), #c, __VA_ARGS__)
+#define cr_expect_not(c, ...)        BL_SHIM_CHECK(0, !(c), "!(" #c ")", __VA_ARGS__)
+#define cr_expect_eq(a, b, ...)      BL_SHIM_CHECK(0, (a) == (b), #a " == " #b, __VA_ARGS__)
+#define cr_expect_neq(a, b, ...)     BL_SHIM_CHECK(0, (a) != (b), #a " != " #b, __VA_ARGS__)
+#define cr_expect_lt(a, b, ...)      BL_SHIM_CHECK(0, (a) < (b), #a " < " #b, __VA_ARGS__)
+#define cr_expect_leq(a, b, ...)     BL_SHIM_CHECK(0, (a) <= (b), #a " <= " #b, __VA_ARGS__)
+#define cr_expect_gt(a, b, ...)      BL_SHIM_CHECK(0, (a) > (b), #a " > " #b, __VA_ARGS__)
+#define cr_expect_geq(a, b, ...)     BL_SHIM_CHECK(0, (a) >= (b), #a " >= " #b, __VA_ARGS__)
+#define cr_expect_null(a, ...)       BL_SHIM_CHECK(0, (a) == NULL, #a " == NULL", __VA_ARGS__)
+#define cr_expect_not_null(a, ...)   BL_SHIM_CHECK(0, (a) != NULL, #a " != NULL", __VA_ARGS__)
+#define cr_log_info(...)             (fprintf(stderr, "[----] " __VA_ARGS__), fputc('\n', stderr))
+#define cr_log_warn(...)             cr_log_info(__VA_ARGS__)
+#define cr_log_error(...)            cr_log_info(__VA_ARGS__)
+#define cr_skip_test(...)            (cr_log_info("skipped: " __VA_ARGS__), _exit(77))
+#define cr_skip(...)                 cr_skip_test(__VA_ARGS__)
 
 /* Runs one test in a child.  Returns 0 pass, 1 fail, 2 crash, 3 skip. */
 static inline int bl_shim_run(struct bl_shim_test *t, double timeout)
@@ -123,7 +123,8 @@ static inline int bl_shim_run(struct bl_shim_test *t, double timeout)
         _exit(bl_shim_expect_failed ? 1 : t->extra.exit_code);
     }
     int status;
-    while (waitpid(pid, &status, 0) < 0) {}
+    while (waitpid(pid, &status, 0) < 0) {
+    }
     if (WIFSIGNALED(status)) return WTERMSIG(status) == t->extra.signal ? 0 : 2;
     if (t->extra.signal) return 1;
     if (WEXITSTATUS(status) == 77) return 3;
@@ -136,11 +137,16 @@ int main(int argc, char **argv)
     const char *filter = NULL;
     bool verbose = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--timeout") && i + 1 < argc) timeout = atof(argv[++i]);
-        else if (!strncmp(argv[i], "--timeout=", 10)) timeout = atof(argv[i] + 10);
-        else if (!strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
-        else if (!strncmp(argv[i], "--filter=", 9)) filter = argv[i] + 9;
-        else if (!strncmp(argv[i], "--verbose", 9)) verbose = true;
+        if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+            timeout = atof(argv[++i]);
+        else if (!strncmp(argv[i], "--timeout=", 10))
+            timeout = atof(argv[i] + 10);
+        else if (!strcmp(argv[i], "--filter") && i + 1 < argc)
+            filter = argv[++i];
+        else if (!strncmp(argv[i], "--filter=", 9))
+            filter = argv[i] + 9;
+        else if (!strncmp(argv[i], "--verbose", 9))
+            verbose = true;
     }
     int tested = 0, passing = 0, failing = 0, crashing = 0;
     for (struct bl_shim_test *t = bl_shim_tests; t; t = t->next) {
@@ -150,9 +156,12 @@ int main(int argc, char **argv)
         int r = bl_shim_run(t, timeout);
         tested++;
         static const char *const word[] = {"PASS", "FAIL", "CRASH", "SKIP"};
-        if (r == 0 || r == 3) passing++;
-        else if (r == 1) failing++;
-        else crashing++;
+        if (r == 0 || r == 3)
+            passing++;
+        else if (r == 1)
+            failing++;
+        else
+            crashing++;
         if (verbose || r == 1 || r == 2)
             fprintf(stderr, "[%s] %s::%s\n", word[r], t->suite, t->name);
     }
