@@ -73,6 +73,13 @@ static inline uint64_t bl__meta(uint32_t gen, uint32_t seq, unsigned st)
  */
 #define BL_META_TIMEDOUT 0x10u
 
+/*
+ * Set by whoever pushes a signal (link, exit, monitor requests) onto the
+ * inbox; cleared by the drain that handles it.  The owner checks it when it
+ * resumes from any park, so signals reach processes that are not receiving.
+ */
+#define BL_META_SIG 0x20u
+
 static inline unsigned bl__meta_state(uint64_t m)
 {
     return (unsigned)(m & 0x0F);
@@ -85,9 +92,10 @@ static inline uint32_t bl__meta_gen(uint64_t m)
 {
     return (uint32_t)(m >> 40);
 }
+/* Changes the state, keeping the flag bits (BL_META_TIMEDOUT, BL_META_SIG). */
 static inline uint64_t bl__meta_with_state(uint64_t m, unsigned st)
 {
-    return (m & ~(uint64_t)0xFF) | st;
+    return (m & ~(uint64_t)0x0F) | st;
 }
 
 typedef union bl_box {
@@ -120,10 +128,34 @@ typedef struct bl_qnode {
 struct bl_sched;
 struct bl_tentry;
 
+/* One monitor: the reference and the process at the other end. */
+typedef struct bl_mon {
+    bl_ref ref; /* the monitor's reference */
+    bl_pid pid; /* the monitored process, or the watcher, depending on the list */
+} bl_mon;
+
+/*
+ * Links and monitors of one process, allocated the first time it uses
+ * any.  Only the process itself reads or writes them (signals from others
+ * are applied by the process when it handles them).
+ */
+typedef struct bl_psig {
+    bl_pid *links;     /* linked processes */
+    uint32_t nlinks;   /* entries in links */
+    uint32_t caplinks; /* capacity of links */
+    bl_mon *mons;      /* monitors this process holds: {ref, target} */
+    uint32_t nmons;    /* entries in mons */
+    uint32_t capmons;  /* capacity of mons */
+    bl_mon *watchers;  /* monitors on this process: {ref, watcher} */
+    uint32_t nwatch;   /* entries in watchers */
+    uint32_t capwatch; /* capacity of watchers */
+} bl_psig;
+
 typedef struct bl_proc {
     /* --- Written by other threads: senders, timers, wakers. --- */
     _Alignas(64) bl_box box; /* the mailbox word (see above); 16-byte CAS only */
     bl_qnode inject;         /* link in a scheduler's inject queue */
+    _Atomic uint8_t named;   /* set by bl_register (any thread): free the name at exit */
 
     /* --- Owned by the process and the scheduler running it. --- */
     _Alignas(64) bl_ctx ctx;   /* saved registers while switched out */
@@ -146,14 +178,16 @@ typedef struct bl_proc {
     uint32_t gen;              /* generation, as in box.meta */
     uint32_t seq;              /* sequence of the current or last wait */
     int32_t reds;              /* reductions left in this slice */
-    int32_t exit_reason;       /* reason given to bl_exit */
+    bl_psig *sig;              /* links and monitors, NULL until used */
+    bl_reason reason;          /* why it exits; detail is a heap copy it owns */
     uint8_t park;              /* enum bl_park: request to the scheduler */
     uint8_t prio;              /* bl_priority */
     _Atomic uint8_t status;    /* enum bl_status, for introspection */
     bool mark_set;             /* bl_recv_mark was called */
     bool timer_fired;          /* a timer, not a message, ended the last wait */
     bool started;              /* handler init has run */
-    bool placed; /* spawned onto an explicit scheduler and not run yet: not stealable */
+    bool placed;    /* spawned onto an explicit scheduler and not run yet: not stealable */
+    bool trap_exit; /* exit signals become BL_TAG_EXIT messages */
 } bl_proc;
 
 /* ---- the mailbox word, operations ---- */

@@ -78,6 +78,7 @@ typedef struct bl_config {
     unsigned ring_entries;   /* BEAMLINE_RING_ENTRIES: SQ entries per ring (0 = 256) */
     unsigned iowq_max;       /* BEAMLINE_IOWQ_MAX: io-wq workers per ring (0 = 4) */
     const char *topology;    /* BEAMLINE_TOPOLOGY: hwloc synthetic description, for tests */
+    unsigned max_names;      /* BEAMLINE_MAX_NAMES: registered names at most (0 = 65536) */
 } bl_config;
 
 /*
@@ -161,14 +162,15 @@ typedef struct bl_spawn_opts {
  */
 int bl_spawn(bl_pid *pid, bl_entry_fn fn, void *arg, const bl_spawn_opts *opts);
 
-/* Exit reasons (a richer reason type arrives with links and monitors). */
+/* bl_exit(BL_REASON_NORMAL) is a normal exit. */
 #define BL_REASON_NORMAL 0
 
 /*
- * Exits the calling process with `reason`; in a process it never returns.
- * Called outside a process it returns -EPERM.
+ * Exits the calling process: code 0 is a normal exit, any other code the
+ * reason {BL_CUSTOM, code} (see beamline/signal.h for every reason).  In a
+ * process it never returns; outside one it returns -EPERM.
  */
-int bl_exit(int reason);
+int bl_exit(int code);
 
 /* The calling process's pid, or BL_PID_NONE outside a process. */
 bl_pid bl_self(void);
@@ -281,5 +283,7 @@ size_t bl_mailbox_len(void);
 #endif
 
 #include "beamline/handler.h"
+#include "beamline/signal.h"
+#include "beamline/name.h"
 
 #endif /* BEAMLINE_H */

@@ -18,7 +18,15 @@ int bl_sleep(int64_t ms)
     int rc = bl__sched_arm_timer(p, bl__now_ns() + (uint64_t)ms * 1000000u, BL_ST_SLEEPING);
     if (rc) return rc;
     p->seq++;
-    bl__sched_park(p, BL_PARK_SLEEP);
+    /* A signal that is not fatal (a trapped exit, a link request) wakes the
+     * sleeper, which acts on it and sleeps on in the same wait: the timer
+     * armed above still names it. */
+    for (;;) {
+        bl__sched_park(p, BL_PARK_SLEEP);
+        uint64_t meta = __atomic_load_n(&p->box.meta, __ATOMIC_RELAXED);
+        if (p->timer_fired || ((meta & BL_META_TIMEDOUT) && bl__meta_seq(meta) == p->seq)) break;
+    }
     p->timer_fired = false;
+    bl__sched_disarm_timer(p); /* frees an entry that fired while we were awake */
     return 0;
 }

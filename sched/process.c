@@ -22,12 +22,14 @@ static inline bool running(void)
 
 /* ---- spawn and exit ---- */
 
-static int spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h,
-                 const bl_spawn_opts *o)
+int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const bl_spawn_opts *o,
+              unsigned flags, bl_ref ref)
 {
     static const bl_spawn_opts none;
     if (!o) o = &none;
     if (!running()) return -ESRCH;
+    bl_proc *parent = bl__self();
+    if ((flags & (BL_SPAWN_LINK | BL_SPAWN_MONITOR)) && !parent) return -EPERM;
     bl_runtime *rt = bl__rt;
     if ((unsigned)o->priority > BL_PRIO_MAX || o->scheduler < 0 ||
         (unsigned)o->scheduler > rt->nsched || o->stack_size > MAX_STACK)
@@ -72,7 +74,10 @@ static int spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h,
     p->reductions = 0;
     p->q_len = 0;
     p->seq = 0;
-    p->exit_reason = 0;
+    p->reason = BL_REASON(BL_NORMAL);
+    p->sig = NULL;
+    p->trap_exit = false;
+    atomic_store_explicit(&p->named, 0, memory_order_relaxed);
     p->park = 0;
     p->prio = (uint8_t)o->priority;
     p->mark_set = false;
@@ -80,6 +85,14 @@ static int spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h,
     p->started = false;
     p->placed = o->scheduler != 0;
     memset(&p->ctx, 0, sizeof p->ctx);
+
+    /* Links and monitors asked for at spawn exist before the child runs. */
+    if (flags && bl__spawn_relations(parent, p, flags, ref) != 0) {
+        bl__psig_free(p);
+        /* Never published: the slot is still FREE and can go straight back. */
+        if (cur) bl__proc_release(&cur->pcache, p);
+        return -ENOMEM;
+    }
 
     bl_box cur_box = bl__box_load(p),
            want = {.top = NULL, .meta = bl__meta(p->gen, 0, BL_ST_ACTIVE)};
@@ -99,13 +112,13 @@ static int spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h,
 int bl_spawn(bl_pid *pid, bl_entry_fn fn, void *arg, const bl_spawn_opts *opts)
 {
     if (!fn) return -EINVAL;
-    return spawn(pid, fn, arg, NULL, opts);
+    return bl__spawn(pid, fn, arg, NULL, opts, 0, BL_REF_NONE);
 }
 
 int bl_spawn_handler(bl_pid *pid, const bl_handler *h, void *arg, const bl_spawn_opts *opts)
 {
     if (!h || !h->handle) return -EINVAL;
-    return spawn(pid, NULL, arg, h, opts);
+    return bl__spawn(pid, NULL, arg, h, opts, 0, BL_REF_NONE);
 }
 
 static void free_chain(bl_slab *slab, bl_msg *m)
@@ -127,12 +140,17 @@ void bl__proc_finish(bl_sched *s, bl_proc *p)
     bl_box cur = bl__box_load(p), want = {.top = NULL, .meta = bl__meta(next_gen, 0, BL_ST_FREE)};
     while (!bl__box_cas(p, &cur, want)) {
     }
+    /* Links and monitors hear of the death; requests still queued get noproc. */
+    bl__signals_on_exit(p, cur.top, p->q_head);
     free_chain(&s->slab, cur.top);
     free_chain(&s->slab, p->q_head);
     p->q_head = p->q_tail = p->mark = NULL;
     if (p->stack) bl__stack_put(&s->stacks, p->stack);
     p->stack = NULL;
     bl__ctx_destroy(&p->ctx);
+    bl__psig_free(p);
+    free((void *)p->reason.detail);
+    p->reason = BL_REASON(BL_NORMAL);
     p->gen = next_gen;
     atomic_fetch_sub_explicit(&s->rt->live, 1, memory_order_relaxed);
     bl__proc_release(&s->pcache, p);
@@ -149,49 +167,73 @@ void bl__proc_discard(bl_proc *p, void *ctx)
     if (p->stack) bl__stack_free(p->stack);
     p->stack = NULL;
     bl__ctx_destroy(&p->ctx);
+    bl__psig_free(p);
+    free((void *)p->reason.detail);
+    p->reason.detail = NULL;
 }
 
-static _Noreturn void exit_self(bl_proc *p, int reason)
+_Noreturn void bl__exit_self(bl_proc *p, const bl_reason *r)
 {
-    p->exit_reason = reason;
+    /* Keep a private copy of the detail: r may point into a message or the
+     * caller's stack, both of which are about to go. */
+    void *detail = NULL;
+    size_t len = r->detail_len;
+    if (len && (detail = malloc(len))) memcpy(detail, r->detail, len);
+    p->reason = (bl_reason){r->kind, r->code, detail, detail ? len : 0};
     bl__sched_disarm_timer(p);
     bl__sched_park(p, BL_PARK_EXIT);
     __builtin_unreachable();
 }
 
-int bl_exit(int reason)
+static _Noreturn void exit_code(bl_proc *p, int code)
+{
+    bl_reason r = code ? (bl_reason){.kind = BL_CUSTOM, .code = code} : BL_REASON(BL_NORMAL);
+    bl__exit_self(p, &r);
+}
+
+int bl_exit(int code)
 {
     bl_proc *p = bl__self();
     if (!p) return -EPERM;
-    exit_self(p, reason);
+    exit_code(p, code);
 }
 
 /* ---- sending ---- */
 
-/* Pushes m onto p's inbox if p still is the process `to` names. */
-static void push(bl_proc *p, bl_pid to, bl_msg *m)
+/*
+ * Pushes m onto p's inbox if p still is the process `to` names; returns
+ * false (and frees m) if it is not.  A signal also sets BL_META_SIG and
+ * wakes a SLEEPING process, which messages leave asleep.
+ */
+bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
 {
     bl_box cur = bl__box_load(p), want;
+    unsigned st;
     for (;;) {
-        unsigned st = bl__meta_state(cur.meta);
+        st = bl__meta_state(cur.meta);
         if (bl__meta_gen(cur.meta) != bl__pid_gen(to) || st == BL_ST_FREE) {
             /* It died meanwhile: dropping the message is what Erlang does. */
             bl_sched *s = bl__tls_sched;
             bl__msg_free(s ? &s->slab : NULL, m);
-            return;
+            return false;
         }
         m->next = cur.top;
         want.top = m;
-        want.meta = st == BL_ST_WAITING ? bl__meta_with_state(cur.meta, BL_ST_ACTIVE) : cur.meta;
+        want.meta = cur.meta;
+        if (signal) want.meta |= BL_META_SIG;
+        if (st == BL_ST_WAITING || (signal && st == BL_ST_SLEEPING))
+            want.meta = bl__meta_with_state(want.meta, BL_ST_ACTIVE);
         if (bl__box_cas(p, &cur, want)) break;
     }
-    /* Winning WAITING -> ACTIVE makes this sender the one to queue it. */
-    if (bl__meta_state(cur.meta) == BL_ST_WAITING) bl__sched_ready(p, BL_READY_NEXT);
+    /* Winning the move to ACTIVE makes this sender the one to queue it. */
+    if (bl__meta_state(want.meta) == BL_ST_ACTIVE && st != BL_ST_ACTIVE)
+        bl__sched_ready(p, BL_READY_NEXT);
+    return true;
 }
 
 /* Validates `to` and returns its PCB if it is alive, NULL if dead.  *err
  * gets -EINVAL for a malformed pid, -ESRCH when the runtime is down. */
-static bl_proc *target(bl_pid to, int *err)
+bl_proc *bl__target(bl_pid to, int *err)
 {
     *err = 0;
     if (!running()) {
@@ -215,7 +257,7 @@ static void finish_send(bl_proc *p, bl_pid to, bl_msg *m, uint32_t tag, bl_ref r
     m->from = self ? bl__proc_pid(self) : BL_PID_NONE;
     m->ref = ref;
     m->tag = tag;
-    push(p, to, m);
+    bl__push(p, to, m, false);
     if (self) bl__charge(self, 1);
 }
 
@@ -223,7 +265,7 @@ int bl__send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
 {
     if (len && !data) return -EINVAL;
     int err;
-    bl_proc *p = target(to, &err);
+    bl_proc *p = bl__target(to, &err);
     if (!p) return err;
     bl_sched *s = bl__tls_sched;
     bl_msg *m = bl__msg_alloc(s ? &s->slab : NULL, len);
@@ -249,7 +291,7 @@ int bl_send_move(bl_pid to, uint32_t tag, void *buf, size_t len, void (*free_fn)
 {
     if (tag >= BL_TAG_SYSTEM || (len && !buf)) return -EINVAL;
     int err;
-    bl_proc *p = target(to, &err);
+    bl_proc *p = bl__target(to, &err);
     if (err) return err;
     if (!p) {
         /* Dead receiver: the runtime owns buf now and frees it, as documented. */
@@ -272,33 +314,63 @@ void bl_msg_free(bl_msg *m)
 
 /* ---- receiving ---- */
 
-/* Moves everything in the inbox to the end of the private queue, in
- * arrival order.  Returns false when the inbox was empty. */
-static bool drain(bl_proc *p)
+/*
+ * Moves everything in the inbox to the end of the private queue, in arrival
+ * order, acting on signals on the way (they are not queued; trapped exits
+ * become BL_TAG_EXIT messages).  A fatal signal ends the process here, after
+ * the rest of the batch is queued.  Returns true if messages were queued.
+ */
+bool bl__drain(bl_proc *p)
 {
     bl_box cur = bl__box_load(p), want;
     do {
         if (!cur.top) return false;
         want.top = NULL;
-        want.meta = cur.meta;
+        want.meta = cur.meta & ~(uint64_t)BL_META_SIG;
     } while (!bl__box_cas(p, &cur, want));
     /* The inbox is newest first: reverse it. */
-    bl_msg *m = cur.top, *fifo = NULL, *last = m;
-    uint32_t n = 0;
+    bl_msg *m = cur.top, *fifo = NULL;
     while (m) {
         bl_msg *next = m->next;
         m->next = fifo;
         fifo = m;
         m = next;
-        n++;
     }
-    if (p->q_tail)
-        p->q_tail->next = fifo;
-    else
-        p->q_head = fifo;
-    p->q_tail = last;
-    p->q_len += n;
-    return true;
+    bool queued = false, fatal = false;
+    bl_reason why = BL_REASON(BL_NORMAL);
+    bl_msg *dead_msg = NULL; /* holds the detail `why` points into */
+    for (m = fifo; m;) {
+        bl_msg *next = m->next;
+        m->next = NULL;
+        if (!fatal && bl__is_signal(m->tag)) {
+            /* Returns the message to queue (a trapped exit), or NULL. */
+            m = bl__signal_handle(p, m, &fatal, &why, &dead_msg);
+        }
+        if (m) {
+            if (p->q_tail)
+                p->q_tail->next = m;
+            else
+                p->q_head = m;
+            p->q_tail = m;
+            p->q_len++;
+            queued = true;
+        }
+        m = next;
+    }
+    if (fatal) {
+        bl_reason r = why;
+        /* bl__exit_self copies the detail before the message goes. */
+        if (dead_msg) {
+            dead_msg->next = NULL;
+            if (p->q_tail)
+                p->q_tail->next = dead_msg;
+            else
+                p->q_head = dead_msg;
+            p->q_tail = dead_msg;
+        }
+        bl__exit_self(p, &r);
+    }
+    return queued;
 }
 
 static void unlink_msg(bl_proc *p, bl_msg *prev, bl_msg *m)
@@ -341,7 +413,7 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
             bl__charge(p, 1 + scanned / 16);
             return 0;
         }
-        if (drain(p)) {
+        if (bl__drain(p)) {
             m = prev ? prev->next : p->q_head;
             continue;
         }
@@ -363,6 +435,8 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
             p->seq++;
         }
         bl__sched_park(p, BL_PARK_WAIT);
+        /* The park may have handled signals and queued messages after prev. */
+        m = prev ? prev->next : p->q_head;
         /* A timer that fired while we were briefly awake left its mark. */
         uint64_t meta = bl__box_load(p).meta;
         if ((meta & BL_META_TIMEDOUT) && bl__meta_seq(meta) == p->seq) p->timer_fired = true;
@@ -379,7 +453,7 @@ void bl_recv_mark(void)
 {
     bl_proc *p = bl__self();
     if (!p) return;
-    drain(p);
+    bl__drain(p);
     p->mark = p->q_tail;
     p->mark_set = true;
 }
@@ -388,7 +462,7 @@ size_t bl_mailbox_len(void)
 {
     bl_proc *p = bl__self();
     if (!p) return 0;
-    drain(p);
+    bl__drain(p);
     return p->q_len;
 }
 
@@ -412,14 +486,14 @@ static _Noreturn void handler_loop(bl_proc *p)
         p->hstate = p->arg;
         if (h->init) {
             int rc = h->init(p->arg, &p->hstate);
-            if (rc) exit_self(p, rc);
+            if (rc) exit_code(p, rc);
         }
     }
     for (;;) {
         bl_msg *m = p->q_head;
         if (m) {
             unlink_msg(p, NULL, m);
-        } else if (drain(p)) {
+        } else if (bl__drain(p)) {
             continue;
         } else {
             /* Nothing to do: park without a stack.  The next message starts
@@ -432,7 +506,7 @@ static _Noreturn void handler_loop(bl_proc *p)
         bl_msg_free(m);
         if (rc) {
             if (h->terminate) h->terminate(p->hstate, rc);
-            exit_self(p, rc);
+            exit_code(p, rc);
         }
         bl__charge(p, 1);
     }
@@ -443,8 +517,10 @@ void bl__proc_entry(void *arg)
     bl__ctx_entered();
     bl_proc *p = arg;
     if (p->handler) handler_loop(p);
+    /* Signals that arrived before the first run apply before it. */
+    bl__signals_check(p);
     p->fn(p->arg);
-    exit_self(p, BL_REASON_NORMAL);
+    exit_code(p, 0);
 }
 
 bl_pid bl_self(void)

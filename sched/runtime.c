@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/names.h"
 #include "sched/sched.h"
 
 bl_runtime *bl__rt;
@@ -65,6 +66,7 @@ int bl_config_from_env(bl_config *c)
         {"BEAMLINE_STACK_POOL", offsetof(bl_config, stack_pool_max), sizeof(unsigned), 1u << 20},
         {"BEAMLINE_RING_ENTRIES", offsetof(bl_config, ring_entries), sizeof(unsigned), 32768},
         {"BEAMLINE_IOWQ_MAX", offsetof(bl_config, iowq_max), sizeof(unsigned), 65536},
+        {"BEAMLINE_MAX_NAMES", offsetof(bl_config, max_names), sizeof(unsigned), 1u << 24},
     };
     if (!c) return -EINVAL;
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
@@ -114,7 +116,8 @@ static int check_config(bl_config *c)
 {
     if ((unsigned)c->bind > BL_BIND_SPREAD || (unsigned)c->wake > BL_WAKE_EVENTFD ||
         c->schedulers > 1024 || c->stack_size > (1u << 30) || c->ring_entries > 32768 ||
-        c->reductions > 100000000 || c->spin_us > 10000000 || c->iowq_max > 65536) {
+        c->reductions > 100000000 || c->spin_us > 10000000 || c->iowq_max > 65536 ||
+        c->max_names > (1u << 24)) {
         snprintf(errbuf, sizeof errbuf, "invalid configuration value");
         return -EINVAL;
     }
@@ -124,6 +127,7 @@ static int check_config(bl_config *c)
     if (!c->stack_pool_max) c->stack_pool_max = 64;
     if (!c->ring_entries) c->ring_entries = 256;
     if (!c->iowq_max) c->iowq_max = 4;
+    if (!c->max_names) c->max_names = 65536;
     c->stack_size = bl__stack_round(c->stack_size);
     return 0;
 }
@@ -170,6 +174,7 @@ static void runtime_free(bl_runtime *rt)
         }
     }
     bl__slab_registry(NULL, 0);
+    bl__names_destroy();
     free(rt->scheds);
     free(rt->slabs);
     bl__topo_free(&rt->topo);
@@ -235,6 +240,10 @@ int bl_runtime_start(const bl_config *cfg)
         rt->slabs[i] = &s->slab;
     }
     bl__ptab_init();
+    if ((rc = bl__names_init(rt->cfg.max_names)) != 0) {
+        snprintf(errbuf, sizeof errbuf, "name table: %s", strerror(-rc));
+        goto fail;
+    }
     bl__slab_registry(rt->slabs, rt->nsched);
     bl__rt = rt;
 

@@ -289,6 +289,7 @@ static bool park_box(bl_proc *p, unsigned st)
     bl_box cur = bl__box_load(p);
     for (;;) {
         if (st == BL_ST_WAITING && cur.top) return false; /* mail arrived meanwhile */
+        if (cur.meta & BL_META_SIG) return false;         /* a signal arrived meanwhile */
         if ((cur.meta & BL_META_TIMEDOUT) && bl__meta_seq(cur.meta) == p->seq)
             return false; /* this wait's timer already fired */
         bl_box want = cur;
@@ -345,7 +346,7 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
         break;
     case BL_PARK_SLEEP:
         atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
-        park_box(p, BL_ST_SLEEPING);
+        if (!park_box(p, BL_ST_SLEEPING)) bl__sched_ready(p, BL_READY_NEXT);
         break;
     case BL_PARK_EXIT:
         bl__proc_finish(s, p);

@@ -162,10 +162,20 @@ void bl__sched_ready(bl_proc *p, unsigned flags);
  * so that the switch sits directly in the calling bl_ function (see run()
  * in sched.c on why frames around a switch cost).
  */
+void bl__signals_check_slow(bl_proc *p);
+
+/* Acts on signals that arrived for p (see BL_META_SIG).  Process only. */
+static inline void bl__signals_check(bl_proc *p)
+{
+    if (__atomic_load_n(&p->box.meta, __ATOMIC_RELAXED) & BL_META_SIG) bl__signals_check_slow(p);
+}
+
 static inline __attribute__((always_inline)) void bl__sched_park(bl_proc *p, unsigned park)
 {
     p->park = (uint8_t)park;
     bl__ctx_jump(&p->ctx, &p->sched->ctx, park == BL_PARK_EXIT || park == BL_PARK_IDLE);
+    /* Back from a yield, a wait or a sleep: signals may be waiting. */
+    bl__signals_check(p);
 }
 
 /*
@@ -199,7 +209,56 @@ void bl__ring_wait(bl_sched *s, uint64_t timeout_ns);
 /* Handles every completion already posted.  Returns how many. */
 unsigned bl__ring_reap(bl_sched *s);
 
-/* Process table cleanup at shutdown (sched/process.c). */
+/* ---- sched/process.c: shared by the process-facing calls ---- */
+
+/* Process table cleanup at shutdown. */
 void bl__proc_discard(bl_proc *p, void *ctx);
+
+#define BL_SPAWN_LINK    1u /* link parent and child before the child runs */
+#define BL_SPAWN_MONITOR 2u /* the parent monitors the child with `ref` */
+int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const bl_spawn_opts *o,
+              unsigned flags, bl_ref ref);
+bl_proc *bl__target(bl_pid to, int *err);
+bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal);
+bool bl__drain(bl_proc *p);
+_Noreturn void bl__exit_self(bl_proc *p, const bl_reason *r);
+
+/* ---- sched/signal.c ---- */
+
+/* Internal signal tags: travel in the inbox, never reach user code. */
+#define BL_SIG_BASE      (BL_TAG_SYSTEM | 0x100u)
+#define BL_SIG_LINK      (BL_SIG_BASE + 1) /* from wants a link */
+#define BL_SIG_UNLINK    (BL_SIG_BASE + 2) /* from dropped its link */
+#define BL_SIG_EXIT_LINK (BL_SIG_BASE + 3) /* from, linked, exited with the reason in data */
+#define BL_SIG_EXIT      (BL_SIG_BASE + 4) /* bl_exit_pid from `from` */
+#define BL_SIG_MONITOR   (BL_SIG_BASE + 5) /* from monitors us with ref */
+#define BL_SIG_DEMONITOR (BL_SIG_BASE + 6) /* from dropped monitor ref */
+#define BL_SIG_DOWN      (BL_SIG_BASE + 7) /* from, which we monitor with ref, exited */
+
+static inline bool bl__is_signal(uint32_t tag)
+{
+    return (tag & ~0xFFu) == BL_SIG_BASE;
+}
+
+/*
+ * Acts on signal m for process p (process context).  Returns m turned
+ * into a message to queue, or NULL once it is consumed.  A fatal signal sets
+ * *fatal and *why; *why's detail then points into *keep, which the caller
+ * must free only after exiting has copied it.
+ */
+bl_msg *bl__signal_handle(bl_proc *p, bl_msg *m, bool *fatal, bl_reason *why, bl_msg **keep);
+/* Sets up the links/monitors of a child being spawned with BL_SPAWN_*. */
+int bl__spawn_relations(bl_proc *parent, bl_proc *child, unsigned flags, bl_ref ref);
+/* On the scheduler, for a process that has exited: notify links and monitors. */
+void bl__signals_on_exit(bl_proc *p, bl_msg *inbox, bl_msg *queue);
+/* Frees a process's link and monitor lists. */
+void bl__psig_free(bl_proc *p);
+/* Queues DOWN {ref, pid, r} for p itself (process context).  0 or -ENOMEM. */
+int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r);
+
+/* ---- sched/name.c ---- */
+
+/* Frees the name a dying process holds, if any (exit path). */
+void bl__name_release(bl_proc *p);
 
 #endif /* BL_SCHED_SCHED_H */

@@ -1,0 +1,480 @@
+/*
+ * sched/signal.c - exit reasons, links, monitors and exit signals.
+ *
+ * Signals are envelopes with internal tags (BL_SIG_*) pushed onto the
+ * target's inbox like messages, so they keep Erlang's ordering for free:
+ * after everything the same sender sent before.  Pushing one sets
+ * BL_META_SIG and wakes the target even from a sleep; the target acts on it
+ * in its own context when it next drains its inbox or resumes from a park
+ * (bl__drain, bl__signals_check).  Link and monitor lists therefore have a
+ * single writer, the process itself.
+ *
+ * Death is a handshake through the mailbox word: a dying process first
+ * closes its mailbox (generation + 1, FREE), then looks at what is left in
+ * it.  A link or monitor request that got in before the close is answered
+ * by the dying process (noproc); one that comes later fails to push, and
+ * the requester answers itself (noproc).  Either way, exactly one answer.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/msg.h"
+#include "sched/sched.h"
+
+/* How a reason travels inside EXIT and DOWN messages and exit signals. */
+typedef struct reason_wire {
+    uint32_t kind;       /* bl_reason_kind */
+    int32_t code;        /* BL_CUSTOM code */
+    uint64_t detail_len; /* bytes following */
+} reason_wire;
+
+/* ---- reasons ---- */
+
+bool bl_reason_eq(const bl_reason *a, const bl_reason *b)
+{
+    if (!a || !b) return a == b;
+    return a->kind == b->kind && a->code == b->code && a->detail_len == b->detail_len &&
+           (a->detail_len == 0 || !memcmp(a->detail, b->detail, a->detail_len));
+}
+
+bool bl_reason_is_clean(const bl_reason *r)
+{
+    return r && (r->kind == BL_NORMAL || r->kind == BL_SHUTDOWN);
+}
+
+static bool reason_ok(const bl_reason *r)
+{
+    return r && (unsigned)r->kind <= BL_CUSTOM && (r->detail_len == 0 || r->detail);
+}
+
+int bl_msg_reason(const bl_msg *m, bl_reason *out)
+{
+    if (!m || !out || m->len < sizeof(reason_wire)) return -EINVAL;
+    if (m->tag != BL_TAG_EXIT && m->tag != BL_TAG_DOWN && !bl__is_signal(m->tag)) return -EINVAL;
+    reason_wire w;
+    memcpy(&w, m->data, sizeof w);
+    if (w.detail_len != m->len - sizeof w || w.kind > BL_CUSTOM) return -EINVAL;
+    *out = (bl_reason){(bl_reason_kind)w.kind, w.code,
+                       w.detail_len ? (const char *)m->data + sizeof w : NULL, (size_t)w.detail_len};
+    return 0;
+}
+
+/* ---- sending system envelopes ---- */
+
+/* An envelope carrying reason r (or none) with the given header fields. */
+static bl_msg *sys_msg(bl_pid from, uint32_t tag, bl_ref ref, const bl_reason *r)
+{
+    size_t dl = r ? r->detail_len : 0;
+    bl_sched *s = bl__tls_sched;
+    bl_msg *m = bl__msg_alloc(s ? &s->slab : NULL, r ? sizeof(reason_wire) + dl : 0);
+    if (!m) return NULL;
+    m->from = from;
+    m->ref = ref;
+    m->tag = tag;
+    if (r) {
+        reason_wire w = {(uint32_t)r->kind, r->code, dl};
+        memcpy(m->data, &w, sizeof w);
+        if (dl) memcpy((char *)m->data + sizeof w, r->detail, dl);
+    }
+    return m;
+}
+
+/*
+ * Sends a system envelope to `to`.  Returns 1 if it was pushed, 0 if `to`
+ * is dead, or a negative errno.
+ */
+static int sys_send(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, const bl_reason *r)
+{
+    int err;
+    bl_proc *p = bl__target(to, &err);
+    if (!p) return err;
+    bl_msg *m = sys_msg(from, tag, ref, r);
+    if (!m) return -ENOMEM;
+    return bl__push(p, to, m, bl__is_signal(tag)) ? 1 : 0;
+}
+
+/* Queues a message for the calling process itself, bypassing the inbox. */
+static void self_queue(bl_proc *p, bl_msg *m)
+{
+    m->next = NULL;
+    if (p->q_tail) p->q_tail->next = m;
+    else p->q_head = m;
+    p->q_tail = m;
+    p->q_len++;
+}
+
+/* ---- the lists (owner only) ---- */
+
+static bl_psig *psig(bl_proc *p)
+{
+    if (!p->sig) p->sig = calloc(1, sizeof *p->sig);
+    return p->sig;
+}
+
+void bl__psig_free(bl_proc *p)
+{
+    if (!p->sig) return;
+    free(p->sig->links);
+    free(p->sig->mons);
+    free(p->sig->watchers);
+    free(p->sig);
+    p->sig = NULL;
+}
+
+static bool grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)
+{
+    if (n < *cap) return true;
+    uint32_t nc = *cap ? *cap * 2 : 4;
+    void *a = realloc(*arr, nc * elem);
+    if (!a) return false;
+    *arr = a;
+    *cap = nc;
+    return true;
+}
+
+static int link_find(bl_psig *g, bl_pid pid)
+{
+    for (uint32_t i = 0; g && i < g->nlinks; i++)
+        if (g->links[i] == pid) return (int)i;
+    return -1;
+}
+
+static bool link_add(bl_proc *p, bl_pid pid)
+{
+    bl_psig *g = psig(p);
+    if (!g) return false;
+    if (link_find(g, pid) >= 0) return true;
+    if (!grow((void **)&g->links, &g->caplinks, g->nlinks, sizeof(bl_pid))) return false;
+    g->links[g->nlinks++] = pid;
+    return true;
+}
+
+static bool link_del(bl_proc *p, bl_pid pid)
+{
+    int i = link_find(p->sig, pid);
+    if (i < 0) return false;
+    p->sig->links[i] = p->sig->links[--p->sig->nlinks];
+    return true;
+}
+
+static bool mon_add(bl_mon **arr, uint32_t *n, uint32_t *cap, bl_ref ref, bl_pid pid)
+{
+    if (!grow((void **)arr, cap, *n, sizeof(bl_mon))) return false;
+    (*arr)[(*n)++] = (bl_mon){ref, pid};
+    return true;
+}
+
+/* Removes the entry with ref; returns its pid or BL_PID_NONE. */
+static bl_pid mon_del(bl_mon *arr, uint32_t *n, bl_ref ref)
+{
+    for (uint32_t i = 0; i < *n; i++) {
+        if (arr[i].ref != ref) continue;
+        bl_pid pid = arr[i].pid;
+        arr[i] = arr[--*n];
+        return pid;
+    }
+    return BL_PID_NONE;
+}
+
+/* ---- acting on a signal (process context) ---- */
+
+bl_msg *bl__signal_handle(bl_proc *p, bl_msg *m, bool *fatal, bl_reason *why, bl_msg **keep)
+{
+    bl_sched *s = bl__tls_sched;
+    bl_reason r;
+    bool is_exit = m->tag == BL_SIG_EXIT || m->tag == BL_SIG_EXIT_LINK;
+    switch (m->tag) {
+    case BL_SIG_LINK:
+        if (!link_add(p, m->from)) {
+            /* Out of memory for the link: fail it visibly rather than silently. */
+            bl_reason nomem = {.kind = BL_CUSTOM, .code = -ENOMEM};
+            sys_send(m->from, bl__proc_pid(p), BL_SIG_EXIT_LINK, BL_REF_NONE, &nomem);
+        }
+        break;
+    case BL_SIG_UNLINK:
+        link_del(p, m->from);
+        break;
+    case BL_SIG_MONITOR:
+        if (!psig(p) || !mon_add(&p->sig->watchers, &p->sig->nwatch, &p->sig->capwatch, m->ref,
+                                 m->from)) {
+            bl_reason nomem = {.kind = BL_CUSTOM, .code = -ENOMEM};
+            sys_send(m->from, bl__proc_pid(p), BL_SIG_DOWN, m->ref, &nomem);
+        }
+        break;
+    case BL_SIG_DEMONITOR:
+        if (p->sig) mon_del(p->sig->watchers, &p->sig->nwatch, m->ref);
+        break;
+    case BL_SIG_DOWN:
+        /* Delivered once, and only while the monitor is on: a DOWN that
+         * crossed our demonitor is dropped here. */
+        if (p->sig && mon_del(p->sig->mons, &p->sig->nmons, m->ref) != BL_PID_NONE) {
+            m->tag = BL_TAG_DOWN;
+            return m;
+        }
+        break;
+    }
+    if (!is_exit || bl_msg_reason(m, &r) != 0) {
+        bl__msg_free(s ? &s->slab : NULL, m);
+        return NULL;
+    }
+    if (m->tag == BL_SIG_EXIT_LINK && !link_del(p, m->from)) {
+        /* Not linked (any more): a stale signal from an earlier link. */
+        bl__msg_free(s ? &s->slab : NULL, m);
+        return NULL;
+    }
+    if (m->tag == BL_SIG_EXIT && r.kind == BL_KILL) {
+        *fatal = true;
+        *why = BL_REASON(BL_KILLED);
+        bl__msg_free(s ? &s->slab : NULL, m);
+        return NULL;
+    }
+    if (p->trap_exit) {
+        m->tag = BL_TAG_EXIT; /* the envelope becomes the message as it is */
+        return m;
+    }
+    if (r.kind == BL_NORMAL && !(m->tag == BL_SIG_EXIT && m->from == bl__proc_pid(p))) {
+        bl__msg_free(s ? &s->slab : NULL, m);
+        return NULL;
+    }
+    *fatal = true;
+    *why = r;
+    *keep = m;
+    return NULL;
+}
+
+void bl__signals_check_slow(bl_proc *p)
+{
+    bl__drain(p);
+}
+
+/* ---- links ---- */
+
+/* The caller hears of a dead peer: an exit signal with noproc, handled now. */
+static void noproc_to_self(bl_proc *p, bl_pid dead)
+{
+    bl_reason np = BL_REASON(BL_NOPROC);
+    bl_msg *m = sys_msg(dead, BL_SIG_EXIT, BL_REF_NONE, &np);
+    if (!m) return;
+    bool fatal = false;
+    bl_reason why;
+    bl_msg *keep = NULL;
+    m = bl__signal_handle(p, m, &fatal, &why, &keep);
+    if (m) self_queue(p, m);
+    if (fatal) {
+        bl_reason r = why;
+        if (keep) self_queue(p, keep); /* freed with the process, after the copy */
+        bl__exit_self(p, &r);
+    }
+}
+
+int bl_link(bl_pid pid)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (pid == bl__proc_pid(p)) return 0;
+    int err;
+    bl_proc *t = bl__target(pid, &err);
+    if (err) return err;
+    if (!t) {
+        noproc_to_self(p, pid);
+        return 0;
+    }
+    if (link_find(p->sig, pid) >= 0) return 0;
+    if (!link_add(p, pid)) return -ENOMEM;
+    int rc = sys_send(pid, bl__proc_pid(p), BL_SIG_LINK, BL_REF_NONE, NULL);
+    if (rc == 0) {
+        /* It died between the check and the push. */
+        link_del(p, pid);
+        noproc_to_self(p, pid);
+    } else if (rc < 0) {
+        link_del(p, pid);
+        return rc;
+    }
+    bl__charge(p, 1);
+    return 0;
+}
+
+int bl_unlink(bl_pid pid)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (!bl__proc_lookup(pid)) return -EINVAL;
+    if (!link_del(p, pid)) return 0;
+    int rc = sys_send(pid, bl__proc_pid(p), BL_SIG_UNLINK, BL_REF_NONE, NULL);
+    /* An exit signal from pid already in our inbox is now stale: the link
+     * check in bl__signal_handle drops it. */
+    return rc < 0 ? rc : 0;
+}
+
+int bl_spawn_link(bl_pid *pid, bl_entry_fn fn, void *arg, const bl_spawn_opts *opts)
+{
+    if (!fn) return -EINVAL;
+    return bl__spawn(pid, fn, arg, NULL, opts, BL_SPAWN_LINK, BL_REF_NONE);
+}
+
+int bl__spawn_relations(bl_proc *parent, bl_proc *child, unsigned flags, bl_ref ref)
+{
+    bl_pid cp = bl__proc_pid(child), pp = bl__proc_pid(parent);
+    if (flags & BL_SPAWN_LINK) {
+        if (!link_add(child, pp)) return -ENOMEM;
+        if (!link_add(parent, cp)) return -ENOMEM;
+    }
+    if (flags & BL_SPAWN_MONITOR) {
+        if (!psig(child) || !psig(parent)) return -ENOMEM;
+        if (!mon_add(&child->sig->watchers, &child->sig->nwatch, &child->sig->capwatch, ref, pp))
+            return -ENOMEM;
+        if (!mon_add(&parent->sig->mons, &parent->sig->nmons, &parent->sig->capmons, ref, cp)) {
+            child->sig->nwatch--;
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int bl_exit_pid(bl_pid pid, const bl_reason *r)
+{
+    if (!reason_ok(r)) return -EINVAL;
+    bl_proc *self = bl__self();
+    bl_pid from = self ? bl__proc_pid(self) : BL_PID_NONE;
+    if (self && pid == from) {
+        /* To ourselves: takes effect now, like Erlang's exit(self(), R). */
+        bl_msg *m = sys_msg(from, BL_SIG_EXIT, BL_REF_NONE, r);
+        if (!m) return -ENOMEM;
+        bool fatal = false;
+        bl_reason why;
+        bl_msg *keep = NULL;
+        m = bl__signal_handle(self, m, &fatal, &why, &keep);
+        if (m) self_queue(self, m);
+        if (fatal) {
+            bl_reason cp = why;
+            if (keep) self_queue(self, keep);
+            bl__exit_self(self, &cp);
+        }
+        return 0;
+    }
+    int rc = sys_send(pid, from, BL_SIG_EXIT, BL_REF_NONE, r);
+    if (self && rc >= 0) bl__charge(self, 1);
+    return rc < 0 ? rc : 0;
+}
+
+bool bl_trap_exit(bool on)
+{
+    bl_proc *p = bl__self();
+    if (!p) return false;
+    bool old = p->trap_exit;
+    p->trap_exit = on;
+    return old;
+}
+
+/* ---- monitors ---- */
+
+int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r)
+{
+    bl_msg *m = sys_msg(pid, BL_TAG_DOWN, ref, r);
+    if (!m) return -ENOMEM;
+    self_queue(p, m);
+    return 0;
+}
+
+/* Queues DOWN {ref, pid, noproc} for the caller itself. */
+static void down_noproc_to_self(bl_proc *p, bl_pid pid, bl_ref ref)
+{
+    bl_reason np = BL_REASON(BL_NOPROC);
+    bl__down_to_self(p, pid, ref, &np);
+}
+
+int bl_monitor(bl_pid pid, bl_ref *ref)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (!ref) return -EINVAL;
+    int err;
+    bl_proc *t = bl__target(pid, &err);
+    if (err) return err;
+    bl_ref r = bl_make_ref();
+    *ref = r;
+    if (!t) {
+        down_noproc_to_self(p, pid, r);
+        return 0;
+    }
+    if (!psig(p) || !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, r, pid))
+        return -ENOMEM;
+    int rc = sys_send(pid, bl__proc_pid(p), BL_SIG_MONITOR, r, NULL);
+    if (rc <= 0) {
+        mon_del(p->sig->mons, &p->sig->nmons, r);
+        if (rc < 0) return rc;
+        down_noproc_to_self(p, pid, r); /* died between the check and the push */
+    }
+    bl__charge(p, 1);
+    return 0;
+}
+
+static bool match_down(const bl_msg *m, void *arg)
+{
+    return m->tag == BL_TAG_DOWN && m->ref == *(const bl_ref *)arg;
+}
+
+int bl_demonitor(bl_ref ref, unsigned flags)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    bl_pid target = p->sig ? mon_del(p->sig->mons, &p->sig->nmons, ref) : BL_PID_NONE;
+    if (target) sys_send(target, bl__proc_pid(p), BL_SIG_DEMONITOR, ref, NULL);
+    if (flags & BL_DEMONITOR_FLUSH) {
+        bl_msg *m;
+        while (bl_recv(&m, match_down, &ref, 0, 0) == 0) bl_msg_free(m);
+    }
+    return 0;
+}
+
+int bl_spawn_monitor(bl_pid *pid, bl_ref *ref, bl_entry_fn fn, void *arg,
+                     const bl_spawn_opts *opts)
+{
+    if (!fn || !ref) return -EINVAL;
+    if (!bl__self()) return -EPERM;
+    *ref = bl_make_ref();
+    return bl__spawn(pid, fn, arg, NULL, opts, BL_SPAWN_MONITOR, *ref);
+}
+
+int bl_exit_reason(const bl_reason *r)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (!reason_ok(r) || r->kind == BL_KILL) return -EINVAL;
+    bl__exit_self(p, r);
+}
+
+/* ---- death (on the scheduler, after the mailbox is closed) ---- */
+
+static void answer_leftovers(bl_pid self, bl_msg *m)
+{
+    bl_reason np = BL_REASON(BL_NOPROC);
+    for (; m; m = m->next) {
+        if (m->tag == BL_SIG_LINK) sys_send(m->from, self, BL_SIG_EXIT_LINK, BL_REF_NONE, &np);
+        else if (m->tag == BL_SIG_MONITOR) sys_send(m->from, self, BL_SIG_DOWN, m->ref, &np);
+    }
+}
+
+void bl__signals_on_exit(bl_proc *p, bl_msg *inbox, bl_msg *queue)
+{
+    bl_pid self = bl__proc_pid(p);
+    /* The name goes first: whoever gets the DOWN may reuse it at once. */
+    bl__name_release(p);
+    /* A process killed by kill is seen by its links as killed. */
+    const bl_reason *r = &p->reason;
+    bl_psig *g = p->sig;
+    if (g) {
+        for (uint32_t i = 0; i < g->nlinks; i++)
+            sys_send(g->links[i], self, BL_SIG_EXIT_LINK, BL_REF_NONE, r);
+        for (uint32_t i = 0; i < g->nwatch; i++)
+            sys_send(g->watchers[i].pid, self, BL_SIG_DOWN, g->watchers[i].ref, r);
+        /* Monitors we held: the other ends can forget them. */
+        for (uint32_t i = 0; i < g->nmons; i++)
+            sys_send(g->mons[i].pid, self, BL_SIG_DEMONITOR, g->mons[i].ref, NULL);
+    }
+    /* Requests that reached us but were never acted on. */
+    answer_leftovers(self, inbox);
+    answer_leftovers(self, queue);
+}
