@@ -252,21 +252,28 @@ void bl__signals_check_slow(bl_proc *p)
 /* ---- links ---- */
 
 /* The caller hears of a dead peer: an exit signal with noproc, handled now. */
-static void noproc_to_self(bl_proc *p, bl_pid dead)
+/* An exit signal (from `from`, reason r) to the caller itself, acted on now. */
+static int exit_self_signal(bl_proc *p, bl_pid from, const bl_reason *r)
 {
-    bl_reason np = BL_REASON(BL_NOPROC);
-    bl_msg *m = sys_msg(dead, BL_SIG_EXIT, BL_REF_NONE, &np);
-    if (!m) return;
+    bl_msg *m = sys_msg(from, BL_SIG_EXIT, BL_REF_NONE, r);
+    if (!m) return -ENOMEM;
     bool fatal = false;
     bl_reason why;
     bl_msg *keep = NULL;
     m = bl__signal_handle(p, m, &fatal, &why, &keep);
     if (m) self_queue(p, m);
     if (fatal) {
-        bl_reason r = why;
+        bl_reason cp = why;
         if (keep) self_queue(p, keep); /* freed with the process, after the copy */
-        bl__exit_self(p, &r);
+        bl__exit_self(p, &cp);
     }
+    return 0;
+}
+
+static void noproc_to_self(bl_proc *p, bl_pid dead)
+{
+    bl_reason np = BL_REASON(BL_NOPROC);
+    exit_self_signal(p, dead, &np);
 }
 
 int bl_link(bl_pid pid)
@@ -338,22 +345,8 @@ int bl_exit_pid(bl_pid pid, const bl_reason *r)
     if (!reason_ok(r)) return -EINVAL;
     bl_proc *self = bl__self();
     bl_pid from = self ? bl__proc_pid(self) : BL_PID_NONE;
-    if (self && pid == from) {
-        /* To ourselves: takes effect now, like Erlang's exit(self(), R). */
-        bl_msg *m = sys_msg(from, BL_SIG_EXIT, BL_REF_NONE, r);
-        if (!m) return -ENOMEM;
-        bool fatal = false;
-        bl_reason why;
-        bl_msg *keep = NULL;
-        m = bl__signal_handle(self, m, &fatal, &why, &keep);
-        if (m) self_queue(self, m);
-        if (fatal) {
-            bl_reason cp = why;
-            if (keep) self_queue(self, keep);
-            bl__exit_self(self, &cp);
-        }
-        return 0;
-    }
+    /* To ourselves: takes effect now, like Erlang's exit(self(), R). */
+    if (self && pid == from) return exit_self_signal(self, from, r);
     int rc = sys_send(pid, from, BL_SIG_EXIT, BL_REF_NONE, r);
     if (self && rc >= 0) bl__charge(self, 1);
     return rc < 0 ? rc : 0;
