@@ -137,7 +137,13 @@ int bl_current_scheduler(void);
 /* Processes                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Process priorities (scheduling semantics arrive with the priority work). */
+/*
+ * Process priorities, with Erlang's semantics on each scheduler: runnable
+ * max processes run before everything else, then high ones (strictly: a
+ * busy high process starves lower ones, as on the BEAM); normal and low
+ * share the rest, a low process getting one turn in eight.  Only normal
+ * processes are moved between schedulers by stealing.
+ */
 typedef enum bl_priority {
     BL_PRIO_NORMAL = 0,
     BL_PRIO_LOW = 1,
@@ -183,6 +189,9 @@ bool bl_is_alive(bl_pid pid);
  * back later.  Returns 0 or -EPERM outside a process.
  */
 int bl_yield(void);
+
+/* Process only: sets the caller's priority.  Returns the previous one, -EPERM, -EINVAL. */
+int bl_set_priority(bl_priority prio);
 
 /*
  * Process only: sleeps for ms milliseconds in the scheduler's timer wheel;

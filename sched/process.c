@@ -537,6 +537,17 @@ bool bl_is_alive(bl_pid pid)
     return bl__meta_gen(b.meta) == bl__pid_gen(pid) && bl__meta_state(b.meta) != BL_ST_FREE;
 }
 
+int bl_set_priority(bl_priority prio)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if ((unsigned)prio > BL_PRIO_MAX) return -EINVAL;
+    int old = p->prio;
+    /* Owner-only field: it takes effect the next time p is queued. */
+    p->prio = (uint8_t)prio;
+    return old;
+}
+
 int bl_yield(void)
 {
     bl_proc *p = bl__self();

@@ -112,11 +112,36 @@ static bl_proc *ovf_pop(bl_sched *s)
     return p;
 }
 
+static void plist_push(bl_plist *l, bl_proc *p)
+{
+    p->rq_next = NULL;
+    if (l->tail)
+        l->tail->rq_next = p;
+    else
+        l->head = p;
+    l->tail = p;
+}
+
+static bl_proc *plist_pop(bl_plist *l)
+{
+    bl_proc *p = l->head;
+    if (p && !(l->head = p->rq_next)) l->tail = NULL;
+    return p;
+}
+
 static void wake_idle_peer(bl_sched *s);
 
-/* Owner: appends p to the local run queue, spilling half to overflow when full. */
+/*
+ * Owner: appends p to its priority's queue.  Normal processes go to the
+ * stealable ring (spilling half to overflow when full); the other
+ * priorities wait in owner-only lanes that next_proc serves by priority.
+ */
 static void local_push(bl_sched *s, bl_proc *p)
 {
+    if (p->prio != BL_PRIO_NORMAL) {
+        plist_push(&s->lanes[p->prio], p);
+        return;
+    }
     if (bl__runq_push(&s->rq, p) != 0) {
         bl_proc *half[BL_RUNQ_SIZE / 2];
         uint32_t n = bl__runq_take_half(&s->rq, half);
@@ -160,7 +185,7 @@ void bl__sched_ready(bl_proc *p, unsigned flags)
     bl_sched *home = p->sched;
     atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
     if (home == bl__tls_sched && !(flags & BL_READY_INJECT)) {
-        if (flags & BL_READY_NEXT) {
+        if ((flags & BL_READY_NEXT) && p->prio == BL_PRIO_NORMAL) {
             /* The displaced runnext goes to the back of the queue. */
             if (home->runnext) local_push(home, home->runnext);
             home->runnext = p;
@@ -176,28 +201,20 @@ void bl__sched_ready(bl_proc *p, unsigned flags)
 /* ---- timers ---- */
 
 /*
- * Processes whose timer fired run before the ordinary queues: a deadline is
- * a promise about when, and behind a long queue of freshly spawned
- * processes it would be missed by the length of that queue.  The lane only
- * holds what the wheel released, so it cannot grow without bound.  A timer
- * fires on the scheduler that armed it, which is the parked process's home.
+ * Normal processes whose timer fired run before the ordinary queue: a
+ * deadline is a promise about when, and behind a long queue of freshly
+ * spawned processes it would be missed by the length of that queue.  The
+ * lane only holds what the wheel released, so it cannot grow without bound.
+ * Other priorities go to their own lanes, which are served in order anyway.
+ * A timer fires on the scheduler that armed it, the parked process's home.
  */
 static void tmo_push(bl_sched *s, bl_proc *p)
 {
     atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
-    p->rq_next = NULL;
-    if (s->tmo_tail)
-        s->tmo_tail->rq_next = p;
+    if (p->prio == BL_PRIO_NORMAL)
+        plist_push(&s->tmo, p);
     else
-        s->tmo_head = p;
-    s->tmo_tail = p;
-}
-
-static bl_proc *tmo_pop(bl_sched *s)
-{
-    bl_proc *p = s->tmo_head;
-    if (p && !(s->tmo_head = p->rq_next)) s->tmo_tail = NULL;
-    return p;
+        local_push(s, p);
 }
 
 static void timer_fire(bl_timer *t, void *ctx)
@@ -374,6 +391,13 @@ static bl_proc *steal(bl_sched *s)
     return NULL;
 }
 
+/* Anything runnable in this scheduler's own queues? */
+static bool local_work(bl_sched *s)
+{
+    return s->runnext || s->ovf_head || s->tmo.head || bl__runq_len(&s->rq) ||
+           s->lanes[BL_PRIO_LOW].head || s->lanes[BL_PRIO_HIGH].head || s->lanes[BL_PRIO_MAX].head;
+}
+
 static bl_proc *next_proc(bl_sched *s, bool *inherit)
 {
     bl_proc *p;
@@ -384,7 +408,7 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
     if (inject_nonempty(s)) {
         /* With nothing else to run, the oldest one runs at once and never
          * sits where a thief could take it from its home. */
-        bool local_idle = !s->runnext && !s->ovf_head && !s->tmo_head && bl__runq_len(&s->rq) == 0;
+        bool local_idle = !local_work(s);
         bl_proc *first = local_idle ? inject_pop(s) : NULL;
         while ((p = inject_pop(s))) {
             /* A process placed here explicitly waits in the owner-only
@@ -398,8 +422,14 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
     }
     /* Now and then the overflow list goes first, so that it cannot starve
      * behind a ring that keeps refilling. */
+    /* max and high run strictly before anything lower. */
+    if ((p = plist_pop(&s->lanes[BL_PRIO_MAX])) || (p = plist_pop(&s->lanes[BL_PRIO_HIGH])))
+        return p;
     if (++s->tick % 61 == 0 && (p = ovf_pop(s))) return p;
-    if ((p = tmo_pop(s))) return p;
+    if ((p = plist_pop(&s->tmo))) return p;
+    /* normal and low share: one pick in eight goes to a waiting low process. */
+    if (s->lanes[BL_PRIO_LOW].head && ++s->low_turn % 8 == 0)
+        return plist_pop(&s->lanes[BL_PRIO_LOW]);
     if ((p = s->runnext)) {
         s->runnext = NULL;
         /* A pair of processes waking each other through runnext shares one
@@ -412,7 +442,7 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
     }
     if ((p = bl__runq_pop(&s->rq))) return p;
     if ((p = ovf_pop(s))) return p;
-    return NULL;
+    return plist_pop(&s->lanes[BL_PRIO_LOW]);
 }
 
 /* Runs until stop; called on the scheduler thread. */
@@ -456,8 +486,7 @@ static void loop(bl_sched *s)
         /* Nothing to run: a good time for the system calls that give
          * surplus stacks back to the kernel, a batch at a time. */
         if (s->stacks.nsurplus && bl__stack_trim(&s->stacks, 64)) continue;
-        if (s->runnext || s->tmo_head || bl__runq_len(&s->rq) || s->ovf_head || inject_nonempty(s))
-            continue;
+        if (local_work(s) || inject_nonempty(s)) continue;
 
         uint64_t spin_end = now + spin_ns;
         bool found = false;

@@ -65,6 +65,12 @@ typedef struct bl_sched_stats {
                           memory_order_relaxed)
 #define BL_STAT(s, field) atomic_load_explicit(&(s)->st.field, memory_order_relaxed)
 
+/* An owner-only FIFO of processes linked through rq_next. */
+typedef struct bl_plist {
+    bl_proc *head; /* first to run */
+    bl_proc *tail; /* last queued */
+} bl_plist;
+
 struct bl_runtime;
 
 typedef struct bl_sched {
@@ -89,26 +95,27 @@ typedef struct bl_sched {
     bl_proc *ovf_head;                  /* overflow of rq, FIFO through rq_next */
     bl_proc *ovf_tail;                  /* last of ovf_head */
     uint32_t ovf_len;                   /* length of the overflow list */
-    bl_proc *tmo_head;                  /* woken by their timers: run before the queues, FIFO */
-    bl_proc *tmo_tail;                  /* last of tmo_head */
-    bl_proc *current;                   /* process now running, NULL in the loop */
-    bl_ctx ctx;                         /* the scheduler loop's own context */
-    int32_t slice_left;                 /* reductions left for a runnext successor */
-    int32_t reductions;                 /* the configured slice, cached */
-    uint32_t tick;                      /* scheduling rounds, for periodic checks */
-    uint64_t ref_next;                  /* next reference of the block in hand */
-    uint64_t ref_end;                   /* end of that block */
-    bl_twheel wheel;                    /* timers for receive timeouts and sleeps */
-    bl_slab slab;                       /* envelopes and timer entries */
-    bl_stack_pool stacks;               /* process stacks */
-    bl_proc_cache pcache;               /* free PCB slots */
-    struct io_uring ring;               /* every wait goes through here */
-    bool ring_ok;                       /* ring initialised */
-    bool ev_armed;                      /* the eventfd read is in flight */
-    uint64_t evbuf;                     /* target of the eventfd read */
-    pthread_t thread;                   /* the scheduler thread */
-    int start_err;                      /* negative errno if start-up failed */
-    bl_sched_stats st;                  /* statistics (owner writes, others read racily) */
+    bl_plist tmo;                    /* normal processes woken by their timers: before the queues */
+    bl_plist lanes[BL_PRIO_MAX + 1]; /* owner-only FIFOs for low, high and max (normal: rq) */
+    uint32_t low_turn;               /* counts normal picks: every 8th goes to a low process */
+    bl_proc *current;                /* process now running, NULL in the loop */
+    bl_ctx ctx;                      /* the scheduler loop's own context */
+    int32_t slice_left;              /* reductions left for a runnext successor */
+    int32_t reductions;              /* the configured slice, cached */
+    uint32_t tick;                   /* scheduling rounds, for periodic checks */
+    uint64_t ref_next;               /* next reference of the block in hand */
+    uint64_t ref_end;                /* end of that block */
+    bl_twheel wheel;                 /* timers for receive timeouts and sleeps */
+    bl_slab slab;                    /* envelopes and timer entries */
+    bl_stack_pool stacks;            /* process stacks */
+    bl_proc_cache pcache;            /* free PCB slots */
+    struct io_uring ring;            /* every wait goes through here */
+    bool ring_ok;                    /* ring initialised */
+    bool ev_armed;                   /* the eventfd read is in flight */
+    uint64_t evbuf;                  /* target of the eventfd read */
+    pthread_t thread;                /* the scheduler thread */
+    int start_err;                   /* negative errno if start-up failed */
+    bl_sched_stats st;               /* statistics (owner writes, others read racily) */
 } bl_sched;
 
 typedef struct bl_runtime {

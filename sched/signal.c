@@ -56,8 +56,9 @@ int bl_msg_reason(const bl_msg *m, bl_reason *out)
     reason_wire w;
     memcpy(&w, m->data, sizeof w);
     if (w.detail_len != m->len - sizeof w || w.kind > BL_CUSTOM) return -EINVAL;
-    *out = (bl_reason){(bl_reason_kind)w.kind, w.code,
-                       w.detail_len ? (const char *)m->data + sizeof w : NULL, (size_t)w.detail_len};
+    *out =
+        (bl_reason){(bl_reason_kind)w.kind, w.code,
+                    w.detail_len ? (const char *)m->data + sizeof w : NULL, (size_t)w.detail_len};
     return 0;
 }
 
@@ -99,8 +100,10 @@ static int sys_send(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, const bl_r
 static void self_queue(bl_proc *p, bl_msg *m)
 {
     m->next = NULL;
-    if (p->q_tail) p->q_tail->next = m;
-    else p->q_head = m;
+    if (p->q_tail)
+        p->q_tail->next = m;
+    else
+        p->q_head = m;
     p->q_tail = m;
     p->q_len++;
 }
@@ -197,8 +200,8 @@ bl_msg *bl__signal_handle(bl_proc *p, bl_msg *m, bool *fatal, bl_reason *why, bl
         link_del(p, m->from);
         break;
     case BL_SIG_MONITOR:
-        if (!psig(p) || !mon_add(&p->sig->watchers, &p->sig->nwatch, &p->sig->capwatch, m->ref,
-                                 m->from)) {
+        if (!psig(p) ||
+            !mon_add(&p->sig->watchers, &p->sig->nwatch, &p->sig->capwatch, m->ref, m->from)) {
             bl_reason nomem = {.kind = BL_CUSTOM, .code = -ENOMEM};
             sys_send(m->from, bl__proc_pid(p), BL_SIG_DOWN, m->ref, &nomem);
         }
@@ -422,8 +425,7 @@ int bl_demonitor(bl_ref ref, unsigned flags)
     return 0;
 }
 
-int bl_spawn_monitor(bl_pid *pid, bl_ref *ref, bl_entry_fn fn, void *arg,
-                     const bl_spawn_opts *opts)
+int bl_spawn_monitor(bl_pid *pid, bl_ref *ref, bl_entry_fn fn, void *arg, const bl_spawn_opts *opts)
 {
     if (!fn || !ref) return -EINVAL;
     if (!bl__self()) return -EPERM;
@@ -445,8 +447,10 @@ static void answer_leftovers(bl_pid self, bl_msg *m)
 {
     bl_reason np = BL_REASON(BL_NOPROC);
     for (; m; m = m->next) {
-        if (m->tag == BL_SIG_LINK) sys_send(m->from, self, BL_SIG_EXIT_LINK, BL_REF_NONE, &np);
-        else if (m->tag == BL_SIG_MONITOR) sys_send(m->from, self, BL_SIG_DOWN, m->ref, &np);
+        if (m->tag == BL_SIG_LINK)
+            sys_send(m->from, self, BL_SIG_EXIT_LINK, BL_REF_NONE, &np);
+        else if (m->tag == BL_SIG_MONITOR)
+            sys_send(m->from, self, BL_SIG_DOWN, m->ref, &np);
     }
 }
 

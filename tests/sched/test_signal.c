@@ -38,9 +38,7 @@ static void exit_custom(void *arg)
     bl_exit_reason(&r);
 }
 
-static void exit_normal(void *arg)
-{
-}
+static void exit_normal(void *arg) {}
 
 /* ---- monitors ---- */
 
@@ -427,8 +425,10 @@ static void order_main(void *arg)
         bl_msg *m = bl_receive(10000);
         BL_CHECK(m != NULL);
         if (!m) return;
-        if (i < 100) BL_CHECK(m->tag == T_DATA && *(int *)m->data == i);
-        else BL_CHECK(m->tag == BL_TAG_DOWN && m->ref == ref);
+        if (i < 100)
+            BL_CHECK(m->tag == T_DATA && *(int *)m->data == i);
+        else
+            BL_CHECK(m->tag == BL_TAG_DOWN && m->ref == ref);
         bl_msg_free(m);
     }
 }
