@@ -203,6 +203,25 @@ int bl_sleep(int64_t ms);
 /* A fresh reference, unique for the life of the runtime. */
 bl_ref bl_make_ref(void);
 
+/*
+ * Process only: sends a copy of data to pid after ms milliseconds (Erlang's
+ * send_after), from the caller.  Stores the timer's reference in *tref (may
+ * be NULL).  The timer lives on the caller's scheduler; cancel and read work
+ * from any process.  Returns 0, -EPERM, -EINVAL (bad pid, negative ms,
+ * reserved tag), -ENOMEM.  A dead destination drops the message when due.
+ */
+int bl_send_after(bl_pid pid, uint32_t tag, const void *data, size_t len, int64_t ms, bl_ref *tref);
+
+/*
+ * Cancels a send_after timer.  Returns the milliseconds it had left (>= 0),
+ * or -ENOENT once it has fired or been cancelled, -EINVAL for a reference
+ * that is not a timer's.
+ */
+int64_t bl_cancel_timer(bl_ref tref);
+
+/* As bl_cancel_timer, without cancelling: the milliseconds left, or -ENOENT / -EINVAL. */
+int64_t bl_read_timer(bl_ref tref);
+
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                 */
 /* ------------------------------------------------------------------------ */

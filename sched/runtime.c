@@ -167,6 +167,7 @@ static void runtime_free(bl_runtime *rt)
             bl_sched *s = rt->scheds[i];
             if (!s) continue;
             bl__ring_teardown(s);
+            bl__stimers_destroy(s);
             bl__twheel_init(&s->wheel, 0, 0);
             bl__stack_pool_destroy(&s->stacks);
             bl__slab_destroy(&s->slab);

@@ -220,6 +220,10 @@ static void tmo_push(bl_sched *s, bl_proc *p)
 static void timer_fire(bl_timer *t, void *ctx)
 {
     bl_sched *s = ctx;
+    if (t->kind == BL_TIMER_SEND) {
+        bl__stimer_fire(s, t);
+        return;
+    }
     bl_tentry *e = container_of(t, bl_tentry, t);
     bl_proc *p = e->p;
     /* The process may have died or moved on to another wait (generation or
@@ -259,6 +263,7 @@ int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st)
     if (!e) return -ENOMEM;
     _Static_assert(sizeof(bl_tentry) <= 64, "timer entries use the 64-byte slab class");
     e->t.slot = BL_TIMER_UNLINKED;
+    e->t.kind = BL_TIMER_WAIT;
     e->t.deadline = deadline_ns;
     e->p = p;
     e->meta = bl__meta(p->gen, p->seq + 1, st);

@@ -18,6 +18,7 @@
 #include "core/slab.h"
 #include "core/stack.h"
 #include "sched/runq.h"
+#include "sched/stimer.h"
 #include "sched/timer.h"
 #include "sched/topology.h"
 
@@ -36,6 +37,9 @@
  * A process on the owner's thread simply cancels it (no concurrency there).
  */
 enum { BL_TENTRY_ARMED, BL_TENTRY_FIRED, BL_TENTRY_ABANDONED };
+
+/* bl_timer.kind: what the wheel hands back. */
+enum { BL_TIMER_WAIT = 0, BL_TIMER_SEND = 1 };
 
 typedef struct bl_tentry {
     bl_timer t;             /* wheel link and deadline */
@@ -106,6 +110,7 @@ typedef struct bl_sched {
     uint64_t ref_next;               /* next reference of the block in hand */
     uint64_t ref_end;                /* end of that block */
     bl_twheel wheel;                 /* timers for receive timeouts and sleeps */
+    bl_stimers stimers;              /* send_after timers this scheduler owns */
     bl_slab slab;                    /* envelopes and timer entries */
     bl_stack_pool stacks;            /* process stacks */
     bl_proc_cache pcache;            /* free PCB slots */

@@ -22,6 +22,7 @@ typedef struct bl_timer {
     struct bl_timer *prev; /* slot list link */
     uint64_t deadline;     /* absolute CLOCK_MONOTONIC time, ns; set before insert */
     uint32_t slot;         /* internal: level * 64 + slot, BL_TIMER_UNLINKED when not queued */
+    uint32_t kind;         /* the owner's tag: which kind of timer this is */
 } bl_timer;
 
 #define BL_TIMER_UNLINKED UINT32_MAX
