@@ -113,7 +113,7 @@ enum bl_park {
     BL_PARK_YIELD = 1, /* time slice used up or bl_yield: requeue */
     BL_PARK_WAIT,      /* receive found nothing: park WAITING unless mail arrived */
     BL_PARK_SLEEP,     /* sleep / I/O: park SLEEPING */
-    BL_PARK_IDLE,      /* handler process between messages: park WAITING, drop the stack */
+    BL_PARK_IDLE,      /* idle handler, or bl_hibernate: park WAITING, drop the stack */
     BL_PARK_EXIT,      /* the process is done */
 };
 

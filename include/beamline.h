@@ -61,6 +61,20 @@ typedef enum bl_wake {
     BL_WAKE_EVENTFD = 2   /* write(2) to an eventfd the sleeper keeps a read armed on */
 } bl_wake;
 
+/* What a crash report says (see bl_config.logger). */
+typedef struct bl_crash_report {
+    bl_pid pid;                     /* the process that exited abnormally */
+    const char *name;               /* its registered name, or NULL */
+    const struct bl_reason *reason; /* why; valid during the call only */
+} bl_crash_report;
+
+/*
+ * Receives crash reports.  Called on a scheduler thread as the process
+ * exits, so it must be quick and must not block (hand slow work to a
+ * process).  The default writes one line to stderr.
+ */
+typedef void (*bl_logger_fn)(const bl_crash_report *r, void *arg);
+
 /*
  * Runtime configuration.  A zeroed struct means "all defaults"; every field
  * is also settable through the environment variable named beside it, which
@@ -79,6 +93,9 @@ typedef struct bl_config {
     unsigned iowq_max;       /* BEAMLINE_IOWQ_MAX: io-wq workers per ring (0 = 4) */
     const char *topology;    /* BEAMLINE_TOPOLOGY: hwloc synthetic description, for tests */
     unsigned max_names;      /* BEAMLINE_MAX_NAMES: registered names at most (0 = 65536) */
+    bl_logger_fn logger;     /* crash reports (NULL = one line on stderr); no variable */
+    void *logger_arg;        /* passed to logger */
+    bool quiet;              /* BEAMLINE_QUIET=1: no crash reports at all */
 } bl_config;
 
 /*
@@ -189,6 +206,16 @@ bool bl_is_alive(bl_pid pid);
  * back later.  Returns 0 or -EPERM outside a process.
  */
 int bl_yield(void);
+
+/*
+ * Process only: hibernates.  The process gives back its stack (everything
+ * on it is lost) and waits; the next message, or one already queued, starts
+ * fn(arg) on a fresh stack, with the mailbox as it was.  A hibernated
+ * process costs only its PCB (see hibernated_process_bytes).  Never returns
+ * on success; -EPERM outside a process, -EINVAL for a NULL fn or from a
+ * handler process (which holds no stack while idle anyway).
+ */
+int bl_hibernate(bl_entry_fn fn, void *arg);
 
 /* Process only: sets the caller's priority.  Returns the previous one, -EPERM, -EINVAL. */
 int bl_set_priority(bl_priority prio);

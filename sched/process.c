@@ -537,6 +537,22 @@ bool bl_is_alive(bl_pid pid)
     return bl__meta_gen(b.meta) == bl__pid_gen(pid) && bl__meta_state(b.meta) != BL_ST_FREE;
 }
 
+int bl_hibernate(bl_entry_fn fn, void *arg)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (!fn || p->handler) return -EINVAL; /* idle handlers hold no stack anyway */
+    /* The next message starts fn(arg) on whatever stack is free then;
+     * everything on the current stack is given up. */
+    p->fn = fn;
+    p->arg = arg;
+    p->mark_set = false;
+    bl__sched_disarm_timer(p);
+    p->seq++;
+    bl__sched_park(p, BL_PARK_IDLE);
+    __builtin_unreachable();
+}
+
 int bl_set_priority(bl_priority prio)
 {
     bl_proc *p = bl__self();

@@ -107,6 +107,8 @@ int bl_config_from_env(bl_config *c)
             return -EINVAL;
         }
     }
+    v = getenv("BEAMLINE_QUIET");
+    if (v && *v) c->quiet = strcmp(v, "0") != 0;
     v = getenv("BEAMLINE_TOPOLOGY");
     if (v && *v) c->topology = v;
     return 0;
@@ -150,11 +152,14 @@ static void *sched_thread(void *arg)
     int rc = bl__topo_bind_thread(&s->rt->topo, s->index);
     (void)rc; /* -ENOTSUP: no pinning in this plan; a failed bind only costs locality */
     s->start_err = bl__ring_setup(s, ta->err, sizeof ta->err);
+    if (s->start_err == 0) /* overflow.c: alternate signal stack */
+        s->start_err = bl__overflow_thread_init(ta->err, sizeof ta->err);
     pthread_mutex_lock(&start_lock);
     start_ready++;
     pthread_cond_broadcast(&start_cond);
     pthread_mutex_unlock(&start_lock);
     if (s->start_err == 0) bl__sched_main(s);
+    bl__overflow_thread_exit(); /* overflow.c */
     /* The ring and eventfd stay open: other schedulers may still be waking
      * this one.  runtime_free closes them once every thread has joined. */
     return NULL;
@@ -248,6 +253,7 @@ int bl_runtime_start(const bl_config *cfg)
     bl__slab_registry(rt->slabs, rt->nsched);
     bl__rt = rt;
 
+    bl__overflow_install(); /* overflow.c: SIGSEGV handler, before any scheduler runs */
     thread_arg *args = calloc(rt->nsched, sizeof *args);
     if (!args) goto nomem_rt;
     start_ready = 0;
@@ -285,6 +291,7 @@ nomem:
     snprintf(errbuf, sizeof errbuf, "out of memory");
     rc = -ENOMEM;
 fail:
+    bl__overflow_uninstall(); /* overflow.c (no-op if not installed yet) */
     if (rt) runtime_free(rt);
     atomic_store(&started, 0);
     return rc;
@@ -322,6 +329,7 @@ int bl_runtime_wait(void)
     bl__rt = NULL;
     bl__ptab_destroy();
     runtime_free(rt);
+    bl__overflow_uninstall(); /* overflow.c */
     atomic_store(&started, 0);
     return 0;
 }

@@ -357,11 +357,15 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
         local_push(s, p);
         break;
     case BL_PARK_IDLE:
+        /* An idle handler or a hibernating process: it keeps no stack. */
         bl__stack_put(&s->stacks, p->stack);
         p->stack = NULL;
         /* The sanitizers' view of the context goes with the stack. */
         bl__ctx_destroy(&p->ctx);
-        /* fall through */
+        atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
+        /* A hibernating process with mail already queued wakes at once. */
+        if (p->q_head || !park_box(p, BL_ST_WAITING)) bl__sched_ready(p, BL_READY_NEXT);
+        break;
     case BL_PARK_WAIT:
         atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
         if (!park_box(p, BL_ST_WAITING)) bl__sched_ready(p, BL_READY_NEXT);

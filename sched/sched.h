@@ -273,4 +273,15 @@ int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r);
 /* Frees the name a dying process holds, if any (exit path). */
 void bl__name_release(bl_proc *p);
 
+/* ---- sched/overflow.c: stack overflow ends the process (invariant 9) ---- */
+
+/* Runtime start: installs the SIGSEGV handler, remembering the previous action. */
+void bl__overflow_install(void);
+/* Runtime stop or failed start: puts the previous action back.  Idempotent. */
+void bl__overflow_uninstall(void);
+/* Scheduler thread start: gives the thread its alternate signal stack.  0 or -errno (err set). */
+int bl__overflow_thread_init(char *err, size_t errlen);
+/* Scheduler thread exit: restores the thread's previous alternate stack and frees ours. */
+void bl__overflow_thread_exit(void);
+
 #endif /* BL_SCHED_SCHED_H */

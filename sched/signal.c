@@ -20,7 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <unistd.h>
+
 #include "core/msg.h"
+#include "core/names.h"
 #include "sched/sched.h"
 
 /* How a reason travels inside EXIT and DOWN messages and exit signals. */
@@ -454,9 +458,48 @@ static void answer_leftovers(bl_pid self, bl_msg *m)
     }
 }
 
+static const char *const kind_names[] = {"normal", "kill",    "killed",         "shutdown",
+                                         "noproc", "timeout", "stack_overflow", "custom"};
+
+/* The default logger: one line, one write(2), on stderr. */
+static void log_stderr(const bl_crash_report *c, void *arg)
+{
+    char line[512];
+    const bl_reason *r = c->reason;
+    int n = snprintf(line, sizeof line, "beamline: process <0.%u.%u>%s%s%s exited: %s",
+                     bl__pid_idx(c->pid), bl__pid_gen(c->pid), c->name ? " (" : "",
+                     c->name ? c->name : "", c->name ? ")" : "", kind_names[r->kind]);
+    if (r->kind == BL_CUSTOM && n > 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, " %d", r->code);
+    if (r->detail_len && n > 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, " (%zu bytes of detail)", r->detail_len);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w; /* a lost crash report must not take anything else down */
+}
+
+/* Abnormal exits are reported (not normal, shutdown or {shutdown, _}). */
+static void crash_report(bl_proc *p)
+{
+    const bl_config *cfg = &bl__rt->cfg;
+    if (cfg->quiet || bl_reason_is_clean(&p->reason)) return;
+    char name[BL_NAME_MAX + 1];
+    bl_crash_report c = {bl__proc_pid(p), NULL, &p->reason};
+    if (atomic_load_explicit(&p->named, memory_order_relaxed) &&
+        bl__names_name_of(c.pid, name, sizeof name) == 0)
+        c.name = name;
+    if (cfg->logger)
+        cfg->logger(&c, cfg->logger_arg);
+    else
+        log_stderr(&c, NULL);
+}
+
 void bl__signals_on_exit(bl_proc *p, bl_msg *inbox, bl_msg *queue)
 {
     bl_pid self = bl__proc_pid(p);
+    crash_report(p);
     /* The name goes first: whoever gets the DOWN may reuse it at once. */
     bl__name_release(p);
     /* A process killed by kill is seen by its links as killed. */

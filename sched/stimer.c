@@ -24,12 +24,12 @@
 #include "core/msg.h"
 #include "sched/sched.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 enum { ST_FREE = 0, ST_ARMED = 1, ST_DONE = 2 };
 
 #define REF_TIMER (1ull << 63)
-#define CHUNK (1u << BL_STIMER_CHUNK_BITS)
+#define CHUNK     (1u << BL_STIMER_CHUNK_BITS)
 
 static bl_ref make_tref(unsigned sched, uint32_t slot, uint32_t gen)
 {
@@ -46,8 +46,8 @@ static bl_stimer *slot_of(bl_ref ref, uint32_t *gen, bl_sched **owner)
     if (si >= rt->nsched) return NULL;
     bl_sched *s = rt->scheds[si];
     /* Acquire: pairs with the release that published the chunk. */
-    bl_stimer *c =
-        atomic_load_explicit(&s->stimers.chunks[slot >> BL_STIMER_CHUNK_BITS], memory_order_acquire);
+    bl_stimer *c = atomic_load_explicit(&s->stimers.chunks[slot >> BL_STIMER_CHUNK_BITS],
+                                        memory_order_acquire);
     if (!c) return NULL;
     *gen = (uint32_t)ref;
     *owner = s;
@@ -101,16 +101,17 @@ void bl__stimer_fire(bl_sched *s, bl_timer *tm)
                                                 memory_order_acq_rel, memory_order_acquire)) {
         int err;
         bl_proc *p = bl__target(t->to, &err);
-        if (p) bl__push(p, t->to, t->m, false);
-        else bl__msg_free(&s->slab, t->m);
+        if (p)
+            bl__push(p, t->to, t->m, false);
+        else
+            bl__msg_free(&s->slab, t->m);
     } else {
         bl__msg_free(&s->slab, t->m); /* cancelled from another scheduler */
     }
     slot_release(s, t);
 }
 
-int bl_send_after(bl_pid pid, uint32_t tag, const void *data, size_t len, int64_t ms,
-                  bl_ref *tref)
+int bl_send_after(bl_pid pid, uint32_t tag, const void *data, size_t len, int64_t ms, bl_ref *tref)
 {
     bl_proc *self = bl__self();
     if (!self) return -EPERM;
