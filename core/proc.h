@@ -186,8 +186,9 @@ typedef struct bl_proc {
     bool mark_set;             /* bl_recv_mark was called */
     bool timer_fired;          /* a timer, not a message, ended the last wait */
     bool started;              /* handler init has run */
-    bool placed;    /* spawned onto an explicit scheduler and not run yet: not stealable */
-    bool trap_exit; /* exit signals become BL_TAG_EXIT messages */
+    bool placed;     /* spawned onto an explicit scheduler and not run yet: not stealable */
+    bool hibernated; /* parked by bl_hibernate: only a message restarts fn */
+    bool trap_exit;  /* exit signals become BL_TAG_EXIT messages */
 } bl_proc;
 
 /* ---- the mailbox word, operations ---- */

@@ -340,5 +340,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/handler.h"
 #include "beamline/signal.h"
 #include "beamline/name.h"
+#include "beamline/info.h"
 
 #endif /* BEAMLINE_H */

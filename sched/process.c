@@ -84,6 +84,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->timer_fired = false;
     p->started = false;
     p->placed = o->scheduler != 0;
+    p->hibernated = false;
     memset(&p->ctx, 0, sizeof p->ctx);
 
     /* Links and monitors asked for at spawn exist before the child runs. */
@@ -519,6 +520,15 @@ void bl__proc_entry(void *arg)
     if (p->handler) handler_loop(p);
     /* Signals that arrived before the first run apply before it. */
     bl__signals_check(p);
+    /* Signals wake a hibernated process too; only a message restarts it. */
+    if (p->hibernated) {
+        bl__drain(p);
+        if (!p->q_head) {
+            p->seq++;
+            bl__sched_park(p, BL_PARK_IDLE);
+        }
+        p->hibernated = false;
+    }
     p->fn(p->arg);
     exit_code(p, 0);
 }
@@ -546,6 +556,7 @@ int bl_hibernate(bl_entry_fn fn, void *arg)
      * everything on the current stack is given up. */
     p->fn = fn;
     p->arg = arg;
+    p->hibernated = true;
     p->mark_set = false;
     bl__sched_disarm_timer(p);
     p->seq++;

@@ -251,6 +251,7 @@ int bl_runtime_start(const bl_config *cfg)
         goto fail;
     }
     bl__slab_registry(rt->slabs, rt->nsched);
+    rt->start_ns = bl__now_ns();
     bl__rt = rt;
 
     bl__overflow_install(); /* overflow.c: SIGSEGV handler, before any scheduler runs */

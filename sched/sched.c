@@ -490,6 +490,7 @@ static void loop(bl_sched *s)
         }
         /* Timers first: they may have made something runnable. */
         uint64_t now = bl__now_ns();
+        uint64_t idle_from = now;
         run_timers(s, now);
         bl__ring_reap(s);
         /* Nothing to run: a good time for the system calls that give
@@ -516,7 +517,10 @@ static void loop(bl_sched *s)
             found = bl__twheel_next(&s->wheel) <= t;
         }
         atomic_fetch_sub_explicit(&rt->nspinning, 1, memory_order_relaxed);
-        if (found) continue;
+        if (found) {
+            BL_STAT_ADD(s, idle_ns, bl__now_ns() - idle_from);
+            continue;
+        }
 
         /* Sleep.  Seq_cst store then re-check: pairs with inject_push and
          * bl__sched_notify so a wake-up cannot fall between check and sleep. */
@@ -533,6 +537,7 @@ static void loop(bl_sched *s)
         }
         atomic_fetch_sub_explicit(&rt->nsleeping, 1, memory_order_relaxed);
         atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+        BL_STAT_ADD(s, idle_ns, bl__now_ns() - idle_from);
     }
 }
 

@@ -61,6 +61,7 @@ typedef struct bl_sched_stats {
     _Atomic uint64_t sleeps;       /* times the scheduler slept in the ring */
     _Atomic uint64_t wakeups_sent; /* wake-ups this scheduler sent to others */
     _Atomic uint64_t timers_fired; /* timers that ended a wait */
+    _Atomic uint64_t idle_ns;      /* time spent idle */
 } bl_sched_stats;
 
 #define BL_STAT_ADD(s, field, n)                                                                   \
@@ -140,6 +141,7 @@ typedef struct bl_runtime {
     _Atomic uint64_t ref_blocks;  /* reference counter, handed out in blocks */
     _Atomic int64_t live;         /* processes alive */
     bl_pid main_pid;              /* bl_main's process */
+    uint64_t start_ns;            /* when the runtime started */
     pthread_mutex_t outside_lock; /* guards outside: spawns from non-scheduler threads (rare) */
     bl_proc_cache outside;        /* PCB slots for those spawns */
 } bl_runtime;
@@ -246,6 +248,7 @@ _Noreturn void bl__exit_self(bl_proc *p, const bl_reason *r);
 #define BL_SIG_MONITOR   (BL_SIG_BASE + 5) /* from monitors us with ref */
 #define BL_SIG_DEMONITOR (BL_SIG_BASE + 6) /* from dropped monitor ref */
 #define BL_SIG_DOWN      (BL_SIG_BASE + 7) /* from, which we monitor with ref, exited */
+#define BL_SIG_INFO      (BL_SIG_BASE + 8) /* from asks for process info, reply tagged ref */
 
 static inline bool bl__is_signal(uint32_t tag)
 {
@@ -267,6 +270,9 @@ void bl__signals_on_exit(bl_proc *p, bl_msg *inbox, bl_msg *queue);
 void bl__psig_free(bl_proc *p);
 /* Queues DOWN {ref, pid, r} for p itself (process context).  0 or -ENOMEM. */
 int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r);
+
+/* Answers a BL_SIG_INFO request (sched/info.c; process context). */
+void bl__info_answer(bl_proc *p, bl_pid to, bl_ref ref);
 
 /* ---- sched/name.c ---- */
 

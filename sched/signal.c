@@ -213,6 +213,9 @@ bl_msg *bl__signal_handle(bl_proc *p, bl_msg *m, bool *fatal, bl_reason *why, bl
     case BL_SIG_DEMONITOR:
         if (p->sig) mon_del(p->sig->watchers, &p->sig->nwatch, m->ref);
         break;
+    case BL_SIG_INFO:
+        bl__info_answer(p, m->from, m->ref);
+        break;
     case BL_SIG_DOWN:
         /* Delivered once, and only while the monitor is on: a DOWN that
          * crossed our demonitor is dropped here. */

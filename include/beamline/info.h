@@ -1,0 +1,89 @@
+/*
+ * beamline/info.h - introspection: process info, the process list,
+ * scheduler and runtime statistics.
+ *
+ * Information about another process is asked of that process, as on the
+ * BEAM: the request travels as a signal and the target answers from its own
+ * context (a stackless process borrows a stack to answer and reports the
+ * stack it holds while idle: none).  The caller waits for the answer, so
+ * bl_process_info on another process is a process-only call.
+ */
+#ifndef BEAMLINE_INFO_H
+#define BEAMLINE_INFO_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BL_INFO_MAX_PIDS 16 /* pids listed per relation; the counts are exact */
+
+typedef enum bl_proc_status {
+    BL_PROC_RUNNABLE = 0, /* queued to run */
+    BL_PROC_RUNNING = 1,  /* on a scheduler now */
+    BL_PROC_WAITING = 2,  /* parked: receive, sleep, hibernation, idle handler */
+    BL_PROC_EXITING = 3,  /* on its way out */
+} bl_proc_status;
+
+typedef struct bl_proc_info {
+    bl_proc_status status;                   /* at the time of the request */
+    size_t message_queue_len;                /* messages waiting */
+    uint32_t nlinks;                         /* linked processes */
+    bl_pid links[BL_INFO_MAX_PIDS];          /* the first of them */
+    uint32_t nmonitors;                      /* processes it monitors */
+    bl_pid monitors[BL_INFO_MAX_PIDS];       /* the first of them */
+    uint32_t nmonitored_by;                  /* processes monitoring it */
+    bl_pid monitored_by[BL_INFO_MAX_PIDS];   /* the first of them */
+    bl_priority priority;                    /* its priority */
+    char registered_name[256];               /* "" if none */
+    uint64_t reductions;                     /* reductions used so far */
+    size_t stack_bytes;                      /* stack held (0 for an idle handler or hibernated) */
+    size_t total_bytes;                      /* PCB + stack + queued messages + relation lists */
+    bool trap_exit;                          /* exit signals become messages */
+    bool handler;                            /* a handler process */
+    int scheduler;                           /* where it answered from */
+} bl_proc_info;
+
+/*
+ * Fills *out for pid.  Returns 0; -ESRCH if pid is not alive (or dies
+ * before answering); -EINVAL for a malformed pid or NULL out; -EPERM when
+ * called outside a process for another process; -ETIMEDOUT if no answer
+ * came within 5 s (a process stuck in a loop that never calls the runtime).
+ */
+int bl_process_info(bl_pid pid, bl_proc_info *out);
+
+/* Up to max live pids into out (a snapshot); returns how many there are in all. */
+size_t bl_processes(bl_pid *out, size_t max);
+
+typedef struct bl_scheduler_stats {
+    uint64_t switches;     /* processes switched in */
+    uint64_t steals;       /* successful steals */
+    uint64_t stolen;       /* processes moved by them */
+    uint64_t sleeps;       /* times it slept in its ring */
+    uint64_t wakeups_sent; /* wake-ups it sent to others */
+    uint64_t timers_fired; /* timers that ended a wait */
+    uint64_t idle_ns;      /* time spent idle (spinning or sleeping) */
+    uint64_t uptime_ns;    /* time since the runtime started */
+    double utilization;    /* 1 - idle / uptime */
+    uint32_t runq_len;     /* normal processes in its stealable queue */
+} bl_scheduler_stats;
+
+/* Statistics of scheduler i (racy snapshot).  0, -EINVAL, -ESRCH. */
+int bl_scheduler_stats_get(unsigned i, bl_scheduler_stats *out);
+
+typedef struct bl_runtime_stats {
+    unsigned schedulers;   /* scheduler threads */
+    int64_t processes;     /* processes alive */
+    uint64_t switches;     /* sum over schedulers */
+    uint64_t steals;       /* sum over schedulers */
+    uint64_t uptime_ns;    /* since start */
+    double utilization;    /* mean over schedulers */
+} bl_runtime_stats;
+
+/* 0 or -ESRCH (not running). */
+int bl_runtime_stats_get(bl_runtime_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BEAMLINE_INFO_H */

@@ -1,0 +1,187 @@
+/*
+ * sched/info.c - process info, the process list, statistics.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "core/msg.h"
+#include "core/names.h"
+#include "sched/sched.h"
+
+#define INFO_REPLY (BL_TAG_SYSTEM | 3u) /* the answer to BL_SIG_INFO: a bl_process_info */
+
+/* Lists the pids of mons, leaving out the monitor `skip` (the request's own). */
+static uint32_t list(bl_pid *out, const bl_mon *mons, uint32_t n, bl_ref skip)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (mons[i].ref == skip) continue;
+        if (k < BL_INFO_MAX_PIDS) out[k] = mons[i].pid;
+        k++;
+    }
+    return k;
+}
+
+/* Fills *o from p's own context (p is the running process); `asking` is
+ * the monitor the request came with, which is not part of the answer. */
+static void fill(bl_proc *p, bl_proc_info *o, bl_ref asking)
+{
+    memset(o, 0, sizeof *o);
+    bl__drain(p); /* count what is waiting, signals acted on */
+    o->status = BL_PROC_RUNNING;
+    o->message_queue_len = p->q_len;
+    o->priority = (bl_priority)p->prio;
+    o->reductions = p->reductions + (uint64_t)(p->sched->reductions - p->reds);
+    o->trap_exit = p->trap_exit;
+    o->handler = p->handler != NULL;
+    o->scheduler = (int)p->sched->index;
+    /* An idle handler or a hibernated process borrowed this stack to answer. */
+    bool stackless = (p->handler || p->hibernated) && !p->q_head;
+    o->stack_bytes = p->stack && !stackless ? p->stack->size : 0;
+    size_t bytes = sizeof(bl_proc) + o->stack_bytes;
+    for (bl_msg *m = p->q_head; m; m = m->next) bytes += sizeof(bl_msg) + m->len;
+    if (p->sig) {
+        bl_psig *g = p->sig;
+        o->nlinks = g->nlinks;
+        for (uint32_t i = 0; i < g->nlinks && i < BL_INFO_MAX_PIDS; i++) o->links[i] = g->links[i];
+        o->nmonitors = list(o->monitors, g->mons, g->nmons, BL_REF_NONE);
+        o->nmonitored_by = list(o->monitored_by, g->watchers, g->nwatch, asking);
+        bytes += sizeof *g + g->caplinks * sizeof(bl_pid) +
+                 (g->capmons + g->capwatch) * sizeof(bl_mon);
+    }
+    o->total_bytes = bytes;
+    if (atomic_load_explicit(&p->named, memory_order_relaxed))
+        bl__names_name_of(bl__proc_pid(p), o->registered_name, sizeof o->registered_name);
+}
+
+void bl__info_answer(bl_proc *p, bl_pid to, bl_ref ref)
+{
+    bl_proc_info info;
+    fill(p, &info, ref);
+    int err;
+    bl_proc *t = bl__target(to, &err);
+    if (!t) return;
+    bl_sched *s = bl__tls_sched;
+    bl_msg *m = bl__msg_alloc(s ? &s->slab : NULL, sizeof info);
+    if (!m) return;
+    memcpy(m->data, &info, sizeof info);
+    m->from = bl__proc_pid(p);
+    m->ref = ref;
+    m->tag = INFO_REPLY;
+    bl__push(t, to, m, false);
+}
+
+static bool match_answer(const bl_msg *m, void *arg)
+{
+    return m->ref == *(const bl_ref *)arg && (m->tag == INFO_REPLY || m->tag == BL_TAG_DOWN);
+}
+
+int bl_process_info(bl_pid pid, bl_proc_info *out)
+{
+    if (!out) return -EINVAL;
+    bl_proc *self = bl__self();
+    if (self && pid == bl__proc_pid(self)) {
+        fill(self, out, BL_REF_NONE);
+        return 0;
+    }
+    if (!self) return bl__proc_lookup(pid) ? -EPERM : -EINVAL;
+    int err;
+    bl_proc *t = bl__target(pid, &err);
+    if (err) return err;
+    if (!t) return -ESRCH;
+    /* Read before asking: answering makes the target run. */
+    uint8_t st = atomic_load_explicit(&t->status, memory_order_relaxed);
+    /* Like a call: monitor, ask, wait for the answer or the DOWN. */
+    bl_ref ref;
+    int rc = bl_monitor(pid, &ref);
+    if (rc) return rc;
+    bl_msg *req = bl__msg_alloc(&self->sched->slab, 0);
+    if (!req) {
+        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
+        return -ENOMEM;
+    }
+    req->from = bl__proc_pid(self);
+    req->ref = ref;
+    req->tag = BL_SIG_INFO;
+    bl_recv_mark();
+    bl__push(t, pid, req, true); /* dead by now: the DOWN answers */
+    bl_msg *m = NULL;
+    rc = bl_recv(&m, match_answer, &ref, 5000, BL_RECV_MARKED);
+    bl_demonitor(ref, BL_DEMONITOR_FLUSH);
+    if (rc) return rc;
+    if (m->tag == BL_TAG_DOWN) {
+        bl_msg_free(m);
+        return -ESRCH;
+    }
+    memcpy(out, m->data, sizeof *out);
+    bl_msg_free(m);
+    out->status = st == BL_STATUS_EXITING ? BL_PROC_EXITING
+                  : st == BL_STATUS_WAITING ? BL_PROC_WAITING
+                  : st == BL_STATUS_RUNNING ? BL_PROC_RUNNING
+                                            : BL_PROC_RUNNABLE;
+    return 0;
+}
+
+typedef struct collect {
+    bl_pid *out;
+    size_t max, n;
+} collect;
+
+static void collect_one(bl_proc *p, void *ctx)
+{
+    collect *c = ctx;
+    bl_box b = bl__box_load(p);
+    if (bl__meta_state(b.meta) == BL_ST_FREE) return;
+    if (c->n < c->max) c->out[c->n] = bl__pid_make(p->index, bl__meta_gen(b.meta));
+    c->n++;
+}
+
+size_t bl_processes(bl_pid *out, size_t max)
+{
+    if (!bl__rt) return 0;
+    collect c = {out, out ? max : 0, 0};
+    bl__ptab_each(collect_one, &c);
+    return c.n;
+}
+
+int bl_scheduler_stats_get(unsigned i, bl_scheduler_stats *out)
+{
+    bl_runtime *rt = bl__rt;
+    if (!rt) return -ESRCH;
+    if (!out || i >= rt->nsched) return -EINVAL;
+    bl_sched *s = rt->scheds[i];
+    *out = (bl_scheduler_stats){
+        .switches = BL_STAT(s, switches),
+        .steals = BL_STAT(s, steals),
+        .stolen = BL_STAT(s, stolen),
+        .sleeps = BL_STAT(s, sleeps),
+        .wakeups_sent = BL_STAT(s, wakeups_sent),
+        .timers_fired = BL_STAT(s, timers_fired),
+        .idle_ns = BL_STAT(s, idle_ns),
+        .uptime_ns = bl__now_ns() - rt->start_ns,
+        .runq_len = bl__runq_len(&s->rq),
+    };
+    out->utilization =
+        out->uptime_ns ? 1.0 - (double)out->idle_ns / (double)out->uptime_ns : 0.0;
+    if (out->utilization < 0) out->utilization = 0;
+    return 0;
+}
+
+int bl_runtime_stats_get(bl_runtime_stats *out)
+{
+    bl_runtime *rt = bl__rt;
+    if (!rt) return -ESRCH;
+    if (!out) return -EINVAL;
+    memset(out, 0, sizeof *out);
+    out->schedulers = rt->nsched;
+    out->processes = atomic_load_explicit(&rt->live, memory_order_relaxed);
+    out->uptime_ns = bl__now_ns() - rt->start_ns;
+    for (unsigned i = 0; i < rt->nsched; i++) {
+        bl_scheduler_stats s;
+        bl_scheduler_stats_get(i, &s);
+        out->switches += s.switches;
+        out->steals += s.steals;
+        out->utilization += s.utilization / rt->nsched;
+    }
+    return 0;
+}
