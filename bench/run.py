@@ -45,6 +45,10 @@ CANONICAL = [
     ("mailbox_20_senders", "ns"),
     ("call_with_500k_queued", "ns"),
     ("timers_100k", "ms"),
+    ("link_exit_cascade", "ms"),
+    ("monitor_down_latency", "ns"),
+    ("hibernated_process_bytes", "bytes"),
+    ("priority_high_latency_under_load", "ns"),
 ]
 CANONICAL_UNITS = dict(CANONICAL)
 

@@ -8,6 +8,7 @@
 #include "workloads.h"
 
 #include <beamline.h>
+#include <math.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,7 +280,7 @@ static void idle_bytes_drv(driver *d)
 
 double wl_idle_process_bytes(void)
 {
-    idle_n = 200000;
+    idle_n = 100000;
     return drive(idle_bytes_drv);
 }
 
@@ -433,4 +434,278 @@ static void timers_drv(driver *d)
 double wl_timers_100k(void)
 {
     return drive(timers_drv);
+}
+
+/*
+ * The workloads below return NAN when something went wrong (a spawn failed,
+ * a reply did not come within WAIT_MS, a DOWN carried the wrong reason);
+ * beamline_bench reports that as a benchmark error.
+ */
+#define WAIT_MS 60000
+
+/* Receives the first message with the given tag, or NULL after WAIT_MS. */
+static bl_msg *recv_tag_wait(uint32_t tag)
+{
+    bl_msg *m = NULL;
+    return bl_recv(&m, bl_match_tag, &tag, WAIT_MS, 0) == 0 ? m : NULL;
+}
+
+/* ---- link_exit_cascade ---- */
+
+#define CHAIN        10000
+#define CASCADE_CODE 42
+
+static bl_pid chain_owner;
+
+/* arg: how many nodes follow this one.  Each node spawns the next, linked to
+ * it; the last tells the owner its pid.  Then every node waits forever. */
+static void chain_node(void *arg)
+{
+    uintptr_t left = (uintptr_t)arg;
+    if (left == 0) {
+        bl_pid me = bl_self();
+        bl_send(chain_owner, T_GO, &me, sizeof me);
+    } else if (bl_spawn_link(NULL, chain_node, (void *)(left - 1), NULL) != 0) {
+        bl_send(chain_owner, T_STOP, NULL, 0); /* the chain cannot be built */
+    }
+    for (;;) bl_msg_free(bl_receive(BL_INFINITY));
+}
+
+static bool is_go_or_stop(const bl_msg *m, void *arg)
+{
+    (void)arg;
+    return m->tag == T_GO || m->tag == T_STOP;
+}
+
+static void cascade_drv(driver *d)
+{
+    d->result = NAN;
+    chain_owner = bl_self();
+    bl_pid near, far;
+    if (bl_spawn(&near, chain_node, (void *)(uintptr_t)(CHAIN - 1), NULL) != 0) return;
+    bl_msg *m = NULL;
+    if (bl_recv(&m, is_go_or_stop, NULL, WAIT_MS, 0) != 0) return;
+    bool built = m->tag == T_GO;
+    if (built) memcpy(&far, m->data, sizeof far);
+    bl_msg_free(m);
+    if (!built) {
+        bl_exit_pid(near, &(bl_reason){.kind = BL_KILL}); /* whatever was built */
+        return;
+    }
+    bl_ref ref;
+    if (bl_monitor(far, &ref) != 0) return;
+    bl_reason why = {.kind = BL_CUSTOM, .code = CASCADE_CODE};
+    uint64_t t0 = now_ns();
+    bl_exit_pid(near, &why);
+    if (bl_recv(&m, bl_match_ref, &ref, WAIT_MS, 0) != 0) return;
+    uint64_t t1 = now_ns();
+    bl_reason got;
+    if (m->tag == BL_TAG_DOWN && bl_msg_reason(m, &got) == 0 && bl_reason_eq(&got, &why))
+        d->result = (double)(t1 - t0) / 1e6;
+    bl_msg_free(m);
+}
+
+double wl_link_exit_cascade(void)
+{
+    return drive(cascade_drv);
+}
+
+/* ---- monitor_down_latency ---- */
+
+#define DOWN_ROUNDS 10000
+
+static void down_child(void *arg)
+{
+    bl_send(*(bl_pid *)arg, T_GO, NULL, 0); /* ready: about to wait */
+    recv_tag(T_STOP);
+}
+
+static void monitor_down_drv(driver *d)
+{
+    d->result = NAN;
+    bl_pid self = bl_self();
+    uint64_t total = 0;
+    for (int i = 0; i < DOWN_ROUNDS; i++) {
+        bl_pid child;
+        bl_ref ref;
+        if (bl_spawn(&child, down_child, &self, NULL) != 0) return;
+        if (bl_monitor(child, &ref) != 0) return;
+        bl_msg *m = recv_tag_wait(T_GO);
+        if (!m) return;
+        bl_msg_free(m);
+        uint64_t t0 = now_ns();
+        bl_send(child, T_STOP, NULL, 0);
+        if (bl_recv(&m, bl_match_ref, &ref, WAIT_MS, 0) != 0) return;
+        total += now_ns() - t0;
+        bool down = m->tag == BL_TAG_DOWN;
+        bl_msg_free(m);
+        if (!down) return;
+    }
+    d->result = (double)total / DOWN_ROUNDS;
+}
+
+double wl_monitor_down_latency(void)
+{
+    return drive(monitor_down_drv);
+}
+
+/* ---- hibernated_process_bytes ---- */
+
+#define HIBERNATED 100000
+
+/* Started by the first message after bl_hibernate, on a fresh stack. */
+static void hib_wake(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        bl_msg *m = bl_receive(BL_INFINITY);
+        if (!m) return;
+        bl_pid from = m->from;
+        uint32_t tag = m->tag;
+        bl_msg_free(m);
+        if (tag == T_STOP) {
+            bl_send(from, T_DONE, NULL, 0);
+            return;
+        }
+    }
+}
+
+/* Answers one synchronous request, then hibernates: it gives its stack back
+ * and holds only its process control block until the next message. */
+static void hib_proc(void *arg)
+{
+    (void)arg;
+    bl_msg *m = NULL;
+    uint32_t tag = T_REQ;
+    if (bl_recv(&m, bl_match_tag, &tag, BL_INFINITY, 0) != 0) return;
+    bl_send(m->from, T_REPLY, NULL, 0);
+    bl_msg_free(m);
+    bl_hibernate(hib_wake, NULL);
+}
+
+static void hibernated_drv(driver *d)
+{
+    d->result = NAN;
+    bl_pid *pids = malloc(sizeof(bl_pid) * HIBERNATED);
+    if (!pids) return;
+    long before = rss_bytes();
+    /* One at a time: spawn, request, reply.  A plain process holds a stack
+     * while it waits in receive, so spawning them all first would have up to
+     * N stacks in use at once; this way one stack at a time goes round. */
+    int n = 0;
+    for (; n < HIBERNATED; n++) {
+        if (bl_spawn(&pids[n], hib_proc, NULL, NULL) != 0) break;
+        bl_send(pids[n], T_REQ, NULL, 0);
+        bl_msg *m = recv_tag_wait(T_REPLY);
+        if (!m) break;
+        bl_msg_free(m);
+    }
+    long after = rss_bytes();
+    if (n == HIBERNATED)
+        d->result = (double)(after - before - (long)(sizeof(bl_pid) * HIBERNATED)) / HIBERNATED;
+    for (int i = 0; i < n; i++) bl_send(pids[i], T_STOP, NULL, 0);
+    for (int i = 0; i < n; i++) {
+        bl_msg *m = recv_tag_wait(T_DONE);
+        if (!m) {
+            d->result = NAN;
+            break;
+        }
+        bl_msg_free(m);
+    }
+    free(pids);
+}
+
+double wl_hibernated_process_bytes(void)
+{
+    return drive(hibernated_drv);
+}
+
+/* ---- priority_high_latency_under_load ---- */
+
+#define PRIO_ROUNDS 1000
+#define PRIO_WARMUP 100
+
+/* A normal-priority process that yields until it receives a message. */
+static void spinner(void *arg)
+{
+    bl_pid owner = *(bl_pid *)arg;
+    bl_send(owner, T_GO, NULL, 0);
+    for (;;) {
+        bl_msg *m = bl_receive(0);
+        if (m) {
+            bl_msg_free(m);
+            break;
+        }
+        bl_yield();
+    }
+    bl_send(owner, T_DONE, NULL, 0);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void prio_drv(driver *d)
+{
+    d->result = NAN;
+    /* The driver is high priority itself: with every scheduler busy with
+     * normal work, a normal driver would wait behind the spinners. */
+    bl_set_priority(BL_PRIO_HIGH);
+    bl_yield(); /* queued, and from now on run, as high */
+    bl_pid self = bl_self();
+    int n = (int)bl_schedulers();
+    bl_pid *spin = malloc(sizeof(bl_pid) * 2 * (size_t)n);
+    uint64_t *rt = malloc(sizeof(uint64_t) * PRIO_ROUNDS);
+    int nspin = 0;
+    bool ok = spin && rt;
+    for (int i = 0; ok && i < 2 * n; i++) {
+        bl_spawn_opts o = {.scheduler = i % n + 1};
+        if (bl_spawn(&spin[nspin], spinner, &self, &o) == 0)
+            nspin++;
+        else
+            ok = false;
+    }
+    /* Every spinner has run once: all schedulers are busy. */
+    for (int i = 0; i < nspin; i++) {
+        bl_msg *m = recv_tag_wait(T_GO);
+        if (!m) ok = false;
+        bl_msg_free(m);
+    }
+    /* The echo process starts on the driver's scheduler (the caller's) and,
+     * being high priority, is never stolen: the runtime places it, as the
+     * BEAM does (which keeps both on one scheduler too).  Each round trip
+     * has to get past that scheduler's queue of spinners. */
+    bl_spawn_opts eo = {.priority = BL_PRIO_HIGH};
+    bl_pid echo = BL_PID_NONE;
+    if (ok && bl_spawn(&echo, ponger, NULL, &eo) != 0) ok = false;
+    for (int i = 0; ok && i < PRIO_WARMUP + PRIO_ROUNDS; i++) {
+        uint32_t x = (uint32_t)i;
+        uint64_t t0 = now_ns();
+        bl_send(echo, T_REQ, &x, sizeof x);
+        bl_msg *m = recv_tag_wait(T_BALL);
+        uint64_t t1 = now_ns();
+        if (!m) ok = false;
+        bl_msg_free(m);
+        if (i >= PRIO_WARMUP) rt[i - PRIO_WARMUP] = t1 - t0;
+    }
+    if (echo != BL_PID_NONE) bl_send(echo, T_STOP, NULL, 0);
+    for (int i = 0; i < nspin; i++) bl_send(spin[i], T_STOP, NULL, 0);
+    for (int i = 0; i < nspin; i++) {
+        bl_msg *m = recv_tag_wait(T_DONE);
+        if (!m) ok = false;
+        bl_msg_free(m);
+    }
+    if (ok) {
+        qsort(rt, PRIO_ROUNDS, sizeof rt[0], cmp_u64);
+        d->result = (double)rt[PRIO_ROUNDS / 2];
+    }
+    free(rt);
+    free(spin);
+}
+
+double wl_priority_high_latency_under_load(void)
+{
+    return drive(prio_drv);
 }

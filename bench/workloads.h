@@ -24,6 +24,11 @@ double wl_send_throughput(void);       /* ns per message */
 double wl_mailbox_20_senders(void);    /* ns per message */
 double wl_call_with_500k_queued(void); /* ns per call */
 double wl_timers_100k(void);           /* p99 lateness, ms */
+/* These return NAN when the run went wrong. */
+double wl_link_exit_cascade(void);                /* ms from the exit signal to the far DOWN */
+double wl_monitor_down_latency(void);             /* ns from "exit now" to the DOWN */
+double wl_hibernated_process_bytes(void);         /* bytes per hibernated process */
+double wl_priority_high_latency_under_load(void); /* median round trip, ns */
 
 #ifdef __cplusplus
 }

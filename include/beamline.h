@@ -61,7 +61,12 @@ typedef enum bl_wake {
     BL_WAKE_EVENTFD = 2   /* write(2) to an eventfd the sleeper keeps a read armed on */
 } bl_wake;
 
-/* What a crash report says (see bl_config.logger). */
+/*
+ * What a crash report says (see bl_config.logger).  A report is made when a
+ * process ends abnormally by itself (bl_exit with a non-clean reason, a
+ * stack overflow); not for normal or shutdown exits, and not for processes
+ * taken down by an exit signal.
+ */
 typedef struct bl_crash_report {
     bl_pid pid;                     /* the process that exited abnormally */
     const char *name;               /* its registered name, or NULL */

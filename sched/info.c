@@ -46,8 +46,8 @@ static void fill(bl_proc *p, bl_proc_info *o, bl_ref asking)
         for (uint32_t i = 0; i < g->nlinks && i < BL_INFO_MAX_PIDS; i++) o->links[i] = g->links[i];
         o->nmonitors = list(o->monitors, g->mons, g->nmons, BL_REF_NONE);
         o->nmonitored_by = list(o->monitored_by, g->watchers, g->nwatch, asking);
-        bytes += sizeof *g + g->caplinks * sizeof(bl_pid) +
-                 (g->capmons + g->capwatch) * sizeof(bl_mon);
+        bytes +=
+            sizeof *g + g->caplinks * sizeof(bl_pid) + (g->capmons + g->capwatch) * sizeof(bl_mon);
     }
     o->total_bytes = bytes;
     if (atomic_load_explicit(&p->named, memory_order_relaxed))
@@ -115,7 +115,7 @@ int bl_process_info(bl_pid pid, bl_proc_info *out)
     }
     memcpy(out, m->data, sizeof *out);
     bl_msg_free(m);
-    out->status = st == BL_STATUS_EXITING ? BL_PROC_EXITING
+    out->status = st == BL_STATUS_EXITING   ? BL_PROC_EXITING
                   : st == BL_STATUS_WAITING ? BL_PROC_WAITING
                   : st == BL_STATUS_RUNNING ? BL_PROC_RUNNING
                                             : BL_PROC_RUNNABLE;
@@ -161,8 +161,7 @@ int bl_scheduler_stats_get(unsigned i, bl_scheduler_stats *out)
         .uptime_ns = bl__now_ns() - rt->start_ns,
         .runq_len = bl__runq_len(&s->rq),
     };
-    out->utilization =
-        out->uptime_ns ? 1.0 - (double)out->idle_ns / (double)out->uptime_ns : 0.0;
+    out->utilization = out->uptime_ns ? 1.0 - (double)out->idle_ns / (double)out->uptime_ns : 0.0;
     if (out->utilization < 0) out->utilization = 0;
     return 0;
 }

@@ -85,6 +85,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->started = false;
     p->placed = o->scheduler != 0;
     p->hibernated = false;
+    p->signalled = false;
     memset(&p->ctx, 0, sizeof p->ctx);
 
     /* Links and monitors asked for at spawn exist before the child runs. */
@@ -360,6 +361,7 @@ bool bl__drain(bl_proc *p)
     }
     if (fatal) {
         bl_reason r = why;
+        p->signalled = true;
         /* bl__exit_self copies the detail before the message goes. */
         if (dead_msg) {
             dead_msg->next = NULL;

@@ -274,6 +274,7 @@ static int exit_self_signal(bl_proc *p, bl_pid from, const bl_reason *r)
     if (m) self_queue(p, m);
     if (fatal) {
         bl_reason cp = why;
+        p->signalled = true;
         if (keep) self_queue(p, keep); /* freed with the process, after the copy */
         bl__exit_self(p, &cp);
     }
@@ -483,11 +484,15 @@ static void log_stderr(const bl_crash_report *c, void *arg)
     (void)w; /* a lost crash report must not take anything else down */
 }
 
-/* Abnormal exits are reported (not normal, shutdown or {shutdown, _}). */
+/*
+ * Abnormal exits are reported (not normal, shutdown or {shutdown, _}), as on
+ * the BEAM only for a process that failed by itself: one taken down by an
+ * exit signal (a link, a kill) did not crash, its peer did.
+ */
 static void crash_report(bl_proc *p)
 {
     const bl_config *cfg = &bl__rt->cfg;
-    if (cfg->quiet || bl_reason_is_clean(&p->reason)) return;
+    if (cfg->quiet || p->signalled || bl_reason_is_clean(&p->reason)) return;
     char name[BL_NAME_MAX + 1];
     bl_crash_report c = {bl__proc_pid(p), NULL, &p->reason};
     if (atomic_load_explicit(&p->named, memory_order_relaxed) &&

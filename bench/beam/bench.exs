@@ -30,6 +30,11 @@ defmodule BeamBench do
   @call_n 10_000
   @timers_n 100_000
   @timers_ms 100
+  @cascade_n 10_000
+  @down_rounds 10_000
+  @hib_n 100_000
+  @prio_rounds 1000
+  @prio_warmup 100
 
   # Measurement policy: one warm-up run, then at least @min_runs measured runs; more runs
   # are added while the measured runs of this workload took less than @budget_ns in
@@ -51,7 +56,11 @@ defmodule BeamBench do
       {"send_throughput", "ns", false, &send_throughput/0},
       {"mailbox_20_senders", "ns", false, &mailbox_20_senders/0},
       {"call_with_500k_queued", "ns", false, &call_with_queued/0},
-      {"timers_100k", "ms", false, &timers/0}
+      {"timers_100k", "ms", false, &timers/0},
+      {"link_exit_cascade", "ms", false, &link_exit_cascade/0},
+      {"monitor_down_latency", "ns", false, &monitor_down_latency/0},
+      {"hibernated_process_bytes", "bytes", false, &hibernated_process_bytes/0},
+      {"priority_high_latency_under_load", "ns", false, &priority_high_latency_under_load/0}
     ]
   end
 
@@ -488,6 +497,170 @@ defmodule BeamBench do
   defp collect_late(k, acc) do
     receive do
       {:late, l} -> collect_late(k - 1, [l | acc])
+    end
+  end
+
+  # A chain of 10k processes, each spawn_link'ed by the one before and waiting forever.
+  # The driver monitors the far end, kills the near end with a non-normal reason and
+  # times until the far end's DOWN arrives (ms).
+  def link_exit_cascade do
+    parent = self()
+    near = spawn(fn -> chain_node(@cascade_n - 1, parent) end)
+
+    far =
+      receive do
+        {:chain_end, pid} -> pid
+      end
+
+    mref = Process.monitor(far)
+    t0 = now()
+    Process.exit(near, :cascade)
+
+    reason =
+      receive do
+        {:DOWN, ^mref, :process, _, reason} -> reason
+      end
+
+    dt = now() - t0
+    if reason != :cascade, do: raise("far end exited with #{inspect(reason)}")
+    dt / 1.0e6
+  end
+
+  defp chain_node(0, parent) do
+    send(parent, {:chain_end, self()})
+    wait_forever()
+  end
+
+  defp chain_node(k, parent) do
+    spawn_link(fn -> chain_node(k - 1, parent) end)
+    wait_forever()
+  end
+
+  defp wait_forever do
+    receive do
+      :never_sent -> wait_forever()
+    end
+  end
+
+  # 10k rounds: spawn a process that waits for a message, monitor it, wait until it is
+  # ready, then time from sending it :exit_now until its DOWN arrives. Mean per round.
+  def monitor_down_latency do
+    parent = self()
+    total = down_rounds(@down_rounds, parent, 0)
+    total / @down_rounds
+  end
+
+  defp down_rounds(0, _parent, total), do: total
+
+  defp down_rounds(k, parent, total) do
+    pid =
+      spawn(fn ->
+        send(parent, :ready)
+
+        receive do
+          :exit_now -> :ok
+        end
+      end)
+
+    mref = Process.monitor(pid)
+
+    receive do
+      :ready -> :ok
+    end
+
+    t0 = now()
+    send(pid, :exit_now)
+
+    receive do
+      {:DOWN, ^mref, :process, _, _} -> :ok
+    end
+
+    down_rounds(k - 1, parent, total + now() - t0)
+  end
+
+  # 100k processes, each answers one synchronous request and then hibernates
+  # (erlang:hibernate/3); spawned and synced one at a time. Delta of
+  # erlang:memory(processes), minus the driver's own growth, / N.
+  def hibernated_process_bytes do
+    n = @hib_n
+    before = others_memory()
+    pids = spawn_hibernated(n, self(), [])
+    after_ = others_memory()
+    stop_all(pids)
+    recv_done(n)
+    (after_ - before) / n
+  end
+
+  defp spawn_hibernated(0, _parent, acc), do: acc
+
+  defp spawn_hibernated(k, parent, acc) do
+    pid =
+      spawn(fn ->
+        receive do
+          {:sync, from} ->
+            send(from, :synced)
+            :erlang.hibernate(__MODULE__, :hibernated_wake, [parent])
+        end
+      end)
+
+    send(pid, {:sync, parent})
+
+    receive do
+      :synced -> :ok
+    end
+
+    spawn_hibernated(k - 1, parent, [pid | acc])
+  end
+
+  # Where a hibernated process resumes on its next message (must be exported).
+  def hibernated_wake(parent) do
+    receive do
+      :stop -> send(parent, :done)
+    end
+  end
+
+  # Every scheduler busy with normal-priority work (2 x schedulers processes calling
+  # erlang:yield/0 until told to stop); the driver, high priority itself, times 1000
+  # round trips to a high-priority echo process (after 100 untimed ones). Median ns.
+  def priority_high_latency_under_load do
+    Process.flag(:priority, :high)
+    me = self()
+    spinners = for _ <- 1..(2 * :erlang.system_info(:schedulers_online)), do: spawn_spinner(me)
+    for _ <- spinners, do: receive(do: (:spinning -> :ok))
+    echo = :erlang.spawn_opt(fn -> echo_loop(me) end, priority: :high)
+    _warm = round_trips(echo, @prio_warmup, [])
+    times = round_trips(echo, @prio_rounds, [])
+    send(echo, :stop)
+    stop_all(spinners)
+    recv_done(length(spinners))
+    Enum.at(Enum.sort(times), div(@prio_rounds, 2)) * 1.0
+  end
+
+  defp spawn_spinner(parent) do
+    spawn(fn ->
+      send(parent, :spinning)
+      spin(parent)
+    end)
+  end
+
+  defp spin(parent) do
+    receive do
+      :stop -> send(parent, :done)
+    after
+      0 ->
+        :erlang.yield()
+        spin(parent)
+    end
+  end
+
+  defp round_trips(_echo, 0, acc), do: acc
+
+  defp round_trips(echo, k, acc) do
+    t0 = now()
+    send(echo, k)
+
+    receive do
+      ^k -> round_trips(echo, k - 1, [now() - t0 | acc])
     end
   end
 

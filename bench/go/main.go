@@ -9,7 +9,10 @@
 // A process is a goroutine; its mailbox is a buffered channel. The same-scheduler
 // workloads (ctx_switch, pingpong_same_sched) run with runtime.GOMAXPROCS(1); the others
 // with the GOMAXPROCS the program was started with. call_with_500k_queued is omitted:
-// a channel has no selective receive, so there is nothing to compare.
+// a channel has no selective receive, so there is nothing to compare. So are
+// link_exit_cascade and monitor_down_latency (goroutines have no links or monitors),
+// hibernated_process_bytes (no hibernation) and priority_high_latency_under_load (no
+// priorities).
 //
 // -filter REGEX keeps the workloads whose name matches REGEX (a search, as in Google
 // Benchmark's --benchmark_filter; a leading '-' negates it).

@@ -25,22 +25,22 @@ typedef enum bl_proc_status {
 } bl_proc_status;
 
 typedef struct bl_proc_info {
-    bl_proc_status status;                   /* at the time of the request */
-    size_t message_queue_len;                /* messages waiting */
-    uint32_t nlinks;                         /* linked processes */
-    bl_pid links[BL_INFO_MAX_PIDS];          /* the first of them */
-    uint32_t nmonitors;                      /* processes it monitors */
-    bl_pid monitors[BL_INFO_MAX_PIDS];       /* the first of them */
-    uint32_t nmonitored_by;                  /* processes monitoring it */
-    bl_pid monitored_by[BL_INFO_MAX_PIDS];   /* the first of them */
-    bl_priority priority;                    /* its priority */
-    char registered_name[256];               /* "" if none */
-    uint64_t reductions;                     /* reductions used so far */
-    size_t stack_bytes;                      /* stack held (0 for an idle handler or hibernated) */
-    size_t total_bytes;                      /* PCB + stack + queued messages + relation lists */
-    bool trap_exit;                          /* exit signals become messages */
-    bool handler;                            /* a handler process */
-    int scheduler;                           /* where it answered from */
+    bl_proc_status status;                 /* at the time of the request */
+    size_t message_queue_len;              /* messages waiting */
+    uint32_t nlinks;                       /* linked processes */
+    bl_pid links[BL_INFO_MAX_PIDS];        /* the first of them */
+    uint32_t nmonitors;                    /* processes it monitors */
+    bl_pid monitors[BL_INFO_MAX_PIDS];     /* the first of them */
+    uint32_t nmonitored_by;                /* processes monitoring it */
+    bl_pid monitored_by[BL_INFO_MAX_PIDS]; /* the first of them */
+    bl_priority priority;                  /* its priority */
+    char registered_name[256];             /* "" if none */
+    uint64_t reductions;                   /* reductions used so far */
+    size_t stack_bytes;                    /* stack held (0 for an idle handler or hibernated) */
+    size_t total_bytes;                    /* PCB + stack + queued messages + relation lists */
+    bool trap_exit;                        /* exit signals become messages */
+    bool handler;                          /* a handler process */
+    int scheduler;                         /* where it answered from */
 } bl_proc_info;
 
 /*
@@ -71,12 +71,12 @@ typedef struct bl_scheduler_stats {
 int bl_scheduler_stats_get(unsigned i, bl_scheduler_stats *out);
 
 typedef struct bl_runtime_stats {
-    unsigned schedulers;   /* scheduler threads */
-    int64_t processes;     /* processes alive */
-    uint64_t switches;     /* sum over schedulers */
-    uint64_t steals;       /* sum over schedulers */
-    uint64_t uptime_ns;    /* since start */
-    double utilization;    /* mean over schedulers */
+    unsigned schedulers; /* scheduler threads */
+    int64_t processes;   /* processes alive */
+    uint64_t switches;   /* sum over schedulers */
+    uint64_t steals;     /* sum over schedulers */
+    uint64_t uptime_ns;  /* since start */
+    double utilization;  /* mean over schedulers */
 } bl_runtime_stats;
 
 /* 0 or -ESRCH (not running). */

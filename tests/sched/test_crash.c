@@ -54,6 +54,13 @@ static void run_and_wait(bl_entry_fn fn, void *arg, bl_pid *pid)
 
 static bl_pid crashed[2];
 
+static void wait_forever(void *arg)
+{
+    uint32_t never = 0xDEAD;
+    bl_msg *m = NULL;
+    bl_recv(&m, bl_match_tag, &never, BL_INFINITY, 0);
+}
+
 static void crash_main(void *arg)
 {
     bl_pid p;
@@ -67,6 +74,14 @@ static void crash_main(void *arg)
     run_and_wait(named_crasher, NULL, &crashed[0]);
     bl_reason custom = {.kind = BL_CUSTOM, .code = 5};
     run_and_wait(exit_with, &custom, &crashed[1]);
+    /* Killed by a signal: not its own crash, no report. */
+    bl_ref ref;
+    BL_CHECK_EQ(bl_spawn_monitor(&p, &ref, wait_forever, NULL, NULL), 0);
+    bl_reason boom = {.kind = BL_CUSTOM, .code = 6};
+    bl_exit_pid(p, &boom);
+    bl_msg *m = NULL;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 10000, 0), 0);
+    bl_msg_free(m);
 }
 
 Test(crash, abnormal_exits_are_reported)

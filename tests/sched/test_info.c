@@ -25,9 +25,7 @@ static int idle_handle(void *state, bl_msg *m)
 }
 static const bl_handler idle = {NULL, idle_handle, NULL};
 
-static void hib_fn(void *arg)
-{
-}
+static void hib_fn(void *arg) {}
 static void hibernator(void *arg)
 {
     bl_send(*(bl_pid *)arg, T_READY, NULL, 0);
