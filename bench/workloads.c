@@ -219,7 +219,7 @@ static int idle_handle(void *state, bl_msg *m)
     }
     if (m->tag == T_STOP) {
         bl_send(*(bl_pid *)state, T_DONE, NULL, 0);
-        return 1;
+        return BL_STOP;
     }
     return 0;
 }

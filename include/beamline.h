@@ -194,8 +194,8 @@ int bl_spawn(bl_pid *pid, bl_entry_fn fn, void *arg, const bl_spawn_opts *opts);
 #define BL_REASON_NORMAL 0
 
 /*
- * Exits the calling process: code 0 is a normal exit, any other code the
- * reason {BL_CUSTOM, code} (see beamline/signal.h for every reason).  In a
+ * Exits the calling process: code 0 (or BL_STOP) is a normal exit, any
+ * other code the reason {BL_CUSTOM, code} (see beamline/signal.h for every reason).  In a
  * process it never returns; outside one it returns -EPERM.
  */
 int bl_exit(int code);

@@ -189,7 +189,8 @@ _Noreturn void bl__exit_self(bl_proc *p, const bl_reason *r)
 
 static _Noreturn void exit_code(bl_proc *p, int code)
 {
-    bl_reason r = code ? (bl_reason){.kind = BL_CUSTOM, .code = code} : BL_REASON(BL_NORMAL);
+    bl_reason r = code && code != BL_STOP ? (bl_reason){.kind = BL_CUSTOM, .code = code}
+                                          : BL_REASON(BL_NORMAL);
     bl__exit_self(p, &r);
 }
 

@@ -16,21 +16,28 @@
 extern "C" {
 #endif
 
+/* Results of init and handle. */
+#define BL_CONTINUE 0 /* go on */
+#define BL_STOP (-1)  /* exit with reason normal */
+
 typedef struct bl_handler {
     /*
      * Called once in the new process with the arg given to
      * bl_spawn_handler.  Stores the process state in *state.  Returns 0 to
-     * go on, anything else to exit at once with that reason (terminate is
-     * not called).  May be NULL: the state is then arg.
+     * go on, BL_STOP to exit normally at once, anything else to exit with
+     * that custom code (terminate is not called).  May be NULL: the state is
+     * then arg.
      */
     int (*init)(void *arg, void **state);
     /*
      * Called for each message, in arrival order.  The runtime frees m when
-     * handle returns.  Returns 0 to wait for the next message, anything else
-     * to exit with that reason.  Required.
+     * handle returns.  Returns BL_CONTINUE (0) to wait for the next message,
+     * BL_STOP to exit normally, any other value to exit with the custom
+     * reason of that code (an abnormal exit, which links see and which is
+     * crash-reported).  Required.
      */
     int (*handle)(void *state, bl_msg *m);
-    /* Called once when handle asks to exit (reason != 0).  May be NULL. */
+    /* Called once when handle asks to exit, with its result.  May be NULL. */
     void (*terminate)(void *state, int reason);
 } bl_handler;
 

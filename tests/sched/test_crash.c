@@ -54,6 +54,12 @@ static void run_and_wait(bl_entry_fn fn, void *arg, bl_pid *pid)
 
 static bl_pid crashed[2];
 
+static int stop_at_once(void *state, bl_msg *m)
+{
+    return BL_STOP;
+}
+static const bl_handler stopper = {NULL, stop_at_once, NULL};
+
 static void wait_forever(void *arg)
 {
     uint32_t never = 0xDEAD;
@@ -64,6 +70,7 @@ static void wait_forever(void *arg)
 static void crash_main(void *arg)
 {
     bl_pid p;
+    bl_ref ref0;
     /* Clean exits: no report. */
     bl_reason normal = BL_REASON(BL_NORMAL), sd = BL_REASON(BL_SHUTDOWN),
               sdd = {.kind = BL_SHUTDOWN, .detail = "why", .detail_len = 3};
@@ -74,6 +81,16 @@ static void crash_main(void *arg)
     run_and_wait(named_crasher, NULL, &crashed[0]);
     bl_reason custom = {.kind = BL_CUSTOM, .code = 5};
     run_and_wait(exit_with, &custom, &crashed[1]);
+    /* A handler that stops with BL_STOP exits normally: no report. */
+    bl_pid h;
+    BL_CHECK_EQ(bl_spawn_handler(&h, &stopper, NULL, NULL), 0);
+    BL_CHECK_EQ(bl_monitor(h, &ref0), 0);
+    bl_send(h, T_GO, NULL, 0);
+    bl_msg *d = NULL;
+    BL_CHECK_EQ(bl_recv(&d, bl_match_ref, &ref0, 10000, 0), 0);
+    bl_reason dr;
+    BL_CHECK(d && bl_msg_reason(d, &dr) == 0 && dr.kind == BL_NORMAL);
+    bl_msg_free(d);
     /* Killed by a signal: not its own crash, no report. */
     bl_ref ref;
     BL_CHECK_EQ(bl_spawn_monitor(&p, &ref, wait_forever, NULL, NULL), 0);

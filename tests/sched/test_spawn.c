@@ -201,7 +201,7 @@ Test(spawn, handler_init_failure_exits)
 static int m_handle(void *state, bl_msg *m)
 {
     bl_send(*(bl_pid *)state, T_PONG, NULL, 0);
-    return 1; /* exit after one message */
+    return BL_STOP; /* exit (normally) after one message */
 }
 static const bl_handler one_shot = {NULL, m_handle, NULL};
 
