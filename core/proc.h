@@ -227,6 +227,18 @@ static inline bool bl__box_cas(bl_proc *p, bl_box *expected, bl_box desired)
 #endif
 }
 
+/* Owner: appends m to p's private queue. */
+static inline void bl__queue_append(bl_proc *p, bl_msg *m)
+{
+    m->next = NULL;
+    if (p->q_tail)
+        p->q_tail->next = m;
+    else
+        p->q_head = m;
+    p->q_tail = m;
+    p->q_len++;
+}
+
 /* ---- the process table ---- */
 
 /* A scheduler's private cache of free PCB slots. */

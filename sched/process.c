@@ -350,12 +350,7 @@ bool bl__drain(bl_proc *p)
             m = bl__signal_handle(p, m, &fatal, &why, &dead_msg);
         }
         if (m) {
-            if (p->q_tail)
-                p->q_tail->next = m;
-            else
-                p->q_head = m;
-            p->q_tail = m;
-            p->q_len++;
+            bl__queue_append(p, m);
             queued = true;
         }
         m = next;
@@ -364,14 +359,7 @@ bool bl__drain(bl_proc *p)
         bl_reason r = why;
         p->signalled = true;
         /* bl__exit_self copies the detail before the message goes. */
-        if (dead_msg) {
-            dead_msg->next = NULL;
-            if (p->q_tail)
-                p->q_tail->next = dead_msg;
-            else
-                p->q_head = dead_msg;
-            p->q_tail = dead_msg;
-        }
+        if (dead_msg) bl__queue_append(p, dead_msg);
         bl__exit_self(p, &r);
     }
     return queued;

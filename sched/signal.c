@@ -100,18 +100,6 @@ static int sys_send(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, const bl_r
     return bl__push(p, to, m, bl__is_signal(tag)) ? 1 : 0;
 }
 
-/* Queues a message for the calling process itself, bypassing the inbox. */
-static void self_queue(bl_proc *p, bl_msg *m)
-{
-    m->next = NULL;
-    if (p->q_tail)
-        p->q_tail->next = m;
-    else
-        p->q_head = m;
-    p->q_tail = m;
-    p->q_len++;
-}
-
 /* ---- the lists (owner only) ---- */
 
 static bl_psig *psig(bl_proc *p)
@@ -271,11 +259,11 @@ static int exit_self_signal(bl_proc *p, bl_pid from, const bl_reason *r)
     bl_reason why;
     bl_msg *keep = NULL;
     m = bl__signal_handle(p, m, &fatal, &why, &keep);
-    if (m) self_queue(p, m);
+    if (m) bl__queue_append(p, m);
     if (fatal) {
         bl_reason cp = why;
         p->signalled = true;
-        if (keep) self_queue(p, keep); /* freed with the process, after the copy */
+        if (keep) bl__queue_append(p, keep); /* freed with the process, after the copy */
         bl__exit_self(p, &cp);
     }
     return 0;
@@ -378,7 +366,7 @@ int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r)
 {
     bl_msg *m = sys_msg(pid, BL_TAG_DOWN, ref, r);
     if (!m) return -ENOMEM;
-    self_queue(p, m);
+    bl__queue_append(p, m);
     return 0;
 }
 

@@ -17,8 +17,8 @@ extern "C" {
 #endif
 
 /* Results of init and handle. */
-#define BL_CONTINUE 0 /* go on */
-#define BL_STOP (-1)  /* exit with reason normal */
+#define BL_CONTINUE 0    /* go on */
+#define BL_STOP     (-1) /* exit with reason normal */
 
 typedef struct bl_handler {
     /*

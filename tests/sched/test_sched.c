@@ -83,9 +83,12 @@ static void hog(void *arg)
 {
     hog_arg *a = arg;
     int seen[2] = {0, 0};
-    while (!atomic_load(a->stop)) {
+    for (;;) {
+        /* Where it runs is noted before looking at the flag: a hog stolen
+         * just before the stop still counts where it was stolen to. */
         int s = bl_current_scheduler();
         if (s >= 0 && s < 2) seen[s] = 1;
+        if (atomic_load(a->stop)) break;
         /* Busy work that calls the runtime. */
         for (volatile int k = 0; k < 1000; k++) {
         }
