@@ -2,7 +2,10 @@
  * sched/info.c - process info, the process list, statistics.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/msg.h"
 #include "core/names.h"
@@ -183,4 +186,52 @@ int bl_runtime_stats_get(bl_runtime_stats *out)
         out->utilization += s.utilization / rt->nsched;
     }
     return 0;
+}
+
+static const char *const status_names[] = {"runnable", "running", "waiting", "exiting"};
+static const char *const prio_names[] = {"normal", "low", "high", "max"};
+
+/* Writes all of buf; the caller is a process, so a short write is retried. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) return -errno;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int bl_print_processes(int fd)
+{
+    if (!bl__self()) return -EPERM;
+    size_t n = bl_processes(NULL, 0) + 64; /* room for some spawned meanwhile */
+    bl_pid *pids = malloc(n * sizeof *pids);
+    if (!pids) return -ENOMEM;
+    size_t total = bl_processes(pids, n);
+    if (total > n) total = n;
+    char line[512];
+    int len = snprintf(line, sizeof line, "%-20s %-20s %-9s %8s %12s %-7s %9s %10s\n", "pid",
+                       "name", "status", "msgs", "reductions", "prio", "stack", "bytes");
+    int rc = write_all(fd, line, (size_t)len);
+    int listed = 0;
+    for (size_t i = 0; i < total && rc == 0; i++) {
+        bl_proc_info in;
+        if (bl_process_info(pids[i], &in) != 0) continue; /* exited meanwhile */
+        char pid[32];
+        snprintf(pid, sizeof pid, "<0.%u.%u>", bl__pid_idx(pids[i]), bl__pid_gen(pids[i]));
+        len = snprintf(line, sizeof line, "%-20s %-20.20s %-9s %8zu %12llu %-7s %9zu %10zu\n", pid,
+                       in.registered_name, status_names[in.status], in.message_queue_len,
+                       (unsigned long long)in.reductions, prio_names[in.priority], in.stack_bytes,
+                       in.total_bytes);
+        rc = write_all(fd, line, (size_t)len);
+        listed++;
+    }
+    if (rc == 0) {
+        len = snprintf(line, sizeof line, "%d processes\n", listed);
+        rc = write_all(fd, line, (size_t)len);
+    }
+    free(pids);
+    return rc ? rc : listed;
 }

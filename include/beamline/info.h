@@ -54,6 +54,15 @@ int bl_process_info(bl_pid pid, bl_proc_info *out);
 /* Up to max live pids into out (a snapshot); returns how many there are in all. */
 size_t bl_processes(bl_pid *out, size_t max);
 
+/*
+ * Process only: writes a table of every live process to fd, like Erlang's
+ * i(): pid, registered name, status, queue length, reductions, priority,
+ * stack and total bytes, one line each, then a total line.  Processes that
+ * exit meanwhile are left out.  Returns the number of processes listed or a
+ * negative errno.
+ */
+int bl_print_processes(int fd);
+
 typedef struct bl_scheduler_stats {
     uint64_t switches;     /* processes switched in */
     uint64_t steals;       /* successful steals */

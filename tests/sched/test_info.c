@@ -2,6 +2,8 @@
  * Introspection: process info, process list, statistics.
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "bl_test.h"
 #include "sched/sched.h"
@@ -118,4 +120,35 @@ Test(info, process_info_list_and_stats)
     bl_proc_info in;
     cr_assert_eq(bl_process_info(1, &in), -EINVAL);
     cr_assert_eq(bl_runtime_stats_get(NULL), -ESRCH);
+}
+
+/* The i() table lists every live process, with names. */
+static void print_main(void *arg)
+{
+    bl_pid self = bl_self(), w;
+    BL_CHECK_EQ(bl_spawn(&w, waiter, &self, NULL), 0);
+    bl_msg_free(bl_test_recv_tag(T_READY, 5000));
+    char path[] = "/tmp/bl_i_XXXXXX";
+    int fd = mkstemp(path);
+    BL_CHECK(fd >= 0);
+    int n = bl_print_processes(fd);
+    BL_CHECK_EQ(n, 2);
+    char buf[4096] = {0};
+    ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
+    BL_CHECK(got > 0);
+    BL_CHECK(strstr(buf, "info_waiter") != NULL);
+    BL_CHECK(strstr(buf, "2 processes") != NULL);
+    BL_CHECK(strstr(buf, "waiting") != NULL);
+    close(fd);
+    unlink(path);
+    BL_CHECK_EQ(bl_print_processes(-1), -EBADF);
+    bl_reason kill = BL_REASON(BL_KILL);
+    bl_exit_pid(w, &kill);
+}
+
+Test(info, print_processes_like_i)
+{
+    bl_config c = {.schedulers = 2, .quiet = true};
+    bl_test_run(&c, print_main, NULL);
+    cr_assert_eq(bl_print_processes(1), -EPERM);
 }
