@@ -30,19 +30,29 @@ static uint32_t list(bl_pid *out, const bl_mon *mons, uint32_t n, bl_ref skip)
 static void fill(bl_proc *p, bl_proc_info *o, bl_ref asking)
 {
     memset(o, 0, sizeof *o);
-    bl__drain(p); /* count what is waiting, signals acted on */
+    /* Count, do not drain: this runs while bl__drain is handling signals,
+     * and a nested drain would queue newer messages ahead of the rest of
+     * the batch being handled.  Only the owner takes from the inbox, so
+     * walking it from a snapshot of its top is safe. */
+    size_t bytes = sizeof(bl_proc);
+    size_t queued = p->q_len;
+    for (bl_msg *m = p->q_head; m; m = m->next) bytes += sizeof(bl_msg) + m->len;
+    for (bl_msg *m = bl__box_load(p).top; m; m = m->next) {
+        if (bl__is_signal(m->tag)) continue;
+        queued++;
+        bytes += sizeof(bl_msg) + m->len;
+    }
     o->status = BL_PROC_RUNNING;
-    o->message_queue_len = p->q_len;
+    o->message_queue_len = queued;
     o->priority = (bl_priority)p->prio;
     o->reductions = p->reductions + (uint64_t)(p->sched->reductions - p->reds);
     o->trap_exit = p->trap_exit;
     o->handler = p->handler != NULL;
     o->scheduler = (int)p->sched->index;
     /* An idle handler or a hibernated process borrowed this stack to answer. */
-    bool stackless = (p->handler || p->hibernated) && !p->q_head;
+    bool stackless = (p->handler || p->hibernated) && queued == 0;
     o->stack_bytes = p->stack && !stackless ? p->stack->size : 0;
-    size_t bytes = sizeof(bl_proc) + o->stack_bytes;
-    for (bl_msg *m = p->q_head; m; m = m->next) bytes += sizeof(bl_msg) + m->len;
+    bytes += o->stack_bytes;
     if (p->sig) {
         bl_psig *g = p->sig;
         o->nlinks = g->nlinks;

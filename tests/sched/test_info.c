@@ -152,3 +152,67 @@ Test(info, print_processes_like_i)
     bl_test_run(&c, print_main, NULL);
     cr_assert_eq(bl_print_processes(1), -EPERM);
 }
+
+/* Asking for info must not reorder a stream the process is receiving. */
+enum { T_SEQ = 10, T_DONE_SEQ };
+#define STREAM 20000
+
+static void in_order_receiver(void *arg)
+{
+    bl_pid owner = *(bl_pid *)arg;
+    int ok = 1;
+    for (int i = 0; i < BL_SCALE(STREAM); i++) {
+        bl_msg *m = bl_test_recv_tag(T_SEQ, 10000);
+        if (!m) {
+            ok = 0;
+            break;
+        }
+        if (*(int *)m->data != i) ok = 0;
+        bl_msg_free(m);
+    }
+    bl_send(owner, T_DONE_SEQ, &ok, sizeof ok);
+}
+
+typedef struct stream_arg {
+    bl_pid to;
+    _Atomic int *done;
+} stream_arg;
+
+static void streamer(void *arg)
+{
+    stream_arg *a = arg;
+    for (int i = 0; i < BL_SCALE(STREAM); i++) bl_send(a->to, T_SEQ, &i, sizeof i);
+    atomic_store(a->done, 1);
+}
+
+static void prober(void *arg)
+{
+    stream_arg *a = arg;
+    bl_proc_info in;
+    while (!atomic_load(a->done)) bl_process_info(a->to, &in);
+}
+
+static void order_main(void *arg)
+{
+    bl_pid self = bl_self(), r;
+    _Atomic int done = 0;
+    bl_spawn_opts s1 = {.scheduler = 1}, s2 = {.scheduler = 2};
+    BL_CHECK_EQ(bl_spawn(&r, in_order_receiver, &self, &s1), 0);
+    stream_arg a = {r, &done};
+    bl_pid pr;
+    bl_ref pref;
+    BL_CHECK_EQ(bl_spawn_monitor(&pr, &pref, prober, &a, &s2), 0);
+    BL_CHECK_EQ(bl_spawn(NULL, streamer, &a, &s2), 0);
+    bl_msg *m = bl_test_recv_tag(T_DONE_SEQ, 60000);
+    BL_CHECK(m && *(int *)m->data == 1);
+    bl_msg_free(m);
+    /* The prober reads `a` and `done` on this stack: wait for it to end. */
+    m = NULL;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &pref, 60000, 0), 0);
+    bl_msg_free(m);
+}
+
+Test(info, asking_does_not_reorder_messages, .timeout = 120)
+{
+    for (int round = 0; round < 5; round++) bl_test_run(NULL, order_main, NULL);
+}
