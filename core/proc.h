@@ -92,6 +92,18 @@ static inline uint32_t bl__meta_gen(uint64_t m)
 {
     return (uint32_t)(m >> 40);
 }
+/* True when meta still describes the live process that pid names. */
+static inline bool bl__meta_is(uint64_t meta, bl_pid pid)
+{
+    return bl__meta_gen(meta) == bl__pid_gen(pid) && bl__meta_state(meta) != BL_ST_FREE;
+}
+
+/* True when meta records that the timer of wait `seq` fired while awake. */
+static inline bool bl__meta_timed_out(uint64_t meta, uint32_t seq)
+{
+    return (meta & BL_META_TIMEDOUT) && bl__meta_seq(meta) == seq;
+}
+
 /* Changes the state, keeping the flag bits (BL_META_TIMEDOUT, BL_META_SIG). */
 static inline uint64_t bl__meta_with_state(uint64_t m, unsigned st)
 {

@@ -23,8 +23,7 @@ int bl_sleep(int64_t ms)
      * armed above still names it. */
     for (;;) {
         bl__sched_park(p, BL_PARK_SLEEP);
-        uint64_t meta = __atomic_load_n(&p->box.meta, __ATOMIC_RELAXED);
-        if (p->timer_fired || ((meta & BL_META_TIMEDOUT) && bl__meta_seq(meta) == p->seq)) break;
+        if (p->timer_fired || bl__meta_timed_out(bl__box_load(p).meta, p->seq)) break;
     }
     p->timer_fired = false;
     bl__sched_disarm_timer(p); /* frees an entry that fired while we were awake */

@@ -214,7 +214,7 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
     unsigned st;
     for (;;) {
         st = bl__meta_state(cur.meta);
-        if (bl__meta_gen(cur.meta) != bl__pid_gen(to) || st == BL_ST_FREE) {
+        if (!bl__meta_is(cur.meta, to)) {
             /* It died meanwhile: dropping the message is what Erlang does. */
             bl_sched *s = bl__tls_sched;
             bl__msg_free(s ? &s->slab : NULL, m);
@@ -248,10 +248,7 @@ bl_proc *bl__target(bl_pid to, int *err)
         *err = -EINVAL;
         return NULL;
     }
-    bl_box b = bl__box_load(p);
-    if (bl__meta_gen(b.meta) != bl__pid_gen(to) || bl__meta_state(b.meta) == BL_ST_FREE)
-        return NULL;
-    return p;
+    return bl__meta_is(bl__box_load(p).meta, to) ? p : NULL;
 }
 
 static void finish_send(bl_proc *p, bl_pid to, bl_msg *m, uint32_t tag, bl_ref ref)
@@ -431,7 +428,7 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
         m = prev ? prev->next : p->q_head;
         /* A timer that fired while we were briefly awake left its mark. */
         uint64_t meta = bl__box_load(p).meta;
-        if ((meta & BL_META_TIMEDOUT) && bl__meta_seq(meta) == p->seq) p->timer_fired = true;
+        if (bl__meta_timed_out(meta, p->seq)) p->timer_fired = true;
     }
 }
 
@@ -534,8 +531,7 @@ bool bl_is_alive(bl_pid pid)
 {
     bl_proc *p = bl__rt ? bl__proc_lookup(pid) : NULL;
     if (!p) return false;
-    bl_box b = bl__box_load(p);
-    return bl__meta_gen(b.meta) == bl__pid_gen(pid) && bl__meta_state(b.meta) != BL_ST_FREE;
+    return bl__meta_is(bl__box_load(p).meta, pid);
 }
 
 int bl_hibernate(bl_entry_fn fn, void *arg)

@@ -312,7 +312,7 @@ static bool park_box(bl_proc *p, unsigned st)
     for (;;) {
         if (st == BL_ST_WAITING && cur.top) return false; /* mail arrived meanwhile */
         if (cur.meta & BL_META_SIG) return false;         /* a signal arrived meanwhile */
-        if ((cur.meta & BL_META_TIMEDOUT) && bl__meta_seq(cur.meta) == p->seq)
+        if (bl__meta_timed_out(cur.meta, p->seq))
             return false; /* this wait's timer already fired */
         bl_box want = cur;
         want.meta = bl__meta(p->gen, p->seq, st);
