@@ -54,9 +54,20 @@ static void inject_push(bl_sched *s, bl_proc *p)
     atomic_store_explicit(&prev->next, n, memory_order_release);
 }
 
+/*
+ * Owner only.  The queue holds work when the consumer's end rests on a real
+ * node (one left there when a producer pushed while inject_pop was putting
+ * the stub back: head is the stub again, yet that node waits), or when the
+ * producers' end has moved off the stub.
+ */
 static bool inject_nonempty(bl_sched *s)
 {
-    /* When the consumer is caught up, both ends rest on the stub. */
+    bl_qnode *tail = s->inject_tail;
+    if (tail != &s->inject_stub) return true;
+    /* Acquire: pairs with the producer's release of the link. */
+    if (atomic_load_explicit(&tail->next, memory_order_acquire)) return true;
+    /* Seq_cst: the sleeper's re-check after announcing it sleeps (Dekker
+     * with inject_push and bl__sched_notify). */
     return atomic_load_explicit(&s->inject_head, memory_order_seq_cst) != &s->inject_stub;
 }
 
