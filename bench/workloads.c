@@ -223,7 +223,7 @@ static int idle_handle(void *state, bl_msg *m)
     }
     return 0;
 }
-static const bl_handler idle_handler = {NULL, idle_handle, NULL};
+static const bl_handler idle_handler = {.init = NULL, .handle = idle_handle, .terminate = NULL};
 
 #define MILLION 1000000
 

@@ -346,5 +346,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/signal.h"
 #include "beamline/name.h"
 #include "beamline/info.h"
+#include "beamline/gen_server.h"
 
 #endif /* BEAMLINE_H */

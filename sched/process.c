@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/msg.h"
+#include "sched/otp.h"
 #include "sched/sched.h"
 
 #define MAX_STACK ((size_t)1 << 30)
@@ -68,7 +69,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->fn = fn;
     p->arg = arg;
     p->handler = h;
-    p->hstate = NULL;
+    p->hstate = arg; /* what release gets if init never runs */
     p->stack_req = o->stack_size == bl__rt->cfg.stack_size ? 0 : o->stack_size;
     p->scanned = 0;
     p->reductions = 0;
@@ -77,6 +78,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->reason = BL_REASON(BL_NORMAL);
     p->sig = NULL;
     p->trap_exit = false;
+    p->alias = BL_REF_NONE;
     atomic_store_explicit(&p->named, 0, memory_order_relaxed);
     p->park = 0;
     p->prio = (uint8_t)o->priority;
@@ -123,6 +125,14 @@ int bl_spawn_handler(bl_pid *pid, const bl_handler *h, void *arg, const bl_spawn
     return bl__spawn(pid, NULL, arg, h, opts, 0, BL_REF_NONE);
 }
 
+int bl__spawn_handler_monitor(bl_pid *pid, const bl_handler *h, void *arg,
+                              const bl_spawn_opts *opts, bool link, bl_ref monitor_ref)
+{
+    if (!h || !h->handle || !monitor_ref) return -EINVAL;
+    return bl__spawn(pid, NULL, arg, h, opts, BL_SPAWN_MONITOR | (link ? BL_SPAWN_LINK : 0),
+                     monitor_ref);
+}
+
 static void free_chain(bl_slab *slab, bl_msg *m)
 {
     while (m) {
@@ -144,6 +154,7 @@ void bl__proc_finish(bl_sched *s, bl_proc *p)
     }
     /* Links and monitors hear of the death; requests still queued get noproc. */
     bl__signals_on_exit(p, cur.top, p->q_head);
+    if (p->handler && p->handler->release) p->handler->release(p->hstate);
     free_chain(&s->slab, cur.top);
     free_chain(&s->slab, p->q_head);
     p->q_head = p->q_tail = p->mark = NULL;
@@ -164,6 +175,7 @@ void bl__proc_discard(bl_proc *p, void *ctx)
     (void)ctx;
     bl_box b = bl__box_load(p);
     if (bl__meta_state(b.meta) == BL_ST_FREE) return;
+    if (p->handler && p->handler->release) p->handler->release(p->hstate);
     free_chain(NULL, b.top);
     free_chain(NULL, p->q_head);
     if (p->stack) bl__stack_free(p->stack);
@@ -261,7 +273,7 @@ static void finish_send(bl_proc *p, bl_pid to, bl_msg *m, uint32_t tag, bl_ref r
     if (self) bl__charge(self, 1);
 }
 
-int bl__send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
+int bl__send_ex(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len, uint32_t mflags)
 {
     if (len && !data) return -EINVAL;
     int err;
@@ -271,8 +283,20 @@ int bl__send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
     bl_msg *m = bl__msg_alloc(s ? &s->slab : NULL, len);
     if (!m) return -ENOMEM;
     if (len) memcpy(m->data, data, len);
+    m->flags |= mflags;
     finish_send(p, to, m, tag, ref);
     return 0;
+}
+
+int bl__send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
+{
+    return bl__send_ex(to, tag, ref, data, len, 0);
+}
+
+void bl__alias_set(bl_ref ref)
+{
+    bl_proc *p = bl__self();
+    if (p) p->alias = ref;
 }
 
 int bl_send(bl_pid to, uint32_t tag, const void *data, size_t len)
@@ -345,6 +369,10 @@ bool bl__drain(bl_proc *p)
         if (!fatal && bl__is_signal(m->tag)) {
             /* Returns the message to queue (a trapped exit), or NULL. */
             m = bl__signal_handle(p, m, &fatal, &why, &dead_msg);
+        } else if ((m->flags & BL_MSG_ALIAS) && m->ref != p->alias) {
+            /* A reply to a call that has ended: it never reaches the mailbox. */
+            bl_msg_free(m);
+            m = NULL;
         }
         if (m) {
             bl__queue_append(p, m);
@@ -467,6 +495,29 @@ bool bl_match_ref(const bl_msg *m, void *arg)
 
 /* ---- process entry, identity, yielding ---- */
 
+int bl_handler_exit(const bl_reason *r)
+{
+    bl_proc *p = bl__self();
+    if (!p || !p->handler) return -EPERM;
+    if (!r || (unsigned)r->kind > BL_CUSTOM || r->kind == BL_KILL || (r->detail_len && !r->detail))
+        return -EINVAL;
+    void *detail = NULL;
+    if (r->detail_len && (detail = malloc(r->detail_len))) memcpy(detail, r->detail, r->detail_len);
+    free((void *)p->reason.detail);
+    p->reason = (bl_reason){r->kind, r->code, detail, detail ? r->detail_len : 0};
+    return BL_STOP_REASON;
+}
+
+/* A handler's init or handle returned rc != 0. */
+static _Noreturn void handler_exit(bl_proc *p, int rc)
+{
+    if (rc != BL_STOP_REASON) exit_code(p, rc);
+    /* p->reason holds the copy bl_handler_exit made. */
+    bl__sched_disarm_timer(p);
+    bl__sched_park(p, BL_PARK_EXIT);
+    __builtin_unreachable();
+}
+
 static _Noreturn void handler_loop(bl_proc *p)
 {
     const bl_handler *h = p->handler;
@@ -475,7 +526,7 @@ static _Noreturn void handler_loop(bl_proc *p)
         p->hstate = p->arg;
         if (h->init) {
             int rc = h->init(p->arg, &p->hstate);
-            if (rc) exit_code(p, rc);
+            if (rc) handler_exit(p, rc);
         }
     }
     for (;;) {
@@ -495,7 +546,7 @@ static _Noreturn void handler_loop(bl_proc *p)
         bl_msg_free(m);
         if (rc) {
             if (h->terminate) h->terminate(p->hstate, rc);
-            exit_code(p, rc);
+            handler_exit(p, rc);
         }
         bl__charge(p, 1);
     }

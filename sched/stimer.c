@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 
 #include "core/msg.h"
+#include "sched/otp.h"
 #include "sched/sched.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -113,9 +114,16 @@ void bl__stimer_fire(bl_sched *s, bl_timer *tm)
 
 int bl_send_after(bl_pid pid, uint32_t tag, const void *data, size_t len, int64_t ms, bl_ref *tref)
 {
+    if (tag >= BL_TAG_SYSTEM) return bl__self() ? -EINVAL : -EPERM;
+    return bl__send_after(pid, tag, BL_REF_NONE, data, len, ms, tref);
+}
+
+int bl__send_after(bl_pid pid, uint32_t tag, bl_ref ref, const void *data, size_t len, int64_t ms,
+                   bl_ref *tref)
+{
     bl_proc *self = bl__self();
     if (!self) return -EPERM;
-    if (ms < 0 || tag >= BL_TAG_SYSTEM || (len && !data) || !bl__proc_lookup(pid)) return -EINVAL;
+    if (ms < 0 || (len && !data) || !bl__proc_lookup(pid)) return -EINVAL;
     bl_sched *s = self->sched;
     uint32_t index = 0;
     bl_stimer *t = slot_alloc(s, &index);
@@ -127,7 +135,7 @@ int bl_send_after(bl_pid pid, uint32_t tag, const void *data, size_t len, int64_
     }
     if (len) memcpy(m->data, data, len);
     m->from = bl__proc_pid(self);
-    m->ref = BL_REF_NONE;
+    m->ref = ref;
     m->tag = tag;
     t->m = m;
     t->to = pid;

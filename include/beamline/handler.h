@@ -39,7 +39,26 @@ typedef struct bl_handler {
     int (*handle)(void *state, bl_msg *m);
     /* Called once when handle asks to exit, with its result.  May be NULL. */
     void (*terminate)(void *state, int reason);
+    /*
+     * Called once after the process has died, whatever the reason (a kill
+     * included), on a scheduler thread and outside any process: it may free
+     * memory and must not block or call process-only functions.  state is
+     * the init arg when init never ran.  Also called for handler processes
+     * still alive when the runtime stops.  May be NULL.
+     */
+    void (*release)(void *state);
 } bl_handler;
+
+/*
+ * Result of init or handle that ends the process with reason r: call
+ * `return bl_handler_exit(&r);`.  r (and its detail) is copied at once.
+ * terminate, if any, then runs with BL_STOP_REASON.  Outside a handler
+ * process returns -EPERM; for a malformed reason -EINVAL (return it and the
+ * process exits with that custom code).
+ */
+#define BL_STOP_REASON (-2)
+struct bl_reason;
+int bl_handler_exit(const struct bl_reason *r);
 
 /*
  * Spawns a handler process.  h must stay valid while the process lives (a

@@ -58,7 +58,7 @@ static int stop_at_once(void *state, bl_msg *m)
 {
     return BL_STOP;
 }
-static const bl_handler stopper = {NULL, stop_at_once, NULL};
+static const bl_handler stopper = {.init = NULL, .handle = stop_at_once, .terminate = NULL};
 
 static void wait_forever(void *arg)
 {

@@ -25,7 +25,7 @@ static int idle_handle(void *state, bl_msg *m)
 {
     return 0;
 }
-static const bl_handler idle = {NULL, idle_handle, NULL};
+static const bl_handler idle = {.init = NULL, .handle = idle_handle, .terminate = NULL};
 
 static void hib_fn(void *arg) {}
 static void hibernator(void *arg)

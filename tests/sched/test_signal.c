@@ -376,7 +376,7 @@ static int h_handle(void *state, bl_msg *m)
 {
     return 0;
 }
-static const bl_handler idle_h = {NULL, h_handle, NULL};
+static const bl_handler idle_h = {.init = NULL, .handle = h_handle, .terminate = NULL};
 
 static void everywhere_main(void *arg)
 {

@@ -126,7 +126,8 @@ static void h_terminate(void *state, int reason)
     bl_send(c->owner, T_STOP, NULL, 0);
 }
 
-static const bl_handler counter_handler = {h_init, h_handle, h_terminate};
+static const bl_handler counter_handler = {
+    .init = h_init, .handle = h_handle, .terminate = h_terminate};
 
 static void handler_main(void *arg)
 {
@@ -181,7 +182,7 @@ static int never_handle(void *state, bl_msg *m)
     BL_CHECK(0 && "handle after a failed init");
     return 0;
 }
-static const bl_handler refusing = {refuse_init, never_handle, NULL};
+static const bl_handler refusing = {.init = refuse_init, .handle = never_handle, .terminate = NULL};
 
 static void refuse_main(void *arg)
 {
@@ -203,7 +204,7 @@ static int m_handle(void *state, bl_msg *m)
     bl_send(*(bl_pid *)state, T_PONG, NULL, 0);
     return BL_STOP; /* exit (normally) after one message */
 }
-static const bl_handler one_shot = {NULL, m_handle, NULL};
+static const bl_handler one_shot = {.init = NULL, .handle = m_handle, .terminate = NULL};
 
 static void million_main(void *arg)
 {

@@ -1,0 +1,293 @@
+/*
+ * beamline/gen_server.h - the generic server behaviour (Elixir's GenServer,
+ * Erlang's gen_server) and the sys debugging calls.
+ *
+ * A gen_server is a handler process: between messages it holds no stack,
+ * only its process control block and whatever state the callbacks keep.
+ * Its callbacks run in the server process, one message at a time:
+ *
+ *   init            once, synchronously with bl_gen_server_start
+ *   handle_call     a bl_gen_server_call; answers with bl_gs_reply
+ *   handle_cast     a bl_gen_server_cast
+ *   handle_info     any other message (plain bl_send, EXIT, DOWN, timeouts)
+ *   handle_continue work asked for with bl_gs_continue, run before the next message
+ *   terminate       on stop (a stop result, bl_gen_server_stop, or the
+ *                   parent's exit signal while trapping exits)
+ *   format_status   text for bl_sys_get_status and traces
+ *
+ * Results.  Each callback gets a bl_gs_result it may set with the bl_gs_*
+ * functions below; left alone it means {:noreply, state} (for init: {:ok,
+ * state}).  The modifiers (timeout, hibernate, continue) combine with reply
+ * and noreply exactly as Elixir's result tuples do.
+ *
+ * State.  Callbacks get `void **state`: they may change the pointed-to data
+ * in place or store a new pointer.  The state belongs to the server; the
+ * runtime never frees it (terminate should).
+ *
+ * Differences from Elixir, forced by C or chosen for it:
+ *  - Failures are returned, not raised.  bl_gen_server_call returns
+ *    -ETIMEDOUT or -ESRCH instead of exiting the caller; start returns a
+ *    negative errno or BL_GS_IGNORED instead of {:error, _} / :ignore.
+ *  - Requests and replies are byte buffers tagged with a uint32_t chosen by
+ *    the caller, copied like every message.
+ *  - A reply is sent the moment bl_gs_reply is called, so it may point at
+ *    callback locals.  Elixir sends it when the callback returns; nobody can
+ *    tell the difference except a sys trace, which shows the reply first.
+ *  - hibernate is accepted and has nothing more to do: an idle server
+ *    already holds no stack.
+ *  - A crash inside a callback (a fault) is not caught: C has no exceptions.
+ *    Callbacks fail by returning a stop result with a reason.
+ *  - bl_sys_get_state returns the state pointer itself, not a copy: read it
+ *    while the server is suspended, or use bl_sys_replace_state, which runs
+ *    a function in the server.
+ */
+#ifndef BEAMLINE_GEN_SERVER_H
+#define BEAMLINE_GEN_SERVER_H
+
+#include "beamline.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Names                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A name registry other than the local one (Erlang's {via, Module, Name}).
+ * bl_registry_via() in beamline/registry.h gives one; any module may
+ * provide its own.  All three are called with the key given in bl_name.
+ */
+typedef struct bl_via_ops {
+    /* Registers the calling process under key: 0, or -EEXIST when taken. */
+    int (*register_name)(void *via, const void *key, size_t key_len);
+    /* Removes the caller's registration of key.  0 or -ENOENT. */
+    int (*unregister_name)(void *via, const void *key, size_t key_len);
+    /* The process registered under key, or BL_PID_NONE. */
+    bl_pid (*whereis_name)(void *via, const void *key, size_t key_len);
+} bl_via_ops;
+
+/*
+ * How a server is named at start: a local name (bl_register), or a key in a
+ * via registry.  A zeroed struct (or a NULL pointer) means no name.
+ */
+typedef struct bl_name {
+    const char *local;     /* a local name; or NULL */
+    const bl_via_ops *via; /* or a via module ... */
+    void *via_arg;         /* ... its instance (a registry) */
+    const void *key;       /* ... and the key in it */
+    size_t key_len;
+} bl_name;
+
+#define BL_NAME_LOCAL(s) ((bl_name){.local = (s)})
+
+/* The process a name stands for, or BL_PID_NONE. */
+bl_pid bl_name_whereis(const bl_name *name);
+
+/* ------------------------------------------------------------------------ */
+/* Callbacks and their results                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Who made a call: copy it to answer later with bl_gen_server_reply. */
+typedef struct bl_gs_from {
+    bl_pid pid; /* the caller */
+    bl_ref ref; /* the call's reference */
+} bl_gs_from;
+
+/* What a callback asks for; set it with the bl_gs_* functions only. */
+typedef struct bl_gs_result {
+    int action;       /* noreply (0), ignore, stop */
+    int64_t timeout;  /* -2: none; else ms until a BL_TAG_GS_TIMEOUT info */
+    bool hibernate;   /* accepted; see the header comment */
+    bool replied;     /* bl_gs_reply was called */
+    bl_reason reason; /* for stop; its detail is copied */
+    void *cont;       /* continue argument (copied) */
+    size_t cont_len;  /* its size */
+    bool has_cont;    /* bl_gs_continue was called */
+    bl_gs_from from;  /* the call being handled (handle_call) */
+    void *priv;       /* runtime use */
+} bl_gs_result;
+
+/*
+ * The info a server gets when a result's timeout passes with no message:
+ * Elixir's handle_info(:timeout, state).  m->len is 0.
+ */
+#define BL_TAG_GS_TIMEOUT (BL_TAG_SYSTEM | 0x20u)
+
+typedef struct bl_gen_server {
+    /*
+     * Runs in the new server before bl_gen_server_start returns.  arg is
+     * start's arg.  Sets *state.  The result may be left alone ({:ok,
+     * state}), or set with bl_gs_continue, bl_gs_timeout, bl_gs_hibernate,
+     * bl_gs_ignore or bl_gs_stop.  May be NULL: the state is then arg.
+     */
+    void (*init)(void *arg, void **state, bl_gs_result *r);
+    /*
+     * A call.  m->tag and m->data/len are the caller's request; r->from is
+     * the caller.  Answer with bl_gs_reply(r, ...) now, or leave the result
+     * as noreply and answer later with bl_gen_server_reply(r->from, ...).
+     * NULL: calls are answered by stopping the server with {BL_CUSTOM,
+     * BL_GS_EBADCALL}, as Elixir's default does.
+     */
+    void (*handle_call)(void **state, const bl_msg *m, bl_gs_result *r);
+    /* A cast: m->tag and m->data/len.  NULL: casts stop the server (as above). */
+    void (*handle_cast)(void **state, const bl_msg *m, bl_gs_result *r);
+    /*
+     * Any other message: plain sends, BL_TAG_EXIT (when trapping exits),
+     * BL_TAG_DOWN, BL_TAG_GS_TIMEOUT.  NULL: such messages are dropped.
+     */
+    void (*handle_info)(void **state, const bl_msg *m, bl_gs_result *r);
+    /* The work a result's bl_gs_continue asked for, with its argument.  */
+    void (*handle_continue)(void **state, const void *arg, size_t len, bl_gs_result *r);
+    /* Last words: the server is about to exit with reason.  May be NULL. */
+    void (*terminate)(void **state, const bl_reason *reason);
+    /* Writes a description of the state into buf (snprintf style).  May be NULL. */
+    int (*format_status)(void *state, char *buf, size_t len);
+} bl_gen_server;
+
+/* A custom exit code: the server got a call or cast it has no callback for. */
+#define BL_GS_EBADCALL 0x6273u
+
+/* Replies now to the call being handled (r->from).  Returns bl_send's result. */
+int bl_gs_reply(bl_gs_result *r, const void *data, size_t len);
+/* Stop with reason (NULL = normal).  Combine with bl_gs_reply for {:stop, reason, reply, state}. */
+void bl_gs_stop(bl_gs_result *r, const bl_reason *reason);
+/* init only: {:ignore}: start returns BL_GS_IGNORED and the process exits normally. */
+void bl_gs_ignore(bl_gs_result *r);
+/* Then run handle_continue(arg) before any message.  arg is copied.  0 or -ENOMEM. */
+int bl_gs_continue(bl_gs_result *r, const void *arg, size_t len);
+/* If no message arrives within ms, handle_info gets BL_TAG_GS_TIMEOUT. */
+void bl_gs_timeout(bl_gs_result *r, int64_t ms);
+/* Hibernate: accepted (idle servers hold no stack anyway). */
+void bl_gs_hibernate(bl_gs_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* Starting, calling, stopping                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct bl_gen_server_opts {
+    const bl_name *name; /* register the server under this name; NULL = none */
+    int64_t timeout;     /* ms for init, 0 = infinity (Elixir's default) */
+    bl_spawn_opts spawn; /* stack size, priority, scheduler */
+    bool trace;          /* start with bl_sys_trace on, to stderr */
+    /*
+     * When init stops, or the server dies before init returns: if not NULL,
+     * receives a message whose reason bl_msg_reason decodes (free it).
+     */
+    bl_msg **error;
+} bl_gen_server_opts;
+
+/* start's positive result: init asked to be ignored. */
+#define BL_GS_IGNORED 1
+
+/*
+ * A child's start function, as supervisors call it (Elixir's start: {M, :start_link, args}):
+ * starts a process linked to the caller and stores its pid.  Returns 0,
+ * BL_GS_IGNORED (the child asked to be ignored), or a negative errno.
+ */
+typedef int (*bl_start_fn)(void *arg, bl_pid *pid);
+
+/*
+ * Starts a server and waits for init.  Process only (the starter is
+ * monitored through init).  Returns
+ *   0              *pid is the server;
+ *   BL_GS_IGNORED  init ignored; the process has exited normally;
+ *   -EEXIST        the name is taken: *pid is its holder (already_started);
+ *   -ECHILD        init stopped (or the server died during init); see opts.error;
+ *   -ETIMEDOUT     init took longer than opts.timeout: the server was killed;
+ *   -EINVAL (bad callbacks, name or options), -ENOMEM, -EPERM, -ESRCH.
+ */
+int bl_gen_server_start(bl_pid *pid, const bl_gen_server *cb, void *arg,
+                        const bl_gen_server_opts *opts);
+
+/*
+ * As start, linked to the caller, which becomes the server's parent: an exit
+ * signal from the parent makes a trapping server run terminate and exit with
+ * the same reason.  As in Erlang, when init stops with a reason the link
+ * carries that reason to the caller.
+ */
+int bl_gen_server_start_link(bl_pid *pid, const bl_gen_server *cb, void *arg,
+                             const bl_gen_server_opts *opts);
+
+/* Elixir's default call timeout. */
+#define BL_GS_DEFAULT_TIMEOUT 5000
+
+/*
+ * Process only.  Calls server with a request (tag, data[0..len)) and waits
+ * up to timeout_ms (BL_INFINITY = forever) for the reply, which *reply gets
+ * (free it with bl_msg_free; its data/len are the reply).  The server is
+ * monitored for the call and the request carries the monitor's reference, so
+ * a reply that comes after a timeout is dropped before it reaches the
+ * mailbox.  Returns
+ *   0             a reply;
+ *   -ESRCH        the server is not alive (noproc);
+ *   -ECONNRESET   it exited during the call: *reply holds its DOWN message
+ *                 (decode the reason with bl_msg_reason);
+ *   -ETIMEDOUT    no reply in time;
+ *   -EDEADLK      the caller is the server;
+ *   -EINVAL (malformed pid, reserved tag, bad timeout), -EPERM, -ENOMEM.
+ */
+int bl_gen_server_call(bl_pid server, uint32_t tag, const void *data, size_t len, bl_msg **reply,
+                       int64_t timeout_ms);
+
+/*
+ * Sends a cast; never blocks, and succeeds whether or not the server lives
+ * (Elixir's :ok).  Returns 0, or -EINVAL for a malformed pid or reserved
+ * tag, -ENOMEM, -ESRCH when the runtime is down.
+ */
+int bl_gen_server_cast(bl_pid server, uint32_t tag, const void *data, size_t len);
+
+/*
+ * Answers a call whose handle_call returned without replying.  Any process
+ * (or thread) may answer, once.  Returns 0 (also if the caller is gone or
+ * stopped waiting), -EINVAL for a zero from.
+ */
+int bl_gen_server_reply(bl_gs_from from, const void *data, size_t len);
+
+/*
+ * Process only.  Stops server with reason (NULL = normal) and waits up to
+ * timeout_ms for it to run terminate and exit.  Returns 0, -ESRCH when it
+ * is not alive (noproc), -ETIMEDOUT, -EDEADLK for the caller itself,
+ * -ECONNRESET when it exited with another reason than the one asked for.
+ */
+int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_ms);
+
+/* ------------------------------------------------------------------------ */
+/* sys                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The sys calls are synchronous system messages, answered by the server
+ * loop itself (even while suspended), with the call's errors: 0, -ESRCH,
+ * -ETIMEDOUT, -ECONNRESET, -EDEADLK, -EINVAL for a process that is not a
+ * gen_server (it does not answer: -ETIMEDOUT).
+ */
+
+/* The state pointer (not a copy: see the header comment). */
+int bl_sys_get_state(bl_pid server, void **state, int64_t timeout_ms);
+/*
+ * Runs fn(state, arg) in the server between two messages; fn may change
+ * the state or store a new pointer.
+ */
+int bl_sys_replace_state(bl_pid server, void (*fn)(void **state, void *arg), void *arg,
+                         int64_t timeout_ms);
+/* format_status's text (or a default line) into buf, NUL-terminated. */
+int bl_sys_get_status(bl_pid server, char *buf, size_t len, int64_t timeout_ms);
+
+/* One trace line, without newline.  Called in the server. */
+typedef void (*bl_trace_fn)(bl_pid server, const char *line, void *arg);
+/*
+ * Turns tracing on or off: each message in and each reply out is written as
+ * a line to fn (NULL = stderr, "*DBG* <pid> ...").
+ */
+int bl_sys_trace(bl_pid server, bool on, bl_trace_fn fn, void *arg, int64_t timeout_ms);
+/* Suspends the server: until bl_sys_resume it answers only sys calls. */
+int bl_sys_suspend(bl_pid server, int64_t timeout_ms);
+int bl_sys_resume(bl_pid server, int64_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BEAMLINE_GEN_SERVER_H */

@@ -1,0 +1,795 @@
+/*
+ * otp/gen_server.c - the generic server on a handler process.
+ *
+ * Wire format (all tags reserved, so user sends can never forge them):
+ *   CALL  ref = the caller's monitor reference; payload = hdr + request
+ *   CAST  payload = hdr + request
+ *   SYS   ref as CALL; payload = sys_req (+ a stop reason's detail)
+ *   REPLY ref = the call's reference, sent as an alias reply (sched/otp.h)
+ *   ACK   ref = the start reference; payload = ack
+ * hdr is 16 bytes so the request keeps the payload's 16-byte alignment.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "beamline.h"
+#include "beamline/gen_server.h"
+#include "sched/otp.h"
+
+#define TAG_CALL  (BL_TAG_SYSTEM | 0x21u)
+#define TAG_CAST  (BL_TAG_SYSTEM | 0x22u)
+#define TAG_SYS   (BL_TAG_SYSTEM | 0x23u)
+#define TAG_REPLY (BL_TAG_SYSTEM | 0x24u)
+#define TAG_ACK   (BL_TAG_SYSTEM | 0x25u)
+
+#define NO_TIMEOUT (-2)
+#define MAX_NAME   255
+#define STACK_REQ  240 /* requests up to this size are built on the stack */
+
+enum { ACT_NOREPLY = 0, ACT_IGNORE, ACT_STOP };
+
+typedef struct hdr {
+    uint32_t tag;
+    uint32_t pad[3];
+} hdr;
+
+enum sys_op {
+    SYS_GET_STATE,
+    SYS_REPLACE,
+    SYS_STATUS,
+    SYS_TRACE,
+    SYS_SUSPEND,
+    SYS_RESUME,
+    SYS_STOP
+};
+
+typedef struct sys_req {
+    int op;
+    bool on;
+    void (*fn)(void **state, void *arg);
+    void *arg;
+    bl_trace_fn tfn;
+    size_t buflen;
+    bl_reason reason; /* SYS_STOP; detail follows the struct */
+} sys_req;
+
+typedef struct ack {
+    int status;
+    bl_pid holder;
+} ack;
+
+/* One server.  Allocated by the starter, owned by the server from spawn on,
+ * freed by release after the process is gone. */
+typedef struct gs {
+    const bl_gen_server *cb;
+    void *arg;
+    void *state;
+    bl_pid self, parent, starter;
+    bl_ref start_ref;
+    bl_ref tmo_ref;   /* the pending timeout's message reference, 0 = none */
+    bl_ref tmo_timer; /* its timer */
+    bool trace, suspended;
+    bl_trace_fn trace_fn;
+    void *trace_arg;
+    const bl_via_ops *via;
+    void *via_arg;
+    size_t key_len;
+    char *local; /* copies of the name, after the struct */
+    void *key;
+} gs;
+
+/* ---- names ---- */
+
+bl_pid bl_name_whereis(const bl_name *name)
+{
+    if (!name) return BL_PID_NONE;
+    if (name->local) return bl_whereis(name->local);
+    if (name->via && name->via->whereis_name)
+        return name->via->whereis_name(name->via_arg, name->key, name->key_len);
+    return BL_PID_NONE;
+}
+
+static int name_check(const bl_name *n)
+{
+    if (!n || (!n->local && !n->via)) return 0;
+    if (n->local && n->via) return -EINVAL;
+    if (n->local) {
+        size_t len = strlen(n->local);
+        if (!len) return -EINVAL;
+        return len > MAX_NAME ? -ENAMETOOLONG : 0;
+    }
+    if (!n->via->register_name || !n->via->whereis_name || (n->key_len && !n->key)) return -EINVAL;
+    return 0;
+}
+
+/* ---- tracing ---- */
+
+static void pid_text(bl_pid pid, char *buf, size_t len)
+{
+    snprintf(buf, len, "<0.%u.%u>", (uint32_t)pid ? (uint32_t)pid - 1 : 0,
+             (uint32_t)(pid >> 32) & 0xFFFFFFu);
+}
+
+__attribute__((format(printf, 2, 3))) static void trace(gs *s, const char *fmt, ...)
+{
+    char line[256], me[32];
+    pid_text(s->self, me, sizeof me);
+    int n = snprintf(line, sizeof line, "*DBG* %s ", me);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (s->trace_fn) {
+        s->trace_fn(s->self, line, s->trace_arg);
+        return;
+    }
+    size_t len = strnlen(line, sizeof line - 2);
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w; /* a lost trace line must not stop the server */
+}
+
+/* ---- results ---- */
+
+static void result_init(bl_gs_result *r, gs *s)
+{
+    memset(r, 0, sizeof *r);
+    r->timeout = NO_TIMEOUT;
+    r->priv = s;
+}
+
+static void reason_drop(bl_gs_result *r)
+{
+    free((void *)r->reason.detail);
+    r->reason = BL_REASON(BL_NORMAL);
+}
+
+int bl_gs_reply(bl_gs_result *r, const void *data, size_t len)
+{
+    if (!r || !r->from.pid || (len && !data)) return -EINVAL;
+    if (r->replied) return -EALREADY;
+    int rc = bl__send_ex(r->from.pid, TAG_REPLY, r->from.ref, data, len, BL_MSG_ALIAS);
+    r->replied = true;
+    gs *s = r->priv;
+    if (s && s->trace) {
+        char to[32];
+        pid_text(r->from.pid, to, sizeof to);
+        trace(s, "sent reply (%zu bytes) to %s", len, to);
+    }
+    return rc;
+}
+
+void bl_gs_stop(bl_gs_result *r, const bl_reason *reason)
+{
+    if (!r) return;
+    reason_drop(r);
+    r->action = ACT_STOP;
+    if (!reason) return;
+    r->reason = *reason;
+    r->reason.detail = NULL;
+    r->reason.detail_len = 0;
+    void *d;
+    if (reason->detail_len && reason->detail && (d = malloc(reason->detail_len))) {
+        memcpy(d, reason->detail, reason->detail_len);
+        r->reason.detail = d;
+        r->reason.detail_len = reason->detail_len;
+    }
+}
+
+void bl_gs_ignore(bl_gs_result *r)
+{
+    if (r) r->action = ACT_IGNORE;
+}
+
+int bl_gs_continue(bl_gs_result *r, const void *arg, size_t len)
+{
+    if (!r || (len && !arg)) return -EINVAL;
+    void *c = malloc(len ? len : 1);
+    if (!c) return -ENOMEM;
+    if (len) memcpy(c, arg, len);
+    free(r->cont);
+    r->cont = c;
+    r->cont_len = len;
+    r->has_cont = true;
+    return 0;
+}
+
+void bl_gs_timeout(bl_gs_result *r, int64_t ms)
+{
+    if (r) r->timeout = ms < 0 ? NO_TIMEOUT : ms;
+}
+
+void bl_gs_hibernate(bl_gs_result *r)
+{
+    if (r) r->hibernate = true;
+}
+
+/* ---- the server loop ---- */
+
+static void ack_starter(gs *s, int status, bl_pid holder)
+{
+    ack a = {.status = status, .holder = holder};
+    bl__send_ex(s->starter, TAG_ACK, s->start_ref, &a, sizeof a, 0);
+}
+
+/* Ends the server: terminate (unless init is stopping), then exit with the reason. */
+static int stop_with(gs *s, bl_gs_result *r, bool terminate)
+{
+    free(r->cont);
+    r->cont = NULL;
+    if (s->tmo_ref) {
+        bl_cancel_timer(s->tmo_timer);
+        s->tmo_ref = 0;
+    }
+    if (terminate && s->cb->terminate) s->cb->terminate(&s->state, &r->reason);
+    int rc = bl_handler_exit(&r->reason);
+    reason_drop(r);
+    return rc;
+}
+
+static void stop_badcall(bl_gs_result *r)
+{
+    bl_reason why = {.kind = BL_CUSTOM, .code = BL_GS_EBADCALL};
+    bl_gs_stop(r, &why);
+}
+
+/* Applies a callback's result: continues, then stop or a timeout. */
+static int after(gs *s, bl_gs_result *r)
+{
+    for (;;) {
+        if (r->action == ACT_STOP) return stop_with(s, r, true);
+        if (!r->has_cont) break;
+        void *c = r->cont;
+        size_t n = r->cont_len;
+        result_init(r, s);
+        if (s->cb->handle_continue)
+            s->cb->handle_continue(&s->state, c, n, r);
+        else
+            stop_badcall(r);
+        free(c);
+    }
+    if (r->timeout >= 0) {
+        s->tmo_ref = bl_make_ref();
+        if (bl__send_after(s->self, BL_TAG_GS_TIMEOUT, s->tmo_ref, NULL, 0, r->timeout,
+                           &s->tmo_timer) != 0)
+            s->tmo_ref = 0; /* out of timers: no timeout rather than a crash */
+    }
+    reason_drop(r);
+    return 0;
+}
+
+static int register_name(gs *s, bl_pid *holder)
+{
+    *holder = BL_PID_NONE;
+    int rc = 0;
+    if (s->local) {
+        rc = bl_register(s->local, s->self);
+        if (rc == -EEXIST) *holder = bl_whereis(s->local);
+    } else if (s->via) {
+        rc = s->via->register_name(s->via_arg, s->key, s->key_len);
+        if (rc == -EEXIST) *holder = s->via->whereis_name(s->via_arg, s->key, s->key_len);
+    }
+    return rc;
+}
+
+static int gs_init(void *arg, void **state)
+{
+    gs *s = arg;
+    *state = s;
+    s->self = bl_self();
+    if (!s->parent) s->parent = s->self;
+    bl_pid holder;
+    int rc = register_name(s, &holder);
+    if (rc) {
+        ack_starter(s, rc, holder);
+        return BL_STOP;
+    }
+    bl_gs_result r;
+    result_init(&r, s);
+    if (s->cb->init)
+        s->cb->init(s->arg, &s->state, &r);
+    else
+        s->state = s->arg;
+    if (r.action == ACT_IGNORE) {
+        free(r.cont);
+        reason_drop(&r);
+        if (s->via && s->via->unregister_name)
+            s->via->unregister_name(s->via_arg, s->key, s->key_len);
+        ack_starter(s, BL_GS_IGNORED, 0);
+        return BL_STOP;
+    }
+    if (r.action == ACT_STOP) {
+        ack_starter(s, -ECHILD, 0);
+        return stop_with(s, &r, false);
+    }
+    ack_starter(s, 0, 0);
+    return after(s, &r);
+}
+
+static bool match_sys(const bl_msg *m, void *arg)
+{
+    (void)arg;
+    return m->tag == TAG_SYS;
+}
+
+static void sys_reply(const bl_msg *m, const void *data, size_t len)
+{
+    bl_gs_from f = {m->from, m->ref};
+    bl_gen_server_reply(f, data, len);
+}
+
+static int sys_one(gs *s, const bl_msg *m)
+{
+    if (m->len < sizeof(sys_req)) return 0;
+    const sys_req *q = m->data;
+    switch (q->op) {
+    case SYS_GET_STATE:
+        sys_reply(m, &s->state, sizeof s->state);
+        return 0;
+    case SYS_REPLACE:
+        if (q->fn) q->fn(&s->state, q->arg);
+        sys_reply(m, &s->state, sizeof s->state);
+        return 0;
+    case SYS_STATUS: {
+        size_t len = q->buflen > 65536 ? 65536 : q->buflen;
+        char *buf = malloc(len + 1);
+        if (!buf) {
+            sys_reply(m, "", 1);
+            return 0;
+        }
+        char me[32];
+        pid_text(s->self, me, sizeof me);
+        int n = snprintf(buf, len + 1, "gen_server %s %s: ", me,
+                         s->suspended ? "suspended" : "running");
+        if (n < 0) n = 0;
+        if ((size_t)n > len) n = (int)len;
+        if (s->cb->format_status)
+            s->cb->format_status(s->state, buf + n, len + 1 - (size_t)n);
+        else
+            snprintf(buf + n, len + 1 - (size_t)n, "state %p", s->state);
+        buf[len] = 0;
+        sys_reply(m, buf, strlen(buf) + 1);
+        free(buf);
+        return 0;
+    }
+    case SYS_TRACE:
+        s->trace = q->on;
+        s->trace_fn = q->tfn;
+        s->trace_arg = q->arg;
+        sys_reply(m, NULL, 0);
+        return 0;
+    case SYS_SUSPEND:
+        s->suspended = true;
+        sys_reply(m, NULL, 0);
+        return 0;
+    case SYS_RESUME:
+        s->suspended = false;
+        sys_reply(m, NULL, 0);
+        return 0;
+    case SYS_STOP: {
+        bl_gs_result r;
+        result_init(&r, s);
+        bl_reason why = q->reason;
+        why.detail = why.detail_len ? (const void *)(q + 1) : NULL;
+        if (m->len < sizeof *q + why.detail_len) why = BL_REASON(BL_NORMAL);
+        bl_gs_stop(&r, &why);
+        return stop_with(s, &r, true);
+    }
+    default:
+        return 0;
+    }
+}
+
+/* A sys message; a suspend holds the server (and its stack) here until resumed. */
+static int sys_msg(gs *s, const bl_msg *m)
+{
+    int rc = sys_one(s, m);
+    while (!rc && s->suspended) {
+        bl_msg *n = NULL;
+        if (bl_recv(&n, match_sys, NULL, BL_INFINITY, 0) != 0) break;
+        rc = sys_one(s, n);
+        bl_msg_free(n);
+    }
+    return rc;
+}
+
+static void view(const bl_msg *m, bl_msg *v)
+{
+    const hdr *h = m->data;
+    *v = *m;
+    v->next = NULL;
+    v->tag = h->tag;
+    v->flags = 0;
+    v->len = m->len - sizeof(hdr);
+    v->data = (char *)m->data + sizeof(hdr);
+}
+
+static int gs_handle(void *state, bl_msg *m)
+{
+    gs *s = state;
+    const bl_gen_server *cb = s->cb;
+    if (m->tag == BL_TAG_GS_TIMEOUT) {
+        if (!s->tmo_ref || m->ref != s->tmo_ref) return 0; /* cancelled meanwhile */
+        s->tmo_ref = 0;
+    } else if (s->tmo_ref && m->tag != TAG_SYS) {
+        /* Any message ends the wait: the timeout no longer applies. */
+        bl_cancel_timer(s->tmo_timer);
+        s->tmo_ref = 0;
+    }
+    if (m->tag == TAG_SYS) return sys_msg(s, m);
+
+    bl_gs_result r;
+    result_init(&r, s);
+    char from[32];
+    if (s->trace) pid_text(m->from, from, sizeof from);
+    switch (m->tag) {
+    case TAG_CALL:
+    case TAG_CAST: {
+        if (m->len < sizeof(hdr)) return 0; /* not ours: cannot happen through the API */
+        bl_msg v;
+        view(m, &v);
+        bool call = m->tag == TAG_CALL;
+        if (s->trace)
+            trace(s, "got %s tag=%u (%zu bytes) from %s", call ? "call" : "cast", v.tag, v.len,
+                  from);
+        if (call) {
+            r.from = (bl_gs_from){m->from, m->ref};
+            if (cb->handle_call)
+                cb->handle_call(&s->state, &v, &r);
+            else
+                stop_badcall(&r);
+        } else if (cb->handle_cast) {
+            cb->handle_cast(&s->state, &v, &r);
+        } else {
+            stop_badcall(&r);
+        }
+        break;
+    }
+    case BL_TAG_EXIT:
+        if (m->from == s->parent && s->parent != s->self) {
+            /* The parent is going: follow it, running terminate first. */
+            bl_reason why;
+            if (bl_msg_reason(m, &why) != 0) why = BL_REASON(BL_NORMAL);
+            if (s->trace) trace(s, "got exit from parent %s", from);
+            bl_gs_stop(&r, &why);
+            break;
+        }
+        /* fall through */
+    default:
+        if (s->trace) trace(s, "got info tag=%#x (%zu bytes) from %s", m->tag, m->len, from);
+        if (cb->handle_info) cb->handle_info(&s->state, m, &r);
+        break;
+    }
+    return after(s, &r);
+}
+
+static void gs_release(void *state)
+{
+    free(state);
+}
+
+static const bl_handler gs_handler = {
+    .init = gs_init,
+    .handle = gs_handle,
+    .release = gs_release,
+};
+
+/* ---- the caller's side ---- */
+
+typedef struct waitref {
+    bl_ref ref;
+    uint32_t tag; /* the answer's tag besides DOWN */
+} waitref;
+
+static bool match_answer(const bl_msg *m, void *arg)
+{
+    const waitref *w = arg;
+    return m->ref == w->ref && (m->tag == w->tag || m->tag == BL_TAG_DOWN);
+}
+
+static bool match_down(const bl_msg *m, void *arg)
+{
+    return m->ref == *(const bl_ref *)arg && m->tag == BL_TAG_DOWN;
+}
+
+/*
+ * One request and its answer: monitor, alias, send, wait.  On 0 *reply holds
+ * the reply; on -ECONNRESET the DOWN message.
+ */
+static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen, bl_msg **reply,
+                   int64_t timeout)
+{
+    bl_pid me = bl_self();
+    if (!me) return -EPERM;
+    if (timeout < 0 && timeout != BL_INFINITY) return -EINVAL;
+    if (server == me) return -EDEADLK;
+    /* Everything the call waits for arrives after this mark. */
+    bl_recv_mark();
+    bl_ref ref;
+    int rc = bl_monitor(server, &ref);
+    if (rc) return rc;
+    bl__alias_set(ref);
+    rc = bl__send_ex(server, tag, ref, payload, plen, 0);
+    if (rc) {
+        bl__alias_set(BL_REF_NONE);
+        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
+        return rc;
+    }
+    waitref w = {ref, TAG_REPLY};
+    bl_msg *m = NULL;
+    rc = bl_recv(&m, match_answer, &w, timeout, BL_RECV_MARKED);
+    bl__alias_set(BL_REF_NONE);
+    if (rc) {
+        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
+        /* A reply drained before the alias went is queued: take it out. */
+        w.tag = TAG_REPLY;
+        while (bl_recv(&m, match_answer, &w, 0, 0) == 0) bl_msg_free(m);
+        return rc;
+    }
+    if (m->tag == TAG_REPLY) {
+        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
+        if (reply)
+            *reply = m;
+        else
+            bl_msg_free(m);
+        return 0;
+    }
+    bl_reason why;
+    if (bl_msg_reason(m, &why) == 0 && why.kind == BL_NOPROC) {
+        bl_msg_free(m);
+        return -ESRCH;
+    }
+    if (reply)
+        *reply = m;
+    else
+        bl_msg_free(m);
+    return -ECONNRESET;
+}
+
+/* Sends or calls with hdr + data as the payload. */
+static int request(bl_pid server, uint32_t wire, uint32_t tag, const void *data, size_t len,
+                   bl_msg **reply, int64_t timeout)
+{
+    if (tag >= BL_TAG_SYSTEM || (len && !data)) return -EINVAL;
+    _Alignas(16) char small[sizeof(hdr) + STACK_REQ];
+    char *buf = small;
+    if (len > STACK_REQ && !(buf = malloc(sizeof(hdr) + len))) return -ENOMEM;
+    hdr h = {.tag = tag};
+    memcpy(buf, &h, sizeof h);
+    if (len) memcpy(buf + sizeof h, data, len);
+    int rc = wire == TAG_CALL ? do_call(server, wire, buf, sizeof h + len, reply, timeout)
+                              : bl__send_ex(server, wire, BL_REF_NONE, buf, sizeof h + len, 0);
+    if (buf != small) free(buf);
+    return rc;
+}
+
+int bl_gen_server_call(bl_pid server, uint32_t tag, const void *data, size_t len, bl_msg **reply,
+                       int64_t timeout_ms)
+{
+    if (reply) *reply = NULL;
+    return request(server, TAG_CALL, tag, data, len, reply, timeout_ms);
+}
+
+int bl_gen_server_cast(bl_pid server, uint32_t tag, const void *data, size_t len)
+{
+    return request(server, TAG_CAST, tag, data, len, NULL, 0);
+}
+
+int bl_gen_server_reply(bl_gs_from from, const void *data, size_t len)
+{
+    if (!from.pid || (len && !data)) return -EINVAL;
+    int rc = bl__send_ex(from.pid, TAG_REPLY, from.ref, data, len, BL_MSG_ALIAS);
+    /* A caller that is gone is not an error: nobody is waiting. */
+    return rc == -EINVAL || rc == -ENOMEM ? rc : 0;
+}
+
+static int sys_call(bl_pid server, sys_req *q, size_t qlen, bl_msg **reply, int64_t timeout)
+{
+    if (reply) *reply = NULL;
+    return do_call(server, TAG_SYS, q, qlen, reply, timeout);
+}
+
+int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_ms)
+{
+    bl_reason want = reason ? *reason : BL_REASON(BL_NORMAL);
+    if ((unsigned)want.kind > BL_CUSTOM || want.kind == BL_KILL ||
+        (want.detail_len && !want.detail))
+        return -EINVAL;
+    size_t qlen = sizeof(sys_req) + want.detail_len;
+    sys_req *q = calloc(1, qlen);
+    if (!q) return -ENOMEM;
+    q->op = SYS_STOP;
+    q->reason = want;
+    q->reason.detail = NULL;
+    if (want.detail_len) memcpy(q + 1, want.detail, want.detail_len);
+    bl_msg *down = NULL;
+    int rc = sys_call(server, q, qlen, &down, timeout_ms);
+    free(q);
+    if (rc == -ECONNRESET) {
+        bl_reason got;
+        rc = bl_msg_reason(down, &got) == 0 && bl_reason_eq(&got, &want) ? 0 : -ECONNRESET;
+    } else if (rc == 0) {
+        rc = -EINVAL; /* answered without stopping: not a gen_server */
+    }
+    bl_msg_free(down);
+    return rc;
+}
+
+/* ---- starting ---- */
+
+static bool match_start(const bl_msg *m, void *arg)
+{
+    const waitref *w = arg;
+    return m->ref == w->ref && (m->tag == TAG_ACK || m->tag == BL_TAG_DOWN);
+}
+
+static bl_msg *wait_down(bl_ref ref)
+{
+    bl_msg *m = NULL;
+    bl_recv(&m, match_down, &ref, BL_INFINITY, 0);
+    return m;
+}
+
+static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_server_opts *o,
+                 bool link)
+{
+    static const bl_gen_server_opts none;
+    if (!o) o = &none;
+    if (pid) *pid = BL_PID_NONE;
+    if (o->error) *o->error = NULL;
+    bl_pid me = bl_self();
+    if (!me) return -EPERM;
+    if (!cb || o->timeout < 0) return -EINVAL;
+    int rc = name_check(o->name);
+    if (rc) return rc;
+
+    const bl_name *n = o->name;
+    size_t local_len = n && n->local ? strlen(n->local) + 1 : 0;
+    size_t key_len = n && n->via ? n->key_len : 0;
+    gs *s = calloc(1, sizeof *s + local_len + key_len);
+    if (!s) return -ENOMEM;
+    s->cb = cb;
+    s->arg = arg;
+    s->starter = me;
+    s->parent = link ? me : BL_PID_NONE;
+    s->trace = o->trace;
+    if (local_len) {
+        s->local = (char *)(s + 1);
+        memcpy(s->local, n->local, local_len);
+    } else if (n && n->via) {
+        s->via = n->via;
+        s->via_arg = n->via_arg;
+        s->key_len = key_len;
+        s->key = (char *)(s + 1);
+        if (key_len) memcpy(s->key, n->key, key_len);
+    }
+    bl_recv_mark();
+    waitref w = {bl_make_ref(), TAG_ACK};
+    s->start_ref = w.ref;
+    bl_pid child;
+    /* From here on s belongs to the server (its release frees it). */
+    rc = bl__spawn_handler_monitor(&child, &gs_handler, s, &o->spawn, link, w.ref);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    bl_msg *m = NULL;
+    rc = bl_recv(&m, match_start, &w, o->timeout ? o->timeout : BL_INFINITY, BL_RECV_MARKED);
+    if (rc) {
+        /* init took too long: kill it, as proc_lib does. */
+        if (link) bl_unlink(child);
+        bl_reason kill = BL_REASON(BL_KILL);
+        bl_exit_pid(child, &kill);
+        bl_msg_free(wait_down(w.ref));
+        while (bl_recv(&m, match_start, &w, 0, 0) == 0) bl_msg_free(m);
+        return -ETIMEDOUT;
+    }
+    if (m->tag == BL_TAG_DOWN) {
+        if (o->error)
+            *o->error = m;
+        else
+            bl_msg_free(m);
+        return -ECHILD;
+    }
+    ack a;
+    memcpy(&a, m->data, sizeof a);
+    bl_msg_free(m);
+    if (a.status == 0) {
+        bl_demonitor(w.ref, BL_DEMONITOR_FLUSH);
+        if (pid) *pid = child;
+        return 0;
+    }
+    /* Every other outcome ends the server: return once it is gone. */
+    m = wait_down(w.ref);
+    if (a.status == -ECHILD && o->error) {
+        *o->error = m;
+        m = NULL;
+    }
+    bl_msg_free(m);
+    if (a.status == -EEXIST && pid) *pid = a.holder;
+    return a.status;
+}
+
+int bl_gen_server_start(bl_pid *pid, const bl_gen_server *cb, void *arg,
+                        const bl_gen_server_opts *opts)
+{
+    return start(pid, cb, arg, opts, false);
+}
+
+int bl_gen_server_start_link(bl_pid *pid, const bl_gen_server *cb, void *arg,
+                             const bl_gen_server_opts *opts)
+{
+    return start(pid, cb, arg, opts, true);
+}
+
+/* ---- sys ---- */
+
+int bl_sys_get_state(bl_pid server, void **state, int64_t timeout_ms)
+{
+    if (!state) return -EINVAL;
+    sys_req q = {.op = SYS_GET_STATE};
+    bl_msg *m;
+    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
+    if (rc == 0 && m->len == sizeof *state) memcpy(state, m->data, sizeof *state);
+    bl_msg_free(m);
+    return rc;
+}
+
+int bl_sys_replace_state(bl_pid server, void (*fn)(void **state, void *arg), void *arg,
+                         int64_t timeout_ms)
+{
+    if (!fn) return -EINVAL;
+    sys_req q = {.op = SYS_REPLACE, .fn = fn, .arg = arg};
+    bl_msg *m;
+    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
+    bl_msg_free(m);
+    return rc;
+}
+
+int bl_sys_get_status(bl_pid server, char *buf, size_t len, int64_t timeout_ms)
+{
+    if (!buf || !len) return -EINVAL;
+    sys_req q = {.op = SYS_STATUS, .buflen = len - 1};
+    bl_msg *m;
+    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
+    if (rc == 0) {
+        size_t n = m->len < len ? m->len : len;
+        memcpy(buf, m->data, n);
+        buf[len - 1] = 0;
+        if (n) buf[n - 1] = 0;
+    }
+    bl_msg_free(m);
+    return rc;
+}
+
+int bl_sys_trace(bl_pid server, bool on, bl_trace_fn fn, void *arg, int64_t timeout_ms)
+{
+    sys_req q = {.op = SYS_TRACE, .on = on, .tfn = fn, .arg = arg};
+    bl_msg *m;
+    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
+    bl_msg_free(m);
+    return rc;
+}
+
+int bl_sys_suspend(bl_pid server, int64_t timeout_ms)
+{
+    sys_req q = {.op = SYS_SUSPEND};
+    bl_msg *m;
+    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
+    bl_msg_free(m);
+    return rc;
+}
+
+int bl_sys_resume(bl_pid server, int64_t timeout_ms)
+{
+    sys_req q = {.op = SYS_RESUME};
+    bl_msg *m;
+    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
+    bl_msg_free(m);
+    return rc;
+}

@@ -1,0 +1,37 @@
+/*
+ * sched/otp.h - what the OTP layer needs from the runtime beyond the public
+ * API: system-tagged sends and timers, and call aliases.
+ *
+ * An alias makes late replies impossible to see: a message sent with
+ * BL_MSG_ALIAS is dropped when the receiver drains it unless its reference
+ * is the receiver's current alias.  A caller sets the alias to its call's
+ * reference before sending the request and clears it when the call ends, so
+ * a reply that comes after a timeout never reaches the mailbox (Erlang's
+ * alias/unalias around gen:call).
+ */
+#ifndef BL_SCHED_OTP_H
+#define BL_SCHED_OTP_H
+
+#include "beamline.h"
+
+/* bl_msg.flags bit: drop unless the receiver's alias is this message's ref. */
+#define BL_MSG_ALIAS (1u << 5)
+
+/* bl_send_ref without the reserved-tag check; mflags may hold BL_MSG_ALIAS. */
+int bl__send_ex(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len, uint32_t mflags);
+
+/* bl_send_after without the reserved-tag check, tagging the message with ref. */
+int bl__send_after(bl_pid pid, uint32_t tag, bl_ref ref, const void *data, size_t len, int64_t ms,
+                   bl_ref *tref);
+
+/*
+ * Process only: spawns a handler process monitored by the caller under
+ * monitor_ref (and linked to it when link), both in place before it runs.
+ */
+int bl__spawn_handler_monitor(bl_pid *pid, const bl_handler *h, void *arg,
+                              const bl_spawn_opts *opts, bool link, bl_ref monitor_ref);
+
+/* Process only: sets the caller's alias (BL_REF_NONE: none). */
+void bl__alias_set(bl_ref ref);
+
+#endif /* BL_SCHED_OTP_H */
