@@ -347,5 +347,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/name.h"
 #include "beamline/info.h"
 #include "beamline/gen_server.h"
+#include "beamline/agent.h"
 
 #endif /* BEAMLINE_H */

@@ -74,6 +74,7 @@ typedef struct gs {
     bl_ref tmo_ref;   /* the pending timeout's message reference, 0 = none */
     bl_ref tmo_timer; /* its timer */
     bool trace, suspended;
+    bool running; /* init returned ok: release gets the state */
     bl_trace_fn trace_fn;
     void *trace_arg;
     const bl_via_ops *via;
@@ -307,6 +308,7 @@ static int gs_init(void *arg, void **state)
         ack_starter(s, -ECHILD, 0);
         return stop_with(s, &r, false);
     }
+    s->running = true;
     ack_starter(s, 0, 0);
     return after(s, &r);
 }
@@ -470,7 +472,9 @@ static int gs_handle(void *state, bl_msg *m)
 
 static void gs_release(void *state)
 {
-    free(state);
+    gs *s = state;
+    if (s->running && s->cb->release) s->cb->release(s->state);
+    free(s);
 }
 
 static const bl_handler gs_handler = {

@@ -153,8 +153,9 @@ void bl__proc_finish(bl_sched *s, bl_proc *p)
     while (!bl__box_cas(p, &cur, want)) {
     }
     /* Links and monitors hear of the death; requests still queued get noproc. */
-    bl__signals_on_exit(p, cur.top, p->q_head);
+    /* Before the DOWNs: whoever sees the death may count on the release. */
     if (p->handler && p->handler->release) p->handler->release(p->hstate);
+    bl__signals_on_exit(p, cur.top, p->q_head);
     free_chain(&s->slab, cur.top);
     free_chain(&s->slab, p->q_head);
     p->q_head = p->q_tail = p->mark = NULL;

@@ -144,6 +144,14 @@ typedef struct bl_gen_server {
     void (*terminate)(void **state, const bl_reason *reason);
     /* Writes a description of the state into buf (snprintf style).  May be NULL. */
     int (*format_status)(void *state, char *buf, size_t len);
+    /*
+     * C's stand-in for garbage collection: called once the server is gone,
+     * whatever the reason (a kill included, when terminate does not run),
+     * with the state init made.  It runs on a scheduler thread outside any
+     * process, so it may only free memory.  Not called when init did not
+     * return ok.  May be NULL.
+     */
+    void (*release)(void *state);
 } bl_gen_server;
 
 /* A custom exit code: the server got a call or cast it has no callback for. */
