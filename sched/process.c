@@ -247,6 +247,27 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
     return true;
 }
 
+/*
+ * Pushes m without waking p: it is acted upon the next time p drains for
+ * any other reason.  For signals nobody waits on (demonitor), so they cost
+ * the target no extra run.  Returns false (and frees m) if p is gone.
+ */
+bool bl__push_lazy(bl_proc *p, bl_pid to, bl_msg *m)
+{
+    bl_box cur = bl__box_load(p), want;
+    do {
+        if (!bl__meta_is(cur.meta, to)) {
+            bl_sched *s = bl__tls_sched;
+            bl__msg_free(s ? &s->slab : NULL, m);
+            return false;
+        }
+        m->next = cur.top;
+        want.top = m;
+        want.meta = cur.meta;
+    } while (!bl__box_cas(p, &cur, want));
+    return true;
+}
+
 /* Validates `to` and returns its PCB if it is alive, NULL if dead.  *err
  * gets -EINVAL for a malformed pid, -ESRCH when the runtime is down. */
 bl_proc *bl__target(bl_pid to, int *err)

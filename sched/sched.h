@@ -234,6 +234,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
               unsigned flags, bl_ref ref);
 bl_proc *bl__target(bl_pid to, int *err);
 bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal);
+bool bl__push_lazy(bl_proc *p, bl_pid to, bl_msg *m);
 bool bl__drain(bl_proc *p);
 _Noreturn void bl__exit_self(bl_proc *p, const bl_reason *r);
 

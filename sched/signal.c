@@ -97,6 +97,8 @@ static int sys_send(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, const bl_r
     if (!p) return err;
     bl_msg *m = sys_msg(from, tag, ref, r);
     if (!m) return -ENOMEM;
+    /* Nobody waits for a demonitor to be acted upon: it need not wake anyone. */
+    if (tag == BL_SIG_DEMONITOR) return bl__push_lazy(p, to, m) ? 1 : 0;
     return bl__push(p, to, m, bl__is_signal(tag)) ? 1 : 0;
 }
 
