@@ -348,5 +348,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/info.h"
 #include "beamline/gen_server.h"
 #include "beamline/agent.h"
+#include "beamline/registry.h"
 
 #endif /* BEAMLINE_H */

@@ -56,7 +56,7 @@ extern "C" {
 
 /*
  * A name registry other than the local one (Erlang's {via, Module, Name}).
- * bl_registry_via() in beamline/registry.h gives one; any module may
+ * bl_registry_via in beamline/registry.h is one; any module may
  * provide its own.  All three are called with the key given in bl_name.
  */
 typedef struct bl_via_ops {
