@@ -20,10 +20,10 @@
  *  - The state is not garbage collected: give free_state to have it freed
  *    when the agent ends, for any reason.
  */
+/* Outside the guard: beamline.h includes this header back, and must come first. */
+#include "beamline.h"
 #ifndef BEAMLINE_AGENT_H
 #define BEAMLINE_AGENT_H
-
-#include "beamline/gen_server.h"
 
 #ifdef __cplusplus
 extern "C" {

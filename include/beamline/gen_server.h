@@ -41,10 +41,10 @@
  *    while the server is suspended, or use bl_sys_replace_state, which runs
  *    a function in the server.
  */
+/* Outside the guard: beamline.h includes this header back, and must come first. */
+#include "beamline.h"
 #ifndef BEAMLINE_GEN_SERVER_H
 #define BEAMLINE_GEN_SERVER_H
-
-#include "beamline.h"
 
 #ifdef __cplusplus
 extern "C" {

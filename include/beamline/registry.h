@@ -66,11 +66,10 @@
  *  - Not provided: select, unregister_match, update_value, values, meta,
  *    listeners, parallel dispatch.
  */
+/* Outside the guard: beamline.h includes this header back, and must come first. */
+#include "beamline.h"
 #ifndef BEAMLINE_REGISTRY_H
 #define BEAMLINE_REGISTRY_H
-
-#include "beamline.h"
-#include "beamline/gen_server.h"
 
 #ifdef __cplusplus
 extern "C" {
