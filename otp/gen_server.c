@@ -65,24 +65,38 @@ typedef struct ack {
 
 /* One server.  Allocated by the starter, owned by the server from spawn on,
  * freed by release after the process is gone. */
+typedef struct gs_start gs_start;
+
+/* Tracing, allocated when first turned on. */
+typedef struct gs_trace {
+    bl_trace_fn fn;
+    void *arg;
+} gs_trace;
+
+/* Kept small: an idle server costs its PCB plus this (idle_genserver_bytes). */
 typedef struct gs {
     const bl_gen_server *cb;
-    void *arg;
     void *state;
-    bl_pid self, parent, starter;
-    bl_ref start_ref;
+    bl_pid self, parent;
     bl_ref tmo_ref;   /* the pending timeout's message reference, 0 = none */
     bl_ref tmo_timer; /* its timer */
+    gs_start *start;  /* until init has answered the starter */
+    gs_trace *tr;     /* NULL until traced */
     bool trace, suspended;
     bool running; /* init returned ok: release gets the state */
-    bl_trace_fn trace_fn;
-    void *trace_arg;
+} gs;
+
+/* What only init needs; freed once it has run. */
+struct gs_start {
+    void *arg;
+    bl_pid starter;
+    bl_ref ref;
     const bl_via_ops *via;
     void *via_arg;
     size_t key_len;
     char *local; /* copies of the name, after the struct */
     void *key;
-} gs;
+};
 
 /* ---- names ---- */
 
@@ -125,8 +139,8 @@ __attribute__((format(printf, 2, 3))) static void trace(gs *s, const char *fmt, 
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
-    if (s->trace_fn) {
-        s->trace_fn(s->self, line, s->trace_arg);
+    if (s->tr && s->tr->fn) {
+        s->tr->fn(s->self, line, s->tr->arg);
         return;
     }
     size_t len = strnlen(line, sizeof line - 2);
@@ -215,7 +229,9 @@ void bl_gs_hibernate(bl_gs_result *r)
 static void ack_starter(gs *s, int status, bl_pid holder)
 {
     ack a = {.status = status, .holder = holder};
-    bl__send_ex(s->starter, TAG_ACK, s->start_ref, &a, sizeof a, 0);
+    bl__send_ex(s->start->starter, TAG_ACK, s->start->ref, &a, sizeof a, 0);
+    free(s->start);
+    s->start = NULL;
 }
 
 /* Ends the server: terminate (unless init is stopping), then exit with the reason. */
@@ -266,14 +282,15 @@ static int after(gs *s, bl_gs_result *r)
 
 static int register_name(gs *s, bl_pid *holder)
 {
+    gs_start *st = s->start;
     *holder = BL_PID_NONE;
     int rc = 0;
-    if (s->local) {
-        rc = bl_register(s->local, s->self);
-        if (rc == -EEXIST) *holder = bl_whereis(s->local);
-    } else if (s->via) {
-        rc = s->via->register_name(s->via_arg, s->key, s->key_len);
-        if (rc == -EEXIST) *holder = s->via->whereis_name(s->via_arg, s->key, s->key_len);
+    if (st->local) {
+        rc = bl_register(st->local, s->self);
+        if (rc == -EEXIST) *holder = bl_whereis(st->local);
+    } else if (st->via) {
+        rc = st->via->register_name(st->via_arg, st->key, st->key_len);
+        if (rc == -EEXIST) *holder = st->via->whereis_name(st->via_arg, st->key, st->key_len);
     }
     return rc;
 }
@@ -293,14 +310,15 @@ static int gs_init(void *arg, void **state)
     bl_gs_result r;
     result_init(&r, s);
     if (s->cb->init)
-        s->cb->init(s->arg, &s->state, &r);
+        s->cb->init(s->start->arg, &s->state, &r);
     else
-        s->state = s->arg;
+        s->state = s->start->arg;
     if (r.action == ACT_IGNORE) {
         free(r.cont);
         reason_drop(&r);
-        if (s->via && s->via->unregister_name)
-            s->via->unregister_name(s->via_arg, s->key, s->key_len);
+        gs_start *st = s->start;
+        if (st->via && st->via->unregister_name)
+            st->via->unregister_name(st->via_arg, st->key, st->key_len);
         ack_starter(s, BL_GS_IGNORED, 0);
         return BL_STOP;
     }
@@ -360,9 +378,10 @@ static int sys_one(gs *s, const bl_msg *m)
         return 0;
     }
     case SYS_TRACE:
+        if (q->on && !s->tr) s->tr = calloc(1, sizeof *s->tr);
+        if (s->tr) *s->tr = (gs_trace){q->tfn, q->arg};
+        /* Out of memory for the trace: trace to stderr. */
         s->trace = q->on;
-        s->trace_fn = q->tfn;
-        s->trace_arg = q->arg;
         sys_reply(m, NULL, 0);
         return 0;
     case SYS_SUSPEND:
@@ -474,6 +493,8 @@ static void gs_release(void *state)
 {
     gs *s = state;
     if (s->running && s->cb->release) s->cb->release(s->state);
+    free(s->start);
+    free(s->tr);
     free(s);
 }
 
@@ -655,30 +676,37 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
     const bl_name *n = o->name;
     size_t local_len = n && n->local ? strlen(n->local) + 1 : 0;
     size_t key_len = n && n->via ? n->key_len : 0;
-    gs *s = calloc(1, sizeof *s + local_len + key_len);
-    if (!s) return -ENOMEM;
+    gs *s = calloc(1, sizeof *s);
+    gs_start *st = calloc(1, sizeof *st + local_len + key_len);
+    if (!s || !st) {
+        free(s);
+        free(st);
+        return -ENOMEM;
+    }
     s->cb = cb;
-    s->arg = arg;
-    s->starter = me;
+    s->start = st;
     s->parent = link ? me : BL_PID_NONE;
     s->trace = o->trace;
+    st->arg = arg;
+    st->starter = me;
     if (local_len) {
-        s->local = (char *)(s + 1);
-        memcpy(s->local, n->local, local_len);
+        st->local = (char *)(st + 1);
+        memcpy(st->local, n->local, local_len);
     } else if (n && n->via) {
-        s->via = n->via;
-        s->via_arg = n->via_arg;
-        s->key_len = key_len;
-        s->key = (char *)(s + 1);
-        if (key_len) memcpy(s->key, n->key, key_len);
+        st->via = n->via;
+        st->via_arg = n->via_arg;
+        st->key_len = key_len;
+        st->key = (char *)(st + 1);
+        if (key_len) memcpy(st->key, n->key, key_len);
     }
     bl_recv_mark();
     waitref w = {bl_make_ref(), TAG_ACK};
-    s->start_ref = w.ref;
+    st->ref = w.ref;
     bl_pid child;
     /* From here on s belongs to the server (its release frees it). */
     rc = bl__spawn_handler_monitor(&child, &gs_handler, s, &o->spawn, link, w.ref);
     if (rc) {
+        free(st);
         free(s);
         return rc;
     }

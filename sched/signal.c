@@ -123,7 +123,7 @@ void bl__psig_free(bl_proc *p)
 static bool grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)
 {
     if (n < *cap) return true;
-    uint32_t nc = *cap ? *cap * 2 : 4;
+    uint32_t nc = *cap ? *cap * 2 : 1; /* most processes hold one link or monitor */
     void *a = realloc(*arr, nc * elem);
     if (!a) return false;
     *arr = a;
