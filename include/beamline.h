@@ -349,5 +349,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/gen_server.h"
 #include "beamline/agent.h"
 #include "beamline/registry.h"
+#include "beamline/task.h"
 
 #endif /* BEAMLINE_H */

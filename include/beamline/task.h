@@ -58,13 +58,13 @@
  *    runs the function: it may block (receive, sleep, calls) but not
  *    bl_hibernate, which returns -EINVAL there.
  *
- * Everything here is process only except bl_task_start and bl_task_return
- * (which is for task functions).
+ * Everything here is process only except bl_task_start, bl_task_return
+ * (which is for task functions) and bl_task_result_free.
  */
+/* Outside the guard: beamline.h includes this header back, and must come first. */
+#include "beamline.h"
 #ifndef BEAMLINE_TASK_H
 #define BEAMLINE_TASK_H
-
-#include "beamline.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -278,13 +278,15 @@ int bl_task_yield_many(bl_task *tasks, size_t n, int64_t timeout_ms, bl_task_res
  * Task.await_many: waits up to timeout_ms in all for the results of the n
  * tasks, in res[i] for tasks[i].  Returns 0 when every task answered; on
  * the first failure it stops waiting and returns
- *   -ECONNRESET  a task died: its res entry is EXIT (the first EXIT in res);
+ *   -ECONNRESET  a task died: its res entry is EXIT with the reason;
  *   -ETIMEDOUT   the timeout passed;
  * and the tasks still pending are treated as the exit of Elixir's caller
- * would leave them: linked ones are killed, unlinked ones ignored (their
- * entries are NIL, or OK if their result came in meanwhile).  Entries of
- * tasks that had answered keep their results.  Every task is spent
- * afterwards.  -EPERM / -EINVAL / -ENOMEM as yield_many, touching nothing.
+ * would leave them: linked ones are killed (bl_task_shutdown with
+ * BL_TASK_BRUTAL_KILL), unlinked ones ignored (bl_task_ignore); their
+ * entries are what those return: NIL, or OK / EXIT if the task answered or
+ * died meanwhile.  Entries of tasks that had answered keep their results.
+ * Every task is spent afterwards.  -EPERM / -EINVAL / -ENOMEM as
+ * yield_many, touching nothing.
  */
 int bl_task_await_many(bl_task *tasks, size_t n, int64_t timeout_ms, bl_task_result *res);
 
