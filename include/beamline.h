@@ -350,5 +350,9 @@ size_t bl_mailbox_len(void);
 #include "beamline/agent.h"
 #include "beamline/registry.h"
 #include "beamline/task.h"
+#include "beamline/supervisor.h"
+#include "beamline/dynamic_supervisor.h"
+#include "beamline/partition_supervisor.h"
+#include "beamline/task_supervisor.h"
 
 #endif /* BEAMLINE_H */

@@ -115,6 +115,7 @@ static ctl *pop_free(void)
     uint64_t h = atomic_load_explicit(&free_head, memory_order_acquire);
     while ((uint32_t)h) {
         ctl *c = slot_at((uint32_t)h - 1);
+        if (!c) return NULL; /* cannot happen: listed slots are published */
         /* May be stale if c was popped meanwhile; the tag then fails the CAS. */
         uint32_t nx = atomic_load_explicit(&c->next, memory_order_relaxed);
         uint64_t nh = (((h >> 32) + 1) << 32) | nx;
@@ -548,7 +549,10 @@ static bool await_end(const bl_task *t, bl_msg **m)
 {
     for (;;) {
         bool gone = !slot_live(t->ctl);
-        if (bl_recv(m, match_task, (void *)&t->ref, gone ? 0 : 1, 0) == 0) return true;
+        /* The slot is released just before the DOWNs go out (the handler's
+         * release hook), so a gone task's DOWN may still be on its way:
+         * give it time to land before concluding that none is coming. */
+        if (bl_recv(m, match_task, (void *)&t->ref, gone ? 1000 : 1, 0) == 0) return true;
         if (gone) return false;
     }
 }

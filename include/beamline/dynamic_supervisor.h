@@ -28,6 +28,8 @@
  * be NULL; which_children lists children in no particular order, each with
  * id "".
  */
+/* Outside the guard: beamline.h includes this header back, and must come first. */
+#include "beamline.h"
 #ifndef BEAMLINE_DYNAMIC_SUPERVISOR_H
 #define BEAMLINE_DYNAMIC_SUPERVISOR_H
 

@@ -41,6 +41,8 @@
  * while its child initialises, so slow children under distinct partitions
  * start concurrently.
  */
+/* Outside the guard: beamline.h includes this header back, and must come first. */
+#include "beamline.h"
 #ifndef BEAMLINE_PARTITION_SUPERVISOR_H
 #define BEAMLINE_PARTITION_SUPERVISOR_H
 

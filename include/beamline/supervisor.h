@@ -64,13 +64,12 @@
  *  - Unexpected messages sent to a supervisor are dropped without a log,
  *    and errors are not logged (no supervisor reports).
  */
+/* Outside the guard: beamline.h includes this header back, and must come first. */
+#include "beamline.h"
 #ifndef BEAMLINE_SUPERVISOR_H
 #define BEAMLINE_SUPERVISOR_H
 
 #include <errno.h>
-
-#include "beamline.h"
-#include "beamline/gen_server.h"
 
 #ifdef __cplusplus
 extern "C" {
