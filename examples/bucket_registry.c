@@ -45,7 +45,8 @@ int kv_registry_lookup(bl_pid registry, const char *name, bl_pid *bucket);
 static int kv_name(char out[KV_NAME], const char *s)
 {
     if (!s || !s[0]) return -EINVAL;
-    size_t len = strnlen(s, KV_NAME);
+    size_t len = 0;
+    while (len < KV_NAME && s[len]) len++;
     if (len == KV_NAME) return -ENAMETOOLONG;
     memset(out, 0, KV_NAME);
     memcpy(out, s, len);
