@@ -169,6 +169,93 @@ void priority_high_latency_under_load(benchmark::State &s)
     report(s, "ns", 5, wl_priority_high_latency_under_load);
 }
 
+// ---- OTP workloads (bench/workloads_otp.c) ----
+
+void fact10k_reduce(benchmark::State &s)
+{
+    report(s, "ms", 9, wl_fact10k_reduce);
+}
+void fact10k_genserver(benchmark::State &s)
+{
+    report(s, "ms", 9, wl_fact10k_genserver);
+}
+void fact10k_genserver_rate(benchmark::State &s)
+{
+    report(s, "per_ms", 9, wl_fact10k_genserver_rate);
+}
+void fact10k_stream(benchmark::State &s)
+{
+    report(s, "ms", 9, wl_fact10k_stream);
+}
+void fact10k_concurrent(benchmark::State &s)
+{
+    report(s, "ms", 9, wl_fact10k_concurrent);
+}
+void genserver_start_call_stop(benchmark::State &s)
+{
+    report(s, "ns", 5, wl_genserver_start_call_stop);
+}
+void genserver_call_rtt(benchmark::State &s)
+{
+    report(s, "ns", 5, wl_genserver_call_rtt);
+}
+void genserver_cast(benchmark::State &s)
+{
+    report(s, "ns", 5, wl_genserver_cast);
+}
+// As idle_process_bytes: a fresh runtime, because the process table never
+// shrinks.
+void idle_genserver_bytes(benchmark::State &s)
+{
+    restart(nullptr);
+    report(s, "bytes", 1, wl_idle_genserver_bytes);
+}
+void agent_update(benchmark::State &s)
+{
+    report(s, "ns", 5, wl_agent_update);
+}
+void registry_register(benchmark::State &s)
+{
+    report(s, "ns", 5, wl_registry_register);
+}
+void registry_lookup(benchmark::State &s)
+{
+    report(s, "ns", 5, wl_registry_lookup);
+}
+void registry_dispatch_1000(benchmark::State &s)
+{
+    report(s, "us", 5, wl_registry_dispatch_1000);
+}
+void task_async_await(benchmark::State &s)
+{
+    report(s, "ns", 5, wl_task_async_await);
+}
+void supervisor_restart_latency(benchmark::State &s)
+{
+    report(s, "us", 5, wl_supervisor_restart_latency);
+}
+// Sleep-bound (1 to 5 s a run): 3 runs, as in the anchors.
+void two_email_tasks_1s(benchmark::State &s)
+{
+    report(s, "ms", 3, wl_two_email_tasks_1s);
+}
+void async_stream_12x500ms_c4(benchmark::State &s)
+{
+    report(s, "ms", 3, wl_async_stream_12x500ms_c4);
+}
+void dynsup_5_slow_children(benchmark::State &s)
+{
+    report(s, "ms", 3, wl_dynsup_5_slow_children);
+}
+void partsup_5_slow_children(benchmark::State &s)
+{
+    report(s, "ms", 3, wl_partsup_5_slow_children);
+}
+void yield_many_timeouts(benchmark::State &s)
+{
+    report(s, "ms", 3, wl_yield_many_timeouts);
+}
+
 } // namespace
 
 #define WORKLOAD(fn) BENCHMARK(fn)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond)
@@ -190,6 +277,26 @@ WORKLOAD(hibernated_process_bytes);
 WORKLOAD(priority_high_latency_under_load);
 WORKLOAD(wake_msg_ring);
 WORKLOAD(wake_eventfd);
+WORKLOAD(fact10k_reduce);
+WORKLOAD(fact10k_genserver);
+WORKLOAD(fact10k_genserver_rate);
+WORKLOAD(fact10k_stream);
+WORKLOAD(fact10k_concurrent);
+WORKLOAD(two_email_tasks_1s);
+WORKLOAD(async_stream_12x500ms_c4);
+WORKLOAD(dynsup_5_slow_children);
+WORKLOAD(partsup_5_slow_children);
+WORKLOAD(yield_many_timeouts);
+WORKLOAD(genserver_start_call_stop);
+WORKLOAD(genserver_call_rtt);
+WORKLOAD(genserver_cast);
+WORKLOAD(idle_genserver_bytes);
+WORKLOAD(supervisor_restart_latency);
+WORKLOAD(registry_register);
+WORKLOAD(registry_lookup);
+WORKLOAD(registry_dispatch_1000);
+WORKLOAD(task_async_await);
+WORKLOAD(agent_update);
 
 int main(int argc, char **argv)
 {

@@ -49,6 +49,26 @@ CANONICAL = [
     ("monitor_down_latency", "ns"),
     ("hibernated_process_bytes", "bytes"),
     ("priority_high_latency_under_load", "ns"),
+    ("fact10k_reduce", "ms"),
+    ("fact10k_genserver", "ms"),
+    ("fact10k_genserver_rate", "per_ms"),
+    ("fact10k_stream", "ms"),
+    ("fact10k_concurrent", "ms"),
+    ("two_email_tasks_1s", "ms"),
+    ("async_stream_12x500ms_c4", "ms"),
+    ("dynsup_5_slow_children", "ms"),
+    ("partsup_5_slow_children", "ms"),
+    ("yield_many_timeouts", "ms"),
+    ("genserver_start_call_stop", "ns"),
+    ("genserver_call_rtt", "ns"),
+    ("genserver_cast", "ns"),
+    ("idle_genserver_bytes", "bytes"),
+    ("supervisor_restart_latency", "us"),
+    ("registry_register", "ns"),
+    ("registry_lookup", "ns"),
+    ("registry_dispatch_1000", "us"),
+    ("task_async_await", "ns"),
+    ("agent_update", "ns"),
 ]
 CANONICAL_UNITS = dict(CANONICAL)
 
@@ -397,11 +417,16 @@ def convert(value, unit, target):
     return None
 
 
+def higher_is_better(unit):
+    """Rates ("ops/ms", "req/s", "per_ms"): the higher the better; else the lower."""
+    return "/" in unit or unit.startswith("per_")
+
+
 def ratio(beamline, beam, unit):
     """How many times better Beamline is than the BEAM."""
     if beamline is None or beam is None or beamline <= 0 or beam <= 0:
         return None
-    return beamline / beam if "/" in unit else beam / beamline
+    return beamline / beam if higher_is_better(unit) else beam / beamline
 
 
 def fmt_num(v):
@@ -519,7 +544,7 @@ def main(argv):
     print_table(rows)
     print()
     print("BEAM/Beamline: how many times better Beamline is (BEAM/Beamline for ns, ms and "
-          "bytes; Beamline/BEAM for rates).")
+          "bytes; Beamline/BEAM for rates: units with '/' or 'per_').")
     for p in problems:
         print(f"note: {p}")
     print(f"Results written to {out} ({time.monotonic() - started:.0f} s in all).")

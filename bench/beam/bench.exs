@@ -4,8 +4,10 @@
 #          [--only NAME,NAME,...]
 #
 # Implements the workloads of bench/README.md with plain processes (spawn/send/receive)
-# and prints {"workloads":[{"name":...,"unit":...,"value":...}, ...]} on stdout (and
-# into FILE with --out). Progress goes to stderr.
+# and, for the OTP workloads, GenServer, Supervisor, DynamicSupervisor,
+# PartitionSupervisor, Registry, Task and Agent, and prints
+# {"workloads":[{"name":...,"unit":...,"value":...}, ...]} on stdout (and into FILE with
+# --out). Progress goes to stderr.
 #
 # The same-scheduler workloads (ctx_switch, pingpong_same_sched) are measured only when
 # the VM runs with one scheduler (+S 1): bench/run.py starts a second VM for them.
@@ -13,6 +15,96 @@
 #
 # --filter REGEX keeps the workloads whose name matches REGEX (a search, as in Google
 # Benchmark's --benchmark_filter; a leading '-' negates it). --only keeps the listed names.
+
+# ---------------------------------------------------------------- OTP workload modules
+
+# The factorial of seed 000: Eval.reduce/1, Eval.worker/1 (one GenServer per chunk of
+# 10 numbers, here stopped after its call) and Eval.stream/1 (recursive chunk-of-10
+# products, no processes). concurrent/2 is ours: the chunks split into one contiguous
+# slice per scheduler, each slice's product computed by rec_stream/1 in its own Task.
+defmodule BeamBench.Fact do
+  @chunk 10
+
+  def reduce(list), do: Enum.reduce(list, 1, &(&1 * &2))
+
+  def worker(n) do
+    1..n
+    |> Stream.chunk_every(@chunk)
+    |> Stream.map(&start_call_stop/1)
+    |> Enum.to_list()
+    |> Enum.reduce(1, &(&1 * &2))
+  end
+
+  defp start_call_stop(chunk) do
+    {:ok, pid} = GenServer.start(BeamBench.FactorialGs, chunk)
+    product = GenServer.call(pid, :factorial)
+    :ok = GenServer.stop(pid)
+    product
+  end
+
+  def stream(n), do: Enum.to_list(1..n) |> rec_stream()
+
+  def rec_stream(list) when is_list(list) and length(list) > @chunk do
+    list
+    |> Stream.chunk_every(@chunk)
+    |> Stream.map(&reduce/1)
+    |> Enum.to_list()
+    |> rec_stream()
+  end
+
+  def rec_stream(list) when is_list(list), do: reduce(list)
+
+  def concurrent(n, slices) do
+    chunks = div(n + @chunk - 1, @chunk)
+    per = div(chunks + slices - 1, slices) * @chunk
+
+    1..n
+    |> Enum.chunk_every(per)
+    |> Enum.map(fn slice -> Task.async(fn -> rec_stream(slice) end) end)
+    |> Enum.map(&Task.await(&1, :infinity))
+    |> reduce()
+  end
+end
+
+# The seed's FactorialGs: holds its chunk, answers :factorial with the chunk's product.
+defmodule BeamBench.FactorialGs do
+  def init(chunk), do: {:ok, chunk}
+  def handle_call(:factorial, _from, s), do: {:reply, BeamBench.Fact.reduce(s), s}
+end
+
+# The server of the genserver_* workloads: answers :ping, counts :inc casts.
+defmodule BeamBench.Echo do
+  use GenServer
+  def init(n), do: {:ok, n}
+  def handle_call(:ping, _from, n), do: {:reply, :pong, n}
+  def handle_call(:count, _from, n), do: {:reply, n, n}
+  def handle_cast(:inc, n), do: {:noreply, n + 1}
+end
+
+# The supervised child of supervisor_restart_latency: its init tells the driver (its
+# start argument, the same at every restart) that it is up.
+defmodule BeamBench.RestartChild do
+  use GenServer
+  def start_link(driver), do: GenServer.start_link(__MODULE__, driver)
+
+  def init(driver) do
+    send(driver, {:child_up, self()})
+    {:ok, driver}
+  end
+
+  def handle_call(:ping, _from, s), do: {:reply, :pong, s}
+end
+
+# Seed 001's SlowGenServer: init sleeps 1 s.
+defmodule BeamBench.SlowGenServer do
+  use GenServer
+  def start_link(args), do: GenServer.start_link(__MODULE__, args)
+
+  def init(_args) do
+    :timer.sleep(1000)
+    {:ok, :noop}
+  end
+end
 
 defmodule BeamBench do
   # Sizes (identical in bench/go/main.go; written down in bench/README.md).
@@ -35,6 +127,17 @@ defmodule BeamBench do
   @hib_n 100_000
   @prio_rounds 1000
   @prio_warmup 100
+  @fact_n 10_000
+  @gs_rounds 10_000
+  @gs_calls 100_000
+  @gs_casts 1_000_000
+  @idle_gs_n 100_000
+  @restart_rounds 1000
+  @reg_n 100_000
+  @dispatch_subs 1000
+  @dispatch_rounds 100
+  @task_n 100_000
+  @agent_n 100_000
 
   # Measurement policy: one warm-up run, then at least @min_runs measured runs; more runs
   # are added while the measured runs of this workload took less than @budget_ns in
@@ -42,6 +145,10 @@ defmodule BeamBench do
   @min_runs 5
   @max_runs 15
   @budget_ns 3_000_000_000
+  # The sleep-bound workloads (seconds each) have no warm-up and exactly @sleep_runs runs.
+  @sleep_runs 3
+  @sleep_workloads ~w(two_email_tasks_1s async_stream_12x500ms_c4 dynsup_5_slow_children
+                      partsup_5_slow_children yield_many_timeouts)
 
   # {name, unit, needs one scheduler, function}
   def workloads do
@@ -60,7 +167,27 @@ defmodule BeamBench do
       {"link_exit_cascade", "ms", false, &link_exit_cascade/0},
       {"monitor_down_latency", "ns", false, &monitor_down_latency/0},
       {"hibernated_process_bytes", "bytes", false, &hibernated_process_bytes/0},
-      {"priority_high_latency_under_load", "ns", false, &priority_high_latency_under_load/0}
+      {"priority_high_latency_under_load", "ns", false, &priority_high_latency_under_load/0},
+      {"fact10k_reduce", "ms", false, &fact10k_reduce/0},
+      {"fact10k_genserver", "ms", false, &fact10k_genserver/0},
+      {"fact10k_genserver_rate", "per_ms", false, &fact10k_genserver_rate/0},
+      {"fact10k_stream", "ms", false, &fact10k_stream/0},
+      {"fact10k_concurrent", "ms", false, &fact10k_concurrent/0},
+      {"two_email_tasks_1s", "ms", false, &two_email_tasks_1s/0},
+      {"async_stream_12x500ms_c4", "ms", false, &async_stream_12x500ms_c4/0},
+      {"dynsup_5_slow_children", "ms", false, &dynsup_5_slow_children/0},
+      {"partsup_5_slow_children", "ms", false, &partsup_5_slow_children/0},
+      {"yield_many_timeouts", "ms", false, &yield_many_timeouts/0},
+      {"genserver_start_call_stop", "ns", false, &genserver_start_call_stop/0},
+      {"genserver_call_rtt", "ns", false, &genserver_call_rtt/0},
+      {"genserver_cast", "ns", false, &genserver_cast/0},
+      {"idle_genserver_bytes", "bytes", false, &idle_genserver_bytes/0},
+      {"supervisor_restart_latency", "us", false, &supervisor_restart_latency/0},
+      {"registry_register", "ns", false, &registry_register/0},
+      {"registry_lookup", "ns", false, &registry_lookup/0},
+      {"registry_dispatch_1000", "us", false, &registry_dispatch_1000/0},
+      {"task_async_await", "ns", false, &task_async_await/0},
+      {"agent_update", "ns", false, &agent_update/0}
     ]
   end
 
@@ -88,7 +215,7 @@ defmodule BeamBench do
           keep.(name),
           only == nil or name in only,
           runnable?(name, one_sched, scheds) do
-        values = measure(fun)
+        values = measure(fun, name in @sleep_workloads)
         median = median(values)
 
         IO.puts(
@@ -132,7 +259,11 @@ defmodule BeamBench do
   # Each run happens in a fresh driver process so that its heap and mailbox start empty.
   # The driver collects up to 1M replies, so its message queue is off the heap (see
   # spawn_off_heap/1); with the default, spawn_exit costs more than ten times as much.
-  defp measure(fun) do
+  defp measure(fun, true = _sleep_bound) do
+    for _ <- 1..@sleep_runs, do: isolated(fun)
+  end
+
+  defp measure(fun, false) do
     _warmup = isolated(fun)
     t0 = now()
     runs(fun, [], 0, t0)
@@ -662,6 +793,380 @@ defmodule BeamBench do
     receive do
       ^k -> round_trips(echo, k - 1, [now() - t0 | acc])
     end
+  end
+
+  # ---------------------------------------------------------------- OTP workloads
+
+  # factorial(10_000) as seed 000 computes it (BeamBench.Fact). Each run checks its
+  # result against a reference computed once (by reduce), untimed.
+  defp fact_expected do
+    case :persistent_term.get({__MODULE__, :fact}, nil) do
+      nil ->
+        v = BeamBench.Fact.reduce(1..@fact_n)
+        :persistent_term.put({__MODULE__, :fact}, v)
+        v
+
+      v ->
+        v
+    end
+  end
+
+  defp fact_timed(fun) do
+    expected = fact_expected()
+    t0 = now()
+    v = fun.()
+    dt = now() - t0
+    if v != expected, do: raise("factorial(#{@fact_n}) came out wrong")
+    dt
+  end
+
+  def fact10k_reduce, do: fact_timed(fn -> BeamBench.Fact.reduce(1..@fact_n) end) / 1.0e6
+  def fact10k_genserver, do: fact_timed(fn -> BeamBench.Fact.worker(@fact_n) end) / 1.0e6
+  def fact10k_stream, do: fact_timed(fn -> BeamBench.Fact.stream(@fact_n) end) / 1.0e6
+
+  # gen_servers started (and called and stopped) per ms in fact10k_genserver.
+  def fact10k_genserver_rate do
+    ms = fact_timed(fn -> BeamBench.Fact.worker(@fact_n) end) / 1.0e6
+    div(@fact_n + 9, 10) / ms
+  end
+
+  def fact10k_concurrent do
+    s = :erlang.system_info(:schedulers_online)
+    fact_timed(fn -> BeamBench.Fact.concurrent(@fact_n, s) end) / 1.0e6
+  end
+
+  defp ms_since(t0), do: (now() - t0) / 1.0e6
+
+  # Seed 000's Email1, awaited: two tasks that each sleep 1 s.
+  def two_email_tasks_1s do
+    t0 = now()
+
+    ["a@com", "b@com"]
+    |> Enum.map(fn email -> Task.async(fn -> Process.sleep(1000) && email end) end)
+    |> Enum.each(&Task.await/1)
+
+    ms_since(t0)
+  end
+
+  # Seed 000's MyTasks.back_pressured: 12 items of 500 ms, max_concurrency 4, unordered,
+  # under a Task.Supervisor (started and stopped outside the timing).
+  def async_stream_12x500ms_c4 do
+    {:ok, tsup} = Task.Supervisor.start_link()
+    emails = Enum.map(?a..?l, fn x -> <<x>> <> "@com" end)
+    t0 = now()
+
+    Task.Supervisor.async_stream_nolink(tsup, emails, fn e -> Process.sleep(500) && e end,
+      max_concurrency: 4,
+      ordered: false
+    )
+    |> Stream.run()
+
+    dt = ms_since(t0)
+    Supervisor.stop(tsup)
+    dt
+  end
+
+  # Seed 001 (scaling dynamic supervisors): 5 processes each start a SlowGenServer (init
+  # sleeps 1 s) under one DynamicSupervisor, which starts them one after the other. Timed
+  # from spawning the 5 starters until all 5 start_child calls have returned.
+  def dynsup_5_slow_children do
+    {:ok, sup} = DynamicSupervisor.start_link(strategy: :one_for_one)
+    dt = start_5_slow(fn _i -> sup end)
+    Supervisor.stop(sup)
+    dt
+  end
+
+  # The same through a PartitionSupervisor of 6 DynamicSupervisors, keys 1..5: integer
+  # keys route to rem(key, 6), so each child has a supervisor of its own.
+  def partsup_5_slow_children do
+    name = BeamBench.SlowPartitionSupervisor
+
+    {:ok, sup} =
+      PartitionSupervisor.start_link(
+        name: name,
+        partitions: 6,
+        child_spec: DynamicSupervisor.child_spec([])
+      )
+
+    dt = start_5_slow(fn i -> {:via, PartitionSupervisor, {name, i}} end)
+    Supervisor.stop(sup)
+    dt
+  end
+
+  defp start_5_slow(sup_for) do
+    parent = self()
+    t0 = now()
+
+    for i <- 1..5 do
+      spawn(fn ->
+        {:ok, _} = DynamicSupervisor.start_child(sup_for.(i), BeamBench.SlowGenServer)
+        send(parent, :started)
+      end)
+    end
+
+    for _ <- 1..5 do
+      receive do
+        :started -> :ok
+      after
+        60_000 -> raise "a slow child did not start"
+      end
+    end
+
+    ms_since(t0)
+  end
+
+  # Seed 001's yield_many example at 1/10 scale: 10 tasks sleep i x 100 ms, yield_many
+  # waits 500 ms, the tasks that have not answered are shut down (:brutal_kill). Tasks
+  # 1-4 must answer and 6-10 must not; task 5 (500 ms against a 500 ms timeout) may go
+  # either way. Timed from the first Task.async to the last shutdown.
+  def yield_many_timeouts do
+    t0 = now()
+
+    tasks =
+      for i <- 1..10 do
+        Task.async(fn ->
+          Process.sleep(i * 100)
+          i
+        end)
+      end
+
+    results =
+      tasks
+      |> Task.yield_many(500)
+      |> Enum.map(fn {task, res} -> {res, res || Task.shutdown(task, :brutal_kill)} end)
+
+    dt = ms_since(t0)
+    answered = for {{:ok, v}, _} <- results, do: v
+
+    if answered != [1, 2, 3, 4] and answered != [1, 2, 3, 4, 5],
+      do: raise("yield_many: tasks #{inspect(answered)} answered")
+
+    dt
+  end
+
+  # 10k rounds of GenServer.start + call + stop, one after the other. ns per round.
+  def genserver_start_call_stop do
+    t0 = now()
+    gs_rounds(@gs_rounds)
+    (now() - t0) / @gs_rounds
+  end
+
+  defp gs_rounds(0), do: :ok
+
+  defp gs_rounds(k) do
+    {:ok, pid} = GenServer.start(BeamBench.Echo, 0)
+    :pong = GenServer.call(pid, :ping)
+    :ok = GenServer.stop(pid)
+    gs_rounds(k - 1)
+  end
+
+  # 100k GenServer.call round trips to one server. ns per call.
+  def genserver_call_rtt do
+    {:ok, pid} = GenServer.start(BeamBench.Echo, 0)
+    t0 = now()
+    gs_calls(pid, @gs_calls)
+    dt = now() - t0
+    GenServer.stop(pid)
+    dt / @gs_calls
+  end
+
+  defp gs_calls(_pid, 0), do: :ok
+
+  defp gs_calls(pid, k) do
+    :pong = GenServer.call(pid, :ping)
+    gs_calls(pid, k - 1)
+  end
+
+  # 1M casts to one server (message queue off the heap, as the other streaming
+  # receivers), then a call that answers once every cast has been handled. ns per cast.
+  def genserver_cast do
+    {:ok, pid} = GenServer.start(BeamBench.Echo, 0, spawn_opt: [message_queue_data: :off_heap])
+
+    t0 = now()
+    gs_casts(pid, @gs_casts)
+    n = GenServer.call(pid, :count, :infinity)
+    dt = now() - t0
+    GenServer.stop(pid)
+    if n != @gs_casts, do: raise("the server handled #{n} casts")
+    dt / @gs_casts
+  end
+
+  defp gs_casts(_pid, 0), do: :ok
+
+  defp gs_casts(pid, k) do
+    GenServer.cast(pid, :inc)
+    gs_casts(pid, k - 1)
+  end
+
+  # 100k idle GenServers (started one at a time, each waiting for a message); memory
+  # delta as in idle_process_bytes.
+  def idle_genserver_bytes do
+    n = @idle_gs_n
+    before = others_memory()
+    pids = for _ <- 1..n, do: elem(GenServer.start(BeamBench.Echo, 0), 1)
+    after_ = others_memory()
+    Enum.each(pids, &GenServer.stop/1)
+    (after_ - before) / n
+  end
+
+  # A one_for_one Supervisor with one GenServer child (restart intensity raised so it
+  # never gives up). 1000 rounds: kill the child (exit signal :kill), time until the
+  # restarted child, whose init reports to the driver, has answered a call. us per round.
+  def supervisor_restart_latency do
+    {:ok, sup} =
+      Supervisor.start_link([{BeamBench.RestartChild, self()}],
+        strategy: :one_for_one,
+        max_restarts: 1_000_000,
+        max_seconds: 1
+      )
+
+    first = receive(do: ({:child_up, pid} -> pid))
+    {total, _} = restart_rounds(@restart_rounds, first, 0)
+    Supervisor.stop(sup)
+    total / @restart_rounds / 1000
+  end
+
+  defp restart_rounds(0, pid, total), do: {total, pid}
+
+  defp restart_rounds(k, old, total) do
+    t0 = now()
+    Process.exit(old, :kill)
+
+    new =
+      receive do
+        {:child_up, pid} -> pid
+      after
+        60_000 -> raise "the child was not restarted"
+      end
+
+    :pong = GenServer.call(new, :ping)
+    restart_rounds(k - 1, new, total + now() - t0)
+  end
+
+  # A unique Registry (one partition); the driver registers 100k integer keys. ns per
+  # register. The registry drivers trap exits: registering links them to the registry,
+  # whose shutdown at the end would otherwise take them down.
+  def registry_register do
+    Process.flag(:trap_exit, true)
+    {:ok, reg} = Registry.start_link(keys: :unique, name: BeamBench.Reg)
+    t0 = now()
+    reg_keys(@reg_n)
+    dt = now() - t0
+    Supervisor.stop(reg)
+    dt / @reg_n
+  end
+
+  defp reg_keys(0), do: :ok
+
+  defp reg_keys(k) do
+    {:ok, _} = Registry.register(BeamBench.Reg, k, nil)
+    reg_keys(k - 1)
+  end
+
+  # The same 100k keys registered (untimed), then 100k lookups. ns per lookup.
+  def registry_lookup do
+    Process.flag(:trap_exit, true)
+    {:ok, reg} = Registry.start_link(keys: :unique, name: BeamBench.Reg)
+    reg_keys(@reg_n)
+    me = self()
+    t0 = now()
+    lookups(@reg_n, me)
+    dt = now() - t0
+    Supervisor.stop(reg)
+    dt / @reg_n
+  end
+
+  defp lookups(0, _me), do: :ok
+
+  defp lookups(k, me) do
+    [{^me, nil}] = Registry.lookup(BeamBench.Reg, k)
+    lookups(k - 1, me)
+  end
+
+  # A duplicate Registry; 1000 processes register under one key. 100 rounds of
+  # Registry.dispatch sending each a message, each answering the driver; a round ends
+  # when all 1000 have answered. us per round.
+  def registry_dispatch_1000 do
+    Process.flag(:trap_exit, true)
+    {:ok, reg} = Registry.start_link(keys: :duplicate, name: BeamBench.PubSub)
+    me = self()
+
+    subs =
+      for _ <- 1..@dispatch_subs do
+        spawn(fn ->
+          {:ok, _} = Registry.register(BeamBench.PubSub, :topic, nil)
+          send(me, :ready)
+          subscriber(me)
+        end)
+      end
+
+    recv_ready(@dispatch_subs)
+    t0 = now()
+    dispatch_rounds(@dispatch_rounds)
+    dt = now() - t0
+    stop_all(subs)
+    recv_done(@dispatch_subs)
+    Supervisor.stop(reg)
+    dt / @dispatch_rounds / 1000
+  end
+
+  defp subscriber(driver) do
+    receive do
+      {:broadcast, k} ->
+        send(driver, {:got, k})
+        subscriber(driver)
+
+      :stop ->
+        send(driver, :done)
+    end
+  end
+
+  defp dispatch_rounds(0), do: :ok
+
+  defp dispatch_rounds(k) do
+    Registry.dispatch(BeamBench.PubSub, :topic, fn entries ->
+      for {pid, _} <- entries, do: send(pid, {:broadcast, k})
+    end)
+
+    recv_got(@dispatch_subs, k)
+    dispatch_rounds(k - 1)
+  end
+
+  defp recv_got(0, _k), do: :ok
+  defp recv_got(n, k), do: receive(do: ({:got, ^k} -> recv_got(n - 1, k)))
+
+  # 100k rounds of Task.await(Task.async(fn -> :ok end)). ns per round.
+  def task_async_await do
+    t0 = now()
+    tasks(@task_n)
+    (now() - t0) / @task_n
+  end
+
+  defp tasks(0), do: :ok
+
+  defp tasks(k) do
+    :ok = Task.await(Task.async(fn -> :ok end))
+    tasks(k - 1)
+  end
+
+  # An Agent holding an integer; 100k Agent.update(+1) (each a synchronous call). ns
+  # per update.
+  def agent_update do
+    {:ok, agent} = Agent.start_link(fn -> 0 end)
+    t0 = now()
+    agent_updates(agent, @agent_n)
+    dt = now() - t0
+    n = Agent.get(agent, & &1)
+    Agent.stop(agent)
+    if n != @agent_n, do: raise("the agent counted #{n}")
+    dt / @agent_n
+  end
+
+  defp agent_updates(_agent, 0), do: :ok
+
+  defp agent_updates(agent, k) do
+    :ok = Agent.update(agent, &(&1 + 1))
+    agent_updates(agent, k - 1)
   end
 
   # ---------------------------------------------------------------- output

@@ -14,6 +14,12 @@
 // hibernated_process_bytes (no hibernation) and priority_high_latency_under_load (no
 // priorities).
 //
+// The OTP workloads have goroutine counterparts where one is cheap and meaningful: a
+// "gen_server" is a goroutine serving a request channel (a call carries the reply
+// channel; stop closes the request channel and waits for the goroutine's exit), a
+// "task" a goroutine sending its result on a channel. There is none for the supervisor,
+// registry and agent workloads, nor for idle_genserver_bytes.
+//
 // -filter REGEX keeps the workloads whose name matches REGEX (a search, as in Google
 // Benchmark's --benchmark_filter; a leading '-' negates it).
 package main
@@ -23,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"regexp"
 	"runtime"
@@ -45,6 +52,12 @@ const (
 	mboxPerSender    = 100_000
 	timersN          = 100_000
 	timersDelay      = 100 * time.Millisecond
+	factN            = 10_000
+	factChunk        = 10
+	gsRounds         = 10_000
+	gsCalls          = 100_000
+	gsCasts          = 1_000_000
+	taskN            = 100_000
 
 	// Capacity of a receiver's mailbox in the streaming workloads (send_throughput,
 	// mailbox_20_senders). Channels that collect one reply per process are sized to hold
@@ -59,6 +72,8 @@ const (
 	minRuns = 5
 	maxRuns = 15
 	budget  = 3 * time.Second
+	// The sleep-bound workloads (seconds each): no warm-up, exactly sleepRuns runs.
+	sleepRuns = 3
 )
 
 type workload struct {
@@ -83,6 +98,18 @@ func workloads() []workload {
 		{name: "send_throughput", unit: "ns", run: sendThroughput},
 		{name: "mailbox_20_senders", unit: "ns", run: mailbox20Senders},
 		{name: "timers_100k", unit: "ms", run: timers},
+		{name: "fact10k_reduce", unit: "ms", run: fact10kReduce},
+		{name: "fact10k_genserver", unit: "ms", run: fact10kGenserver},
+		{name: "fact10k_genserver_rate", unit: "per_ms", run: fact10kGenserverRate},
+		{name: "fact10k_stream", unit: "ms", run: fact10kStream},
+		{name: "fact10k_concurrent", unit: "ms", run: fact10kConcurrent},
+		{name: "two_email_tasks_1s", unit: "ms", measure: sleepBound(twoEmailTasks)},
+		{name: "async_stream_12x500ms_c4", unit: "ms", measure: sleepBound(asyncStream12)},
+		{name: "yield_many_timeouts", unit: "ms", measure: sleepBound(yieldManyTimeouts)},
+		{name: "genserver_start_call_stop", unit: "ns", run: genserverStartCallStop},
+		{name: "genserver_call_rtt", unit: "ns", run: genserverCallRTT},
+		{name: "genserver_cast", unit: "ns", run: genserverCast},
+		{name: "task_async_await", unit: "ns", run: taskAsyncAwait},
 	}
 }
 
@@ -440,4 +467,308 @@ func timers() float64 {
 	sort.Float64s(vals)
 	rank := (99*timersN + 99) / 100 // nearest rank: ceil(0.99 * n)
 	return vals[rank-1] / 1e6
+}
+
+// ---------------------------------------------------------------- OTP workloads
+
+// sleepBound runs a sleep-bound workload sleepRuns times, without a warm-up.
+func sleepBound(run func() float64) func() []float64 {
+	return func() []float64 {
+		vals := make([]float64, 0, sleepRuns)
+		for i := 0; i < sleepRuns; i++ {
+			runtime.GC()
+			vals = append(vals, run())
+		}
+		return vals
+	}
+}
+
+func msSince(t time.Time) float64 {
+	return float64(time.Since(t).Nanoseconds()) / 1e6
+}
+
+// factorial(10_000) as seed 000 computes it (see bench/README.md), with math/big. Every
+// run checks its result against the reference (MulRange, computed once, untimed).
+var factExpected *big.Int
+
+func factTimed(f func() *big.Int) float64 {
+	if factExpected == nil {
+		factExpected = new(big.Int).MulRange(1, factN)
+	}
+	start := time.Now()
+	v := f()
+	ms := msSince(start)
+	if v.Cmp(factExpected) != 0 {
+		panic(fmt.Sprintf("factorial(%d) came out wrong", factN))
+	}
+	return ms
+}
+
+// reduceInts is Enum.reduce(lo..hi, 1, &(&1 * &2)): the running product times each number.
+func reduceInts(lo, hi int64) *big.Int {
+	acc, x := big.NewInt(1), new(big.Int)
+	for i := lo; i <= hi; i++ {
+		acc.Mul(acc, x.SetInt64(i))
+	}
+	return acc
+}
+
+func reduceBig(list []*big.Int) *big.Int {
+	acc := big.NewInt(1)
+	for _, x := range list {
+		acc.Mul(acc, x)
+	}
+	return acc
+}
+
+// recStream is the seed's rec_stream/1: while more than 10 numbers are left, replace
+// each chunk of 10 by its product; then the product of the rest.
+func recStream(list []*big.Int) *big.Int {
+	for len(list) > factChunk {
+		next := make([]*big.Int, 0, (len(list)+factChunk-1)/factChunk)
+		for i := 0; i < len(list); i += factChunk {
+			j := i + factChunk
+			if j > len(list) {
+				j = len(list)
+			}
+			next = append(next, reduceBig(list[i:j]))
+		}
+		list = next
+	}
+	return reduceBig(list)
+}
+
+func intsBig(lo, hi int64) []*big.Int {
+	list := make([]*big.Int, 0, hi-lo+1)
+	for i := lo; i <= hi; i++ {
+		list = append(list, big.NewInt(i))
+	}
+	return list
+}
+
+func fact10kReduce() float64 {
+	return factTimed(func() *big.Int { return reduceInts(1, factN) })
+}
+
+func fact10kStream() float64 {
+	return factTimed(func() *big.Int { return recStream(intsBig(1, factN)) })
+}
+
+// A "gen_server" per chunk: a goroutine holding its chunk, answering each request (a
+// reply channel) with the chunk's product; started, called once and stopped (close
+// the request channel, wait for its exit), one chunk after the other.
+func factServer(lo, hi int64, req chan chan *big.Int, done chan struct{}) {
+	for r := range req {
+		r <- reduceInts(lo, hi)
+	}
+	done <- struct{}{}
+}
+
+func factWorker() *big.Int {
+	var products []*big.Int
+	reply := make(chan *big.Int, 1)
+	for lo := int64(1); lo <= factN; lo += factChunk {
+		hi := lo + factChunk - 1
+		if hi > factN {
+			hi = factN
+		}
+		req, done := make(chan chan *big.Int), make(chan struct{})
+		go factServer(lo, hi, req, done)
+		req <- reply
+		products = append(products, <-reply)
+		close(req)
+		<-done
+	}
+	return reduceBig(products)
+}
+
+func fact10kGenserver() float64 {
+	return factTimed(factWorker)
+}
+
+func fact10kGenserverRate() float64 {
+	return float64((factN+factChunk-1)/factChunk) / factTimed(factWorker)
+}
+
+// The chunks split into one contiguous slice per P; each slice's product by recStream
+// in its own goroutine; the slice products multiplied in order.
+func fact10kConcurrent() float64 {
+	return factTimed(func() *big.Int {
+		slices := int64(runtime.GOMAXPROCS(0))
+		chunks := int64((factN + factChunk - 1) / factChunk)
+		per := (chunks + slices - 1) / slices * factChunk
+		var outs []chan *big.Int
+		for lo := int64(1); lo <= factN; lo += per {
+			hi := lo + per - 1
+			if hi > factN {
+				hi = factN
+			}
+			out := make(chan *big.Int, 1)
+			outs = append(outs, out)
+			go func(lo, hi int64) { out <- recStream(intsBig(lo, hi)) }(lo, hi)
+		}
+		products := make([]*big.Int, 0, len(outs))
+		for _, out := range outs {
+			products = append(products, <-out)
+		}
+		return reduceBig(products)
+	})
+}
+
+// Two goroutines that each sleep 1 s, awaited.
+func twoEmailTasks() float64 {
+	start := time.Now()
+	done := make(chan string, 2)
+	for _, email := range []string{"a@com", "b@com"} {
+		go func(e string) {
+			time.Sleep(time.Second)
+			done <- e
+		}(email)
+	}
+	<-done
+	<-done
+	return msSince(start)
+}
+
+// 12 items of 500 ms, at most 4 goroutines at a time (a new one as soon as one ends).
+func asyncStream12() float64 {
+	start := time.Now()
+	sem := make(chan struct{}, 4)
+	done := make(chan int, 12)
+	for i := 0; i < 12; i++ {
+		sem <- struct{}{}
+		go func(i int) {
+			time.Sleep(500 * time.Millisecond)
+			<-sem
+			done <- i
+		}(i)
+	}
+	for i := 0; i < 12; i++ {
+		<-done
+	}
+	return msSince(start)
+}
+
+// 10 goroutines sleep i x 100 ms; the driver collects answers for 500 ms, then cancels
+// the others and waits for them to exit (Task.shutdown waits for the task's end).
+func yieldManyTimeouts() float64 {
+	start := time.Now()
+	answers := make(chan int, 10)
+	cancel := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 1; i <= 10; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			t := time.NewTimer(time.Duration(i) * 100 * time.Millisecond)
+			select {
+			case <-t.C:
+				answers <- i
+			case <-cancel:
+				t.Stop()
+			}
+		}(i)
+	}
+	deadline := time.NewTimer(500 * time.Millisecond)
+	var got []int
+wait:
+	for {
+		select {
+		case v := <-answers:
+			got = append(got, v)
+		case <-deadline.C:
+			break wait
+		}
+	}
+	close(cancel)
+	wg.Wait()
+	ms := msSince(start)
+	if len(got) < 4 || len(got) > 5 {
+		panic(fmt.Sprintf("yield_many_timeouts: %v answered", got))
+	}
+	for k, v := range got {
+		if v != k+1 {
+			panic(fmt.Sprintf("yield_many_timeouts: %v answered", got))
+		}
+	}
+	return ms
+}
+
+// A "gen_server": one request channel carrying casts and calls in order.
+type gsMsg struct {
+	cast  bool
+	reply chan int // calls: where the answer goes
+}
+
+func gsServer(box chan gsMsg, done chan struct{}) {
+	count := 0
+	for m := range box {
+		if m.cast {
+			count++
+		} else {
+			m.reply <- count
+		}
+	}
+	done <- struct{}{}
+}
+
+func genserverStartCallStop() float64 {
+	reply := make(chan int, 1)
+	start := time.Now()
+	for i := 0; i < gsRounds; i++ {
+		box, done := make(chan gsMsg, 1), make(chan struct{})
+		go gsServer(box, done)
+		box <- gsMsg{reply: reply}
+		<-reply
+		close(box)
+		<-done
+	}
+	return perOp(time.Since(start), gsRounds)
+}
+
+func genserverCallRTT() float64 {
+	box, done := make(chan gsMsg, 1), make(chan struct{})
+	go gsServer(box, done)
+	reply := make(chan int, 1)
+	start := time.Now()
+	for i := 0; i < gsCalls; i++ {
+		box <- gsMsg{reply: reply}
+		<-reply
+	}
+	d := time.Since(start)
+	close(box)
+	<-done
+	return perOp(d, gsCalls)
+}
+
+// 1M casts into a mailbox of capacity streamCap, then a call that answers once all
+// casts have been handled.
+func genserverCast() float64 {
+	box, done := make(chan gsMsg, streamCap), make(chan struct{})
+	go gsServer(box, done)
+	reply := make(chan int, 1)
+	start := time.Now()
+	for i := 0; i < gsCasts; i++ {
+		box <- gsMsg{cast: true}
+	}
+	box <- gsMsg{reply: reply}
+	n := <-reply
+	d := time.Since(start)
+	close(box)
+	<-done
+	if n != gsCasts {
+		panic(fmt.Sprintf("genserver_cast: the server handled %d casts", n))
+	}
+	return perOp(d, gsCasts)
+}
+
+// A goroutine sending its result on a channel, received at once; 100k times.
+func taskAsyncAwait() float64 {
+	start := time.Now()
+	for i := 0; i < taskN; i++ {
+		ch := make(chan int, 1)
+		go func() { ch <- 1 }()
+		<-ch
+	}
+	return perOp(time.Since(start), taskN)
 }
