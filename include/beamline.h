@@ -354,5 +354,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/dynamic_supervisor.h"
 #include "beamline/partition_supervisor.h"
 #include "beamline/task_supervisor.h"
+#include "beamline/io.h"
 
 #endif /* BEAMLINE_H */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/msg.h"
+#include "io/iop.h"
 #include "sched/otp.h"
 #include "sched/sched.h"
 
@@ -79,6 +80,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->sig = NULL;
     p->trap_exit = false;
     p->alias = BL_REF_NONE;
+    p->iop = NULL;
     atomic_store_explicit(&p->named, 0, memory_order_relaxed);
     p->park = 0;
     p->prio = (uint8_t)o->priority;
@@ -159,6 +161,8 @@ void bl__proc_finish(bl_sched *s, bl_proc *p)
     free_chain(&s->slab, cur.top);
     free_chain(&s->slab, p->q_head);
     p->q_head = p->q_tail = p->mark = NULL;
+    /* Killed in the middle of I/O: the op keeps the stack until the kernel is done. */
+    if (p->iop && bl__io_orphan(s, p)) p->stack = NULL;
     if (p->stack) bl__stack_put(&s->stacks, p->stack);
     p->stack = NULL;
     bl__ctx_destroy(&p->ctx);
@@ -179,6 +183,13 @@ void bl__proc_discard(bl_proc *p, void *ctx)
     if (p->handler && p->handler->release) p->handler->release(p->hstate);
     free_chain(NULL, b.top);
     free_chain(NULL, p->q_head);
+    if (p->iop) {
+        /* Its op is still listed on a ring: the ring's teardown frees the stack. */
+        p->iop->stack = p->stack;
+        atomic_store_explicit(&p->iop->state, BL_IOP_ORPHAN, memory_order_relaxed);
+        p->iop = NULL;
+        p->stack = NULL;
+    }
     if (p->stack) bl__stack_free(p->stack);
     p->stack = NULL;
     bl__ctx_destroy(&p->ctx);

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "sched/sched.h"
+#include "io/iop.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -151,7 +152,10 @@ unsigned bl__ring_reap(bl_sched *s)
     bool rearm = false;
     io_uring_for_each_cqe(&s->ring, head, cqe)
     {
-        if (cqe->user_data == BL_UD_EVENTFD) rearm = true;
+        if (cqe->user_data == BL_UD_EVENTFD)
+            rearm = true;
+        else if (cqe->user_data > BL_UD_IGNORE)
+            bl__io_complete(s, (bl_iop *)(uintptr_t)cqe->user_data, cqe->res, cqe->flags);
         /* BL_UD_WAKE and the sender-side MSG_RING completions carry nothing
          * more: the wake-up itself was the point. */
         n++;

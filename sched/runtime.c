@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/names.h"
+#include "io/iop.h"
 #include "sched/sched.h"
 
 bl_runtime *bl__rt;
@@ -172,6 +173,7 @@ static void runtime_free(bl_runtime *rt)
             bl_sched *s = rt->scheds[i];
             if (!s) continue;
             bl__ring_teardown(s);
+            bl__io_teardown(s);
             bl__stimers_destroy(s);
             bl__twheel_init(&s->wheel, 0, 0);
             bl__stack_pool_destroy(&s->stacks);

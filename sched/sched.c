@@ -12,6 +12,7 @@
  * timer or a wake-up.
  */
 #define _GNU_SOURCE
+#include "io/iop.h"
 #include "sched/sched.h"
 
 #include <errno.h>
@@ -477,9 +478,13 @@ static void loop(bl_sched *s)
             /* Whatever queue it came from, it runs here and belongs here. */
             p->sched = s;
             run(s, p, inherit);
+            /* I/O submitted by the processes that ran goes to the kernel in
+             * one batch: when enough is queued or nobody else is runnable. */
+            if (s->sq_pending && (s->sq_pending >= 32 || !local_work(s))) bl__io_submit(s);
+            if ((s->tick & 7) == 0 && s->io_count) bl__io_poll(s);
             if ((s->tick & 63) == 0) {
                 if (s->wheel.count) run_timers(s, bl__now_ns());
-                bl__ring_reap(s);
+                bl__io_poll(s);
                 /* Under sustained load, trim a little so RSS still falls. */
                 if ((s->tick & 4095) == 0 && s->stacks.nsurplus) bl__stack_trim(&s->stacks, 1);
             }
@@ -503,7 +508,7 @@ static void loop(bl_sched *s)
         uint64_t now = bl__now_ns();
         uint64_t idle_from = now;
         run_timers(s, now);
-        bl__ring_reap(s);
+        bl__io_poll(s);
         /* Nothing to run: a good time for the system calls that give
          * surplus stacks back to the kernel, a batch at a time. */
         if (s->stacks.nsurplus && bl__stack_trim(&s->stacks, 64)) continue;

@@ -25,6 +25,8 @@
 /* user_data of the completions a scheduler's ring carries for itself. */
 #define BL_UD_WAKE    1u /* MSG_RING wake-up from another scheduler */
 #define BL_UD_EVENTFD 2u /* the armed eventfd read completed */
+#define BL_UD_IGNORE  3u /* linked timeouts and cancels: their own completions say nothing */
+/* Any other user_data is the address of a bl_iop (io/iop.h). */
 
 /*
  * A timer owned by one scheduler's wheel, waking one wait of one process.
@@ -117,11 +119,15 @@ typedef struct bl_sched {
     bl_proc_cache pcache;            /* free PCB slots */
     struct io_uring ring;            /* every wait goes through here */
     bool ring_ok;                    /* ring initialised */
-    bool ev_armed;                   /* the eventfd read is in flight */
-    uint64_t evbuf;                  /* target of the eventfd read */
-    pthread_t thread;                /* the scheduler thread */
-    int start_err;                   /* negative errno if start-up failed */
-    bl_sched_stats st;               /* statistics (owner writes, others read racily) */
+    struct bl_iop *io_ops;           /* operations in flight on this ring */
+    uint32_t io_count;               /* how many */
+    uint32_t sq_pending;             /* SQEs prepared since the last submit */
+    _Alignas(64) _Atomic(struct bl_iop *) io_cancels; /* orphans other schedulers hand over */
+    bool ev_armed;                                    /* the eventfd read is in flight */
+    uint64_t evbuf;                                   /* target of the eventfd read */
+    pthread_t thread;                                 /* the scheduler thread */
+    int start_err;                                    /* negative errno if start-up failed */
+    bl_sched_stats st; /* statistics (owner writes, others read racily) */
 } bl_sched;
 
 typedef struct bl_runtime {

@@ -1,0 +1,104 @@
+/*
+ * beamline/io.h - file and socket I/O for processes, through io_uring.
+ *
+ * Each call prepares a submission on the ring of the scheduler running the
+ * caller, parks the process, and resumes it when the completion arrives;
+ * the scheduler thread never blocks and runs other processes meanwhile.
+ * Submissions made while other processes run go to the kernel together
+ * (one io_uring_enter per scheduling round); completions are reaped in
+ * batches.  Messages do not interrupt an I/O wait (they stay queued); exit
+ * signals do, as everywhere.
+ *
+ * Every call is process only (-EPERM elsewhere) and returns a byte count
+ * (or 0 / a descriptor) or a negative errno.  Calls that can block take a
+ * timeout in ms: BL_INFINITY (-1) waits forever, 0 or more arms a linked
+ * timeout, and the call then returns -ETIMEDOUT with the operation
+ * cancelled (a partial transfer is lost only where the kernel loses it).
+ * The _all variants loop over short transfers until len bytes are done,
+ * end of file / peer close (returning the count so far), an error, or the
+ * timeout, which then covers the whole call.
+ *
+ * Buffers must stay valid until the call returns.  A process that dies
+ * while its operation is in flight (killed, say, while blocked in recv):
+ * the operation is cancelled, and the process's stack (where the buffer
+ * may live) is kept until the kernel has completed it; no descriptor the
+ * runtime opened for the call and no operation slot is leaked.  Heap
+ * buffers remain the program's to free, as always in C.
+ */
+/* Outside the guard: beamline.h includes this header back, and must come first. */
+#include "beamline.h"
+#ifndef BEAMLINE_IO_H
+#define BEAMLINE_IO_H
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct statx;
+
+/* ---- files ---- */
+
+/* openat(AT_FDCWD, path, flags | O_CLOEXEC, mode): a descriptor or -errno. */
+int bl_io_open(const char *path, int flags, mode_t mode);
+/* Closes fd: 0 or -errno (-EBADF for a bad descriptor). */
+int bl_io_close(int fd);
+/* read(2) at the file position (sockets, pipes, files).  Bytes read, 0 at end, -errno. */
+ssize_t bl_io_read(int fd, void *buf, size_t len, int64_t timeout_ms);
+/* write(2) at the file position.  Bytes written or -errno. */
+ssize_t bl_io_write(int fd, const void *buf, size_t len, int64_t timeout_ms);
+/* pread(2) / pwrite(2) at offset. */
+ssize_t bl_io_pread(int fd, void *buf, size_t len, off_t offset, int64_t timeout_ms);
+ssize_t bl_io_pwrite(int fd, const void *buf, size_t len, off_t offset, int64_t timeout_ms);
+/* fsync(2) (datasync: fdatasync).  0 or -errno. */
+int bl_io_fsync(int fd, bool datasync, int64_t timeout_ms);
+/* statx(2) of path relative to dirfd (AT_FDCWD).  0 or -errno. */
+int bl_io_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out);
+
+/* ---- sockets ---- */
+
+/* socket(2) with SOCK_CLOEXEC: a descriptor or -errno. */
+int bl_io_socket(int domain, int type, int protocol);
+/*
+ * A TCP listener on host:port (host NULL = any IPv4 address, "127.0.0.1"
+ * for loopback; port 0 = any), SO_REUSEADDR set, listening with backlog.
+ * Stores the bound port in *bound (may be NULL).  A descriptor or -errno
+ * (-EINVAL for a host that is not a numeric IPv4 or IPv6 address).
+ */
+int bl_io_listen_tcp(const char *host, uint16_t port, int backlog, uint16_t *bound);
+/* accept4(2) with SOCK_CLOEXEC: the new descriptor or -errno. addr/len may be NULL. */
+int bl_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t timeout_ms);
+/* connect(2): 0 or -errno (-ECONNREFUSED, -ETIMEDOUT, ...). */
+int bl_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t timeout_ms);
+/* A connected TCP socket to host:port (numeric address): a descriptor or -errno. */
+int bl_io_connect_tcp(const char *host, uint16_t port, int64_t timeout_ms);
+/* recv(2) / send(2) with flags (send adds MSG_NOSIGNAL).  Bytes or -errno. */
+ssize_t bl_io_recv(int fd, void *buf, size_t len, int flags, int64_t timeout_ms);
+ssize_t bl_io_send(int fd, const void *buf, size_t len, int flags, int64_t timeout_ms);
+/* shutdown(2): 0 or -errno. */
+int bl_io_shutdown(int fd, int how);
+/* Waits until fd is ready for events (POLLIN, POLLOUT, ...): the ready events or -errno. */
+int bl_io_poll(int fd, short events, int64_t timeout_ms);
+
+/* ---- loops over short transfers ---- */
+
+ssize_t bl_io_read_all(int fd, void *buf, size_t len, int64_t timeout_ms);
+ssize_t bl_io_write_all(int fd, const void *buf, size_t len, int64_t timeout_ms);
+ssize_t bl_io_pread_all(int fd, void *buf, size_t len, off_t offset, int64_t timeout_ms);
+ssize_t bl_io_pwrite_all(int fd, const void *buf, size_t len, off_t offset, int64_t timeout_ms);
+ssize_t bl_io_recv_all(int fd, void *buf, size_t len, int flags, int64_t timeout_ms);
+ssize_t bl_io_send_all(int fd, const void *buf, size_t len, int flags, int64_t timeout_ms);
+
+/* ---- introspection (tests, monitoring) ---- */
+
+/* Operations submitted and not yet completed, on all schedulers (orphans included). */
+uint64_t bl_io_inflight(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BEAMLINE_IO_H */

@@ -1,0 +1,530 @@
+/*
+ * io/io.c - file and socket operations on the scheduler's io_uring.
+ *
+ * An operation is a bl_iop on the calling process's stack: the process
+ * prepares its SQE(s) on the ring of the scheduler it runs on, parks
+ * SLEEPING (messages leave it asleep, signals wake it), and the completion,
+ * reaped by that scheduler, ends exactly that wait the way a timer does
+ * (generation and sequence in the mailbox word), so no wake-up is lost and
+ * a stale one does nothing.
+ *
+ * op->state decides, by one CAS, between the completion (PENDING -> DONE)
+ * and the process's death (PENDING -> ORPHAN).  An orphaned op keeps the
+ * dead process's stack, where the op and maybe the buffer live, until its
+ * completion arrives; the exit asks the op's ring to cancel it.  The ring
+ * belongs to one thread (SINGLE_ISSUER), so a death on another scheduler
+ * hands the cancel over through the ring owner's cancel list.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "beamline/io.h"
+#include "io/iop.h"
+#include "sched/sched.h"
+
+static _Atomic uint64_t inflight;
+
+uint64_t bl_io_inflight(void)
+{
+    return atomic_load_explicit(&inflight, memory_order_relaxed);
+}
+
+/* ---- the scheduler's side ---- */
+
+static void list_del(bl_sched *s, bl_iop *op)
+{
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        s->io_ops = op->next;
+    if (op->next) op->next->prev = op->prev;
+    op->next = op->prev = NULL;
+}
+
+/* Ends the wait op->meta names, as timer_fire does for a timeout. */
+static void wake(bl_proc *p, uint64_t meta)
+{
+    bl_box cur = bl__box_load(p), want;
+    for (;;) {
+        if ((cur.meta ^ meta) >> 8) return; /* moved on: nothing to do */
+        unsigned st = bl__meta_state(cur.meta);
+        want = cur;
+        if (st == BL_ST_SLEEPING)
+            want.meta = bl__meta_with_state(cur.meta, BL_ST_ACTIVE);
+        else if (st == BL_ST_ACTIVE && !(cur.meta & BL_META_TIMEDOUT))
+            want.meta |= BL_META_TIMEDOUT; /* awake: stop it from parking again */
+        else
+            return;
+        if (bl__box_cas(p, &cur, want)) break;
+    }
+    if (bl__meta_state(cur.meta) == BL_ST_SLEEPING) bl__sched_ready(p, BL_READY_NEXT);
+}
+
+void bl__io_complete(bl_sched *s, bl_iop *op, int res, unsigned flags)
+{
+    list_del(s, op);
+    s->io_count--;
+    atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed);
+    /* Read everything first: once DONE is seen, the op's stack frame is the
+     * process's again. */
+    bl_proc *p = op->p;
+    uint64_t meta = op->meta;
+    bl_stack *stack = op->stack;
+    op->res = res;
+    op->cflags = flags;
+    int expect = BL_IOP_PENDING;
+    /* Release: the process that acquires DONE sees res and cflags. */
+    if (atomic_compare_exchange_strong_explicit(&op->state, &expect, BL_IOP_DONE,
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        wake(p, meta);
+        return;
+    }
+    /* ORPHAN: the process is gone and op lives on its kept stack. */
+    bl__stack_put(&s->stacks, stack);
+}
+
+static struct io_uring_sqe *sqe_get(bl_sched *s)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        bl__io_submit(s);
+        sqe = io_uring_get_sqe(&s->ring);
+    }
+    return sqe;
+}
+
+static void cancel(bl_sched *s, bl_iop *op)
+{
+    struct io_uring_sqe *sqe = sqe_get(s);
+    if (!sqe) return; /* the ring is broken: the op completes when the ring goes */
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+    io_uring_sqe_set_data64(sqe, BL_UD_IGNORE);
+    s->sq_pending++;
+}
+
+void bl__io_submit(bl_sched *s)
+{
+    /* Cancels handed over by other schedulers first: they join this batch. */
+    bl_iop *c = atomic_exchange_explicit(&s->io_cancels, NULL, memory_order_acquire);
+    while (c) {
+        bl_iop *next = c->cnext;
+        cancel(s, c);
+        c = next;
+    }
+    if (!s->sq_pending && !io_uring_sq_ready(&s->ring)) return;
+    s->sq_pending = 0;
+    if (s->rt->ring_flags & IORING_SETUP_DEFER_TASKRUN)
+        (void)io_uring_submit_and_get_events(&s->ring);
+    else
+        (void)io_uring_submit(&s->ring);
+}
+
+void bl__io_poll(bl_sched *s)
+{
+    if (s->sq_pending || atomic_load_explicit(&s->io_cancels, memory_order_relaxed))
+        bl__io_submit(s);
+    else if (s->io_count && (s->rt->ring_flags & IORING_SETUP_DEFER_TASKRUN))
+        (void)io_uring_get_events(&s->ring);
+    bl__ring_reap(s);
+}
+
+bool bl__io_orphan(bl_sched *s, bl_proc *p)
+{
+    bl_iop *op = p->iop;
+    if (!op) return false;
+    p->iop = NULL;
+    op->stack = p->stack;
+    int expect = BL_IOP_PENDING;
+    /* Acq_rel: the completion that sees ORPHAN sees op->stack. */
+    if (!atomic_compare_exchange_strong_explicit(&op->state, &expect, BL_IOP_ORPHAN,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return false; /* completed meanwhile: the stack is free to go */
+    bl_sched *owner = op->s;
+    if (owner == s) {
+        cancel(s, op);
+        bl__io_submit(s);
+        return true;
+    }
+    /* Release: the owner that takes the list sees the op. */
+    bl_iop *head = atomic_load_explicit(&owner->io_cancels, memory_order_relaxed);
+    do {
+        op->cnext = head;
+    } while (!atomic_compare_exchange_weak_explicit(&owner->io_cancels, &head, op,
+                                                    memory_order_release, memory_order_relaxed));
+    bl__ring_send_wake(s, owner);
+    return true;
+}
+
+void bl__io_teardown(bl_sched *s)
+{
+    /* The ring is gone: nothing completes any more.  Orphans' stacks go. */
+    while (s->io_ops) {
+        bl_iop *op = s->io_ops;
+        list_del(s, op);
+        atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed);
+        if (atomic_load_explicit(&op->state, memory_order_acquire) == BL_IOP_ORPHAN)
+            bl__stack_free(op->stack);
+    }
+    s->io_count = 0;
+    atomic_store_explicit(&s->io_cancels, NULL, memory_order_relaxed);
+}
+
+/* ---- the process's side ---- */
+
+static bool timeout_ok(int64_t ms)
+{
+    return ms >= 0 || ms == BL_INFINITY;
+}
+
+/*
+ * Gets the SQE for op (and a linked timeout after it when ms >= 0) on the
+ * caller's scheduler; NULL if the ring has no room even after a submit.
+ */
+static struct io_uring_sqe *op_sqe(bl_sched *s, bl_iop *op, int64_t ms)
+{
+    if (io_uring_sq_space_left(&s->ring) < 2) bl__io_submit(s);
+    if (io_uring_sq_space_left(&s->ring) < 2) return NULL;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+    op->timed = ms >= 0;
+    if (op->timed) {
+        op->ts.tv_sec = ms / 1000;
+        op->ts.tv_nsec = (ms % 1000) * 1000000;
+    }
+    return sqe;
+}
+
+/* Submits (with the timeout linked) and waits for op's completion. */
+static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe)
+{
+    if (op->timed) {
+        sqe->flags |= IOSQE_IO_LINK;
+        struct io_uring_sqe *t = io_uring_get_sqe(&s->ring);
+        io_uring_prep_link_timeout(t, &op->ts, 0);
+        io_uring_sqe_set_data64(t, BL_UD_IGNORE);
+    }
+    p->seq++;
+    op->p = p;
+    op->s = s;
+    op->stack = NULL;
+    op->meta = bl__meta(p->gen, p->seq, BL_ST_SLEEPING);
+    op->cnext = NULL;
+    atomic_store_explicit(&op->state, BL_IOP_PENDING, memory_order_relaxed);
+    op->prev = NULL;
+    op->next = s->io_ops;
+    if (s->io_ops) s->io_ops->prev = op;
+    s->io_ops = op;
+    s->io_count++;
+    atomic_fetch_add_explicit(&inflight, 1, memory_order_relaxed);
+    s->sq_pending++;
+    p->iop = op;
+    /* Signals wake the sleeper; it acts on them (a fatal one ends it here,
+     * orphaning op) and goes back to the same wait. */
+    while (atomic_load_explicit(&op->state, memory_order_acquire) != BL_IOP_DONE)
+        bl__sched_park(p, BL_PARK_SLEEP);
+    p->iop = NULL;
+    int res = op->res;
+    if (op->timed && res == -ECANCELED) res = -ETIMEDOUT;
+    bl__charge(p, 1);
+    return res;
+}
+
+/* The common frame of every call: checks, an op, its SQE. */
+#define IO_BEGIN(ms)                                                                               \
+    bl_proc *p = bl__self();                                                                       \
+    if (!p) return -EPERM;                                                                         \
+    if (!timeout_ok(ms)) return -EINVAL;                                                           \
+    bl_sched *s = bl__tls_sched;                                                                   \
+    bl_iop op;                                                                                     \
+    struct io_uring_sqe *sqe = op_sqe(s, &op, ms);                                                 \
+    if (!sqe) return -EBUSY
+
+int bl_io_open(const char *path, int flags, mode_t mode)
+{
+    if (!path) return -EINVAL;
+    IO_BEGIN(BL_INFINITY);
+    io_uring_prep_openat(sqe, AT_FDCWD, path, flags | O_CLOEXEC, mode);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    return op_wait(p, s, &op, sqe);
+}
+
+int bl_io_close(int fd)
+{
+    if (fd < 0) return -EBADF;
+    IO_BEGIN(BL_INFINITY);
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    return op_wait(p, s, &op, sqe);
+}
+
+static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write, int64_t ms)
+{
+    if (len && !buf) return -EINVAL;
+    if (fd < 0) return -EBADF;
+    if (len > 0x7ffff000u) len = 0x7ffff000u; /* what read(2) does in one call at most */
+    IO_BEGIN(ms);
+    if (write)
+        io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)off);
+    else
+        io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)off);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    return op_wait(p, s, &op, sqe);
+}
+
+ssize_t bl_io_read(int fd, void *buf, size_t len, int64_t ms)
+{
+    return rw(fd, buf, len, (off_t)-1, false, ms);
+}
+
+ssize_t bl_io_write(int fd, const void *buf, size_t len, int64_t ms)
+{
+    return rw(fd, (void *)buf, len, (off_t)-1, true, ms);
+}
+
+ssize_t bl_io_pread(int fd, void *buf, size_t len, off_t offset, int64_t ms)
+{
+    if (offset < 0) return -EINVAL;
+    return rw(fd, buf, len, offset, false, ms);
+}
+
+ssize_t bl_io_pwrite(int fd, const void *buf, size_t len, off_t offset, int64_t ms)
+{
+    if (offset < 0) return -EINVAL;
+    return rw(fd, (void *)buf, len, offset, true, ms);
+}
+
+int bl_io_fsync(int fd, bool datasync, int64_t ms)
+{
+    if (fd < 0) return -EBADF;
+    IO_BEGIN(ms);
+    io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    return op_wait(p, s, &op, sqe);
+}
+
+int bl_io_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out)
+{
+    if (!path || !out) return -EINVAL;
+    IO_BEGIN(BL_INFINITY);
+    io_uring_prep_statx(sqe, dirfd, path, flags, mask, out);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    return op_wait(p, s, &op, sqe);
+}
+
+int bl_io_socket(int domain, int type, int protocol)
+{
+    /* socket(2) never blocks: no need for the ring. */
+    int fd = socket(domain, type | SOCK_CLOEXEC, protocol);
+    return fd < 0 ? -errno : fd;
+}
+
+/* Parses a numeric IPv4 / IPv6 address (NULL: any IPv4). */
+static int sockaddr_of(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (!host) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        in4->sin_addr.s_addr = htonl(INADDR_ANY);
+        *len = sizeof *in4;
+        return 0;
+    }
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        *len = sizeof *in4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        *len = sizeof *in6;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int bl_io_listen_tcp(const char *host, uint16_t port, int backlog, uint16_t *bound)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int rc = sockaddr_of(host, port, &ss, &len);
+    if (rc) return rc;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, backlog) != 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (bound) {
+        len = sizeof ss;
+        if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+            *bound = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                   : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    return fd;
+}
+
+int bl_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t ms)
+{
+    if (fd < 0) return -EBADF;
+    if (addr && !addrlen) return -EINVAL;
+    IO_BEGIN(ms);
+    io_uring_prep_accept(sqe, fd, addr, addrlen, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    int res = op_wait(p, s, &op, sqe);
+    return res;
+}
+
+int bl_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t ms)
+{
+    if (fd < 0) return -EBADF;
+    if (!addr) return -EINVAL;
+    IO_BEGIN(ms);
+    io_uring_prep_connect(sqe, fd, addr, addrlen);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    return op_wait(p, s, &op, sqe);
+}
+
+int bl_io_connect_tcp(const char *host, uint16_t port, int64_t ms)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (!host) return -EINVAL;
+    int rc = sockaddr_of(host, port, &ss, &len);
+    if (rc) return rc;
+    int fd = bl_io_socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0) return fd;
+    rc = bl_io_connect(fd, (struct sockaddr *)&ss, len, ms);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+ssize_t bl_io_recv(int fd, void *buf, size_t len, int flags, int64_t ms)
+{
+    if (fd < 0) return -EBADF;
+    if (len && !buf) return -EINVAL;
+    IO_BEGIN(ms);
+    io_uring_prep_recv(sqe, fd, buf, len, flags);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    return op_wait(p, s, &op, sqe);
+}
+
+ssize_t bl_io_send(int fd, const void *buf, size_t len, int flags, int64_t ms)
+{
+    if (fd < 0) return -EBADF;
+    if (len && !buf) return -EINVAL;
+    IO_BEGIN(ms);
+    io_uring_prep_send(sqe, fd, buf, len, flags | MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    return op_wait(p, s, &op, sqe);
+}
+
+int bl_io_shutdown(int fd, int how)
+{
+    if (!bl__self()) return -EPERM;
+    /* shutdown(2) never blocks. */
+    return shutdown(fd, how) == 0 ? 0 : -errno;
+}
+
+int bl_io_poll(int fd, short events, int64_t ms)
+{
+    if (fd < 0) return -EBADF;
+    IO_BEGIN(ms);
+    io_uring_prep_poll_add(sqe, fd, (unsigned)(unsigned short)events);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    return op_wait(p, s, &op, sqe);
+}
+
+/* ---- loops ---- */
+
+/* ms left of a whole-call timeout started at t0; BL_INFINITY stays. */
+static int64_t left(int64_t ms, uint64_t t0)
+{
+    if (ms < 0) return ms;
+    uint64_t spent = (bl__now_ns() - t0) / 1000000u;
+    return spent >= (uint64_t)ms ? 0 : ms - (int64_t)spent;
+}
+
+enum { K_READ, K_WRITE, K_PREAD, K_PWRITE, K_RECV, K_SEND };
+
+static ssize_t loop_all(int kind, int fd, char *buf, size_t len, off_t off, int flags, int64_t ms)
+{
+    if (!bl__self()) return -EPERM;
+    if (!timeout_ok(ms)) return -EINVAL;
+    uint64_t t0 = bl__now_ns();
+    size_t done = 0;
+    while (done < len) {
+        int64_t t = left(ms, t0);
+        ssize_t n;
+        switch (kind) {
+        case K_READ:
+            n = bl_io_read(fd, buf + done, len - done, t);
+            break;
+        case K_WRITE:
+            n = bl_io_write(fd, buf + done, len - done, t);
+            break;
+        case K_PREAD:
+            n = bl_io_pread(fd, buf + done, len - done, off + (off_t)done, t);
+            break;
+        case K_PWRITE:
+            n = bl_io_pwrite(fd, buf + done, len - done, off + (off_t)done, t);
+            break;
+        case K_RECV:
+            n = bl_io_recv(fd, buf + done, len - done, flags, t);
+            break;
+        default:
+            n = bl_io_send(fd, buf + done, len - done, flags, t);
+            break;
+        }
+        if (n < 0) return done && n != -ETIMEDOUT ? (ssize_t)done : n;
+        if (n == 0) break; /* end of file or peer closed */
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+ssize_t bl_io_read_all(int fd, void *buf, size_t len, int64_t ms)
+{
+    return loop_all(K_READ, fd, buf, len, 0, 0, ms);
+}
+
+ssize_t bl_io_write_all(int fd, const void *buf, size_t len, int64_t ms)
+{
+    return loop_all(K_WRITE, fd, (char *)buf, len, 0, 0, ms);
+}
+
+ssize_t bl_io_pread_all(int fd, void *buf, size_t len, off_t offset, int64_t ms)
+{
+    return loop_all(K_PREAD, fd, buf, len, offset, 0, ms);
+}
+
+ssize_t bl_io_pwrite_all(int fd, const void *buf, size_t len, off_t offset, int64_t ms)
+{
+    return loop_all(K_PWRITE, fd, (char *)buf, len, offset, 0, ms);
+}
+
+ssize_t bl_io_recv_all(int fd, void *buf, size_t len, int flags, int64_t ms)
+{
+    return loop_all(K_RECV, fd, buf, len, 0, flags, ms);
+}
+
+ssize_t bl_io_send_all(int fd, const void *buf, size_t len, int flags, int64_t ms)
+{
+    return loop_all(K_SEND, fd, (char *)buf, len, 0, flags, ms);
+}

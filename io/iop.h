@@ -1,0 +1,53 @@
+/*
+ * io/iop.h - one in-flight I/O operation, and what the scheduler calls.
+ */
+#ifndef BL_IO_IOP_H
+#define BL_IO_IOP_H
+
+#include <linux/time_types.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bl_sched;
+struct bl_proc;
+struct bl_stack;
+
+enum { BL_IOP_PENDING = 0, BL_IOP_DONE = 1, BL_IOP_ORPHAN = 2 };
+
+/*
+ * Lives on the waiting process's stack (kept alive past the process's
+ * death while the kernel still has it).  user_data of its SQE is its
+ * address.  Fields other than state belong to the ring's thread while the
+ * op is in flight.
+ */
+typedef struct bl_iop {
+    struct bl_iop *next, *prev;  /* the ring owner's in-flight list */
+    struct bl_iop *cnext;        /* link in the owner's cancel list */
+    struct bl_proc *p;           /* the waiting process */
+    struct bl_sched *s;          /* the scheduler whose ring has it */
+    struct bl_stack *stack;      /* ORPHAN: the dead process's stack, freed at completion */
+    uint64_t meta;               /* the wait it ends: generation, sequence, SLEEPING */
+    _Atomic int state;           /* PENDING, then DONE (completion) or ORPHAN (death) */
+    int32_t res;                 /* the CQE's result */
+    uint32_t cflags;             /* the CQE's flags */
+    bool timed;                  /* a linked timeout follows the SQE */
+    struct __kernel_timespec ts; /* its duration */
+} bl_iop;
+
+/* A completion for op reaped on s (its ring's thread). */
+void bl__io_complete(struct bl_sched *s, bl_iop *op, int res, unsigned flags);
+/* Sends what is queued in s's SQ (and the cancels handed over) to the kernel. */
+void bl__io_submit(struct bl_sched *s);
+/* Submits, collects deferred completions and reaps them: the scheduler's I/O turn. */
+void bl__io_poll(struct bl_sched *s);
+/*
+ * p is dying on s: if it waits on an op, orphan it (the op keeps p's stack
+ * until it completes) and have it cancelled.  True when the stack was
+ * taken (the caller must not free it).
+ */
+bool bl__io_orphan(struct bl_sched *s, struct bl_proc *p);
+/* After the ring is gone: forgets the ops in flight, freeing orphans' stacks. */
+void bl__io_teardown(struct bl_sched *s);
+
+#endif /* BL_IO_IOP_H */
