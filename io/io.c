@@ -147,6 +147,7 @@ bool bl__io_orphan(bl_sched *s, bl_proc *p)
                                                  memory_order_acq_rel, memory_order_acquire))
         return false; /* completed meanwhile: the stack is free to go */
     bl_sched *owner = op->s;
+    if (!owner) return true; /* an external op: its completer frees the stack */
     if (owner == s) {
         cancel(s, op);
         bl__io_submit(s);
@@ -174,6 +175,41 @@ void bl__io_teardown(bl_sched *s)
     }
     s->io_count = 0;
     atomic_store_explicit(&s->io_cancels, NULL, memory_order_relaxed);
+}
+
+/* ---- operations completed elsewhere ---- */
+
+void bl__iop_complete_external(bl_iop *op, int res)
+{
+    bl_proc *p = op->p;
+    uint64_t meta = op->meta;
+    op->res = res;
+    int expect = BL_IOP_PENDING;
+    if (atomic_compare_exchange_strong_explicit(&op->state, &expect, BL_IOP_DONE,
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        wake(p, meta);
+        return;
+    }
+    /* ORPHAN: the death's write of op->stack is visible now (acquire above). */
+    bl__stack_free(op->stack);
+}
+
+int bl__iop_wait_external(bl_proc *p, bl_iop *op, void (*submit)(bl_iop *op, void *ctx), void *ctx)
+{
+    p->seq++;
+    op->p = p;
+    op->s = NULL;
+    op->stack = NULL;
+    op->timed = false;
+    op->meta = bl__meta(p->gen, p->seq, BL_ST_SLEEPING);
+    /* Release: the completer, on another thread, sees the fields above. */
+    atomic_store_explicit(&op->state, BL_IOP_PENDING, memory_order_release);
+    p->iop = op;
+    submit(op, ctx);
+    while (atomic_load_explicit(&op->state, memory_order_acquire) != BL_IOP_DONE)
+        bl__sched_park(p, BL_PARK_SLEEP);
+    p->iop = NULL;
+    return op->res;
 }
 
 /* ---- the process's side ---- */

@@ -47,6 +47,18 @@ void bl__io_poll(struct bl_sched *s);
  * taken (the caller must not free it).
  */
 bool bl__io_orphan(struct bl_sched *s, struct bl_proc *p);
+/*
+ * Operations completed by something other than a ring (the dirty-work
+ * pool's threads).  bl__iop_wait_external(p, op, submit, ctx) marks op
+ * PENDING (s = NULL), calls submit(op, ctx) to hand it over, and parks p
+ * until bl__iop_complete_external(op, res) is called, from any thread,
+ * exactly once; it returns res.  If p dies first, op is orphaned: it keeps
+ * p's stack, and the completion frees that stack (op lives on it: nothing
+ * may touch op or the stack after).
+ */
+int bl__iop_wait_external(struct bl_proc *p, bl_iop *op, void (*submit)(bl_iop *op, void *ctx),
+                          void *ctx);
+void bl__iop_complete_external(bl_iop *op, int res);
 /* After the ring is gone: forgets the ops in flight, freeing orphans' stacks. */
 void bl__io_teardown(struct bl_sched *s);
 
