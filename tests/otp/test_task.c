@@ -463,8 +463,16 @@ static void await_many_main(void *arg)
         bl_task_result_free(&rs[i]);
     }
     BL_CHECK(bl_is_alive(ts[2].pid));
+    /* Monitor before the go: it may end before a later monitor (noproc). */
+    bl_ref r2;
+    BL_CHECK_EQ(bl_monitor(ts[2].pid, &r2), 0);
     bl_send(ts[2].pid, T_GO, NULL, 0);
-    BL_CHECK_EQ(wait_dead(ts[2].pid), BL_NORMAL);
+    bl_msg *d2 = NULL;
+    bl_reason why2 = BL_REASON(BL_NOPROC);
+    BL_CHECK_EQ(bl_recv(&d2, bl_match_ref, &r2, 10000, 0), 0);
+    if (d2) bl_msg_reason(d2, &why2);
+    BL_CHECK_EQ(why2.kind, BL_NORMAL);
+    bl_msg_free(d2);
     BL_CHECK_EQ(wait_dead(ts[0].pid) >= 0, 1);
     BL_CHECK_EQ(bl_mailbox_len(), 0);
 
