@@ -59,6 +59,12 @@ bool bl__io_orphan(struct bl_sched *s, struct bl_proc *p);
 int bl__iop_wait_external(struct bl_proc *p, bl_iop *op, void (*submit)(bl_iop *op, void *ctx),
                           void *ctx);
 void bl__iop_complete_external(bl_iop *op, int res);
+/* Streams (io/stream.c): a completion whose user_data has bit 0 set. */
+void bl__io_stream_complete(struct bl_sched *s, uint64_t ud, int res, unsigned flags);
+/* Ends the streams whose owners died (idle path). */
+void bl__io_stream_sweep(struct bl_sched *s);
+/* After the ring is gone: frees the streams and the buffer ring. */
+void bl__io_stream_teardown(struct bl_sched *s);
 /* After the ring is gone: forgets the ops in flight, freeing orphans' stacks. */
 void bl__io_teardown(struct bl_sched *s);
 

@@ -154,6 +154,8 @@ unsigned bl__ring_reap(bl_sched *s)
     {
         if (cqe->user_data == BL_UD_EVENTFD)
             rearm = true;
+        else if (cqe->user_data > BL_UD_IGNORE && (cqe->user_data & 1))
+            bl__io_stream_complete(s, cqe->user_data, cqe->res, cqe->flags);
         else if (cqe->user_data > BL_UD_IGNORE)
             bl__io_complete(s, (bl_iop *)(uintptr_t)cqe->user_data, cqe->res, cqe->flags);
         /* BL_UD_WAKE and the sender-side MSG_RING completions carry nothing

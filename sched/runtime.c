@@ -174,6 +174,7 @@ static void runtime_free(bl_runtime *rt)
             if (!s) continue;
             bl__ring_teardown(s);
             bl__io_teardown(s);
+            bl__io_stream_teardown(s);
             bl__stimers_destroy(s);
             bl__twheel_init(&s->wheel, 0, 0);
             bl__stack_pool_destroy(&s->stacks);

@@ -508,6 +508,7 @@ static void loop(bl_sched *s)
         uint64_t now = bl__now_ns();
         uint64_t idle_from = now;
         run_timers(s, now);
+        if (s->io_streams && (++s->io_sweeps & 63) == 0) bl__io_stream_sweep(s);
         bl__io_poll(s);
         /* Nothing to run: a good time for the system calls that give
          * surplus stacks back to the kernel, a batch at a time. */

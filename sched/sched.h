@@ -120,6 +120,9 @@ typedef struct bl_sched {
     struct io_uring ring;            /* every wait goes through here */
     bool ring_ok;                    /* ring initialised */
     struct bl_iop *io_ops;           /* operations in flight on this ring */
+    struct bl_mop *io_streams;       /* multishot streams armed on this ring (io/stream.c) */
+    struct bl_bufring *io_bufring;   /* provided buffers for receive streams, NULL until used */
+    uint32_t io_sweeps;              /* idle rounds, to sweep streams now and then */
     uint32_t io_count;               /* how many */
     uint32_t sq_pending;             /* SQEs prepared since the last submit */
     _Alignas(64) _Atomic(struct bl_iop *) io_cancels; /* orphans other schedulers hand over */

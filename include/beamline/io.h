@@ -83,6 +83,41 @@ int bl_io_shutdown(int fd, int how);
 /* Waits until fd is ready for events (POLLIN, POLLOUT, ...): the ready events or -errno. */
 int bl_io_poll(int fd, short events, int64_t timeout_ms);
 
+/* ---- streams: completions as messages (Erlang's {active, true}) ---- */
+
+/* Message tags of the streams; m->ref holds the stream's descriptor. */
+#define BL_TAG_IO_ACCEPT (BL_TAG_SYSTEM | 0x60u) /* data: int, a new connection's fd or -errno */
+#define BL_TAG_IO_DATA   (BL_TAG_SYSTEM | 0x61u) /* data: the bytes received */
+#define BL_TAG_IO_CLOSED (BL_TAG_SYSTEM | 0x62u) /* data: int, 0 = peer closed, or -errno */
+
+/*
+ * Multishot accept on listener lfd: every new connection arrives in the
+ * caller's mailbox as a BL_TAG_IO_ACCEPT message with its descriptor (the
+ * caller owns it).  One armed accept serves them all; when the kernel ends
+ * the multishot (completion queue overflow), it is re-armed.  An error
+ * arrives as a negative value and ends the stream; shutting the listener
+ * down (bl_io_shutdown(lfd, SHUT_RDWR)) ends it too.  When the caller dies,
+ * the stream ends and connections that arrive meanwhile are closed.
+ * Returns 0, -EPERM, -EBADF, -ENOMEM, -EBUSY (ring full).
+ */
+int bl_io_accept_stream(int lfd);
+
+/*
+ * Multishot receive on fd into the scheduler's ring of provided buffers
+ * (256 x 4 KiB, node-local): the bytes arrive as BL_TAG_IO_DATA messages,
+ * in order, and the end as one BL_TAG_IO_CLOSED (0 when the peer closed,
+ * else -errno).  Each buffer is copied into its message and goes back to
+ * the ring at once; when the ring runs dry the kernel pauses the stream and
+ * it is re-armed.  Do not mix with bl_io_recv on the same fd.  There is no
+ * flow control: a fast peer fills the mailbox (as {active, true} does).
+ * Returns 0, -EPERM, -EBADF, -ENOMEM, -EBUSY, -ENOTSUP (buffer rings
+ * unavailable).
+ */
+int bl_io_recv_stream(int fd);
+
+/* Times a stream was re-armed after the kernel ended its multishot (all schedulers). */
+uint64_t bl_io_stream_rearms(void);
+
 /* ---- loops over short transfers ---- */
 
 ssize_t bl_io_read_all(int fd, void *buf, size_t len, int64_t timeout_ms);

@@ -1,0 +1,265 @@
+/*
+ * io/stream.c - multishot operations that deliver to a process's mailbox:
+ * accept streams (multishot accept) and receive streams (multishot recv
+ * into the scheduler's provided buffer ring), Erlang's {active, true}.
+ *
+ * A stream op (bl_mop) is owned by the ring it was armed on; its user_data
+ * is its address with bit 0 set.  Each completion becomes a message to the
+ * owner; a completion without IORING_CQE_F_MORE means the kernel ended the
+ * multishot (buffers ran out, the CQ overflowed, an error), and the op is
+ * re-armed unless it is finished.  It finishes on end of stream, an error,
+ * a cancel, or its owner's death (noticed at the owner's next completion,
+ * or when the scheduler sweeps its streams while idle); a new connection
+ * arriving for a dead owner is closed.  The op is freed on its last
+ * completion.
+ *
+ * Received bytes are copied out of the provided buffer into the message at
+ * once, and the buffer goes straight back to the ring: a slow receiver
+ * queues messages, never kernel buffers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "beamline/io.h"
+#include "core/msg.h"
+#include "io/iop.h"
+#include "sched/otp.h"
+#include "sched/sched.h"
+
+#define BUF_COUNT 256  /* buffers in a scheduler's ring (a power of two) */
+#define BUF_SIZE  4096 /* bytes each */
+#define BUF_GROUP 0    /* buffer group id */
+
+enum { K_ACCEPT, K_RECV };
+
+static _Atomic uint64_t rearms;
+
+uint64_t bl_io_stream_rearms(void)
+{
+    return atomic_load_explicit(&rearms, memory_order_relaxed);
+}
+
+typedef struct bl_mop {
+    struct bl_mop *next, *prev; /* the scheduler's stream list */
+    bl_pid owner;
+    int fd;
+    int kind;
+    bool done;     /* finished: no more messages, no re-arm */
+    bool inflight; /* the kernel holds it */
+} bl_mop;
+
+/* The provided buffer ring of a scheduler, created at its first receive stream. */
+typedef struct bl_bufring {
+    struct io_uring_buf_ring *br;
+    char *mem;
+    size_t size; /* of the whole mapping */
+    bool failed; /* registration refused: receive streams fall back to -ENOTSUP */
+} bl_bufring;
+
+static void mop_list_add(bl_sched *s, bl_mop *m)
+{
+    m->prev = NULL;
+    m->next = s->io_streams;
+    if (m->next) m->next->prev = m;
+    s->io_streams = m;
+}
+
+static void mop_list_del(bl_sched *s, bl_mop *m)
+{
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        s->io_streams = m->next;
+    if (m->next) m->next->prev = m->prev;
+}
+
+static bl_bufring *bufring(bl_sched *s)
+{
+    bl_bufring *b = s->io_bufring;
+    if (b) return b->failed ? NULL : b;
+    b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    s->io_bufring = b;
+    size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
+    b->size = ring_bytes + (size_t)BUF_COUNT * BUF_SIZE;
+    /* Touched first here, on the scheduler's thread: node-local pages. */
+    void *mem = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        b->failed = true;
+        return NULL;
+    }
+    b->br = mem;
+    b->mem = (char *)mem + ring_bytes;
+    io_uring_buf_ring_init(b->br);
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)b->br, .ring_entries = BUF_COUNT, .bgid = BUF_GROUP};
+    if (io_uring_register_buf_ring(&s->ring, &reg, 0) != 0) {
+        munmap(mem, b->size);
+        b->br = NULL;
+        b->failed = true;
+        return NULL;
+    }
+    int mask = io_uring_buf_ring_mask(BUF_COUNT);
+    for (int i = 0; i < BUF_COUNT; i++)
+        io_uring_buf_ring_add(b->br, b->mem + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
+                              mask, i);
+    io_uring_buf_ring_advance(b->br, BUF_COUNT);
+    return b;
+}
+
+static void buf_return(bl_sched *s, unsigned bid)
+{
+    bl_bufring *b = s->io_bufring;
+    io_uring_buf_ring_add(b->br, b->mem + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(BUF_COUNT), 0);
+    io_uring_buf_ring_advance(b->br, 1);
+}
+
+static bool arm(bl_sched *s, bl_mop *m)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        bl__io_submit(s);
+        sqe = io_uring_get_sqe(&s->ring);
+        if (!sqe) return false;
+    }
+    if (m->kind == K_ACCEPT) {
+        io_uring_prep_multishot_accept(sqe, m->fd, NULL, NULL, SOCK_CLOEXEC);
+    } else {
+        io_uring_prep_recv_multishot(sqe, m->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BUF_GROUP;
+    }
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)m | 1u);
+    m->inflight = true;
+    s->sq_pending++;
+    return true;
+}
+
+static void cancel_mop(bl_sched *s, bl_mop *m)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        bl__io_submit(s);
+        sqe = io_uring_get_sqe(&s->ring);
+        if (!sqe) return;
+    }
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)m | 1u, 0);
+    io_uring_sqe_set_data64(sqe, BL_UD_IGNORE);
+    s->sq_pending++;
+}
+
+/* Delivers to the owner; false when the owner is gone. */
+static bool deliver(bl_mop *m, uint32_t tag, const void *data, size_t len)
+{
+    int rc = bl__send_ex(m->owner, tag, (bl_ref)m->fd, data, len, 0);
+    return rc == 0 && bl_is_alive(m->owner);
+}
+
+void bl__io_stream_complete(bl_sched *s, uint64_t ud, int res, unsigned flags)
+{
+    bl_mop *m = (bl_mop *)(uintptr_t)(ud & ~(uint64_t)1);
+    bool more = flags & IORING_CQE_F_MORE;
+    if (!more) m->inflight = false;
+    if (m->kind == K_ACCEPT) {
+        if (res >= 0) {
+            if (m->done || !deliver(m, BL_TAG_IO_ACCEPT, &res, sizeof res)) {
+                close(res); /* nobody will ever take it */
+                if (!m->done && more) cancel_mop(s, m);
+                m->done = true;
+            }
+        } else {
+            /* An error ends the stream (re-arming would spin on EMFILE and
+             * the like); our own cancel ends it silently. */
+            if (!m->done && res != -ECANCELED) deliver(m, BL_TAG_IO_ACCEPT, &res, sizeof res);
+            if (!m->done && more) cancel_mop(s, m);
+            m->done = true;
+        }
+    } else {
+        if (flags & IORING_CQE_F_BUFFER) {
+            unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+            if (res > 0 && !m->done &&
+                !deliver(m, BL_TAG_IO_DATA, s->io_bufring->mem + (size_t)bid * BUF_SIZE,
+                         (size_t)res)) {
+                m->done = true;
+                if (more) cancel_mop(s, m);
+            }
+            buf_return(s, bid);
+        }
+        if (res == 0 || (res < 0 && res != -ENOBUFS)) {
+            /* End of stream (peer closed), an error, or our cancel. */
+            if (!m->done) {
+                int why = res;
+                deliver(m, BL_TAG_IO_CLOSED, &why, sizeof why);
+            }
+            m->done = true;
+        }
+    }
+    if (m->inflight) return;
+    if (!m->done && arm(s, m)) {
+        /* The kernel ended the multishot (no buffers, CQ overflow): again. */
+        atomic_fetch_add_explicit(&rearms, 1, memory_order_relaxed);
+        return;
+    }
+    mop_list_del(s, m);
+    free(m);
+}
+
+void bl__io_stream_sweep(bl_sched *s)
+{
+    for (bl_mop *m = s->io_streams; m; m = m->next) {
+        if (m->done || !m->inflight || bl_is_alive(m->owner)) continue;
+        m->done = true;
+        cancel_mop(s, m);
+    }
+}
+
+void bl__io_stream_teardown(bl_sched *s)
+{
+    while (s->io_streams) {
+        bl_mop *m = s->io_streams;
+        mop_list_del(s, m);
+        free(m);
+    }
+    bl_bufring *b = s->io_bufring;
+    if (b) {
+        if (b->br) munmap(b->br, b->size);
+        free(b);
+    }
+    s->io_bufring = NULL;
+}
+
+static int start_stream(int fd, int kind)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (fd < 0) return -EBADF;
+    bl_sched *s = bl__tls_sched;
+    if (kind == K_RECV && !bufring(s)) return -ENOTSUP;
+    bl_mop *m = calloc(1, sizeof *m);
+    if (!m) return -ENOMEM;
+    m->owner = bl__proc_pid(p);
+    m->fd = fd;
+    m->kind = kind;
+    if (!arm(s, m)) {
+        free(m);
+        return -EBUSY;
+    }
+    mop_list_add(s, m);
+    bl__io_submit(s);
+    return 0;
+}
+
+int bl_io_accept_stream(int lfd)
+{
+    return start_stream(lfd, K_ACCEPT);
+}
+
+int bl_io_recv_stream(int fd)
+{
+    return start_stream(fd, K_RECV);
+}
