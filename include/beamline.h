@@ -101,6 +101,7 @@ typedef struct bl_config {
     bl_logger_fn logger;     /* crash reports (NULL = one line on stderr); no variable */
     void *logger_arg;        /* passed to logger */
     bool quiet;              /* BEAMLINE_QUIET=1: no crash reports at all */
+    bool sqpoll;             /* BEAMLINE_SQPOLL=1: a kernel thread polls each ring's SQ (off) */
 } bl_config;
 
 /*

@@ -223,10 +223,18 @@ static bool timeout_ok(int64_t ms)
  * Gets the SQE for op (and a linked timeout after it when ms >= 0) on the
  * caller's scheduler; NULL if the ring has no room even after a submit.
  */
-static struct io_uring_sqe *op_sqe(bl_sched *s, bl_iop *op, int64_t ms)
+static struct io_uring_sqe *op_sqe(bl_sched **sp, bl_iop *op, int64_t ms)
 {
-    if (io_uring_sq_space_left(&s->ring) < 2) bl__io_submit(s);
-    if (io_uring_sq_space_left(&s->ring) < 2) return NULL;
+    bl_sched *s = *sp;
+    /* With SQPOLL the kernel thread empties the SQ on its own time: give it
+     * a few turns of the scheduler (the caller may move meanwhile). */
+    for (int tries = 0; io_uring_sq_space_left(&s->ring) < 2; tries++) {
+        bl__io_submit(s);
+        if (io_uring_sq_space_left(&s->ring) >= 2) break;
+        if (!(s->rt->ring_flags & IORING_SETUP_SQPOLL) || tries == 10000) return NULL;
+        bl_yield();
+        *sp = s = bl__tls_sched;
+    }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
     op->timed = ms >= 0;
@@ -279,7 +287,7 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
     if (!timeout_ok(ms)) return -EINVAL;                                                           \
     bl_sched *s = bl__tls_sched;                                                                   \
     bl_iop op;                                                                                     \
-    struct io_uring_sqe *sqe = op_sqe(s, &op, ms);                                                 \
+    struct io_uring_sqe *sqe = op_sqe(&s, &op, ms);                                                \
     if (!sqe) return -EBUSY
 
 int bl_io_open(const char *path, int flags, mode_t mode)

@@ -60,14 +60,26 @@ static void arm_eventfd(bl_sched *s)
     io_uring_submit(&s->ring);
 }
 
+/* With SQPOLL (opt-in): DEFER_TASKRUN cannot be combined with it. */
+static const unsigned sqpoll_tries[] = {
+    IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER,
+    IORING_SETUP_SQPOLL,
+    0,
+};
+
 int bl__ring_setup(bl_sched *s, char *err, size_t errlen)
 {
     bl_runtime *rt = s->rt;
     int ret = -EINVAL;
-    for (size_t i = 0; i < sizeof setup_tries / sizeof setup_tries[0]; i++) {
+    const unsigned *tries = rt->cfg.sqpoll ? sqpoll_tries : setup_tries;
+    size_t ntries = rt->cfg.sqpoll ? sizeof sqpoll_tries / sizeof sqpoll_tries[0]
+                                   : sizeof setup_tries / sizeof setup_tries[0];
+    for (size_t i = 0; i < ntries; i++) {
         struct io_uring_params p;
         memset(&p, 0, sizeof p);
-        p.flags = setup_tries[i];
+        p.flags = tries[i];
+        /* The poller sleeps after 50 ms without submissions (a wake-up is one syscall). */
+        if (p.flags & IORING_SETUP_SQPOLL) p.sq_thread_idle = 50;
         ret = io_uring_queue_init_params(rt->cfg.ring_entries, &s->ring, &p);
         if (ret == 0) {
             if (s->index == 0) {

@@ -110,6 +110,8 @@ int bl_config_from_env(bl_config *c)
     }
     v = getenv("BEAMLINE_QUIET");
     if (v && *v) c->quiet = strcmp(v, "0") != 0;
+    v = getenv("BEAMLINE_SQPOLL");
+    if (v && *v) c->sqpoll = strcmp(v, "0") != 0;
     v = getenv("BEAMLINE_TOPOLOGY");
     if (v && *v) c->topology = v;
     return 0;

@@ -14,6 +14,9 @@
  * timeout in ms: BL_INFINITY (-1) waits forever, 0 or more arms a linked
  * timeout, and the call then returns -ETIMEDOUT with the operation
  * cancelled (a partial transfer is lost only where the kernel loses it).
+ * Any call may also return -EBUSY when its scheduler's submission queue
+ * stays full (ring_entries too small for the load; with SQPOLL the caller
+ * first yields a while for the kernel's poller to catch up).
  * The _all variants loop over short transfers until len bytes are done,
  * end of file / peer close (returning the count so far), an error, or the
  * timeout, which then covers the whole call.

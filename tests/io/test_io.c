@@ -235,6 +235,14 @@ Test(io, sockets)
     bl_test_run(NULL, sockets_main, NULL);
 }
 
+/* The same work with SQPOLL rings. */
+Test(io, sqpoll)
+{
+    bl_config c = {.sqpoll = true};
+    bl_test_run(&c, files_main, NULL);
+    bl_test_run(&c, sockets_main, NULL);
+}
+
 /* ---- killed in the middle of I/O ---- */
 
 static void blocked_recv(void *arg)
