@@ -475,33 +475,10 @@ int bl_dynamic_supervisor_terminate_child(bl_pid sup, bl_pid child)
 
 int bl_dynamic_supervisor_which_children(bl_pid sup, bl_sup_child *out, size_t max)
 {
-    if (!out && max > 0) return -EINVAL;
-    bl_msg *m;
-    int rc = bl__sup_call(sup, DYN_WHICH_CHILDREN, NULL, 0, &m);
-    if (rc) return rc;
-    if (m->len % sizeof(bl_sup_child) != 0) {
-        int32_t err = -EPROTO;
-        if (m->len == sizeof err) memcpy(&err, m->data, sizeof err);
-        bl_msg_free(m);
-        return err;
-    }
-    size_t n = m->len / sizeof(bl_sup_child);
-    if (out && max > 0) memcpy(out, m->data, (n < max ? n : max) * sizeof *out);
-    bl_msg_free(m);
-    return n > INT_MAX ? INT_MAX : (int)n;
+    return bl__sup_which(sup, DYN_WHICH_CHILDREN, out, max);
 }
 
 int bl_dynamic_supervisor_count_children(bl_pid sup, bl_sup_counts *out)
 {
-    if (!out) return -EINVAL;
-    bl_msg *m;
-    int rc = bl__sup_call(sup, DYN_COUNT_CHILDREN, NULL, 0, &m);
-    if (rc) return rc;
-    rc = -EPROTO;
-    if (m->len == sizeof *out) {
-        memcpy(out, m->data, sizeof *out);
-        rc = 0;
-    }
-    bl_msg_free(m);
-    return rc;
+    return bl__sup_count(sup, DYN_COUNT_CHILDREN, out);
 }

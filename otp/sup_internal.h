@@ -21,6 +21,9 @@ int64_t bl__sup_shutdown_of(int64_t shutdown, bl_child_type type);
 void bl__sup_terminate(const bl_pid *pids, const int64_t *shutdown, size_t n);
 /* A supervisor call with no timeout. */
 int bl__sup_call(bl_pid sup, uint32_t tag, const void *req, size_t len, bl_msg **reply);
+/* which_children / count_children through a call with that tag (all three kinds). */
+int bl__sup_which(bl_pid sup, uint32_t tag, bl_sup_child *out, size_t max);
+int bl__sup_count(bl_pid sup, uint32_t tag, bl_sup_counts *out);
 
 /* The partition supervisor's base: a supervisor of N partition children. */
 int bl__supervisor_start_ext(bl_pid *pid, const bl_child_spec *children, size_t n,

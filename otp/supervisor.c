@@ -1002,9 +1002,19 @@ int bl_supervisor_delete_child(bl_pid sup, const char *id)
 
 int bl_supervisor_which_children(bl_pid sup, bl_sup_child *out, size_t max)
 {
+    return bl__sup_which(sup, SUP_WHICH_CHILDREN, out, max);
+}
+
+int bl_supervisor_count_children(bl_pid sup, bl_sup_counts *out)
+{
+    return bl__sup_count(sup, SUP_COUNT_CHILDREN, out);
+}
+
+int bl__sup_which(bl_pid sup, uint32_t tag, bl_sup_child *out, size_t max)
+{
     if (!out && max > 0) return -EINVAL;
     bl_msg *m;
-    int rc = bl__sup_call(sup, SUP_WHICH_CHILDREN, NULL, 0, &m);
+    int rc = bl__sup_call(sup, tag, NULL, 0, &m);
     if (rc) return rc;
     if (m->len % sizeof(bl_sup_child) != 0) {
         /* Only an error code has another size. */
@@ -1019,11 +1029,11 @@ int bl_supervisor_which_children(bl_pid sup, bl_sup_child *out, size_t max)
     return n > INT_MAX ? INT_MAX : (int)n;
 }
 
-int bl_supervisor_count_children(bl_pid sup, bl_sup_counts *out)
+int bl__sup_count(bl_pid sup, uint32_t tag, bl_sup_counts *out)
 {
     if (!out) return -EINVAL;
     bl_msg *m;
-    int rc = bl__sup_call(sup, SUP_COUNT_CHILDREN, NULL, 0, &m);
+    int rc = bl__sup_call(sup, tag, NULL, 0, &m);
     if (rc) return rc;
     rc = -EPROTO;
     if (m->len == sizeof *out) {
