@@ -102,6 +102,8 @@ typedef struct bl_config {
     void *logger_arg;        /* passed to logger */
     bool quiet;              /* BEAMLINE_QUIET=1: no crash reports at all */
     bool sqpoll;             /* BEAMLINE_SQPOLL=1: a kernel thread polls each ring's SQ (off) */
+    unsigned io_buffers;     /* BEAMLINE_IO_BUFFERS: 4 KiB receive buffers per ring, a power
+                                of two (0 = 256) */
 } bl_config;
 
 /*

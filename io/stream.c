@@ -30,8 +30,7 @@
 #include "sched/otp.h"
 #include "sched/sched.h"
 
-#define BUF_COUNT 256  /* buffers in a scheduler's ring (a power of two) */
-#define BUF_SIZE  4096 /* bytes each */
+#define BUF_SIZE  4096 /* bytes per buffer; their count is bl_config.io_buffers */
 #define BUF_GROUP 0    /* buffer group id */
 
 enum { K_ACCEPT, K_RECV };
@@ -56,8 +55,9 @@ typedef struct bl_mop {
 typedef struct bl_bufring {
     struct io_uring_buf_ring *br;
     char *mem;
-    size_t size; /* of the whole mapping */
-    bool failed; /* registration refused: receive streams fall back to -ENOTSUP */
+    size_t size;    /* of the whole mapping */
+    unsigned count; /* buffers */
+    bool failed;    /* registration refused: receive streams fall back to -ENOTSUP */
 } bl_bufring;
 
 static void mop_list_add(bl_sched *s, bl_mop *m)
@@ -84,8 +84,10 @@ static bl_bufring *bufring(bl_sched *s)
     b = calloc(1, sizeof *b);
     if (!b) return NULL;
     s->io_bufring = b;
-    size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
-    b->size = ring_bytes + (size_t)BUF_COUNT * BUF_SIZE;
+    unsigned count = s->rt->cfg.io_buffers;
+    b->count = count;
+    size_t ring_bytes = count * sizeof(struct io_uring_buf);
+    b->size = ring_bytes + (size_t)count * BUF_SIZE;
     /* Touched first here, on the scheduler's thread: node-local pages. */
     void *mem = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
@@ -96,18 +98,18 @@ static bl_bufring *bufring(bl_sched *s)
     b->mem = (char *)mem + ring_bytes;
     io_uring_buf_ring_init(b->br);
     struct io_uring_buf_reg reg = {
-        .ring_addr = (uint64_t)(uintptr_t)b->br, .ring_entries = BUF_COUNT, .bgid = BUF_GROUP};
+        .ring_addr = (uint64_t)(uintptr_t)b->br, .ring_entries = count, .bgid = BUF_GROUP};
     if (io_uring_register_buf_ring(&s->ring, &reg, 0) != 0) {
         munmap(mem, b->size);
         b->br = NULL;
         b->failed = true;
         return NULL;
     }
-    int mask = io_uring_buf_ring_mask(BUF_COUNT);
-    for (int i = 0; i < BUF_COUNT; i++)
+    int mask = io_uring_buf_ring_mask(count);
+    for (unsigned i = 0; i < count; i++)
         io_uring_buf_ring_add(b->br, b->mem + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
-                              mask, i);
-    io_uring_buf_ring_advance(b->br, BUF_COUNT);
+                              mask, (int)i);
+    io_uring_buf_ring_advance(b->br, (int)count);
     return b;
 }
 
@@ -115,7 +117,7 @@ static void buf_return(bl_sched *s, unsigned bid)
 {
     bl_bufring *b = s->io_bufring;
     io_uring_buf_ring_add(b->br, b->mem + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
-                          io_uring_buf_ring_mask(BUF_COUNT), 0);
+                          io_uring_buf_ring_mask(b->count), 0);
     io_uring_buf_ring_advance(b->br, 1);
 }
 

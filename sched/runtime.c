@@ -68,6 +68,7 @@ int bl_config_from_env(bl_config *c)
         {"BEAMLINE_RING_ENTRIES", offsetof(bl_config, ring_entries), sizeof(unsigned), 32768},
         {"BEAMLINE_IOWQ_MAX", offsetof(bl_config, iowq_max), sizeof(unsigned), 65536},
         {"BEAMLINE_MAX_NAMES", offsetof(bl_config, max_names), sizeof(unsigned), 1u << 24},
+        {"BEAMLINE_IO_BUFFERS", offsetof(bl_config, io_buffers), sizeof(unsigned), 32768},
     };
     if (!c) return -EINVAL;
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
@@ -122,7 +123,8 @@ static int check_config(bl_config *c)
     if ((unsigned)c->bind > BL_BIND_SPREAD || (unsigned)c->wake > BL_WAKE_EVENTFD ||
         c->schedulers > 1024 || c->stack_size > (1u << 30) || c->ring_entries > 32768 ||
         c->reductions > 100000000 || c->spin_us > 10000000 || c->iowq_max > 65536 ||
-        c->max_names > (1u << 24)) {
+        c->max_names > (1u << 24) || c->io_buffers > 32768 ||
+        (c->io_buffers & (c->io_buffers - 1))) {
         snprintf(errbuf, sizeof errbuf, "invalid configuration value");
         return -EINVAL;
     }
@@ -133,6 +135,7 @@ static int check_config(bl_config *c)
     if (!c->ring_entries) c->ring_entries = 256;
     if (!c->iowq_max) c->iowq_max = 4;
     if (!c->max_names) c->max_names = 65536;
+    if (!c->io_buffers) c->io_buffers = 256;
     c->stack_size = bl__stack_round(c->stack_size);
     return 0;
 }

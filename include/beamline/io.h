@@ -107,7 +107,7 @@ int bl_io_accept_stream(int lfd);
 
 /*
  * Multishot receive on fd into the scheduler's ring of provided buffers
- * (256 x 4 KiB, node-local): the bytes arrive as BL_TAG_IO_DATA messages,
+ * (bl_config.io_buffers x 4 KiB, node-local): the bytes arrive as BL_TAG_IO_DATA messages,
  * in order, and the end as one BL_TAG_IO_CLOSED (0 when the peer closed,
  * else -errno).  Each buffer is copied into its message and goes back to
  * the ring at once; when the ring runs dry the kernel pauses the stream and

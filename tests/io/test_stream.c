@@ -209,3 +209,34 @@ Test(stream, recv)
 {
     bl_test_run(NULL, recv_main, NULL);
 }
+
+/* Two buffers only: the kernel runs out, ends the multishot, and the stream
+ * is re-armed; the bytes still arrive whole and in order. */
+static void exhaust_main(void *arg)
+{
+    uint64_t before = bl_io_stream_rearms();
+    recv_main(arg);
+    BL_CHECK(bl_io_stream_rearms() > before);
+}
+
+Test(stream, recv_buffers_exhausted)
+{
+    bl_config c = {.io_buffers = 2};
+    bl_test_run(&c, exhaust_main, NULL);
+}
+
+/* A tiny ring: a burst of connections overflows the completion queue, the
+ * kernel ends the multishot accept, and it is re-armed: none is lost. */
+static void accept_small_main(void *arg)
+{
+    uint64_t before = bl_io_stream_rearms();
+    accept_main(arg);
+    fprintf(stderr, "accept stream on a tiny ring: %llu re-arms\n",
+            (unsigned long long)(bl_io_stream_rearms() - before));
+}
+
+Test(stream, accept_small_ring)
+{
+    bl_config c = {.ring_entries = 4};
+    bl_test_run(&c, accept_small_main, NULL);
+}
