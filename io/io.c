@@ -226,12 +226,17 @@ static bool timeout_ok(int64_t ms)
 static struct io_uring_sqe *op_sqe(bl_sched **sp, bl_iop *op, int64_t ms)
 {
     bl_sched *s = *sp;
-    /* With SQPOLL the kernel thread empties the SQ on its own time: give it
-     * a few turns of the scheduler (the caller may move meanwhile). */
-    for (int tries = 0; io_uring_sq_space_left(&s->ring) < 2; tries++) {
+    /* With SQPOLL the kernel thread empties the SQ on its own time: let
+     * other processes run meanwhile, for up to a second (the caller may
+     * move to another scheduler as it yields). */
+    uint64_t give_up = 0;
+    while (io_uring_sq_space_left(&s->ring) < 2) {
         bl__io_submit(s);
         if (io_uring_sq_space_left(&s->ring) >= 2) break;
-        if (!(s->rt->ring_flags & IORING_SETUP_SQPOLL) || tries == 10000) return NULL;
+        if (!(s->rt->ring_flags & IORING_SETUP_SQPOLL)) return NULL;
+        uint64_t now = bl__now_ns();
+        if (!give_up) give_up = now + 1000000000u;
+        if (now > give_up) return NULL;
         bl_yield();
         *sp = s = bl__tls_sched;
     }
