@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -253,6 +254,13 @@ static void blocked_recv(void *arg)
     BL_CHECK(0); /* never: it is killed first */
 }
 
+static void blocked_read(void *arg)
+{
+    char buf[64];
+    bl_io_read((int)(intptr_t)arg, buf, sizeof buf, BL_INFINITY);
+    BL_CHECK(0);
+}
+
 static void blocked_accept(void *arg)
 {
     bl_io_accept((int)(intptr_t)arg, NULL, NULL, BL_INFINITY);
@@ -266,6 +274,8 @@ static void killed_main(void *arg)
     BL_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     uint16_t port;
     int lfd = bl_io_listen_tcp("127.0.0.1", 0, 16, &port);
+    int pp[2];
+    BL_CHECK_EQ(pipe2(pp, O_CLOEXEC), 0);
     int fds_before = count_fds();
     uint64_t base = bl_io_inflight();
     BL_CHECK_EQ(base, 0);
@@ -273,9 +283,9 @@ static void killed_main(void *arg)
     bl_ref *refs = calloc((size_t)n, sizeof *refs);
     for (int i = 0; i < n; i++) {
         bl_spawn_opts o = {.scheduler = 1 + i % 2};
-        BL_CHECK_EQ(bl_spawn(&pids[i], i % 3 ? blocked_recv : blocked_accept,
-                             (void *)(intptr_t)(i % 3 ? sv[0] : lfd), &o),
-                    0);
+        bl_entry_fn fns[3] = {blocked_accept, blocked_recv, blocked_read};
+        int fds[3] = {lfd, sv[0], pp[0]};
+        BL_CHECK_EQ(bl_spawn(&pids[i], fns[i % 3], (void *)(intptr_t)fds[i % 3], &o), 0);
         BL_CHECK_EQ(bl_monitor(pids[i], &refs[i]), 0);
     }
     /* All of them blocked in the kernel. */
@@ -297,6 +307,8 @@ static void killed_main(void *arg)
     BL_CHECK_EQ(bl_io_recv(sv[0], &c, 1, 0, 1000), 1);
     close(sv[0]);
     close(sv[1]);
+    close(pp[0]);
+    close(pp[1]);
     close(lfd);
     free(pids);
     free(refs);
@@ -305,4 +317,128 @@ static void killed_main(void *arg)
 Test(io, killed_in_io)
 {
     bl_test_run(NULL, killed_main, NULL);
+}
+
+/* ---- 10,000 concurrent loopback connections ---- */
+
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#define MANY BL_SCALE(10000)
+
+/*
+ * The client side runs in a child process of its own (its own descriptor
+ * table): it opens every connection first, then sends one message on each
+ * and checks each echo, with all of them open at once.  Exit status 0 when
+ * every echo came back.
+ */
+static int many_clients(uint16_t port)
+{
+    int ep = epoll_create1(0);
+    int *fds = calloc(MANY, sizeof *fds);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < MANY; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fds[i] < 0) return 2;
+        if (connect(fds[i], (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS) return 3;
+        struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
+    }
+    /* Writable means connected: send, then wait for the echo. */
+    int echoed = 0;
+    char *state = calloc(MANY, 1);
+    struct epoll_event evs[256];
+    while (echoed < MANY) {
+        int n = epoll_wait(ep, evs, 256, 30000);
+        if (n <= 0) return 4;
+        for (int k = 0; k < n; k++) {
+            int i = (int)evs[k].data.u32;
+            if (state[i] == 0) {
+                int v = i;
+                if (write(fds[i], &v, sizeof v) != sizeof v) return 5;
+                state[i] = 1;
+                struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+                epoll_ctl(ep, EPOLL_CTL_MOD, fds[i], &ev);
+            } else if (state[i] == 1) {
+                int v = -1;
+                if (read(fds[i], &v, sizeof v) != sizeof v || v != i) return 6;
+                state[i] = 2;
+                epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+                echoed++;
+            }
+        }
+    }
+    /* All echoed with every connection still open: now close them. */
+    for (int i = 0; i < MANY; i++) close(fds[i]);
+    return 0;
+}
+
+static void many_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    int v;
+    /* Echo one message, then wait for the client to close. */
+    if (bl_io_recv_all(fd, &v, sizeof v, 0, 60000) == sizeof v)
+        bl_io_send_all(fd, &v, sizeof v, 0, 60000);
+    char c;
+    bl_io_recv(fd, &c, 1, 0, 60000);
+    bl_io_close(fd);
+    bl_send(bl_whereis("many_main"), 7, NULL, 0);
+}
+
+static void many_main(void *arg)
+{
+    int lfd = *(int *)arg;
+    BL_CHECK_EQ(bl_register("many_main", bl_self()), 0);
+    BL_CHECK_EQ(bl_io_accept_stream(lfd), 0);
+    int accepted = 0, done = 0;
+    while (done < MANY) {
+        bl_msg *m = bl_receive(60000);
+        BL_CHECK(m != NULL);
+        if (!m) break;
+        if (m->tag == BL_TAG_IO_ACCEPT) {
+            int fd = *(int *)m->data;
+            BL_CHECK(fd >= 0);
+            if (fd >= 0) {
+                accepted++;
+                BL_CHECK_EQ(bl_spawn(NULL, many_conn, (void *)(intptr_t)fd, NULL), 0);
+            }
+        } else if (m->tag == 7) {
+            done++;
+        }
+        bl_msg_free(m);
+    }
+    BL_CHECK_EQ(accepted, MANY);
+    BL_CHECK_EQ(done, MANY);
+    bl_io_shutdown(lfd, SHUT_RDWR);
+}
+
+Test(io, ten_thousand_connections, .timeout = 240)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    cr_assert(rl.rlim_cur >= (rlim_t)MANY + 64, "RLIMIT_NOFILE %llu is too low",
+              (unsigned long long)rl.rlim_cur);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(lfd, 4096), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    pid_t child = fork();
+    cr_assert(child >= 0);
+    if (child == 0) {
+        close(lfd);
+        _exit(many_clients(ntohs(a.sin_port)));
+    }
+    bl_test_run(NULL, many_main, &lfd);
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "clients: status %d", status);
+    close(lfd);
 }
