@@ -15,38 +15,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 enum { T_GO = 1, T_BALL, T_DONE, T_STOP, T_NOISE, T_REQ, T_REPLY, T_TOKEN };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-typedef struct driver {
-    void (*fn)(struct driver *d);
-    double result;
-    sem_t done;
-} driver;
-
-static void driver_entry(void *arg)
-{
-    driver *d = arg;
-    d->fn(d);
-    sem_post(&d->done);
-}
 
 /* Runs fn as a process and waits for its result. */
 static double drive(void (*fn)(driver *d))
 {
-    driver d = {.fn = fn, .result = -1};
-    sem_init(&d.done, 0, 0);
-    if (bl_spawn(NULL, driver_entry, &d, NULL) != 0) return -1;
-    while (sem_wait(&d.done) != 0) {
-    }
-    sem_destroy(&d.done);
-    return d.result;
+    return drive_with(fn, 0, -1);
 }
 
 static void recv_tag(uint32_t tag)

@@ -29,6 +29,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 enum { T_PING = 1, T_COUNT, T_INC, T_FACT, T_DONE, T_STOP, T_UP };
 
 /* Time limit of every wait for a reply or a message. */
@@ -41,37 +43,10 @@ enum { T_PING = 1, T_COUNT, T_INC, T_FACT, T_DONE, T_STOP, T_UP };
  */
 #define BIG_STACK (1u << 20)
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-typedef struct driver {
-    void (*fn)(struct driver *d);
-    double result;
-    sem_t done;
-} driver;
-
-static void driver_entry(void *arg)
-{
-    driver *d = arg;
-    d->fn(d);
-    sem_post(&d->done);
-}
-
 /* Runs fn as a process (with a big stack) and waits for its result. */
 static double drive(void (*fn)(driver *d))
 {
-    driver d = {.fn = fn, .result = NAN};
-    sem_init(&d.done, 0, 0);
-    bl_spawn_opts o = {.stack_size = BIG_STACK};
-    if (bl_spawn(NULL, driver_entry, &d, &o) != 0) return NAN;
-    while (sem_wait(&d.done) != 0) {
-    }
-    sem_destroy(&d.done);
-    return d.result;
+    return drive_with(fn, BIG_STACK, NAN);
 }
 
 /* The first message with this tag, or NULL after WAIT_MS. */
