@@ -1,0 +1,242 @@
+/*
+ * examples/echo_server.c - a supervised TCP echo server: one process per
+ * connection, a pool of acceptors, everything under one supervisor.
+ *
+ *   echo_server (Supervisor, one_for_one)
+ *   |-- conns     (DynamicSupervisor: one temporary child per connection)
+ *   |-- acceptor 1 .. N (loop on bl_io_accept, hand each socket to conns)
+ *
+ * A connection is a handler process: its handle runs the echo loop (it
+ * blocks in bl_io_recv, keeping its stack while the connection lives), and
+ * its release hook closes the socket after the process is gone, for any
+ * reason, a kill included, so no descriptor outlives its connection.
+ *
+ * Run: echo_server [port]   (default 7000, on 127.0.0.1); try `nc 127.0.0.1 7000`.
+ */
+#define _GNU_SOURCE
+#include <beamline.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- the module's interface ---- */
+
+typedef struct echo_opts {
+    const char *host; /* NULL = 127.0.0.1 */
+    uint16_t port;    /* 0 = any free port */
+    int acceptors;    /* 0 = one per scheduler */
+    int64_t idle_ms;  /* a silent connection is closed after this long (0 = 60 s) */
+} echo_opts;
+
+/* The running server; acceptors read it, so it must outlive the server. */
+typedef struct echo_server {
+    bl_pid sup;      /* the top supervisor */
+    bl_pid conns;    /* the connections' dynamic supervisor */
+    int lfd;         /* the listening socket */
+    uint16_t port;   /* where it listens */
+    int64_t idle_ms; /* per-connection idle timeout */
+} echo_server;
+
+/* Starts the server (process only): 0, or a negative errno. */
+int echo_server_start(echo_server *srv, const echo_opts *opts);
+/* Stops it: every connection and acceptor, then the listener.  0 or an error. */
+int echo_server_stop(echo_server *srv);
+
+/* ---- connections ---- */
+
+typedef struct conn {
+    int fd;
+    int64_t idle_ms;
+} conn;
+
+enum { T_GO = 1 };
+
+static int conn_init(void *arg, void **state)
+{
+    /* arg is the conn conn_start allocated: the process's state from here on. */
+    *state = arg;
+    /* The loop runs in handle, once init has returned. */
+    bl_send(bl_self(), T_GO, NULL, 0);
+    return BL_CONTINUE;
+}
+
+static int conn_handle(void *state, bl_msg *m)
+{
+    conn *c = state;
+    char buf[4096];
+    ssize_t n;
+    while ((n = bl_io_recv(c->fd, buf, sizeof buf, 0, c->idle_ms)) > 0)
+        if (bl_io_send_all(c->fd, buf, (size_t)n, 0, c->idle_ms) != n) break;
+    /* Peer closed (0), idle timeout, or an error: this connection is over. */
+    return BL_STOP;
+}
+
+/* After the process, whatever ended it: the socket goes with it. */
+static void conn_release(void *state)
+{
+    conn *c = state;
+    close(c->fd);
+    free(c);
+}
+
+static const bl_handler conn_handler = {
+    .init = conn_init,
+    .handle = conn_handle,
+    .release = conn_release,
+};
+
+/*
+ * The connection's start function (a bl_start_fn): arg is the spec's copy
+ * of a conn.  The process gets a copy of its own, which release frees even
+ * if the process dies before init runs.
+ */
+static int conn_start(void *arg, bl_pid *pid)
+{
+    conn *c = malloc(sizeof *c);
+    if (!c) return -ENOMEM;
+    *c = *(conn *)arg;
+    bl_pid p;
+    int rc = bl_spawn_handler(&p, &conn_handler, c, NULL);
+    if (rc) {
+        free(c); /* never ran: the caller still owns the socket */
+        return rc;
+    }
+    /* Linked to its supervisor, as a start function must be.  (If even that
+     * fails, out of memory, the process still owns and closes its socket:
+     * reporting an error would make the acceptor close it a second time.) */
+    (void)bl_link(p);
+    *pid = p;
+    return 0;
+}
+
+/* ---- acceptors ---- */
+
+static void acceptor(void *arg)
+{
+    echo_server *srv = arg;
+    for (;;) {
+        int fd = bl_io_accept(srv->lfd, NULL, NULL, BL_INFINITY);
+        if (fd == -EINVAL || fd == -EBADF) return; /* the listener is gone: stop quietly */
+        if (fd < 0) continue;                      /* a failed handshake, EMFILE: go on */
+        conn c = {.fd = fd, .idle_ms = srv->idle_ms};
+        bl_child_spec spec = {.start = conn_start,
+                              .arg = &c,
+                              .arg_len = sizeof c,
+                              .restart = BL_RESTART_TEMPORARY,
+                              .shutdown = BL_SHUTDOWN_BRUTAL_KILL};
+        if (bl_dynamic_supervisor_start_child(srv->conns, &spec, NULL) != 0) close(fd);
+    }
+}
+
+static int acceptor_start(void *arg, bl_pid *pid)
+{
+    return bl_spawn_link(pid, acceptor, arg, NULL);
+}
+
+/* ---- the tree ---- */
+
+int echo_server_start(echo_server *srv, const echo_opts *o)
+{
+    static const echo_opts none;
+    if (!o) o = &none;
+    memset(srv, 0, sizeof *srv);
+    srv->idle_ms = o->idle_ms ? o->idle_ms : 60000;
+    srv->lfd = bl_io_listen_tcp(o->host ? o->host : "127.0.0.1", o->port, 1024, &srv->port);
+    if (srv->lfd < 0) return srv->lfd;
+    int n = o->acceptors ? o->acceptors : (int)bl_schedulers();
+    if (n > 64) n = 64;
+
+    /* The connections' supervisor first: acceptors need its pid. */
+    bl_child_spec specs[65];
+    char ids[65][24];
+    specs[0] = (bl_child_spec){
+        .id = "conns", .start = bl_dynamic_supervisor_start_fn, .type = BL_CHILD_SUPERVISOR};
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i + 1], sizeof ids[i + 1], "acceptor%d", i);
+        specs[i + 1] = (bl_child_spec){.id = ids[i + 1],
+                                       .start = acceptor_start,
+                                       .arg = srv,
+                                       .shutdown = BL_SHUTDOWN_BRUTAL_KILL};
+    }
+    /* Start the supervisor with conns alone, then add the acceptors. */
+    int rc = bl_supervisor_start_link(&srv->sup, specs, 1, NULL);
+    if (rc == 0) {
+        bl_sup_child kid;
+        rc = bl_supervisor_which_children(srv->sup, &kid, 1) == 1 ? 0 : -ESRCH;
+        srv->conns = kid.pid;
+        for (int i = 0; rc == 0 && i < n; i++)
+            rc = bl_supervisor_start_child(srv->sup, &specs[i + 1], NULL);
+    }
+    if (rc) {
+        if (srv->sup) bl_supervisor_stop(srv->sup, NULL, 5000);
+        close(srv->lfd);
+        return rc;
+    }
+    return 0;
+}
+
+int echo_server_stop(echo_server *srv)
+{
+    /* Children stop in reverse order: acceptors, then every connection. */
+    bool trap = bl_trap_exit(true);
+    int rc = bl_supervisor_stop(srv->sup, NULL, 10000);
+    bl_trap_exit(trap);
+    close(srv->lfd);
+    return rc;
+}
+
+#ifndef BL_EXAMPLE_NO_MAIN
+
+/* The program: serve until SIGINT or SIGTERM. */
+
+static sigset_t stop_signals;
+
+/* Outside the runtime: wait for the signal, then stop the runtime. */
+static void *signal_waiter(void *arg)
+{
+    int sig;
+    sigwait(&stop_signals, &sig);
+    bl_runtime_stop();
+    return NULL;
+}
+
+static void serve(void *arg)
+{
+    echo_opts o = {.port = (uint16_t)atoi(arg)};
+    echo_server srv;
+    int rc = echo_server_start(&srv, &o);
+    if (rc) {
+        fprintf(stderr, "echo_server: %s\n", strerror(-rc));
+        bl_runtime_stop();
+        return;
+    }
+    printf("echo_server: listening on 127.0.0.1:%u with %u acceptors\n", srv.port, bl_schedulers());
+    fflush(stdout);
+    /* The supervisor tree serves; this process just waits. */
+    bl_msg_free(bl_receive(BL_INFINITY));
+}
+
+int main(int argc, char **argv)
+{
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    /* Blocked before any thread starts, so only the waiter takes them. */
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, signal_waiter, NULL);
+    int rc = bl_runtime_start(NULL);
+    if (rc) {
+        fprintf(stderr, "echo_server: %s\n", bl_runtime_error());
+        return 1;
+    }
+    bl_spawn(NULL, serve, argc > 1 ? argv[1] : "7000", NULL);
+    bl_runtime_wait();
+    return 0;
+}
+
+#endif

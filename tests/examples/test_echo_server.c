@@ -1,0 +1,165 @@
+/*
+ * The echo server example: many concurrent clients, clients that vanish,
+ * an acceptor killed and restarted, idle connections closed, and a stop
+ * that leaves no descriptor behind.
+ */
+#define BL_EXAMPLE_NO_MAIN
+#include "examples/echo_server.c"
+
+#include <dirent.h>
+
+#include "bl_test.h"
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
+}
+
+typedef struct client_ctx {
+    uint16_t port;
+    bl_pid test;
+    int id;
+    int rounds;
+} client_ctx;
+
+/* Sends rounds messages and checks each echo; reports how many came back. */
+static void client(void *arg)
+{
+    client_ctx *c = arg;
+    int ok = 0;
+    int fd = bl_io_connect_tcp("127.0.0.1", c->port, 10000);
+    if (fd >= 0) {
+        for (int r = 0; r < c->rounds; r++) {
+            char msg[64], in[64];
+            int len = snprintf(msg, sizeof msg, "client %d round %d", c->id, r);
+            if (bl_io_send_all(fd, msg, (size_t)len, 0, 10000) != len) break;
+            if (bl_io_recv_all(fd, in, (size_t)len, 0, 10000) != len) break;
+            if (memcmp(in, msg, (size_t)len) != 0) break;
+            ok++;
+        }
+        bl_io_close(fd);
+    }
+    bl_send(c->test, 2, &ok, sizeof ok);
+}
+
+static int run_clients(uint16_t port, int n, int rounds)
+{
+    client_ctx *cc = calloc((size_t)n, sizeof *cc);
+    for (int i = 0; i < n; i++) {
+        cc[i] = (client_ctx){port, bl_self(), i, rounds};
+        BL_CHECK_EQ(bl_spawn(NULL, client, &cc[i], NULL), 0);
+    }
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+        bl_msg *m = bl_test_recv_tag(2, 30000);
+        BL_CHECK(m != NULL);
+        if (m) total += *(int *)m->data;
+        bl_msg_free(m);
+    }
+    free(cc);
+    return total;
+}
+
+/* Waits (bounded) until the server has n connections. */
+static int wait_conns(echo_server *srv, int n)
+{
+    bl_sup_counts k = {0};
+    for (int i = 0; i < 200000; i++) {
+        if (bl_dynamic_supervisor_count_children(srv->conns, &k) == 0 && (int)k.active == n)
+            return n;
+        bl_yield();
+    }
+    return (int)k.active;
+}
+
+static void echo_main(void *arg)
+{
+    int fds0 = count_fds();
+    echo_server srv;
+    echo_opts o = {.idle_ms = 30000};
+    BL_CHECK_EQ(echo_server_start(&srv, &o), 0);
+    BL_CHECK(srv.port != 0);
+    int n = BL_SCALE(1000);
+    BL_CHECK_EQ(run_clients(srv.port, n, 5), n * 5);
+    /* Every connection process ended with its client; their sockets went too. */
+    BL_CHECK_EQ(wait_conns(&srv, 0), 0);
+
+    /* A client that vanishes mid-stream costs nothing. */
+    int fd = bl_io_connect_tcp("127.0.0.1", srv.port, 5000);
+    BL_CHECK(fd >= 0);
+    BL_CHECK_EQ(bl_io_send_all(fd, "half", 4, 0, 5000), 4);
+    BL_CHECK_EQ(wait_conns(&srv, 1), 1);
+    bl_io_close(fd);
+    BL_CHECK_EQ(wait_conns(&srv, 0), 0);
+
+    /* An acceptor killed: the supervisor restarts it; service goes on. */
+    bl_sup_child kids[8];
+    int nk = bl_supervisor_which_children(srv.sup, kids, 8);
+    BL_CHECK(nk >= 2);
+    bl_pid victim = kids[1].pid;
+    bl_ref ref;
+    BL_CHECK_EQ(bl_monitor(victim, &ref), 0);
+    bl_reason kill = BL_REASON(BL_KILL);
+    BL_CHECK_EQ(bl_exit_pid(victim, &kill), 0);
+    bl_msg_free(bl_test_recv_tag(BL_TAG_DOWN, 5000));
+    bl_pid again = BL_PID_NONE;
+    for (int i = 0; i < 200000 && (again == BL_PID_NONE || again == victim); i++) {
+        if (bl_supervisor_which_children(srv.sup, kids, 8) == nk) again = kids[1].pid;
+        bl_yield();
+    }
+    BL_CHECK(again != BL_PID_NONE && again != victim);
+    BL_CHECK_EQ(run_clients(srv.port, 10, 2), 20);
+
+    /* A connection killed in recv: its release closes the socket.  (Wait for
+     * the clients' connections to be gone first, so the one killed is ours.) */
+    BL_CHECK_EQ(wait_conns(&srv, 0), 0);
+    fd = bl_io_connect_tcp("127.0.0.1", srv.port, 5000);
+    BL_CHECK_EQ(wait_conns(&srv, 1), 1);
+    BL_CHECK_EQ(bl_dynamic_supervisor_which_children(srv.conns, kids, 8), 1);
+    BL_CHECK_EQ(bl_exit_pid(kids[0].pid, &kill), 0);
+    char c;
+    BL_CHECK_EQ(bl_io_recv(fd, &c, 1, 0, 5000), 0); /* the server side closed */
+    bl_io_close(fd);
+
+    /* Stop: acceptors, connections (one still open here), then the listener. */
+    BL_CHECK_EQ(wait_conns(&srv, 0), 0);
+    fd = bl_io_connect_tcp("127.0.0.1", srv.port, 5000);
+    BL_CHECK_EQ(wait_conns(&srv, 1), 1);
+    BL_CHECK_EQ(echo_server_stop(&srv), 0);
+    BL_CHECK_EQ(bl_io_recv(fd, &c, 1, 0, 5000), 0);
+    bl_io_close(fd);
+    BL_CHECK_EQ(bl_io_connect_tcp("127.0.0.1", srv.port, 5000), -ECONNREFUSED);
+    for (int i = 0; i < 200000 && count_fds() != fds0; i++) bl_yield();
+    BL_CHECK_EQ(count_fds(), fds0);
+}
+
+Test(echo_server, serve_and_stop, .timeout = 240)
+{
+    bl_config c = {.quiet = true};
+    bl_test_run(&c, echo_main, NULL);
+}
+
+/* A silent connection is closed after the idle timeout. */
+static void idle_main(void *arg)
+{
+    echo_server srv;
+    echo_opts o = {.idle_ms = 50, .acceptors = 1};
+    BL_CHECK_EQ(echo_server_start(&srv, &o), 0);
+    int fd = bl_io_connect_tcp("127.0.0.1", srv.port, 5000);
+    BL_CHECK(fd >= 0);
+    char c;
+    /* Nothing sent: the server gives up on us well before 5 s. */
+    BL_CHECK_EQ(bl_io_recv(fd, &c, 1, 0, 5000), 0);
+    bl_io_close(fd);
+    BL_CHECK_EQ(echo_server_stop(&srv), 0);
+}
+
+Test(echo_server, idle_timeout)
+{
+    bl_test_run(NULL, idle_main, NULL);
+}
