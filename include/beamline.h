@@ -102,6 +102,7 @@ typedef struct bl_config {
     void *logger_arg;        /* passed to logger */
     bool quiet;              /* BEAMLINE_QUIET=1: no crash reports at all */
     bool sqpoll;             /* BEAMLINE_SQPOLL=1: a kernel thread polls each ring's SQ (off) */
+    unsigned dirty_threads;  /* BEAMLINE_DIRTY_THREADS: dirty-work pool threads (0 = schedulers) */
     unsigned io_buffers;     /* BEAMLINE_IO_BUFFERS: 4 KiB receive buffers per ring, a power
                                 of two (0 = 256) */
 } bl_config;
@@ -358,5 +359,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/partition_supervisor.h"
 #include "beamline/task_supervisor.h"
 #include "beamline/io.h"
+#include "beamline/dirty.h"
 
 #endif /* BEAMLINE_H */

@@ -65,6 +65,8 @@ void bl__io_stream_complete(struct bl_sched *s, uint64_t ud, int res, unsigned f
 void bl__io_stream_sweep(struct bl_sched *s);
 /* After the ring is gone: frees the streams and the buffer ring. */
 void bl__io_stream_teardown(struct bl_sched *s);
+/* Runtime stop, schedulers joined: the dirty pool runs its jobs out and its threads exit. */
+void bl__dirty_stop(void);
 /* After the ring is gone: forgets the ops in flight, freeing orphans' stacks. */
 void bl__io_teardown(struct bl_sched *s);
 

@@ -183,7 +183,10 @@ void bl__proc_discard(bl_proc *p, void *ctx)
     if (p->handler && p->handler->release) p->handler->release(p->hstate);
     free_chain(NULL, b.top);
     free_chain(NULL, p->q_head);
-    if (p->iop) {
+    if (p->iop && !p->iop->s) {
+        /* An external op: the dirty pool has finished with it (bl__dirty_stop). */
+        p->iop = NULL;
+    } else if (p->iop) {
         /* Its op is still listed on a ring: the ring's teardown frees the stack. */
         p->iop->stack = p->stack;
         atomic_store_explicit(&p->iop->state, BL_IOP_ORPHAN, memory_order_relaxed);

@@ -69,6 +69,7 @@ int bl_config_from_env(bl_config *c)
         {"BEAMLINE_IOWQ_MAX", offsetof(bl_config, iowq_max), sizeof(unsigned), 65536},
         {"BEAMLINE_MAX_NAMES", offsetof(bl_config, max_names), sizeof(unsigned), 1u << 24},
         {"BEAMLINE_IO_BUFFERS", offsetof(bl_config, io_buffers), sizeof(unsigned), 32768},
+        {"BEAMLINE_DIRTY_THREADS", offsetof(bl_config, dirty_threads), sizeof(unsigned), 1024},
     };
     if (!c) return -EINVAL;
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
@@ -123,7 +124,7 @@ static int check_config(bl_config *c)
     if ((unsigned)c->bind > BL_BIND_SPREAD || (unsigned)c->wake > BL_WAKE_EVENTFD ||
         c->schedulers > 1024 || c->stack_size > (1u << 30) || c->ring_entries > 32768 ||
         c->reductions > 100000000 || c->spin_us > 10000000 || c->iowq_max > 65536 ||
-        c->max_names > (1u << 24) || c->io_buffers > 32768 ||
+        c->max_names > (1u << 24) || c->io_buffers > 32768 || c->dirty_threads > 1024 ||
         (c->io_buffers & (c->io_buffers - 1))) {
         snprintf(errbuf, sizeof errbuf, "invalid configuration value");
         return -EINVAL;
@@ -333,6 +334,8 @@ int bl_runtime_wait(void)
     while (!atomic_load_explicit(&rt->stop_futex, memory_order_acquire))
         syscall(SYS_futex, &rt->stop_futex, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     for (unsigned i = 0; i < rt->nsched; i++) pthread_join(rt->scheds[i]->thread, NULL);
+    /* The dirty-work pool finishes its jobs (their processes never run again). */
+    bl__dirty_stop();
     /* No scheduler runs: free what processes still hold, then everything. */
     bl__ptab_each(bl__proc_discard, NULL);
     bl__rt = NULL;

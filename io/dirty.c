@@ -1,0 +1,135 @@
+/*
+ * io/dirty.c - the dirty-work pool: a mutex-protected FIFO of jobs and a
+ * few threads that run them.  Dirty work is slow by nature, so a lock and a
+ * condition variable cost nothing that matters here.
+ *
+ * A job lives on the waiting process's stack, its bl_iop first: the process
+ * waits with bl__iop_wait_external and the worker ends the wait with
+ * bl__iop_complete_external, after which it touches nothing of the job (a
+ * killed process's stack is freed by that very call).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "beamline/dirty.h"
+#include "io/iop.h"
+#include "sched/sched.h"
+
+typedef struct job {
+    bl_iop op; /* first: the wait */
+    long (*fn)(void *arg);
+    void *arg;
+    long result;
+    struct job *next;
+} job;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    job *head, *tail;
+    pthread_t *threads;
+    unsigned nthreads;
+    unsigned pending; /* queued or running */
+    bool stopping;
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+unsigned bl_dirty_pending(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    unsigned n = pool.pending;
+    pthread_mutex_unlock(&pool.lock);
+    return n;
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (!pool.head && !pool.stopping) pthread_cond_wait(&pool.cv, &pool.lock);
+        job *j = pool.head;
+        if (!j) break; /* stopping, and nothing left */
+        pool.head = j->next;
+        if (!pool.head) pool.tail = NULL;
+        pthread_mutex_unlock(&pool.lock);
+        j->result = j->fn(j->arg);
+        pthread_mutex_lock(&pool.lock);
+        pool.pending--; /* done running: counted out before the waiter can look */
+        pthread_mutex_unlock(&pool.lock);
+        /* The last touch of the job: after this, it may be gone. */
+        bl__iop_complete_external(&j->op, 0);
+        pthread_mutex_lock(&pool.lock);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
+/* With the lock held: starts the threads on first use. */
+static int ensure_threads(void)
+{
+    if (pool.nthreads) return 0;
+    unsigned n = bl__rt->cfg.dirty_threads ? bl__rt->cfg.dirty_threads : bl__rt->nsched;
+    pool.threads = calloc(n, sizeof *pool.threads);
+    if (!pool.threads) return -EAGAIN;
+    for (unsigned i = 0; i < n; i++) {
+        if (pthread_create(&pool.threads[i], NULL, worker, NULL) != 0) break;
+        pool.nthreads++;
+    }
+    return pool.nthreads ? 0 : -EAGAIN;
+}
+
+static void enqueue(bl_iop *op, void *ctx)
+{
+    (void)ctx;
+    job *j = (job *)op;
+    /* The lock is still held (bl_dirty_run took it): just link. */
+    j->next = NULL;
+    if (pool.tail)
+        pool.tail->next = j;
+    else
+        pool.head = j;
+    pool.tail = j;
+    pool.pending++;
+    pthread_cond_signal(&pool.cv);
+    pthread_mutex_unlock(&pool.lock);
+}
+
+int bl_dirty_run(long (*fn)(void *arg), void *arg, long *result)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (!fn) return -EINVAL;
+    job j = {.fn = fn, .arg = arg};
+    pthread_mutex_lock(&pool.lock);
+    int rc = pool.stopping ? -ESRCH : ensure_threads();
+    if (rc) {
+        pthread_mutex_unlock(&pool.lock);
+        return rc;
+    }
+    /* enqueue releases the lock once the job is listed. */
+    bl__iop_wait_external(p, &j.op, enqueue, NULL);
+    if (result) *result = j.result;
+    return 0;
+}
+
+void bl__dirty_stop(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.stopping = true;
+    pthread_cond_broadcast(&pool.cv);
+    unsigned n = pool.nthreads;
+    pthread_t *t = pool.threads;
+    pthread_mutex_unlock(&pool.lock);
+    /* The workers finish every queued job, then leave. */
+    for (unsigned i = 0; i < n; i++) pthread_join(t[i], NULL);
+    pthread_mutex_lock(&pool.lock);
+    free(pool.threads);
+    pool.threads = NULL;
+    pool.nthreads = 0;
+    pool.head = pool.tail = NULL;
+    pool.pending = 0;
+    pool.stopping = false; /* ready for the next runtime */
+    pthread_mutex_unlock(&pool.lock);
+}
