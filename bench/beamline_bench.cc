@@ -214,6 +214,25 @@ void agent_update(benchmark::State &s)
 {
     report(s, "ns", 5, wl_agent_update);
 }
+
+// ---- I/O workloads (bench/workloads_io.c) ----
+
+void io_sleep_100k(benchmark::State &s)
+{
+    report(s, "ms", 5, wl_io_sleep_100k);
+}
+void echo_rps(benchmark::State &s)
+{
+    report(s, "per_s", 5, wl_echo_rps);
+}
+void accept_rate(benchmark::State &s)
+{
+    report(s, "per_s", 5, wl_accept_rate);
+}
+void file_read_4k_iops(benchmark::State &s)
+{
+    report(s, "per_s", 5, wl_file_read_4k_iops);
+}
 void registry_register(benchmark::State &s)
 {
     report(s, "ns", 5, wl_registry_register);
@@ -297,6 +316,10 @@ WORKLOAD(registry_lookup);
 WORKLOAD(registry_dispatch_1000);
 WORKLOAD(task_async_await);
 WORKLOAD(agent_update);
+WORKLOAD(io_sleep_100k);
+WORKLOAD(echo_rps);
+WORKLOAD(accept_rate);
+WORKLOAD(file_read_4k_iops);
 
 int main(int argc, char **argv)
 {

@@ -69,6 +69,10 @@ CANONICAL = [
     ("registry_dispatch_1000", "us"),
     ("task_async_await", "ns"),
     ("agent_update", "ns"),
+    ("io_sleep_100k", "ms"),
+    ("echo_rps", "per_s"),
+    ("accept_rate", "per_s"),
+    ("file_read_4k_iops", "per_s"),
 ]
 CANONICAL_UNITS = dict(CANONICAL)
 

@@ -187,7 +187,11 @@ defmodule BeamBench do
       {"registry_lookup", "ns", false, &registry_lookup/0},
       {"registry_dispatch_1000", "us", false, &registry_dispatch_1000/0},
       {"task_async_await", "ns", false, &task_async_await/0},
-      {"agent_update", "ns", false, &agent_update/0}
+      {"agent_update", "ns", false, &agent_update/0},
+      {"io_sleep_100k", "ms", false, &io_sleep_100k/0},
+      {"echo_rps", "per_s", false, &echo_rps/0},
+      {"accept_rate", "per_s", false, &accept_rate/0},
+      {"file_read_4k_iops", "per_s", false, &file_read_4k_iops/0}
     ]
   end
 
@@ -1167,6 +1171,170 @@ defmodule BeamBench do
   defp agent_updates(agent, k) do
     :ok = Agent.update(agent, &(&1 + 1))
     agent_updates(agent, k - 1)
+  end
+
+  # ---------------------------------------------------------------- I/O
+
+  # 100k processes each sleep 10 ms: ms until the last one has woken and reported.
+  def io_sleep_100k do
+    me = self()
+    t0 = now()
+    for _ <- 1..100_000, do: spawn(fn -> Process.sleep(10); send(me, :slept) end)
+    collect(:slept, 100_000)
+    (now() - t0) / 1.0e6
+  end
+
+  defp collect(_tag, 0), do: :ok
+
+  defp collect(tag, k) do
+    receive do
+      ^tag -> collect(tag, k - 1)
+    after
+      60_000 -> raise "timed out waiting for #{tag}"
+    end
+  end
+
+  @echo_conns 64
+  @echo_rounds 1000
+
+  # 64 loopback connections, 32-byte messages in lockstep: round trips per second.
+  def echo_rps do
+    {:ok, l} = :gen_tcp.listen(0, [:binary, active: false, reuseaddr: true, backlog: 1024])
+    {:ok, port} = :inet.port(l)
+    spawn_link(fn -> echo_accept(l, @echo_conns) end)
+    me = self()
+    msg = :binary.copy("e", 32)
+    t0 = now()
+
+    for _ <- 1..@echo_conns do
+      spawn_link(fn ->
+        {:ok, s} = :gen_tcp.connect({127, 0, 0, 1}, port, [:binary, active: false])
+        echo_rounds(s, msg, @echo_rounds)
+        :gen_tcp.close(s)
+        send(me, :echoed)
+      end)
+    end
+
+    collect(:echoed, @echo_conns)
+    dt = now() - t0
+    :gen_tcp.close(l)
+    @echo_conns * @echo_rounds * 1.0e9 / dt
+  end
+
+  defp echo_accept(_l, 0), do: :ok
+
+  defp echo_accept(l, k) do
+    {:ok, s} = :gen_tcp.accept(l)
+    pid = spawn(fn -> echo_serve(s) end)
+    :ok = :gen_tcp.controlling_process(s, pid)
+    echo_accept(l, k - 1)
+  end
+
+  defp echo_serve(s) do
+    case :gen_tcp.recv(s, 32) do
+      {:ok, data} ->
+        :ok = :gen_tcp.send(s, data)
+        echo_serve(s)
+
+      {:error, _} ->
+        :gen_tcp.close(s)
+    end
+  end
+
+  defp echo_rounds(_s, _msg, 0), do: :ok
+
+  defp echo_rounds(s, msg, k) do
+    :ok = :gen_tcp.send(s, msg)
+    {:ok, ^msg} = :gen_tcp.recv(s, 32)
+    echo_rounds(s, msg, k - 1)
+  end
+
+  @accept_clients 4
+  @accept_each 2500
+
+  # 4 clients connect and close; the server accepts and closes: connections per second.
+  def accept_rate do
+    {:ok, l} = :gen_tcp.listen(0, [:binary, active: false, reuseaddr: true, backlog: 4096])
+    {:ok, port} = :inet.port(l)
+    me = self()
+    t0 = now()
+
+    spawn_link(fn ->
+      accept_close(l, @accept_clients * @accept_each)
+      send(me, :accepted)
+    end)
+
+    for _ <- 1..@accept_clients do
+      spawn_link(fn ->
+        for _ <- 1..@accept_each do
+          {:ok, s} = :gen_tcp.connect({127, 0, 0, 1}, port, [:binary, active: false])
+          :gen_tcp.close(s)
+        end
+
+        send(me, :connected)
+      end)
+    end
+
+    collect(:connected, @accept_clients)
+    collect(:accepted, 1)
+    dt = now() - t0
+    :gen_tcp.close(l)
+    @accept_clients * @accept_each * 1.0e9 / dt
+  end
+
+  defp accept_close(_l, 0), do: :ok
+
+  defp accept_close(l, k) do
+    {:ok, s} = :gen_tcp.accept(l)
+    :gen_tcp.close(s)
+    accept_close(l, k - 1)
+  end
+
+  @file_bytes 64 * 1024 * 1024
+  @readers 16
+  @reads_each 4000
+
+  # 16 processes, random 4 KiB preads of a 64 MiB file in the page cache: reads per second.
+  def file_read_4k_iops do
+    path = bench_file()
+    me = self()
+    blocks = div(@file_bytes, 4096)
+    t0 = now()
+
+    for _ <- 1..@readers do
+      spawn_link(fn ->
+        {:ok, f} = :file.open(path, [:raw, :read, :binary])
+
+        for _ <- 1..@reads_each do
+          b = :rand.uniform(blocks) - 1
+          {:ok, <<^b::little-32, _::binary>>} = :file.pread(f, b * 4096, 4096)
+        end
+
+        :file.close(f)
+        send(me, :read)
+      end)
+    end
+
+    collect(:read, @readers)
+    @readers * @reads_each * 1.0e9 / (now() - t0)
+  end
+
+  # The file, made once per run of this script: each 4 KiB block starts with its number.
+  defp bench_file do
+    path = Path.join(System.tmp_dir!(), "beam_bench_#{System.pid()}.dat")
+
+    unless File.exists?(path) do
+      System.at_exit(fn _ -> File.rm(path) end)
+      {:ok, f} = :file.open(path, [:raw, :write, :binary])
+
+      for b <- 0..(div(@file_bytes, 4096) - 1) do
+        :ok = :file.write(f, [<<b::little-32>>, :binary.copy(<<0>>, 4092)])
+      end
+
+      :file.close(f)
+    end
+
+    path
   end
 
   # ---------------------------------------------------------------- output

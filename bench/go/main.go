@@ -25,11 +25,15 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
+	"math/rand"
+	"net"
 	"os"
 	"regexp"
 	"runtime"
@@ -110,6 +114,10 @@ func workloads() []workload {
 		{name: "genserver_call_rtt", unit: "ns", run: genserverCallRTT},
 		{name: "genserver_cast", unit: "ns", run: genserverCast},
 		{name: "task_async_await", unit: "ns", run: taskAsyncAwait},
+		{name: "io_sleep_100k", unit: "ms", run: ioSleep100k},
+		{name: "echo_rps", unit: "per_s", run: echoRPS},
+		{name: "accept_rate", unit: "per_s", run: acceptRate},
+		{name: "file_read_4k_iops", unit: "per_s", run: fileRead4kIOPS},
 	}
 }
 
@@ -771,4 +779,181 @@ func taskAsyncAwait() float64 {
 		<-ch
 	}
 	return perOp(time.Since(start), taskN)
+}
+
+// ---- I/O ----
+
+// 100k goroutines each sleep 10 ms: ms until the last has woken and reported.
+func ioSleep100k() float64 {
+	start := time.Now()
+	var wg sync.WaitGroup
+	wg.Add(100000)
+	for i := 0; i < 100000; i++ {
+		go func() {
+			time.Sleep(10 * time.Millisecond)
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	return msSince(start)
+}
+
+const echoConns, echoRounds = 64, 1000
+
+// 64 loopback connections, 32-byte messages in lockstep: round trips per second.
+func echoRPS() float64 {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return math.NaN()
+	}
+	defer l.Close()
+	go func() {
+		for i := 0; i < echoConns; i++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 32)
+				for {
+					if _, err := io.ReadFull(c, buf); err != nil {
+						return
+					}
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}(c)
+		}
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var bad int64
+	var mu sync.Mutex
+	wg.Add(echoConns)
+	for i := 0; i < echoConns; i++ {
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				mu.Lock()
+				bad++
+				mu.Unlock()
+				return
+			}
+			defer c.Close()
+			out, in := make([]byte, 32), make([]byte, 32)
+			for r := 0; r < echoRounds; r++ {
+				out[0] = byte(r)
+				if _, err := c.Write(out); err != nil {
+					break
+				}
+				if _, err := io.ReadFull(c, in); err != nil || in[0] != out[0] {
+					mu.Lock()
+					bad++
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if bad != 0 {
+		return math.NaN()
+	}
+	return float64(echoConns*echoRounds) / time.Since(start).Seconds()
+}
+
+const acceptClients, acceptEach = 4, 2500
+
+// 4 clients connect and close; the server accepts and closes: connections per second.
+func acceptRate() float64 {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return math.NaN()
+	}
+	defer l.Close()
+	start := time.Now()
+	done := make(chan int)
+	go func() {
+		n := 0
+		for ; n < acceptClients*acceptEach; n++ {
+			c, err := l.Accept()
+			if err != nil {
+				break
+			}
+			c.Close()
+		}
+		done <- n
+	}()
+	var wg sync.WaitGroup
+	wg.Add(acceptClients)
+	for i := 0; i < acceptClients; i++ {
+		go func() {
+			defer wg.Done()
+			for k := 0; k < acceptEach; k++ {
+				c, err := net.Dial("tcp", l.Addr().String())
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if <-done != acceptClients*acceptEach {
+		return math.NaN()
+	}
+	return float64(acceptClients*acceptEach) / time.Since(start).Seconds()
+}
+
+const fileBytes, readers, readsEach = 64 << 20, 16, 4000
+
+var benchFile *os.File
+
+// 16 goroutines, random 4 KiB ReadAt of a 64 MiB file in the page cache: reads per second.
+func fileRead4kIOPS() float64 {
+	if benchFile == nil {
+		f, err := os.CreateTemp("", "go_bench_*.dat")
+		if err != nil {
+			return math.NaN()
+		}
+		os.Remove(f.Name())
+		blk := make([]byte, 4096)
+		for b := 0; b < fileBytes/4096; b++ {
+			binary.LittleEndian.PutUint32(blk, uint32(b))
+			if _, err := f.WriteAt(blk, int64(b)*4096); err != nil {
+				return math.NaN()
+			}
+		}
+		benchFile = f
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	var bad int64
+	var mu sync.Mutex
+	wg.Add(readers)
+	for i := 0; i < readers; i++ {
+		go func(seed int64) {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(seed))
+			buf := make([]byte, 4096)
+			for k := 0; k < readsEach; k++ {
+				b := rng.Intn(fileBytes / 4096)
+				if _, err := benchFile.ReadAt(buf, int64(b)*4096); err != nil ||
+					binary.LittleEndian.Uint32(buf) != uint32(b) {
+					mu.Lock()
+					bad++
+					mu.Unlock()
+					return
+				}
+			}
+		}(int64(i) + time.Now().UnixNano())
+	}
+	wg.Wait()
+	if bad != 0 {
+		return math.NaN()
+	}
+	return float64(readers*readsEach) / time.Since(start).Seconds()
 }
