@@ -148,14 +148,20 @@ double wl_echo_rps(void)
 #define ACCEPT_CLIENTS 4
 #define ACCEPT_EACH    2500
 
+/* One multishot accept: every connection arrives as a message. */
 static void accept_server(void *arg)
 {
     echo_ctx *c = arg;
     long n = 0;
-    for (; n < ACCEPT_CLIENTS * ACCEPT_EACH; n++) {
-        int fd = bl_io_accept(c->lfd, NULL, NULL, WAIT_MS);
-        if (fd < 0) break;
-        close(fd);
+    if (bl_io_accept_stream(c->lfd) == 0) {
+        for (; n < ACCEPT_CLIENTS * ACCEPT_EACH; n++) {
+            bl_msg *m = recv_tag(BL_TAG_IO_ACCEPT);
+            int fd = -1;
+            if (m) memcpy(&fd, m->data, sizeof fd);
+            bl_msg_free(m);
+            if (fd < 0) break;
+            close(fd);
+        }
     }
     done(c->driver, n);
 }
