@@ -10,6 +10,7 @@
 #define BL_TEST_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +63,17 @@ static inline bl_msg *bl_test_recv_tag(uint32_t tag, int64_t ms)
 {
     bl_msg *m = NULL;
     return bl_recv(&m, bl_match_tag, &tag, ms, 0) == 0 ? m : NULL;
+}
+
+/* Open descriptors of this process (entries of /proc/self/fd), -1 on failure. */
+static inline int bl_test_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    while (readdir(d)) n++;
+    closedir(d);
+    return n;
 }
 
 #endif /* BL_TEST_H */

@@ -6,19 +6,7 @@
 #define BL_EXAMPLE_NO_MAIN
 #include "examples/echo_server.c"
 
-#include <dirent.h>
-
 #include "bl_test.h"
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int n = 0;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
 
 typedef struct client_ctx {
     uint16_t port;
@@ -79,7 +67,7 @@ static int wait_conns(echo_server *srv, int n)
 
 static void echo_main(void *arg)
 {
-    int fds0 = count_fds();
+    int fds0 = bl_test_count_fds();
     echo_server srv;
     echo_opts o = {.idle_ms = 30000};
     BL_CHECK_EQ(echo_server_start(&srv, &o), 0);
@@ -134,8 +122,8 @@ static void echo_main(void *arg)
     BL_CHECK_EQ(bl_io_recv(fd, &c, 1, 0, 5000), 0);
     bl_io_close(fd);
     BL_CHECK_EQ(bl_io_connect_tcp("127.0.0.1", srv.port, 5000), -ECONNREFUSED);
-    for (int i = 0; i < 200000 && count_fds() != fds0; i++) bl_yield();
-    BL_CHECK_EQ(count_fds(), fds0);
+    for (int i = 0; i < 200000 && bl_test_count_fds() != fds0; i++) bl_yield();
+    BL_CHECK_EQ(bl_test_count_fds(), fds0);
 }
 
 Test(echo_server, serve_and_stop, .timeout = 240)

@@ -3,7 +3,6 @@
  * timeouts, short transfers, and processes killed in the middle of I/O.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -15,16 +14,6 @@
 
 #include "beamline/io.h"
 #include "bl_test.h"
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int n = 0;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
 
 /* Waits (bounded) until no operation is in flight; false on timeout. */
 static bool quiesce(void)
@@ -194,7 +183,7 @@ static void client(void *arg)
 static void sockets_main(void *arg)
 {
     int conns = BL_SCALE(200);
-    int fds_before = count_fds();
+    int fds_before = bl_test_count_fds();
     uint16_t port = 0;
     int lfd = bl_io_listen_tcp("127.0.0.1", 0, 1024, &port);
     BL_CHECK(lfd >= 0);
@@ -227,8 +216,8 @@ static void sockets_main(void *arg)
     BL_CHECK_EQ(bl_io_recv(lfd, &port, 1, 0, 100), -EBADF);
     BL_CHECK(quiesce());
     /* Every connection's descriptor was closed by its process. */
-    for (int i = 0; i < 1000 && count_fds() != fds_before; i++) bl_yield();
-    BL_CHECK_EQ(count_fds(), fds_before);
+    for (int i = 0; i < 1000 && bl_test_count_fds() != fds_before; i++) bl_yield();
+    BL_CHECK_EQ(bl_test_count_fds(), fds_before);
 }
 
 Test(io, sockets)
@@ -276,7 +265,7 @@ static void killed_main(void *arg)
     int lfd = bl_io_listen_tcp("127.0.0.1", 0, 16, &port);
     int pp[2];
     BL_CHECK_EQ(pipe2(pp, O_CLOEXEC), 0);
-    int fds_before = count_fds();
+    int fds_before = bl_test_count_fds();
     uint64_t base = bl_io_inflight();
     BL_CHECK_EQ(base, 0);
     bl_pid *pids = calloc((size_t)n, sizeof *pids);
@@ -300,7 +289,7 @@ static void killed_main(void *arg)
     }
     /* The cancels complete; nothing is left in flight, no descriptor leaked. */
     BL_CHECK(quiesce());
-    BL_CHECK_EQ(count_fds(), fds_before);
+    BL_CHECK_EQ(bl_test_count_fds(), fds_before);
     /* The socket still works for others. */
     BL_CHECK_EQ(bl_io_send(sv[1], "x", 1, 0, 1000), 1);
     char c;

@@ -3,7 +3,6 @@
  * delivered as messages; their end on peer close, and on the owner's death.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -11,16 +10,6 @@
 
 #include "beamline/io.h"
 #include "bl_test.h"
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int n = 0;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
 
 static int msg_int(const bl_msg *m)
 {
@@ -53,7 +42,7 @@ static void pinger(void *arg)
 
 static void accept_main(void *arg)
 {
-    int fds0 = count_fds();
+    int fds0 = bl_test_count_fds();
     uint16_t port;
     int lfd = bl_io_listen_tcp("127.0.0.1", 0, 256, &port);
     BL_CHECK(lfd >= 0);
@@ -91,7 +80,7 @@ static void accept_main(void *arg)
     bl_msg_free(m);
     BL_CHECK_EQ(bl_io_close(lfd), 0);
     BL_CHECK_EQ(bl_io_accept_stream(-1), -EBADF);
-    BL_CHECK_EQ(count_fds(), fds0);
+    BL_CHECK_EQ(bl_test_count_fds(), fds0);
 }
 
 Test(stream, accept)
@@ -112,7 +101,7 @@ static void dead_owner_main(void *arg)
 {
     uint16_t port;
     int lfd = bl_io_listen_tcp("127.0.0.1", 0, 64, &port);
-    int fds0 = count_fds();
+    int fds0 = bl_test_count_fds();
     BL_CHECK_EQ(bl_register("stream_test", bl_self()), 0);
     bl_pid owner;
     bl_ref ref;
@@ -135,8 +124,8 @@ static void dead_owner_main(void *arg)
     BL_CHECK(m && msg_int(m) == 1);
     bl_msg_free(m);
     BL_CHECK_EQ(bl_mailbox_len(), 0); /* nothing was delivered to us */
-    for (int i = 0; i < 1000 && count_fds() != fds0; i++) bl_yield();
-    BL_CHECK_EQ(count_fds(), fds0);
+    for (int i = 0; i < 1000 && bl_test_count_fds() != fds0; i++) bl_yield();
+    BL_CHECK_EQ(bl_test_count_fds(), fds0);
     close(lfd);
 }
 
