@@ -86,7 +86,10 @@ void bl__io_complete(bl_sched *s, bl_iop *op, int res, unsigned flags)
         wake(p, meta);
         return;
     }
-    /* ORPHAN: the process is gone and op lives on its kept stack. */
+    /* ORPHAN: the process is gone and op lives on its kept stack.  What the
+     * operation opened for it would be nobody's: close it. */
+    if (op->makes_fd && res >= 0) close(res);
+    if (op->orphan_fd >= 0) close(op->orphan_fd);
     bl__stack_put(&s->stacks, stack);
 }
 
@@ -201,6 +204,8 @@ int bl__iop_wait_external(bl_proc *p, bl_iop *op, void (*submit)(bl_iop *op, voi
     op->s = NULL;
     op->stack = NULL;
     op->timed = false;
+    op->makes_fd = false;
+    op->orphan_fd = -1;
     op->meta = bl__meta(p->gen, p->seq, BL_ST_SLEEPING);
     /* Release: the completer, on another thread, sees the fields above. */
     atomic_store_explicit(&op->state, BL_IOP_PENDING, memory_order_release);
@@ -243,6 +248,8 @@ static struct io_uring_sqe *op_sqe(bl_sched **sp, bl_iop *op, int64_t ms)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
     op->timed = ms >= 0;
+    op->makes_fd = false;
+    op->orphan_fd = -1;
     if (op->timed) {
         op->ts.tv_sec = ms / 1000;
         op->ts.tv_nsec = (ms % 1000) * 1000000;
@@ -301,6 +308,7 @@ int bl_io_open(const char *path, int flags, mode_t mode)
     IO_BEGIN(BL_INFINITY);
     io_uring_prep_openat(sqe, AT_FDCWD, path, flags | O_CLOEXEC, mode);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    op.makes_fd = true;
     return op_wait(p, s, &op, sqe);
 }
 
@@ -433,18 +441,27 @@ int bl_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t ms)
     IO_BEGIN(ms);
     io_uring_prep_accept(sqe, fd, addr, addrlen, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    op.makes_fd = true;
     int res = op_wait(p, s, &op, sqe);
     return res;
 }
 
-int bl_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t ms)
+/* connect(2); owned: the socket is the call's own, closed if the caller dies meanwhile. */
+static int connect_as(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t ms,
+                      bool owned)
 {
     if (fd < 0) return -EBADF;
     if (!addr) return -EINVAL;
     IO_BEGIN(ms);
     io_uring_prep_connect(sqe, fd, addr, addrlen);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
+    if (owned) op.orphan_fd = fd;
     return op_wait(p, s, &op, sqe);
+}
+
+int bl_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t ms)
+{
+    return connect_as(fd, addr, addrlen, ms, false);
 }
 
 int bl_io_connect_tcp(const char *host, uint16_t port, int64_t ms)
@@ -456,7 +473,7 @@ int bl_io_connect_tcp(const char *host, uint16_t port, int64_t ms)
     if (rc) return rc;
     int fd = bl_io_socket(ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) return fd;
-    rc = bl_io_connect(fd, (struct sockaddr *)&ss, len, ms);
+    rc = connect_as(fd, (struct sockaddr *)&ss, len, ms, true);
     if (rc < 0) {
         close(fd);
         return rc;

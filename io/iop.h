@@ -32,6 +32,8 @@ typedef struct bl_iop {
     int32_t res;                 /* the CQE's result */
     uint32_t cflags;             /* the CQE's flags */
     bool timed;                  /* a linked timeout follows the SQE */
+    bool makes_fd;               /* a result >= 0 is a new descriptor (open, accept) */
+    int orphan_fd;               /* closed if the op ends orphaned (connect_tcp), or -1 */
     struct __kernel_timespec ts; /* its duration */
 } bl_iop;
 
