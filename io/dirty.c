@@ -11,7 +11,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "beamline/dirty.h"
 #include "io/iop.h"
@@ -73,17 +75,57 @@ static int ensure_threads(void)
     unsigned n = bl__rt->cfg.dirty_threads ? bl__rt->cfg.dirty_threads : bl__rt->nsched;
     pool.threads = calloc(n, sizeof *pool.threads);
     if (!pool.threads) return -EAGAIN;
+    /* The caller's scheduler thread may be pinned to one core, and a new
+     * thread would inherit that: the workers take the process's first
+     * thread's CPUs instead (the thread that started the runtime, as a rule). */
+    pthread_attr_t attr;
+    pthread_attr_t *ap = NULL;
+    cpu_set_t cpus;
+    if (pthread_attr_init(&attr) == 0) {
+        ap = &attr;
+        if (sched_getaffinity(getpid(), sizeof cpus, &cpus) == 0)
+            (void)pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
+    }
     for (unsigned i = 0; i < n; i++) {
-        if (pthread_create(&pool.threads[i], NULL, worker, NULL) != 0) break;
+        /* A mask the kernel refuses: the inherited one will do. */
+        if (pthread_create(&pool.threads[i], ap, worker, NULL) != 0 &&
+            (!ap || pthread_create(&pool.threads[i], NULL, worker, NULL) != 0))
+            break;
+        (void)pthread_setname_np(pool.threads[i], "bl-dirty");
         pool.nthreads++;
     }
-    return pool.nthreads ? 0 : -EAGAIN;
+    if (ap) pthread_attr_destroy(ap);
+    if (!pool.nthreads) {
+        free(pool.threads);
+        pool.threads = NULL;
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/*
+ * The caller, still running, enters the wait op->meta names: its mailbox
+ * word takes the wait's sequence number now, not at the park.  A worker may
+ * finish the job before the caller parks; its wake-up then finds the wait
+ * current and ACTIVE and marks it (BL_META_TIMEDOUT), so the park returns
+ * at once instead of sleeping for good, as it would if the wake-up had
+ * seen the previous wait's number and done nothing.  A pending signal's
+ * flag is kept; a mark left by an earlier wait goes.
+ */
+static void enter_wait(bl_proc *p, uint64_t meta)
+{
+    bl_box cur = bl__box_load(p), want;
+    do {
+        want = cur;
+        want.meta = bl__meta_with_state(meta, BL_ST_ACTIVE) | (cur.meta & BL_META_SIG);
+    } while (!bl__box_cas(p, &cur, want));
 }
 
 static void enqueue(bl_iop *op, void *ctx)
 {
     (void)ctx;
     job *j = (job *)op;
+    enter_wait(op->p, op->meta);
     /* The lock is still held (bl_dirty_run took it): just link. */
     j->next = NULL;
     if (pool.tail)

@@ -4,15 +4,23 @@
  * threads of their own while the calling process waits, so scheduler
  * threads never block.
  *
- * The pool's threads start with the first job (BEAMLINE_DIRTY_THREADS of
- * them, default: one per scheduler) and stop with the runtime, which waits
- * for the jobs they are running: a dirty function must return.  It runs
+ * The pool's threads ("bl-dirty") start with the first job
+ * (BEAMLINE_DIRTY_THREADS of them, default: one per scheduler), on the CPUs
+ * of the process's first thread rather than the pinned core of the
+ * scheduler that started them, and stop with the runtime, which waits for
+ * every job queued or running: a dirty function must return.  It runs
  * outside any process: it must not call process-only functions (bl_self()
  * is BL_PID_NONE there), though it may bl_send.
  *
+ * Jobs wait in a FIFO under a mutex (dirty work is slow by nature).  A
+ * process has at most one job, kept on its own stack, so the queue never
+ * allocates and is bounded by the number of live processes.
+ *
  * Like the BEAM's dirty schedulers, the pool cannot interrupt a function:
- * if the waiting process is killed, its function still runs to the end,
- * and the process's stack (where fn's argument may live) is kept until then.
+ * if the waiting process is killed, its function still runs to the end
+ * (even one still queued when the kill came), and the process's stack
+ * (where fn's argument may live) is kept until then and freed after.  A
+ * process still waiting when the runtime stops never runs again.
  */
 /* Outside the guard: beamline.h includes this header back, and must come first. */
 #include "beamline.h"
