@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -321,8 +322,30 @@ WORKLOAD(echo_rps);
 WORKLOAD(accept_rate);
 WORKLOAD(file_read_4k_iops);
 
+// `beamline_bench --io_settings` starts a runtime configured from the
+// environment, prints the I/O settings its rings really got as one JSON line,
+// and exits.
+static int print_io_settings()
+{
+    bl_io_settings io;
+    int rc = bl_runtime_start(nullptr);
+    if (rc == 0) {
+        rc = bl_io_settings_get(&io);
+        bl_runtime_stop();
+        bl_runtime_wait();
+    }
+    if (rc != 0) {
+        std::fprintf(stderr, "beamline_bench: I/O settings: %s\n", bl_runtime_error());
+        return 1;
+    }
+    std::printf("{\"wake\": \"%s\", \"sqpoll\": %s}\n", bl_wake_name(io.wake),
+                io.sqpoll ? "true" : "false");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && std::strcmp(argv[1], "--io_settings") == 0) return print_io_settings();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     int rc = bl_runtime_start(nullptr);
@@ -331,6 +354,11 @@ int main(int argc, char **argv)
         return 1;
     }
     benchmark::AddCustomContext("schedulers", std::to_string(bl_schedulers()));
+    bl_io_settings io;
+    if (bl_io_settings_get(&io) == 0) {
+        benchmark::AddCustomContext("wake", bl_wake_name(io.wake));
+        benchmark::AddCustomContext("sqpoll", io.sqpoll ? "on" : "off");
+    }
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     bl_runtime_stop();

@@ -3,14 +3,17 @@
 
     python3 bench/run.py --beamline BUILD/bench/beamline_bench --build-dir BUILD
         [--filter REGEX] [--schedulers N] [--bind cores|none|spread] [--reductions N]
-        [--spin-us N] [--wake msg_ring|eventfd] [--no-beam] [--no-go]
+        [--spin-us N] [--wake msg_ring|eventfd] [--sqpoll on|off] [--no-beam] [--no-go]
+        [--http-server PATH] [--no-nginx] [--wrk-threads N] [--wrk-connections N]
+        [--http-duration SECONDS] [--http-runs N]
         [--timeout SECONDS] [--out bench/results/latest.json]
 
 Runs the Beamline Google Benchmark binary (tuning passed as BEAMLINE_* environment
 variables), the BEAM script bench/beam/bench.exs (elixir --erl "+S N") and the Go program
-bench/go (GOMAXPROCS=N) with the same filter, prints one table and writes one JSON file.
-See bench/README.md. Exits non-zero only when the Beamline binary fails; a failing
-anchor is reported and its column left empty.
+bench/go (GOMAXPROCS=N) with the same filter, then the HTTP workloads itself (wrk against
+examples/http_server and nginx), prints one table and writes one JSON file.
+See bench/README.md. Exits non-zero only when the Beamline binary or the Beamline HTTP
+server fails; a failing anchor is reported and its column left empty.
 """
 
 import argparse
@@ -22,8 +25,10 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,8 +78,18 @@ CANONICAL = [
     ("echo_rps", "per_s"),
     ("accept_rate", "per_s"),
     ("file_read_4k_iops", "per_s"),
+    ("http_plaintext_rps", "per_s"),
+    ("http_plaintext_p99", "ms"),
 ]
 CANONICAL_UNITS = dict(CANONICAL)
+
+# The rows whose Beamline figure goes through the rings: each carries the wake
+# mechanism and SQPOLL setting it was taken with.
+IO_WORKLOADS = ["io_sleep_100k", "echo_rps", "accept_rate", "file_read_4k_iops",
+                "http_plaintext_rps", "http_plaintext_p99"]
+# Measured by this runner with wrk, against examples/http_server and nginx.
+HTTP_WORKLOADS = ["http_plaintext_rps", "http_plaintext_p99"]
+HTTP_BODY = b"Hello, World!"
 
 # Workloads the BEAM measures in a second VM started with one scheduler (+S 1).
 BEAM_SAME_SCHED = ["ctx_switch", "pingpong_same_sched"]
@@ -88,6 +103,7 @@ TUNING = [  # (option dest, environment variable)
     ("reductions", "BEAMLINE_REDUCTIONS"),
     ("spin_us", "BEAMLINE_SPIN_US"),
     ("wake", "BEAMLINE_WAKE"),
+    ("sqpoll", "BEAMLINE_SQPOLL"),
 ]
 
 
@@ -137,6 +153,17 @@ def parse_args(argv):
     p.add_argument("--reductions", type=positive_int, default=None)
     p.add_argument("--spin-us", dest="spin_us", type=non_negative_int, default=None)
     p.add_argument("--wake", choices=["msg_ring", "eventfd"], default=None)
+    p.add_argument("--sqpoll", choices=["on", "off"], default=None,
+                   help="a kernel thread polls each ring's submission queue (BEAMLINE_SQPOLL)")
+    p.add_argument("--http-server", default=None,
+                   help="the Beamline HTTP server (default BUILD/examples/http_server)")
+    p.add_argument("--no-nginx", action="store_true", help="do not run nginx")
+    p.add_argument("--wrk-threads", type=positive_int, default=2)
+    p.add_argument("--wrk-connections", type=positive_int, default=64)
+    p.add_argument("--http-duration", type=positive_int, default=3,
+                   help="seconds of each measured wrk run (default 3)")
+    p.add_argument("--http-runs", type=positive_int, default=3,
+                   help="measured wrk runs per server; the figure is their median (default 3)")
     p.add_argument("--no-beam", action="store_true", help="do not run the BEAM anchor")
     p.add_argument("--no-go", action="store_true", help="do not run the Go anchor")
     p.add_argument("--timeout", type=positive_int, default=1200,
@@ -234,6 +261,41 @@ def median(vals):
 # ---------------------------------------------------------------- Beamline
 
 
+def tuning_value(dest, v):
+    """The environment value of a tuning flag."""
+    if dest == "sqpoll":
+        return "1" if v == "on" else "0"
+    return str(v)
+
+
+def beamline_env(args, n_sched):
+    """The environment of every Beamline program: scheduler count and tuning."""
+    env = dict(os.environ)
+    env["BEAMLINE_SCHEDULERS"] = str(n_sched)
+    for dest, var in TUNING:
+        v = getattr(args, dest)
+        if v is not None:
+            env[var] = tuning_value(dest, v)
+    return env
+
+
+def beamline_io_settings(args, n_sched):
+    """The wake mechanism and SQPOLL setting the Beamline runtime really uses.
+
+    Asked of the binary (`--io_settings`), which probes the kernel as the runtime does;
+    None when it cannot tell.
+    """
+    try:
+        proc = subprocess.run([args.beamline, "--io_settings"], env=beamline_env(args, n_sched),
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        data = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        data = None
+    if not isinstance(data, dict) or "wake" not in data or "sqpoll" not in data:
+        return None
+    return {"wake": str(data["wake"]), "sqpoll": "on" if data["sqpoll"] else "off"}
+
+
 def run_beamline(args, n_sched, problems):
     """Return {name: (value, unit)}, or None if the binary failed."""
     binary = Path(args.beamline)
@@ -243,14 +305,20 @@ def run_beamline(args, n_sched, problems):
     if not os.access(binary, os.X_OK):
         problems.append(f"Beamline: binary is not executable: {binary} (column left empty)")
         return None
-    env = dict(os.environ)
-    env["BEAMLINE_SCHEDULERS"] = str(n_sched)
-    for dest, var in TUNING:
-        v = getattr(args, dest)
-        if v is not None:
-            env[var] = str(v)
-    cmd = [str(binary), "--benchmark_format=json",
-           f"--benchmark_filter={args.filter if args.filter else '.'}"]
+    env = beamline_env(args, n_sched)
+    bfilter = f"--benchmark_filter={args.filter if args.filter else '.'}"
+    if args.filter:
+        # A filter that selects none of the binary's benchmarks (only the HTTP workloads,
+        # say) would make it print nothing at all.
+        try:
+            listed = subprocess.run([str(binary), "--benchmark_list_tests=true", bfilter],
+                                    env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                    timeout=args.timeout)
+            if listed.returncode == 0 and not listed.stdout.strip():
+                return {}
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # the real run below reports it
+    cmd = [str(binary), "--benchmark_format=json", bfilter]
     log("== Beamline")
     try:
         data = load_json_text(run_captured(cmd, env=env, timeout=args.timeout))
@@ -407,6 +475,289 @@ def run_go(args, n_sched, scratch, problems):
         return {}
 
 
+# ---------------------------------------------------------------- HTTP (wrk)
+
+# wrk calls done() once at the end; the results come back as one JSON line.
+WRK_SCRIPT = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, "p50_us": %.1f, ' ..
+    '"p99_us": %.1f, "max_us": %.1f, "connect": %d, "read": %d, "write": %d, ' ..
+    '"status": %d, "timeout": %d}\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50),
+    latency:percentile(99), latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+NGINX_CONF = """\
+# Generated by bench/run.py for http_plaintext_*: the same answer as examples/http_server.
+daemon off;
+master_process on;
+worker_processes {workers};
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location /plaintext {{
+            default_type text/plain;
+            return 200 "Hello, World!";
+        }}
+    }}
+}}
+"""
+
+
+def free_port():
+    """A loopback port nobody listens on (a moment ago)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path="/plaintext", timeout=5.0):
+    """One GET over a fresh connection: (status, body, response bytes). Raises OSError."""
+    req = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(req)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise OSError("connection closed before the response's headers")
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        try:
+            status = int(lines[0].split()[1])
+        except (IndexError, ValueError):
+            raise OSError(f"not an HTTP status line: {lines[0]!r}")
+        length = None
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            if k.strip().lower() == "content-length":
+                length = int(v.strip())
+        if length is None:
+            raise OSError("response without Content-Length")
+        while len(body) < length:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise OSError("connection closed in the body")
+            body += chunk
+        return status, body[:length], len(head) + 4 + length
+
+
+class HttpTarget:
+    """A server run in its own session (process group) for the HTTP workloads."""
+
+    def __init__(self, label, cmd, env, port, logfile):
+        self.label, self.cmd, self.env, self.port, self.logfile = label, cmd, env, port, logfile
+        self.proc = None
+        self.response_bytes = None
+        self.runs = []  # wrk results of the measured runs
+        self.failed = None  # why its figures are not shown
+
+    def start(self, timeout=15.0):
+        log(f"$ {shlex.join(self.cmd)}")
+        with open(self.logfile, "wb") as out:
+            self.proc = subprocess.Popen(self.cmd, env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RunError(f"exited with status {self.proc.returncode} before it answered"
+                               f"{self.log_tail()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RunError(f"not listening on 127.0.0.1:{self.port} after "
+                                   f"{timeout:.0f} s{self.log_tail()}")
+                time.sleep(0.05)
+        self.check()
+
+    def check(self):
+        """The answer must be 200 "Hello, World!"; the server must still be running."""
+        if self.proc.poll() is not None:
+            raise RunError(f"exited with status {self.proc.returncode}{self.log_tail()}")
+        try:
+            status, body, size = http_get(self.port)
+        except OSError as e:
+            raise RunError(f"GET /plaintext failed: {e}{self.log_tail()}")
+        if status != 200 or body != HTTP_BODY:
+            raise RunError(f"GET /plaintext answered {status} {body[:80]!r}, "
+                           f"expected 200 {HTTP_BODY!r}")
+        self.response_bytes = size
+
+    def stop(self):
+        """SIGTERM (graceful shutdown), SIGKILL to the group if it has not exited in 10 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log(f"  {self.label}: no exit 10 s after SIGTERM; killed")
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its workers, if any are left
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+
+    def log_tail(self):
+        try:
+            text = Path(self.logfile).read_text(errors="replace").strip()
+        except OSError:
+            return ""
+        return f"; its output ends: {text[-400:]!r}" if text else ""
+
+
+def run_wrk(wrk, script, target, args, duration):
+    """One wrk run against target: the dict printed by WRK_SCRIPT. Raises RunError."""
+    cmd = [wrk, f"-t{args.wrk_threads}", f"-c{args.wrk_connections}", f"-d{duration}s",
+           "--latency", "-s", str(script), f"http://127.0.0.1:{target.port}/plaintext"]
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=duration + 60)
+    except subprocess.TimeoutExpired:
+        raise RunError(f"wrk did not end: {shlex.join(cmd)}")
+    out = proc.stdout.decode(errors="replace")
+    m = re.search(r"^WRK_RESULT (\{.*\})$", out, re.M)
+    if proc.returncode != 0 or not m:
+        err = (proc.stderr.decode(errors="replace") or out).strip()[-300:]
+        raise RunError(f"wrk failed (status {proc.returncode}): {err!r}")
+    res = json.loads(m.group(1))
+    errors = {k: res[k] for k in ("connect", "read", "write", "status", "timeout") if res[k]}
+    if errors or res["requests"] <= 0:
+        raise RunError(f"{target.label}: wrk counted errors {errors or 'and no request'} "
+                       f"(status: answers other than 2xx/3xx)")
+    res["rps"] = res["requests"] * 1e6 / res["duration_us"]
+    return res
+
+
+def http_selected(keep):
+    return any(keep(n) for n in HTTP_WORKLOADS)
+
+
+def run_http(args, n_sched, scratch, problems):
+    """wrk against examples/http_server and nginx, alternating.
+
+    Returns {"beamline": {...} or None, "nginx": {...} or None, "info": {...}}, where
+    each figure dict holds rps, p99_ms, p50_ms and response_bytes. A failing Beamline
+    server sets "beamline_failed".
+    """
+    out = {"beamline": None, "nginx": None, "info": None, "beamline_failed": False}
+    wrk = shutil.which("wrk")
+    if not wrk:
+        problems.append("HTTP: wrk not found in PATH (Debian package wrk); "
+                        "http_plaintext_* not measured")
+        return out
+    work = Path(tempfile.mkdtemp(prefix="http-", dir=scratch))
+    script = work / "result.lua"
+    script.write_text(WRK_SCRIPT)
+    targets = []
+
+    server = Path(args.http_server) if args.http_server else \
+        Path(args.build_dir) / "examples" / "http_server"
+    if server.is_file() and os.access(server, os.X_OK):
+        port = free_port()
+        targets.append(HttpTarget("Beamline", [str(server), str(port)],
+                                  beamline_env(args, n_sched), port, work / "http_server.log"))
+    else:
+        problems.append(f"HTTP: {server} not found (examples/http_server not built); "
+                        "no Beamline figure")
+
+    nginx = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None)
+    nginx_version = None
+    if args.no_nginx:
+        pass
+    elif not nginx:
+        problems.append("HTTP: nginx not found (Debian package nginx); no nginx figure")
+    else:
+        port = free_port()
+        conf = work / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(workers=n_sched, dir=work, port=port))
+        try:
+            v = subprocess.run([nginx, "-v"], capture_output=True, timeout=10)
+            nginx_version = v.stderr.decode(errors="replace").strip().split("/")[-1] or None
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        targets.append(HttpTarget("nginx", [nginx, "-p", str(work), "-c", str(conf),
+                                            "-e", str(work / "error.log")],
+                                  dict(os.environ), port, work / "nginx.log"))
+    if not targets:
+        return out
+
+    log(f"== HTTP: wrk -t{args.wrk_threads} -c{args.wrk_connections} "
+        f"-d{args.http_duration}s, {args.http_runs} runs each after a 1 s warm-up")
+    t0 = time.monotonic()
+    try:
+        for t in targets:
+            try:
+                t.start()
+            except RunError as e:
+                t.failed = f"did not start: {e}"
+        live = [t for t in targets if not t.failed]
+        # Warm-up, then the measured runs, the servers taking turns so that other load
+        # on the machine falls on both alike.
+        for rnd in range(args.http_runs + 1):
+            for t in live:
+                if t.failed:
+                    continue
+                try:
+                    res = run_wrk(wrk, script, t, args, 1 if rnd == 0 else args.http_duration)
+                    t.check()
+                except RunError as e:
+                    t.failed = str(e)
+                    continue
+                if rnd > 0:
+                    t.runs.append(res)
+                    log(f"  {t.label}: {res['rps']:,.0f} req/s, p99 {res['p99_us'] / 1e3:.2f} ms")
+    finally:
+        for t in targets:
+            t.stop()
+    log(f"  ({time.monotonic() - t0:.1f} s)")
+
+    for t in targets:
+        key = "beamline" if t.label == "Beamline" else "nginx"
+        if t.failed:
+            problems.append(f"HTTP: {t.label} FAILED: {t.failed}")
+            if key == "beamline":
+                out["beamline_failed"] = True
+            continue
+        out[key] = {
+            "rps": median([r["rps"] for r in t.runs]),
+            "p99_ms": median([r["p99_us"] for r in t.runs]) / 1e3,
+            "p50_ms": median([r["p50_us"] for r in t.runs]) / 1e3,
+            "response_bytes": t.response_bytes,
+            "runs": [{"rps": round(r["rps"], 1), "p99_ms": r["p99_us"] / 1e3} for r in t.runs],
+        }
+    if all(not t.failed for t in targets):
+        shutil.rmtree(work, ignore_errors=True)  # kept otherwise: the logs are in it
+    out["info"] = {
+        "wrk": f"-t{args.wrk_threads} -c{args.wrk_connections} -d{args.http_duration}s",
+        "runs": args.http_runs,
+        "server": str(server),
+        "nginx_version": nginx_version,
+        "nginx_workers": n_sched if any(t.label == "nginx" for t in targets) else None,
+    }
+    return out
+
+
 # ---------------------------------------------------------------- table and JSON
 
 
@@ -495,6 +846,38 @@ def print_table(rows):
         print(fmt_line(l))
 
 
+def print_http(http, rows):
+    """The HTTP rows side by side with nginx."""
+    by_name = {r["name"]: r for r in rows}
+    shown = [by_name[n] for n in HTTP_WORKLOADS if n in by_name]
+    if not shown or not http.get("info"):
+        return
+    info = http["info"]
+    against = ""
+    if info["nginx_workers"]:
+        against = (f"; nginx {info['nginx_version'] or '?'} with {info['nginx_workers']} "
+                   f"worker process(es)")
+    print(f"HTTP GET /plaintext: wrk {info['wrk']} on loopback, median of {info['runs']} "
+          f"run(s) each, the servers taking turns{against}")
+    lines = [["workload", "unit", "Beamline", "nginx", "nginx/Beamline"]]
+    for r in shown:
+        x = r.get("vs_nginx")
+        lines.append([r["name"], r["unit"], fmt_num(r["beamline"]), fmt_num(r.get("nginx")),
+                      "-" if x is None else f"{x:.2f}x"])
+    widths = [max(len(l[i]) for l in lines) for i in range(5)]
+    for k, l in enumerate(lines):
+        print(" | ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i])
+                         for i, c in enumerate(l)).rstrip())
+        if k == 0:
+            print("-+-".join("-" * w for w in widths))
+    sizes = [f"{who} {http[key]['response_bytes']} bytes" for who, key in
+             (("Beamline", "beamline"), ("nginx", "nginx")) if http.get(key)]
+    if sizes:
+        print(f"Response size (headers and body): {', '.join(sizes)}")
+    print("nginx/Beamline: how many times better Beamline is (Beamline/nginx for req/s, "
+          "nginx/Beamline for p99).")
+
+
 def main(argv):
     args = parse_args(argv)
     n_sched = args.schedulers or default_cpus()
@@ -514,41 +897,82 @@ def main(argv):
                 v = int(v)
             except ValueError:
                 pass
+        if dest == "sqpoll" and v is not None and v not in ("on", "off"):
+            v = "off" if v == "0" else "on"  # the runtime's reading of BEAMLINE_SQPOLL
         config[dest] = v
+    keep = name_matcher(args.filter)
+    # What the I/O rows are taken with, as the runtime resolves the defaults.
+    io = beamline_io_settings(args, n_sched) if any(keep(n) for n in IO_WORKLOADS) else None
+    if io is None and any(keep(n) for n in IO_WORKLOADS):
+        io = {"wake": config["wake"] or "default", "sqpoll": config["sqpoll"] or "off"}
+        problems.append("Beamline: the binary could not tell its I/O settings; the "
+                        "requested ones are shown")
+    if io is not None:
+        config["io"] = io
 
     bl = run_beamline(args, n_sched, problems)
     beamline_failed = bl is None or bool(bl.pop("__failed__", False))
     beam = {} if args.no_beam else run_beam(args, n_sched, scratch, problems)
     go = {} if args.no_go else run_go(args, n_sched, scratch, problems)
+    http = run_http(args, n_sched, scratch, problems) if http_selected(keep) else {}
+    beamline_failed = beamline_failed or bool(http.get("beamline_failed"))
 
-    keep = name_matcher(args.filter)
-    rows = build_rows(keep, [("beamline", bl or {}), ("beam", beam), ("go", go)], problems)
+    def http_figures(key):
+        f = http.get(key)
+        if not f:
+            return {}
+        return {"http_plaintext_rps": (f["rps"], "per_s"),
+                "http_plaintext_p99": (f["p99_ms"], "ms")}
+
+    bl_all = dict(bl or {})
+    bl_all.update({n: v for n, v in http_figures("beamline").items() if keep(n)})
+    nginx = {n: v for n, v in http_figures("nginx").items() if keep(n)}
+    rows = build_rows(keep, [("beamline", bl_all), ("beam", beam), ("go", go),
+                             ("nginx", nginx)], problems)
 
     machine = {
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    result = {
-        "workloads": [{"name": r["name"], "unit": r["unit"], "beamline": r["beamline"],
-                       "beam": r["beam"], "go": r["go"]} for r in rows],
-        "config": config,
-        "machine": machine,
-    }
+    workloads = []
+    for r in rows:
+        w = {"name": r["name"], "unit": r["unit"], "beamline": r["beamline"],
+             "beam": r["beam"], "go": r["go"]}
+        if r["name"] in HTTP_WORKLOADS:
+            r["vs_nginx"] = ratio(r["beamline"], r["nginx"], r["unit"])
+            w["nginx"] = r["nginx"]
+            w["vs_nginx"] = r["vs_nginx"]  # how many times better Beamline is
+        if r["name"] in IO_WORKLOADS and io is not None:
+            w["io"] = io
+        workloads.append(w)
+    result = {"workloads": workloads, "config": config, "machine": machine}
+    if http.get("info"):
+        result["http"] = dict(http["info"])
+        for key in ("beamline", "nginx"):
+            if http.get(key):
+                result["http"][key] = http[key]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
 
     print()
     print(f"Machine: {machine['cpus']} CPUs, Linux {machine['kernel']}, {machine['date']}")
-    tuning = ", ".join(f"{k}={'default' if v is None else v}" for k, v in config.items())
+    tuning = ", ".join(f"{k}={'default' if v is None else v}" for k, v in config.items()
+                       if k != "io")
     print(f"Config: {tuning}  (BEAM +S {n_sched}, Go GOMAXPROCS={n_sched}; "
           f"same-scheduler workloads on 1)")
+    if io is not None:
+        print(f"I/O rows ({', '.join(n for n in IO_WORKLOADS if keep(n))}) taken with: "
+              f"wake={io['wake']}, sqpoll={io['sqpoll']}")
     print()
     print_table(rows)
     print()
     print("BEAM/Beamline: how many times better Beamline is (BEAM/Beamline for ns, ms and "
           "bytes; Beamline/BEAM for rates: units with '/' or 'per_').")
+    if http.get("info"):
+        print()
+        print_http(http, rows)
     for p in problems:
         print(f"note: {p}")
     print(f"Results written to {out} ({time.monotonic() - started:.0f} s in all).")

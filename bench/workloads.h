@@ -31,26 +31,26 @@ double wl_hibernated_process_bytes(void);         /* bytes per hibernated proces
 double wl_priority_high_latency_under_load(void); /* median round trip, ns */
 
 /* The OTP workloads (bench/workloads_otp.c); NAN when the run went wrong. */
-double wl_fact10k_reduce(void);            /* ms for factorial(10_000) by one reduce */
-double wl_fact10k_genserver(void);         /* ms, one gen_server per chunk of 10 */
-double wl_fact10k_genserver_rate(void);    /* gen_servers per ms, as fact10k_genserver */
-double wl_fact10k_stream(void);            /* ms, recursive chunk-of-10 products */
-double wl_fact10k_concurrent(void);        /* ms, one slice of chunks per scheduler */
-double wl_genserver_start_call_stop(void); /* ns per start + call + stop */
-double wl_genserver_call_rtt(void);        /* ns per call */
-double wl_genserver_cast(void);            /* ns per cast, handled */
-double wl_idle_genserver_bytes(void);      /* bytes per idle gen_server */
-double wl_agent_update(void);              /* ns per Agent.update */
-/* I/O (bench/workloads_io.c) */
-double wl_io_sleep_100k(void);              /* ms until the last of 100k 10 ms sleepers wakes */
-double wl_echo_rps(void);                   /* loopback echo round trips per second */
-double wl_accept_rate(void);                /* loopback connections accepted per second */
-double wl_file_read_4k_iops(void);          /* random 4 KiB preads per second (page cache) */
+double wl_fact10k_reduce(void);             /* ms for factorial(10_000) by one reduce */
+double wl_fact10k_genserver(void);          /* ms, one gen_server per chunk of 10 */
+double wl_fact10k_genserver_rate(void);     /* gen_servers per ms, as fact10k_genserver */
+double wl_fact10k_stream(void);             /* ms, recursive chunk-of-10 products */
+double wl_fact10k_concurrent(void);         /* ms, one slice of chunks per scheduler */
+double wl_genserver_start_call_stop(void);  /* ns per start + call + stop */
+double wl_genserver_call_rtt(void);         /* ns per call */
+double wl_genserver_cast(void);             /* ns per cast, handled */
+double wl_idle_genserver_bytes(void);       /* bytes per idle gen_server */
+double wl_agent_update(void);               /* ns per Agent.update */
 double wl_registry_register(void);          /* ns per register */
 double wl_registry_lookup(void);            /* ns per lookup */
 double wl_registry_dispatch_1000(void);     /* us per dispatch to 1000 subscribers */
 double wl_task_async_await(void);           /* ns per Task.async + await */
 double wl_supervisor_restart_latency(void); /* us from a child's kill to its successor's reply */
+/* I/O (bench/workloads_io.c) */
+double wl_io_sleep_100k(void);     /* ms until the last of 100k 10 ms sleepers wakes */
+double wl_echo_rps(void);          /* loopback echo round trips per second */
+double wl_accept_rate(void);       /* loopback connections accepted per second */
+double wl_file_read_4k_iops(void); /* random 4 KiB preads per second (page cache) */
 /* Sleep-bound, ms for the whole run. */
 double wl_two_email_tasks_1s(void);
 double wl_async_stream_12x500ms_c4(void);

@@ -1340,7 +1340,7 @@ static void row(const cli *c, const dm_download *d)
         snprintf(line, sizeof line, "%-3s %-24s %-11s %4s  %-21s %-11s %s", "ID", "NAME", "STATUS",
                  "%", "BYTES", "SPEED", "ERROR");
     } else {
-        char pct[8] = "-", got[16], size[16], bytes[40], speed[24] = "-";
+        char pct[12] = "-", got[24], size[24], bytes[56], speed[32] = "-";
         if (d->percent >= 0) snprintf(pct, sizeof pct, "%d", d->percent);
         human(d->bytes_downloaded, got, sizeof got);
         human(d->size, size, sizeof size);

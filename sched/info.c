@@ -245,3 +245,26 @@ int bl_print_processes(int fd)
     free(pids);
     return rc ? rc : listed;
 }
+
+const char *bl_wake_name(bl_wake w)
+{
+    return w == BL_WAKE_EVENTFD ? "eventfd" : "msg_ring";
+}
+
+int bl_io_settings_get(bl_io_settings *out)
+{
+    bl_runtime *rt = bl__rt;
+    if (!out) return -EINVAL;
+    if (!rt) return -ESRCH;
+    *out = (bl_io_settings){
+        .wake = rt->msg_ring ? BL_WAKE_MSG_RING : BL_WAKE_EVENTFD,
+        .sqpoll = rt->ring_flags & IORING_SETUP_SQPOLL,
+        .defer_taskrun = rt->ring_flags & IORING_SETUP_DEFER_TASKRUN,
+        .single_issuer = rt->ring_flags & IORING_SETUP_SINGLE_ISSUER,
+        .ring_entries = rt->cfg.ring_entries,
+        .io_buffers = rt->cfg.io_buffers,
+        .iowq_max = rt->cfg.iowq_max,
+        .dirty_threads = rt->cfg.dirty_threads ? rt->cfg.dirty_threads : rt->nsched,
+    };
+    return 0;
+}

@@ -91,6 +91,25 @@ typedef struct bl_runtime_stats {
 /* 0 or -ESRCH (not running). */
 int bl_runtime_stats_get(bl_runtime_stats *out);
 
+/* What the schedulers' rings were really set up with (the configuration
+ * asks; the kernel decides). */
+typedef struct bl_io_settings {
+    bl_wake wake;           /* BL_WAKE_MSG_RING or BL_WAKE_EVENTFD, as resolved */
+    bool sqpoll;            /* a kernel thread polls each submission queue */
+    bool defer_taskrun;     /* IORING_SETUP_DEFER_TASKRUN (completions run when reaped) */
+    bool single_issuer;     /* IORING_SETUP_SINGLE_ISSUER */
+    unsigned ring_entries;  /* submission queue entries per ring */
+    unsigned io_buffers;    /* provided 4 KiB receive buffers per scheduler */
+    unsigned iowq_max;      /* io-wq workers per ring, for each kind (bounded, unbounded) */
+    unsigned dirty_threads; /* threads of the dirty-work pool (started with its first job) */
+} bl_io_settings;
+
+/* 0, -EINVAL (out NULL) or -ESRCH (not running). */
+int bl_io_settings_get(bl_io_settings *out);
+
+/* "msg_ring" or "eventfd". */
+const char *bl_wake_name(bl_wake w);
+
 #ifdef __cplusplus
 }
 #endif
