@@ -16,11 +16,14 @@
 #include "sched/sched.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -466,6 +469,46 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
     return plist_pop(&s->lanes[BL_PRIO_LOW]);
 }
 
+/* The thread's run-queue delay so far (ns), from /proc; false if unknown. */
+static bool run_delay(bl_sched *s, uint64_t *out)
+{
+    char buf[96];
+    if (s->schedstat_fd < 0) return false;
+    ssize_t n = pread(s->schedstat_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    /* "<on-cpu ns> <run-queue delay ns> <timeslices>" */
+    char *end;
+    (void)strtoull(buf, &end, 10);
+    *out = strtoull(end, NULL, 10);
+    return true;
+}
+
+/*
+ * Whether idle spinning would take the CPU from other threads: in the last
+ * window of 10 ms or more, this thread spent over a tenth of the time
+ * runnable but waiting for a CPU (the kernel's schedstat run delay).  Then
+ * the cores are oversubscribed, and spinning only delays whoever wants the
+ * CPU (a load generator, the network stack's work on this core) and their
+ * answers with it: no spinning for the next 100 ms, the scheduler sleeps in
+ * its ring at once when idle.  A pread every 10 ms at most, on the idle
+ * path only.  Preemptions alone say little: kernel threads cause dozens a
+ * second on a quiet machine.
+ */
+static bool spin_contended(bl_sched *s, uint64_t now)
+{
+    if (now < s->no_spin_until) return true;
+    uint64_t window = now - s->cpu_check_ns;
+    if (window < 10000000u) return false;
+    uint64_t delay;
+    if (!run_delay(s, &delay)) return false;
+    bool busy = s->cpu_check_ns && (delay - s->cpu_delay_ns) * 10 > window;
+    s->cpu_check_ns = now;
+    s->cpu_delay_ns = delay;
+    if (busy) s->no_spin_until = now + 100000000u;
+    return busy;
+}
+
 /* Runs until stop; called on the scheduler thread. */
 static void loop(bl_sched *s)
 {
@@ -480,7 +523,12 @@ static void loop(bl_sched *s)
             run(s, p, inherit);
             /* I/O submitted by the processes that ran goes to the kernel in
              * one batch: when enough is queued or nobody else is runnable. */
-            if (s->sq_pending && (s->sq_pending >= 32 || !local_work(s))) bl__io_submit(s);
+            if (s->sq_pending && (s->sq_pending >= 32 || !local_work(s))) {
+                bl__io_submit(s);
+                /* What completed inline (most sends, a receive with data
+                 * waiting) resumes its process without waiting for a poll. */
+                if (io_uring_cq_ready(&s->ring)) bl__ring_reap(s);
+            }
             if ((s->tick & 7) == 0 && s->io_count) bl__io_poll(s);
             if ((s->tick & 63) == 0) {
                 if (s->wheel.count) run_timers(s, bl__now_ns());
@@ -515,14 +563,15 @@ static void loop(bl_sched *s)
         if (s->stacks.nsurplus && bl__stack_trim(&s->stacks, 64)) continue;
         if (local_work(s) || inject_nonempty(s)) continue;
 
-        uint64_t spin_end = now + spin_ns;
+        uint64_t spin = spin_ns && !spin_contended(s, now) ? spin_ns : 0;
+        uint64_t spin_end = now + spin;
         bool found = false;
         atomic_fetch_add_explicit(&rt->nspinning, 1, memory_order_relaxed);
         const bl_topo_sched *ts = &rt->topo.sched[s->index];
         /* Poll with one pause between looks (a pause is tens of cycles on
          * current cores); read the clock only every 16 rounds. */
-        for (unsigned round = 1; spin_ns && !found; round++) {
-            found = inject_nonempty(s);
+        for (unsigned round = 1; spin && !found; round++) {
+            found = inject_nonempty(s) || (s->io_count && bl__ring_ready(s));
             for (unsigned i = 0; i < ts->nvictims && !found; i++)
                 found = bl__runq_len(&rt->scheds[ts->victims[i]]->rq) > 0;
             if (found || round % 16) {
@@ -566,7 +615,10 @@ void *bl__sched_main(void *arg)
     bl__tls_sched = s;
     s->reductions = (int32_t)s->rt->cfg.reductions;
     bl__ctx_init_thread(&s->ctx);
+    s->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     loop(s);
+    if (s->schedstat_fd >= 0) close(s->schedstat_fd);
+    s->schedstat_fd = -1;
     bl__tls_sched = NULL;
     return NULL;
 }

@@ -123,6 +123,10 @@ typedef struct bl_sched {
     struct bl_mop *io_streams;       /* multishot streams armed on this ring (io/stream.c) */
     struct bl_bufring *io_bufring;   /* provided buffers for receive streams, NULL until used */
     uint32_t io_sweeps;              /* idle rounds, to sweep streams now and then */
+    int schedstat_fd;                /* this thread's /proc schedstat, or -1 */
+    uint64_t cpu_check_ns;           /* when the thread's run-queue delay was last read */
+    uint64_t cpu_delay_ns;           /* that delay (time runnable but not running) then */
+    uint64_t no_spin_until;          /* the CPU is contended: no idle spinning before this */
     uint32_t io_count;               /* how many */
     uint32_t sq_pending;             /* SQEs prepared since the last submit */
     _Alignas(64) _Atomic(struct bl_iop *) io_cancels; /* orphans other schedulers hand over */
@@ -231,6 +235,14 @@ void bl__ring_send_wake(bl_sched *from, bl_sched *to);
 void bl__ring_wait(bl_sched *s, uint64_t timeout_ns);
 /* Handles every completion already posted.  Returns how many. */
 unsigned bl__ring_reap(bl_sched *s);
+
+/* Completions wait to be reaped, or (DEFER_TASKRUN with TASKRUN_FLAG) to be
+ * run by the next io_uring_enter: a few loads, no system call. */
+static inline bool bl__ring_ready(bl_sched *s)
+{
+    return io_uring_cq_ready(&s->ring) ||
+           (IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN);
+}
 
 /* ---- sched/process.c: shared by the process-facing calls ---- */
 
