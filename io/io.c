@@ -14,6 +14,14 @@
  * completion arrives; the exit asks the op's ring to cancel it.  The ring
  * belongs to one thread (SINGLE_ISSUER), so a death on another scheduler
  * hands the cancel over through the ring owner's cancel list.
+ *
+ * A timeout is a timer on the scheduler's wheel, not a linked timeout: the
+ * wheel costs a few stores to arm and disarm, a kernel hrtimer a lock and
+ * an interrupt-safe list each way, and most operations complete long before
+ * their deadline.  When the timer wins, the process asks the op's ring to
+ * cancel the op and waits for its completion as before (the kernel may
+ * still own the buffer): -ECANCELED becomes -ETIMEDOUT, and a result that
+ * beat the cancel is returned as it is, so nothing received is lost.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -30,6 +38,9 @@
 #include "sched/sched.h"
 
 static _Atomic uint64_t inflight;
+
+/* The most one read(2) or write(2) moves in one call, as the kernel caps it. */
+#define BL_IO_MAX_LEN 0x7ffff000u
 
 uint64_t bl_io_inflight(void)
 {
@@ -138,6 +149,28 @@ void bl__io_poll(bl_sched *s)
     bl__ring_reap(s);
 }
 
+/*
+ * Has op's ring cancel it, from s (the caller's scheduler): directly when
+ * it is the same ring, else through the owner's cancel list (each op joins
+ * that list at most once: cancel_sent).
+ */
+static void request_cancel(bl_sched *s, bl_iop *op)
+{
+    bl_sched *owner = op->s;
+    op->cancel_sent = true;
+    if (owner == s) {
+        cancel(s, op);
+        return;
+    }
+    /* Release: the owner that takes the list sees the op. */
+    bl_iop *head = atomic_load_explicit(&owner->io_cancels, memory_order_relaxed);
+    do {
+        op->cnext = head;
+    } while (!atomic_compare_exchange_weak_explicit(&owner->io_cancels, &head, op,
+                                                    memory_order_release, memory_order_relaxed));
+    bl__ring_send_wake(s, owner);
+}
+
 bool bl__io_orphan(bl_sched *s, bl_proc *p)
 {
     bl_iop *op = p->iop;
@@ -148,21 +181,10 @@ bool bl__io_orphan(bl_sched *s, bl_proc *p)
     /* Acq_rel: the completion that sees ORPHAN sees op->stack. */
     if (!atomic_compare_exchange_strong_explicit(&op->state, &expect, BL_IOP_ORPHAN,
                                                  memory_order_acq_rel, memory_order_acquire))
-        return false; /* completed meanwhile: the stack is free to go */
-    bl_sched *owner = op->s;
-    if (!owner) return true; /* an external op: its completer frees the stack */
-    if (owner == s) {
-        cancel(s, op);
-        bl__io_submit(s);
-        return true;
-    }
-    /* Release: the owner that takes the list sees the op. */
-    bl_iop *head = atomic_load_explicit(&owner->io_cancels, memory_order_relaxed);
-    do {
-        op->cnext = head;
-    } while (!atomic_compare_exchange_weak_explicit(&owner->io_cancels, &head, op,
-                                                    memory_order_release, memory_order_relaxed));
-    bl__ring_send_wake(s, owner);
+        return false;        /* completed meanwhile: the stack is free to go */
+    if (!op->s) return true; /* an external op: its completer frees the stack */
+    if (!op->cancel_sent) request_cancel(s, op);
+    if (op->s == s) bl__io_submit(s);
     return true;
 }
 
@@ -204,6 +226,8 @@ int bl__iop_wait_external(bl_proc *p, bl_iop *op, void (*submit)(bl_iop *op, voi
     op->s = NULL;
     op->stack = NULL;
     op->timed = false;
+    op->cancel_sent = false;
+    op->ms = -1;
     op->makes_fd = false;
     op->orphan_fd = -1;
     op->meta = bl__meta(p->gen, p->seq, BL_ST_SLEEPING);
@@ -247,24 +271,44 @@ static struct io_uring_sqe *op_sqe(bl_sched **sp, bl_iop *op, int64_t ms)
     }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
-    op->timed = ms >= 0;
+    op->timed = false;
+    op->cancel_sent = false;
     op->makes_fd = false;
     op->orphan_fd = -1;
-    if (op->timed) {
-        op->ts.tv_sec = ms / 1000;
-        op->ts.tv_nsec = (ms % 1000) * 1000000;
-    }
+    op->ms = ms;
     return sqe;
 }
 
-/* Submits (with the timeout linked) and waits for op's completion. */
+/* Clears a timeout mark from p's mailbox word, so that p can park again. */
+static void clear_mark(bl_proc *p)
+{
+    bl_box cur = bl__box_load(p), want;
+    do {
+        if (!(cur.meta & BL_META_TIMEDOUT)) return;
+        want = cur;
+        want.meta &= ~(uint64_t)BL_META_TIMEDOUT;
+    } while (!bl__box_cas(p, &cur, want));
+}
+
+/* Submits and waits for op's completion, or its deadline (op->ms >= 0). */
 static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe)
 {
-    if (op->timed) {
-        sqe->flags |= IOSQE_IO_LINK;
-        struct io_uring_sqe *t = io_uring_get_sqe(&s->ring);
-        io_uring_prep_link_timeout(t, &op->ts, 0);
-        io_uring_sqe_set_data64(t, BL_UD_IGNORE);
+    bool wheel = false;
+    if (op->ms >= 0) {
+        p->timer_fired = false;
+        uint64_t deadline = bl__now_ns() + (uint64_t)op->ms * 1000000u;
+        if (bl__sched_arm_timer(p, deadline, BL_ST_SLEEPING) == 0) {
+            wheel = true;
+        } else {
+            /* No timer entry to be had: the kernel keeps the time instead. */
+            op->timed = true;
+            op->ts.tv_sec = op->ms / 1000;
+            op->ts.tv_nsec = (op->ms % 1000) * 1000000;
+            sqe->flags |= IOSQE_IO_LINK;
+            struct io_uring_sqe *t = io_uring_get_sqe(&s->ring);
+            io_uring_prep_link_timeout(t, &op->ts, 0);
+            io_uring_sqe_set_data64(t, BL_UD_IGNORE);
+        }
     }
     p->seq++;
     op->p = p;
@@ -282,12 +326,27 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
     s->sq_pending++;
     p->iop = op;
     /* Signals wake the sleeper; it acts on them (a fatal one ends it here,
-     * orphaning op) and goes back to the same wait. */
-    while (atomic_load_explicit(&op->state, memory_order_acquire) != BL_IOP_DONE)
+     * orphaning op) and goes back to the same wait.  The deadline wakes it
+     * too (the timer, or its mark in the word when p was awake): it has the
+     * op cancelled, clears the mark and waits on for the completion. */
+    while (atomic_load_explicit(&op->state, memory_order_acquire) != BL_IOP_DONE) {
+        if (wheel && !op->cancel_sent &&
+            (p->timer_fired || bl__meta_timed_out(bl__box_load(p).meta, p->seq))) {
+            clear_mark(p);
+            /* The completion may have come between the two looks. */
+            if (atomic_load_explicit(&op->state, memory_order_acquire) == BL_IOP_DONE) break;
+            request_cancel(bl__tls_sched, op);
+            continue;
+        }
         bl__sched_park(p, BL_PARK_SLEEP);
+    }
     p->iop = NULL;
+    if (wheel) {
+        p->timer_fired = false;
+        bl__sched_disarm_timer(p); /* or frees the entry that fired */
+    }
     int res = op->res;
-    if (op->timed && res == -ECANCELED) res = -ETIMEDOUT;
+    if ((op->timed || op->cancel_sent) && res == -ECANCELED) res = -ETIMEDOUT;
     bl__charge(p, 1);
     return res;
 }
@@ -325,7 +384,7 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write, int64_t 
 {
     if (len && !buf) return -EINVAL;
     if (fd < 0) return -EBADF;
-    if (len > 0x7ffff000u) len = 0x7ffff000u; /* what read(2) does in one call at most */
+    if (len > BL_IO_MAX_LEN) len = BL_IO_MAX_LEN;
     IO_BEGIN(ms);
     if (write)
         io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)off);
@@ -485,6 +544,7 @@ ssize_t bl_io_recv(int fd, void *buf, size_t len, int flags, int64_t ms)
 {
     if (fd < 0) return -EBADF;
     if (len && !buf) return -EINVAL;
+    if (len > BL_IO_MAX_LEN) len = BL_IO_MAX_LEN; /* the SQE's length is 32 bits */
     IO_BEGIN(ms);
     io_uring_prep_recv(sqe, fd, buf, len, flags);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
@@ -495,6 +555,7 @@ ssize_t bl_io_send(int fd, const void *buf, size_t len, int flags, int64_t ms)
 {
     if (fd < 0) return -EBADF;
     if (len && !buf) return -EINVAL;
+    if (len > BL_IO_MAX_LEN) len = BL_IO_MAX_LEN; /* the SQE's length is 32 bits */
     IO_BEGIN(ms);
     io_uring_prep_send(sqe, fd, buf, len, flags | MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
@@ -537,6 +598,9 @@ static ssize_t loop_all(int kind, int fd, char *buf, size_t len, off_t off, int 
     size_t done = 0;
     while (done < len) {
         int64_t t = left(ms, t0);
+        /* Past the deadline no new operation starts (the first one always
+         * does: data already there beats even a 0 ms timeout). */
+        if (done && t == 0) break;
         ssize_t n;
         switch (kind) {
         case K_READ:
@@ -558,7 +622,8 @@ static ssize_t loop_all(int kind, int fd, char *buf, size_t len, off_t off, int 
             n = bl_io_send(fd, buf + done, len - done, flags, t);
             break;
         }
-        if (n < 0) return done && n != -ETIMEDOUT ? (ssize_t)done : n;
+        /* What moved before a timeout or an error is the caller's: a short count. */
+        if (n < 0) return done ? (ssize_t)done : n;
         if (n == 0) break; /* end of file or peer closed */
         done += (size_t)n;
     }

@@ -31,10 +31,12 @@ typedef struct bl_iop {
     _Atomic int state;           /* PENDING, then DONE (completion) or ORPHAN (death) */
     int32_t res;                 /* the CQE's result */
     uint32_t cflags;             /* the CQE's flags */
-    bool timed;                  /* a linked timeout follows the SQE */
+    bool timed;                  /* a linked timeout follows the SQE (no wheel timer to be had) */
+    bool cancel_sent;            /* a cancel is on its way to the op's ring (timeout or death) */
     bool makes_fd;               /* a result >= 0 is a new descriptor (open, accept) */
     int orphan_fd;               /* closed if the op ends orphaned (connect_tcp), or -1 */
-    struct __kernel_timespec ts; /* its duration */
+    int64_t ms;                  /* the timeout asked for (< 0: none) */
+    struct __kernel_timespec ts; /* the linked timeout's duration */
 } bl_iop;
 
 /* A completion for op reaped on s (its ring's thread). */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,13 @@ static void *sched_thread(void *arg)
 {
     thread_arg *ta = arg;
     bl_sched *s = ta->s;
+    /* A write to a pipe or socket whose reader is gone must return -EPIPE
+     * to its process, not kill the program: SIGPIPE stays blocked (and
+     * merely pending) on scheduler threads and the threads they start. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     int rc = bl__topo_bind_thread(&s->rt->topo, s->index);
     (void)rc; /* -ENOTSUP: no pinning in this plan; a failed bind only costs locality */
     s->start_err = bl__ring_setup(s, ta->err, sizeof ta->err);

@@ -9,17 +9,28 @@
  * batches.  Messages do not interrupt an I/O wait (they stay queued); exit
  * signals do, as everywhere.
  *
- * Every call is process only (-EPERM elsewhere) and returns a byte count
- * (or 0 / a descriptor) or a negative errno.  Calls that can block take a
- * timeout in ms: BL_INFINITY (-1) waits forever, 0 or more arms a linked
- * timeout, and the call then returns -ETIMEDOUT with the operation
- * cancelled (a partial transfer is lost only where the kernel loses it).
- * Any call may also return -EBUSY when its scheduler's submission queue
- * stays full (ring_entries too small for the load; with SQPOLL the caller
- * first yields a while for the kernel's poller to catch up).
- * The _all variants loop over short transfers until len bytes are done,
- * end of file / peer close (returning the count so far), an error, or the
- * timeout, which then covers the whole call.
+ * Every call is process only (-EPERM elsewhere; bl_io_socket and
+ * bl_io_listen_tcp, which never wait, work from any thread) and returns a
+ * byte count (or 0 / a descriptor) or a negative errno.  Calls that can
+ * block take a timeout in ms: BL_INFINITY (-1) waits forever; 0 or more
+ * arms a timer on the scheduler's wheel, and when it fires first the
+ * operation is cancelled and the call returns -ETIMEDOUT, unless the
+ * operation completed before the cancel reached it: then its result is
+ * returned, so nothing the kernel moved is lost.  Data already there beats
+ * a 0 ms timeout.  Any call may also return -EBUSY when its scheduler's
+ * submission queue stays full (ring_entries too small for the load; with
+ * SQPOLL the caller first yields a while for the kernel's poller to catch
+ * up).  A length over 0x7ffff000 is cut to that, as read(2) does.
+ *
+ * The _all variants loop over short transfers until len bytes are done.
+ * The timeout covers the whole call: no new operation starts after the
+ * deadline.  They return len, or fewer bytes when the end of file / peer
+ * close, the deadline or an error came after that many bytes moved (they
+ * are the caller's; the next call says which it was), or the error
+ * (-ETIMEDOUT included) when nothing moved.
+ *
+ * Writing to a pipe or socket whose reader is gone returns -EPIPE: the
+ * runtime blocks SIGPIPE on its threads (send also adds MSG_NOSIGNAL).
  *
  * Buffers must stay valid until the call returns.  A process that dies
  * while its operation is in flight (killed, say, while blocked in recv):
@@ -53,7 +64,12 @@ int bl_io_close(int fd);
 ssize_t bl_io_read(int fd, void *buf, size_t len, int64_t timeout_ms);
 /* write(2) at the file position.  Bytes written or -errno. */
 ssize_t bl_io_write(int fd, const void *buf, size_t len, int64_t timeout_ms);
-/* pread(2) / pwrite(2) at offset. */
+/*
+ * pread(2) / pwrite(2) at offset (>= 0, else -EINVAL), on files.  On a
+ * descriptor without a position io_uring decides, not pread(2): a pipe
+ * ignores the offset, a socket refuses a non-zero one with -ESPIPE.  Use
+ * bl_io_read / bl_io_write on streams.
+ */
 ssize_t bl_io_pread(int fd, void *buf, size_t len, off_t offset, int64_t timeout_ms);
 ssize_t bl_io_pwrite(int fd, const void *buf, size_t len, off_t offset, int64_t timeout_ms);
 /* fsync(2) (datasync: fdatasync).  0 or -errno. */

@@ -105,9 +105,11 @@ static void pipes_main(void *arg)
     BL_CHECK_EQ(bl_io_close(p[1]), 0);
     BL_CHECK_EQ(bl_io_read_all(p[0], in, sizeof in, 1000), 3);
     BL_CHECK_EQ(bl_io_close(p[0]), 0);
-    /* read_all: the timeout covers the whole call. */
+    /* read_all: the timeout covers the whole call; what came is the caller's. */
     BL_CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
     BL_CHECK_EQ(bl_io_write(p[1], "ab", 2, BL_INFINITY), 2);
+    BL_CHECK_EQ(bl_io_read_all(p[0], in, 10, 30), 2);
+    BL_CHECK(memcmp(in, "ab", 2) == 0);
     BL_CHECK_EQ(bl_io_read_all(p[0], in, 10, 30), -ETIMEDOUT);
     /* A message does not end an I/O wait; it stays queued. */
     BL_CHECK_EQ(bl_send(bl_self(), 5, "m", 1), 0);
