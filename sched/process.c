@@ -148,6 +148,10 @@ static void free_chain(bl_slab *slab, bl_msg *m)
 void bl__proc_finish(bl_sched *s, bl_proc *p)
 {
     atomic_store_explicit(&p->status, BL_STATUS_EXITING, memory_order_relaxed);
+    /* The handler's release runs while the process still looks alive (it
+     * never runs again): whoever sees the death, by a DOWN, an EXIT, or a
+     * monitor or send that finds the pid gone, may count on the release. */
+    if (p->handler && p->handler->release) p->handler->release(p->hstate);
     /* Close the mailbox: the next generation, FREE.  From here on senders
      * drop their messages; what was already pushed is freed here. */
     uint32_t next_gen = (p->gen + 1) & BL_PID_GEN_MASK;
@@ -155,8 +159,6 @@ void bl__proc_finish(bl_sched *s, bl_proc *p)
     while (!bl__box_cas(p, &cur, want)) {
     }
     /* Links and monitors hear of the death; requests still queued get noproc. */
-    /* Before the DOWNs: whoever sees the death may count on the release. */
-    if (p->handler && p->handler->release) p->handler->release(p->hstate);
     bl__signals_on_exit(p, cur.top, p->q_head);
     free_chain(&s->slab, cur.top);
     free_chain(&s->slab, p->q_head);

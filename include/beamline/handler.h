@@ -43,8 +43,10 @@ typedef struct bl_handler {
      * Called once after the process has died, whatever the reason (a kill
      * included), on a scheduler thread and outside any process: it may free
      * memory and must not block or call process-only functions.  state is
-     * the init arg when init never ran.  Also called for handler processes
-     * still alive when the runtime stops.  May be NULL.
+     * the init arg when init never ran.  It has returned before anyone can
+     * see the death: links' exit signals, monitors' DOWN, a monitor set
+     * afterwards (noproc), a send that finds the pid gone.  Also called for
+     * handler processes still alive when the runtime stops.  May be NULL.
      */
     void (*release)(void *state);
 } bl_handler;

@@ -297,3 +297,58 @@ Test(spawn, restart_after_churn_spawns_from_outside)
         cr_assert_eq(bl_runtime_wait(), 0);
     }
 }
+
+/* ---- a handler's release comes before anyone can see the death ---- */
+
+static _Atomic int releases;
+
+static int slow_release_handle(void *state, bl_msg *m)
+{
+    (void)state;
+    (void)m;
+    return BL_STOP;
+}
+
+/* Takes a while, so that a death seen early would catch it unfinished. */
+static void slow_release(void *state)
+{
+    (void)state;
+    uint64_t end = bl__now_ns() + 2000000u;
+    while (bl__now_ns() < end) {
+    }
+    atomic_fetch_add(&releases, 1);
+}
+
+static const bl_handler slow_releaser = {.handle = slow_release_handle, .release = slow_release};
+
+static void release_order_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        int before = atomic_load(&releases);
+        bl_pid h;
+        /* On the other scheduler, so that this process watches it die. */
+        bl_spawn_opts o = {.scheduler = bl_current_scheduler() == 0 ? 2 : 1};
+        BL_CHECK_EQ(bl_spawn_handler(&h, &slow_releaser, NULL, &o), 0);
+        BL_CHECK_EQ(bl_send(h, T_STOP, NULL, 0), 0);
+        if (i % 2 == 0) {
+            /* Found dead by polling: released already. */
+            while (bl_is_alive(h)) bl_yield();
+        } else {
+            /* A monitor set during the death: its DOWN (noproc or the real
+             * reason) comes after the release. */
+            bl_ref ref;
+            BL_CHECK_EQ(bl_monitor(h, &ref), 0);
+            bl_msg *m = bl_test_recv_tag(BL_TAG_DOWN, 5000);
+            BL_CHECK(m != NULL);
+            bl_msg_free(m);
+        }
+        BL_CHECK_EQ(atomic_load(&releases), before + 1);
+    }
+}
+
+Test(spawn, release_runs_before_the_death_shows)
+{
+    bl_config cfg = {.schedulers = 2};
+    bl_test_run(&cfg, release_order_main, NULL);
+}
