@@ -11,11 +11,20 @@
  * its release hook closes the socket after the process is gone, for any
  * reason, a kill included, so no descriptor outlives its connection.
  *
+ * Each socket has one owner at every instant: the connection process gets
+ * a duplicate of the accepted descriptor when it is created, and the
+ * acceptor closes its own whatever start_child returned.  (Handing over
+ * the descriptor itself would leave one case open: conns dying in the
+ * middle of start_child, after the process was made, so that the acceptor
+ * cannot tell whether the socket is still its to close.)  When conns has
+ * been restarted, an acceptor asks the top supervisor for the new one.
+ *
  * Run: echo_server [port]   (default 7000, on 127.0.0.1); try `nc 127.0.0.1 7000`.
  */
 #define _GNU_SOURCE
 #include <beamline.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,11 +43,11 @@ typedef struct echo_opts {
 
 /* The running server; acceptors read it, so it must outlive the server. */
 typedef struct echo_server {
-    bl_pid sup;      /* the top supervisor */
-    bl_pid conns;    /* the connections' dynamic supervisor */
-    int lfd;         /* the listening socket */
-    uint16_t port;   /* where it listens */
-    int64_t idle_ms; /* per-connection idle timeout */
+    bl_pid sup;           /* the top supervisor */
+    _Atomic bl_pid conns; /* the connections' dynamic supervisor (new after a restart) */
+    int lfd;              /* the listening socket */
+    uint16_t port;        /* where it listens */
+    int64_t idle_ms;      /* per-connection idle timeout */
 } echo_server;
 
 /* Starts the server (process only): 0, or a negative errno. */
@@ -99,21 +108,36 @@ static int conn_start(void *arg, bl_pid *pid)
     conn *c = malloc(sizeof *c);
     if (!c) return -ENOMEM;
     *c = *(conn *)arg;
+    /* The process's own descriptor: the acceptor closes the one it passed. */
+    c->fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+    if (c->fd < 0) {
+        int err = -errno;
+        free(c);
+        return err;
+    }
     bl_pid p;
     int rc = bl_spawn_handler(&p, &conn_handler, c, NULL);
     if (rc) {
-        free(c); /* never ran: the caller still owns the socket */
+        close(c->fd);
+        free(c); /* never ran */
         return rc;
     }
     /* Linked to its supervisor, as a start function must be.  (If even that
-     * fails, out of memory, the process still owns and closes its socket:
-     * reporting an error would make the acceptor close it a second time.) */
+     * fails, out of memory, the process still owns and closes its socket.) */
     (void)bl_link(p);
     *pid = p;
     return 0;
 }
 
 /* ---- acceptors ---- */
+
+/* The running conns of srv's top supervisor, or BL_PID_NONE. */
+static bl_pid conns_pid(echo_server *srv)
+{
+    bl_sup_child kid;
+    if (bl_supervisor_which_children(srv->sup, &kid, 1) < 1) return BL_PID_NONE;
+    return kid.status == BL_CHILD_RUNNING ? kid.pid : BL_PID_NONE;
+}
 
 static void acceptor(void *arg)
 {
@@ -128,7 +152,17 @@ static void acceptor(void *arg)
                               .arg_len = sizeof c,
                               .restart = BL_RESTART_TEMPORARY,
                               .shutdown = BL_SHUTDOWN_BRUTAL_KILL};
-        if (bl_dynamic_supervisor_start_child(srv->conns, &spec, NULL) != 0) close(fd);
+        int rc = bl_dynamic_supervisor_start_child(srv->conns, &spec, NULL);
+        if (rc == -ESRCH || rc == -ECONNRESET) {
+            /* conns died: once the top supervisor has restarted it, try its successor. */
+            bl_pid now = conns_pid(srv);
+            if (now != BL_PID_NONE) {
+                srv->conns = now;
+                rc = bl_dynamic_supervisor_start_child(now, &spec, NULL);
+            }
+        }
+        /* Started or not, the connection (if any) has its own descriptor. */
+        close(fd);
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * The echo server example: many concurrent clients, clients that vanish,
- * an acceptor killed and restarted, idle connections closed, and a stop
- * that leaves no descriptor behind.
+ * an acceptor killed and restarted, the connections' supervisor killed and
+ * restarted, idle connections closed, and a stop that leaves no descriptor
+ * behind.
  */
 #define BL_EXAMPLE_NO_MAIN
 #include "examples/echo_server.c"
@@ -113,6 +114,26 @@ static void echo_main(void *arg)
     char c;
     BL_CHECK_EQ(bl_io_recv(fd, &c, 1, 0, 5000), 0); /* the server side closed */
     bl_io_close(fd);
+
+    /* conns killed with a connection open: the connection goes with it (its
+     * socket closed by its release), the supervisor starts a new conns,
+     * and the acceptors hand new connections to that one. */
+    BL_CHECK_EQ(wait_conns(&srv, 0), 0);
+    fd = bl_io_connect_tcp("127.0.0.1", srv.port, 5000);
+    BL_CHECK_EQ(wait_conns(&srv, 1), 1);
+    bl_pid old_conns = srv.conns;
+    BL_CHECK_EQ(bl_monitor(old_conns, &ref), 0);
+    BL_CHECK_EQ(bl_exit_pid(old_conns, &kill), 0);
+    bl_msg_free(bl_test_recv_tag(BL_TAG_DOWN, 5000));
+    BL_CHECK_EQ(bl_io_recv(fd, &c, 1, 0, 5000), 0);
+    bl_io_close(fd);
+    /* The first client after the restart may race the supervisor's restart
+     * (its connection is then closed); within a few tries one is echoed. */
+    int echoed = 0;
+    for (int i = 0; i < 50 && !echoed; i++) echoed = run_clients(srv.port, 1, 1);
+    BL_CHECK_EQ(echoed, 1);
+    BL_CHECK(srv.conns != old_conns);
+    BL_CHECK_EQ(run_clients(srv.port, 10, 2), 20);
 
     /* Stop: acceptors, connections (one still open here), then the listener. */
     BL_CHECK_EQ(wait_conns(&srv, 0), 0);
