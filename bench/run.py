@@ -160,10 +160,10 @@ def parse_args(argv):
     p.add_argument("--no-nginx", action="store_true", help="do not run nginx")
     p.add_argument("--wrk-threads", type=positive_int, default=2)
     p.add_argument("--wrk-connections", type=positive_int, default=64)
-    p.add_argument("--http-duration", type=positive_int, default=3,
-                   help="seconds of each measured wrk run (default 3)")
-    p.add_argument("--http-runs", type=positive_int, default=3,
-                   help="measured wrk runs per server; the figure is their median (default 3)")
+    p.add_argument("--http-duration", type=positive_int, default=5,
+                   help="seconds of each measured wrk run (default 5)")
+    p.add_argument("--http-runs", type=positive_int, default=5,
+                   help="measured wrk runs per server; the figure is their median (default 5)")
     p.add_argument("--no-beam", action="store_true", help="do not run the BEAM anchor")
     p.add_argument("--no-go", action="store_true", help="do not run the Go anchor")
     p.add_argument("--timeout", type=positive_int, default=1200,
