@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "bl_test.h"
@@ -215,4 +216,39 @@ static void order_main(void *arg)
 Test(info, asking_does_not_reorder_messages, .timeout = 120)
 {
     for (int round = 0; round < 5; round++) bl_test_run(NULL, order_main, NULL);
+}
+
+/* The I/O settings say what the rings really got. */
+static void io_settings_main(void *arg)
+{
+    const bl_config *want = arg;
+    bl_io_settings io;
+    BL_CHECK_EQ(bl_io_settings_get(NULL), -EINVAL);
+    BL_CHECK_EQ(bl_io_settings_get(&io), 0);
+    BL_CHECK_EQ(io.ring_entries, want->ring_entries);
+    BL_CHECK_EQ(io.iowq_max, want->iowq_max);
+    BL_CHECK_EQ(io.io_buffers, want->io_buffers);
+    BL_CHECK_EQ(io.dirty_threads, 3u);
+    /* Eventfd asked for: eventfd it is.  SQPOLL asked for: on, unless the
+     * kernel refused it (then no DEFER_TASKRUN either, which needs a plain ring). */
+    BL_CHECK_EQ(io.wake, BL_WAKE_EVENTFD);
+    BL_CHECK(!io.sqpoll || !io.defer_taskrun);
+    BL_CHECK(strcmp(bl_wake_name(io.wake), "eventfd") == 0);
+    BL_CHECK(strcmp(bl_wake_name(BL_WAKE_MSG_RING), "msg_ring") == 0);
+}
+
+Test(info, io_settings)
+{
+    bl_io_settings io;
+    cr_assert_eq(bl_io_settings_get(&io), -ESRCH);
+    bl_config c = {.schedulers = 2,
+                   .wake = BL_WAKE_EVENTFD,
+                   .sqpoll = true,
+                   .ring_entries = 128,
+                   .iowq_max = 2,
+                   .io_buffers = 64,
+                   .dirty_threads = 3};
+    bl_test_run(&c, io_settings_main, &c);
+    c.sqpoll = false;
+    bl_test_run(&c, io_settings_main, &c);
 }
