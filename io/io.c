@@ -556,6 +556,17 @@ ssize_t bl_io_send(int fd, const void *buf, size_t len, int flags, int64_t ms)
     if (fd < 0) return -EBADF;
     if (len && !buf) return -EINVAL;
     if (len > BL_IO_MAX_LEN) len = BL_IO_MAX_LEN; /* the SQE's length is 32 bits */
+    if (!bl__self()) return -EPERM;
+    if (!timeout_ok(ms)) return -EINVAL;
+    /* A send that fits in the socket buffer does not wait: done here, with
+     * no operation, no park and no round until the ring is reaped.  Only
+     * one that would block goes through the ring. */
+    ssize_t n = send(fd, buf, len, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+        if (n >= 0) bl__charge(bl__self(), 1);
+        return n >= 0 ? n : -errno;
+    }
+    if (flags & MSG_DONTWAIT) return -EAGAIN;
     IO_BEGIN(ms);
     io_uring_prep_send(sqe, fd, buf, len, flags | MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);

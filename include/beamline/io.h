@@ -94,7 +94,13 @@ int bl_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t time
 int bl_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t timeout_ms);
 /* A connected TCP socket to host:port (numeric address): a descriptor or -errno. */
 int bl_io_connect_tcp(const char *host, uint16_t port, int64_t timeout_ms);
-/* recv(2) / send(2) with flags (send adds MSG_NOSIGNAL).  Bytes or -errno. */
+/*
+ * recv(2) / send(2) with flags (send adds MSG_NOSIGNAL).  Bytes or -errno.
+ * A send first tries a non-blocking send(2): what fits in the socket buffer
+ * goes at once, with no ring operation and no wait; only a send that would
+ * block goes through the ring (with MSG_DONTWAIT in flags it returns
+ * -EAGAIN instead).
+ */
 ssize_t bl_io_recv(int fd, void *buf, size_t len, int flags, int64_t timeout_ms);
 ssize_t bl_io_send(int fd, const void *buf, size_t len, int flags, int64_t timeout_ms);
 /* shutdown(2): 0 or -errno. */
