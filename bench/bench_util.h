@@ -1,13 +1,14 @@
 /*
- * bench/bench_util.h - what every workload file shares: a monotonic clock
- * and the driver that runs a workload as a process and hands its figure
- * back to the benchmark thread.
+ * bench/bench_util.h - what every workload file shares: a monotonic clock,
+ * the driver that runs a workload as a process and hands its figure back
+ * to the benchmark thread, a bounded tagged receive and the resident set.
  */
 #ifndef BL_BENCH_UTIL_H
 #define BL_BENCH_UTIL_H
 
 #include <beamline.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -47,6 +48,31 @@ static inline double drive_with(void (*fn)(driver *d), size_t stack_size, double
     }
     sem_destroy(&d.done);
     return d.result;
+}
+
+/*
+ * How long a workload waits for any one message before it gives up: a run
+ * that lost one reports a failure instead of hanging.
+ */
+#define WAIT_MS 60000
+
+/* The first message with the given tag, or NULL after WAIT_MS. */
+static inline bl_msg *recv_tag_wait(uint32_t tag)
+{
+    bl_msg *m = NULL;
+    return bl_recv(&m, bl_match_tag, &tag, WAIT_MS, 0) == 0 ? m : NULL;
+}
+
+/* Resident set of this process, bytes (0 when /proc cannot tell). */
+static inline long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return res * 4096;
 }
 
 #endif /* BL_BENCH_UTIL_H */

@@ -220,17 +220,6 @@ double wl_million_procs(void)
     return drive(million_drv);
 }
 
-static long rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return res * 4096;
-}
-
 static int idle_n;
 
 /* Spawns idle_n handler processes, lets each handle one message and park
@@ -417,14 +406,6 @@ double wl_timers_100k(void)
  * a reply did not come within WAIT_MS, a DOWN carried the wrong reason);
  * beamline_bench reports that as a benchmark error.
  */
-#define WAIT_MS 60000
-
-/* Receives the first message with the given tag, or NULL after WAIT_MS. */
-static bl_msg *recv_tag_wait(uint32_t tag)
-{
-    bl_msg *m = NULL;
-    return bl_recv(&m, bl_match_tag, &tag, WAIT_MS, 0) == 0 ? m : NULL;
-}
 
 /* ---- link_exit_cascade ---- */
 

@@ -20,20 +20,12 @@
 
 enum { T_DONE = 1 };
 
-#define WAIT_MS 60000
-
-static bl_msg *recv_tag(uint32_t tag)
-{
-    bl_msg *m = NULL;
-    return bl_recv(&m, bl_match_tag, &tag, WAIT_MS, 0) == 0 ? m : NULL;
-}
-
 /* Waits for n T_DONE messages carrying a long each; returns their sum, -1 on a timeout. */
 static long collect(int n)
 {
     long sum = 0;
     for (int i = 0; i < n; i++) {
-        bl_msg *m = recv_tag(T_DONE);
+        bl_msg *m = recv_tag_wait(T_DONE);
         if (!m) return -1;
         long v;
         memcpy(&v, m->data, sizeof v);
@@ -155,7 +147,7 @@ static void accept_server(void *arg)
     long n = 0;
     if (bl_io_accept_stream(c->lfd) == 0) {
         for (; n < ACCEPT_CLIENTS * ACCEPT_EACH; n++) {
-            bl_msg *m = recv_tag(BL_TAG_IO_ACCEPT);
+            bl_msg *m = recv_tag_wait(BL_TAG_IO_ACCEPT);
             int fd = -1;
             if (m) memcpy(&fd, m->data, sizeof fd);
             bl_msg_free(m);

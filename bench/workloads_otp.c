@@ -33,9 +33,6 @@
 
 enum { T_PING = 1, T_COUNT, T_INC, T_FACT, T_DONE, T_STOP, T_UP };
 
-/* Time limit of every wait for a reply or a message. */
-#define WAIT_MS 60000
-
 /*
  * GMP allocates its temporaries of up to 32 KiB on the stack, several frames
  * deep in the larger multiplications: the processes that multiply big
@@ -47,24 +44,6 @@ enum { T_PING = 1, T_COUNT, T_INC, T_FACT, T_DONE, T_STOP, T_UP };
 static double drive(void (*fn)(driver *d))
 {
     return drive_with(fn, BIG_STACK, NAN);
-}
-
-/* The first message with this tag, or NULL after WAIT_MS. */
-static bl_msg *recv_tag(uint32_t tag)
-{
-    bl_msg *m = NULL;
-    return bl_recv(&m, bl_match_tag, &tag, WAIT_MS, 0) == 0 ? m : NULL;
-}
-
-static long rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return res * 4096;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -565,7 +544,7 @@ static void registry_dispatch_drv(driver *d)
         if (bl_registry_dispatch(reg, TOPIC, sizeof TOPIC - 1, broadcast, &r) != DISPATCH_SUBS)
             ok = false;
         for (int i = 0; ok && i < DISPATCH_SUBS; i++) {
-            bl_msg *m = recv_tag(T_GOT);
+            bl_msg *m = recv_tag_wait(T_GOT);
             uint32_t got = UINT32_MAX;
             if (m && m->len == sizeof got) memcpy(&got, m->data, sizeof got);
             if (got != r) ok = false;
@@ -575,7 +554,7 @@ static void registry_dispatch_drv(driver *d)
     uint64_t t1 = now_ns();
     for (int i = 0; i < n; i++) bl_send(subs[i], T_STOP, NULL, 0);
     for (int i = 0; i < n; i++) {
-        bl_msg *m = recv_tag(T_DONE);
+        bl_msg *m = recv_tag_wait(T_DONE);
         if (!m) ok = false;
         bl_msg_free(m);
     }
@@ -951,7 +930,7 @@ static int restart_child_start(void *arg, bl_pid *pid)
 static bl_pid recv_up(void)
 {
     bl_pid pid = BL_PID_NONE;
-    bl_msg *m = recv_tag(T_UP);
+    bl_msg *m = recv_tag_wait(T_UP);
     if (m && m->len == sizeof pid) memcpy(&pid, m->data, sizeof pid);
     bl_msg_free(m);
     return pid;

@@ -249,8 +249,9 @@ static bool timeout_ok(int64_t ms)
 }
 
 /*
- * Gets the SQE for op (and a linked timeout after it when ms >= 0) on the
- * caller's scheduler; NULL if the ring has no room even after a submit.
+ * Gets the SQE for op on the caller's scheduler, with room for a linked
+ * timeout after it (op_wait's fallback); NULL if the ring has no room even
+ * after a submit.
  */
 static struct io_uring_sqe *op_sqe(bl_sched **sp, bl_iop *op, int64_t ms)
 {
@@ -351,15 +352,19 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
     return res;
 }
 
-/* The common frame of every call: checks, an op, its SQE. */
-#define IO_BEGIN(ms)                                                                               \
+/* The common frame of every call: checks (IO_CHECK), then an op and its SQE. */
+#define IO_CHECK(ms)                                                                               \
     bl_proc *p = bl__self();                                                                       \
     if (!p) return -EPERM;                                                                         \
-    if (!timeout_ok(ms)) return -EINVAL;                                                           \
+    if (!timeout_ok(ms)) return -EINVAL
+#define IO_OP(ms)                                                                                  \
     bl_sched *s = bl__tls_sched;                                                                   \
     bl_iop op;                                                                                     \
     struct io_uring_sqe *sqe = op_sqe(&s, &op, ms);                                                \
     if (!sqe) return -EBUSY
+#define IO_BEGIN(ms)                                                                               \
+    IO_CHECK(ms);                                                                                  \
+    IO_OP(ms)
 
 int bl_io_open(const char *path, int flags, mode_t mode)
 {
@@ -556,18 +561,17 @@ ssize_t bl_io_send(int fd, const void *buf, size_t len, int flags, int64_t ms)
     if (fd < 0) return -EBADF;
     if (len && !buf) return -EINVAL;
     if (len > BL_IO_MAX_LEN) len = BL_IO_MAX_LEN; /* the SQE's length is 32 bits */
-    if (!bl__self()) return -EPERM;
-    if (!timeout_ok(ms)) return -EINVAL;
+    IO_CHECK(ms);
     /* A send that fits in the socket buffer does not wait: done here, with
      * no operation, no park and no round until the ring is reaped.  Only
      * one that would block goes through the ring. */
     ssize_t n = send(fd, buf, len, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-        if (n >= 0) bl__charge(bl__self(), 1);
-        return n >= 0 ? n : -errno;
+    if (n >= 0) {
+        bl__charge(p, 1);
+        return n;
     }
-    if (flags & MSG_DONTWAIT) return -EAGAIN;
-    IO_BEGIN(ms);
+    if ((errno != EAGAIN && errno != EWOULDBLOCK) || (flags & MSG_DONTWAIT)) return -errno;
+    IO_OP(ms);
     io_uring_prep_send(sqe, fd, buf, len, flags | MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     return op_wait(p, s, &op, sqe);

@@ -63,21 +63,6 @@ enum {
     DYN_TRY_AGAIN, /* cast to itself: the pid (key) of a child to restart */
 };
 
-/* A spec as start_child sends it; arg_len bytes of arg follow. */
-typedef struct dyn_wire {
-    bl_start_fn start;
-    void *arg;
-    size_t arg_len;
-    int64_t shutdown;
-    int32_t restart;
-    int32_t type;
-} dyn_wire;
-
-typedef struct dyn_reply {
-    int32_t rc;
-    bl_pid pid;
-} dyn_reply;
-
 /* ---- the pid table ---- */
 
 static size_t pid_hash(bl_pid pid)
@@ -228,21 +213,15 @@ static void dyn_init(void *arg, void **state, bl_gs_result *r)
     *state = d;
 }
 
-static void reply(bl_gs_result *r, int rc, bl_pid pid)
-{
-    dyn_reply rep = {.rc = rc, .pid = pid};
-    bl_gs_reply(r, &rep, sizeof rep);
-}
-
 static void call_start_child(dynsup *d, const bl_msg *m, bl_gs_result *r)
 {
-    const dyn_wire *w = m->data;
-    if (m->len < sizeof *w || m->len != sizeof *w + w->arg_len) {
-        reply(r, -EINVAL, 0);
+    const bl__sup_wire *w = bl__sup_wire_of(m);
+    if (!w) {
+        bl__sup_reply_with(r, -EINVAL, 0, 0);
         return;
     }
     if (d->max_children && d->n >= d->max_children) {
-        reply(r, BL_SUP_MAX_CHILDREN, 0);
+        bl__sup_reply_with(r, BL_SUP_MAX_CHILDREN, 0, 0);
         return;
     }
     dchild c = {.start = w->start,
@@ -252,13 +231,13 @@ static void call_start_child(dynsup *d, const bl_msg *m, bl_gs_result *r)
                 .shutdown = bl__sup_shutdown_of(w->shutdown, w->type)};
     /* Room first: once the child runs, keeping it cannot fail. */
     if (reserve(d) != 0) {
-        reply(r, -ENOMEM, 0);
+        bl__sup_reply_with(r, -ENOMEM, 0, 0);
         return;
     }
     if (w->arg_len) {
         c.arg = malloc(w->arg_len);
         if (!c.arg) {
-            reply(r, -ENOMEM, 0);
+            bl__sup_reply_with(r, -ENOMEM, 0, 0);
             return;
         }
         memcpy(c.arg, w + 1, w->arg_len);
@@ -269,7 +248,7 @@ static void call_start_child(dynsup *d, const bl_msg *m, bl_gs_result *r)
         add(d, &c);
     else if (c.owns_arg)
         free(c.arg);
-    reply(r, rc, c.pid);
+    bl__sup_reply_with(r, rc, c.pid, 0);
 }
 
 static void call_terminate_child(dynsup *d, const bl_msg *m, bl_gs_result *r)
@@ -281,12 +260,12 @@ static void call_terminate_child(dynsup *d, const bl_msg *m, bl_gs_result *r)
         i = lookup(d, pid);
     }
     if (i < 0) {
-        reply(r, BL_SUP_NOT_FOUND, 0);
+        bl__sup_reply_with(r, BL_SUP_NOT_FOUND, 0, 0);
         return;
     }
     if (!d->v[i].restarting) bl__sup_terminate(&pid, &d->v[i].shutdown, 1);
     drop(d, (size_t)i);
-    reply(r, 0, 0);
+    bl__sup_reply_with(r, 0, 0, 0);
 }
 
 static void call_which_children(dynsup *d, bl_gs_result *r)
@@ -338,7 +317,7 @@ static void dyn_handle_call(void **state, const bl_msg *m, bl_gs_result *r)
         call_count_children(d, r);
         break;
     default:
-        reply(r, -EINVAL, 0);
+        bl__sup_reply_with(r, -EINVAL, 0, 0);
         break;
     }
 }
@@ -441,36 +420,18 @@ int bl_dynamic_supervisor_start_child(bl_pid sup, const bl_child_spec *spec, bl_
     if (pid) *pid = BL_PID_NONE;
     int rc = bl_child_spec_check(spec, false, NULL);
     if (rc) return rc;
-    size_t len = sizeof(dyn_wire) + spec->arg_len;
-    dyn_wire small, *w = spec->arg_len ? malloc(len) : &small;
-    if (!w) return -ENOMEM;
-    *w = (dyn_wire){.start = spec->start,
-                    .arg = spec->arg,
-                    .arg_len = spec->arg_len,
-                    .shutdown = spec->shutdown,
-                    .restart = spec->restart,
-                    .type = spec->type};
-    if (spec->arg_len) memcpy(w + 1, spec->arg, spec->arg_len);
-    bl_msg *m;
-    rc = bl__sup_call(sup, DYN_START_CHILD, w, len, &m);
-    if (w != &small) free(w);
+    bl__sup_reply rep;
+    rc = bl__sup_call_spec(sup, DYN_START_CHILD, spec, &rep);
     if (rc) return rc;
-    dyn_reply rep = {.rc = -EPROTO};
-    if (m->len == sizeof rep) memcpy(&rep, m->data, sizeof rep);
-    bl_msg_free(m);
     if (pid) *pid = rep.pid;
     return rep.rc;
 }
 
 int bl_dynamic_supervisor_terminate_child(bl_pid sup, bl_pid child)
 {
-    bl_msg *m;
-    int rc = bl__sup_call(sup, DYN_TERMINATE_CHILD, &child, sizeof child, &m);
-    if (rc) return rc;
-    dyn_reply rep = {.rc = -EPROTO};
-    if (m->len == sizeof rep) memcpy(&rep, m->data, sizeof rep);
-    bl_msg_free(m);
-    return rep.rc;
+    bl__sup_reply rep;
+    int rc = bl__sup_call_reply(sup, DYN_TERMINATE_CHILD, &child, sizeof child, &rep);
+    return rc ? rc : rep.rc;
 }
 
 int bl_dynamic_supervisor_which_children(bl_pid sup, bl_sup_child *out, size_t max)

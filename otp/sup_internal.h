@@ -5,6 +5,7 @@
 #ifndef BL_OTP_SUP_INTERNAL_H
 #define BL_OTP_SUP_INTERNAL_H
 
+#include "beamline/gen_server.h"
 #include "beamline/supervisor.h"
 
 /* Restart intensity: max restarts within a period. */
@@ -21,6 +22,36 @@ int64_t bl__sup_shutdown_of(int64_t shutdown, bl_child_type type);
 void bl__sup_terminate(const bl_pid *pids, const int64_t *shutdown, size_t n);
 /* A supervisor call with no timeout. */
 int bl__sup_call(bl_pid sup, uint32_t tag, const void *req, size_t len, bl_msg **reply);
+
+/* The reply of most supervisor calls (all three kinds). */
+typedef struct bl__sup_reply {
+    int32_t rc;  /* result code */
+    int32_t aux; /* the partition, for a route */
+    bl_pid pid;  /* a child, when there is one */
+} bl__sup_reply;
+
+/* A child spec as start_child sends it; arg_len bytes of arg follow. */
+typedef struct bl__sup_wire {
+    bl_start_fn start;
+    void *arg;
+    size_t arg_len;
+    int64_t shutdown;
+    int32_t restart;
+    int32_t type;
+    char id[BL_SUP_ID_MAX]; /* "" when the spec has none (dynamic supervisors) */
+} bl__sup_wire;
+
+/* Replies to the call being handled with {rc, aux, pid}. */
+void bl__sup_reply_with(bl_gs_result *r, int rc, bl_pid pid, int aux);
+/*
+ * bl__sup_call, then decodes its bl__sup_reply into *rep (rc -EPROTO when
+ * malformed).  Returns 0, or the call's error (*rep untouched).
+ */
+int bl__sup_call_reply(bl_pid sup, uint32_t tag, const void *req, size_t len, bl__sup_reply *rep);
+/* Sends spec (checked) as a bl__sup_wire with a call tagged tag: as bl__sup_call_reply. */
+int bl__sup_call_spec(bl_pid sup, uint32_t tag, const bl_child_spec *spec, bl__sup_reply *rep);
+/* The wire of a start_child request, or NULL when m is malformed. */
+const bl__sup_wire *bl__sup_wire_of(const bl_msg *m);
 /* which_children / count_children through a call with that tag (all three kinds). */
 int bl__sup_which(bl_pid sup, uint32_t tag, bl_sup_child *out, size_t max);
 int bl__sup_count(bl_pid sup, uint32_t tag, bl_sup_counts *out);

@@ -267,6 +267,48 @@ int bl__sup_call(bl_pid sup, uint32_t tag, const void *req, size_t len, bl_msg *
     return rc;
 }
 
+void bl__sup_reply_with(bl_gs_result *r, int rc, bl_pid pid, int aux)
+{
+    bl__sup_reply rep = {.rc = rc, .aux = aux, .pid = pid};
+    bl_gs_reply(r, &rep, sizeof rep);
+}
+
+int bl__sup_call_reply(bl_pid sup, uint32_t tag, const void *req, size_t len, bl__sup_reply *rep)
+{
+    bl_msg *m;
+    int rc = bl__sup_call(sup, tag, req, len, &m);
+    if (rc) return rc;
+    *rep = (bl__sup_reply){.rc = -EPROTO};
+    if (m->len == sizeof *rep) memcpy(rep, m->data, sizeof *rep);
+    bl_msg_free(m);
+    return 0;
+}
+
+int bl__sup_call_spec(bl_pid sup, uint32_t tag, const bl_child_spec *spec, bl__sup_reply *rep)
+{
+    size_t len = sizeof(bl__sup_wire) + spec->arg_len;
+    bl__sup_wire small, *w = spec->arg_len ? malloc(len) : &small;
+    if (!w) return -ENOMEM;
+    *w = (bl__sup_wire){.start = spec->start,
+                        .arg = spec->arg,
+                        .arg_len = spec->arg_len,
+                        .shutdown = spec->shutdown,
+                        .restart = spec->restart,
+                        .type = spec->type};
+    snprintf(w->id, sizeof w->id, "%s", spec->id ? spec->id : "");
+    if (spec->arg_len) memcpy(w + 1, spec->arg, spec->arg_len);
+    int rc = bl__sup_call_reply(sup, tag, w, len, rep);
+    if (w != &small) free(w);
+    return rc;
+}
+
+const bl__sup_wire *bl__sup_wire_of(const bl_msg *m)
+{
+    const bl__sup_wire *w = m->data;
+    if (m->len < sizeof *w || m->len != sizeof *w + w->arg_len) return NULL;
+    return w;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Spec checks                                                              */
 /* ------------------------------------------------------------------------ */
@@ -428,25 +470,6 @@ enum {
     SUP_PARTITIONS,
     SUP_TRY_AGAIN, /* cast to itself: restart a child whose restart failed */
 };
-
-/* Most replies. */
-typedef struct sup_reply {
-    int32_t rc;  /* result code */
-    int32_t aux; /* the partition, for SUP_ROUTE */
-    bl_pid pid;  /* a child, when there is one */
-} sup_reply;
-
-/* A spec as start_child sends it; arg_len bytes of arg follow when arg_len > 0.
- */
-typedef struct spec_wire {
-    bl_start_fn start;
-    void *arg;
-    size_t arg_len;
-    int64_t shutdown;
-    int32_t restart;
-    int32_t type;
-    char id[BL_SUP_ID_MAX];
-} spec_wire;
 
 /* Fills c from spec s (checked), copying the arg when arg_len > 0.  0 or
  * -ENOMEM. */
@@ -680,13 +703,6 @@ fail:
     bl_gs_stop(r, NULL);
 }
 
-/* Replies with a sup_reply. */
-static void reply(bl_gs_result *r, int rc, bl_pid pid, int aux)
-{
-    sup_reply rep = {.rc = rc, .aux = aux, .pid = pid};
-    bl_gs_reply(r, &rep, sizeof rep);
-}
-
 /* The id in a request: NUL-terminated within the message, else NULL. */
 static const char *req_id(const bl_msg *m)
 {
@@ -697,9 +713,9 @@ static const char *req_id(const bl_msg *m)
 
 static void call_start_child(sup *s, const bl_msg *m, bl_gs_result *r)
 {
-    const spec_wire *w = m->data;
-    if (m->len < sizeof *w || m->len != sizeof *w + w->arg_len) {
-        reply(r, -EINVAL, 0, 0);
+    const bl__sup_wire *w = bl__sup_wire_of(m);
+    if (!w) {
+        bl__sup_reply_with(r, -EINVAL, 0, 0);
         return;
     }
     bl_child_spec spec = {.id = w->id,
@@ -712,24 +728,24 @@ static void call_start_child(sup *s, const bl_msg *m, bl_gs_result *r)
     long i = find_id(s, w->id);
     if (i >= 0) {
         if (s->v[i].status == BL_CHILD_RUNNING) {
-            reply(r, BL_SUP_ALREADY_STARTED, s->v[i].pid, 0);
+            bl__sup_reply_with(r, BL_SUP_ALREADY_STARTED, s->v[i].pid, 0);
             return;
         }
         {
-            reply(r, BL_SUP_ALREADY_PRESENT, 0, 0);
+            bl__sup_reply_with(r, BL_SUP_ALREADY_PRESENT, 0, 0);
             return;
         }
     }
     i = sup_append(s, &spec, w + 1);
     if (i < 0) {
-        reply(r, (int)i, 0, 0);
+        bl__sup_reply_with(r, (int)i, 0, 0);
         return;
     }
     int rc = start_one(&s->v[i]);
     bl_pid pid = s->v[i].pid;
     if (rc < 0 || (rc == BL_GS_IGNORED && s->v[i].restart == BL_RESTART_TEMPORARY))
         sup_remove(s, (size_t)i);
-    reply(r, rc, pid, 0);
+    bl__sup_reply_with(r, rc, pid, 0);
 }
 
 static void call_by_id(sup *s, const bl_msg *m, bl_gs_result *r)
@@ -737,7 +753,7 @@ static void call_by_id(sup *s, const bl_msg *m, bl_gs_result *r)
     const char *id = req_id(m);
     long i = id ? find_id(s, id) : -1;
     if (i < 0) {
-        reply(r, id ? BL_SUP_NOT_FOUND : -EINVAL, 0, 0);
+        bl__sup_reply_with(r, id ? BL_SUP_NOT_FOUND : -EINVAL, 0, 0);
         return;
     }
     child *c = &s->v[i];
@@ -751,12 +767,12 @@ static void call_by_id(sup *s, const bl_msg *m, bl_gs_result *r)
         rc = BL_SUP_RESTARTING;
     } else if (m->tag == SUP_RESTART_CHILD) {
         rc = start_one(c);
-        reply(r, rc, c->pid, 0);
+        bl__sup_reply_with(r, rc, c->pid, 0);
         return;
     } else {
         sup_remove(s, (size_t)i); /* SUP_DELETE_CHILD */
     }
-    reply(r, rc, 0, 0);
+    bl__sup_reply_with(r, rc, 0, 0);
 }
 
 static void call_which_children(sup *s, bl_gs_result *r)
@@ -795,7 +811,7 @@ static void call_route(sup *s, const bl_msg *m, bl_gs_result *r)
 {
     uint64_t u;
     if (s->ext.partitions <= 0 || m->len != sizeof u) {
-        reply(r, -EINVAL, 0, 0);
+        bl__sup_reply_with(r, -EINVAL, 0, 0);
         return;
     }
     memcpy(&u, m->data, sizeof u);
@@ -805,15 +821,16 @@ static void call_route(sup *s, const bl_msg *m, bl_gs_result *r)
     /* Partition p is child p unless specs were deleted. */
     long i = (size_t)p < s->n && strcmp(s->v[p].id, id) == 0 ? p : find_id(s, id);
     if (i < 0) {
-        reply(r, BL_SUP_NOT_FOUND, 0, p);
+        bl__sup_reply_with(r, BL_SUP_NOT_FOUND, 0, p);
         return;
     }
     const child *c = &s->v[i];
     if (c->status == BL_CHILD_RUNNING) {
-        reply(r, 0, c->pid, p);
+        bl__sup_reply_with(r, 0, c->pid, p);
         return;
     }
-    reply(r, c->status == BL_CHILD_RESTARTING ? BL_SUP_RESTARTING : BL_SUP_NOT_FOUND, 0, p);
+    bl__sup_reply_with(r, c->status == BL_CHILD_RESTARTING ? BL_SUP_RESTARTING : BL_SUP_NOT_FOUND,
+                       0, p);
 }
 
 static void sup_handle_call(void **state, const bl_msg *m, bl_gs_result *r)
@@ -838,10 +855,10 @@ static void sup_handle_call(void **state, const bl_msg *m, bl_gs_result *r)
         call_route(s, m, r);
         break;
     case SUP_PARTITIONS:
-        reply(r, s->ext.partitions > 0 ? s->ext.partitions : -EINVAL, 0, 0);
+        bl__sup_reply_with(r, s->ext.partitions > 0 ? s->ext.partitions : -EINVAL, 0, 0);
         break;
     default:
-        reply(r, -EINVAL, 0, 0);
+        bl__sup_reply_with(r, -EINVAL, 0, 0);
         break;
     }
 }
@@ -946,24 +963,9 @@ int bl_supervisor_start_child(bl_pid sup, const bl_child_spec *spec, bl_pid *pid
     if (pid) *pid = BL_PID_NONE;
     int rc = bl_child_spec_check(spec, true, NULL);
     if (rc) return rc;
-    size_t len = sizeof(spec_wire) + spec->arg_len;
-    spec_wire small, *w = spec->arg_len ? malloc(len) : &small;
-    if (!w) return -ENOMEM;
-    *w = (spec_wire){.start = spec->start,
-                     .arg = spec->arg,
-                     .arg_len = spec->arg_len,
-                     .shutdown = spec->shutdown,
-                     .restart = spec->restart,
-                     .type = spec->type};
-    snprintf(w->id, sizeof w->id, "%s", spec->id);
-    if (spec->arg_len) memcpy(w + 1, spec->arg, spec->arg_len);
-    bl_msg *m;
-    rc = bl__sup_call(sup, SUP_START_CHILD, w, len, &m);
-    if (w != &small) free(w);
+    bl__sup_reply rep;
+    rc = bl__sup_call_spec(sup, SUP_START_CHILD, spec, &rep);
     if (rc) return rc;
-    sup_reply rep = {.rc = -EPROTO};
-    if (m->len == sizeof rep) memcpy(&rep, m->data, sizeof rep);
-    bl_msg_free(m);
     if (pid) *pid = rep.pid;
     return rep.rc;
 }
@@ -975,12 +977,9 @@ static int call_id(bl_pid sup, uint32_t tag, const char *id, bl_pid *pid)
     if (!id) return -EINVAL;
     size_t len = strnlen(id, BL_SUP_ID_MAX);
     if (len >= BL_SUP_ID_MAX) return BL_SUP_NOT_FOUND; /* no child has such an id */
-    bl_msg *m;
-    int rc = bl__sup_call(sup, tag, id, len + 1, &m);
+    bl__sup_reply rep;
+    int rc = bl__sup_call_reply(sup, tag, id, len + 1, &rep);
     if (rc) return rc;
-    sup_reply rep = {.rc = -EPROTO};
-    if (m->len == sizeof rep) memcpy(&rep, m->data, sizeof rep);
-    bl_msg_free(m);
     if (pid) *pid = rep.pid;
     return rep.rc;
 }
@@ -1052,12 +1051,9 @@ int bl_supervisor_stop(bl_pid sup, const bl_reason *reason, int64_t timeout_ms)
 /* The partition supervisor's lookup: the child of partition u mod N. */
 int bl__supervisor_route(bl_pid sup, uint64_t u, bl_pid *pid, int *partition)
 {
-    bl_msg *m;
-    int rc = bl__sup_call(sup, SUP_ROUTE, &u, sizeof u, &m);
+    bl__sup_reply rep;
+    int rc = bl__sup_call_reply(sup, SUP_ROUTE, &u, sizeof u, &rep);
     if (rc) return rc;
-    sup_reply rep = {.rc = -EPROTO};
-    if (m->len == sizeof rep) memcpy(&rep, m->data, sizeof rep);
-    bl_msg_free(m);
     *pid = rep.pid;
     if (partition && rep.rc != -EINVAL) *partition = rep.aux;
     return rep.rc;
@@ -1066,11 +1062,7 @@ int bl__supervisor_route(bl_pid sup, uint64_t u, bl_pid *pid, int *partition)
 /* The number of partitions, or -EINVAL for a plain supervisor. */
 int bl__supervisor_partitions(bl_pid sup)
 {
-    bl_msg *m;
-    int rc = bl__sup_call(sup, SUP_PARTITIONS, NULL, 0, &m);
-    if (rc) return rc;
-    sup_reply rep = {.rc = -EPROTO};
-    if (m->len == sizeof rep) memcpy(&rep, m->data, sizeof rep);
-    bl_msg_free(m);
-    return rep.rc;
+    bl__sup_reply rep;
+    int rc = bl__sup_call_reply(sup, SUP_PARTITIONS, NULL, 0, &rep);
+    return rc ? rc : rep.rc;
 }

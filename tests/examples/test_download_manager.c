@@ -335,16 +335,6 @@ static bool has_size(const dm_download *d, int64_t n)
     return d->status == DM_DOWNLOADING && d->size == n;
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int n = 0;
-    while (readdir(d)) n++;
-    closedir(d);
-    return n;
-}
-
 static void check_completed(const dm_download *d, const char *dest, int64_t n)
 {
     BL_CHECK_EQ(d->status, DM_COMPLETED);
@@ -682,7 +672,7 @@ static void cancel_main(void *arg)
     bl_pid mgr;
     dm_opts o = {.subscriber = bl_self(), .progress_bytes = 1};
     BL_CHECK_EQ(dm_start(&mgr, &o), 0);
-    int fds0 = count_fds();
+    int fds0 = bl_test_count_fds();
     uint64_t inflight0 = bl_io_inflight();
 
     char u[DM_URL_MAX], dest[DM_PATH_MAX];
@@ -712,8 +702,8 @@ static void cancel_main(void *arg)
 
     /* Nothing left behind: the worker's socket and file, the server's side. */
     abort_conn(conn);
-    for (int64_t end = now_ms() + 10000; now_ms() < end && count_fds() != fds0;) bl_yield();
-    BL_CHECK_EQ(count_fds(), fds0);
+    for (int64_t end = now_ms() + 10000; now_ms() < end && bl_test_count_fds() != fds0;) bl_yield();
+    BL_CHECK_EQ(bl_test_count_fds(), fds0);
     for (int64_t end = now_ms() + 10000; now_ms() < end && bl_io_inflight() != inflight0;)
         bl_yield();
     BL_CHECK_EQ(bl_io_inflight(), inflight0);
