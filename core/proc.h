@@ -193,7 +193,7 @@ typedef struct bl_proc {
     bl_psig *sig;              /* links and monitors, NULL until used */
     bl_reason reason;          /* why it exits; detail is a heap copy it owns */
     struct bl_iop *iop;        /* the I/O operation it waits on (io/iop.h), or NULL */
-    bl_ref alias;              /* replies flagged BL_MSG_ALIAS need this ref (sched/otp.h) */
+    bl_ref alias;              /* replies flagged BL_MSG_ALIAS need this ref (proc/otp.h) */
     uint8_t park;              /* enum bl_park: request to the scheduler */
     uint8_t prio;              /* bl_priority */
     _Atomic uint8_t status;    /* enum bl_status, for introspection */

@@ -27,7 +27,7 @@
 #include "beamline/io.h"
 #include "core/msg.h"
 #include "io/iop.h"
-#include "sched/otp.h"
+#include "proc/otp.h"
 #include "sched/sched.h"
 
 #define BUF_SIZE  4096 /* bytes per buffer; their count is bl_config.io_buffers */

@@ -5,7 +5,7 @@
  *   CALL  ref = the caller's monitor reference; payload = hdr + request
  *   CAST  payload = hdr + request
  *   SYS   ref as CALL; payload = sys_req (+ a stop reason's detail)
- *   REPLY ref = the call's reference, sent as an alias reply (sched/otp.h)
+ *   REPLY ref = the call's reference, sent as an alias reply (proc/otp.h)
  *   ACK   ref = the start reference; payload = ack
  * hdr is 16 bytes so the request keeps the payload's 16-byte alignment.
  */
@@ -19,7 +19,7 @@
 
 #include "beamline.h"
 #include "beamline/gen_server.h"
-#include "sched/otp.h"
+#include "proc/otp.h"
 
 #define TAG_CALL  (BL_TAG_SYSTEM | 0x21u)
 #define TAG_CAST  (BL_TAG_SYSTEM | 0x22u)

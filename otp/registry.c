@@ -53,7 +53,7 @@
 
 #include "beamline.h"
 #include "beamline/registry.h"
-#include "sched/otp.h"
+#include "proc/otp.h"
 
 /* Control messages, reserved tags so that no plain bl_send can forge them. */
 #define TAG_MON    (BL_TAG_SYSTEM | 0x40u) /* owner -> partition: monitor me */
@@ -1439,7 +1439,7 @@ int bl_registry_sync(bl_registry *r, int64_t timeout_ms)
     /* If the registry stops meanwhile, the top's DOWN ends the wait. */
     int rc = bl_monitor(r->top, &w.mref);
     if (rc) return rc;
-    /* Answers that come after we stop waiting are dropped (sched/otp.h). */
+    /* Answers that come after we stop waiting are dropped (proc/otp.h). */
     bl__alias_set(w.ref);
     int64_t deadline = timeout_ms == BL_INFINITY ? 0 : now_ms() + timeout_ms;
     unsigned got = 0;

@@ -32,7 +32,7 @@
 
 #include "beamline.h"
 #include "beamline/task.h"
-#include "sched/otp.h"
+#include "proc/otp.h"
 
 #define TAG_GO (BL_TAG_SYSTEM | 0x31u)
 

@@ -18,7 +18,7 @@
 #include "core/slab.h"
 #include "core/stack.h"
 #include "sched/runq.h"
-#include "sched/stimer.h"
+#include "proc/stimer.h"
 #include "sched/timer.h"
 #include "sched/topology.h"
 

@@ -1,8 +1,8 @@
 /*
- * sched/stimer.h - message timers (send_after) owned by one scheduler.
+ * proc/stimer.h - message timers (send_after) owned by one scheduler.
  */
-#ifndef BL_SCHED_STIMER_H
-#define BL_SCHED_STIMER_H
+#ifndef BL_PROC_STIMER_H
+#define BL_PROC_STIMER_H
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -37,4 +37,4 @@ void bl__stimers_destroy(struct bl_sched *s);
 /* The wheel reached a send_after timer (owner thread). */
 void bl__stimer_fire(struct bl_sched *s, bl_timer *t);
 
-#endif /* BL_SCHED_STIMER_H */
+#endif /* BL_PROC_STIMER_H */

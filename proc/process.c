@@ -1,5 +1,5 @@
 /*
- * sched/process.c - what a process does: spawn, exit, send, receive.
+ * proc/process.c - what a process does: spawn, exit, send, receive.
  *
  * These calls join core (PCBs, envelopes, the mailbox word) to the
  * scheduler (queues, parking, timers), so they live in the scheduler layer.
@@ -12,7 +12,7 @@
 
 #include "core/msg.h"
 #include "io/iop.h"
-#include "sched/otp.h"
+#include "proc/otp.h"
 #include "sched/sched.h"
 
 #define MAX_STACK ((size_t)1 << 30)

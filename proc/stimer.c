@@ -1,5 +1,5 @@
 /*
- * sched/stimer.c - send_after, cancel_timer and read_timer.
+ * proc/stimer.c - send_after, cancel_timer and read_timer.
  *
  * A timer reference names its slot directly, so cancelling or reading
  * needs no lookup table and no lock:
@@ -22,7 +22,7 @@
 #include <sys/mman.h>
 
 #include "core/msg.h"
-#include "sched/otp.h"
+#include "proc/otp.h"
 #include "sched/sched.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))

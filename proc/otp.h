@@ -1,5 +1,5 @@
 /*
- * sched/otp.h - what the OTP layer needs from the runtime beyond the public
+ * proc/otp.h - what the OTP layer needs from the runtime beyond the public
  * API: system-tagged sends and timers, and call aliases.
  *
  * An alias makes late replies impossible to see: a message sent with
@@ -9,8 +9,8 @@
  * a reply that comes after a timeout never reaches the mailbox (Erlang's
  * alias/unalias around gen:call).
  */
-#ifndef BL_SCHED_OTP_H
-#define BL_SCHED_OTP_H
+#ifndef BL_PROC_OTP_H
+#define BL_PROC_OTP_H
 
 #include "beamline.h"
 
@@ -34,4 +34,4 @@ int bl__spawn_handler_monitor(bl_pid *pid, const bl_handler *h, void *arg,
 /* Process only: sets the caller's alias (BL_REF_NONE: none). */
 void bl__alias_set(bl_ref ref);
 
-#endif /* BL_SCHED_OTP_H */
+#endif /* BL_PROC_OTP_H */

@@ -1,5 +1,5 @@
 /*
- * sched/name.c - registered names: the runtime side of core/names.c.
+ * proc/name.c - registered names: the runtime side of core/names.c.
  *
  * The table itself knows nothing of processes.  Here a registration is tied
  * to its process's life: the PCB's `named` flag tells the exit path to free
