@@ -39,6 +39,14 @@ extern "C" {
 typedef uint64_t bl_pid;
 #define BL_PID_NONE ((bl_pid)0)
 
+/*
+ * Writes pid as Erlang prints one, "<Node.Index.Generation>" (node 0 is this
+ * node), into buf, always NUL-terminated and cut to len bytes.  Returns the
+ * length of the whole text, as snprintf does (a result >= len means it was
+ * cut); -EINVAL when buf is NULL and len is not 0.  Any thread.
+ */
+int bl_pid_format(bl_pid pid, char *buf, size_t len);
+
 /* A unique reference (make_ref).  0 is never a valid reference. */
 typedef uint64_t bl_ref;
 #define BL_REF_NONE ((bl_ref)0)

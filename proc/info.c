@@ -1,5 +1,5 @@
 /*
- * sched/info.c - process info, the process list, statistics.
+ * proc/info.c - process info, the process list, statistics.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -230,7 +230,7 @@ int bl_print_processes(int fd)
         bl_proc_info in;
         if (bl_process_info(pids[i], &in) != 0) continue; /* exited meanwhile */
         char pid[32];
-        snprintf(pid, sizeof pid, "<0.%u.%u>", bl__pid_idx(pids[i]), bl__pid_gen(pids[i]));
+        bl_pid_format(pids[i], pid, sizeof pid);
         len = snprintf(line, sizeof line, "%-20s %-20.20s %-9s %8zu %12llu %-7s %9zu %10zu\n", pid,
                        in.registered_name, status_names[in.status], in.message_queue_len,
                        (unsigned long long)in.reductions, prio_names[in.priority], in.stack_bytes,

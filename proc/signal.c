@@ -1,5 +1,5 @@
 /*
- * sched/signal.c - exit reasons, links, monitors and exit signals.
+ * proc/signal.c - exit reasons, links, monitors and exit signals.
  *
  * Signals are envelopes with internal tags (BL_SIG_*) pushed onto the
  * target's inbox like messages, so they keep Erlang's ordering for free:
@@ -452,23 +452,16 @@ static void answer_leftovers(bl_pid self, bl_msg *m)
     }
 }
 
-static const char *const kind_names[] = {"normal", "kill",    "killed",         "shutdown",
-                                         "noproc", "timeout", "stack_overflow", "custom"};
-
 /* The default logger: one line, one write(2), on stderr. */
 static void log_stderr(const bl_crash_report *c, void *arg)
 {
-    char line[512];
-    const bl_reason *r = c->reason;
-    int n = snprintf(line, sizeof line, "beamline: process <0.%u.%u>%s%s%s exited: %s",
-                     bl__pid_idx(c->pid), bl__pid_gen(c->pid), c->name ? " (" : "",
-                     c->name ? c->name : "", c->name ? ")" : "", kind_names[r->kind]);
-    if (r->kind == BL_CUSTOM && n > 0 && (size_t)n < sizeof line)
-        n += snprintf(line + n, sizeof line - (size_t)n, " %d", r->code);
-    if (r->detail_len && n > 0 && (size_t)n < sizeof line)
-        n += snprintf(line + n, sizeof line - (size_t)n, " (%zu bytes of detail)", r->detail_len);
+    char line[512], pid[32], why[256];
+    bl_pid_format(c->pid, pid, sizeof pid);
+    if (bl_reason_format(c->reason, why, sizeof why) < 0) why[0] = 0;
+    int n = snprintf(line, sizeof line, "beamline: process %s%s%s%s exited: %s", pid,
+                     c->name ? " (" : "", c->name ? c->name : "", c->name ? ")" : "", why);
     if (n < 0) return;
-    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    if ((size_t)n >= sizeof line - 1) n = sizeof line - 2;
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w; /* a lost crash report must not take anything else down */

@@ -62,6 +62,14 @@ bool bl_reason_eq(const bl_reason *a, const bl_reason *b);
 /* True for the reasons that are not failures: normal, shutdown, {shutdown, _}. */
 bool bl_reason_is_clean(const bl_reason *r);
 
+/*
+ * Writes r as the crash report prints it ("normal", "killed", "custom 42",
+ * "shutdown (12 bytes of detail)") into buf, NUL-terminated and cut to len
+ * bytes.  Returns the length of the whole text, as snprintf does; -EINVAL for
+ * a NULL r, an unknown kind, or a NULL buf with len not 0.  Any thread.
+ */
+int bl_reason_format(const bl_reason *r, char *buf, size_t len);
+
 /* Exits the calling process with reason r.  -EPERM outside a process, -EINVAL for a bad reason. */
 int bl_exit_reason(const bl_reason *r);
 
