@@ -12,7 +12,8 @@
  *    message never reaches a newer process in a reused slot (invariant 4);
  *  - pushing onto a WAITING process and making it ACTIVE is one CAS, so
  *    exactly one party (that sender, a timer, an I/O completion) wins the
- *    right to queue it (invariant 6), and parking fails if anything arrived;
+ *    right to queue it (invariant 6), and parking fails if anything arrived
+ *    (core/wait.h holds every one of these transitions);
  *  - a timer names the exact wait it was armed for through the sequence, so
  *    a late timer never wakes a later wait.
  * The owner drains the whole inbox with one CAS and reverses it into its
@@ -67,11 +68,12 @@ static inline uint64_t bl__meta(uint32_t gen, uint32_t seq, unsigned st)
     return ((uint64_t)gen << 40) | ((uint64_t)seq << 8) | st;
 }
 /*
- * Set by a timer that found its wait's process ACTIVE (woken by a message
- * that may not match) instead of parked: the timeout is recorded here, so the
- * process's next park within the same wait fails and it sees the timeout.
+ * Set by a timer or completion that found its wait's process ACTIVE (woken
+ * by a message that may not match, or by a signal) instead of parked: the
+ * end of the wait is recorded here, so the process's next park within the
+ * same wait fails and it sees why (core/wait.h).
  */
-#define BL_META_TIMEDOUT 0x10u
+#define BL_META_ENDED 0x10u
 
 /*
  * Set by whoever pushes a signal (link, exit, monitor requests) onto the
@@ -98,13 +100,13 @@ static inline bool bl__meta_is(uint64_t meta, bl_pid pid)
     return bl__meta_gen(meta) == bl__pid_gen(pid) && bl__meta_state(meta) != BL_ST_FREE;
 }
 
-/* True when meta records that the timer of wait `seq` fired while awake. */
-static inline bool bl__meta_timed_out(uint64_t meta, uint32_t seq)
+/* True when meta records that wait `seq` was ended while its process was awake. */
+static inline bool bl__meta_ended(uint64_t meta, uint32_t seq)
 {
-    return (meta & BL_META_TIMEDOUT) && bl__meta_seq(meta) == seq;
+    return (meta & BL_META_ENDED) && bl__meta_seq(meta) == seq;
 }
 
-/* Changes the state, keeping the flag bits (BL_META_TIMEDOUT, BL_META_SIG). */
+/* Changes the state, keeping the flag bits (BL_META_ENDED, BL_META_SIG). */
 static inline uint64_t bl__meta_with_state(uint64_t m, unsigned st)
 {
     return (m & ~(uint64_t)0x0F) | st;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "beamline/dirty.h"
+#include "core/wait.h"
 #include "io/iop.h"
 #include "sched/sched.h"
 
@@ -103,29 +104,12 @@ static int ensure_threads(void)
     return 0;
 }
 
-/*
- * The caller, still running, enters the wait op->meta names: its mailbox
- * word takes the wait's sequence number now, not at the park.  A worker may
- * finish the job before the caller parks; its wake-up then finds the wait
- * current and ACTIVE and marks it (BL_META_TIMEDOUT), so the park returns
- * at once instead of sleeping for good, as it would if the wake-up had
- * seen the previous wait's number and done nothing.  A pending signal's
- * flag is kept; a mark left by an earlier wait goes.
- */
-static void enter_wait(bl_proc *p, uint64_t meta)
-{
-    bl_box cur = bl__box_load(p), want;
-    do {
-        want = cur;
-        want.meta = bl__meta_with_state(meta, BL_ST_ACTIVE) | (cur.meta & BL_META_SIG);
-    } while (!bl__box_cas(p, &cur, want));
-}
-
 static void enqueue(bl_iop *op, void *ctx)
 {
     (void)ctx;
     job *j = (job *)op;
-    enter_wait(op->p, op->meta);
+    /* The job may end before the caller parks (core/wait.h). */
+    bl__wait_enter(op->p, op->meta);
     /* The lock is still held (bl_dirty_run took it): just link. */
     j->next = NULL;
     if (pool.tail)

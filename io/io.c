@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "beamline/io.h"
+#include "core/wait.h"
 #include "io/iop.h"
 #include "sched/sched.h"
 
@@ -59,23 +60,10 @@ static void list_del(bl_sched *s, bl_iop *op)
     op->next = op->prev = NULL;
 }
 
-/* Ends the wait op->meta names, as timer_fire does for a timeout. */
+/* Ends the wait op->meta names, as a timer does for a timeout. */
 static void wake(bl_proc *p, uint64_t meta)
 {
-    bl_box cur = bl__box_load(p), want;
-    for (;;) {
-        if ((cur.meta ^ meta) >> 8) return; /* moved on: nothing to do */
-        unsigned st = bl__meta_state(cur.meta);
-        want = cur;
-        if (st == BL_ST_SLEEPING)
-            want.meta = bl__meta_with_state(cur.meta, BL_ST_ACTIVE);
-        else if (st == BL_ST_ACTIVE && !(cur.meta & BL_META_TIMEDOUT))
-            want.meta |= BL_META_TIMEDOUT; /* awake: stop it from parking again */
-        else
-            return;
-        if (bl__box_cas(p, &cur, want)) break;
-    }
-    if (bl__meta_state(cur.meta) == BL_ST_SLEEPING) bl__sched_ready(p, BL_READY_NEXT);
+    if (bl__wait_end(p, meta) == BL_WAIT_WOKEN) bl__sched_ready(p, BL_READY_NEXT);
 }
 
 void bl__io_complete(bl_sched *s, bl_iop *op, int res, unsigned flags)
@@ -280,17 +268,6 @@ static struct io_uring_sqe *op_sqe(bl_sched **sp, bl_iop *op, int64_t ms)
     return sqe;
 }
 
-/* Clears a timeout mark from p's mailbox word, so that p can park again. */
-static void clear_mark(bl_proc *p)
-{
-    bl_box cur = bl__box_load(p), want;
-    do {
-        if (!(cur.meta & BL_META_TIMEDOUT)) return;
-        want = cur;
-        want.meta &= ~(uint64_t)BL_META_TIMEDOUT;
-    } while (!bl__box_cas(p, &cur, want));
-}
-
 /* Submits and waits for op's completion, or its deadline (op->ms >= 0). */
 static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe)
 {
@@ -332,8 +309,8 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
      * op cancelled, clears the mark and waits on for the completion. */
     while (atomic_load_explicit(&op->state, memory_order_acquire) != BL_IOP_DONE) {
         if (wheel && !op->cancel_sent &&
-            (p->timer_fired || bl__meta_timed_out(bl__box_load(p).meta, p->seq))) {
-            clear_mark(p);
+            (p->timer_fired || bl__meta_ended(bl__box_load(p).meta, p->seq))) {
+            bl__wait_clear_ended(p);
             /* The completion may have come between the two looks. */
             if (atomic_load_explicit(&op->state, memory_order_acquire) == BL_IOP_DONE) break;
             request_cancel(bl__tls_sched, op);

@@ -23,7 +23,7 @@ int bl_sleep(int64_t ms)
      * armed above still names it. */
     for (;;) {
         bl__sched_park(p, BL_PARK_SLEEP);
-        if (p->timer_fired || bl__meta_timed_out(bl__box_load(p).meta, p->seq)) break;
+        if (p->timer_fired || bl__meta_ended(bl__box_load(p).meta, p->seq)) break;
     }
     p->timer_fired = false;
     bl__sched_disarm_timer(p); /* frees an entry that fired while we were awake */

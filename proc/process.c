@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/msg.h"
+#include "core/wait.h"
 #include "io/iop.h"
 #include "proc/otp.h"
 #include "sched/sched.h"
@@ -100,10 +101,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
         return -ENOMEM;
     }
 
-    bl_box cur_box = bl__box_load(p),
-           want = {.top = NULL, .meta = bl__meta(p->gen, 0, BL_ST_ACTIVE)};
-    while (!bl__box_cas(p, &cur_box, want)) {
-    }
+    bl__box_open(p);
     atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
     if (out) *out = bl__proc_pid(p);
     /* An explicit scheduler is honoured for the first run at least: the
@@ -155,12 +153,10 @@ void bl__proc_finish(bl_sched *s, bl_proc *p)
     /* Close the mailbox: the next generation, FREE.  From here on senders
      * drop their messages; what was already pushed is freed here. */
     uint32_t next_gen = (p->gen + 1) & BL_PID_GEN_MASK;
-    bl_box cur = bl__box_load(p), want = {.top = NULL, .meta = bl__meta(next_gen, 0, BL_ST_FREE)};
-    while (!bl__box_cas(p, &cur, want)) {
-    }
+    bl_msg *inbox = bl__box_close(p, next_gen);
     /* Links and monitors hear of the death; requests still queued get noproc. */
-    bl__signals_on_exit(p, cur.top, p->q_head);
-    free_chain(&s->slab, cur.top);
+    bl__signals_on_exit(p, inbox, p->q_head);
+    free_chain(&s->slab, inbox);
     free_chain(&s->slab, p->q_head);
     p->q_head = p->q_tail = p->mark = NULL;
     /* Killed in the middle of I/O: the op keeps the stack until the kernel is done. */
@@ -239,53 +235,26 @@ int bl_exit(int code)
  */
 bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
 {
-    bl_box cur = bl__box_load(p), want;
-    unsigned st;
-    for (;;) {
-        st = bl__meta_state(cur.meta);
-        if (!bl__meta_is(cur.meta, to)) {
-            /* It died meanwhile: dropping the message is what Erlang does. */
-            bl_sched *s = bl__tls_sched;
-            bl__msg_free(s ? &s->slab : NULL, m);
-            return false;
-        }
-        m->next = cur.top;
-        want.top = m;
-        want.meta = cur.meta;
-        if (signal) want.meta |= BL_META_SIG;
-        if (st == BL_ST_WAITING || (signal && st == BL_ST_SLEEPING))
-            want.meta = bl__meta_with_state(want.meta, BL_ST_ACTIVE);
-        if (bl__box_cas(p, &cur, want)) break;
+    int r = bl__box_push(p, to, m, signal);
+    if (r == BL_PUSH_DEAD) {
+        /* It died meanwhile: dropping the message is what Erlang does. */
+        bl_sched *s = bl__tls_sched;
+        bl__msg_free(s ? &s->slab : NULL, m);
+        return false;
     }
     /* Winning the move to ACTIVE makes this sender the one to queue it. */
-    if (bl__meta_state(want.meta) == BL_ST_ACTIVE && st != BL_ST_ACTIVE)
-        bl__sched_ready(p, BL_READY_NEXT);
+    if (r == BL_PUSH_WOKEN) bl__sched_ready(p, BL_READY_NEXT);
     return true;
 }
 
-/*
- * Pushes m without waking p: it is acted upon the next time p drains for
- * any other reason.  For signals nobody waits on (demonitor), so they cost
- * the target no extra run.  Returns false (and frees m) if p is gone.
- */
 bool bl__push_lazy(bl_proc *p, bl_pid to, bl_msg *m)
 {
-    bl_box cur = bl__box_load(p), want;
-    do {
-        if (!bl__meta_is(cur.meta, to)) {
-            bl_sched *s = bl__tls_sched;
-            bl__msg_free(s ? &s->slab : NULL, m);
-            return false;
-        }
-        m->next = cur.top;
-        want.top = m;
-        want.meta = cur.meta;
-    } while (!bl__box_cas(p, &cur, want));
-    return true;
+    if (bl__box_push_lazy(p, to, m) == BL_PUSH_QUEUED) return true;
+    bl_sched *s = bl__tls_sched;
+    bl__msg_free(s ? &s->slab : NULL, m);
+    return false;
 }
 
-/* Validates `to` and returns its PCB if it is alive, NULL if dead.  *err
- * gets -EINVAL for a malformed pid, -ESRCH when the runtime is down. */
 bl_proc *bl__target(bl_pid to, int *err)
 {
     *err = 0;
@@ -384,14 +353,9 @@ void bl_msg_free(bl_msg *m)
  */
 bool bl__drain(bl_proc *p)
 {
-    bl_box cur = bl__box_load(p), want;
-    do {
-        if (!cur.top) return false;
-        want.top = NULL;
-        want.meta = cur.meta & ~(uint64_t)BL_META_SIG;
-    } while (!bl__box_cas(p, &cur, want));
+    bl_msg *m = bl__box_take(p), *fifo = NULL;
+    if (!m) return false;
     /* The inbox is newest first: reverse it. */
-    bl_msg *m = cur.top, *fifo = NULL;
     while (m) {
         bl_msg *next = m->next;
         m->next = fifo;
@@ -494,7 +458,7 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
         m = prev ? prev->next : p->q_head;
         /* A timer that fired while we were briefly awake left its mark. */
         uint64_t meta = bl__box_load(p).meta;
-        if (bl__meta_timed_out(meta, p->seq)) p->timer_fired = true;
+        if (bl__meta_ended(meta, p->seq)) p->timer_fired = true;
     }
 }
 

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "io/iop.h"
+#include "core/wait.h"
 #include "sched/sched.h"
 
 #include <errno.h>
@@ -241,22 +242,7 @@ static void timer_fire(bl_timer *t, void *ctx)
     }
     bl_tentry *e = container_of(t, bl_tentry, t);
     bl_proc *p = e->p;
-    /* The process may have died or moved on to another wait (generation or
-     * sequence differ): then the timer is stale.  If it is still in this
-     * wait but ACTIVE (a message woke it), record the timeout in the word. */
-    bl_box cur = bl__box_load(p), want;
-    for (;;) {
-        if ((cur.meta ^ e->meta) >> 8) break;
-        unsigned st = bl__meta_state(cur.meta);
-        want = cur;
-        if (st == bl__meta_state(e->meta))
-            want.meta = bl__meta_with_state(cur.meta, BL_ST_ACTIVE);
-        else if (st == BL_ST_ACTIVE && !(cur.meta & BL_META_TIMEDOUT))
-            want.meta |= BL_META_TIMEDOUT;
-        else
-            break;
-        if (!bl__box_cas(p, &cur, want)) continue;
-        if (st == BL_ST_ACTIVE) break;
+    if (bl__wait_end(p, e->meta) == BL_WAIT_WOKEN) {
         /* p is parked and now ours to queue: it will not look at e again. */
         p->tmr = NULL;
         p->timer_fired = true;
@@ -319,24 +305,6 @@ static void run_timers(bl_sched *s, uint64_t now)
 void bl__proc_entry(void *arg);                /* sched/process.c */
 void bl__proc_finish(bl_sched *s, bl_proc *p); /* sched/process.c */
 
-/* Parks p in state st unless the inbox is non-empty (WAITING) .  Returns
- * false when p must run again at once. */
-static bool park_box(bl_proc *p, unsigned st)
-{
-    bl_box cur = bl__box_load(p);
-    for (;;) {
-        if (st == BL_ST_WAITING && cur.top) return false; /* mail arrived meanwhile */
-        if (cur.meta & BL_META_SIG) return false;         /* a signal arrived meanwhile */
-        if (bl__meta_timed_out(cur.meta, p->seq))
-            return false; /* this wait's timer already fired */
-        bl_box want = cur;
-        want.meta = bl__meta(p->gen, p->seq, st);
-        /* The process bumped p->seq before parking; timers armed for this
-         * wait carry the same meta. */
-        if (bl__box_cas(p, &cur, want)) return true;
-    }
-}
-
 /*
  * Inlined into the loop on purpose: after a context switch every return
  * between the switch and the loop mispredicts (the return-stack buffer holds
@@ -379,15 +347,15 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
         bl__ctx_destroy(&p->ctx);
         atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
         /* A hibernating process with mail already queued wakes at once. */
-        if (p->q_head || !park_box(p, BL_ST_WAITING)) bl__sched_ready(p, BL_READY_NEXT);
+        if (p->q_head || !bl__wait_park(p, BL_ST_WAITING)) bl__sched_ready(p, BL_READY_NEXT);
         break;
     case BL_PARK_WAIT:
         atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
-        if (!park_box(p, BL_ST_WAITING)) bl__sched_ready(p, BL_READY_NEXT);
+        if (!bl__wait_park(p, BL_ST_WAITING)) bl__sched_ready(p, BL_READY_NEXT);
         break;
     case BL_PARK_SLEEP:
         atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
-        if (!park_box(p, BL_ST_SLEEPING)) bl__sched_ready(p, BL_READY_NEXT);
+        if (!bl__wait_park(p, BL_ST_SLEEPING)) bl__sched_ready(p, BL_READY_NEXT);
         break;
     case BL_PARK_EXIT:
         bl__proc_finish(s, p);
