@@ -122,6 +122,26 @@ typedef union bl_box {
 
 /* ---- the PCB ---- */
 
+struct bl_sched;
+struct bl_proc;
+
+/*
+ * An operation a process waits on that may outlive the process (an I/O
+ * operation on a ring, a dirty job on a pool thread: io/iop.h).  The PCB
+ * points at it while the process waits, so that the exit path can hand it
+ * over without knowing what it is.
+ */
+typedef struct bl_waitop bl_waitop;
+struct bl_waitop {
+    /*
+     * p is dying on scheduler s while op is pending (s is NULL at the
+     * runtime's stop, when no scheduler runs any more).  Returns true when
+     * op takes p's stack, which the kernel or a worker may still write to
+     * (invariant 2): the caller must then not free it.
+     */
+    bool (*orphan)(bl_waitop *op, struct bl_sched *s, struct bl_proc *p);
+};
+
 /* Why a process switched back to its scheduler. */
 enum bl_park {
     BL_PARK_YIELD = 1, /* time slice used up or bl_yield: requeue */
@@ -139,7 +159,6 @@ typedef struct bl_qnode {
     _Atomic(struct bl_qnode *) next; /* written by the enqueuer, read by the owner */
 } bl_qnode;
 
-struct bl_sched;
 struct bl_tentry;
 
 /* One monitor: the reference and the process at the other end. */
@@ -194,7 +213,7 @@ typedef struct bl_proc {
     int32_t reds;              /* reductions left in this slice */
     bl_psig *sig;              /* links and monitors, NULL until used */
     bl_reason reason;          /* why it exits; detail is a heap copy it owns */
-    struct bl_iop *iop;        /* the I/O operation it waits on (io/iop.h), or NULL */
+    bl_waitop *wop;            /* the operation it waits on, or NULL (see bl_waitop) */
     bl_ref alias;              /* replies flagged BL_MSG_ALIAS need this ref (proc/otp.h) */
     uint8_t park;              /* enum bl_park: request to the scheduler */
     uint8_t prio;              /* bl_priority */

@@ -18,7 +18,7 @@
 #include "beamline/dirty.h"
 #include "core/wait.h"
 #include "io/iop.h"
-#include "sched/sched.h"
+#include "proc/proc.h"
 
 typedef struct job {
     bl_iop op; /* first: the wait */
@@ -140,7 +140,8 @@ int bl_dirty_run(long (*fn)(void *arg), void *arg, long *result)
     return 0;
 }
 
-void bl__dirty_stop(void)
+/* Runtime stop, schedulers joined (service): jobs run out, then the threads exit. */
+static void dirty_stop(void)
 {
     pthread_mutex_lock(&pool.lock);
     pool.stopping = true;
@@ -158,4 +159,12 @@ void bl__dirty_stop(void)
     pool.pending = 0;
     pool.stopping = false; /* ready for the next runtime */
     pthread_mutex_unlock(&pool.lock);
+}
+
+static bl_sched_service dirty_service = {.name = "dirty pool", .stopped = dirty_stop};
+
+/* Linked in means used: the runtime's stop waits for the pool from now on. */
+__attribute__((constructor)) static void dirty_register(void)
+{
+    bl__sched_service_add(&dirty_service);
 }

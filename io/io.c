@@ -36,7 +36,7 @@
 #include "beamline/io.h"
 #include "core/wait.h"
 #include "io/iop.h"
-#include "sched/sched.h"
+#include "proc/proc.h"
 
 static _Atomic uint64_t inflight;
 
@@ -66,10 +66,12 @@ static void wake(bl_proc *p, uint64_t meta)
     if (bl__wait_end(p, meta) == BL_WAIT_WOKEN) bl__sched_ready(p, BL_READY_NEXT);
 }
 
-void bl__io_complete(bl_sched *s, bl_iop *op, int res, unsigned flags)
+/* The op's CQE, on its ring's thread. */
+static void op_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
 {
+    bl_iop *op = container_of(c, bl_iop, c);
     list_del(s, op);
-    s->io_count--;
+    s->ring_inflight--;
     atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed);
     /* Read everything first: once DONE is seen, the op's stack frame is the
      * process's again. */
@@ -92,49 +94,19 @@ void bl__io_complete(bl_sched *s, bl_iop *op, int res, unsigned flags)
     bl__stack_put(&s->stacks, stack);
 }
 
-static struct io_uring_sqe *sqe_get(bl_sched *s)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-    if (!sqe) {
-        bl__io_submit(s);
-        sqe = io_uring_get_sqe(&s->ring);
-    }
-    return sqe;
-}
-
 static void cancel(bl_sched *s, bl_iop *op)
 {
-    struct io_uring_sqe *sqe = sqe_get(s);
+    struct io_uring_sqe *sqe = bl__ring_sqe(s);
     if (!sqe) return; /* the ring is broken: the op completes when the ring goes */
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
-    io_uring_sqe_set_data64(sqe, BL_UD_IGNORE);
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&op->c, 0);
+    io_uring_sqe_set_data64(sqe, 0);
     s->sq_pending++;
 }
 
-void bl__io_submit(bl_sched *s)
+/* A cancel handed over from another scheduler, on the op's ring's thread. */
+static void cancel_posted(bl_ring_post *rp, bl_sched *s)
 {
-    /* Cancels handed over by other schedulers first: they join this batch. */
-    bl_iop *c = atomic_exchange_explicit(&s->io_cancels, NULL, memory_order_acquire);
-    while (c) {
-        bl_iop *next = c->cnext;
-        cancel(s, c);
-        c = next;
-    }
-    if (!s->sq_pending && !io_uring_sq_ready(&s->ring)) return;
-    s->sq_pending = 0;
-    if (s->rt->ring_flags & IORING_SETUP_DEFER_TASKRUN)
-        (void)io_uring_submit_and_get_events(&s->ring);
-    else
-        (void)io_uring_submit(&s->ring);
-}
-
-void bl__io_poll(bl_sched *s)
-{
-    if (s->sq_pending || atomic_load_explicit(&s->io_cancels, memory_order_relaxed))
-        bl__io_submit(s);
-    else if (s->io_count && (s->rt->ring_flags & IORING_SETUP_DEFER_TASKRUN))
-        (void)io_uring_get_events(&s->ring);
-    bl__ring_reap(s);
+    cancel(s, container_of(rp, bl_iop, post));
 }
 
 /*
@@ -150,21 +122,27 @@ static void request_cancel(bl_sched *s, bl_iop *op)
         cancel(s, op);
         return;
     }
-    /* Release: the owner that takes the list sees the op. */
-    bl_iop *head = atomic_load_explicit(&owner->io_cancels, memory_order_relaxed);
-    do {
-        op->cnext = head;
-    } while (!atomic_compare_exchange_weak_explicit(&owner->io_cancels, &head, op,
-                                                    memory_order_release, memory_order_relaxed));
-    bl__ring_send_wake(s, owner);
+    op->post.run = cancel_posted;
+    bl__ring_post(s, owner, &op->post);
 }
 
-bool bl__io_orphan(bl_sched *s, bl_proc *p)
+/*
+ * p is dying on s while op is pending (bl_waitop.orphan).  One CAS decides
+ * between the death and the completion; the winner of ORPHAN keeps the
+ * stack with the op until the completion frees it.
+ */
+static bool op_orphan(bl_waitop *w, bl_sched *s, bl_proc *p)
 {
-    bl_iop *op = p->iop;
-    if (!op) return false;
-    p->iop = NULL;
+    bl_iop *op = container_of(w, bl_iop, w);
     op->stack = p->stack;
+    if (!s) {
+        /* The runtime has stopped, no ring or worker runs: an op still on a
+         * ring is freed with the ring (ops_free), an external one is over
+         * (the dirty pool ran its jobs out). */
+        if (!op->s) return false;
+        atomic_store_explicit(&op->state, BL_IOP_ORPHAN, memory_order_relaxed);
+        return true;
+    }
     int expect = BL_IOP_PENDING;
     /* Acq_rel: the completion that sees ORPHAN sees op->stack. */
     if (!atomic_compare_exchange_strong_explicit(&op->state, &expect, BL_IOP_ORPHAN,
@@ -172,11 +150,12 @@ bool bl__io_orphan(bl_sched *s, bl_proc *p)
         return false;        /* completed meanwhile: the stack is free to go */
     if (!op->s) return true; /* an external op: its completer frees the stack */
     if (!op->cancel_sent) request_cancel(s, op);
-    if (op->s == s) bl__io_submit(s);
+    if (op->s == s) bl__ring_submit(s);
     return true;
 }
 
-void bl__io_teardown(bl_sched *s)
+/* Runtime stop, s's ring gone (service sched_free): forgets the ops in flight. */
+static void ops_free(bl_sched *s)
 {
     /* The ring is gone: nothing completes any more.  Orphans' stacks go. */
     while (s->io_ops) {
@@ -186,8 +165,15 @@ void bl__io_teardown(bl_sched *s)
         if (atomic_load_explicit(&op->state, memory_order_acquire) == BL_IOP_ORPHAN)
             bl__stack_free(op->stack);
     }
-    s->io_count = 0;
-    atomic_store_explicit(&s->io_cancels, NULL, memory_order_relaxed);
+    s->ring_inflight = 0;
+}
+
+static bl_sched_service io_service = {.name = "io", .sched_free = ops_free};
+
+/* Linked in means used: the runtime then frees ops left in flight at its stop. */
+__attribute__((constructor)) static void io_register(void)
+{
+    bl__sched_service_add(&io_service);
 }
 
 /* ---- operations completed elsewhere ---- */
@@ -221,11 +207,12 @@ int bl__iop_wait_external(bl_proc *p, bl_iop *op, void (*submit)(bl_iop *op, voi
     op->meta = bl__meta(p->gen, p->seq, BL_ST_SLEEPING);
     /* Release: the completer, on another thread, sees the fields above. */
     atomic_store_explicit(&op->state, BL_IOP_PENDING, memory_order_release);
-    p->iop = op;
+    op->w.orphan = op_orphan;
+    p->wop = &op->w;
     submit(op, ctx);
     while (atomic_load_explicit(&op->state, memory_order_acquire) != BL_IOP_DONE)
-        bl__sched_park(p, BL_PARK_SLEEP);
-    p->iop = NULL;
+        bl__park(p, BL_PARK_SLEEP);
+    p->wop = NULL;
     return op->res;
 }
 
@@ -249,7 +236,7 @@ static struct io_uring_sqe *op_sqe(bl_sched **sp, bl_iop *op, int64_t ms)
      * move to another scheduler as it yields). */
     uint64_t give_up = 0;
     while (io_uring_sq_space_left(&s->ring) < 2) {
-        bl__io_submit(s);
+        bl__ring_submit(s);
         if (io_uring_sq_space_left(&s->ring) >= 2) break;
         if (!(s->rt->ring_flags & IORING_SETUP_SQPOLL)) return NULL;
         uint64_t now = bl__now_ns();
@@ -259,7 +246,9 @@ static struct io_uring_sqe *op_sqe(bl_sched **sp, bl_iop *op, int64_t ms)
         *sp = s = bl__tls_sched;
     }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+    op->c.done = op_done;
+    op->w.orphan = op_orphan;
+    io_uring_sqe_set_data(sqe, &op->c);
     op->timed = false;
     op->cancel_sent = false;
     op->makes_fd = false;
@@ -285,7 +274,7 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
             sqe->flags |= IOSQE_IO_LINK;
             struct io_uring_sqe *t = io_uring_get_sqe(&s->ring);
             io_uring_prep_link_timeout(t, &op->ts, 0);
-            io_uring_sqe_set_data64(t, BL_UD_IGNORE);
+            io_uring_sqe_set_data64(t, 0); /* its own completion says nothing */
         }
     }
     p->seq++;
@@ -293,16 +282,15 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
     op->s = s;
     op->stack = NULL;
     op->meta = bl__meta(p->gen, p->seq, BL_ST_SLEEPING);
-    op->cnext = NULL;
     atomic_store_explicit(&op->state, BL_IOP_PENDING, memory_order_relaxed);
     op->prev = NULL;
     op->next = s->io_ops;
     if (s->io_ops) s->io_ops->prev = op;
     s->io_ops = op;
-    s->io_count++;
+    s->ring_inflight++;
     atomic_fetch_add_explicit(&inflight, 1, memory_order_relaxed);
     s->sq_pending++;
-    p->iop = op;
+    p->wop = &op->w;
     /* Signals wake the sleeper; it acts on them (a fatal one ends it here,
      * orphaning op) and goes back to the same wait.  The deadline wakes it
      * too (the timer, or its mark in the word when p was awake): it has the
@@ -316,9 +304,9 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
             request_cancel(bl__tls_sched, op);
             continue;
         }
-        bl__sched_park(p, BL_PARK_SLEEP);
+        bl__park(p, BL_PARK_SLEEP);
     }
-    p->iop = NULL;
+    p->wop = NULL;
     if (wheel) {
         p->timer_fired = false;
         bl__sched_disarm_timer(p); /* or frees the entry that fired */

@@ -1,5 +1,5 @@
 /*
- * io/iop.h - one in-flight I/O operation, and what the scheduler calls.
+ * io/iop.h - one in-flight I/O operation: a completion for the ring, a wait for its process.
  */
 #ifndef BL_IO_IOP_H
 #define BL_IO_IOP_H
@@ -9,23 +9,27 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/proc.h"
+#include "sched/completion.h"
+
 struct bl_sched;
-struct bl_proc;
 struct bl_stack;
 
 enum { BL_IOP_PENDING = 0, BL_IOP_DONE = 1, BL_IOP_ORPHAN = 2 };
 
 /*
  * Lives on the waiting process's stack (kept alive past the process's
- * death while the kernel still has it).  user_data of its SQE is its
- * address.  Fields other than state belong to the ring's thread while the
- * op is in flight.
+ * death while the kernel still has it).  user_data of its SQE is &op->c.
+ * Fields other than state belong to the ring's thread while the op is in
+ * flight.
  */
 typedef struct bl_iop {
+    bl_completion c;             /* the ring's view: done() ends the wait (first member) */
+    bl_waitop w;                 /* the process's view: orphan() when it dies waiting */
+    bl_ring_post post;           /* a cancel handed to the op's ring from another scheduler */
     struct bl_iop *next, *prev;  /* the ring owner's in-flight list */
-    struct bl_iop *cnext;        /* link in the owner's cancel list */
     struct bl_proc *p;           /* the waiting process */
-    struct bl_sched *s;          /* the scheduler whose ring has it */
+    struct bl_sched *s;          /* the scheduler whose ring has it; NULL: an external op */
     struct bl_stack *stack;      /* ORPHAN: the dead process's stack, freed at completion */
     uint64_t meta;               /* the wait it ends: generation, sequence, SLEEPING */
     _Atomic int state;           /* PENDING, then DONE (completion) or ORPHAN (death) */
@@ -39,18 +43,6 @@ typedef struct bl_iop {
     struct __kernel_timespec ts; /* the linked timeout's duration */
 } bl_iop;
 
-/* A completion for op reaped on s (its ring's thread). */
-void bl__io_complete(struct bl_sched *s, bl_iop *op, int res, unsigned flags);
-/* Sends what is queued in s's SQ (and the cancels handed over) to the kernel. */
-void bl__io_submit(struct bl_sched *s);
-/* Submits, collects deferred completions and reaps them: the scheduler's I/O turn. */
-void bl__io_poll(struct bl_sched *s);
-/*
- * p is dying on s: if it waits on an op, orphan it (the op keeps p's stack
- * until it completes) and have it cancelled.  True when the stack was
- * taken (the caller must not free it).
- */
-bool bl__io_orphan(struct bl_sched *s, struct bl_proc *p);
 /*
  * Operations completed by something other than a ring (the dirty-work
  * pool's threads).  bl__iop_wait_external(p, op, submit, ctx) marks op
@@ -63,15 +55,5 @@ bool bl__io_orphan(struct bl_sched *s, struct bl_proc *p);
 int bl__iop_wait_external(struct bl_proc *p, bl_iop *op, void (*submit)(bl_iop *op, void *ctx),
                           void *ctx);
 void bl__iop_complete_external(bl_iop *op, int res);
-/* Streams (io/stream.c): a completion whose user_data has bit 0 set. */
-void bl__io_stream_complete(struct bl_sched *s, uint64_t ud, int res, unsigned flags);
-/* Ends the streams whose owners died (idle path). */
-void bl__io_stream_sweep(struct bl_sched *s);
-/* After the ring is gone: frees the streams and the buffer ring. */
-void bl__io_stream_teardown(struct bl_sched *s);
-/* Runtime stop, schedulers joined: the dirty pool runs its jobs out and its threads exit. */
-void bl__dirty_stop(void);
-/* After the ring is gone: forgets the ops in flight, freeing orphans' stacks. */
-void bl__io_teardown(struct bl_sched *s);
 
 #endif /* BL_IO_IOP_H */

@@ -6,7 +6,7 @@
  */
 #include <errno.h>
 
-#include "sched/sched.h"
+#include "proc/proc.h"
 
 int bl_sleep(int64_t ms)
 {
@@ -22,7 +22,7 @@ int bl_sleep(int64_t ms)
      * sleeper, which acts on it and sleeps on in the same wait: the timer
      * armed above still names it. */
     for (;;) {
-        bl__sched_park(p, BL_PARK_SLEEP);
+        bl__park(p, BL_PARK_SLEEP);
         if (p->timer_fired || bl__meta_ended(bl__box_load(p).meta, p->seq)) break;
     }
     p->timer_fired = false;

@@ -26,9 +26,8 @@
 
 #include "beamline/io.h"
 #include "core/msg.h"
-#include "io/iop.h"
 #include "proc/otp.h"
-#include "sched/sched.h"
+#include "proc/proc.h"
 
 #define BUF_SIZE  4096 /* bytes per buffer; their count is bl_config.io_buffers */
 #define BUF_GROUP 0    /* buffer group id */
@@ -43,6 +42,7 @@ uint64_t bl_io_stream_rearms(void)
 }
 
 typedef struct bl_mop {
+    bl_completion c;            /* the ring's view: each CQE calls stream_done */
     struct bl_mop *next, *prev; /* the scheduler's stream list */
     bl_pid owner;
     int fd;
@@ -125,7 +125,7 @@ static bool arm(bl_sched *s, bl_mop *m)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     if (!sqe) {
-        bl__io_submit(s);
+        bl__ring_submit(s);
         sqe = io_uring_get_sqe(&s->ring);
         if (!sqe) return false;
     }
@@ -136,7 +136,7 @@ static bool arm(bl_sched *s, bl_mop *m)
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = BUF_GROUP;
     }
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)m | 1u);
+    io_uring_sqe_set_data(sqe, &m->c);
     m->inflight = true;
     s->sq_pending++;
     return true;
@@ -146,12 +146,12 @@ static void cancel_mop(bl_sched *s, bl_mop *m)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     if (!sqe) {
-        bl__io_submit(s);
+        bl__ring_submit(s);
         sqe = io_uring_get_sqe(&s->ring);
         if (!sqe) return;
     }
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)m | 1u, 0);
-    io_uring_sqe_set_data64(sqe, BL_UD_IGNORE);
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->c, 0);
+    io_uring_sqe_set_data64(sqe, 0); /* the cancel's own completion says nothing */
     s->sq_pending++;
 }
 
@@ -162,9 +162,10 @@ static bool deliver(bl_mop *m, uint32_t tag, const void *data, size_t len)
     return rc == 0 && bl_is_alive(m->owner);
 }
 
-void bl__io_stream_complete(bl_sched *s, uint64_t ud, int res, unsigned flags)
+/* A CQE of stream m, on its ring's thread (multishot: IORING_CQE_F_MORE while it goes on). */
+static void stream_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
 {
-    bl_mop *m = (bl_mop *)(uintptr_t)(ud & ~(uint64_t)1);
+    bl_mop *m = container_of(c, bl_mop, c);
     bool more = flags & IORING_CQE_F_MORE;
     if (!more) m->inflight = false;
     if (m->kind == K_ACCEPT) {
@@ -211,7 +212,8 @@ void bl__io_stream_complete(bl_sched *s, uint64_t ud, int res, unsigned flags)
     free(m);
 }
 
-void bl__io_stream_sweep(bl_sched *s)
+/* Idle (service): ends the streams whose owners died. */
+static void streams_sweep(bl_sched *s)
 {
     for (bl_mop *m = s->io_streams; m; m = m->next) {
         if (m->done || !m->inflight || bl_is_alive(m->owner)) continue;
@@ -220,7 +222,8 @@ void bl__io_stream_sweep(bl_sched *s)
     }
 }
 
-void bl__io_stream_teardown(bl_sched *s)
+/* Runtime stop, the ring gone (service): frees the streams and the buffer ring. */
+static void streams_free(bl_sched *s)
 {
     while (s->io_streams) {
         bl_mop *m = s->io_streams;
@@ -235,6 +238,15 @@ void bl__io_stream_teardown(bl_sched *s)
     s->io_bufring = NULL;
 }
 
+static bl_sched_service stream_service = {
+    .name = "io streams", .idle = streams_sweep, .sched_free = streams_free};
+
+/* Linked in means used: sweeps and frees streams from now on. */
+__attribute__((constructor)) static void stream_register(void)
+{
+    bl__sched_service_add(&stream_service);
+}
+
 static int start_stream(int fd, int kind)
 {
     bl_proc *p = bl__self();
@@ -247,12 +259,13 @@ static int start_stream(int fd, int kind)
     m->owner = bl__proc_pid(p);
     m->fd = fd;
     m->kind = kind;
+    m->c.done = stream_done;
     if (!arm(s, m)) {
         free(m);
         return -EBUSY;
     }
     mop_list_add(s, m);
-    bl__io_submit(s);
+    bl__ring_submit(s);
     return 0;
 }
 

@@ -9,7 +9,7 @@
 
 #include "core/msg.h"
 #include "core/names.h"
-#include "sched/sched.h"
+#include "proc/proc.h"
 
 #define INFO_REPLY (BL_TAG_SYSTEM | 3u) /* the answer to BL_SIG_INFO: a bl_process_info */
 

@@ -9,7 +9,7 @@
 #include <errno.h>
 
 #include "core/names.h"
-#include "sched/sched.h"
+#include "proc/proc.h"
 
 int bl_register(const char *name, bl_pid pid)
 {

@@ -12,9 +12,8 @@
 
 #include "core/msg.h"
 #include "core/wait.h"
-#include "io/iop.h"
 #include "proc/otp.h"
-#include "sched/sched.h"
+#include "proc/proc.h"
 
 #define MAX_STACK ((size_t)1 << 30)
 
@@ -81,7 +80,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->sig = NULL;
     p->trap_exit = false;
     p->alias = BL_REF_NONE;
-    p->iop = NULL;
+    p->wop = NULL;
     atomic_store_explicit(&p->named, 0, memory_order_relaxed);
     p->park = 0;
     p->prio = (uint8_t)o->priority;
@@ -143,7 +142,7 @@ static void free_chain(bl_slab *slab, bl_msg *m)
 }
 
 /* On the scheduler's stack, after the process switched away for good. */
-void bl__proc_finish(bl_sched *s, bl_proc *p)
+void bl__hook_proc_finish(bl_sched *s, bl_proc *p)
 {
     atomic_store_explicit(&p->status, BL_STATUS_EXITING, memory_order_relaxed);
     /* The handler's release runs while the process still looks alive (it
@@ -160,7 +159,11 @@ void bl__proc_finish(bl_sched *s, bl_proc *p)
     free_chain(&s->slab, p->q_head);
     p->q_head = p->q_tail = p->mark = NULL;
     /* Killed in the middle of I/O: the op keeps the stack until the kernel is done. */
-    if (p->iop && bl__io_orphan(s, p)) p->stack = NULL;
+    if (p->wop) {
+        bl_waitop *op = p->wop;
+        p->wop = NULL;
+        if (op->orphan(op, s, p)) p->stack = NULL;
+    }
     if (p->stack) bl__stack_put(&s->stacks, p->stack);
     p->stack = NULL;
     bl__ctx_destroy(&p->ctx);
@@ -173,7 +176,7 @@ void bl__proc_finish(bl_sched *s, bl_proc *p)
 }
 
 /* Shutdown: frees what a slot still holds.  No scheduler runs any more. */
-void bl__proc_discard(bl_proc *p, void *ctx)
+void bl__hook_proc_discard(bl_proc *p, void *ctx)
 {
     (void)ctx;
     bl_box b = bl__box_load(p);
@@ -181,15 +184,11 @@ void bl__proc_discard(bl_proc *p, void *ctx)
     if (p->handler && p->handler->release) p->handler->release(p->hstate);
     free_chain(NULL, b.top);
     free_chain(NULL, p->q_head);
-    if (p->iop && !p->iop->s) {
-        /* An external op: the dirty pool has finished with it (bl__dirty_stop). */
-        p->iop = NULL;
-    } else if (p->iop) {
-        /* Its op is still listed on a ring: the ring's teardown frees the stack. */
-        p->iop->stack = p->stack;
-        atomic_store_explicit(&p->iop->state, BL_IOP_ORPHAN, memory_order_relaxed);
-        p->iop = NULL;
-        p->stack = NULL;
+    if (p->wop) {
+        /* No scheduler runs: the op's owner frees the stack if it takes it. */
+        bl_waitop *op = p->wop;
+        p->wop = NULL;
+        if (op->orphan(op, NULL, p)) p->stack = NULL;
     }
     if (p->stack) bl__stack_free(p->stack);
     p->stack = NULL;
@@ -208,8 +207,15 @@ _Noreturn void bl__exit_self(bl_proc *p, const bl_reason *r)
     if (len && (detail = malloc(len))) memcpy(detail, r->detail, len);
     p->reason = (bl_reason){r->kind, r->code, detail, detail ? len : 0};
     bl__sched_disarm_timer(p);
-    bl__sched_park(p, BL_PARK_EXIT);
+    bl__park(p, BL_PARK_EXIT);
     __builtin_unreachable();
+}
+
+_Noreturn void bl__hook_proc_fault(bl_proc *p, bl_reason_kind why)
+{
+    /* No detail, so no malloc: this runs in a signal handler. */
+    bl_reason r = BL_REASON(why);
+    bl__exit_self(p, &r);
 }
 
 static _Noreturn void exit_code(bl_proc *p, int code)
@@ -453,7 +459,7 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
             }
             p->seq++;
         }
-        bl__sched_park(p, BL_PARK_WAIT);
+        bl__park(p, BL_PARK_WAIT);
         /* The park may have handled signals and queued messages after prev. */
         m = prev ? prev->next : p->q_head;
         /* A timer that fired while we were briefly awake left its mark. */
@@ -516,7 +522,7 @@ static _Noreturn void handler_exit(bl_proc *p, int rc)
     if (rc != BL_STOP_REASON) exit_code(p, rc);
     /* p->reason holds the copy bl_handler_exit made. */
     bl__sched_disarm_timer(p);
-    bl__sched_park(p, BL_PARK_EXIT);
+    bl__park(p, BL_PARK_EXIT);
     __builtin_unreachable();
 }
 
@@ -541,7 +547,7 @@ static _Noreturn void handler_loop(bl_proc *p)
             /* Nothing to do: park without a stack.  The next message starts
              * this function afresh on whatever stack is free then. */
             p->seq++;
-            bl__sched_park(p, BL_PARK_IDLE);
+            bl__park(p, BL_PARK_IDLE);
             __builtin_unreachable();
         }
         int rc = h->handle(p->hstate, m);
@@ -554,7 +560,7 @@ static _Noreturn void handler_loop(bl_proc *p)
     }
 }
 
-void bl__proc_entry(void *arg)
+void bl__hook_proc_entry(void *arg)
 {
     bl__ctx_entered();
     bl_proc *p = arg;
@@ -566,7 +572,7 @@ void bl__proc_entry(void *arg)
         bl__drain(p);
         if (!p->q_head) {
             p->seq++;
-            bl__sched_park(p, BL_PARK_IDLE);
+            bl__park(p, BL_PARK_IDLE);
         }
         p->hibernated = false;
     }
@@ -600,7 +606,7 @@ int bl_hibernate(bl_entry_fn fn, void *arg)
     p->mark_set = false;
     bl__sched_disarm_timer(p);
     p->seq++;
-    bl__sched_park(p, BL_PARK_IDLE);
+    bl__park(p, BL_PARK_IDLE);
     __builtin_unreachable();
 }
 
@@ -619,7 +625,7 @@ int bl_yield(void)
 {
     bl_proc *p = bl__self();
     if (!p) return -EPERM;
-    bl__sched_park(p, BL_PARK_YIELD);
+    bl__park(p, BL_PARK_YIELD);
     return 0;
 }
 

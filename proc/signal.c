@@ -25,7 +25,7 @@
 
 #include "core/msg.h"
 #include "core/names.h"
-#include "sched/sched.h"
+#include "proc/proc.h"
 
 /* How a reason travels inside EXIT and DOWN messages and exit signals. */
 typedef struct reason_wire {

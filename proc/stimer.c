@@ -23,9 +23,8 @@
 
 #include "core/msg.h"
 #include "proc/otp.h"
-#include "sched/sched.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#include "proc/proc.h"
+#include "proc/stimer.h"
 
 enum { ST_FREE = 0, ST_ARMED = 1, ST_DONE = 2 };
 
@@ -46,18 +45,33 @@ static bl_stimer *slot_of(bl_ref ref, uint32_t *gen, bl_sched **owner)
     uint32_t slot = (uint32_t)(ref >> 32) & 0x1FFFFF;
     if (si >= rt->nsched) return NULL;
     bl_sched *s = rt->scheds[si];
+    /* Acquire: pairs with the release that published the table. */
+    bl_stimers *st = atomic_load_explicit(&s->stimers, memory_order_acquire);
+    if (!st) return NULL;
     /* Acquire: pairs with the release that published the chunk. */
-    bl_stimer *c = atomic_load_explicit(&s->stimers.chunks[slot >> BL_STIMER_CHUNK_BITS],
-                                        memory_order_acquire);
+    bl_stimer *c =
+        atomic_load_explicit(&st->chunks[slot >> BL_STIMER_CHUNK_BITS], memory_order_acquire);
     if (!c) return NULL;
     *gen = (uint32_t)ref;
     *owner = s;
     return &c[slot & (CHUNK - 1)];
 }
 
+/* Owner: s's table, made at its first send_after; NULL when out of memory. */
+static bl_stimers *table(bl_sched *s)
+{
+    bl_stimers *st = atomic_load_explicit(&s->stimers, memory_order_relaxed);
+    if (st) return st;
+    st = calloc(1, sizeof *st);
+    /* Release: a canceller that finds the table sees it zeroed. */
+    if (st) atomic_store_explicit(&s->stimers, st, memory_order_release);
+    return st;
+}
+
 static bl_stimer *slot_alloc(bl_sched *s, uint32_t *index)
 {
-    bl_stimers *st = &s->stimers;
+    bl_stimers *st = table(s);
+    if (!st) return NULL;
     bl_stimer *t = st->free;
     if (t) {
         st->free = t->next;
@@ -88,11 +102,13 @@ static void slot_release(bl_sched *s, bl_stimer *t)
     /* Release: a reader that sees the new generation sees the slot empty. */
     atomic_store_explicit(&t->word, ((w >> 32) + 1) << 32 | ST_FREE, memory_order_release);
     t->m = NULL;
-    t->next = s->stimers.free;
-    s->stimers.free = t;
+    /* Owner: its table exists, since this slot came from it. */
+    bl_stimers *st = atomic_load_explicit(&s->stimers, memory_order_relaxed);
+    t->next = st->free;
+    st->free = t;
 }
 
-void bl__stimer_fire(bl_sched *s, bl_timer *tm)
+void bl__hook_timer_fire(bl_sched *s, bl_timer *tm)
 {
     bl_stimer *t = container_of(tm, bl_stimer, t);
     uint64_t w = atomic_load_explicit(&t->word, memory_order_relaxed);
@@ -197,9 +213,10 @@ int64_t bl_cancel_timer(bl_ref tref)
     return left;
 }
 
-void bl__stimers_destroy(bl_sched *s)
+void bl__hook_sched_free(bl_sched *s)
 {
-    bl_stimers *st = &s->stimers;
+    bl_stimers *st = atomic_load_explicit(&s->stimers, memory_order_relaxed);
+    if (!st) return;
     for (uint32_t k = 0; k < BL_STIMER_CHUNKS; k++) {
         bl_stimer *c = atomic_load_explicit(&st->chunks[k], memory_order_relaxed);
         if (!c) continue;
@@ -208,6 +225,6 @@ void bl__stimers_destroy(bl_sched *s)
         munmap(c, sizeof(bl_stimer) * CHUNK);
         atomic_store_explicit(&st->chunks[k], NULL, memory_order_relaxed);
     }
-    st->used = 0;
-    st->free = NULL;
+    free(st);
+    atomic_store_explicit(&s->stimers, NULL, memory_order_relaxed);
 }

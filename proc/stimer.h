@@ -10,6 +10,9 @@
 #include "beamline.h"
 #include "sched/timer.h"
 
+/* bl_timer.kind of a send_after timer (the scheduler's own are BL_TIMER_WAIT = 0). */
+#define BL_TIMER_SEND 1u
+
 #define BL_STIMER_CHUNK_BITS 16
 #define BL_STIMER_CHUNKS     32 /* 2^21 pending timers per scheduler at most */
 
@@ -31,10 +34,8 @@ typedef struct bl_stimers {
     bl_stimer *free;              /* owner's free list */
 } bl_stimers;
 
-struct bl_sched;
-/* Frees every slot and the messages of timers that never fired. */
-void bl__stimers_destroy(struct bl_sched *s);
-/* The wheel reached a send_after timer (owner thread). */
-void bl__stimer_fire(struct bl_sched *s, bl_timer *t);
+/* The scheduler hooks bl__hook_timer_fire (the wheel reached a send_after
+ * timer) and bl__hook_sched_free (frees every slot and the messages of
+ * timers that never fired) are defined in proc/stimer.c. */
 
 #endif /* BL_PROC_STIMER_H */

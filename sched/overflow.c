@@ -141,8 +141,7 @@ static _Noreturn void overflowed(bl_proc *p, const ucontext_t *uc)
     /* Nothing below needs the dead stack: the reason lives here on the
      * alternate stack and has no detail (so no malloc); the exit path uses
      * the PCB, the scheduler's structures and the scheduler's context. */
-    bl_reason r = BL_REASON(BL_STACK_OVERFLOW);
-    bl__exit_self(p, &r);
+    bl__hook_proc_fault(p, BL_STACK_OVERFLOW);
 }
 
 /* Not an overflow: hand the signal to what would have handled it without us. */

@@ -6,10 +6,15 @@
  * DEFER_TASKRUN, which needs it) name the right task.  Each scheduler also
  * keeps a read armed on an eventfd, so threads with no ring of their own (the
  * program's main thread, foreign threads) can wake it with write(2).
+ *
+ * Reaping knows no operation: every user_data is 0 or a bl_completion
+ * (sched/completion.h), and reaping calls its done().  The ring's own
+ * completions are two: the armed eventfd read (re-armed when it fires) and
+ * the wake-up another ring posts with MSG_RING (nothing to do: waking was
+ * the point).
  */
 #define _GNU_SOURCE
 #include "sched/sched.h"
-#include "io/iop.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -49,6 +54,16 @@ static const char *setup_hint(int err)
     }
 }
 
+/* A wake-up from another ring: its arrival ended the sleep; nothing more. */
+static void wake_done(bl_completion *c, bl_sched *s, int res, unsigned flags) {}
+static bl_completion wake_completion = {wake_done};
+
+/* The eventfd read fired: re-armed after the reap (arming submits). */
+static void eventfd_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
+{
+    s->ev_armed = false;
+}
+
 static void arm_eventfd(bl_sched *s)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
@@ -58,7 +73,8 @@ static void arm_eventfd(bl_sched *s)
         if (!sqe) return;
     }
     io_uring_prep_read(sqe, s->evfd, &s->evbuf, sizeof s->evbuf, 0);
-    io_uring_sqe_set_data64(sqe, BL_UD_EVENTFD);
+    s->ev_done.done = eventfd_done;
+    io_uring_sqe_set_data(sqe, &s->ev_done);
     s->ev_armed = true;
     io_uring_submit(&s->ring);
 }
@@ -152,7 +168,7 @@ void bl__ring_send_wake(bl_sched *from, bl_sched *to)
     if (from && from->rt->msg_ring) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&from->ring);
         if (sqe) {
-            io_uring_prep_msg_ring(sqe, to->ring_fd, 0, BL_UD_WAKE, 0);
+            io_uring_prep_msg_ring(sqe, to->ring_fd, 0, (uint64_t)(uintptr_t)&wake_completion, 0);
             /* The sender needs no completion of its own for a wake-up. */
             if (from->rt->cqe_skip) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
             io_uring_sqe_set_data64(sqe, 0);
@@ -168,25 +184,67 @@ unsigned bl__ring_reap(bl_sched *s)
 {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
-    bool rearm = false;
     io_uring_for_each_cqe(&s->ring, head, cqe)
     {
-        if (cqe->user_data == BL_UD_EVENTFD)
-            rearm = true;
-        else if (cqe->user_data > BL_UD_IGNORE && (cqe->user_data & 1))
-            bl__io_stream_complete(s, cqe->user_data, cqe->res, cqe->flags);
-        else if (cqe->user_data > BL_UD_IGNORE)
-            bl__io_complete(s, (bl_iop *)(uintptr_t)cqe->user_data, cqe->res, cqe->flags);
-        /* BL_UD_WAKE and the sender-side MSG_RING completions carry nothing
-         * more: the wake-up itself was the point. */
+        /* 0: a completion that says nothing (cancels, linked timeouts, the
+         * sender's side of a wake-up). */
+        bl_completion *c = io_uring_cqe_get_data(cqe);
+        if (c) c->done(c, s, cqe->res, cqe->flags);
         n++;
     }
     if (n) io_uring_cq_advance(&s->ring, n);
-    if (rearm) {
-        s->ev_armed = false;
-        arm_eventfd(s);
-    }
+    if (!s->ev_armed && s->evfd >= 0) arm_eventfd(s);
     return n;
+}
+
+struct io_uring_sqe *bl__ring_sqe(bl_sched *s)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        bl__ring_submit(s);
+        sqe = io_uring_get_sqe(&s->ring);
+    }
+    return sqe;
+}
+
+void bl__ring_post(bl_sched *from, bl_sched *owner, bl_ring_post *rp)
+{
+    /* Release: the owner that takes the list sees what rp carries. */
+    bl_ring_post *head = atomic_load_explicit(&owner->posts, memory_order_relaxed);
+    do {
+        rp->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&owner->posts, &head, rp, memory_order_release,
+                                                    memory_order_relaxed));
+    bl__ring_send_wake(from, owner);
+}
+
+void bl__ring_submit(bl_sched *s)
+{
+    /* Work handed over by other threads first: what it prepares joins this
+     * batch.  Acquire: pairs with bl__ring_post's release. */
+    bl_ring_post *rp = atomic_exchange_explicit(&s->posts, NULL, memory_order_acquire);
+    while (rp) {
+        bl_ring_post *next = rp->next;
+        rp->run(rp, s);
+        rp = next;
+    }
+    if (!s->sq_pending && !io_uring_sq_ready(&s->ring)) return;
+    s->sq_pending = 0;
+    if (s->rt->ring_flags & IORING_SETUP_DEFER_TASKRUN)
+        (void)io_uring_submit_and_get_events(&s->ring);
+    else
+        (void)io_uring_submit(&s->ring);
+}
+
+void bl__ring_poll(bl_sched *s)
+{
+    /* Relaxed: a post missed here is seen at the next turn, and its poster
+     * woke this scheduler anyway. */
+    if (s->sq_pending || atomic_load_explicit(&s->posts, memory_order_relaxed))
+        bl__ring_submit(s);
+    else if (s->ring_inflight && (s->rt->ring_flags & IORING_SETUP_DEFER_TASKRUN))
+        (void)io_uring_get_events(&s->ring);
+    bl__ring_reap(s);
 }
 
 void bl__ring_wait(bl_sched *s, uint64_t timeout_ns)

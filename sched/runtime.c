@@ -15,11 +15,39 @@
 #include <unistd.h>
 
 #include "core/names.h"
-#include "io/iop.h"
 #include "sched/sched.h"
 
 bl_runtime *bl__rt;
 static _Atomic int started;
+
+/* ---- services (sched/hooks.h) ---- */
+
+/* The registry: a lock-free stack that only grows. */
+static _Atomic(bl_sched_service *) services;
+
+void bl__sched_service_add(bl_sched_service *svc)
+{
+    bl_sched_service *head = atomic_load_explicit(&services, memory_order_acquire);
+    for (bl_sched_service *v = head; v; v = v->next)
+        if (v == svc) return;
+    do {
+        svc->next = head;
+        /* Release: whoever finds svc sees its fields. */
+    } while (!atomic_compare_exchange_weak_explicit(&services, &head, svc, memory_order_release,
+                                                    memory_order_acquire));
+}
+
+static bl_sched_service *services_head(void)
+{
+    /* Acquire: pairs with the release that added the first entry. */
+    return atomic_load_explicit(&services, memory_order_acquire);
+}
+
+void bl__sched_services_idle(bl_sched *s)
+{
+    for (bl_sched_service *v = services_head(); v; v = v->next)
+        if (v->idle) v->idle(s);
+}
 static char errbuf[512];
 
 const char *bl_runtime_error(void)
@@ -187,9 +215,9 @@ static void runtime_free(bl_runtime *rt)
             bl_sched *s = rt->scheds[i];
             if (!s) continue;
             bl__ring_teardown(s);
-            bl__io_teardown(s);
-            bl__io_stream_teardown(s);
-            bl__stimers_destroy(s);
+            for (bl_sched_service *v = services_head(); v; v = v->next)
+                if (v->sched_free) v->sched_free(s);
+            bl__hook_sched_free(s);
             bl__twheel_init(&s->wheel, 0, 0);
             bl__stack_pool_destroy(&s->stacks);
             bl__slab_destroy(&s->slab);
@@ -342,40 +370,16 @@ int bl_runtime_wait(void)
     while (!atomic_load_explicit(&rt->stop_futex, memory_order_acquire))
         syscall(SYS_futex, &rt->stop_futex, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     for (unsigned i = 0; i < rt->nsched; i++) pthread_join(rt->scheds[i]->thread, NULL);
-    /* The dirty-work pool finishes its jobs (their processes never run again). */
-    bl__dirty_stop();
+    /* The services finish their work (the dirty-work pool runs its jobs
+     * out; their processes never run again). */
+    for (bl_sched_service *v = services_head(); v; v = v->next)
+        if (v->stopped) v->stopped();
     /* No scheduler runs: free what processes still hold, then everything. */
-    bl__ptab_each(bl__proc_discard, NULL);
+    bl__ptab_each(bl__hook_proc_discard, NULL);
     bl__rt = NULL;
     bl__ptab_destroy();
     runtime_free(rt);
     bl__overflow_uninstall(); /* overflow.c */
     atomic_store(&started, 0);
     return 0;
-}
-
-/* ---- one-call lifecycle ---- */
-
-typedef struct main_arg {
-    bl_entry_fn fn;
-    void *arg;
-} main_arg;
-
-static void main_entry(void *arg)
-{
-    main_arg *m = arg;
-    m->fn(m->arg);
-    bl_runtime_stop();
-}
-
-int bl_main(const bl_config *cfg, bl_entry_fn fn, void *arg)
-{
-    if (!fn) return -EINVAL;
-    int rc = bl_runtime_start(cfg);
-    if (rc) return rc;
-    main_arg m = {fn, arg};
-    rc = bl_spawn(&bl__rt->main_pid, main_entry, &m, NULL);
-    if (rc) bl_runtime_stop();
-    bl_runtime_wait();
-    return rc;
 }

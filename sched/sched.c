@@ -12,7 +12,6 @@
  * timer or a wake-up.
  */
 #define _GNU_SOURCE
-#include "io/iop.h"
 #include "core/wait.h"
 #include "sched/sched.h"
 
@@ -25,8 +24,6 @@
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 __thread bl_sched *bl__tls_sched;
 
@@ -236,8 +233,8 @@ static void tmo_push(bl_sched *s, bl_proc *p)
 static void timer_fire(bl_timer *t, void *ctx)
 {
     bl_sched *s = ctx;
-    if (t->kind == BL_TIMER_SEND) {
-        bl__stimer_fire(s, t);
+    if (t->kind != BL_TIMER_WAIT) {
+        bl__hook_timer_fire(s, t);
         return;
     }
     bl_tentry *e = container_of(t, bl_tentry, t);
@@ -302,9 +299,6 @@ static void run_timers(bl_sched *s, uint64_t now)
 
 /* ---- running a process ---- */
 
-void bl__proc_entry(void *arg);                /* sched/process.c */
-void bl__proc_finish(bl_sched *s, bl_proc *p); /* sched/process.c */
-
 /*
  * Inlined into the loop on purpose: after a context switch every return
  * between the switch and the loop mispredicts (the return-stack buffer holds
@@ -320,7 +314,7 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
             local_push(s, p);
             return;
         }
-        bl__ctx_init(&p->ctx, p->stack->lo, p->stack->size, bl__proc_entry, p);
+        bl__ctx_init(&p->ctx, p->stack->lo, p->stack->size, bl__hook_proc_entry, p);
     }
     s->current = p;
     p->placed = false;
@@ -358,7 +352,7 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
         if (!bl__wait_park(p, BL_ST_SLEEPING)) bl__sched_ready(p, BL_READY_NEXT);
         break;
     case BL_PARK_EXIT:
-        bl__proc_finish(s, p);
+        bl__hook_proc_finish(s, p);
         break;
     }
 }
@@ -492,15 +486,15 @@ static void loop(bl_sched *s)
             /* I/O submitted by the processes that ran goes to the kernel in
              * one batch: when enough is queued or nobody else is runnable. */
             if (s->sq_pending && (s->sq_pending >= 32 || !local_work(s))) {
-                bl__io_submit(s);
+                bl__ring_submit(s);
                 /* What completed inline (most sends, a receive with data
                  * waiting) resumes its process without waiting for a poll. */
                 if (io_uring_cq_ready(&s->ring)) bl__ring_reap(s);
             }
-            if ((s->tick & 7) == 0 && s->io_count) bl__io_poll(s);
+            if ((s->tick & 7) == 0 && s->ring_inflight) bl__ring_poll(s);
             if ((s->tick & 63) == 0) {
                 if (s->wheel.count) run_timers(s, bl__now_ns());
-                bl__io_poll(s);
+                bl__ring_poll(s);
                 /* Under sustained load, trim a little so RSS still falls. */
                 if ((s->tick & 4095) == 0 && s->stacks.nsurplus) bl__stack_trim(&s->stacks, 1);
             }
@@ -524,8 +518,8 @@ static void loop(bl_sched *s)
         uint64_t now = bl__now_ns();
         uint64_t idle_from = now;
         run_timers(s, now);
-        if (s->io_streams && (++s->io_sweeps & 63) == 0) bl__io_stream_sweep(s);
-        bl__io_poll(s);
+        if ((++s->idle_rounds & 63) == 0) bl__sched_services_idle(s);
+        bl__ring_poll(s);
         /* Nothing to run: a good time for the system calls that give
          * surplus stacks back to the kernel, a batch at a time. */
         if (s->stacks.nsurplus && bl__stack_trim(&s->stacks, 64)) continue;
@@ -539,7 +533,7 @@ static void loop(bl_sched *s)
         /* Poll with one pause between looks (a pause is tens of cycles on
          * current cores); read the clock only every 16 rounds. */
         for (unsigned round = 1; spin && !found; round++) {
-            found = inject_nonempty(s) || (s->io_count && bl__ring_ready(s));
+            found = inject_nonempty(s) || (s->ring_inflight && bl__ring_ready(s));
             for (unsigned i = 0; i < ts->nvictims && !found; i++)
                 found = bl__runq_len(&rt->scheds[ts->victims[i]]->rq) > 0;
             if (found || round % 16) {

@@ -17,16 +17,11 @@
 #include "core/proc.h"
 #include "core/slab.h"
 #include "core/stack.h"
+#include "sched/completion.h"
+#include "sched/hooks.h"
 #include "sched/runq.h"
-#include "proc/stimer.h"
 #include "sched/timer.h"
 #include "sched/topology.h"
-
-/* user_data of the completions a scheduler's ring carries for itself. */
-#define BL_UD_WAKE    1u /* MSG_RING wake-up from another scheduler */
-#define BL_UD_EVENTFD 2u /* the armed eventfd read completed */
-#define BL_UD_IGNORE  3u /* linked timeouts and cancels: their own completions say nothing */
-/* Any other user_data is the address of a bl_iop (io/iop.h). */
 
 /*
  * A timer owned by one scheduler's wheel, waking one wait of one process.
@@ -40,8 +35,9 @@
  */
 enum { BL_TENTRY_ARMED, BL_TENTRY_FIRED, BL_TENTRY_ABANDONED };
 
-/* bl_timer.kind: what the wheel hands back. */
-enum { BL_TIMER_WAIT = 0, BL_TIMER_SEND = 1 };
+/* bl_timer.kind of the scheduler's own wait timers; the wheel hands any
+ * other kind to bl__hook_timer_fire (send_after timers, proc/stimer.h). */
+enum { BL_TIMER_WAIT = 0 };
 
 typedef struct bl_tentry {
     bl_timer t;             /* wheel link and deadline */
@@ -91,6 +87,7 @@ typedef struct bl_sched {
     /* --- Written by other threads. --- */
     _Alignas(64) _Atomic(bl_qnode *) inject_head; /* MPSC inject queue, producers' end */
     _Alignas(64) _Atomic int sleeping; /* 1 while it sleeps (or is about to) in the ring */
+    _Atomic(bl_ring_post *) posts;     /* work other threads hand to the ring (bl__ring_post) */
 
     /* --- Stealable: head is CAS'd by thieves. --- */
     bl_runq rq;
@@ -110,31 +107,34 @@ typedef struct bl_sched {
     int32_t slice_left;              /* reductions left for a runnext successor */
     int32_t reductions;              /* the configured slice, cached */
     uint32_t tick;                   /* scheduling rounds, for periodic checks */
-    uint64_t ref_next;               /* next reference of the block in hand */
+    uint64_t ref_next;               /* next reference of the block in hand (bl_make_ref) */
     uint64_t ref_end;                /* end of that block */
     bl_twheel wheel;                 /* timers for receive timeouts and sleeps */
-    bl_stimers stimers;              /* send_after timers this scheduler owns */
-    bl_slab slab;                    /* envelopes and timer entries */
-    bl_stack_pool stacks;            /* process stacks */
-    bl_proc_cache pcache;            /* free PCB slots */
-    struct io_uring ring;            /* every wait goes through here */
-    bool ring_ok;                    /* ring initialised */
-    struct bl_iop *io_ops;           /* operations in flight on this ring */
-    struct bl_mop *io_streams;       /* multishot streams armed on this ring (io/stream.c) */
-    struct bl_bufring *io_bufring;   /* provided buffers for receive streams, NULL until used */
-    uint32_t io_sweeps;              /* idle rounds, to sweep streams now and then */
-    int schedstat_fd;                /* this thread's /proc schedstat, or -1 */
-    uint64_t cpu_check_ns;           /* when the thread's run-queue delay was last read */
-    uint64_t cpu_delay_ns;           /* that delay (time runnable but not running) then */
-    uint64_t no_spin_until;          /* the CPU is contended: no idle spinning before this */
-    uint32_t io_count;               /* how many */
-    uint32_t sq_pending;             /* SQEs prepared since the last submit */
-    _Alignas(64) _Atomic(struct bl_iop *) io_cancels; /* orphans other schedulers hand over */
-    bool ev_armed;                                    /* the eventfd read is in flight */
-    uint64_t evbuf;                                   /* target of the eventfd read */
-    pthread_t thread;                                 /* the scheduler thread */
-    int start_err;                                    /* negative errno if start-up failed */
-    bl_sched_stats st; /* statistics (owner writes, others read racily) */
+    /* send_after timers this scheduler owns (proc/stimer.c), created by the
+     * owner at its first one; other threads read it (acquire) to cancel. */
+    _Atomic(struct bl_stimers *) stimers;
+    bl_slab slab;          /* envelopes and timer entries */
+    bl_stack_pool stacks;  /* process stacks */
+    bl_proc_cache pcache;  /* free PCB slots */
+    struct io_uring ring;  /* every wait goes through here */
+    bool ring_ok;          /* ring initialised */
+    bl_completion ev_done; /* the armed eventfd read's completion */
+    /* The I/O layer's per-ring state, opaque here (io/io.c, io/stream.c). */
+    struct bl_iop *io_ops;         /* operations in flight on this ring */
+    struct bl_mop *io_streams;     /* multishot streams armed on this ring */
+    struct bl_bufring *io_bufring; /* provided buffers for receive streams, NULL until used */
+    uint32_t idle_rounds;          /* idle rounds, for the services' idle work now and then */
+    int schedstat_fd;              /* this thread's /proc schedstat, or -1 */
+    uint64_t cpu_check_ns;         /* when the thread's run-queue delay was last read */
+    uint64_t cpu_delay_ns;         /* that delay (time runnable but not running) then */
+    uint64_t no_spin_until;        /* the CPU is contended: no idle spinning before this */
+    uint32_t ring_inflight;        /* operations awaiting a completion on the ring */
+    uint32_t sq_pending;           /* SQEs prepared since the last submit */
+    bool ev_armed;                 /* the eventfd read is in flight */
+    uint64_t evbuf;                /* target of the eventfd read */
+    pthread_t thread;              /* the scheduler thread */
+    int start_err;                 /* negative errno if start-up failed */
+    bl_sched_stats st;             /* statistics (owner writes, others read racily) */
 } bl_sched;
 
 typedef struct bl_runtime {
@@ -151,7 +151,6 @@ typedef struct bl_runtime {
     _Atomic int stop;             /* set by bl_runtime_stop */
     _Atomic uint32_t stop_futex;  /* bl_runtime_wait sleeps on this */
     _Atomic unsigned rr;          /* round-robin placement of outside spawns */
-    _Atomic uint64_t ref_blocks;  /* reference counter, handed out in blocks */
     _Atomic int64_t live;         /* processes alive */
     bl_pid main_pid;              /* bl_main's process */
     uint64_t start_ns;            /* when the runtime started */
@@ -185,27 +184,6 @@ static inline bl_proc *bl__self(void)
 void bl__sched_ready(bl_proc *p, unsigned flags);
 
 /*
- * Process only: switches back to the scheduler with request `park`.  Inline
- * so that the switch sits directly in the calling bl_ function (see run()
- * in sched.c on why frames around a switch cost).
- */
-void bl__signals_check_slow(bl_proc *p);
-
-/* Acts on signals that arrived for p (see BL_META_SIG).  Process only. */
-static inline void bl__signals_check(bl_proc *p)
-{
-    if (__atomic_load_n(&p->box.meta, __ATOMIC_RELAXED) & BL_META_SIG) bl__signals_check_slow(p);
-}
-
-static inline __attribute__((always_inline)) void bl__sched_park(bl_proc *p, unsigned park)
-{
-    p->park = (uint8_t)park;
-    bl__ctx_jump(&p->ctx, &p->sched->ctx, park == BL_PARK_EXIT || park == BL_PARK_IDLE);
-    /* Back from a yield, a wait or a sleep: signals may be waiting. */
-    bl__signals_check(p);
-}
-
-/*
  * Process only: arms a timer that ends p's coming wait (sequence p->seq + 1,
  * state st) at deadline_ns.  The caller then bumps p->seq and parks.
  * Returns 0 or -ENOMEM.
@@ -214,18 +192,12 @@ int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st);
 /* Process only: cancels p's pending timer, if any. */
 void bl__sched_disarm_timer(bl_proc *p);
 
-/* Charges n reductions; yields when the slice is used up. */
-static inline void bl__charge(bl_proc *p, int32_t n)
-{
-    if ((p->reds -= n) <= 0) bl__sched_park(p, BL_PARK_YIELD);
-}
-
 /* The scheduler thread's main function. */
 void *bl__sched_main(void *arg);
 /* Wakes scheduler t if it sleeps. */
 void bl__sched_notify(bl_sched *t);
-/* Frees what the scheduler holds once its thread has exited. */
-void bl__sched_destroy(bl_sched *s);
+/* Runs the registered services' idle work on s (owner thread, idle). */
+void bl__sched_services_idle(bl_sched *s);
 
 /* Ring set-up and wake-ups (sched/ring.c). */
 int bl__ring_setup(bl_sched *s, char *err, size_t errlen);
@@ -233,8 +205,16 @@ void bl__ring_teardown(bl_sched *s);
 void bl__ring_send_wake(bl_sched *from, bl_sched *to);
 /* Sleeps in the ring until a completion or timeout_ns (UINT64_MAX = none). */
 void bl__ring_wait(bl_sched *s, uint64_t timeout_ns);
-/* Handles every completion already posted.  Returns how many. */
+/* Calls done() of every completion already posted.  Returns how many. */
 unsigned bl__ring_reap(bl_sched *s);
+/* Sends what is queued in s's SQ (and the work posted to it) to the kernel. */
+void bl__ring_submit(bl_sched *s);
+/* Submits, collects deferred completions and reaps them: the scheduler's I/O turn. */
+void bl__ring_poll(bl_sched *s);
+/* Hands rp to the ring of `owner`, from scheduler `from` (or NULL), and wakes it. */
+void bl__ring_post(bl_sched *from, bl_sched *owner, bl_ring_post *rp);
+/* An SQE on s's ring, submitting the queued ones first if the SQ is full; NULL if none. */
+struct io_uring_sqe *bl__ring_sqe(bl_sched *s);
 
 /* Completions wait to be reaped, or (DEFER_TASKRUN with TASKRUN_FLAG) to be
  * run by the next io_uring_enter: a few loads, no system call. */
@@ -243,63 +223,6 @@ static inline bool bl__ring_ready(bl_sched *s)
     return io_uring_cq_ready(&s->ring) ||
            (IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN);
 }
-
-/* ---- sched/process.c: shared by the process-facing calls ---- */
-
-/* Process table cleanup at shutdown. */
-void bl__proc_discard(bl_proc *p, void *ctx);
-
-#define BL_SPAWN_LINK    1u /* link parent and child before the child runs */
-#define BL_SPAWN_MONITOR 2u /* the parent monitors the child with `ref` */
-int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const bl_spawn_opts *o,
-              unsigned flags, bl_ref ref);
-bl_proc *bl__target(bl_pid to, int *err);
-bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal);
-bool bl__push_lazy(bl_proc *p, bl_pid to, bl_msg *m);
-bool bl__drain(bl_proc *p);
-_Noreturn void bl__exit_self(bl_proc *p, const bl_reason *r);
-
-/* ---- sched/signal.c ---- */
-
-/* Internal signal tags: travel in the inbox, never reach user code. */
-#define BL_SIG_BASE      (BL_TAG_SYSTEM | 0x100u)
-#define BL_SIG_LINK      (BL_SIG_BASE + 1) /* from wants a link */
-#define BL_SIG_UNLINK    (BL_SIG_BASE + 2) /* from dropped its link */
-#define BL_SIG_EXIT_LINK (BL_SIG_BASE + 3) /* from, linked, exited with the reason in data */
-#define BL_SIG_EXIT      (BL_SIG_BASE + 4) /* bl_exit_pid from `from` */
-#define BL_SIG_MONITOR   (BL_SIG_BASE + 5) /* from monitors us with ref */
-#define BL_SIG_DEMONITOR (BL_SIG_BASE + 6) /* from dropped monitor ref */
-#define BL_SIG_DOWN      (BL_SIG_BASE + 7) /* from, which we monitor with ref, exited */
-#define BL_SIG_INFO      (BL_SIG_BASE + 8) /* from asks for process info, reply tagged ref */
-
-static inline bool bl__is_signal(uint32_t tag)
-{
-    return (tag & ~0xFFu) == BL_SIG_BASE;
-}
-
-/*
- * Acts on signal m for process p (process context).  Returns m turned
- * into a message to queue, or NULL once it is consumed.  A fatal signal sets
- * *fatal and *why; *why's detail then points into *keep, which the caller
- * must free only after exiting has copied it.
- */
-bl_msg *bl__signal_handle(bl_proc *p, bl_msg *m, bool *fatal, bl_reason *why, bl_msg **keep);
-/* Sets up the links/monitors of a child being spawned with BL_SPAWN_*. */
-int bl__spawn_relations(bl_proc *parent, bl_proc *child, unsigned flags, bl_ref ref);
-/* On the scheduler, for a process that has exited: notify links and monitors. */
-void bl__signals_on_exit(bl_proc *p, bl_msg *inbox, bl_msg *queue);
-/* Frees a process's link and monitor lists. */
-void bl__psig_free(bl_proc *p);
-/* Queues DOWN {ref, pid, r} for p itself (process context).  0 or -ENOMEM. */
-int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r);
-
-/* Answers a BL_SIG_INFO request (sched/info.c; process context). */
-void bl__info_answer(bl_proc *p, bl_pid to, bl_ref ref);
-
-/* ---- sched/name.c ---- */
-
-/* Frees the name a dying process holds, if any (exit path). */
-void bl__name_release(bl_proc *p);
 
 /* ---- sched/overflow.c: stack overflow ends the process (invariant 9) ---- */
 
