@@ -35,8 +35,8 @@ int bl_unregister(const char *name)
 {
     if (!bl__rt) return -ESRCH;
     bl_pid owner = BL_PID_NONE;
-    return bl__names_unregister(name, &owner);
     /* The owner's `named` flag stays set: its exit then finds no name, which is harmless. */
+    return bl__names_unregister(name, &owner);
 }
 
 bl_pid bl_whereis(const char *name)

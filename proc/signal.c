@@ -251,7 +251,6 @@ void bl__signals_check_slow(bl_proc *p)
 
 /* ---- links ---- */
 
-/* The caller hears of a dead peer: an exit signal with noproc, handled now. */
 /* An exit signal (from `from`, reason r) to the caller itself, acted on now. */
 static int exit_self_signal(bl_proc *p, bl_pid from, const bl_reason *r)
 {
@@ -271,6 +270,7 @@ static int exit_self_signal(bl_proc *p, bl_pid from, const bl_reason *r)
     return 0;
 }
 
+/* The caller hears of a dead peer: an exit signal with noproc, handled now. */
 static void noproc_to_self(bl_proc *p, bl_pid dead)
 {
     bl_reason np = BL_REASON(BL_NOPROC);

@@ -25,6 +25,8 @@ typedef struct bl_runq {
 
 static inline uint32_t bl__runq_len(bl_runq *q)
 {
+    /* Relaxed: an estimate for balancing and spinning; a stale length costs
+     * a wasted look or a later one, never an entry. */
     uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     return t - h;
@@ -46,10 +48,15 @@ static inline int bl__runq_push(bl_runq *q, bl_proc *p)
 /* Owner only. */
 static inline bl_proc *bl__runq_pop(bl_runq *q)
 {
+    /* Acquire: pairs with a thief's claim, so its reads of the slots it
+     * took are done before we read or refill them. */
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     for (;;) {
+        /* Relaxed: only the owner (us) writes tail. */
         uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
         if (t == h) return NULL;
+        /* Relaxed: the owner wrote the slot itself; the CAS below decides
+         * whether the value read is ours to run. */
         bl_proc *p = atomic_load_explicit(&q->buf[h % BL_RUNQ_SIZE], memory_order_relaxed);
         /* Acq_rel: claims the slot against thieves; on failure h is reloaded. */
         if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1, memory_order_acq_rel,
@@ -65,13 +72,17 @@ static inline bl_proc *bl__runq_pop(bl_runq *q)
  */
 static inline uint32_t bl__runq_take_half(bl_runq *q, bl_proc **out)
 {
+    /* Acquire: as in bl__runq_pop, a thief's earlier claim is complete. */
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     for (;;) {
+        /* Relaxed: only the owner (us) writes tail. */
         uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
         uint32_t n = (t - h) / 2;
         if (n == 0) return 0;
+        /* Relaxed: the owner wrote these slots; the CAS decides if they are ours. */
         for (uint32_t i = 0; i < n; i++)
             out[i] = atomic_load_explicit(&q->buf[(h + i) % BL_RUNQ_SIZE], memory_order_relaxed);
+        /* Acq_rel: claims the slots against thieves; on failure h is reloaded. */
         if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + n, memory_order_acq_rel,
                                                   memory_order_acquire))
             return n;
@@ -84,6 +95,7 @@ static inline uint32_t bl__runq_take_half(bl_runq *q, bl_proc **out)
  */
 static inline uint32_t bl__runq_steal(bl_runq *from, bl_runq *to)
 {
+    /* Relaxed: `to` is ours, nobody else pushes to it. */
     uint32_t tt = atomic_load_explicit(&to->tail, memory_order_relaxed);
     for (;;) {
         /* Acquire on both: the entries between them are published. */
@@ -93,6 +105,8 @@ static inline uint32_t bl__runq_steal(bl_runq *from, bl_runq *to)
         n -= n / 2;
         if (n == 0) return 0;
         if (n > BL_RUNQ_SIZE / 2) continue; /* read head and tail at different times */
+        /* Relaxed copies: the acquire of tail made the entries visible, and
+         * the CAS below decides whether they are ours. */
         for (uint32_t i = 0; i < n; i++) {
             bl_proc *p =
                 atomic_load_explicit(&from->buf[(h + i) % BL_RUNQ_SIZE], memory_order_relaxed);
@@ -101,6 +115,7 @@ static inline uint32_t bl__runq_steal(bl_runq *from, bl_runq *to)
         /* Acq_rel: the claim orders our copies before the victim's reuse of the slots. */
         if (atomic_compare_exchange_weak_explicit(&from->head, &h, h + n, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
+            /* Release: publishes the copied entries to our own thieves. */
             atomic_store_explicit(&to->tail, tt + n, memory_order_release);
             return n;
         }

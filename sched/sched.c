@@ -2,12 +2,17 @@
  * sched/sched.c - the scheduler loop: picking the next process, running
  * it, acting on why it came back, stealing, and sleeping in the ring.
  *
- * Order of picking (cheapest and most local first, with two guards against
+ * Order of picking (cheapest and most local first, with guards against
  * starvation):
- *   1. every 61st round, the inject queue and the overflow list go first;
- *   2. runnext (a process just woken by a local message) if the slice allows;
- *   3. the local ring, then the overflow list, then the inject queue;
- *   4. steal from the other schedulers in topology order.
+ *   1. processes woken or spawned from other threads (the inject queue) join
+ *      the local queues first; with nothing else local, the oldest runs now;
+ *   2. the max, then the high lane;
+ *   3. every 61st round, the overflow list;
+ *   4. normal processes whose timer fired (a deadline is a promise);
+ *   5. one pick in eight, a low process, when one waits;
+ *   6. runnext (a process just woken by a local message) if the slice allows;
+ *   7. the local ring, then the overflow list, then the low lane;
+ *   8. steal from the other schedulers in topology order.
  * Nothing found: spin for spin_us, then sleep in io_uring until the next
  * timer or a wake-up.
  */
@@ -406,11 +411,11 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
         }
         if (first) return first;
     }
-    /* Now and then the overflow list goes first, so that it cannot starve
-     * behind a ring that keeps refilling. */
     /* max and high run strictly before anything lower. */
     if ((p = plist_pop(&s->lanes[BL_PRIO_MAX])) || (p = plist_pop(&s->lanes[BL_PRIO_HIGH])))
         return p;
+    /* Now and then the overflow list goes first, so that it cannot starve
+     * behind a ring that keeps refilling. */
     if (++s->tick % 61 == 0 && (p = ovf_pop(s))) return p;
     if ((p = plist_pop(&s->tmo))) return p;
     /* normal and low share: one pick in eight goes to a waiting low process. */
