@@ -19,6 +19,7 @@
 
 #include "beamline.h"
 #include "beamline/gen_server.h"
+#include "otp/wait.h"
 #include "proc/otp.h"
 
 #define TAG_CALL  (BL_TAG_SYSTEM | 0x21u)
@@ -124,16 +125,10 @@ static int name_check(const bl_name *n)
 
 /* ---- tracing ---- */
 
-static void pid_text(bl_pid pid, char *buf, size_t len)
-{
-    snprintf(buf, len, "<0.%u.%u>", (uint32_t)pid ? (uint32_t)pid - 1 : 0,
-             (uint32_t)(pid >> 32) & 0xFFFFFFu);
-}
-
 __attribute__((format(printf, 2, 3))) static void trace(gs *s, const char *fmt, ...)
 {
     char line[256], me[32];
-    pid_text(s->self, me, sizeof me);
+    bl_pid_format(s->self, me, sizeof me);
     int n = snprintf(line, sizeof line, "*DBG* %s ", me);
     va_list ap;
     va_start(ap, fmt);
@@ -173,7 +168,7 @@ int bl_gs_reply(bl_gs_result *r, const void *data, size_t len)
     gs *s = r->priv;
     if (s && s->trace) {
         char to[32];
-        pid_text(r->from.pid, to, sizeof to);
+        bl_pid_format(r->from.pid, to, sizeof to);
         trace(s, "sent reply (%zu bytes) to %s", len, to);
     }
     return rc;
@@ -363,7 +358,7 @@ static int sys_one(gs *s, const bl_msg *m)
             return 0;
         }
         char me[32];
-        pid_text(s->self, me, sizeof me);
+        bl_pid_format(s->self, me, sizeof me);
         int n = snprintf(buf, len + 1, "gen_server %s %s: ", me,
                          s->suspended ? "suspended" : "running");
         if (n < 0) n = 0;
@@ -447,7 +442,7 @@ static int gs_handle(void *state, bl_msg *m)
     bl_gs_result r;
     result_init(&r, s);
     char from[32];
-    if (s->trace) pid_text(m->from, from, sizeof from);
+    if (s->trace) bl_pid_format(m->from, from, sizeof from);
     switch (m->tag) {
     case TAG_CALL:
     case TAG_CAST: {
@@ -506,22 +501,6 @@ static const bl_handler gs_handler = {
 
 /* ---- the caller's side ---- */
 
-typedef struct waitref {
-    bl_ref ref;
-    uint32_t tag; /* the answer's tag besides DOWN */
-} waitref;
-
-static bool match_answer(const bl_msg *m, void *arg)
-{
-    const waitref *w = arg;
-    return m->ref == w->ref && (m->tag == w->tag || m->tag == BL_TAG_DOWN);
-}
-
-static bool match_down(const bl_msg *m, void *arg)
-{
-    return m->ref == *(const bl_ref *)arg && m->tag == BL_TAG_DOWN;
-}
-
 /*
  * One request and its answer: monitor, alias, send, wait.  On 0 *reply holds
  * the reply; on -ECONNRESET the DOWN message.
@@ -545,15 +524,15 @@ static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen
         bl_demonitor(ref, BL_DEMONITOR_FLUSH);
         return rc;
     }
-    waitref w = {ref, TAG_REPLY};
+    bl__otp_waitref w = {ref, TAG_REPLY};
     bl_msg *m = NULL;
-    rc = bl_recv(&m, match_answer, &w, timeout, BL_RECV_MARKED);
+    rc = bl_recv(&m, bl__otp_match_answer, &w, timeout, BL_RECV_MARKED);
     bl__alias_set(BL_REF_NONE);
     if (rc) {
         bl_demonitor(ref, BL_DEMONITOR_FLUSH);
         /* A reply drained before the alias went is queued: take it out. */
         w.tag = TAG_REPLY;
-        while (bl_recv(&m, match_answer, &w, 0, 0) == 0) bl_msg_free(m);
+        while (bl_recv(&m, bl__otp_match_answer, &w, 0, 0) == 0) bl_msg_free(m);
         return rc;
     }
     if (m->tag == TAG_REPLY) {
@@ -647,16 +626,10 @@ int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_m
 
 /* ---- starting ---- */
 
-static bool match_start(const bl_msg *m, void *arg)
-{
-    const waitref *w = arg;
-    return m->ref == w->ref && (m->tag == TAG_ACK || m->tag == BL_TAG_DOWN);
-}
-
 static bl_msg *wait_down(bl_ref ref)
 {
     bl_msg *m = NULL;
-    bl_recv(&m, match_down, &ref, BL_INFINITY, 0);
+    bl_recv(&m, bl__otp_match_down, &ref, BL_INFINITY, 0);
     return m;
 }
 
@@ -700,7 +673,7 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
         if (key_len) memcpy(st->key, n->key, key_len);
     }
     bl_recv_mark();
-    waitref w = {bl_make_ref(), TAG_ACK};
+    bl__otp_waitref w = {bl_make_ref(), TAG_ACK};
     st->ref = w.ref;
     bl_pid child;
     /* From here on s belongs to the server (its release frees it). */
@@ -711,14 +684,15 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
         return rc;
     }
     bl_msg *m = NULL;
-    rc = bl_recv(&m, match_start, &w, o->timeout ? o->timeout : BL_INFINITY, BL_RECV_MARKED);
+    rc = bl_recv(&m, bl__otp_match_answer, &w, o->timeout ? o->timeout : BL_INFINITY,
+                 BL_RECV_MARKED);
     if (rc) {
         /* init took too long: kill it, as proc_lib does. */
         if (link) bl_unlink(child);
         bl_reason kill = BL_REASON(BL_KILL);
         bl_exit_pid(child, &kill);
         bl_msg_free(wait_down(w.ref));
-        while (bl_recv(&m, match_start, &w, 0, 0) == 0) bl_msg_free(m);
+        while (bl_recv(&m, bl__otp_match_answer, &w, 0, 0) == 0) bl_msg_free(m);
         return -ETIMEDOUT;
     }
     if (m->tag == BL_TAG_DOWN) {

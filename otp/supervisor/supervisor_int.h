@@ -1,25 +1,47 @@
 /*
- * otp/sup_internal.h - what otp/supervisor.c shares with the dynamic and
- * partition supervisors (internal to the otp layer).
+ * otp/supervisor/supervisor_int.h - what Supervisor (supervisor.c),
+ * DynamicSupervisor and PartitionSupervisor share (internal to the otp
+ * layer): restart intensity (intensity.c), shutting children down
+ * (shutdown.c), spec checks (child_spec.c), and the call protocol all three
+ * answer (calls.c).
+ *
+ * Every function that waits (bl__sup_terminate, the calls) must run in a
+ * process; the intensity and the spec checks touch only their arguments.
  */
-#ifndef BL_OTP_SUP_INTERNAL_H
-#define BL_OTP_SUP_INTERNAL_H
+#ifndef BL_OTP_SUPERVISOR_INT_H
+#define BL_OTP_SUPERVISOR_INT_H
 
 #include "beamline/gen_server.h"
 #include "beamline/supervisor.h"
 
+/* ---- intensity.c ---- */
+
 /* Restart intensity: max restarts within a period. */
 typedef struct bl__sup_intensity bl__sup_intensity;
+/* Checks and resolves max_restarts / max_seconds (0: the defaults).  0 or -EINVAL. */
 int bl__sup_intensity_opts(int max_restarts, int max_seconds, int *max, int64_t *period_ms);
 bl__sup_intensity *bl__sup_intensity_new(int max, int64_t period_ms);
 void bl__sup_intensity_free(bl__sup_intensity *in);
 /* Records a restart; false when the intensity is exceeded. */
 bool bl__sup_intensity_add(bl__sup_intensity *in);
 
+/* ---- shutdown.c ---- */
+
 /* A child's shutdown time in ms (BL_SHUTDOWN_DEFAULT resolved by type). */
 int64_t bl__sup_shutdown_of(int64_t shutdown, bl_child_type type);
 /* Shuts n children down at once, each killed at its own deadline. */
 void bl__sup_terminate(const bl_pid *pids, const int64_t *shutdown, size_t n);
+
+/* ---- child_spec.c ---- */
+
+/* Fills *err (if any) with kind, index, id (may be NULL) and error; returns error. */
+int bl__sup_set_error(bl_sup_error *err, bl_sup_error_kind kind, int index, const char *id,
+                      int error);
+/* Checks every spec of a list and that ids are unique.  0, -EINVAL or -ENOMEM. */
+int bl__sup_check_specs(const bl_child_spec *children, size_t n, bl_sup_error *err);
+
+/* ---- calls.c ---- */
+
 /* A supervisor call with no timeout. */
 int bl__sup_call(bl_pid sup, uint32_t tag, const void *req, size_t len, bl_msg **reply);
 
@@ -56,11 +78,19 @@ const bl__sup_wire *bl__sup_wire_of(const bl_msg *m);
 int bl__sup_which(bl_pid sup, uint32_t tag, bl_sup_child *out, size_t max);
 int bl__sup_count(bl_pid sup, uint32_t tag, bl_sup_counts *out);
 
-/* The partition supervisor's base: a supervisor of N partition children. */
+/* ---- supervisor.c: the partition supervisor's base ---- */
+
+/*
+ * A supervisor of N partition children ("0".."N-1") with a release hook:
+ * release(ctx), if not NULL, runs exactly once, after the supervisor is
+ * gone, or before this returns when start fails.
+ */
 int bl__supervisor_start_ext(bl_pid *pid, const bl_child_spec *children, size_t n,
                              const bl_sup_opts *opts, int partitions, void (*release)(void *),
                              void *ctx);
+/* The child of partition u mod N (a call answered by the supervisor). */
 int bl__supervisor_route(bl_pid sup, uint64_t u, bl_pid *pid, int *partition);
+/* The number of partitions, or -EINVAL for a plain supervisor. */
 int bl__supervisor_partitions(bl_pid sup);
 
-#endif /* BL_OTP_SUP_INTERNAL_H */
+#endif /* BL_OTP_SUPERVISOR_INT_H */

@@ -1,7 +1,9 @@
 /*
- * otp/supervisor.c - the supervisor behaviour (Elixir's Supervisor) as a
- * gen_server, and the pieces the dynamic and partition supervisors share:
- * restart intensity, child shutdown, spec checks.
+ * otp/supervisor/supervisor.c - the supervisor behaviour (Elixir's
+ * Supervisor) as a gen_server: child specs in start order, the restart
+ * strategies, and the routing calls of a partition supervisor.  What the
+ * dynamic and partition supervisors share with it (intensity, shutdown,
+ * spec checks, calls) is in the other files of otp/supervisor/.
  *
  * The supervisor's state is an array of children in start order.  All of
  * its work (starting, restarting, shutting down) runs inside its gen_server
@@ -17,401 +19,14 @@
  * the caller's error report.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "otp/sup_internal.h"
+#include "otp/supervisor/supervisor_int.h"
 #include "beamline.h"
 #include "beamline/gen_server.h"
 #include "beamline/supervisor.h"
-
-/* ------------------------------------------------------------------------ */
-/* Shared with dynamic_supervisor.c and partition_supervisor.c              */
-/* ------------------------------------------------------------------------ */
-
-/*
- * These bl__sup_* functions are internal to the otp layer; their users
- * declare the prototypes they need (there is no private header for them).
- */
-
-/* Monotonic milliseconds. */
-int64_t bl__sup_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Restart intensity: the times of the restarts made within the period. */
-typedef struct bl__sup_intensity {
-    int max;           /* restarts allowed within the period */
-    int64_t period_ms; /* max_seconds in ms */
-    int64_t *t;        /* restart times, oldest first */
-    size_t n, cap;     /* entries used, allocated */
-} bl__sup_intensity;
-
-/*
- * Checks and resolves the intensity options: 0 means the default, and
- * BL_SUP_NO_RESTARTS a max of 0.  Returns 0 or -EINVAL.
- */
-int bl__sup_intensity_opts(int max_restarts, int max_seconds, int *max, int64_t *period_ms)
-{
-    if (max_restarts < BL_SUP_NO_RESTARTS || max_seconds < 0) return -EINVAL;
-    *max = max_restarts == 0 ? 3 : max_restarts == BL_SUP_NO_RESTARTS ? 0 : max_restarts;
-    *period_ms = (int64_t)(max_seconds == 0 ? 5 : max_seconds) * 1000;
-    return 0;
-}
-
-bl__sup_intensity *bl__sup_intensity_new(int max, int64_t period_ms)
-{
-    bl__sup_intensity *in = calloc(1, sizeof *in);
-    if (!in) return NULL;
-    in->max = max;
-    in->period_ms = period_ms;
-    return in;
-}
-
-void bl__sup_intensity_free(bl__sup_intensity *in)
-{
-    if (!in) return;
-    free(in->t);
-    free(in);
-}
-
-/*
- * Records a restart now.  Returns true while the restarts within the
- * period are at most max, false when this one is one too many (the caller
- * then shuts down).  Without memory the restart counts as one too many: a
- * supervisor that cannot keep its books should not keep restarting.
- */
-bool bl__sup_intensity_add(bl__sup_intensity *in)
-{
-    int64_t now = bl__sup_now_ms();
-    size_t old = 0;
-    while (old < in->n && now - in->t[old] > in->period_ms) old++;
-    if (old > 0) {
-        memmove(in->t, in->t + old, (in->n - old) * sizeof *in->t);
-        in->n -= old;
-    }
-    if (in->n == in->cap) {
-        size_t cap = in->cap ? in->cap * 2 : 4;
-        int64_t *t = realloc(in->t, cap * sizeof *t);
-        if (!t) return false;
-        in->t = t;
-        in->cap = cap;
-    }
-    in->t[in->n++] = now;
-    return in->n <= (size_t)in->max;
-}
-
-/* A spec's shutdown in ms, BL_SHUTDOWN_INFINITY or BL_SHUTDOWN_BRUTAL_KILL. */
-int64_t bl__sup_shutdown_of(int64_t shutdown, bl_child_type type)
-{
-    if (shutdown != BL_SHUTDOWN_DEFAULT) return shutdown;
-    return type == BL_CHILD_SUPERVISOR ? BL_SHUTDOWN_INFINITY : 5000;
-}
-
-/* One child being shut down by bl__sup_terminate. */
-typedef struct term_ent {
-    bl_pid pid;       /* the child */
-    bl_ref ref;       /* our monitor on it */
-    int64_t shutdown; /* resolved: ms > 0, infinity or brutal_kill */
-    int64_t deadline; /* when to kill it; INT64_MAX: never */
-    bool exited;      /* its EXIT was in the mailbox: it is dead already */
-    bool killed;      /* nothing more to send: kill sent, or it exited */
-    bool done;        /* its DOWN came */
-} term_ent;
-
-/* The entries being waited for, sorted by pid, then by ref. */
-typedef struct term_set {
-    term_ent *e;
-    size_t n;
-} term_set;
-
-static int ent_pid_cmp(const void *a, const void *b)
-{
-    bl_pid x = ((const term_ent *)a)->pid, y = ((const term_ent *)b)->pid;
-    return x < y ? -1 : x > y;
-}
-
-static int ent_ref_cmp(const void *a, const void *b)
-{
-    bl_ref x = ((const term_ent *)a)->ref, y = ((const term_ent *)b)->ref;
-    return x < y ? -1 : x > y;
-}
-
-/* An EXIT from one of the set (sorted by pid). */
-static bool match_exit_in(const bl_msg *m, void *arg)
-{
-    term_set *s = arg;
-    term_ent key = {.pid = m->from};
-    return m->tag == BL_TAG_EXIT && bsearch(&key, s->e, s->n, sizeof key, ent_pid_cmp);
-}
-
-/* A DOWN of one of our monitors (the set sorted by ref). */
-static bool match_down_in(const bl_msg *m, void *arg)
-{
-    term_set *s = arg;
-    term_ent key = {.ref = m->ref};
-    return m->tag == BL_TAG_DOWN && bsearch(&key, s->e, s->n, sizeof key, ent_ref_cmp);
-}
-
-/*
- * Process only: shuts down the children pids[0..n) all at once and returns
- * when all are dead (Erlang's shutdown/2 and DynamicSupervisor's
- * terminate_children).  Each is monitored, then unlinked, so a DOWN is sure
- * to come and no EXIT comes after; an EXIT it sent before the unlink is
- * taken out of the mailbox (it had exited already and gets no signal).  The
- * others get exit shutdown (kill for brutal_kill), and one still alive at
- * its deadline (now + its shutdown ms) is killed.  shutdown[i] is resolved
- * (ms > 0, infinity or brutal_kill).  The supervisor calls it with n = 1,
- * one child at a time.
- */
-void bl__sup_terminate(const bl_pid *pids, const int64_t *shutdown, size_t n)
-{
-    enum { SMALL = 8 };
-    term_ent small[SMALL];
-    term_ent *e = n <= SMALL ? small : malloc(n * sizeof *e);
-    if (!e) {
-        /* No memory for the whole set: a few at a time, each still bounded. */
-        for (size_t i = 0; i < n; i += SMALL)
-            bl__sup_terminate(pids + i, shutdown + i, n - i < SMALL ? n - i : SMALL);
-        return;
-    }
-    bl_reason shut = BL_REASON(BL_SHUTDOWN), kill = BL_REASON(BL_KILL);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        term_ent *t = &e[k];
-        *t = (term_ent){.pid = pids[i], .shutdown = shutdown[i], .deadline = INT64_MAX};
-        if (bl_monitor(t->pid, &t->ref) != 0) {
-            /* Cannot wait for it (no memory): make sure it dies. */
-            bl_unlink(t->pid);
-            bl_exit_pid(t->pid, &kill);
-            continue;
-        }
-        bl_unlink(t->pid);
-        k++;
-    }
-    term_set set = {e, k};
-    qsort(e, k, sizeof *e, ent_pid_cmp);
-    bl_msg *m;
-    while (bl_recv(&m, match_exit_in, &set, 0, 0) == 0) {
-        term_ent key = {.pid = m->from};
-        term_ent *t = bsearch(&key, e, k, sizeof key, ent_pid_cmp);
-        t->exited = true;
-        bl_msg_free(m);
-    }
-    int64_t now = bl__sup_now_ms();
-    for (size_t i = 0; i < k; i++) {
-        term_ent *t = &e[i];
-        if (t->exited) {
-            t->killed = true;
-        } else if (t->shutdown == BL_SHUTDOWN_BRUTAL_KILL) {
-            bl_exit_pid(t->pid, &kill);
-            t->killed = true;
-        } else {
-            bl_exit_pid(t->pid, &shut);
-            if (t->shutdown > 0) t->deadline = now + t->shutdown;
-        }
-    }
-    qsort(e, k, sizeof *e, ent_ref_cmp);
-    size_t left = k;
-    while (left > 0) {
-        int64_t next = INT64_MAX;
-        for (size_t i = 0; i < k; i++)
-            if (!e[i].done && !e[i].killed && e[i].deadline < next) next = e[i].deadline;
-        int64_t timeout = BL_INFINITY;
-        if (next != INT64_MAX) {
-            now = bl__sup_now_ms();
-            timeout = next > now ? next - now : 0;
-        }
-        int rc = bl_recv(&m, match_down_in, &set, timeout, 0);
-        if (rc == 0) {
-            term_ent key = {.ref = m->ref};
-            term_ent *t = bsearch(&key, e, k, sizeof key, ent_ref_cmp);
-            if (!t->done) {
-                t->done = true;
-                left--;
-            }
-            bl_msg_free(m);
-        } else if (rc == -ETIMEDOUT) {
-            now = bl__sup_now_ms();
-            for (size_t i = 0; i < k; i++) {
-                term_ent *t = &e[i];
-                if (t->done || t->killed || t->deadline > now) continue;
-                bl_exit_pid(t->pid, &kill);
-                t->killed = true;
-            }
-        } else {
-            break; /* not in a process: nothing to wait with */
-        }
-    }
-    if (e != small) free(e);
-}
-
-/*
- * A gen_server call with infinite timeout; a DOWN that -ECONNRESET leaves
- * in *reply is freed.
- */
-int bl__sup_call(bl_pid sup, uint32_t tag, const void *req, size_t len, bl_msg **reply)
-{
-    *reply = NULL;
-    int rc = bl_gen_server_call(sup, tag, req, len, reply, BL_INFINITY);
-    if (rc != 0) {
-        bl_msg_free(*reply);
-        *reply = NULL;
-    }
-    return rc;
-}
-
-void bl__sup_reply_with(bl_gs_result *r, int rc, bl_pid pid, int aux)
-{
-    bl__sup_reply rep = {.rc = rc, .aux = aux, .pid = pid};
-    bl_gs_reply(r, &rep, sizeof rep);
-}
-
-int bl__sup_call_reply(bl_pid sup, uint32_t tag, const void *req, size_t len, bl__sup_reply *rep)
-{
-    bl_msg *m;
-    int rc = bl__sup_call(sup, tag, req, len, &m);
-    if (rc) return rc;
-    *rep = (bl__sup_reply){.rc = -EPROTO};
-    if (m->len == sizeof *rep) memcpy(rep, m->data, sizeof *rep);
-    bl_msg_free(m);
-    return 0;
-}
-
-int bl__sup_call_spec(bl_pid sup, uint32_t tag, const bl_child_spec *spec, bl__sup_reply *rep)
-{
-    size_t len = sizeof(bl__sup_wire) + spec->arg_len;
-    bl__sup_wire small, *w = spec->arg_len ? malloc(len) : &small;
-    if (!w) return -ENOMEM;
-    *w = (bl__sup_wire){.start = spec->start,
-                        .arg = spec->arg,
-                        .arg_len = spec->arg_len,
-                        .shutdown = spec->shutdown,
-                        .restart = spec->restart,
-                        .type = spec->type};
-    snprintf(w->id, sizeof w->id, "%s", spec->id ? spec->id : "");
-    if (spec->arg_len) memcpy(w + 1, spec->arg, spec->arg_len);
-    int rc = bl__sup_call_reply(sup, tag, w, len, rep);
-    if (w != &small) free(w);
-    return rc;
-}
-
-const bl__sup_wire *bl__sup_wire_of(const bl_msg *m)
-{
-    const bl__sup_wire *w = m->data;
-    if (m->len < sizeof *w || m->len != sizeof *w + w->arg_len) return NULL;
-    return w;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Spec checks                                                              */
-/* ------------------------------------------------------------------------ */
-
-static const char *const error_text[] = {
-    [BL_SUP_ERR_NONE] = "no error",
-    [BL_SUP_ERR_MISSING_ID] = "child spec without id",
-    [BL_SUP_ERR_ID_TOO_LONG] = "child id too long",
-    [BL_SUP_ERR_DUPLICATE_ID] = "duplicate child id",
-    [BL_SUP_ERR_MISSING_START] = "child spec without start function",
-    [BL_SUP_ERR_BAD_RESTART] = "invalid restart value",
-    [BL_SUP_ERR_BAD_SHUTDOWN] = "invalid shutdown value",
-    [BL_SUP_ERR_BAD_TYPE] = "invalid child type",
-    [BL_SUP_ERR_BAD_ARG] = "child arg NULL with arg_len > 0",
-    [BL_SUP_ERR_BAD_OPTION] = "invalid supervisor option",
-    [BL_SUP_ERR_START_FAILED] = "child failed to start",
-};
-
-const char *bl_sup_error_str(bl_sup_error_kind kind)
-{
-    if ((unsigned)kind >= sizeof error_text / sizeof *error_text) return "unknown error";
-    return error_text[kind];
-}
-
-/* Fills *err (if any) and returns its error code. */
-static int set_error(bl_sup_error *err, bl_sup_error_kind kind, int index, const char *id,
-                     int error)
-{
-    if (err) {
-        err->kind = kind;
-        err->index = index;
-        err->error = error;
-        err->id[0] = 0;
-        if (id) snprintf(err->id, sizeof err->id, "%s", id);
-    }
-    return error;
-}
-
-int bl_child_spec_check(const bl_child_spec *s, bool need_id, bl_sup_error *err)
-{
-    if (!s) return set_error(err, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
-    const char *id = s->id;
-    if (need_id) {
-        if (!id || !*id) return set_error(err, BL_SUP_ERR_MISSING_ID, 0, NULL, -EINVAL);
-        if (strnlen(id, BL_SUP_ID_MAX) >= BL_SUP_ID_MAX)
-            return set_error(err, BL_SUP_ERR_ID_TOO_LONG, 0, id, -EINVAL);
-    } else if (id && strnlen(id, BL_SUP_ID_MAX) >= BL_SUP_ID_MAX) {
-        id = NULL; /* ignored anyway; do not report a truncated one */
-    }
-    bl_sup_error_kind kind = BL_SUP_ERR_NONE;
-    if (!s->start)
-        kind = BL_SUP_ERR_MISSING_START;
-    else if ((unsigned)s->restart > BL_RESTART_TEMPORARY)
-        kind = BL_SUP_ERR_BAD_RESTART;
-    else if (s->shutdown < BL_SHUTDOWN_BRUTAL_KILL)
-        kind = BL_SUP_ERR_BAD_SHUTDOWN;
-    else if ((unsigned)s->type > BL_CHILD_SUPERVISOR)
-        kind = BL_SUP_ERR_BAD_TYPE;
-    else if (!s->arg && s->arg_len > 0)
-        kind = BL_SUP_ERR_BAD_ARG;
-    if (kind != BL_SUP_ERR_NONE) return set_error(err, kind, 0, id, -EINVAL);
-    set_error(err, BL_SUP_ERR_NONE, 0, NULL, 0);
-    return 0;
-}
-
-/* An id and its position, for the duplicate check. */
-typedef struct id_pos {
-    const char *id;
-    size_t pos;
-} id_pos;
-
-static int id_pos_cmp(const void *a, const void *b)
-{
-    const id_pos *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-    return c ? c : x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
-/* Checks every spec of a list and that ids are unique.  0, -EINVAL or -ENOMEM.
- */
-static int check_specs(const bl_child_spec *children, size_t n, bl_sup_error *err)
-{
-    if (n > 0 && !children) return set_error(err, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
-    if (n > INT_MAX) return set_error(err, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
-    for (size_t i = 0; i < n; i++) {
-        int rc = bl_child_spec_check(&children[i], true, err);
-        if (rc) {
-            if (err) err->index = (int)i;
-            return rc;
-        }
-    }
-    if (n < 2) return 0;
-    id_pos *ids = malloc(n * sizeof *ids);
-    if (!ids) return -ENOMEM;
-    for (size_t i = 0; i < n; i++) ids[i] = (id_pos){children[i].id, i};
-    qsort(ids, n, sizeof *ids, id_pos_cmp);
-    int rc = 0;
-    for (size_t i = 1; i < n && !rc; i++)
-        if (strcmp(ids[i - 1].id, ids[i].id) == 0)
-            rc = set_error(err, BL_SUP_ERR_DUPLICATE_ID, (int)ids[i].pos, ids[i].id, -EINVAL);
-    free(ids);
-    return rc;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The supervisor's state                                                   */
@@ -683,7 +298,7 @@ static void sup_init(void *arg, void **state, bl_gs_result *r)
         if (k < 0) goto nomem;
         int rc = start_one(&s->v[k]);
         if (rc < 0) {
-            set_error(st->error, BL_SUP_ERR_START_FAILED, (int)i, s->v[k].id, rc);
+            bl__sup_set_error(st->error, BL_SUP_ERR_START_FAILED, (int)i, s->v[k].id, rc);
             sup_remove(s, (size_t)k);
             st->result = BL_SUP_CHILD_FAILED;
             goto fail;
@@ -731,10 +346,8 @@ static void call_start_child(sup *s, const bl_msg *m, bl_gs_result *r)
             bl__sup_reply_with(r, BL_SUP_ALREADY_STARTED, s->v[i].pid, 0);
             return;
         }
-        {
-            bl__sup_reply_with(r, BL_SUP_ALREADY_PRESENT, 0, 0);
-            return;
-        }
+        bl__sup_reply_with(r, BL_SUP_ALREADY_PRESENT, 0, 0);
+        return;
     }
     i = sup_append(s, &spec, w + 1);
     if (i < 0) {
@@ -924,13 +537,13 @@ int bl__supervisor_start_ext(bl_pid *pid, const bl_child_spec *children, size_t 
                     .strategy = o.strategy,
                     .ext = {partitions, release, ctx},
                     .error = o.error};
-    set_error(o.error, BL_SUP_ERR_NONE, 0, NULL, 0);
+    bl__sup_set_error(o.error, BL_SUP_ERR_NONE, 0, NULL, 0);
     int rc = 0;
     if ((unsigned)o.strategy > BL_REST_FOR_ONE ||
         bl__sup_intensity_opts(o.max_restarts, o.max_seconds, &st.max_restarts, &st.period_ms))
-        rc = set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
-    if (!rc && !pid) rc = set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
-    if (!rc) rc = check_specs(children, n, o.error);
+        rc = bl__sup_set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
+    if (!rc && !pid) rc = bl__sup_set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
+    if (!rc) rc = bl__sup_check_specs(children, n, o.error);
     if (!rc) {
         bl_gen_server_opts g = {.name = o.name};
         bl_pid p = BL_PID_NONE;
@@ -1007,40 +620,6 @@ int bl_supervisor_which_children(bl_pid sup, bl_sup_child *out, size_t max)
 int bl_supervisor_count_children(bl_pid sup, bl_sup_counts *out)
 {
     return bl__sup_count(sup, SUP_COUNT_CHILDREN, out);
-}
-
-int bl__sup_which(bl_pid sup, uint32_t tag, bl_sup_child *out, size_t max)
-{
-    if (!out && max > 0) return -EINVAL;
-    bl_msg *m;
-    int rc = bl__sup_call(sup, tag, NULL, 0, &m);
-    if (rc) return rc;
-    if (m->len % sizeof(bl_sup_child) != 0) {
-        /* Only an error code has another size. */
-        int32_t err = -EPROTO;
-        if (m->len == sizeof err) memcpy(&err, m->data, sizeof err);
-        bl_msg_free(m);
-        return err;
-    }
-    size_t n = m->len / sizeof(bl_sup_child);
-    if (out && max > 0) memcpy(out, m->data, (n < max ? n : max) * sizeof *out);
-    bl_msg_free(m);
-    return n > INT_MAX ? INT_MAX : (int)n;
-}
-
-int bl__sup_count(bl_pid sup, uint32_t tag, bl_sup_counts *out)
-{
-    if (!out) return -EINVAL;
-    bl_msg *m;
-    int rc = bl__sup_call(sup, tag, NULL, 0, &m);
-    if (rc) return rc;
-    rc = -EPROTO;
-    if (m->len == sizeof *out) {
-        memcpy(out, m->data, sizeof *out);
-        rc = 0;
-    }
-    bl_msg_free(m);
-    return rc;
 }
 
 int bl_supervisor_stop(bl_pid sup, const bl_reason *reason, int64_t timeout_ms)

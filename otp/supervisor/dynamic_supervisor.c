@@ -1,5 +1,6 @@
 /*
- * otp/dynamic_supervisor.c - Elixir's DynamicSupervisor as a gen_server.
+ * otp/supervisor/dynamic_supervisor.c - Elixir's DynamicSupervisor as a
+ * gen_server.
  *
  * The children live in an array (no order) indexed by pid through an
  * open-addressing hash table, so that an exit, a terminate_child and a
@@ -21,7 +22,7 @@
 #include "beamline/dynamic_supervisor.h"
 #include "beamline/gen_server.h"
 
-#include "otp/sup_internal.h"
+#include "otp/supervisor/supervisor_int.h"
 
 /* One child. */
 typedef struct dchild {

@@ -1,7 +1,7 @@
 /*
- * otp/partition_supervisor.c - Elixir's PartitionSupervisor: a one_for_one
- * supervisor (otp/supervisor.c) whose children are the partitions, with ids
- * "0".."N-1", and key routing.
+ * otp/supervisor/partition_supervisor.c - Elixir's PartitionSupervisor: a
+ * one_for_one supervisor (supervisor.c) whose children are the partitions,
+ * with ids "0".."N-1", and key routing.
  *
  * The supervisor answers lookups itself (a route call carrying the key's
  * unsigned value: |key| for integers, the FNV-1a-64 hash for bytes; it
@@ -17,7 +17,7 @@
 #include "beamline.h"
 #include "beamline/partition_supervisor.h"
 
-#include "otp/sup_internal.h"
+#include "otp/supervisor/supervisor_int.h"
 
 /* Elixir has no limit; this keeps the id strings and the spec array sane. */
 #define MAX_PARTITIONS 1000000
