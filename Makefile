@@ -11,7 +11,7 @@ BENCH_FILTER ?=
 BENCH_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test bench deps-build deps-bench format check-format check-aarch64 clean $(addprefix test-,$(TEST_PRESETS))
+.PHONY: all build test bench install deps-build deps-bench format check-format check-aarch64 clean $(addprefix test-,$(TEST_PRESETS))
 
 all: build
 
@@ -54,6 +54,16 @@ bench: deps-bench
 	cmake --build build/release -j$(JOBS)
 	python3 bench/run.py --beamline build/release/bench/beamline_bench --build-dir build/release \
 	  $(if $(BENCH_FILTER),--filter '$(BENCH_FILTER)') $(BENCH_FLAGS)
+
+# The library alone, optimised, installed under PREFIX: headers, libbeamline.a,
+# libbeamline.so.0, beamline.pc and the CMake package (README.md, "Use Beamline
+# in your own program").  DESTDIR=/some/stage stages the files for packaging.
+PREFIX ?= /usr/local
+install: deps-build
+	cmake -S . -B build/install -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX='$(PREFIX)' \
+	  -DBL_BUILD_TESTS=OFF -DBL_BUILD_EXAMPLES=OFF -DBL_BUILD_BENCH=OFF >/dev/null
+	cmake --build build/install -j$(JOBS)
+	cmake --install build/install
 
 # The AArch64 context switch, cross-compiled and run under qemu-user.
 check-aarch64:

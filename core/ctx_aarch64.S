@@ -62,5 +62,8 @@ bl__ctx_start:
 	brk	#0
 	.size	bl__ctx_start, .-bl__ctx_start
 
-	.section .note.GNU-stack,"",%progbits
 #endif
+
+/* Every object, even one assembled empty on the other architecture, says
+ * its code needs no executable stack. */
+	.section .note.GNU-stack,"",%progbits

@@ -23,6 +23,27 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------ */
+/* Version                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The version of these headers.  CMakeLists.txt refuses to configure when
+ * they disagree with its project(VERSION), so the two are changed together.
+ */
+#define BL_VERSION_MAJOR 0
+#define BL_VERSION_MINOR 1
+#define BL_VERSION_PATCH 0
+#define BL_VERSION_STRING "0.1.0"
+
+/*
+ * The version of the library the program runs with, "MAJOR.MINOR.PATCH": a
+ * static string.  Linked against the shared library it can differ from
+ * BL_VERSION_STRING, the version the program was compiled against.  Any
+ * thread, also before the runtime starts.
+ */
+const char *bl_version(void);
+
+/* ------------------------------------------------------------------------ */
 /* Pids and references                                                      */
 /* ------------------------------------------------------------------------ */
 
