@@ -301,7 +301,7 @@ int bl__send_ex(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t le
     return 0;
 }
 
-int bl__send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
+static int send_plain(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
 {
     return bl__send_ex(to, tag, ref, data, len, 0);
 }
@@ -315,13 +315,13 @@ void bl__alias_set(bl_ref ref)
 int bl_send(bl_pid to, uint32_t tag, const void *data, size_t len)
 {
     if (tag >= BL_TAG_SYSTEM) return -EINVAL;
-    return bl__send(to, tag, BL_REF_NONE, data, len);
+    return send_plain(to, tag, BL_REF_NONE, data, len);
 }
 
 int bl_send_ref(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
 {
     if (tag >= BL_TAG_SYSTEM) return -EINVAL;
-    return bl__send(to, tag, ref, data, len);
+    return send_plain(to, tag, ref, data, len);
 }
 
 int bl_send_move(bl_pid to, uint32_t tag, void *buf, size_t len, void (*free_fn)(void *))
