@@ -4,10 +4,21 @@
  * that leave the others alone, a killed worker, cancellation without leaks,
  * local files, bad input, and the chunked decoder on every split.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/download_manager.c"
-
+#define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "examples/download_manager/http_client.h"
+#include "examples/download_manager/manager.h"
+#include "examples/download_manager/worker.h"
 
 #include "bl_test.h"
 
@@ -297,7 +308,8 @@ static void write_file(const char *path, int64_t n)
 static bool match_final(const bl_msg *m, void *arg)
 {
     const dm_download *d = m->data;
-    return m->tag == DM_EVENT && m->len == sizeof *d && d->id == *(int *)arg && is_final(d->status);
+    return m->tag == DM_EVENT && m->len == sizeof *d && d->id == *(int *)arg &&
+           dm_state_is_final(d->status);
 }
 
 /* Waits (bounded) for the subscriber event that says id has ended. */
@@ -315,7 +327,7 @@ typedef bool (*pred_fn)(const dm_download *d, int64_t arg);
 /* Polls id's status until pred holds: bounded by 30 s, yielding between polls. */
 static bool poll_until(bl_pid mgr, int id, pred_fn pred, int64_t arg, dm_download *d)
 {
-    for (int64_t end = now_ms() + 30000; now_ms() < end; bl_yield())
+    for (int64_t end = dm_now_ms() + 30000; dm_now_ms() < end; bl_yield())
         if (dm_status(mgr, id, d) == 0 && pred(d, arg)) return true;
     return false;
 }
@@ -702,9 +714,10 @@ static void cancel_main(void *arg)
 
     /* Nothing left behind: the worker's socket and file, the server's side. */
     abort_conn(conn);
-    for (int64_t end = now_ms() + 10000; now_ms() < end && bl_test_count_fds() != fds0;) bl_yield();
+    for (int64_t end = dm_now_ms() + 10000; dm_now_ms() < end && bl_test_count_fds() != fds0;)
+        bl_yield();
     BL_CHECK_EQ(bl_test_count_fds(), fds0);
-    for (int64_t end = now_ms() + 10000; now_ms() < end && bl_io_inflight() != inflight0;)
+    for (int64_t end = dm_now_ms() + 10000; dm_now_ms() < end && bl_io_inflight() != inflight0;)
         bl_yield();
     BL_CHECK_EQ(bl_io_inflight(), inflight0);
 
@@ -960,19 +973,19 @@ Test(download_manager, parse_and_names)
 /* The response head parser, on good and bad heads. */
 Test(download_manager, response_head)
 {
-    response r;
+    dm_response r;
     const char *h = "HTTP/1.1 200 OK\r\ncontent-LENGTH:  42 \r\nX: y\r\n\r\n";
-    cr_assert_eq(head_end(h, strlen(h)), strlen(h));
-    cr_assert_eq(parse_head(h, strlen(h), &r), 0);
+    cr_assert_eq(dm_http_head_end(h, strlen(h)), strlen(h));
+    cr_assert_eq(dm_http_parse_head(h, strlen(h), &r), 0);
     cr_assert_eq(r.status, 200);
     cr_assert_str_eq(r.reason, "OK");
     cr_assert_eq(r.length, 42);
     h = "HTTP/1.0 302 Found\nLocation: /x\nTransfer-Encoding: chunked\n\n";
-    cr_assert_eq(parse_head(h, head_end(h, strlen(h)), &r), 0);
+    cr_assert_eq(dm_http_parse_head(h, dm_http_head_end(h, strlen(h)), &r), 0);
     cr_assert_eq(r.status, 302);
     cr_assert(r.chunked);
     cr_assert_str_eq(r.location, "/x");
-    cr_assert_eq(head_end("HTTP/1.1 200 OK\r\n", 17), 0);
+    cr_assert_eq(dm_http_head_end("HTTP/1.1 200 OK\r\n", 17), 0);
     static const char *const bad[] = {
         "HTTP/2 200 OK\r\n\r\n",
         "HTTP/1.1 2x0 OK\r\n\r\n",
@@ -983,7 +996,7 @@ Test(download_manager, response_head)
         "HTTP/1.1 200 OK\r\n: empty name\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_assert_eq(parse_head(bad[i], strlen(bad[i]), &r), -1, "%s", bad[i]);
+        cr_assert_eq(dm_http_parse_head(bad[i], strlen(bad[i]), &r), -1, "%s", bad[i]);
 }
 
 /* The chunked decoder gives the same bytes however the body is split. */
@@ -996,36 +1009,36 @@ Test(download_manager, chunked_decoder)
     char buf[sizeof body], out[sizeof body];
     for (size_t cut1 = 0; cut1 <= len; cut1++)
         for (size_t cut2 = cut1; cut2 <= len; cut2++) {
-            chunked c = {0};
+            dm_chunked c = {0};
             size_t got = 0, cuts[] = {0, cut1, cut2, len};
             for (int p = 0; p < 3; p++) {
                 size_t n = cuts[p + 1] - cuts[p];
                 memcpy(buf, body + cuts[p], n);
-                ssize_t d = chunked_feed(&c, buf, n);
+                ssize_t d = dm_chunked_feed(&c, buf, n);
                 cr_assert(d >= 0, "cuts %zu %zu", cut1, cut2);
                 memcpy(out + got, buf, (size_t)d);
                 got += (size_t)d;
             }
-            cr_assert_eq(c.state, CH_DONE);
+            cr_assert_eq(c.state, DM_CH_DONE);
             cr_assert_eq(got, strlen(want));
             cr_assert(memcmp(out, want, got) == 0);
         }
     /* Bare LFs are accepted too. */
-    chunked c = {0};
+    dm_chunked c = {0};
     strcpy(buf, "3\nabc\n0\n\n");
-    cr_assert_eq(chunked_feed(&c, buf, strlen(buf)), 3);
-    cr_assert_eq(c.state, CH_DONE);
+    cr_assert_eq(dm_chunked_feed(&c, buf, strlen(buf)), 3);
+    cr_assert_eq(c.state, DM_CH_DONE);
     static const char *const bad[] = {
         "zz\r\n", "\r\n", "5\r\nhelloXX", "5\rX", "1000000000000000\r\n", "3\r\nabc\r\n0\r\n\rX",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        chunked b = {0};
+        dm_chunked b = {0};
         strcpy(buf, bad[i]);
-        cr_assert_eq(chunked_feed(&b, buf, strlen(buf)), -1, "%s", bad[i]);
+        cr_assert_eq(dm_chunked_feed(&b, buf, strlen(buf)), -1, "%s", bad[i]);
     }
     /* Incomplete is not malformed: it waits for more. */
-    chunked p = {0};
+    dm_chunked p = {0};
     strcpy(buf, "5\r\nhel");
-    cr_assert_eq(chunked_feed(&p, buf, strlen(buf)), 3);
-    cr_assert_neq(p.state, CH_DONE);
+    cr_assert_eq(dm_chunked_feed(&p, buf, strlen(buf)), 3);
+    cr_assert_neq(p.state, DM_CH_DONE);
 }

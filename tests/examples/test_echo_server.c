@@ -4,8 +4,13 @@
  * restarted, idle connections closed, and a stop that leaves no descriptor
  * behind.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/echo_server.c"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "examples/echo_server/echo_server.h"
 
 #include "bl_test.h"
 

@@ -6,10 +6,17 @@
  * once, and a graceful shutdown that lets a request in progress finish and
  * leaves no descriptor behind.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/http_server.c"
-
+#define _GNU_SOURCE
+#include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "examples/http_server/http_server.h"
 
 #include "bl_test.h"
 
@@ -160,13 +167,13 @@ static bool is_error(const char *r, const char *status, const char *body)
 
 static int64_t ms_since(int64_t t0)
 {
-    return now_ms() - t0;
+    return http_now_ms() - t0;
 }
 
 /* Waits (up to 10 s) until the server has n open connections. */
 static bool wait_live(http_server *srv, unsigned n)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = http_now_ms();
     while (http_server_connections(srv) != n) {
         if (ms_since(t0) > 10000) return false;
         bl_yield();
@@ -186,8 +193,8 @@ static unsigned slots_in(http_server *srv, uint32_t st)
 /* Waits (up to 10 s) until n connections are idle between requests. */
 static bool wait_idle(http_server *srv, unsigned n)
 {
-    int64_t t0 = now_ms();
-    while (slots_in(srv, SLOT_IDLE) != n) {
+    int64_t t0 = http_now_ms();
+    while (slots_in(srv, HTTP_SLOT_IDLE) != n) {
         if (ms_since(t0) > 10000) return false;
         bl_yield();
     }
@@ -440,7 +447,7 @@ static void timeouts_main(void *arg)
     BL_CHECK_EQ(http_server_start(&srv, &o), 0);
 
     /* Half a head, then silence: 408 after the header timeout, closed. */
-    int64_t t0 = now_ms();
+    int64_t t0 = http_now_ms();
     client *c = client_open(srv.port);
     BL_CHECK(client_say(c, "GET /plaintext HTTP/1.1\r\nHo"));
     BL_CHECK(client_response(c, rbuf, sizeof rbuf) > 0);
@@ -456,7 +463,7 @@ static void timeouts_main(void *arg)
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "\r\n\r\n";
-    t0 = now_ms();
+    t0 = http_now_ms();
     c = client_open(srv.port);
     size_t sent = 0;
     while (sent < sizeof slow - 1) {
@@ -481,7 +488,7 @@ static void timeouts_main(void *arg)
     c = client_open(srv.port);
     BL_CHECK(client_say(c, GET_PLAIN));
     BL_CHECK(client_response(c, rbuf, sizeof rbuf) > 0);
-    t0 = now_ms();
+    t0 = http_now_ms();
     BL_CHECK(client_sees_eof(c, 5000));
     BL_CHECK(ms_since(t0) >= 200);
     client_close(c);
@@ -630,7 +637,7 @@ static void stopper(void *arg)
 
 static void wait_draining(http_server *srv)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = http_now_ms();
     while (!atomic_load(&srv->draining) && ms_since(t0) < 10000) bl_yield();
     BL_CHECK(atomic_load(&srv->draining));
 }
@@ -706,7 +713,7 @@ static void shutdown_timeout_main(void *arg)
     BL_CHECK(client_say(idle, GET_PLAIN));
     BL_CHECK(client_response(idle, rbuf, sizeof rbuf) > 0);
     BL_CHECK(wait_live(&srv, 2));
-    int64_t t0 = now_ms();
+    int64_t t0 = http_now_ms();
     BL_CHECK_EQ(http_server_shutdown(&srv, 200), -ETIMEDOUT);
     BL_CHECK(ms_since(t0) >= 150);
     BL_CHECK(client_sees_eof(slow, 5000));
@@ -742,7 +749,7 @@ static void acceptor_restart_main(void *arg)
     BL_CHECK_EQ(bl_exit_pid(victim, &kill), 0);
     bl_msg_free(bl_test_recv_tag(BL_TAG_DOWN, 5000));
     bl_pid again = BL_PID_NONE;
-    int64_t t0 = now_ms();
+    int64_t t0 = http_now_ms();
     while ((again == BL_PID_NONE || again == victim) && ms_since(t0) < 10000) {
         if (bl_supervisor_which_children(srv.sup, kids, 8) == nk &&
             kids[1].status == BL_CHILD_RUNNING)

@@ -1,57 +1,31 @@
 /*
- * examples/http_server.c - an HTTP/1.1 server: keep-alive, pipelining, one
- * process per connection, everything supervised.
- *
- *   http_server (Supervisor, rest_for_one)
- *   |-- conns       (DynamicSupervisor: one temporary child per connection)
- *   |-- acceptor 0 .. N-1 (transient; loop on bl_io_accept over one listener)
- *
- * GET (or HEAD) /plaintext answers "Hello, World!" and /json
- * {"message":"Hello, World!"}, the TechEmpower shapes; other paths get 404,
- * other methods on those two paths 405.  Requests are read with a bounded
- * parser (http_parser.h): a malformed one gets 400, a head over max_head
- * bytes 431, a body over max_body 413, and the connection closes after the
- * answer.  Bodies sent with Content-Length are read and skipped.
+ * http_server.c - the HTTP server (see http_server.h): connection slots,
+ * connections, acceptors, the supervision tree and the graceful shutdown.
  *
  * A connection is a handler process whose handle runs the whole loop: one
  * recv into a 16 KiB buffer on its stack, every complete request in it
  * answered in order (pipelining), the answers copied from prebuilt
- * responses into a second stack buffer and sent with one send.  Nothing is
- * allocated per request.  The prebuilt responses carry the Date header;
- * each scheduler thread keeps its own copy and rebuilds it when the second
- * changes.  The release hook closes the socket after the process is gone,
- * whatever ended it.
+ * responses (http_response.h) into a second stack buffer and sent with one
+ * send.  Nothing is allocated per request.  The release hook closes the
+ * socket after the process is gone, whatever ended it.
  *
- * Timeouts: a keep-alive connection waiting for its next request closes
- * after idle_ms; a request whose head is not complete header_ms after its
- * first byte (or after the connection was accepted) gets 408 and the
- * connection closes, however slowly the bytes trickle in (slowloris).
- *
- * Graceful shutdown (http_server_shutdown): stop accepting, close idle
- * connections, let connections in the middle of a request answer it (with
- * Connection: close), then stop the tree.  To tell idle connections from
- * busy ones, each connection has a slot in a table owned by the server
- * with one atomic state word: BUSY while it has a request in hand, IDLE
- * while it waits for the next one.  A connection going idle stores IDLE and
- * then reads the draining flag; shutdown sets the flag and then claims each
- * IDLE slot by CAS (IDLE -> CLOSING) before sending that connection an exit
- * signal.  Both sides use sequentially consistent operations, so at least
- * one of them sees the other: a connection is either closed by shutdown
- * while idle or notices the flag itself; one that receives bytes while
- * idle claims its slot back (IDLE -> BUSY) and, if shutdown got there
- * first, leaves quietly (its request came after the shutdown began).
- *
- * Run: http_server [port] [host]   (default 8080 on 127.0.0.1; host 0.0.0.0,
- * or HTTP_SERVER_HOST=0.0.0.0, listens on every interface).  SIGTERM or
- * SIGINT shut it down gracefully; a second signal stops it at once.
+ * To tell idle connections from busy ones at shutdown, each connection has
+ * a slot in a table owned by the server with one atomic state word: BUSY
+ * while it has a request in hand, IDLE while it waits for the next one.  A
+ * connection going idle stores IDLE and then reads the draining flag;
+ * shutdown sets the flag and then claims each IDLE slot by CAS (IDLE ->
+ * CLOSING) before sending that connection an exit signal.  Both sides use
+ * sequentially consistent operations, so at least one of them sees the
+ * other: a connection is either closed by shutdown while idle or notices
+ * the flag itself; one that receives bytes while idle claims its slot back
+ * (IDLE -> BUSY) and, if shutdown got there first, leaves quietly (its
+ * request came after the shutdown began).
  */
 #define _GNU_SOURCE
 #include <beamline.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,197 +34,10 @@
 #include <unistd.h>
 
 #include "http_parser.h"
-
-/* ---- the module's interface ---- */
-
-/* Bytes of a connection's receive buffer; also the largest max_head. */
-#define HTTP_IN_CAP 16384
-/* Bytes of responses gathered before one send. */
-#define HTTP_OUT_CAP 16384
-
-typedef struct http_opts {
-    const char *host;   /* numeric address to bind; NULL = 127.0.0.1 */
-    uint16_t port;      /* 0 = any free port */
-    int acceptors;      /* 0 = one per scheduler (at most 64) */
-    int64_t idle_ms;    /* keep-alive idle timeout; 0 = 60 s, BL_INFINITY = none */
-    int64_t header_ms;  /* time to send a request's head; 0 = 10 s, BL_INFINITY = none */
-    size_t max_head;    /* request line + headers, bytes; 0 = 8192 (at most HTTP_IN_CAP) */
-    uint64_t max_body;  /* request body (skipped), bytes; 0 = 1 MiB */
-    uint32_t max_conns; /* open connections at most; 0 = 65536 (more are closed at once) */
-} http_opts;
-
-/* One connection's place in the server's table (a cache line each). */
-typedef struct http_slot {
-    _Atomic uint32_t state; /* SLOT_FREE, _BUSY, _IDLE or _CLOSING */
-    bl_pid pid;             /* the connection process, written before it first goes IDLE */
-} __attribute__((aligned(64))) http_slot;
-
-/*
- * A running server.  Acceptors and connections read it, so it must stay
- * where it is (and valid) until http_server_shutdown has returned.
- */
-typedef struct http_server {
-    bl_pid sup;            /* the top supervisor */
-    _Atomic bl_pid conns;  /* the connections' supervisor (changes if it restarts) */
-    int lfd;               /* the listening socket */
-    uint16_t port;         /* where it listens */
-    int nacceptors;        /* acceptor processes */
-    int64_t idle_ms;       /* keep-alive idle timeout (BL_INFINITY: none) */
-    int64_t header_ms;     /* head timeout (BL_INFINITY: none) */
-    uint32_t max_head;     /* head limit */
-    uint64_t max_body;     /* body limit */
-    _Atomic bool draining; /* shutdown has begun */
-    http_slot *slots;      /* one per possible connection */
-    uint32_t nslots;       /* how many */
-    _Atomic uint32_t hint; /* where the next slot search starts */
-    _Atomic uint32_t live; /* slots in use: open connections */
-} http_server;
-
-/*
- * Starts the server (process only), linked to the caller.  Returns 0, or
- * -EINVAL (srv NULL, or a bad option: max_head above HTTP_IN_CAP, a
- * negative timeout other than BL_INFINITY, negative acceptors), -ENOMEM,
- * a listener error (-EADDRINUSE, -EINVAL for a host that is not a numeric
- * address, ...), -EPERM (not a process), or a supervisor start error.
- */
-int http_server_start(http_server *srv, const http_opts *opts);
-
-/*
- * Shuts the server down gracefully (process only, from a process other
- * than the server's own): stops accepting (the listener is shut down, so
- * new connections are refused), closes idle keep-alive connections, lets
- * each connection with a request in hand finish it (its response says
- * Connection: close), and waits up to timeout_ms (BL_INFINITY: no limit)
- * for them; then stops the supervision tree, which kills any connection
- * still open, and closes the listener.  Returns 0 when every connection
- * finished by itself, -ETIMEDOUT when some had to be killed, -EINVAL
- * (srv NULL or not running), -EPERM (not a process), or the supervisor's
- * stop error.  The server is stopped in every case but -EINVAL / -EPERM.
- */
-int http_server_shutdown(http_server *srv, int64_t timeout_ms);
-
-/* Open connections right now. */
-static inline unsigned http_server_connections(http_server *srv)
-{
-    return atomic_load_explicit(&srv->live, memory_order_relaxed);
-}
-
-/* ---- responses ---- */
-
-enum { R_PLAIN, R_JSON, R_400, R_404, R_405, R_408, R_413, R_431, R_COUNT };
-/* The Connection header a response carries: none, close, keep-alive (for HTTP/1.0). */
-enum { V_NONE, V_CLOSE, V_KEEP, V_COUNT };
-
-static const struct {
-    const char *status; /* the status line's code and reason */
-    const char *type;   /* Content-Type */
-    const char *extra;  /* further header lines */
-    const char *body;   /* the body */
-} kinds[R_COUNT] = {
-    [R_PLAIN] = {"200 OK", "text/plain", "", "Hello, World!"},
-    [R_JSON] = {"200 OK", "application/json", "", "{\"message\":\"Hello, World!\"}"},
-    [R_400] = {"400 Bad Request", "text/plain", "", "Bad Request\n"},
-    [R_404] = {"404 Not Found", "text/plain", "", "Not Found\n"},
-    [R_405] = {"405 Method Not Allowed", "text/plain", "Allow: GET, HEAD\r\n",
-               "Method Not Allowed\n"},
-    [R_408] = {"408 Request Timeout", "text/plain", "", "Request Timeout\n"},
-    [R_413] = {"413 Content Too Large", "text/plain", "", "Content Too Large\n"},
-    [R_431] = {"431 Request Header Fields Too Large", "text/plain", "",
-               "Request Header Fields Too Large\n"},
-};
-
-static const char *const conn_header[V_COUNT] = {"", "Connection: close\r\n",
-                                                 "Connection: keep-alive\r\n"};
-
-/* One prebuilt response: head and body, ready to copy. */
-typedef struct resp {
-    uint16_t len;  /* bytes in all */
-    uint16_t body; /* of which body (left out for HEAD) */
-    char text[240];
-} resp;
-
-/* Every response, for the second `sec`.  Each scheduler thread has its own. */
-typedef struct resp_cache {
-    time_t sec;
-    resp r[R_COUNT][V_COUNT];
-} resp_cache;
-
-static __thread resp_cache tls_cache;
-
-/* RFC 9110's IMF-fixdate, without the locale: "Sun, 06 Nov 1994 08:49:37 GMT". */
-static void http_date(char *out, size_t len, time_t t)
-{
-    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(out, len, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
-             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-static void cache_build(resp_cache *c, time_t now)
-{
-    char date[40];
-    http_date(date, sizeof date, now);
-    for (int k = 0; k < R_COUNT; k++) {
-        size_t body = strlen(kinds[k].body);
-        for (int v = 0; v < V_COUNT; v++) {
-            resp *r = &c->r[k][v];
-            int n = snprintf(r->text, sizeof r->text,
-                             "HTTP/1.1 %s\r\nServer: beamline\r\nDate: %s\r\n"
-                             "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n%s",
-                             kinds[k].status, date, kinds[k].type, body, kinds[k].extra,
-                             conn_header[v], kinds[k].body);
-            r->len = (uint16_t)n;
-            r->body = (uint16_t)body;
-        }
-    }
-    c->sec = now;
-}
-
-/*
- * The calling thread's responses, rebuilt at most once a second.  Not
- * inlined, and called again after anything that can yield: a process may
- * move to another scheduler thread whenever it parks, and must not keep
- * using the previous thread's copy (nor a cached thread-local address).
- */
-static __attribute__((noinline)) const resp_cache *cache_get(void)
-{
-    resp_cache *c = &tls_cache;
-    time_t now = time(NULL);
-    if (c->sec != now) cache_build(c, now);
-    return c;
-}
-
-/* The response for a request that parsed. */
-static int route(const http_request *req)
-{
-    int k;
-    if (req->path_len == 10 && memcmp(req->path, "/plaintext", 10) == 0)
-        k = R_PLAIN;
-    else if (req->path_len == 5 && memcmp(req->path, "/json", 5) == 0)
-        k = R_JSON;
-    else
-        return R_404;
-    return req->method == HTTP_OTHER ? R_405 : k;
-}
-
-static int error_kind(int parse_result)
-{
-    switch (parse_result) {
-    case HTTP_PARSE_CONTENT_TOO_LARGE:
-        return R_413;
-    case HTTP_PARSE_HEADERS_TOO_LARGE:
-        return R_431;
-    default:
-        return R_400;
-    }
-}
+#include "http_response.h"
+#include "http_server.h"
 
 /* ---- connection slots ---- */
-
-enum { SLOT_FREE = 0, SLOT_BUSY, SLOT_IDLE, SLOT_CLOSING };
 
 /* Takes a free slot (BUSY) for a new connection: its index, or -1 when all are taken. */
 static int64_t slot_claim(http_server *srv)
@@ -260,10 +47,10 @@ static int64_t slot_claim(http_server *srv)
     uint32_t h = atomic_fetch_add_explicit(&srv->hint, 1, memory_order_relaxed);
     for (uint32_t k = 0; k < srv->nslots; k++) {
         http_slot *s = &srv->slots[(h + k) % srv->nslots];
-        uint32_t want = SLOT_FREE;
-        if (atomic_load_explicit(&s->state, memory_order_relaxed) != SLOT_FREE) continue;
+        uint32_t want = HTTP_SLOT_FREE;
+        if (atomic_load_explicit(&s->state, memory_order_relaxed) != HTTP_SLOT_FREE) continue;
         /* Acquire: pairs with the release that freed it, after the old owner's last use. */
-        if (atomic_compare_exchange_strong_explicit(&s->state, &want, SLOT_BUSY,
+        if (atomic_compare_exchange_strong_explicit(&s->state, &want, HTTP_SLOT_BUSY,
                                                     memory_order_acquire, memory_order_relaxed)) {
             /* Relaxed: a count for limits and tests; nothing is published by it. */
             atomic_fetch_add_explicit(&srv->live, 1, memory_order_relaxed);
@@ -277,7 +64,7 @@ static int64_t slot_claim(http_server *srv)
 static void slot_free(http_server *srv, uint32_t i)
 {
     /* Release: the next owner's acquire sees everything done with it. */
-    atomic_store_explicit(&srv->slots[i].state, SLOT_FREE, memory_order_release);
+    atomic_store_explicit(&srv->slots[i].state, HTTP_SLOT_FREE, memory_order_release);
     /* Release: shutdown, acquiring 0, knows no release touches the table any more. */
     atomic_fetch_sub_explicit(&srv->live, 1, memory_order_release);
 }
@@ -286,19 +73,19 @@ static void slot_free(http_server *srv, uint32_t i)
  * The connection waits for its next request: false if the server is
  * draining (the connection should close now).  Seq_cst store, then seq_cst
  * load of the flag: shutdown stores the flag and then reads the slots, so
- * one of the two sees the other (see the header comment).
+ * one of the two sees the other (see the opening comment).
  */
 static bool slot_idle(http_server *srv, http_slot *s)
 {
-    atomic_store_explicit(&s->state, SLOT_IDLE, memory_order_seq_cst);
+    atomic_store_explicit(&s->state, HTTP_SLOT_IDLE, memory_order_seq_cst);
     return !atomic_load_explicit(&srv->draining, memory_order_seq_cst);
 }
 
 /* Bytes arrived while idle: back to BUSY, unless shutdown claimed the slot first. */
 static bool slot_busy(http_slot *s)
 {
-    uint32_t want = SLOT_IDLE;
-    return atomic_compare_exchange_strong_explicit(&s->state, &want, SLOT_BUSY,
+    uint32_t want = HTTP_SLOT_IDLE;
+    return atomic_compare_exchange_strong_explicit(&s->state, &want, HTTP_SLOT_BUSY,
                                                    memory_order_seq_cst, memory_order_seq_cst);
 }
 
@@ -310,9 +97,10 @@ typedef struct conn {
     uint32_t slot;    /* its slot, freed by release */
 } conn;
 
-enum { T_GO = 1, T_SIGNAL };
+/* A connection's message to itself: start the loop (init has returned). */
+enum { T_GO = 1 };
 
-static int64_t now_ms(void)
+int64_t http_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -323,7 +111,7 @@ static int64_t now_ms(void)
 static int64_t until(int64_t deadline)
 {
     if (deadline < 0) return BL_INFINITY;
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - http_now_ms();
     return left > 0 ? left : 0;
 }
 
@@ -336,7 +124,7 @@ static int64_t until(int64_t deadline)
 static void linger_close(conn *c, char *buf, size_t cap)
 {
     (void)bl_io_shutdown(c->fd, SHUT_WR);
-    int64_t deadline = now_ms() + 1000;
+    int64_t deadline = http_now_ms() + 1000;
     size_t dropped = 0;
     while (dropped < 256 * 1024) {
         int64_t left = until(deadline);
@@ -371,7 +159,7 @@ static int conn_handle(void *state, bl_msg *m)
     uint64_t skip = 0;          /* body bytes still to drop */
     bool idle = false;          /* waiting for a request, with nothing in hand */
     /* The head of the request being read must be complete by then (-1: no limit). */
-    int64_t deadline = srv->header_ms < 0 ? -1 : now_ms() + srv->header_ms;
+    int64_t deadline = srv->header_ms < 0 ? -1 : http_now_ms() + srv->header_ms;
     http_parser p;
     http_parser_init(&p, srv->max_head, srv->max_body);
     http_request req = {0}; /* the last request parsed */
@@ -382,7 +170,7 @@ static int conn_handle(void *state, bl_msg *m)
         if (n <= 0) {
             /* Closed, failed, or timed out.  A head that never completed gets 408. */
             if (n == -ETIMEDOUT && !idle && !skip && have > start) {
-                const resp *r = &cache_get()->r[R_408][V_CLOSE];
+                const http_resp *r = &http_responses()->r[HTTP_R_408][HTTP_V_CLOSE];
                 memcpy(out, r->text, r->len);
                 (void)bl_io_send_all(c->fd, out, r->len, 0, 1000);
             }
@@ -399,7 +187,7 @@ static int conn_handle(void *state, bl_msg *m)
         bool close = false, linger = false;
         /* Relaxed: a late look only delays the Connection: close by one batch. */
         bool draining = atomic_load_explicit(&srv->draining, memory_order_relaxed);
-        const resp_cache *rc = NULL;
+        const http_resp_cache *rc = NULL;
         while (start < have) {
             if (skip) {
                 size_t k = have - start < skip ? have - start : (size_t)skip;
@@ -412,8 +200,8 @@ static int conn_handle(void *state, bl_msg *m)
             int kind, var;
             bool head = false;
             if (r < 0) {
-                kind = error_kind(r);
-                var = V_CLOSE;
+                kind = http_error_kind(r);
+                var = HTTP_V_CLOSE;
                 close = linger = true;
             } else {
                 start += (size_t)r;
@@ -424,19 +212,19 @@ static int conn_handle(void *state, bl_msg *m)
                  * client need not send a body we would only drop. */
                 bool keep = req.keep_alive && !draining && !(req.expect_continue && skip);
                 close = !keep;
-                kind = route(&req);
-                var = !keep ? V_CLOSE : req.minor == 0 ? V_KEEP : V_NONE;
+                kind = http_route(&req);
+                var = !keep ? HTTP_V_CLOSE : req.minor == 0 ? HTTP_V_KEEP : HTTP_V_NONE;
                 head = req.method == HTTP_HEAD;
             }
-            if (!rc) rc = cache_get();
-            const resp *rs = &rc->r[kind][var];
+            if (!rc) rc = http_responses();
+            const http_resp *rs = &rc->r[kind][var];
             size_t len = head ? (size_t)(rs->len - rs->body) : rs->len;
             if (olen + len > sizeof out) {
                 if (bl_io_send_all(c->fd, out, olen, 0, srv->idle_ms) != (ssize_t)olen)
                     return BL_STOP;
                 olen = 0;
                 /* The send may have moved us to another thread: use its copy. */
-                rc = cache_get();
+                rc = http_responses();
                 rs = &rc->r[kind][var];
             }
             memcpy(out + olen, rs->text, len);
@@ -462,7 +250,7 @@ static int conn_handle(void *state, bl_msg *m)
             if (!slot_idle(srv, slot)) return BL_STOP; /* draining: close now */
             idle = true;
         } else if (deadline < 0 && srv->header_ms >= 0 && !skip) {
-            deadline = now_ms() + srv->header_ms; /* the next head has begun */
+            deadline = http_now_ms() + srv->header_ms; /* the next head has begun */
         }
     }
 }
@@ -570,9 +358,9 @@ static int conns_start(void *arg, bl_pid *pid)
  */
 static void free_slots(http_server *srv)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = http_now_ms();
     for (int i = 0; atomic_load_explicit(&srv->live, memory_order_acquire) != 0; i++) {
-        if (now_ms() - t0 > 5000) return;
+        if (http_now_ms() - t0 > 5000) return;
         if (i < 1000)
             bl_yield();
         else
@@ -685,7 +473,7 @@ int http_server_shutdown(http_server *srv, int64_t timeout_ms)
 {
     if (!srv || srv->sup == BL_PID_NONE || !timeout_ok(timeout_ms)) return -EINVAL;
     if (bl_self() == BL_PID_NONE) return -EPERM;
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : http_now_ms() + timeout_ms;
     bool clean = true;
 
     /* 1. From now on connections answer with Connection: close and do not wait
@@ -704,14 +492,14 @@ int http_server_shutdown(http_server *srv, int64_t timeout_ms)
             acc[na++] = kids[i].pid;
     (void)bl_io_shutdown(srv->lfd, SHUT_RDWR);
     /* (They leave at once; if one did not, the tree's stop below kills it.) */
-    bool acceptors_gone = wait_exits(acc, na, now_ms() + 5000);
+    bool acceptors_gone = wait_exits(acc, na, http_now_ms() + 5000);
 
     /* 3. Close the connections waiting between requests. */
     for (uint32_t i = 0; i < srv->nslots; i++) {
         http_slot *s = &srv->slots[i];
-        uint32_t want = SLOT_IDLE;
-        if (atomic_load_explicit(&s->state, memory_order_seq_cst) != SLOT_IDLE) continue;
-        if (atomic_compare_exchange_strong_explicit(&s->state, &want, SLOT_CLOSING,
+        uint32_t want = HTTP_SLOT_IDLE;
+        if (atomic_load_explicit(&s->state, memory_order_seq_cst) != HTTP_SLOT_IDLE) continue;
+        if (atomic_compare_exchange_strong_explicit(&s->state, &want, HTTP_SLOT_CLOSING,
                                                     memory_order_seq_cst, memory_order_seq_cst))
             bl_exit_pid(s->pid, &BL_REASON(BL_SHUTDOWN));
     }
@@ -742,90 +530,3 @@ int http_server_shutdown(http_server *srv, int64_t timeout_ms)
     if (rc) return rc;
     return clean ? 0 : -ETIMEDOUT;
 }
-
-#ifndef BL_EXAMPLE_NO_MAIN
-
-/* The program: serve until SIGTERM or SIGINT, then shut down gracefully. */
-
-static sigset_t stop_signals;
-static bl_pid server_process;
-
-/*
- * Outside the runtime, a plain thread waits for the signals and tells the
- * serving process with bl_send, which is safe from any thread.  A second
- * signal stops the runtime at once.
- */
-static void *signal_waiter(void *arg)
-{
-    (void)arg;
-    int sig;
-    sigwait(&stop_signals, &sig);
-    bl_send(server_process, T_SIGNAL, &sig, sizeof sig);
-    sigwait(&stop_signals, &sig);
-    bl_runtime_stop();
-    return NULL;
-}
-
-static int exit_code;
-
-static void serve(void *arg)
-{
-    char **argv = arg;
-    const char *host = argv[1] ? argv[1] : getenv("HTTP_SERVER_HOST");
-    char *end;
-    long port = strtol(argv[0], &end, 10);
-    if (*end || port < 0 || port > 65535) {
-        fprintf(stderr, "http_server: bad port %s\n", argv[0]);
-        exit_code = 1;
-        bl_runtime_stop();
-        return;
-    }
-    http_opts o = {.host = host, .port = (uint16_t)port};
-    http_server srv;
-    int rc = http_server_start(&srv, &o);
-    if (rc) {
-        fprintf(stderr, "http_server: %s\n", strerror(-rc));
-        exit_code = 1;
-        bl_runtime_stop();
-        return;
-    }
-    printf("http_server: listening on %s:%u with %d acceptors\n", host ? host : "127.0.0.1",
-           srv.port, srv.nacceptors);
-    fflush(stdout);
-    /* The supervision tree serves; this process waits for the signal. */
-    uint32_t tag = T_SIGNAL;
-    bl_msg *m;
-    if (bl_recv(&m, bl_match_tag, &tag, BL_INFINITY, 0) == 0) bl_msg_free(m);
-    unsigned open = http_server_connections(&srv);
-    rc = http_server_shutdown(&srv, 10000);
-    printf("http_server: shut down (%u connections open at the signal)%s\n", open,
-           rc == -ETIMEDOUT ? ", some cut off after 10 s" : "");
-    fflush(stdout);
-    bl_runtime_stop();
-}
-
-int main(int argc, char **argv)
-{
-    char *args[2] = {argc > 1 ? argv[1] : "8080", argc > 2 ? argv[2] : NULL};
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    /* Blocked before any thread starts, so only the waiter takes them. */
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    int rc = bl_runtime_start(NULL);
-    if (rc) {
-        fprintf(stderr, "http_server: %s\n", bl_runtime_error());
-        return 1;
-    }
-    if (bl_spawn(&server_process, serve, args, NULL) != 0) {
-        fprintf(stderr, "http_server: cannot spawn the server\n");
-        return 1;
-    }
-    pthread_t t;
-    pthread_create(&t, NULL, signal_waiter, NULL);
-    pthread_detach(t);
-    bl_runtime_wait();
-    return exit_code;
-}
-
-#endif

@@ -1,6 +1,6 @@
 /*
- * examples/echo_server.c - a supervised TCP echo server: one process per
- * connection, a pool of acceptors, everything under one supervisor.
+ * echo_server.c - the echo server (see echo_server.h): its connections,
+ * its acceptors and its supervision tree.
  *
  *   echo_server (Supervisor, one_for_one)
  *   |-- conns     (DynamicSupervisor: one temporary child per connection)
@@ -18,48 +18,23 @@
  * middle of start_child, after the process was made, so that the acceptor
  * cannot tell whether the socket is still its to close.)  When conns has
  * been restarted, an acceptor asks the top supervisor for the new one.
- *
- * Run: echo_server [port]   (default 7000, on 127.0.0.1); try `nc 127.0.0.1 7000`.
  */
 #define _GNU_SOURCE
 #include <beamline.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* ---- the module's interface ---- */
-
-typedef struct echo_opts {
-    const char *host; /* NULL = 127.0.0.1 */
-    uint16_t port;    /* 0 = any free port */
-    int acceptors;    /* 0 = one per scheduler */
-    int64_t idle_ms;  /* a silent connection is closed after this long (0 = 60 s) */
-} echo_opts;
-
-/* The running server; acceptors read it, so it must outlive the server. */
-typedef struct echo_server {
-    bl_pid sup;           /* the top supervisor */
-    _Atomic bl_pid conns; /* the connections' dynamic supervisor (new after a restart) */
-    int lfd;              /* the listening socket */
-    uint16_t port;        /* where it listens */
-    int64_t idle_ms;      /* per-connection idle timeout */
-} echo_server;
-
-/* Starts the server (process only): 0, or a negative errno. */
-int echo_server_start(echo_server *srv, const echo_opts *opts);
-/* Stops it: every connection and acceptor, then the listener.  0 or an error. */
-int echo_server_stop(echo_server *srv);
+#include "echo_server.h"
 
 /* ---- connections ---- */
 
 typedef struct conn {
-    int fd;
-    int64_t idle_ms;
+    int fd;          /* the socket: the acceptor's in the spec, the process's own copy after */
+    int64_t idle_ms; /* a silent connection is closed after this long */
 } conn;
 
 enum { T_GO = 1 };
@@ -222,55 +197,3 @@ int echo_server_stop(echo_server *srv)
     close(srv->lfd);
     return rc;
 }
-
-#ifndef BL_EXAMPLE_NO_MAIN
-
-/* The program: serve until SIGINT or SIGTERM. */
-
-static sigset_t stop_signals;
-
-/* Outside the runtime: wait for the signal, then stop the runtime. */
-static void *signal_waiter(void *arg)
-{
-    int sig;
-    sigwait(&stop_signals, &sig);
-    bl_runtime_stop();
-    return NULL;
-}
-
-static void serve(void *arg)
-{
-    echo_opts o = {.port = (uint16_t)atoi(arg)};
-    echo_server srv;
-    int rc = echo_server_start(&srv, &o);
-    if (rc) {
-        fprintf(stderr, "echo_server: %s\n", strerror(-rc));
-        bl_runtime_stop();
-        return;
-    }
-    printf("echo_server: listening on 127.0.0.1:%u with %u acceptors\n", srv.port, bl_schedulers());
-    fflush(stdout);
-    /* The supervisor tree serves; this process just waits. */
-    bl_msg_free(bl_receive(BL_INFINITY));
-}
-
-int main(int argc, char **argv)
-{
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    /* Blocked before any thread starts, so only the waiter takes them. */
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    pthread_t t;
-    pthread_create(&t, NULL, signal_waiter, NULL);
-    int rc = bl_runtime_start(NULL);
-    if (rc) {
-        fprintf(stderr, "echo_server: %s\n", bl_runtime_error());
-        return 1;
-    }
-    bl_spawn(NULL, serve, argc > 1 ? argv[1] : "7000", NULL);
-    bl_runtime_wait();
-    return 0;
-}
-
-#endif

@@ -1,5 +1,5 @@
 /*
- * examples/http_parser.h - a bounded, incremental HTTP/1.x request parser.
+ * http_parser.h - a bounded, incremental HTTP/1.x request parser.
  *
  * http_parse reads the head of one request (request line and header
  * fields, up to the empty line) byte by byte with a small state machine.
