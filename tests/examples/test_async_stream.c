@@ -1,9 +1,13 @@
 /*
- * examples/async_stream.c: every item delivered once, never more tasks at
+ * examples/async_stream/async_stream.c: every item delivered once, never more tasks at
  * once than max_concurrency, input order when ordered.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/async_stream.c"
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "examples/async_stream/async_stream.h"
 
 #include "bl_test.h"
 

@@ -1,9 +1,15 @@
 /*
- * examples/bucket_registry.c: the seed's KV.Bucket and KV.Registry tests,
+ * examples/bucket_registry/bucket_registry.c: the seed's KV.Bucket and KV.Registry tests,
  * through the example's own functions.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/bucket_registry.c"
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "examples/bucket_registry/bucket_registry.h"
 
 #include "bl_test.h"
 

@@ -1,10 +1,11 @@
 /*
- * examples/counter.c: the Counter gen_server through its own functions.
+ * examples/counter/counter.c: the Counter gen_server through its own functions.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/counter.c"
-
 #include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "examples/counter/counter.h"
 
 #include "bl_test.h"
 

@@ -1,9 +1,13 @@
 /*
- * examples/crash_dummy.c: each supervision strategy and each restart type,
+ * examples/crash_dummy/crash_dummy.c: each supervision strategy and each restart type,
  * through the example's dummies and supervisors.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/crash_dummy.c"
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "examples/crash_dummy/crash_dummy.h"
 
 #include "bl_test.h"
 

@@ -1,9 +1,13 @@
 /*
- * examples/cron_job.c: a job re-armed with send_after, ended by max_runs
+ * examples/cron_job/cron_job.c: a job re-armed with send_after, ended by max_runs
  * or by a stop.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/cron_job.c"
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "examples/cron_job/cron_job.h"
 
 #include "bl_test.h"
 

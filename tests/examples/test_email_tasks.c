@@ -1,9 +1,12 @@
 /*
- * examples/email_tasks.c: linked tasks awaited together, and unlinked ones
+ * examples/email_tasks/email_tasks.c: linked tasks awaited together, and unlinked ones
  * of which one crashes without touching the caller.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/email_tasks.c"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "examples/email_tasks/email_tasks.h"
 
 #include "bl_test.h"
 

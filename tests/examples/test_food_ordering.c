@@ -1,11 +1,15 @@
 /*
- * examples/food_ordering.c: a deferred reply, with other calls answered
+ * examples/food_ordering/food_ordering.c: a deferred reply, with other calls answered
  * while the order is pending.  The cook here does not sleep: it tells the
  * test it is cooking and waits for the test's go, so "pending" is a fact,
  * not a timing.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/food_ordering.c"
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "examples/food_ordering/food_ordering.h"
 
 #include "bl_test.h"
 

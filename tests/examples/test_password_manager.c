@@ -1,9 +1,12 @@
 /*
- * examples/password_manager.c: the seed's ExUnit cases, plus the pure
+ * examples/password_manager/password_manager.c: the seed's ExUnit cases, plus the pure
  * validation rules and the client's errors.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/password_manager.c"
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "examples/password_manager/password_manager.h"
 
 #include "bl_test.h"
 

@@ -1,8 +1,9 @@
 /*
- * examples/stack.c: the Stack server through its own functions.
+ * examples/stack/stack.c: the Stack server through its own functions.
  */
-#define BL_EXAMPLE_NO_MAIN
-#include "examples/stack.c"
+#include <errno.h>
+
+#include "examples/stack/stack.h"
 
 #include "bl_test.h"
 

@@ -1,68 +1,16 @@
 /*
- * password_manager.c - a named gen_server with a client API in front of it.
- *
- * Callers never touch bl_gen_server_call directly: they use
- * password_manager_save / _get / _delete, which find the server by its
- * local name.  The validation rules live in a pure function,
- * password_validate, which can be tested without starting anything.
- *
- *   save    call: validates the entry; answers saved, or an error with a reason
- *   get     call: answers the entry, or not_found
- *   delete  cast: forgets the entry (returns at once)
- *
- * In C the entry is a struct of fixed-size strings, so it travels as plain
- * bytes; strings that do not fit are refused by the client (-ENAMETOOLONG).
- * Run: ./password_manager  (exits 1 if the manager does not behave as expected)
+ * password_manager.c - the password manager (see password_manager.h): the
+ * validation rules, the server's callbacks, and the client side.
  */
 #include <beamline.h>
 #include <errno.h>
-#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* ---- the module's API ---- */
-
-#define PASSWORD_MANAGER "password_manager" /* the server's local name */
-#define PASSWORD_FIELD   128                /* room for each string, NUL included */
-
-/* One saved password (the seed's %Password{}). */
-typedef struct password {
-    char url[PASSWORD_FIELD];
-    char username[PASSWORD_FIELD];
-    char password[PASSWORD_FIELD];
-    time_t inserted_at; /* set by the server when the entry is saved */
-} password;
-
-/* Results besides 0 and negative errnos. */
-enum {
-    PASSWORD_INVALID = 1,   /* save: the entry was refused; the reason is in why */
-    PASSWORD_NOT_FOUND = 1, /* get: no entry for that url */
-};
-
-/* The validation rules: NULL when the entry is valid, else the reason. */
-const char *password_validate(const password *p);
-
-/*
- * Starts the manager linked to the caller, under the name PASSWORD_MANAGER.
- * 0, -EEXIST when it already runs, or the errors of bl_gen_server_start.
- */
-int password_manager_start_link(void);
-/*
- * Saves (or replaces) the entry for url.  0 when saved; PASSWORD_INVALID
- * with the reason copied into why (may be NULL); -EINVAL for a NULL string,
- * -ENAMETOOLONG for one of PASSWORD_FIELD bytes or more; -ESRCH when the
- * manager is not running, or the other errors of bl_gen_server_call.
- */
-int password_manager_save(const char *url, const char *username, const char *pass, char *why,
-                          size_t why_len);
-/* Copies the entry for url into *out: 0, PASSWORD_NOT_FOUND, or errors as save. */
-int password_manager_get(const char *url, password *out);
-/* Forgets the entry for url; a cast, so it returns 0 at once (or -EINVAL, -ENAMETOOLONG). */
-int password_manager_delete(const char *url);
-/* Stops the manager: 0, -ESRCH when it is not running. */
-int password_manager_stop(void);
+#include "password_manager.h"
 
 /* ---- validation: pure functions ---- */
 
@@ -255,68 +203,3 @@ int password_manager_stop(void)
     bl_pid pid = bl_whereis(PASSWORD_MANAGER);
     return pid ? bl_gen_server_stop(pid, NULL, BL_GS_DEFAULT_TIMEOUT) : -ESRCH;
 }
-
-#ifndef BL_EXAMPLE_NO_MAIN
-/* ---- the scenario ---- */
-
-static _Atomic int failed;
-#define EXPECT(cond)                                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "password_manager: expected %s (line %d)\n", #cond, __LINE__);         \
-            atomic_store(&failed, 1);                                                              \
-        }                                                                                          \
-    } while (0)
-
-/* Saves and prints the outcome as IO.inspect(label: ...) would; returns save's result. */
-static int save(const char *label, const char *url, const char *user, const char *pass)
-{
-    char why[128];
-    int rc = password_manager_save(url, user, pass, why, sizeof why);
-    if (rc == 0)
-        printf("%s: :saved\n", label);
-    else if (rc == PASSWORD_INVALID)
-        printf("%s: {:error, \"%s\"}\n", label, why);
-    else
-        printf("%s: failed (%s)\n", label, strerror(-rc));
-    return rc;
-}
-
-static int get(const char *label, const char *url)
-{
-    password p;
-    int rc = password_manager_get(url, &p);
-    if (rc == 0) {
-        char when[32];
-        struct tm utc;
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&p.inserted_at, &utc));
-        printf("%s: %%Password{url: \"%s\", username: \"%s\", password: \"%s\", inserted_at: %s}\n",
-               label, p.url, p.username, p.password, when);
-    } else {
-        printf("%s: %s\n", label, rc == PASSWORD_NOT_FOUND ? ":not_found" : strerror(-rc));
-    }
-    return rc;
-}
-
-static void scenario(void *arg)
-{
-    EXPECT(password_manager_start_link() == 0);
-    EXPECT(save("Saving Gmail creds", "gmail.com", "john_doe@gmail.com", "12345") == 0);
-    EXPECT(save("Saving Spotify creds", "spotify.com", "music4life", "ab") == PASSWORD_INVALID);
-    EXPECT(save("Saving Apple creds", "apple.com", "iuser", "ilife") == 0);
-    EXPECT(get("Gmail creds", "gmail.com") == 0);
-    EXPECT(get("Spotify creds", "spotify.com") == PASSWORD_NOT_FOUND);
-    EXPECT(password_manager_delete("gmail.com") == 0);
-    printf("Deleting Gmail: :ok\n");
-    /* The delete cast came first from this same process: the get sees it done. */
-    EXPECT(get("Gmail creds", "gmail.com") == PASSWORD_NOT_FOUND);
-    EXPECT(password_manager_stop() == 0);
-}
-
-int main(void)
-{
-    int rc = bl_main(NULL, scenario, NULL);
-    if (rc) fprintf(stderr, "beamline: %s\n", bl_runtime_error());
-    return rc || atomic_load(&failed) ? 1 : 0;
-}
-#endif

@@ -1,45 +1,15 @@
 /*
- * bucket_registry.c - the key-value store of the Elixir guide (seed 002):
- * buckets are agents, and a registry gen_server names them and monitors them.
- *
- *   bucket     an agent holding a map of string keys to numbers: put, get, delete
- *   registry   a gen_server mapping bucket names to bucket pids:
- *                create  cast: starts a bucket under that name (if none)
- *                lookup  call: the bucket's pid, or an error
- *              It monitors every bucket it starts, and its handle_info forgets
- *              a bucket whose DOWN arrives, so it never hands out a dead pid.
- *
- * As the guide concludes, buckets are monitored, not linked: a bucket that
- * crashes must not take the registry down (supervising buckets comes next).
- * Run: ./bucket_registry  (exits 1 if the store does not behave as expected)
+ * bucket_registry.c - the key-value store (see bucket_registry.h): buckets
+ * as agents, and the registry gen_server that starts and monitors them.
  */
 #include <beamline.h>
 #include <errno.h>
-#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-/* ---- the module's API ---- */
-
-#define KV_NAME 64 /* room for a key or a bucket name, NUL included */
-
-/* Starts an empty bucket (unlinked).  Errors as bl_agent_start. */
-int bucket_start(bl_pid *bucket);
-/* Sets key to value.  0; -EINVAL (NULL or empty key), -ENAMETOOLONG, or an agent call's error. */
-int bucket_put(bl_pid bucket, const char *key, long value);
-/* The value of key in *value: 0, -ENOENT when the key is absent (Elixir's nil), errors as put. */
-int bucket_get(bl_pid bucket, const char *key, long *value);
-/* Removes key and returns its value in *value (may be NULL): 0, -ENOENT, errors as put. */
-int bucket_delete(bl_pid bucket, const char *key, long *value);
-
-/* Starts a registry linked to the caller.  Errors as bl_gen_server_start. */
-int kv_registry_start_link(bl_pid *registry);
-/* Makes sure a bucket named name exists (a cast: returns 0 at once; -EINVAL, -ENAMETOOLONG). */
-int kv_registry_create(bl_pid registry, const char *name);
-/* The bucket named name in *bucket: 0, -ENOENT (Elixir's :error), or a call's error. */
-int kv_registry_lookup(bl_pid registry, const char *name, bl_pid *bucket);
+#include "bucket_registry.h"
 
 /* Copies s into a fixed-size name: 0, -EINVAL (NULL or empty), -ENAMETOOLONG. */
 static int kv_name(char out[KV_NAME], const char *s)
@@ -294,81 +264,3 @@ int kv_registry_lookup(bl_pid registry, const char *name, bl_pid *bucket)
     bl_msg_free(reply);
     return rc;
 }
-
-#ifndef BL_EXAMPLE_NO_MAIN
-/* ---- the scenario ---- */
-
-static _Atomic int failed;
-#define EXPECT(cond)                                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "bucket_registry: expected %s (line %d)\n", #cond, __LINE__);          \
-            atomic_store(&failed, 1);                                                              \
-        }                                                                                          \
-    } while (0)
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Waits (up to 5 s) until the registry no longer knows name.  Why a loop:
- * the registry learns of the bucket's death from the bucket's DOWN, while
- * our lookups come from us.  Messages are ordered per sender only, so a
- * lookup sent after the bucket died may still be served before that DOWN.
- * Each lookup is a call, so the loop never spins on a stale answer for long.
- */
-static bool forgotten(bl_pid registry, const char *name)
-{
-    bl_pid bucket;
-    for (int64_t end = now_ms() + 5000; now_ms() < end; bl_yield())
-        if (kv_registry_lookup(registry, name, &bucket) == -ENOENT) return true;
-    return false;
-}
-
-static void scenario(void *arg)
-{
-    bl_pid registry, bucket = BL_PID_NONE;
-    long value = 0;
-    EXPECT(kv_registry_start_link(&registry) == 0);
-    EXPECT(kv_registry_lookup(registry, "shopping", &bucket) == -ENOENT);
-    printf("lookup shopping: :error\n");
-
-    /* The cast and then the call, from this process: the call sees the bucket. */
-    EXPECT(kv_registry_create(registry, "shopping") == 0);
-    EXPECT(kv_registry_lookup(registry, "shopping", &bucket) == 0);
-    printf("lookup shopping: {:ok, bucket}\n");
-
-    EXPECT(bucket_put(bucket, "milk", 1) == 0);
-    EXPECT(bucket_get(bucket, "milk", &value) == 0 && value == 1);
-    printf("milk: %ld\n", value);
-    EXPECT(bucket_put(bucket, "eggs", 3) == 0);
-    EXPECT(bucket_delete(bucket, "eggs", &value) == 0 && value == 3);
-    printf("deleted eggs: %ld\n", value);
-    EXPECT(bucket_get(bucket, "eggs", &value) == -ENOENT);
-    printf("eggs: nil\n");
-
-    /* A bucket that stops is forgotten. */
-    EXPECT(bl_agent_stop(bucket, NULL, 1000) == 0);
-    EXPECT(forgotten(registry, "shopping"));
-    printf("after the bucket stopped, lookup shopping: :error\n");
-
-    /* So is one that crashes, and the registry lives on. */
-    EXPECT(kv_registry_create(registry, "tools") == 0);
-    EXPECT(kv_registry_lookup(registry, "tools", &bucket) == 0);
-    EXPECT(bl_exit_pid(bucket, &BL_REASON(BL_KILL)) == 0);
-    EXPECT(forgotten(registry, "tools"));
-    printf("after the bucket was killed, lookup tools: :error\n");
-    EXPECT(bl_is_alive(registry));
-}
-
-int main(void)
-{
-    int rc = bl_main(NULL, scenario, NULL);
-    if (rc) fprintf(stderr, "beamline: %s\n", bl_runtime_error());
-    return rc || atomic_load(&failed) ? 1 : 0;
-}
-#endif

@@ -1,9 +1,6 @@
 /*
- * crash_dummy.c - supervisors at work: each strategy, each restart type.
- *
- * A CrashDummy is a named gen_server whose state is a number drawn when it
- * starts, so a restarted dummy is easy to spot: new pid, new number.  It
- * crashes on a boom cast and stops normally on a stop_gracefully cast.
+ * main.c - crash_dummy, the program: the supervisors of crash_dummy.h at
+ * work, each strategy and each restart type.
  *
  * Part 1, strategies: dummy1, dummy2, dummy3 under a supervisor; dummy2
  * crashes, and
@@ -16,139 +13,19 @@
  *   temporary  never restarted (and dropped from the supervisor),
  *   transient  restarted after a crash only.
  *
- * Elixir raises to crash; C callbacks return a stop result with a custom
- * reason instead (the exit is abnormal just the same, and logged).
  * Run: ./crash_dummy  (exits 1 if a supervisor does not behave as described)
  */
 #include <beamline.h>
 #include <beamline/supervisor.h>
+#include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 
-/* ---- the module's API ---- */
+#include "crash_dummy.h"
 
-/*
- * Starts a dummy registered under the name arg (a string that outlives
- * it), linked to the caller: a bl_start_fn for child specs.
- */
-int crash_dummy_start_link(void *name, bl_pid *pid);
-/* Casts to the dummy called name: 0, or -ESRCH when no process has that name. */
-int crash_dummy_boom(const char *name);
-int crash_dummy_stop_gracefully(const char *name);
-/* The dummy's number (> 0), or a negative errno (-ESRCH: no such dummy). */
-long crash_dummy_state(const char *name);
-
-/* Starts the supervisor of part 1: dummy1..3, permanent, with the given strategy. */
-int crash_dummy_supervisor_start_link(bl_pid *sup, bl_sup_strategy strategy);
-/* Starts the supervisor of part 2: permanent_dummy, temporary_dummy, transient_dummy. */
-int crash_dummy_restarts_supervisor_start_link(bl_pid *sup);
-/* Finds child id in sup's which_children: 0, -ENOENT, or a call's error. */
-int crash_dummy_child(bl_pid sup, const char *id, bl_sup_child *out);
-
-/* ---- the dummy ---- */
-
-enum { DUMMY_BOOM = 1, DUMMY_STOP_GRACEFULLY };
-
-/* System.unique_integer([:positive]): a new number for every start. */
-static _Atomic long unique_integer;
-
-static void dummy_init(void *arg, void **state, bl_gs_result *r)
-{
-    printf("%s starting up!\n", (const char *)arg);
-    /* The state is one number: kept in the state pointer itself, nothing to free. */
-    *state = (void *)(intptr_t)(atomic_fetch_add(&unique_integer, 1) + 1);
-}
-
-static void dummy_cast(void **state, const bl_msg *m, bl_gs_result *r)
-{
-    static const char boom[] = "BOOM! CrashDummyServer crashed!";
-    if (m->tag == DUMMY_BOOM) {
-        bl_reason why = {.kind = BL_CUSTOM, .code = 1, .detail = boom, .detail_len = sizeof boom};
-        bl_gs_stop(r, &why); /* an abnormal exit: Elixir's raise */
-    } else if (m->tag == DUMMY_STOP_GRACEFULLY) {
-        bl_gs_stop(r, NULL); /* {:stop, :normal, state} */
-    }
-}
-
-static const bl_gen_server dummy_callbacks = {.init = dummy_init, .handle_cast = dummy_cast};
-
-int crash_dummy_start_link(void *name, bl_pid *pid)
-{
-    bl_name n = BL_NAME_LOCAL(name);
-    bl_gen_server_opts opts = {.name = &n};
-    return bl_gen_server_start_link(pid, &dummy_callbacks, name, &opts);
-}
-
-static int dummy_cast_to(const char *name, uint32_t tag)
-{
-    bl_pid pid = bl_whereis(name);
-    return pid ? bl_gen_server_cast(pid, tag, NULL, 0) : -ESRCH;
-}
-
-int crash_dummy_boom(const char *name)
-{
-    return dummy_cast_to(name, DUMMY_BOOM);
-}
-
-int crash_dummy_stop_gracefully(const char *name)
-{
-    return dummy_cast_to(name, DUMMY_STOP_GRACEFULLY);
-}
-
-long crash_dummy_state(const char *name)
-{
-    bl_pid pid = bl_whereis(name);
-    void *state = NULL;
-    int rc = pid ? bl_sys_get_state(pid, &state, 1000) : -ESRCH;
-    return rc ? rc : (long)(intptr_t)state;
-}
-
-/* ---- the supervisors ---- */
-
-/* A child spec: the id is also the dummy's name (ids must differ, as in Supervisor.child_spec). */
-#define DUMMY(name, restart_type)                                                                  \
-    {                                                                                              \
-        .id = name, .start = crash_dummy_start_link, .arg = name, .restart = restart_type          \
-    }
-
-int crash_dummy_supervisor_start_link(bl_pid *sup, bl_sup_strategy strategy)
-{
-    static const bl_child_spec children[] = {
-        DUMMY("dummy1", BL_RESTART_PERMANENT),
-        DUMMY("dummy2", BL_RESTART_PERMANENT),
-        DUMMY("dummy3", BL_RESTART_PERMANENT),
-    };
-    bl_sup_opts opts = {.strategy = strategy};
-    return bl_supervisor_start_link(sup, children, 3, &opts);
-}
-
-int crash_dummy_restarts_supervisor_start_link(bl_pid *sup)
-{
-    static const bl_child_spec children[] = {
-        DUMMY("permanent_dummy", BL_RESTART_PERMANENT),
-        DUMMY("temporary_dummy", BL_RESTART_TEMPORARY),
-        DUMMY("transient_dummy", BL_RESTART_TRANSIENT),
-    };
-    return bl_supervisor_start_link(sup, children, 3, NULL);
-}
-
-int crash_dummy_child(bl_pid sup, const char *id, bl_sup_child *out)
-{
-    bl_sup_child children[8];
-    int n = bl_supervisor_which_children(sup, children, 8);
-    for (int i = 0; i < n && i < 8; i++) {
-        if (strcmp(children[i].id, id) == 0) {
-            *out = children[i];
-            return 0;
-        }
-    }
-    return n < 0 ? n : -ENOENT;
-}
-
-#ifndef BL_EXAMPLE_NO_MAIN
 /* ---- the scenario ---- */
 
 static _Atomic int failed;
@@ -265,4 +142,3 @@ int main(void)
     if (rc) fprintf(stderr, "beamline: %s\n", bl_runtime_error());
     return rc || atomic_load(&failed) ? 1 : 0;
 }
-#endif

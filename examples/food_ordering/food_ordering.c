@@ -1,47 +1,14 @@
 /*
- * food_ordering.c - a server that answers a slow call later, with
- * bl_gen_server_reply, and keeps serving other calls meanwhile.
- *
- * place_order is slow (the food is cooked).  handle_call does not answer:
- * it spawns a worker that cooks, then sends the server {order_placed,
- * order, from}.  The server's handle_info records the order and answers the
- * waiting caller with bl_gen_server_reply(from, ...).  Between the two, the
- * server is free: list_orders is answered at once.
- *
- * The seed cooks for 6 s; here the default cook sleeps 200 ms, and the cook
- * is a parameter (tests pass one that waits for their signal instead).
- * Run: ./food_ordering  (exits 1 if an order is lost or listed wrong)
+ * food_ordering.c - the food ordering server (see food_ordering.h): its
+ * callbacks, the worker that cooks an order, and the client side.
  */
 #include <beamline.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the module's API ---- */
-
-#define FOOD_SERVER  "food_ordering_server" /* the server's local name */
-#define FOOD_NAME    32                     /* room for a user or an item, NUL included */
-#define FOOD_COOK_MS 200                    /* how long the default cook takes */
-
-/* Cooks one order; runs in a worker process of its own, and may block. */
-typedef void (*food_cook_fn)(const char *user, const char *item);
-
-/*
- * Starts the server linked to the caller, named FOOD_SERVER, with the given
- * cook (NULL: sleep FOOD_COOK_MS).  0, -EEXIST, or the errors of bl_gen_server_start.
- */
-int food_server_start_link(food_cook_fn cook);
-/*
- * Orders item for user and waits (up to 10 s) until it is cooked.  0;
- * -EINVAL for NULL or empty strings, -ENAMETOOLONG for ones of FOOD_NAME
- * bytes or more, -ESRCH when the server is not running, -ENOMEM when no
- * worker could be started, or the other errors of bl_gen_server_call.
- */
-int food_place_order(const char *user, const char *item);
-/* Copies up to max of user's items, newest first; returns how many user has, or errors as above. */
-int food_list_orders(const char *user, char items[][FOOD_NAME], int max);
+#include "food_ordering.h"
 
 /* ---- the server ---- */
 
@@ -229,78 +196,3 @@ int food_list_orders(const char *user, char items[][FOOD_NAME], int max)
     bl_msg_free(reply);
     return rc;
 }
-
-#ifndef BL_EXAMPLE_NO_MAIN
-/* ---- the scenario ---- */
-
-static _Atomic int failed;
-#define EXPECT(cond)                                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "food_ordering: expected %s (line %d)\n", #cond, __LINE__);            \
-            atomic_store(&failed, 1);                                                              \
-        }                                                                                          \
-    } while (0)
-
-enum { DONE = 1 }; /* a customer process has finished */
-
-/* Prints user's orders as IO.inspect(label: ...) would; returns how many. */
-static int print_orders(const char *label, const char *user)
-{
-    char items[8][FOOD_NAME];
-    int n = food_list_orders(user, items, 8);
-    printf("%s: [", label);
-    for (int i = 0; i < n && i < 8; i++) printf(i ? ", \"%s\"" : "\"%s\"", items[i]);
-    printf("]\n");
-    return n;
-}
-
-/* Three customers ordering at the same time; each tells main when done. */
-static void jhon(void *arg)
-{
-    EXPECT(food_place_order("Jhon", "burger") == 0);
-    bl_send(*(bl_pid *)arg, DONE, NULL, 0);
-}
-
-static void tom(void *arg)
-{
-    EXPECT(food_place_order("Tom", "ice cream") == 0);
-    EXPECT(print_orders("Toms orders", "Tom") == 2);
-    bl_send(*(bl_pid *)arg, DONE, NULL, 0);
-}
-
-static void tom_peeking(void *arg)
-{
-    /* Answered at once, even while orders are cooking: pizza, and ice cream if ready. */
-    EXPECT(print_orders("Toms orders (while cooking)", "Tom") >= 1);
-    bl_send(*(bl_pid *)arg, DONE, NULL, 0);
-}
-
-static void scenario(void *arg)
-{
-    EXPECT(food_server_start_link(NULL) == 0);
-
-    /* One after the other: each call waits for its order to be cooked. */
-    EXPECT(food_place_order("Jhon", "sandwich") == 0);
-    EXPECT(food_place_order("Tom", "pizza") == 0);
-
-    /* Ordering simultaneously from different processes. */
-    bl_pid me = bl_self();
-    bl_entry_fn customers[] = {jhon, tom, tom_peeking};
-    for (int i = 0; i < 3; i++) EXPECT(bl_spawn(NULL, customers[i], &me, NULL) == 0);
-    uint32_t done = DONE;
-    for (int i = 0; i < 3; i++) {
-        bl_msg *m = NULL;
-        EXPECT(bl_recv(&m, bl_match_tag, &done, 5000, 0) == 0);
-        bl_msg_free(m);
-    }
-    EXPECT(print_orders("Jhons orders", "Jhon") == 2);
-}
-
-int main(void)
-{
-    int rc = bl_main(NULL, scenario, NULL);
-    if (rc) fprintf(stderr, "beamline: %s\n", bl_runtime_error());
-    return rc || atomic_load(&failed) ? 1 : 0;
-}
-#endif

@@ -1,38 +1,17 @@
 /*
- * stack.c - the Stack server: a stack of numbers behind a gen_server.
- *
- *   push       cast: puts a number on top
- *   pop        call: takes the top number off, or answers "empty"
- *   get_stack  call: the whole stack, top first
- *   stats      a plain message (handle_info): logs the stack's length
- *
- * Elixir's Stack matches [num | state] in pop, so popping an empty stack
- * crashes the server.  Here pop answers an empty reply instead, and
- * stack_pop returns -ENOENT: errors are values.
- * Run: ./stack  (exits 1 if the stack does not behave as expected)
+ * stack.c - the Stack server (see stack.h): its callbacks and the client
+ * functions that send it requests.
  */
 #include <beamline.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the module's API ---- */
+#include "stack.h"
 
 /* Requests, as gen_server tags; STACK_STATS is a plain message. */
 enum { STACK_PUSH = 1, STACK_POP, STACK_GET, STACK_STATS };
-
-/* Starts an empty stack server linked to the caller.  Errors as bl_gen_server_start. */
-int stack_start_link(bl_pid *pid);
-/* Pushes num (a cast: returns 0 at once). */
-int stack_push(bl_pid pid, long num);
-/* Pops the top into *num: 0, -ENOENT when the stack is empty, or a call's error. */
-int stack_pop(bl_pid pid, long *num);
-/* Copies up to max numbers, top first, into out; returns the stack's depth or a call's error. */
-int stack_get(bl_pid pid, long *out, int max);
-/* Asks the server to log its length (a plain message, handled by handle_info). */
-int stack_stats(bl_pid pid);
 
 /* ---- the server ---- */
 
@@ -146,59 +125,3 @@ int stack_stats(bl_pid pid)
 {
     return bl_send(pid, STACK_STATS, NULL, 0);
 }
-
-#ifndef BL_EXAMPLE_NO_MAIN
-/* ---- the scenario ---- */
-
-static _Atomic int failed;
-#define EXPECT(cond)                                                                               \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "stack: expected %s (line %d)\n", #cond, __LINE__);                    \
-            atomic_store(&failed, 1);                                                              \
-        }                                                                                          \
-    } while (0)
-
-/* Prints the stack as Elixir's IO.inspect would: STACK: [3, 2, 1]. */
-static int print_stack(bl_pid pid)
-{
-    long items[16];
-    int n = stack_get(pid, items, 16);
-    printf("STACK: [");
-    for (int i = 0; i < n && i < 16; i++) printf(i ? ", %ld" : "%ld", items[i]);
-    printf("]\n");
-    return n;
-}
-
-static void scenario(void *arg)
-{
-    bl_pid pid;
-    EXPECT(stack_start_link(&pid) == 0);
-    EXPECT(stack_push(pid, 1) == 0);
-    EXPECT(stack_push(pid, 2) == 0);
-    EXPECT(stack_push(pid, 3) == 0);
-    EXPECT(print_stack(pid) == 3);
-
-    long num = 0;
-    EXPECT(stack_pop(pid, &num) == 0 && num == 3);
-    printf("POP: %ld\n", num);
-    EXPECT(print_stack(pid) == 2);
-    EXPECT(stack_stats(pid) == 0);
-
-    /* Empty the stack, then one pop too many: an error value, and the server lives on. */
-    EXPECT(stack_pop(pid, &num) == 0 && num == 2);
-    EXPECT(stack_pop(pid, &num) == 0 && num == 1);
-    int rc = stack_pop(pid, &num);
-    printf("POP on an empty stack: %s\n", rc == -ENOENT ? "error, empty" : "?");
-    EXPECT(rc == -ENOENT);
-    EXPECT(print_stack(pid) == 0);
-    /* The main process returns: the runtime stops, and the server with it. */
-}
-
-int main(void)
-{
-    int rc = bl_main(NULL, scenario, NULL);
-    if (rc) fprintf(stderr, "beamline: %s\n", bl_runtime_error());
-    return rc || atomic_load(&failed) ? 1 : 0;
-}
-#endif
