@@ -3,6 +3,7 @@
  */
 #include "core/msg.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,32 @@ bl_msg *bl__msg_alloc_moved(bl_slab *slab, void *buf, size_t len, void (*free_fn
     m->data = buf;
     ((moved_tail *)(m + 1))->free_fn = free_fn ? free_fn : free;
     return m;
+}
+
+/* Where a release action sits: after the payload, pointer-aligned. */
+static bl_msg_release_fn *release_slot(bl_msg *m)
+{
+    size_t off = (m->len + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+    return (bl_msg_release_fn *)((char *)(m + 1) + off);
+}
+
+bl_msg *bl__msg_alloc_release(bl_slab *slab, size_t len, bl_msg_release_fn release)
+{
+    size_t off = (len + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+    if (off < len || off > SIZE_MAX - sizeof(bl_msg) - sizeof release) return NULL;
+    bl_msg *m = alloc_env(slab, sizeof(bl_msg) + off + sizeof release);
+    if (!m) return NULL;
+    m->len = len;
+    m->data = m + 1;
+    m->flags |= BL_MSG_RELEASE;
+    *release_slot(m) = release;
+    return m;
+}
+
+void bl__msg_drop(bl_slab *local, bl_msg *m)
+{
+    if (m->flags & BL_MSG_RELEASE) (*release_slot(m))(m);
+    bl__msg_free(local, m);
 }
 
 void bl__msg_free(bl_slab *local, bl_msg *m)

@@ -6,8 +6,14 @@
  * from threads that have no slab).  A moved payload keeps its own buffer;
  * the envelope then holds the function that frees it.
  *
+ * A message may carry a resource (an accepted connection's descriptor): it
+ * then has a release action, stored after its payload, which runs when the
+ * message is dropped unread (its receiver died, or was gone when it was
+ * sent) and never when a receiver frees it after reading it.
+ *
  * bl_msg.flags: bits 0-3 slab class (BL_SLAB_HEAP = malloc), bit 4 moved
- * payload, bits 16-31 owning slab's index.
+ * payload, bit 5 alias reply (proc/otp.h), bit 6 release action, bits 16-31
+ * owning slab's index.
  */
 #ifndef BL_CORE_MSG_H
 #define BL_CORE_MSG_H
@@ -15,7 +21,11 @@
 #include "beamline.h"
 #include "core/slab.h"
 
-#define BL_MSG_MOVED (1u << 4)
+#define BL_MSG_MOVED   (1u << 4)
+#define BL_MSG_RELEASE (1u << 6)
+
+/* Frees what a message dropped unread carries (not the envelope). */
+typedef void (*bl_msg_release_fn)(bl_msg *m);
 
 _Static_assert(sizeof(bl_msg) % 16 == 0, "inline payloads must stay 16-byte aligned");
 
@@ -24,7 +34,13 @@ _Static_assert(sizeof(bl_msg) % 16 == 0, "inline payloads must stay 16-byte alig
 bl_msg *bl__msg_alloc(bl_slab *slab, size_t len);
 /* An envelope carrying a moved buffer. */
 bl_msg *bl__msg_alloc_moved(bl_slab *slab, void *buf, size_t len, void (*free_fn)(void *));
-/* Frees m; `local` is the calling thread's slab (NULL if none). */
+/* An envelope for len payload bytes that carries a resource: release runs
+ * if it is dropped unread (bl__msg_drop).  NULL when out of memory. */
+bl_msg *bl__msg_alloc_release(bl_slab *slab, size_t len, bl_msg_release_fn release);
+/* Frees m, read or not wanted by its reader; `local` is the calling thread's slab (NULL if none).
+ */
 void bl__msg_free(bl_slab *local, bl_msg *m);
+/* Frees m, which nobody read: runs its release action first, if it has one. */
+void bl__msg_drop(bl_slab *local, bl_msg *m);
 
 #endif /* BL_CORE_MSG_H */

@@ -214,6 +214,7 @@ typedef struct bl_proc {
     bl_psig *sig;              /* links and monitors, NULL until used */
     bl_reason reason;          /* why it exits; detail is a heap copy it owns */
     bl_waitop *wop;            /* the operation it waits on, or NULL (see bl_waitop) */
+    bl_cleanup *cleanups;      /* bl_cleanup_push records still pushed, newest first */
     bl_ref alias;              /* replies flagged BL_MSG_ALIAS need this ref (proc/otp.h) */
     uint8_t park;              /* enum bl_park: request to the scheduler */
     uint8_t prio;              /* bl_priority */

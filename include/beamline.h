@@ -30,9 +30,9 @@ extern "C" {
  * The version of these headers.  CMakeLists.txt refuses to configure when
  * they disagree with its project(VERSION), so the two are changed together.
  */
-#define BL_VERSION_MAJOR 0
-#define BL_VERSION_MINOR 1
-#define BL_VERSION_PATCH 0
+#define BL_VERSION_MAJOR  0
+#define BL_VERSION_MINOR  1
+#define BL_VERSION_PATCH  0
 #define BL_VERSION_STRING "0.1.0"
 
 /*
@@ -244,6 +244,31 @@ bool bl_is_alive(bl_pid pid);
  * back later.  Returns 0 or -EPERM outside a process.
  */
 int bl_yield(void);
+
+/*
+ * Cleanup on death, as pthread_cleanup_push/pop are for cancellation: what
+ * a process holds across a call that can block (a descriptor it has not
+ * handed over yet, a heap buffer) is lost if the process is killed there.
+ * bl_cleanup_push(&c, fn, arg) has fn(arg) run if the calling process dies
+ * (any reason, a kill included) before the matching bl_cleanup_pop; c lives
+ * in the caller's frame and pushes nest.  bl_cleanup_pop(&c, run) removes
+ * the most recent push, which must be c, and runs it when run is true.
+ * The handlers of a dying process run on its scheduler after it stopped
+ * running, newest first, before its links and monitors hear of the death;
+ * they must not block or call process-only functions.  bl_hibernate runs
+ * them too (the frames they belong to are given up).  Outside a process
+ * both calls do nothing (pop still runs fn when asked).
+ * C differs from Erlang: there, resources are owned by processes (ports,
+ * monitors) and go with them by themselves.
+ */
+typedef struct bl_cleanup {
+    struct bl_cleanup *next; /* runtime link; do not touch */
+    void (*fn)(void *arg);   /* what to run */
+    void *arg;               /* its argument */
+} bl_cleanup;
+
+void bl_cleanup_push(bl_cleanup *c, void (*fn)(void *arg), void *arg);
+void bl_cleanup_pop(bl_cleanup *c, bool run);
 
 /*
  * Process only: hibernates.  The process gives back its stack (everything

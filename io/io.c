@@ -48,6 +48,12 @@ uint64_t bl_io_inflight(void)
     return atomic_load_explicit(&inflight, memory_order_relaxed);
 }
 
+void bl__io_inflight_add(int64_t n)
+{
+    /* Relaxed: a statistic; each change is one atomic add, so none is lost. */
+    atomic_fetch_add_explicit(&inflight, (uint64_t)n, memory_order_relaxed);
+}
+
 /* ---- the scheduler's side ---- */
 
 static void list_del(bl_sched *s, bl_iop *op)
@@ -146,8 +152,15 @@ static bool op_orphan(bl_waitop *w, bl_sched *s, bl_proc *p)
     int expect = BL_IOP_PENDING;
     /* Acq_rel: the completion that sees ORPHAN sees op->stack. */
     if (!atomic_compare_exchange_strong_explicit(&op->state, &expect, BL_IOP_ORPHAN,
-                                                 memory_order_acq_rel, memory_order_acquire))
-        return false;        /* completed meanwhile: the stack is free to go */
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        /* Completed, but p dies before it resumed to see the result (a kill
+         * that landed between the completion and its next run): what the
+         * operation opened for it would be nobody's.  The acquire above
+         * makes res visible.  Then the stack is free to go. */
+        if (op->s && op->makes_fd && op->res >= 0) close(op->res);
+        if (op->s && op->orphan_fd >= 0) close(op->orphan_fd);
+        return false;
+    }
     if (!op->s) return true; /* an external op: its completer frees the stack */
     if (!op->cancel_sent) request_cancel(s, op);
     if (op->s == s) bl__ring_submit(s);
@@ -311,9 +324,11 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
         p->timer_fired = false;
         bl__sched_disarm_timer(p); /* or frees the entry that fired */
     }
+    /* Nothing between seeing DONE and returning may park: a kill acted on
+     * there would lose what the operation made (a new descriptor).  The
+     * reduction is charged before the operation instead (IO_CHECK). */
     int res = op->res;
     if ((op->timed || op->cancel_sent) && res == -ECANCELED) res = -ETIMEDOUT;
-    bl__charge(p, 1);
     return res;
 }
 
@@ -327,8 +342,10 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
     bl_iop op;                                                                                     \
     struct io_uring_sqe *sqe = op_sqe(&s, &op, ms);                                                \
     if (!sqe) return -EBUSY
+/* The reduction is charged before the operation: see the end of op_wait. */
 #define IO_BEGIN(ms)                                                                               \
     IO_CHECK(ms);                                                                                  \
+    bl__charge(p, 1);                                                                              \
     IO_OP(ms)
 
 int bl_io_open(const char *path, int flags, mode_t mode)
@@ -336,7 +353,6 @@ int bl_io_open(const char *path, int flags, mode_t mode)
     if (!path) return -EINVAL;
     IO_BEGIN(BL_INFINITY);
     io_uring_prep_openat(sqe, AT_FDCWD, path, flags | O_CLOEXEC, mode);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     op.makes_fd = true;
     return op_wait(p, s, &op, sqe);
 }
@@ -346,7 +362,6 @@ int bl_io_close(int fd)
     if (fd < 0) return -EBADF;
     IO_BEGIN(BL_INFINITY);
     io_uring_prep_close(sqe, fd);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     return op_wait(p, s, &op, sqe);
 }
 
@@ -360,7 +375,6 @@ static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write, int64_t 
         io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)off);
     else
         io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)off);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     return op_wait(p, s, &op, sqe);
 }
 
@@ -391,7 +405,6 @@ int bl_io_fsync(int fd, bool datasync, int64_t ms)
     if (fd < 0) return -EBADF;
     IO_BEGIN(ms);
     io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     return op_wait(p, s, &op, sqe);
 }
 
@@ -400,7 +413,6 @@ int bl_io_statx(int dirfd, const char *path, int flags, unsigned mask, struct st
     if (!path || !out) return -EINVAL;
     IO_BEGIN(BL_INFINITY);
     io_uring_prep_statx(sqe, dirfd, path, flags, mask, out);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     return op_wait(p, s, &op, sqe);
 }
 
@@ -469,7 +481,6 @@ int bl_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t ms)
     if (addr && !addrlen) return -EINVAL;
     IO_BEGIN(ms);
     io_uring_prep_accept(sqe, fd, addr, addrlen, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     op.makes_fd = true;
     int res = op_wait(p, s, &op, sqe);
     return res;
@@ -481,9 +492,12 @@ static int connect_as(int fd, const struct sockaddr *addr, socklen_t addrlen, in
 {
     if (fd < 0) return -EBADF;
     if (!addr) return -EINVAL;
-    IO_BEGIN(ms);
+    IO_CHECK(ms);
+    /* An owned socket exists already: no yield (where a kill would lose it)
+     * before the op holds it; bl_io_connect_tcp charged before making it. */
+    if (!owned) bl__charge(p, 1);
+    IO_OP(ms);
     io_uring_prep_connect(sqe, fd, addr, addrlen);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     if (owned) op.orphan_fd = fd;
     return op_wait(p, s, &op, sqe);
 }
@@ -500,6 +514,10 @@ int bl_io_connect_tcp(const char *host, uint16_t port, int64_t ms)
     if (!host) return -EINVAL;
     int rc = sockaddr_of(host, port, &ss, &len);
     if (rc) return rc;
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (!timeout_ok(ms)) return -EINVAL;
+    bl__charge(p, 1);
     int fd = bl_io_socket(ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) return fd;
     rc = connect_as(fd, (struct sockaddr *)&ss, len, ms, true);
@@ -517,7 +535,6 @@ ssize_t bl_io_recv(int fd, void *buf, size_t len, int flags, int64_t ms)
     if (len > BL_IO_MAX_LEN) len = BL_IO_MAX_LEN; /* the SQE's length is 32 bits */
     IO_BEGIN(ms);
     io_uring_prep_recv(sqe, fd, buf, len, flags);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     return op_wait(p, s, &op, sqe);
 }
 
@@ -527,18 +544,15 @@ ssize_t bl_io_send(int fd, const void *buf, size_t len, int flags, int64_t ms)
     if (len && !buf) return -EINVAL;
     if (len > BL_IO_MAX_LEN) len = BL_IO_MAX_LEN; /* the SQE's length is 32 bits */
     IO_CHECK(ms);
+    bl__charge(p, 1);
     /* A send that fits in the socket buffer does not wait: done here, with
      * no operation, no park and no round until the ring is reaped.  Only
      * one that would block goes through the ring. */
     ssize_t n = send(fd, buf, len, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) {
-        bl__charge(p, 1);
-        return n;
-    }
+    if (n >= 0) return n;
     if ((errno != EAGAIN && errno != EWOULDBLOCK) || (flags & MSG_DONTWAIT)) return -errno;
     IO_OP(ms);
     io_uring_prep_send(sqe, fd, buf, len, flags | MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     return op_wait(p, s, &op, sqe);
 }
 
@@ -554,7 +568,6 @@ int bl_io_poll(int fd, short events, int64_t ms)
     if (fd < 0) return -EBADF;
     IO_BEGIN(ms);
     io_uring_prep_poll_add(sqe, fd, (unsigned)(unsigned short)events);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&op);
     return op_wait(p, s, &op, sqe);
 }
 

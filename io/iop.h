@@ -52,6 +52,9 @@ typedef struct bl_iop {
  * p's stack, and the completion frees that stack (op lives on it: nothing
  * may touch op or the stack after).
  */
+/* Adds n (may be negative) to what bl_io_inflight counts: streams count while armed. */
+void bl__io_inflight_add(int64_t n);
+
 int bl__iop_wait_external(struct bl_proc *p, bl_iop *op, void (*submit)(bl_iop *op, void *ctx),
                           void *ctx);
 void bl__iop_complete_external(bl_iop *op, int res);

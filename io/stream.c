@@ -26,6 +26,7 @@
 
 #include "beamline/io.h"
 #include "core/msg.h"
+#include "io/iop.h"
 #include "proc/otp.h"
 #include "proc/proc.h"
 
@@ -66,6 +67,7 @@ static void mop_list_add(bl_sched *s, bl_mop *m)
     m->next = s->io_streams;
     if (m->next) m->next->prev = m;
     s->io_streams = m;
+    bl__io_inflight_add(1); /* a stream counts from its arming to its freeing */
 }
 
 static void mop_list_del(bl_sched *s, bl_mop *m)
@@ -75,6 +77,7 @@ static void mop_list_del(bl_sched *s, bl_mop *m)
     else
         s->io_streams = m->next;
     if (m->next) m->next->prev = m->prev;
+    bl__io_inflight_add(-1);
 }
 
 static bl_bufring *bufring(bl_sched *s)
@@ -155,6 +158,14 @@ static void cancel_mop(bl_sched *s, bl_mop *m)
     s->sq_pending++;
 }
 
+/* The release of an accept message dropped unread: its connection goes. */
+static void release_fd(bl_msg *msg)
+{
+    int fd;
+    memcpy(&fd, msg->data, sizeof fd);
+    close(fd);
+}
+
 /* Delivers to the owner; false when the owner is gone. */
 static bool deliver(bl_mop *m, uint32_t tag, const void *data, size_t len)
 {
@@ -170,8 +181,14 @@ static void stream_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
     if (!more) m->inflight = false;
     if (m->kind == K_ACCEPT) {
         if (res >= 0) {
-            if (m->done || !deliver(m, BL_TAG_IO_ACCEPT, &res, sizeof res)) {
-                close(res); /* nobody will ever take it */
+            /* Once in a message, the descriptor is the message's: the owner
+             * reads it, or it is closed with the message if the owner dies
+             * first (queued, or gone already: release_fd). */
+            int rc = m->done ? -ECANCELED
+                             : bl__send_owned(m->owner, BL_TAG_IO_ACCEPT, (bl_ref)m->fd, &res,
+                                              sizeof res, release_fd);
+            if (rc == -ECANCELED || rc == -ENOMEM) close(res); /* nobody will ever take it */
+            if (rc != 0 || !bl_is_alive(m->owner)) {
                 if (!m->done && more) cancel_mop(s, m);
                 m->done = true;
             }

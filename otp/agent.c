@@ -119,9 +119,13 @@ static int request(bl_pid agent, uint32_t tag, bl_agent_fn fn, const void *arg, 
     req q = {.fn = fn};
     memcpy(buf, &q, sizeof q);
     if (len) memcpy(buf + sizeof q, arg, len);
+    bl_cleanup c; /* a heap copy held across the call's wait */
+    if (buf != small) bl_cleanup_push(&c, free, buf);
     int rc = tag == A_CAST ? bl_gen_server_cast(agent, tag, buf, sizeof q + len)
                            : bl_gen_server_call(agent, tag, buf, sizeof q + len, reply, timeout);
-    if (buf != small) free(buf);
+    if (buf != small) {
+        bl_cleanup_pop(&c, true); /* frees buf */
+    }
     return rc;
 }
 

@@ -566,9 +566,15 @@ static int request(bl_pid server, uint32_t wire, uint32_t tag, const void *data,
     hdr h = {.tag = tag};
     memcpy(buf, &h, sizeof h);
     if (len) memcpy(buf + sizeof h, data, len);
+    /* A large request is a heap copy held across the call's wait: freed
+     * with the caller if it is killed meanwhile. */
+    bl_cleanup c;
+    if (buf != small) bl_cleanup_push(&c, free, buf);
     int rc = wire == TAG_CALL ? do_call(server, wire, buf, sizeof h + len, reply, timeout)
                               : bl__send_ex(server, wire, BL_REF_NONE, buf, sizeof h + len, 0);
-    if (buf != small) free(buf);
+    if (buf != small) {
+        bl_cleanup_pop(&c, true); /* frees buf */
+    }
     return rc;
 }
 
@@ -612,8 +618,10 @@ int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_m
     q->reason.detail = NULL;
     if (want.detail_len) memcpy(q + 1, want.detail, want.detail_len);
     bl_msg *down = NULL;
+    bl_cleanup c;
+    bl_cleanup_push(&c, free, q); /* held across the wait */
     int rc = sys_call(server, q, qlen, &down, timeout_ms);
-    free(q);
+    bl_cleanup_pop(&c, true); /* frees q */
     if (rc == -ECONNRESET) {
         bl_reason got;
         rc = bl_msg_reason(down, &got) == 0 && bl_reason_eq(&got, &want) ? 0 : -ECONNRESET;

@@ -20,6 +20,16 @@
 /* bl_send_ref without the reserved-tag check; mflags may hold BL_MSG_ALIAS. */
 int bl__send_ex(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len, uint32_t mflags);
 
+/*
+ * Sends a message that carries a resource (data is copied; release runs on
+ * the message if it is dropped unread, core/msg.h): 0 when it reached the
+ * mailbox (which then owns the resource), -ESRCH when `to` was gone (the
+ * release has run), -ENOMEM when no envelope could be had (the caller still
+ * owns the resource).  Any thread.
+ */
+int bl__send_owned(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len,
+                   void (*release)(bl_msg *m));
+
 /* bl_send_after without the reserved-tag check, tagging the message with ref. */
 int bl__send_after(bl_pid pid, uint32_t tag, bl_ref ref, const void *data, size_t len, int64_t ms,
                    bl_ref *tref);

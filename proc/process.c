@@ -81,6 +81,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->trap_exit = false;
     p->alias = BL_REF_NONE;
     p->wop = NULL;
+    p->cleanups = NULL;
     atomic_store_explicit(&p->named, 0, memory_order_relaxed);
     p->park = 0;
     p->prio = (uint8_t)o->priority;
@@ -132,11 +133,36 @@ int bl__spawn_handler_monitor(bl_pid *pid, const bl_handler *h, void *arg,
                      monitor_ref);
 }
 
+void bl_cleanup_push(bl_cleanup *c, void (*fn)(void *), void *arg)
+{
+    bl_proc *p = bl__self();
+    c->fn = fn;
+    c->arg = arg;
+    c->next = p ? p->cleanups : NULL;
+    if (p) p->cleanups = c;
+}
+
+void bl_cleanup_pop(bl_cleanup *c, bool run)
+{
+    bl_proc *p = bl__self();
+    if (p && p->cleanups == c) p->cleanups = c->next;
+    if (run && c->fn) c->fn(c->arg);
+}
+
+/* Runs what p's death must free (its stack, where the records live, is still there). */
+static void run_cleanups(bl_proc *p)
+{
+    bl_cleanup *c = p->cleanups;
+    p->cleanups = NULL;
+    for (; c; c = c->next) c->fn(c->arg);
+}
+
+/* Frees messages nobody will read: what they carry is released (core/msg.h). */
 static void free_chain(bl_slab *slab, bl_msg *m)
 {
     while (m) {
         bl_msg *next = m->next;
-        bl__msg_free(slab, m);
+        bl__msg_drop(slab, m);
         m = next;
     }
 }
@@ -149,6 +175,9 @@ void bl__hook_proc_finish(bl_sched *s, bl_proc *p)
      * never runs again): whoever sees the death, by a DOWN, an EXIT, or a
      * monitor or send that finds the pid gone, may count on the release. */
     if (p->handler && p->handler->release) p->handler->release(p->hstate);
+    /* So do its cleanup handlers (bl_cleanup_push), while its stack, where
+     * their records live, is still there. */
+    run_cleanups(p);
     /* Close the mailbox: the next generation, FREE.  From here on senders
      * drop their messages; what was already pushed is freed here. */
     uint32_t next_gen = (p->gen + 1) & BL_PID_GEN_MASK;
@@ -184,6 +213,7 @@ void bl__hook_proc_discard(bl_proc *p, void *ctx)
     if (p->handler && p->handler->release) p->handler->release(p->hstate);
     free_chain(NULL, b.top);
     free_chain(NULL, p->q_head);
+    run_cleanups(p);
     if (p->wop) {
         /* No scheduler runs: the op's owner frees the stack if it takes it. */
         bl_waitop *op = p->wop;
@@ -245,7 +275,7 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
     if (r == BL_PUSH_DEAD) {
         /* It died meanwhile: dropping the message is what Erlang does. */
         bl_sched *s = bl__tls_sched;
-        bl__msg_free(s ? &s->slab : NULL, m);
+        bl__msg_drop(s ? &s->slab : NULL, m);
         return false;
     }
     /* Winning the move to ACTIVE makes this sender the one to queue it. */
@@ -257,7 +287,7 @@ bool bl__push_lazy(bl_proc *p, bl_pid to, bl_msg *m)
 {
     if (bl__box_push_lazy(p, to, m) == BL_PUSH_QUEUED) return true;
     bl_sched *s = bl__tls_sched;
-    bl__msg_free(s ? &s->slab : NULL, m);
+    bl__msg_drop(s ? &s->slab : NULL, m);
     return false;
 }
 
@@ -299,6 +329,26 @@ int bl__send_ex(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t le
     m->flags |= mflags;
     finish_send(p, to, m, tag, ref);
     return 0;
+}
+
+int bl__send_owned(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len,
+                   bl_msg_release_fn release)
+{
+    bl_sched *s = bl__tls_sched;
+    bl_msg *m = bl__msg_alloc_release(s ? &s->slab : NULL, len, release);
+    if (!m) return -ENOMEM;
+    if (len) memcpy(m->data, data, len);
+    bl_proc *self = bl__self();
+    m->from = self ? bl__proc_pid(self) : BL_PID_NONE;
+    m->ref = ref;
+    m->tag = tag;
+    int err;
+    bl_proc *t = bl__target(to, &err);
+    if (!t) {
+        bl__msg_drop(s ? &s->slab : NULL, m);
+        return -ESRCH;
+    }
+    return bl__push(t, to, m, false) ? 0 : -ESRCH;
 }
 
 static int send_plain(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
@@ -604,6 +654,8 @@ int bl_hibernate(bl_entry_fn fn, void *arg)
     p->arg = arg;
     p->hibernated = true;
     p->mark_set = false;
+    /* The frames whose cleanups these are are given up with the stack. */
+    run_cleanups(p);
     bl__sched_disarm_timer(p);
     p->seq++;
     bl__park(p, BL_PARK_IDLE);

@@ -253,10 +253,23 @@ static void timer_fire(bl_timer *t, void *ctx)
         tmo_push(s, p);
         return;
     }
-    /* Lost: the process still points at e.  Acq_rel: pairs with its exchange. */
-    if (atomic_exchange_explicit(&e->state, BL_TENTRY_FIRED, memory_order_acq_rel) ==
-        BL_TENTRY_ABANDONED)
+    /* Lost: the process still points at e.  Acq_rel: pairs with its
+     * exchange.  If it abandoned e first, e is (or is about to be) on our
+     * abandoned list, and drain_abandoned frees it. */
+    (void)atomic_exchange_explicit(&e->state, BL_TENTRY_FIRED, memory_order_acq_rel);
+}
+
+/* Owner: unlinks and frees the wait timers processes elsewhere gave up on. */
+static void drain_abandoned(bl_sched *s)
+{
+    /* Acquire: pairs with the release push in bl__sched_disarm_timer. */
+    bl_tentry *e = atomic_exchange_explicit(&s->abandoned, NULL, memory_order_acquire);
+    while (e) {
+        bl_tentry *next = e->anext;
+        bl__twheel_cancel(&s->wheel, &e->t); /* a no-op if it fired meanwhile */
         bl__slab_free_local(&s->slab, 0, e);
+        e = next;
+    }
 }
 
 int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st)
@@ -270,7 +283,7 @@ int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st)
     e->t.deadline = deadline_ns;
     e->p = p;
     e->meta = bl__meta(p->gen, p->seq + 1, st);
-    e->owner = s;
+    e->owner = s->index;
     atomic_store_explicit(&e->state, BL_TENTRY_ARMED, memory_order_relaxed);
     p->tmr = e;
     bl__twheel_insert(&s->wheel, &e->t);
@@ -282,7 +295,7 @@ void bl__sched_disarm_timer(bl_proc *p)
     bl_tentry *e = p->tmr;
     if (!e) return;
     p->tmr = NULL;
-    bl_sched *owner = e->owner;
+    bl_sched *owner = bl__rt->scheds[e->owner];
     if (owner == bl__tls_sched) {
         /* Same thread as the wheel: nothing can race with us. */
         if (atomic_load_explicit(&e->state, memory_order_relaxed) == BL_TENTRY_ARMED)
@@ -290,16 +303,31 @@ void bl__sched_disarm_timer(bl_proc *p)
         bl__slab_free_local(&owner->slab, 0, e);
         return;
     }
-    /* Stolen since arming: only the owner may touch its wheel.  Whoever of
-     * us comes second frees the entry. */
+    /* Stolen since arming: only the owner may touch its wheel. */
     if (atomic_exchange_explicit(&e->state, BL_TENTRY_ABANDONED, memory_order_acq_rel) ==
-        BL_TENTRY_FIRED)
-        bl__slab_free_remote(owner->index, 0, e);
+        BL_TENTRY_FIRED) {
+        bl__slab_free_remote(owner->index, 0, e); /* fired: nothing of it is left there */
+        return;
+    }
+    /* Still armed: the owner unlinks it at its next turn instead of keeping
+     * it until its deadline.  Release: the owner that takes the list sees
+     * the link.  No wake-up: a sleeping owner holds the entry only until its
+     * wheel or its next round, and a wake-up per abandoned timer would cost
+     * more than the entry. */
+    bl_tentry *head = atomic_load_explicit(&owner->abandoned, memory_order_relaxed);
+    do {
+        e->anext = head;
+    } while (!atomic_compare_exchange_weak_explicit(&owner->abandoned, &head, e,
+                                                    memory_order_release, memory_order_relaxed));
 }
 
 static void run_timers(bl_sched *s, uint64_t now)
 {
+    /* Relaxed look: an entry pushed after it waits for the next turn. */
+    if (atomic_load_explicit(&s->abandoned, memory_order_relaxed)) drain_abandoned(s);
     bl__twheel_expire(&s->wheel, now, timer_fire, s);
+    /* Relaxed store: a statistic other threads read racily. */
+    atomic_store_explicit(&s->st.timers, s->wheel.count, memory_order_relaxed);
 }
 
 /* ---- running a process ---- */
@@ -498,8 +526,11 @@ static void loop(bl_sched *s)
             }
             if ((s->tick & 7) == 0 && s->ring_inflight) bl__ring_poll(s);
             if ((s->tick & 63) == 0) {
-                if (s->wheel.count) run_timers(s, bl__now_ns());
+                if (s->wheel.count || BL_STAT(s, timers)) run_timers(s, bl__now_ns());
                 bl__ring_poll(s);
+                /* Under sustained load the services' idle work (sweeping
+                 * streams of dead owners) still runs now and then. */
+                if ((s->tick & 4095) == 0) bl__sched_services_idle(s);
                 /* Under sustained load, trim a little so RSS still falls. */
                 if ((s->tick & 4095) == 0 && s->stacks.nsurplus) bl__stack_trim(&s->stacks, 1);
             }

@@ -27,11 +27,16 @@
  * A timer owned by one scheduler's wheel, waking one wait of one process.
  *
  * Who frees it: the owner when the timer wins its wake-up (the process then
- * never sees it again), otherwise whichever of the owner and the process
- * comes second, decided by exchanging `state`:
- *   ARMED -> FIRED      the owner fired it but the wait had already ended;
- *   ARMED -> ABANDONED  the process, running elsewhere, gave up on it.
- * A process on the owner's thread simply cancels it (no concurrency there).
+ * never sees it again); a process on the owner's thread simply cancels and
+ * frees it (no concurrency there).  A process running elsewhere (stolen
+ * since it armed the timer) cannot touch the owner's wheel; the exchange of
+ * `state` decides:
+ *   ARMED -> FIRED      the owner fired it but the wait had already ended:
+ *                       the process, coming second, frees it (remotely);
+ *   ARMED -> ABANDONED  the process gave up on it first: it hands the entry
+ *                       to the owner's abandoned list, and the owner unlinks
+ *                       and frees it at its next turn, long before its
+ *                       deadline (a fire meanwhile leaves it alone).
  */
 enum { BL_TENTRY_ARMED, BL_TENTRY_FIRED, BL_TENTRY_ABANDONED };
 
@@ -40,11 +45,12 @@ enum { BL_TENTRY_ARMED, BL_TENTRY_FIRED, BL_TENTRY_ABANDONED };
 enum { BL_TIMER_WAIT = 0 };
 
 typedef struct bl_tentry {
-    bl_timer t;             /* wheel link and deadline */
-    bl_proc *p;             /* process to wake */
-    uint64_t meta;          /* exact mailbox meta of the wait it ends */
-    struct bl_sched *owner; /* scheduler whose wheel and slab hold it */
-    _Atomic uint32_t state; /* BL_TENTRY_*, see above */
+    bl_timer t;              /* wheel link and deadline */
+    bl_proc *p;              /* process to wake */
+    uint64_t meta;           /* exact mailbox meta of the wait it ends */
+    struct bl_tentry *anext; /* link in the owner's abandoned list */
+    uint32_t owner;          /* index of the scheduler whose wheel and slab hold it */
+    _Atomic uint32_t state;  /* BL_TENTRY_*, see above */
 } bl_tentry;
 
 /*
@@ -60,6 +66,7 @@ typedef struct bl_sched_stats {
     _Atomic uint64_t wakeups_sent; /* wake-ups this scheduler sent to others */
     _Atomic uint64_t timers_fired; /* timers that ended a wait */
     _Atomic uint64_t idle_ns;      /* time spent idle */
+    _Atomic uint64_t timers;       /* timers on the wheel, published at each timer turn */
 } bl_sched_stats;
 
 #define BL_STAT_ADD(s, field, n)                                                                   \
@@ -88,6 +95,7 @@ typedef struct bl_sched {
     _Alignas(64) _Atomic(bl_qnode *) inject_head; /* MPSC inject queue, producers' end */
     _Alignas(64) _Atomic int sleeping; /* 1 while it sleeps (or is about to) in the ring */
     _Atomic(bl_ring_post *) posts;     /* work other threads hand to the ring (bl__ring_post) */
+    _Atomic(bl_tentry *) abandoned;    /* wait timers processes elsewhere gave up on */
 
     /* --- Stealable: head is CAS'd by thieves. --- */
     bl_runq rq;

@@ -114,6 +114,12 @@ static bl_pid conns_pid(echo_server *srv)
     return kid.status == BL_CHILD_RUNNING ? kid.pid : BL_PID_NONE;
 }
 
+/* A cleanup handler: closes *(int *)arg. */
+static void close_fd(void *arg)
+{
+    close(*(int *)arg);
+}
+
 static void acceptor(void *arg)
 {
     echo_server *srv = arg;
@@ -127,6 +133,10 @@ static void acceptor(void *arg)
                               .arg_len = sizeof c,
                               .restart = BL_RESTART_TEMPORARY,
                               .shutdown = BL_SHUTDOWN_BRUTAL_KILL};
+        /* Killed while it waits in start_child (the server stopping, conns
+         * restarting), the acceptor still closes its descriptor. */
+        bl_cleanup cl;
+        bl_cleanup_push(&cl, close_fd, &fd);
         int rc = bl_dynamic_supervisor_start_child(srv->conns, &spec, NULL);
         if (rc == -ESRCH || rc == -ECONNRESET) {
             /* conns died: once the top supervisor has restarted it, try its successor. */
@@ -137,7 +147,7 @@ static void acceptor(void *arg)
             }
         }
         /* Started or not, the connection (if any) has its own descriptor. */
-        close(fd);
+        bl_cleanup_pop(&cl, true);
     }
 }
 

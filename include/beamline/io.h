@@ -122,7 +122,9 @@ int bl_io_poll(int fd, short events, int64_t timeout_ms);
  * the multishot (completion queue overflow), it is re-armed.  An error
  * arrives as a negative value and ends the stream; shutting the listener
  * down (bl_io_shutdown(lfd, SHUT_RDWR)) ends it too.  When the caller dies,
- * the stream ends and connections that arrive meanwhile are closed.
+ * the stream ends, and connections still queued in its mailbox (unread) and
+ * those that arrive meanwhile are closed: a BL_TAG_IO_ACCEPT message owns
+ * its descriptor until the caller reads it.
  * Returns 0, -EPERM, -EBADF, -ENOMEM, -EBUSY (ring full).
  */
 int bl_io_accept_stream(int lfd);
@@ -154,7 +156,11 @@ ssize_t bl_io_send_all(int fd, const void *buf, size_t len, int flags, int64_t t
 
 /* ---- introspection (tests, monitoring) ---- */
 
-/* Operations submitted and not yet completed, on all schedulers (orphans included). */
+/*
+ * Operations submitted and not yet completed, on all schedulers (orphans
+ * included), plus the accept and receive streams armed and not yet ended:
+ * back to its baseline once every process that did I/O is gone.
+ */
 uint64_t bl_io_inflight(void);
 
 #ifdef __cplusplus

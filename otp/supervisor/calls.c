@@ -58,8 +58,13 @@ int bl__sup_call_spec(bl_pid sup, uint32_t tag, const bl_child_spec *spec, bl__s
                         .type = spec->type};
     snprintf(w->id, sizeof w->id, "%s", spec->id ? spec->id : "");
     if (spec->arg_len) memcpy(w + 1, spec->arg, spec->arg_len);
+    /* Held across the call's wait: freed with the caller if it is killed meanwhile. */
+    bl_cleanup c;
+    if (w != &small) bl_cleanup_push(&c, free, w);
     int rc = bl__sup_call_reply(sup, tag, w, len, rep);
-    if (w != &small) free(w);
+    if (w != &small) {
+        bl_cleanup_pop(&c, true); /* frees w */
+    }
     return rc;
 }
 

@@ -86,6 +86,8 @@ void bl__sup_terminate(const bl_pid *pids, const int64_t *shutdown, size_t n)
             bl__sup_terminate(pids + i, shutdown + i, n - i < SMALL ? n - i : SMALL);
         return;
     }
+    bl_cleanup c; /* held across the waits for the children's DOWN */
+    if (e != small) bl_cleanup_push(&c, free, e);
     bl_reason shut = BL_REASON(BL_SHUTDOWN), kill = BL_REASON(BL_KILL);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -154,5 +156,7 @@ void bl__sup_terminate(const bl_pid *pids, const int64_t *shutdown, size_t n)
             break; /* not in a process: nothing to wait with */
         }
     }
-    if (e != small) free(e);
+    if (e != small) {
+        bl_cleanup_pop(&c, true); /* frees e */
+    }
 }
