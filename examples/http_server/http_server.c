@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #include <beamline.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
@@ -93,8 +94,8 @@ static bool slot_busy(http_slot *s)
 
 typedef struct conn {
     http_server *srv; /* the server (outlives every connection) */
-    int fd;           /* the socket, closed by release */
-    uint32_t slot;    /* its slot, freed by release */
+    int fd;           /* the socket: the acceptor's in the spec, the process's own copy after */
+    uint32_t slot;    /* its slot, claimed by conn_start, freed by release */
 } conn;
 
 /* A connection's message to itself: start the loop (init has returned). */
@@ -113,6 +114,14 @@ static int64_t until(int64_t deadline)
     if (deadline < 0) return BL_INFINITY;
     int64_t left = deadline - http_now_ms();
     return left > 0 ? left : 0;
+}
+
+/* The shorter of two timeouts in ms, either of which may be BL_INFINITY. */
+static int64_t shorter(int64_t a, int64_t b)
+{
+    if (a == BL_INFINITY) return b;
+    if (b == BL_INFINITY) return a;
+    return a < b ? a : b;
 }
 
 /*
@@ -160,12 +169,16 @@ static int conn_handle(void *state, bl_msg *m)
     bool idle = false;          /* waiting for a request, with nothing in hand */
     /* The head of the request being read must be complete by then (-1: no limit). */
     int64_t deadline = srv->header_ms < 0 ? -1 : http_now_ms() + srv->header_ms;
+    /* The body being skipped must be complete by then (-1: no limit). */
+    int64_t body_deadline = -1;
     http_parser p;
     http_parser_init(&p, srv->max_head, srv->max_body);
     http_request req = {0}; /* the last request parsed */
 
     for (;;) {
-        int64_t tmo = idle || skip ? srv->idle_ms : until(deadline);
+        int64_t tmo = idle   ? srv->idle_ms
+                      : skip ? shorter(srv->idle_ms, until(body_deadline))
+                             : until(deadline);
         ssize_t n = tmo == 0 ? -ETIMEDOUT : bl_io_recv(c->fd, in + have, sizeof in - have, 0, tmo);
         if (n <= 0) {
             /* Closed, failed, or timed out.  A head that never completed gets 408. */
@@ -206,6 +219,7 @@ static int conn_handle(void *state, bl_msg *m)
             } else {
                 start += (size_t)r;
                 skip = req.content_length;
+                body_deadline = skip && srv->body_ms >= 0 ? http_now_ms() + srv->body_ms : -1;
                 http_parser_reset(&p);
                 deadline = -1; /* set when the next head starts */
                 /* Expect: 100-continue with a body: answer at once and close, so the
@@ -272,29 +286,54 @@ static const bl_handler conn_handler = {
 
 /*
  * The connection's start function (a bl_start_fn, run by the connections'
- * supervisor): arg is the spec's copy of a conn.  The process gets a copy
- * of its own, which release frees even if the process dies before init.
+ * supervisor): arg is the spec's copy of a conn.  The process gets a conn
+ * of its own, with its own slot and its own duplicate of the socket, which
+ * release gives back even if the process dies before init.  So every
+ * resource has one owner at every instant: the acceptor keeps and closes
+ * its descriptor whatever start_child returned, and never has to guess
+ * whether a supervisor that died during the call had started the
+ * connection.
  */
 static int conn_start(void *arg, bl_pid *pid)
 {
     conn *c = malloc(sizeof *c);
     if (!c) return -ENOMEM;
     *c = *(conn *)arg;
+    int64_t slot = slot_claim(c->srv);
+    if (slot < 0) {
+        free(c);
+        return -EAGAIN; /* max_conns reached: the acceptor closes its descriptor */
+    }
+    c->slot = (uint32_t)slot;
+    c->fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+    if (c->fd < 0) {
+        int err = -errno;
+        slot_free(c->srv, c->slot);
+        free(c);
+        return err;
+    }
     bl_pid p;
     int rc = bl_spawn_handler(&p, &conn_handler, c, NULL);
     if (rc) {
-        free(c); /* never ran: the acceptor still owns the socket and the slot */
+        close(c->fd);
+        slot_free(c->srv, c->slot);
+        free(c); /* never ran */
         return rc;
     }
     /* Linked to its supervisor, as a start function must be.  (If even that
-     * fails, the process still owns its socket and slot: reporting an error
-     * would make the acceptor free them a second time.) */
+     * fails, the process still owns its socket and slot: it frees them.) */
     (void)bl_link(p);
     *pid = p;
     return 0;
 }
 
 /* ---- acceptors ---- */
+
+/* A cleanup handler: closes *(int *)arg. */
+static void close_fd(void *arg)
+{
+    close(*(int *)arg);
+}
 
 static void acceptor(void *arg)
 {
@@ -310,12 +349,12 @@ static void acceptor(void *arg)
         }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        int64_t slot = slot_claim(srv);
-        if (slot < 0) {
-            close(fd); /* max_conns reached */
+        /* max_conns reached: no call at all (conn_start checks again). */
+        if (atomic_load_explicit(&srv->live, memory_order_relaxed) >= srv->nslots) {
+            close(fd);
             continue;
         }
-        conn c = {.srv = srv, .fd = fd, .slot = (uint32_t)slot};
+        conn c = {.srv = srv, .fd = fd};
         bl_child_spec spec = {.start = conn_start,
                               .arg = &c,
                               .arg_len = sizeof c,
@@ -323,13 +362,12 @@ static void acceptor(void *arg)
                               .shutdown = BL_SHUTDOWN_BRUTAL_KILL};
         /* Relaxed: a pid is a plain value, and a stale one only fails the call. */
         bl_pid conns = atomic_load_explicit(&srv->conns, memory_order_relaxed);
-        int rc = bl_dynamic_supervisor_start_child(conns, &spec, NULL);
-        /* -ECONNRESET: the supervisor died during the call, maybe after starting
-         * the connection, which then owns the socket (and dies with it). */
-        if (rc != 0 && rc != -ECONNRESET) {
-            slot_free(srv, c.slot);
-            close(fd);
-        }
+        /* Killed while it waits in start_child, the acceptor still closes
+         * its descriptor; the connection, if started, has its own copy. */
+        bl_cleanup cl;
+        bl_cleanup_push(&cl, close_fd, &fd);
+        (void)bl_dynamic_supervisor_start_child(conns, &spec, NULL);
+        bl_cleanup_pop(&cl, true);
     }
 }
 
@@ -380,12 +418,13 @@ int http_server_start(http_server *srv, const http_opts *o)
     static const http_opts none;
     if (!srv) return -EINVAL;
     if (!o) o = &none;
-    if (!timeout_ok(o->idle_ms) || !timeout_ok(o->header_ms) || o->max_head > HTTP_IN_CAP ||
-        o->acceptors < 0)
+    if (!timeout_ok(o->idle_ms) || !timeout_ok(o->header_ms) || !timeout_ok(o->body_ms) ||
+        o->max_head > HTTP_IN_CAP || o->acceptors < 0)
         return -EINVAL;
     memset(srv, 0, sizeof *srv);
     srv->idle_ms = o->idle_ms ? o->idle_ms : 60000;
     srv->header_ms = o->header_ms ? o->header_ms : 10000;
+    srv->body_ms = o->body_ms ? o->body_ms : 30000;
     srv->max_head = o->max_head ? (uint32_t)o->max_head : 8192;
     srv->max_body = o->max_body ? o->max_body : 1u << 20;
     srv->nslots = o->max_conns ? o->max_conns : 65536;

@@ -17,7 +17,9 @@
  * Timeouts: a keep-alive connection waiting for its next request closes
  * after idle_ms; a request whose head is not complete header_ms after its
  * first byte (or after the connection was accepted) gets 408 and the
- * connection closes, however slowly the bytes trickle in (slowloris).
+ * connection closes, however slowly the bytes trickle in (slowloris); a
+ * body (read and skipped) not complete body_ms after its head closes the
+ * connection, however slowly it trickles in.
  *
  * Graceful shutdown (http_server_shutdown): stop accepting, close idle
  * connections, let connections in the middle of a request answer it (with
@@ -38,11 +40,13 @@
 #define HTTP_OUT_CAP 16384
 
 typedef struct http_opts {
-    const char *host;   /* numeric address to bind; NULL = 127.0.0.1 */
-    uint16_t port;      /* 0 = any free port */
-    int acceptors;      /* 0 = one per scheduler (at most 64) */
-    int64_t idle_ms;    /* keep-alive idle timeout; 0 = 60 s, BL_INFINITY = none */
-    int64_t header_ms;  /* time to send a request's head; 0 = 10 s, BL_INFINITY = none */
+    const char *host;  /* numeric address to bind; NULL = 127.0.0.1 */
+    uint16_t port;     /* 0 = any free port */
+    int acceptors;     /* 0 = one per scheduler (at most 64) */
+    int64_t idle_ms;   /* keep-alive idle timeout; 0 = 60 s, BL_INFINITY = none */
+    int64_t header_ms; /* time to send a request's head; 0 = 10 s, BL_INFINITY = none */
+    int64_t
+        body_ms; /* time to send a request's body after its head; 0 = 30 s, BL_INFINITY = none */
     size_t max_head;    /* request line + headers, bytes; 0 = 8192 (at most HTTP_IN_CAP) */
     uint64_t max_body;  /* request body (skipped), bytes; 0 = 1 MiB */
     uint32_t max_conns; /* open connections at most; 0 = 65536 (more are closed at once) */
@@ -73,6 +77,7 @@ typedef struct http_server {
     int nacceptors;        /* acceptor processes */
     int64_t idle_ms;       /* keep-alive idle timeout (BL_INFINITY: none) */
     int64_t header_ms;     /* head timeout (BL_INFINITY: none) */
+    int64_t body_ms;       /* body timeout (BL_INFINITY: none) */
     uint32_t max_head;     /* head limit */
     uint64_t max_body;     /* body limit */
     _Atomic bool draining; /* shutdown has begun */

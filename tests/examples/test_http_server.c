@@ -479,6 +479,26 @@ static void timeouts_main(void *arg)
     BL_CHECK(took >= 250 && took < 3000);
     client_close(c);
 
+    /* A body trickled a byte every 50 ms (inside the idle timeout each time)
+     * is cut off body_ms after its head, however slowly it comes. */
+    {
+        http_server slow_srv;
+        http_opts so = {.idle_ms = 300, .body_ms = 400};
+        BL_CHECK_EQ(http_server_start(&slow_srv, &so), 0);
+        client *b = client_open(slow_srv.port);
+        BL_CHECK(client_say(b, "POST /json HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"));
+        BL_CHECK(client_response(b, rbuf, sizeof rbuf) > 0);
+        int sent_body = 0;
+        for (; sent_body < 1000; sent_body++) {
+            if (bl_io_send(b->fd, "x", 1, 0, 1000) != 1) break;
+            if (bl_io_poll(b->fd, POLLIN, 50) > 0) break; /* the server has closed */
+        }
+        BL_CHECK(sent_body < 60); /* about 400 ms of 50 ms steps, not the whole body */
+        BL_CHECK(client_sees_eof(b, 5000));
+        client_close(b);
+        BL_CHECK_EQ(http_server_shutdown(&slow_srv, 5000), 0);
+    }
+
     /* A connection that never says anything is closed too (no answer). */
     c = client_open(srv.port);
     BL_CHECK(client_sees_eof(c, 5000));
@@ -525,6 +545,64 @@ Test(http_server, timeouts, .timeout = 120)
 {
     bl_config c = {.quiet = true};
     bl_test_run(&c, timeouts_main, NULL);
+}
+
+/*
+ * The connections' supervisor killed while acceptors hand it connections:
+ * no slot or descriptor is lost (each has one owner at every instant), and
+ * the server then has no connection left to wait for.  Three kills, within
+ * the top supervisor's restart intensity, each while eight clients connect
+ * and disconnect as fast as they can.
+ */
+typedef struct hammer {
+    uint16_t port;
+    bl_pid test;
+    _Atomic int *stop;
+} hammer;
+
+static void hammer_client(void *arg)
+{
+    hammer *h = arg;
+    for (int i = 0; i < 100000 && !atomic_load(h->stop); i++) {
+        int fd = bl_io_connect_tcp("127.0.0.1", h->port, 5000);
+        if (fd >= 0) bl_io_close(fd);
+        if (i == 10) bl_send(h->test, 78, NULL, 0); /* in full swing */
+    }
+    bl_send(h->test, 77, NULL, 0);
+}
+
+static void handoff_main(void *arg)
+{
+    int fds0 = bl_test_count_fds();
+    http_server srv;
+    BL_CHECK_EQ(http_server_start(&srv, NULL), 0);
+    bl_reason kill = BL_REASON(BL_KILL);
+    static _Atomic int stop[3];
+    for (int round = 0; round < 3; round++) {
+        hammer h = {srv.port, bl_self(), &stop[round]};
+        enum { CLIENTS = 8 };
+        for (int i = 0; i < CLIENTS; i++) BL_CHECK_EQ(bl_spawn(NULL, hammer_client, &h, NULL), 0);
+        /* Each client has made ten connections: the hand-offs are in full swing. */
+        for (int i = 0; i < CLIENTS; i++) bl_msg_free(bl_test_recv_tag(78, 10000));
+        /* Relaxed: the test reads the current pid, as the acceptors do. */
+        bl_pid conns = atomic_load_explicit(&srv.conns, memory_order_relaxed);
+        BL_CHECK_EQ(bl_exit_pid(conns, &kill), 0);
+        for (int i = 0; i < 200000 && atomic_load(&srv.conns) == conns; i++) bl_yield();
+        BL_CHECK(atomic_load(&srv.conns) != conns);
+        atomic_store(&stop[round], 1);
+        for (int i = 0; i < CLIENTS; i++) bl_msg_free(bl_test_recv_tag(77, 10000));
+    }
+    /* Every client is gone: so is every connection, and every slot is free. */
+    BL_CHECK(wait_live(&srv, 0));
+    BL_CHECK_EQ(http_server_shutdown(&srv, 5000), 0);
+    for (int i = 0; i < 200000 && bl_test_count_fds() != fds0; i++) bl_yield();
+    BL_CHECK_EQ(bl_test_count_fds(), fds0);
+}
+
+Test(http_server, handoff_with_conns_killed, .timeout = 120)
+{
+    bl_config c = {.quiet = true};
+    bl_test_run(&c, handoff_main, NULL);
 }
 
 /* Many clients at once, each a process with a few keep-alive requests. */
