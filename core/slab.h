@@ -5,11 +5,23 @@
  * A slab belongs to one scheduler thread, which allocates from it and frees
  * into it without atomics.  Any other thread frees by pushing the object on
  * the owner's per-class `remote` stack (lock-free); the owner takes that
- * whole stack back when its local free list runs dry.  Objects never move
- * between slabs, so memory stays on the owner's NUMA node.
+ * stack back when it runs dry in a class, and at every trim.
+ *
+ * Memory comes in spans: 256 KiB, aligned to their size, each holding
+ * objects of one size class behind a 64-byte header, so an object's span is
+ * its address rounded down.  A span counts its live objects; one that has
+ * none left joins its slab's empty list, from which any class can take it.
+ * bl__slab_trim, run by the owner when idle and now and then under load,
+ * gives spans that have stayed empty for a second back to the kernel
+ * (MADV_DONTNEED) and into a pool shared by every scheduler, so that memory
+ * taken by a burst returns, and memory one scheduler freed serves another.
+ * Objects never move between slabs: a span is reused by another slab only
+ * once it is empty.
  *
  * Size classes are powers of two from 64 to 4096 bytes.  Larger objects
- * come from malloc and are marked BL_SLAB_HEAP.
+ * come from malloc and are marked BL_SLAB_HEAP.  This allocator is ours,
+ * not malloc's, because it is on every send: no lock, no atomic on the
+ * owner's path, and frees from other threads cost one CAS.
  */
 #ifndef BL_CORE_SLAB_H
 #define BL_CORE_SLAB_H
@@ -18,31 +30,50 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BL_SLAB_CLASSES 7      /* 64, 128, ..., 4096 bytes */
-#define BL_SLAB_MAX     4096   /* largest slab object */
-#define BL_SLAB_HEAP    15     /* class number meaning "from malloc" */
-#define BL_SLAB_NONE    0xFFFF /* owner number meaning "no slab" */
+#define BL_SLAB_CLASSES 7                   /* 64, 128, ..., 4096 bytes */
+#define BL_SLAB_MAX     4096                /* largest slab object */
+#define BL_SLAB_HEAP    15                  /* class number meaning "from malloc" */
+#define BL_SLAB_NONE    0xFFFF              /* owner number meaning "no slab" */
+#define BL_SLAB_SPAN    ((size_t)256 << 10) /* bytes in a span, and its alignment */
 
 typedef struct bl_slab_remote {
     _Alignas(64) _Atomic(void *) head; /* objects freed by other threads */
 } bl_slab_remote;
 
+struct bl_slab;
+
+/* A span's header, in its first 64 bytes.  Owner thread only. */
+typedef struct bl_span {
+    struct bl_span *next, *prev;   /* its place in the slab's partial or empty list */
+    struct bl_span *anext, *aprev; /* every span of the slab, for destroy */
+    void *free;                    /* free objects, linked through their first word */
+    char *bump;                    /* next object never handed out */
+    uint64_t empty_since;          /* when it was first seen empty (ns), 0 = not yet */
+    uint32_t live;                 /* objects handed out and not freed */
+    uint8_t cls;                   /* size class */
+    uint8_t where;                 /* which list it is on (slab.c) */
+    uint8_t pad[2];                /* to 64 bytes */
+} bl_span;
+
 typedef struct bl_slab {
-    void *free[BL_SLAB_CLASSES]; /* owner-only free lists, linked through the first word */
-    char *bump;                  /* next unused byte of the current chunk */
-    char *bump_end;              /* end of the current chunk */
-    void *chunks;                /* every chunk, linked through its first word */
-    unsigned index;              /* this slab's number in the registry */
-    int numa;                    /* node chunks are bound to, -1 = none */
-    size_t chunk_bytes;          /* bytes mapped in chunks (stats) */
+    bl_span *cur[BL_SLAB_CLASSES];          /* the span each class allocates from, or NULL */
+    bl_span *partial[BL_SLAB_CLASSES];      /* other spans with free objects, per class */
+    bl_span *empty;                         /* spans with no live object, any class */
+    bl_span *spans;                         /* every span this slab holds, through `all` */
+    unsigned nempty;                        /* length of empty */
+    unsigned index;                         /* this slab's number in the registry */
+    int numa;                               /* node spans are bound to, -1 = none */
+    size_t span_bytes;                      /* bytes of spans held (stats) */
+    uint64_t trim_at;                       /* no trim before this time (ns) */
     bl_slab_remote remote[BL_SLAB_CLASSES]; /* cross-thread frees, one line per class */
 } bl_slab;
 
-/* The registry of slabs by index, for frees from other threads. */
+/* The registry of slabs by index, for frees from other threads.  (NULL, 0)
+ * at the runtime's stop also unmaps the spans of the shared pool. */
 void bl__slab_registry(bl_slab **slabs, unsigned n);
 
 void bl__slab_init(bl_slab *s, unsigned index, int numa);
-/* Unmaps every chunk.  Objects still referenced become invalid. */
+/* Unmaps every span.  Objects still referenced become invalid. */
 void bl__slab_destroy(bl_slab *s);
 
 /* Size class for n bytes, or BL_SLAB_HEAP above BL_SLAB_MAX. */
@@ -61,9 +92,18 @@ static inline size_t bl__slab_class_size(unsigned c)
 
 /* Owner thread only: an object of class c (< BL_SLAB_CLASSES), NULL when out of memory. */
 void *bl__slab_alloc(bl_slab *s, unsigned c);
-/* Owner thread only. */
+/* Owner thread only: obj, of class c, came from s. */
 void bl__slab_free_local(bl_slab *s, unsigned c, void *obj);
 /* Any thread: frees obj of class c into slab number `owner`. */
 void bl__slab_free_remote(unsigned owner, unsigned c, void *obj);
+/*
+ * Owner thread only: takes back objects other threads freed, and gives
+ * spans empty since before now_ns - 1 s back to the kernel and the shared
+ * pool (keeping a few for the next burst).  Returns how many it gave back.
+ */
+unsigned bl__slab_trim(bl_slab *s, uint64_t now_ns);
+/* Owner: when a trim could next give something back (UINT64_MAX: nothing
+ * to give), so that a scheduler going to sleep wakes up for it. */
+uint64_t bl__slab_next_trim(const bl_slab *s);
 
 #endif /* BL_CORE_SLAB_H */

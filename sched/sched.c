@@ -530,7 +530,10 @@ static void loop(bl_sched *s)
                 bl__ring_poll(s);
                 /* Under sustained load the services' idle work (sweeping
                  * streams of dead owners) still runs now and then. */
-                if ((s->tick & 4095) == 0) bl__sched_services_idle(s);
+                if ((s->tick & 4095) == 0) {
+                    bl__sched_services_idle(s);
+                    bl__slab_trim(&s->slab, bl__now_ns());
+                }
                 /* Under sustained load, trim a little so RSS still falls. */
                 if ((s->tick & 4095) == 0 && s->stacks.nsurplus) bl__stack_trim(&s->stacks, 1);
             }
@@ -559,6 +562,8 @@ static void loop(bl_sched *s)
         /* Nothing to run: a good time for the system calls that give
          * surplus stacks back to the kernel, a batch at a time. */
         if (s->stacks.nsurplus && bl__stack_trim(&s->stacks, 64)) continue;
+        /* Message memory a burst took goes back once it has stayed free a while. */
+        bl__slab_trim(&s->slab, now);
         if (local_work(s) || inject_nonempty(s)) continue;
 
         uint64_t spin = spin_ns && !spin_contended(s, now) ? spin_ns : 0;
@@ -595,6 +600,8 @@ static void loop(bl_sched *s)
             work = bl__runq_len(&rt->scheds[ts->victims[i]]->rq) > 0;
         if (!work) {
             uint64_t next = bl__twheel_next(&s->wheel);
+            uint64_t trim = bl__slab_next_trim(&s->slab);
+            if (trim < next) next = trim; /* wake up to give empty spans back */
             uint64_t t = bl__now_ns();
             BL_STAT_ADD(s, sleeps, 1);
             bl__ring_wait(s, next == UINT64_MAX ? UINT64_MAX : (next > t ? next - t : 0));
