@@ -270,8 +270,13 @@ void bl__slab_free_remote(unsigned owner, unsigned c, void *obj)
 
 uint64_t bl__slab_next_trim(const bl_slab *s)
 {
-    /* The spans seen empty by the last trim can go a second after it. */
-    return s->nempty > KEEP_EMPTY ? s->trim_at + EMPTY_NS : UINT64_MAX;
+    /* The spans seen empty by the last trim can go a second after it.  A
+     * slab holding more than a few spans may also have objects freed by
+     * other threads since (they do not wake the owner): it looks again
+     * every second, while it holds that much. */
+    bool more =
+        s->nempty > KEEP_EMPTY || s->span_bytes > (KEEP_EMPTY + BL_SLAB_CLASSES) * BL_SLAB_SPAN;
+    return more ? s->trim_at + EMPTY_NS : UINT64_MAX;
 }
 
 unsigned bl__slab_trim(bl_slab *s, uint64_t now_ns)
