@@ -15,10 +15,9 @@ _Static_assert(sizeof(bl_span) == 64, "the span header is the first 64 bytes of 
 /* Where a span is (bl_span.where). */
 enum { SPAN_CUR, SPAN_PARTIAL, SPAN_FULL, SPAN_EMPTY };
 
-#define KEEP_EMPTY 4              /* empty spans a slab keeps for its next burst */
-#define EMPTY_NS   1000000000ull  /* how long a span stays empty before it goes */
-#define POOL_MAX   64             /* spans the shared pool keeps (pages given back) */
-#define PAGE       ((size_t)4096) /* what stays resident of a pooled span */
+#define EMPTY_NS 1000000000ull  /* how long a span stays empty before it goes */
+#define POOL_MAX 64             /* spans the shared pool keeps (pages given back) */
+#define PAGE     ((size_t)4096) /* what stays resident of a pooled span */
 
 static bl_slab **registry;
 static unsigned registry_len;
@@ -178,18 +177,25 @@ static void to_empty(bl_slab *s, bl_span *sp)
     s->nempty++;
 }
 
-void bl__slab_free_local(bl_slab *s, unsigned c, void *obj)
+static inline __attribute__((always_inline)) void free_one(bl_slab *s, void *obj)
 {
-    (void)c; /* the span knows */
     bl_span *sp = span_of(obj);
     *(void **)obj = sp->free;
     sp->free = obj;
-    if (--sp->live == 0 && sp->where != SPAN_CUR) {
+    /* The common case, a span still in use with objects out, is one branch. */
+    if (__builtin_expect(--sp->live != 0 && sp->where != SPAN_FULL, 1)) return;
+    if (sp->live == 0 && sp->where != SPAN_CUR) {
         to_empty(s, sp);
     } else if (sp->where == SPAN_FULL) {
         sp->where = SPAN_PARTIAL;
         list_push(&s->partial[sp->cls], sp);
     }
+}
+
+void bl__slab_free_local(bl_slab *s, unsigned c, void *obj)
+{
+    (void)c; /* the span knows */
+    free_one(s, obj);
 }
 
 /* Takes back what other threads freed into class c. */
@@ -200,7 +206,7 @@ static void drain_remote(bl_slab *s, unsigned c)
     void *o = atomic_exchange_explicit(&s->remote[c].head, NULL, memory_order_acquire);
     while (o) {
         void *next = *(void **)o;
-        bl__slab_free_local(s, c, o);
+        free_one(s, o);
         o = next;
     }
 }
@@ -275,7 +281,7 @@ uint64_t bl__slab_next_trim(const bl_slab *s)
      * other threads since (they do not wake the owner): it looks again
      * every second, while it holds that much. */
     bool more =
-        s->nempty > KEEP_EMPTY || s->span_bytes > (KEEP_EMPTY + BL_SLAB_CLASSES) * BL_SLAB_SPAN;
+        s->nempty > BL_SLAB_KEEP || s->span_bytes > (BL_SLAB_KEEP + BL_SLAB_CLASSES) * BL_SLAB_SPAN;
     return more ? s->trim_at + EMPTY_NS : UINT64_MAX;
 }
 
@@ -300,7 +306,7 @@ unsigned bl__slab_trim(bl_slab *s, uint64_t now_ns)
         bl_span *next = sp->next;
         if (!sp->empty_since) {
             sp->empty_since = now_ns; /* first seen empty: its second starts now */
-        } else if (++kept > KEEP_EMPTY && now_ns - sp->empty_since >= EMPTY_NS) {
+        } else if (++kept > BL_SLAB_KEEP && now_ns - sp->empty_since >= EMPTY_NS) {
             list_del(&s->empty, sp);
             s->nempty--;
             disown(s, sp);

@@ -35,6 +35,9 @@
 #define BL_SLAB_HEAP    15                  /* class number meaning "from malloc" */
 #define BL_SLAB_NONE    0xFFFF              /* owner number meaning "no slab" */
 #define BL_SLAB_SPAN    ((size_t)256 << 10) /* bytes in a span, and its alignment */
+/* Empty spans a slab keeps (8 MiB) for its next burst: giving them back and
+ * faulting them in again cost a burst that follows within seconds. */
+#define BL_SLAB_KEEP 32
 
 typedef struct bl_slab_remote {
     _Alignas(64) _Atomic(void *) head; /* objects freed by other threads */
