@@ -100,19 +100,10 @@ static void op_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
     bl__stack_put(&s->stacks, stack);
 }
 
-static void cancel(bl_sched *s, bl_iop *op)
-{
-    struct io_uring_sqe *sqe = bl__ring_sqe(s);
-    if (!sqe) return; /* the ring is broken: the op completes when the ring goes */
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&op->c, 0);
-    io_uring_sqe_set_data64(sqe, 0);
-    s->sq_pending++;
-}
-
 /* A cancel handed over from another scheduler, on the op's ring's thread. */
 static void cancel_posted(bl_ring_post *rp, bl_sched *s)
 {
-    cancel(s, container_of(rp, bl_iop, post));
+    bl__ring_cancel(s, &container_of(rp, bl_iop, post)->c);
 }
 
 /*
@@ -125,7 +116,7 @@ static void request_cancel(bl_sched *s, bl_iop *op)
     bl_sched *owner = op->s;
     op->cancel_sent = true;
     if (owner == s) {
-        cancel(s, op);
+        bl__ring_cancel(s, &op->c);
         return;
     }
     op->post.run = cancel_posted;

@@ -126,12 +126,8 @@ static void buf_return(bl_sched *s, unsigned bid)
 
 static bool arm(bl_sched *s, bl_mop *m)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-    if (!sqe) {
-        bl__ring_submit(s);
-        sqe = io_uring_get_sqe(&s->ring);
-        if (!sqe) return false;
-    }
+    struct io_uring_sqe *sqe = bl__ring_sqe(s);
+    if (!sqe) return false;
     if (m->kind == K_ACCEPT) {
         io_uring_prep_multishot_accept(sqe, m->fd, NULL, NULL, SOCK_CLOEXEC);
     } else {
@@ -147,15 +143,7 @@ static bool arm(bl_sched *s, bl_mop *m)
 
 static void cancel_mop(bl_sched *s, bl_mop *m)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-    if (!sqe) {
-        bl__ring_submit(s);
-        sqe = io_uring_get_sqe(&s->ring);
-        if (!sqe) return;
-    }
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&m->c, 0);
-    io_uring_sqe_set_data64(sqe, 0); /* the cancel's own completion says nothing */
-    s->sq_pending++;
+    bl__ring_cancel(s, &m->c);
 }
 
 /* The release of an accept message dropped unread: its connection goes. */

@@ -207,6 +207,15 @@ struct io_uring_sqe *bl__ring_sqe(bl_sched *s)
     return sqe;
 }
 
+void bl__ring_cancel(bl_sched *s, bl_completion *c)
+{
+    struct io_uring_sqe *sqe = bl__ring_sqe(s);
+    if (!sqe) return; /* the ring is broken: c completes when the ring goes */
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)c, 0);
+    io_uring_sqe_set_data64(sqe, 0); /* the cancel's own completion says nothing */
+    s->sq_pending++;
+}
+
 void bl__ring_post(bl_sched *from, bl_sched *owner, bl_ring_post *rp)
 {
     /* Release: the owner that takes the list sees what rp carries. */

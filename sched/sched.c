@@ -530,12 +530,12 @@ static void loop(bl_sched *s)
                 bl__ring_poll(s);
                 /* Under sustained load the services' idle work (sweeping
                  * streams of dead owners) still runs now and then. */
+                /* Under sustained load, trim a little so RSS still falls. */
                 if ((s->tick & 4095) == 0) {
                     bl__sched_services_idle(s);
                     bl__slab_trim(&s->slab, bl__now_ns());
+                    if (s->stacks.nsurplus) bl__stack_trim(&s->stacks, 1);
                 }
-                /* Under sustained load, trim a little so RSS still falls. */
-                if ((s->tick & 4095) == 0 && s->stacks.nsurplus) bl__stack_trim(&s->stacks, 1);
             }
             continue;
         }

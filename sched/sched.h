@@ -219,6 +219,8 @@ unsigned bl__ring_reap(bl_sched *s);
 void bl__ring_submit(bl_sched *s);
 /* Submits, collects deferred completions and reaps them: the scheduler's I/O turn. */
 void bl__ring_poll(bl_sched *s);
+/* Owner: queues a cancel of the operation whose user_data is c (submitted with the next batch). */
+void bl__ring_cancel(bl_sched *s, bl_completion *c);
 /* Hands rp to the ring of `owner`, from scheduler `from` (or NULL), and wakes it. */
 void bl__ring_post(bl_sched *from, bl_sched *owner, bl_ring_post *rp);
 /* An SQE on s's ring, submitting the queued ones first if the SQ is full; NULL if none. */
