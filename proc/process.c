@@ -306,14 +306,16 @@ bl_proc *bl__target(bl_pid to, int *err)
     return bl__meta_is(bl__box_load(p).meta, to) ? p : NULL;
 }
 
-static void finish_send(bl_proc *p, bl_pid to, bl_msg *m, uint32_t tag, bl_ref ref)
+/* Stamps m and pushes it to p; false when p was gone (m dropped). */
+static bool finish_send(bl_proc *p, bl_pid to, bl_msg *m, uint32_t tag, bl_ref ref)
 {
     bl_proc *self = bl__self();
     m->from = self ? bl__proc_pid(self) : BL_PID_NONE;
     m->ref = ref;
     m->tag = tag;
-    bl__push(p, to, m, false);
+    bool pushed = bl__push(p, to, m, false);
     if (self) bl__charge(self, 1);
+    return pushed;
 }
 
 int bl__send_ex(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len, uint32_t mflags)
@@ -338,17 +340,13 @@ int bl__send_owned(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t
     bl_msg *m = bl__msg_alloc_release(s ? &s->slab : NULL, len, release);
     if (!m) return -ENOMEM;
     if (len) memcpy(m->data, data, len);
-    bl_proc *self = bl__self();
-    m->from = self ? bl__proc_pid(self) : BL_PID_NONE;
-    m->ref = ref;
-    m->tag = tag;
     int err;
     bl_proc *t = bl__target(to, &err);
     if (!t) {
-        bl__msg_drop(s ? &s->slab : NULL, m);
+        bl__msg_drop(s ? &s->slab : NULL, m); /* releases what it carries */
         return -ESRCH;
     }
-    return bl__push(t, to, m, false) ? 0 : -ESRCH;
+    return finish_send(t, to, m, tag, ref) ? 0 : -ESRCH;
 }
 
 static int send_plain(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
