@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "beamline.h"
 #include "core/ctx.h"
@@ -63,6 +64,14 @@ static inline bl_msg *bl_test_recv_tag(uint32_t tag, int64_t ms)
 {
     bl_msg *m = NULL;
     return bl_recv(&m, bl_match_tag, &tag, ms, 0) == 0 ? m : NULL;
+}
+
+/* Milliseconds on the monotonic clock, for bounding waits in time, not in rounds. */
+static inline int64_t bl_test_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Open descriptors of this process (entries of /proc/self/fd), -1 on failure. */
