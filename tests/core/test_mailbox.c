@@ -18,12 +18,18 @@ typedef struct fifo_arg {
     uint32_t count;
 } fifo_arg;
 
+/*
+ * The arguments live on the receiver's stack, so each sender copies its own
+ * before sending, and the receiver returns only after every sender's DOWN:
+ * a sender still reading them after the receiver's return would read a
+ * stack that is gone (and, the runtime stopping, have its sends refused).
+ */
 static void fifo_sender(void *arg)
 {
-    fifo_arg *a = arg;
-    for (uint32_t i = 0; i < a->count; i++) {
-        uint32_t payload[2] = {a->id, i};
-        BL_CHECK_EQ(bl_send(a->receiver, T_DATA, payload, sizeof payload), 0);
+    fifo_arg a = *(fifo_arg *)arg;
+    for (uint32_t i = 0; i < a.count; i++) {
+        uint32_t payload[2] = {a.id, i};
+        BL_CHECK_EQ(bl_send(a.receiver, T_DATA, payload, sizeof payload), 0);
     }
 }
 
@@ -35,18 +41,27 @@ static void fifo_main(void *arg)
     for (uint32_t s = 0; s < SENDERS; s++) {
         args[s] = (fifo_arg){bl_self(), s, count};
         bl_spawn_opts o = {.scheduler = 1 + (int)(s % 2)};
-        BL_CHECK_EQ(bl_spawn(NULL, fifo_sender, &args[s], &o), 0);
+        bl_ref ref;
+        BL_CHECK_EQ(bl_spawn_monitor(NULL, &ref, fifo_sender, &args[s], &o), 0);
     }
     uint32_t next[SENDERS] = {0};
     for (uint32_t n = 0; n < SENDERS * count; n++) {
-        bl_msg *m = bl_receive(10000);
-        BL_CHECK(m != NULL);
+        uint32_t tag = T_DATA;
+        bl_msg *m = NULL;
+        BL_CHECK_EQ(bl_recv(&m, bl_match_tag, &tag, 10000, 0), 0);
         if (!m) return;
         uint32_t *p = m->data;
         BL_CHECK_EQ(m->len, 8);
         BL_CHECK(p[0] < SENDERS);
+        if (p[0] >= SENDERS) return;
         BL_CHECK_EQ(p[1], next[p[0]]);
         next[p[0]] = p[1] + 1;
+        bl_msg_free(m);
+    }
+    for (uint32_t s = 0; s < SENDERS; s++) {
+        bl_msg *m = bl_test_recv_tag(BL_TAG_DOWN, 10000);
+        BL_CHECK(m != NULL);
+        if (!m) return; /* (the senders may still read args: fail, then wait for bl_main) */
         bl_msg_free(m);
     }
 }
