@@ -91,6 +91,28 @@ void bl__stack_free(bl_stack *s)
     munmap(s->map, s->map_size);
 }
 
+/*
+ * In the ASan build a pooled stack is poisoned, so that anything still
+ * reading a finished process's frames (a child reading arguments its
+ * returned parent kept on its stack) is a report, not a silent stale read.
+ */
+static void pooled(bl_stack *s)
+{
+#ifdef BL_ASAN
+    ASAN_POISON_MEMORY_REGION(s->lo, s->size);
+#else
+    (void)s;
+#endif
+}
+
+static bl_stack *taken(bl_stack *s)
+{
+#ifdef BL_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
+#endif
+    return s;
+}
+
 void bl__stack_pool_init(bl_stack_pool *p, size_t size, unsigned hot_max, int numa)
 {
     bl__stack_probe();
@@ -124,20 +146,20 @@ bl_stack *bl__stack_get(bl_stack_pool *p, size_t size)
     if (s) {
         p->hot = s->next;
         p->nhot--;
-        return s;
+        return taken(s);
     }
     s = p->surplus;
     if (s) {
         p->surplus = s->next;
         p->nsurplus--;
-        return s;
+        return taken(s);
     }
     s = p->cold;
     if (s) {
         p->cold = s->next;
         p->ncold--;
         s->cold = false;
-        return s;
+        return taken(s);
     }
     s = stack_map(want, p->numa);
     if (s) p->mapped += s->map_size;
@@ -155,6 +177,7 @@ void bl__stack_put(bl_stack_pool *p, bl_stack *s)
         bl__stack_free(s);
         return;
     }
+    pooled(s);
     if (p->nhot < p->hot_max) {
         s->next = p->hot;
         p->hot = s;
