@@ -9,7 +9,10 @@
  * several from the same process (a local pubsub: register under a topic,
  * dispatch to it).  A unique registry also names processes: bl_registry_via
  * and bl_registry_name make {:via, Registry, {reg, key}} names for
- * gen_servers.
+ * gen_servers (bl_registry_name_value: {:via, Registry, {reg, key, value}}).
+ * The owner may change its value in place (update_value) or drop entries by
+ * value (unregister_match); listeners named at start hear of every register
+ * and unregister; bl_registry_lock serializes callers per lock key.
  *
  * Structure.  A registry is a top process (Elixir's registry supervisor)
  * linked to its starter, with `partitions` partition processes linked to it.
@@ -21,7 +24,9 @@
  * table directly from the caller; lookups read it from the caller, taking
  * only the read lock of the partition(s) concerned, never a global lock.
  * Critical sections never block on a process and never call user code:
- * entries are copied out first, then dispatch and match callbacks run.
+ * entries are copied out first, then dispatch, match, update and
+ * unregister_match callbacks run.  Each partition process also keeps the
+ * lock table of the lock keys that hash to it.
  * (Allocating memory for a new key or owner happens under the write lock,
  * and so does growing a table, which takes time proportional to its size.)
  *
@@ -35,8 +40,9 @@
  *
  * Errors: -EINVAL for NULL or malformed arguments, -ENAMETOOLONG for a key
  * longer than BL_REGISTRY_KEY_MAX, -ENOMEM, -EPERM for a call that needs a
- * calling process (register, unregister, start, stop, sync) made outside
- * one, -ESRCH when the registry has stopped.
+ * calling process (register, unregister, update_value, unregister_match,
+ * lock, start, stop, sync, parallel dispatch) made outside one, -ESRCH when
+ * the registry has stopped.
  *
  * Differences from Elixir, forced by C or chosen for it:
  *  - Keys and values are byte strings compared bytewise (Elixir: any term,
@@ -60,11 +66,28 @@
  *  - A partition that dies stops the whole registry (Elixir's registry
  *    supervisor has max_restarts 0); the top process then exits with
  *    reason shutdown.
- *  - Via names register the value as empty (no {reg, key, value} form), and
- *    work with unique registries only (Elixir raises for duplicate ones;
- *    here register_name returns -EINVAL and whereis_name BL_PID_NONE).
- *  - Not provided: select, unregister_match, update_value, values, meta,
- *    listeners, parallel dispatch.
+ *  - Via names work with unique registries only (Elixir raises for
+ *    duplicate ones; here register_name returns -EINVAL and whereis_name
+ *    BL_PID_NONE).  bl_registry_name registers an empty value (Elixir's
+ *    nil); the {reg, key, value} form is bl_registry_name_value, whose key
+ *    and value travel encoded in the name's key bytes.
+ *  - update_value takes a callback that points at the new bytes instead
+ *    of returning a term, and may refuse (a negative result); it returns
+ *    -ENOENT for Elixir's :error and -EINVAL for a duplicate registry
+ *    (Elixir raises).  unregister_match takes a predicate, as match does.
+ *    Both return counts or errors instead of :ok.
+ *  - Listeners are local names resolved at each event (a name with no
+ *    process is skipped; Elixir's send to a missing name raises).  An
+ *    unregister event goes out only when the caller had entries under the
+ *    key and has none left (Elixir also sends one when it had none).
+ *  - lock takes a timeout (Elixir's waits as long as its call's default,
+ *    then exits the caller) and runs fn(arg), returning 0 or an error
+ *    rather than fn's result.
+ *  - Parallel dispatch runs each partition's callback in a task not linked
+ *    to the caller (Elixir links them): a callback that dies makes dispatch
+ *    return -ECONNRESET after the others have finished, instead of taking
+ *    the caller down.
+ *  - Not provided: select, count_select, values, meta, put_meta.
  */
 /* Outside the guard: beamline.h includes this header back, and must come first. */
 #include "beamline.h"
@@ -108,7 +131,19 @@ typedef struct bl_registry_opts {
      * other process keeping the old pointer must hold its own reference.
      */
     bl_registry **handle;
+    /*
+     * Listeners (Elixir's :listeners): local names (bl_register) of
+     * processes told of every register and unregister in this registry
+     * (see "Listeners" below).  nlisteners names, each copied at start;
+     * NULL with 0 for none.  A name is looked up at each event, so the
+     * listener may start after the registry and be restarted.
+     */
+    const char *const *listeners;
+    size_t nlisteners;
 } bl_registry_opts;
+
+/* Most listeners a registry may have. */
+#define BL_REGISTRY_LISTENERS_MAX 64
 
 /*
  * Process only.  Starts a registry linked to the caller, which becomes its
@@ -118,7 +153,9 @@ typedef struct bl_registry_opts {
  * than normal (a supervisor's shutdown; kill too, without delay).  opts may be NULL (defaults).  On
  * success stores a handle with one reference in *reg and returns 0.  Errors: -EEXIST (opts->name is
  * taken; *reg is untouched), -EINVAL (reg NULL, bad keys, more than
- * BL_REGISTRY_PARTITIONS_MAX partitions, a bad name), -ENAMETOOLONG (name),
+ * BL_REGISTRY_PARTITIONS_MAX partitions, a bad name, a NULL or empty
+ * listener name, listeners NULL with nlisteners > 0, more than
+ * BL_REGISTRY_LISTENERS_MAX listeners), -ENAMETOOLONG (a name over 255 bytes),
  * -ENOMEM, -EPERM (not in a process), -ESRCH (runtime not running).
  */
 int bl_registry_start_link(const bl_registry_opts *opts, bl_registry **reg);
@@ -168,6 +205,16 @@ bl_pid bl_registry_pid(const bl_registry *reg);
 /* Number of partitions (0 for NULL). */
 unsigned bl_registry_partitions(const bl_registry *reg);
 
+/* One entry of a copy returned by lookup, match, update_value or dispatch. */
+typedef struct bl_registry_entry {
+    bl_pid pid;        /* the process that registered it */
+    const void *value; /* its value (inside the copy); NULL when empty */
+    size_t value_len;  /* value bytes */
+} bl_registry_entry;
+
+/* A match predicate: true to select the entry.  Runs in the caller, outside any lock. */
+typedef bool (*bl_registry_match_fn)(bl_pid pid, const void *value, size_t value_len, void *arg);
+
 /* ------------------------------------------------------------------------ */
 /* Registering                                                              */
 /* ------------------------------------------------------------------------ */
@@ -182,7 +229,7 @@ unsigned bl_registry_partitions(const bl_registry *reg);
  *   -EINVAL (reg NULL, key NULL with key_len > 0, value NULL with
  *   value_len > 0), -ENAMETOOLONG, -ENOMEM, -EPERM, -ESRCH.
  * A duplicate registry accepts the same key any number of times, also from
- * the same process.
+ * the same process.  Listeners get a register event (see "Listeners").
  */
 int bl_registry_register(bl_registry *reg, const void *key, size_t key_len, const void *value,
                          size_t value_len, bl_pid *holder);
@@ -190,20 +237,91 @@ int bl_registry_register(bl_registry *reg, const void *key, size_t key_len, cons
 /*
  * Process only.  Removes every entry of the calling process under key.
  * Returns how many were removed (0 when none: not an error, as in Elixir),
- * or -EINVAL, -ENAMETOOLONG, -EPERM, -ESRCH.
+ * or -EINVAL, -ENAMETOOLONG, -EPERM, -ESRCH.  Listeners get an unregister
+ * event when some were.
  */
 int bl_registry_unregister(bl_registry *reg, const void *key, size_t key_len);
+
+/*
+ * An update: given the caller's current value (old[0..old_len), a copy,
+ * NULL when empty), points *value / *value_len at the new value, which
+ * must stay valid until bl_registry_update_value returns (it is copied).
+ * Returns 0 to apply it, or a negative errno to leave the value as it was
+ * (update_value then returns that).  Runs in the caller, outside any lock.
+ */
+typedef int (*bl_registry_update_fn)(const void *old, size_t old_len, void *arg, const void **value,
+                                     size_t *value_len);
+
+/*
+ * Process only, unique registries only (Registry.update_value/3).  If the
+ * caller holds key, runs fn on its value and stores the value fn gives.
+ * With out not NULL, stores in *out a copy (bl_registry_free) of two
+ * entries, the new one then the old one (Elixir's {new, old}).  Returns 0,
+ * or
+ *   -ENOENT  the key is not held by the caller (Elixir's :error);
+ *   -EINVAL  reg or fn NULL, key NULL with key_len > 0, a duplicate
+ *            registry, fn's value NULL with a length;
+ *   fn's negative result (nothing changed), -ENAMETOOLONG, -ENOMEM,
+ *   -EPERM, -ESRCH.
+ * Listeners are not told (as in Elixir).  Readers see the old or the new
+ * value, never a mix.
+ */
+int bl_registry_update_value(bl_registry *reg, const void *key, size_t key_len,
+                             bl_registry_update_fn fn, void *arg, bl_registry_entry **out);
+
+/*
+ * Process only (Registry.unregister_match/4).  Removes the caller's entries
+ * under key whose value satisfies pred(pid, value, value_len, arg) (the
+ * predicate stands for the pattern and guards; see bl_registry_match).
+ * pred runs in the caller on copies, outside any lock, and may call the
+ * registry; an entry it changed meanwhile is left alone.  Returns how many
+ * were removed (0: none matched), or -EINVAL (reg or pred NULL, ...),
+ * -ENAMETOOLONG, -ENOMEM, -EPERM, -ESRCH.
+ */
+int bl_registry_unregister_match(bl_registry *reg, const void *key, size_t key_len,
+                                 bl_registry_match_fn pred, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Listeners                                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A process named in opts.listeners gets, from the process that made the
+ * change (m->from):
+ *   BL_TAG_REGISTRY_REGISTER    after each successful register (Elixir's
+ *                               {:register, registry, key, pid, value});
+ *   BL_TAG_REGISTRY_UNREGISTER  after an unregister or unregister_match
+ *                               that left the caller no entry under the key
+ *                               ({:unregister, registry, key, pid}).
+ * Both carry a bl_registry_event followed by key_len key bytes, then
+ * value_len value bytes (0 for unregister); bl_registry_event_decode reads
+ * them.  Nothing is sent when an owner exits: a listener that cares
+ * monitors the pid (as in Elixir).  Events from one process arrive in the
+ * order it made them.  An event that cannot be sent (no memory, no process
+ * under the name) is lost.
+ */
+#define BL_TAG_REGISTRY_REGISTER   (BL_TAG_SYSTEM | 0x46u)
+#define BL_TAG_REGISTRY_UNREGISTER (BL_TAG_SYSTEM | 0x47u)
+
+/* The start of a listener message's data. */
+typedef struct bl_registry_event {
+    bl_pid registry;    /* the registry's top process (bl_registry_pid) */
+    bl_pid pid;         /* the process that registered or unregistered */
+    uint64_t key_len;   /* key bytes following this header */
+    uint64_t value_len; /* value bytes following the key (0: unregister) */
+} bl_registry_event;
+
+/*
+ * Decodes listener message m: copies its header to *ev and points *key and
+ * *value (each may be NULL) at the bytes inside m (NULL when empty).
+ * Returns 0, or -EINVAL when m is not a well-formed listener message.
+ */
+int bl_registry_event_decode(const bl_msg *m, bl_registry_event *ev, const void **key,
+                             const void **value);
 
 /* ------------------------------------------------------------------------ */
 /* Looking up (any thread)                                                  */
 /* ------------------------------------------------------------------------ */
-
-/* One entry of a copy returned by lookup, match or dispatch. */
-typedef struct bl_registry_entry {
-    bl_pid pid;        /* the process that registered it */
-    const void *value; /* its value (inside the copy); NULL when empty */
-    size_t value_len;  /* value bytes */
-} bl_registry_entry;
 
 /* One key of a copy returned by bl_registry_keys. */
 typedef struct bl_registry_key {
@@ -240,8 +358,23 @@ typedef void (*bl_registry_dispatch_fn)(const bl_registry_entry *entries, size_t
 int bl_registry_dispatch(bl_registry *reg, const void *key, size_t key_len,
                          bl_registry_dispatch_fn fn, void *arg);
 
-/* A match predicate: true to keep the entry.  Runs in the caller, outside any lock. */
-typedef bool (*bl_registry_match_fn)(bl_pid pid, const void *value, size_t value_len, void *arg);
+/* bl_registry_dispatch_ex flags */
+#define BL_REGISTRY_PARALLEL 1u /* Elixir's parallel: true */
+
+/*
+ * As bl_registry_dispatch; with BL_REGISTRY_PARALLEL, process only, a
+ * duplicate registry with more than one partition runs fn for each
+ * partition that has entries under key in a task of its own (on that
+ * partition's scheduler), concurrently, and returns once every one has
+ * returned; fn and arg must then be safe to use from several processes at
+ * once.  (A unique registry, or a single partition, dispatches in the
+ * caller, as Elixir does.)  Returns the number of entries dispatched, or,
+ * once every task has ended, -ECONNRESET when fn's process died in some
+ * partition, a spawn error (-ENOMEM, ...), or the errors of dispatch; -EINVAL
+ * for unknown flags, -EPERM for a parallel dispatch outside a process.
+ */
+int bl_registry_dispatch_ex(bl_registry *reg, const void *key, size_t key_len,
+                            bl_registry_dispatch_fn fn, void *arg, unsigned flags);
 
 /*
  * The entries under key for which pred(pid, value, value_len, arg) is true
@@ -285,6 +418,31 @@ void bl_registry_free(void *copy);
 int bl_registry_sync(bl_registry *reg, int64_t timeout_ms);
 
 /* ------------------------------------------------------------------------ */
+/* Locks (Registry.lock/3)                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* What runs while the lock is held. */
+typedef void (*bl_registry_lock_fn)(void *arg);
+
+/*
+ * Process only.  Runs fn(arg) in the caller while holding the lock named
+ * key in reg: callers of the same key run one at a time, in the order
+ * their requests reach the key's partition; different keys do not wait on
+ * each other.  Lock keys are their own namespace (registering a key does
+ * not lock it).  If the holder exits while fn runs (killed, say), the lock
+ * passes to the next caller.  Waits up to timeout_ms (BL_INFINITY:
+ * forever) for the lock.  Not reentrant: a caller that locks a key it
+ * already holds waits for itself until its timeout.  key[0..key_len) is
+ * read again when fn returns (to release it): keep it unchanged meanwhile.
+ * Returns 0 once fn has returned, or -ETIMEDOUT (fn did not run; the
+ * request is withdrawn),
+ * -EINVAL (reg or fn NULL, key NULL with key_len > 0, a bad timeout),
+ * -ENAMETOOLONG, -ENOMEM, -EPERM, -ESRCH (the registry stopped).
+ */
+int bl_registry_lock(bl_registry *reg, const void *key, size_t key_len, int64_t timeout_ms,
+                     bl_registry_lock_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------ */
 /* Naming gen_servers ({:via, Registry, {reg, key}})                        */
 /* ------------------------------------------------------------------------ */
 
@@ -304,6 +462,29 @@ extern const bl_via_ops bl_registry_via;
  * gen_server copies it at start).
  */
 bl_name bl_registry_name(bl_registry *reg, const void *key, size_t key_len);
+
+/*
+ * The via module of {:via, Registry, {reg, key, value}} names: as
+ * bl_registry_via, but the name's key bytes hold the key and the value
+ * (bl_registry_name_value encodes them) and register_name registers the
+ * value.  whereis_name and unregister_name use the key alone.  Malformed
+ * key bytes give -EINVAL (whereis_name: BL_PID_NONE).
+ */
+extern const bl_via_ops bl_registry_via_value;
+
+/* Bytes bl_registry_name_value needs in buf. */
+#define BL_REGISTRY_NAME_VALUE_SIZE(key_len, value_len) (8u + (key_len) + (value_len))
+
+/*
+ * Makes in *name a gen_server name for key in reg that registers value
+ * ({:via, Registry, {reg, key, value}}), encoding key and value into buf
+ * (buf_size bytes, at least BL_REGISTRY_NAME_VALUE_SIZE): name->key points
+ * at buf, which must stay valid while the name is used (the gen_server
+ * copies it at start).  Returns 0, -EINVAL (name, reg or buf NULL, key or
+ * value NULL with a length), -ENAMETOOLONG (key), -ENOBUFS (buf too small).
+ */
+int bl_registry_name_value(bl_name *name, bl_registry *reg, const void *key, size_t key_len,
+                           const void *value, size_t value_len, void *buf, size_t buf_size);
 
 #ifdef __cplusplus
 }

@@ -148,6 +148,17 @@ int bl_task_async(bl_task *t, bl_task_fn fn, void *arg, const bl_spawn_opts *opt
 int bl_task_async_nolink(bl_task *t, bl_task_fn fn, void *arg, const bl_spawn_opts *opts);
 
 /*
+ * Task.completed: fills *t with a task that has already finished with
+ * result data[0..len) (copied), without a process: as in Elixir, the
+ * result is sent to the caller at once, so await, yield, yield_many and
+ * await_many return it like any task's, and ignore and shutdown return it
+ * (OK) if it is still in the mailbox, NIL otherwise.  t->pid is
+ * BL_PID_NONE.  Returns 0, -EINVAL (t NULL, data NULL with len > 0),
+ * -EPERM (not in a process), -ENOMEM.
+ */
+int bl_task_completed(bl_task *t, const void *data, size_t len);
+
+/*
  * Task.start: fn(arg) in a process of its own, neither linked nor
  * monitored; its result is dropped.  Works from any thread.  Stores the pid
  * in *pid (may be NULL).  Returns 0, -EINVAL, -ENOMEM, -ESRCH.
@@ -233,11 +244,20 @@ int bl_task_ignore(bl_task *t, bl_task_result *res);
  * Task.shutdown: unlinks the task and sends it an exit signal, shutdown,
  * then waits up to timeout_ms for it to end before killing it
  * (BL_TASK_BRUTAL_KILL: kills it at once; BL_INFINITY: waits forever).
- * Returns BL_TASK_OK when its result came in meanwhile (it finished, or it
- * traps exits and answered in time), BL_TASK_EXIT when it died of another
- * reason (it had failed before), BL_TASK_NIL when it was shut down; -EPERM
- * / -EINVAL as await.  res may be NULL.  The task is spent and dead when
- * this returns, and nothing of it is left in the mailbox.
+ * Returns, as Elixir does:
+ *   BL_TASK_OK    its result came in meanwhile (it had finished, or it
+ *                 traps exits and answered before ending);
+ *   BL_TASK_NIL   it ended as asked: with reason shutdown (not
+ *                 {shutdown, detail}) after a shutdown signal (also if the
+ *                 timeout then passed), or killed by BL_TASK_BRUTAL_KILL;
+ *                 also a task already dead for one of those reasons;
+ *   BL_TASK_EXIT  any other end, in res->reason: it had died before
+ *                 (its own reason), it outlived the timeout and was killed
+ *                 (killed), its DOWN was already taken (noproc);
+ *   -EPERM / -EINVAL as await.
+ * res may be NULL.  The task is spent and dead when this returns, and
+ * nothing of it is left in the mailbox.  A task without a process
+ * (bl_task_completed) is ignored instead (bl_task_ignore).
  */
 int bl_task_shutdown(bl_task *t, int64_t timeout_ms, bl_task_result *res);
 

@@ -255,6 +255,28 @@ int bl_registry_dispatch(bl_registry *r, const void *key, size_t klen, bl_regist
     return total > INT32_MAX ? INT32_MAX : (int)total;
 }
 
+/* One partition's part of a dispatch (a parallel dispatch's task runs this). */
+int bl__reg_dispatch_one(part *p, uint64_t h, const void *key, size_t klen,
+                         bl_registry_dispatch_fn fn, void *arg)
+{
+    snap s;
+    snap_init(&s);
+    bl_registry_entry view0[SNAP_RECS];
+    bl_registry_entry *view = view0;
+    int rc = snap_part(p, h, key, klen, 0, &s);
+    if (!rc && s.n > SNAP_RECS && !(view = malloc(s.n * sizeof *view))) rc = -ENOMEM;
+    if (!rc && s.n) {
+        for (size_t k = 0; k < s.n; k++)
+            view[k] =
+                (bl_registry_entry){s.r[k].pid, s.r[k].len ? s.b + s.r[k].off : NULL, s.r[k].len};
+        fn(view, s.n, arg);
+        rc = s.n > INT32_MAX ? INT32_MAX : (int)s.n;
+    }
+    if (view != view0) free(view);
+    snap_fini(&s);
+    return rc;
+}
+
 int bl_registry_match(bl_registry *r, const void *key, size_t klen, bl_registry_match_fn pred,
                       void *arg, bl_registry_entry **out)
 {

@@ -1,7 +1,8 @@
 /*
  * otp/registry/partition.c - the partition process: it watches the owners
- * of its entries and removes the entries of those that die, and answers
- * bl_registry_sync (whose caller's side is here too).
+ * of its entries and removes the entries of those that die, answers
+ * bl_registry_sync (whose caller's side is here too), and keeps the lock
+ * table of bl_registry_lock (lock.c).
  *
  * Monitors.  An owner's first entry in a partition creates its owner record
  * and sends the partition TAG_MON; removing its last entry removes the
@@ -159,9 +160,18 @@ static int part_handle(void *state, bl_msg *m)
     case TAG_UNMON:
         unwatch(p, m->from);
         break;
-    case BL_TAG_DOWN:
+    case BL_TAG_DOWN: {
+        /* An owner's (its monitor is in the map), else maybe a lock holder's (lock.c). */
+        bl_ref ref;
+        bool owner = mm_get(&p->mons, m->from, &ref) && ref == m->ref;
+        if (!owner && bl__reg_lock_down(p, m)) break;
         mm_del(&p->mons, m->from);
         purge_owner(p, m->from);
+        break;
+    }
+    case TAG_LOCK:
+    case TAG_UNLOCK:
+        bl__reg_lock_msg(p, m);
         break;
     case TAG_SYNC:
         sweep(p);

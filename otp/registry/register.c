@@ -1,6 +1,7 @@
 /*
  * otp/registry/register.c - the owner's side: bl_registry_register and
- * bl_registry_unregister, which the owner runs in its own process.
+ * bl_registry_unregister, which the owner runs in its own process (then
+ * telling the listeners, listen.c).
  *
  * Everything a register may need is allocated before the write lock is
  * taken, and the partition is told to watch the owner (TAG_MON) only after
@@ -90,17 +91,20 @@ int bl_registry_register(bl_registry *r, const void *key, size_t klen, const voi
     bl__reg_grow_owners(p);
     bl__reg_unlock(p);
     bl__reg_junk_free(&j);
-    if (!ow_new) return 0;
-    /* Our first entry here: ask the partition to watch us (after unlocking,
-     * since sending may switch to another process). */
-    rc = bl__send_ex(p->pid, TAG_MON, BL_REF_NONE, NULL, 0, 0);
-    if (rc) {
-        bl__reg_wrlock(p);
-        bl__reg_remove_entry(p, e, &j);
-        bl__reg_unlock(p);
-        bl__reg_junk_free(&j);
+    if (ow_new) {
+        /* Our first entry here: ask the partition to watch us (after
+         * unlocking, since sending may switch to another process). */
+        rc = bl__send_ex(p->pid, TAG_MON, BL_REF_NONE, NULL, 0, 0);
+        if (rc) {
+            bl__reg_wrlock(p);
+            bl__reg_remove_entry(p, e, &j);
+            bl__reg_unlock(p);
+            bl__reg_junk_free(&j);
+            return rc;
+        }
     }
-    return rc;
+    if (r->nlisteners) bl__reg_notify(r, BL_TAG_REGISTRY_REGISTER, key, klen, value, vlen);
+    return 0;
 }
 
 int bl_registry_unregister(bl_registry *r, const void *key, size_t klen)
@@ -138,5 +142,6 @@ int bl_registry_unregister(bl_registry *r, const void *key, size_t klen)
     bl__reg_junk_free(&j);
     /* If this is lost (no memory), the partition keeps a harmless monitor until we exit. */
     if (last) bl__send_ex(p->pid, TAG_UNMON, BL_REF_NONE, NULL, 0, 0);
+    if (n && r->nlisteners) bl__reg_notify(r, BL_TAG_REGISTRY_UNREGISTER, key, klen, NULL, 0);
     return n;
 }

@@ -4,8 +4,10 @@
  * locking, and the read path every call takes.
  *
  * A registry is a top process (top.c) and N partition processes
- * (partition.c); register.c writes the tables, lookup.c copies out of them,
- * table.c keeps them, via.c makes a registry a name module.
+ * (partition.c); register.c and update.c write the tables, lookup.c copies
+ * out of them (dispatch.c in parallel), table.c keeps them, listen.c tells
+ * the listeners, lock.c keeps the lock keys (a partition's private table),
+ * via.c makes a registry a name module.
  *
  * Tables.  Each partition has one hash table of key nodes (a key and the
  * list of its entries in registration order) and one of owner records (a
@@ -16,11 +18,14 @@
  * the high bits of the key hash (the bucket uses the low bits), duplicate
  * ones from the owner's pid.
  *
- * Who writes.  The owner itself inserts and removes its entries, under the
- * write lock, from its own process; readers copy entries out under the read
- * lock.  Only three other writers exist: a unique register that finds the
- * key held by a dead process removes that entry (as Elixir does); a
- * partition removes the entries of a dead owner; and freeing the registry.
+ * Who writes.  The owner itself inserts, changes (update_value) and removes
+ * its entries, under the write lock, from its own process; readers copy
+ * entries out under the read lock.  Only three other writers exist: a
+ * unique register that finds the key held by a dead process removes that
+ * entry (as Elixir does); a partition removes the entries of a dead owner;
+ * and freeing the registry.  None of them touches a live owner's entries,
+ * so an owner may copy its entries, drop the lock, run a callback and
+ * write again without anything else having changed them.
  * No lock is held across anything that can switch processes, so a lock
  * holder always runs to the end of its section.
  *
@@ -48,6 +53,10 @@
 #define TAG_SYNCED (BL_TAG_SYSTEM | 0x43u) /* partition -> caller: the answer (ref) */
 #define TAG_STOP   (BL_TAG_SYSTEM | 0x44u) /* bl_registry_stop -> top: a reason */
 #define TAG_ACK    (BL_TAG_SYSTEM | 0x45u) /* top -> starter: start status (ref) */
+/* 0x46, 0x47: the listener events (BL_TAG_REGISTRY_REGISTER / _UNREGISTER). */
+#define TAG_LOCK   (BL_TAG_SYSTEM | 0x48u) /* bl_registry_lock -> partition: key (ref) */
+#define TAG_LOCKED (BL_TAG_SYSTEM | 0x49u) /* partition -> locker: int32 status (ref) */
+#define TAG_UNLOCK (BL_TAG_SYSTEM | 0x4Au) /* locker -> partition: key (ref), release/withdraw */
 
 /* Buckets of a table (and slots of a monitor map) when it gets its first key or owner. */
 #define MIN_BUCKETS 16
@@ -66,6 +75,7 @@ typedef struct entry {
     bl_pid pid;          /* the owner (ow->pid) */
     size_t vlen;         /* value bytes, stored right after the struct */
     bool embedded;       /* allocated inside kn (unique registries) */
+    uint32_t vspare;     /* allocated value bytes beyond vlen (update_value shrank it) */
 } entry;
 
 /* A key and its entries. */
@@ -87,6 +97,14 @@ struct owner {
     bl_pid pid;  /* the owner */
     size_t n;    /* entries on the list */
 };
+
+/* A partition's lock table (lock.c): held keys, each with its holder and waiters. */
+typedef struct lockrec lockrec;
+typedef struct locktab {
+    lockrec **b; /* buckets by key hash, NULL until the first lock */
+    size_t mask; /* buckets - 1 */
+    size_t n;    /* keys held */
+} locktab;
 
 /* A partition's private map pid -> monitor reference (open addressing, pid 0 = empty). */
 typedef struct monmap {
@@ -110,6 +128,7 @@ typedef struct part {
     struct bl_registry *reg;
     /* Private to the partition process. */
     monmap mons;
+    locktab locks;
 } part;
 
 struct bl_registry {
@@ -123,6 +142,8 @@ struct bl_registry {
     bl_pid starter;             /* who waits for the ack */
     bl_ref start_ref;           /* the ack's reference */
     char *name;                 /* local name, or NULL */
+    char **listeners;           /* listener names (copies), nlisteners of them */
+    size_t nlisteners;          /* 0: no events are built */
     struct bl_registry *lnext;  /* list of registries (list_lock) */
     struct bl_registry **lprev; /* link pointing at us, NULL when not listed */
     /* Private to the top process. */
@@ -251,6 +272,37 @@ keynode *bl__reg_keynode_new(const void *key, size_t klen, uint64_t h, bool embe
 entry *bl__reg_embedded_entry(keynode *kn);
 /* Frees a partition's tables, entries, monitor map and lock (no process may use it). */
 void bl__reg_part_destroy(part *p);
+/* Puts fresh (a key node with an embedded entry, its value set) in the place of unique key
+ * node old, which goes to j with its entry. */
+void bl__reg_replace_keynode(part *p, keynode *old, keynode *fresh, junk *j);
+
+/* ---- lookup.c ---- */
+
+/* Calls fn on a copy of key's live entries in p, if any.  Entries dispatched, or -ENOMEM. */
+int bl__reg_dispatch_one(part *p, uint64_t h, const void *key, size_t klen,
+                         bl_registry_dispatch_fn fn, void *arg);
+
+/* ---- listen.c ---- */
+
+/* Checks opts' listener names: 0, -EINVAL or -ENAMETOOLONG. */
+int bl__reg_listeners_check(const bl_registry_opts *o);
+/* Copies opts' (checked) listener names into r.  0 or -ENOMEM. */
+int bl__reg_listeners_copy(bl_registry *r, const bl_registry_opts *o);
+/* Frees r's copies. */
+void bl__reg_listeners_free(bl_registry *r);
+
+/* Sends event tag (key, value) from the calling process to r's listeners.  Cold unless set. */
+void bl__reg_notify(bl_registry *r, uint32_t tag, const void *key, size_t klen, const void *value,
+                    size_t vlen);
+
+/* ---- lock.c: the partition's side ---- */
+
+/* TAG_LOCK or TAG_UNLOCK m for the partition p. */
+void bl__reg_lock_msg(part *p, const bl_msg *m);
+/* A DOWN: true if it was a lock holder's (the lock then passes on). */
+bool bl__reg_lock_down(part *p, const bl_msg *m);
+/* Frees the lock table (no process may use it). */
+void bl__reg_locks_free(locktab *t);
 
 /* ---- partition.c ---- */
 

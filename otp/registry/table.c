@@ -170,6 +170,36 @@ entry *bl__reg_embedded_entry(keynode *kn)
     return (entry *)((char *)kn + off);
 }
 
+/*
+ * update_value's growth: fresh takes old's place in its bucket chain and
+ * fresh's embedded entry takes the old entry's place on its owner's list,
+ * so counts do not change.  Readers, excluded by the write lock, see one
+ * node or the other.
+ */
+void bl__reg_replace_keynode(part *p, keynode *old, keynode *fresh, junk *j)
+{
+    entry *oe = old->head; /* a unique key's only entry */
+    entry *ne = bl__reg_embedded_entry(fresh);
+    owner *ow = oe->ow;
+    ne->knext = ne->kprev = NULL;
+    ne->onext = oe->onext;
+    ne->oprev = oe->oprev;
+    ne->kn = fresh;
+    ne->ow = ow;
+    ne->pid = oe->pid;
+    ne->embedded = true;
+    *(oe->oprev ? &oe->oprev->onext : &ow->head) = ne;
+    *(oe->onext ? &oe->onext->oprev : &ow->tail) = ne;
+    fresh->head = fresh->tail = ne;
+    fresh->n = 1;
+    keynode **pp = &p->kb[old->hash & p->kmask];
+    while (*pp != old) pp = &(*pp)->next;
+    fresh->next = old->next;
+    *pp = fresh;
+    old->next = j->keys; /* its embedded entry goes with it */
+    j->keys = old;
+}
+
 void bl__reg_part_destroy(part *p)
 {
     for (size_t i = 0; p->kb && i <= p->kmask; i++) {
@@ -192,5 +222,6 @@ void bl__reg_part_destroy(part *p)
     free(p->ob);
     free(p->mons.pids);
     free(p->mons.refs);
+    bl__reg_locks_free(&p->locks);
     pthread_rwlock_destroy(&p->lock);
 }

@@ -36,6 +36,7 @@ static void reg_free(bl_registry *r)
     free(r->exited);
     free((void *)r->why.detail);
     free(r->name);
+    bl__reg_listeners_free(r);
     free(r);
 }
 
@@ -207,10 +208,11 @@ static bl_registry *reg_new(const bl_registry_opts *o, unsigned nparts)
     r->parts = aligned_alloc(64, ((nparts * sizeof(part)) + 63) & ~(size_t)63);
     r->exited = calloc(nparts, sizeof(bool));
     r->name = o->name ? strdup(o->name) : NULL;
-    if (!r->parts || !r->exited || (o->name && !r->name)) {
+    if (!r->parts || !r->exited || (o->name && !r->name) || bl__reg_listeners_copy(r, o) != 0) {
         free(r->parts);
         free(r->exited);
         free(r->name);
+        bl__reg_listeners_free(r);
         free(r);
         return NULL;
     }
@@ -243,6 +245,8 @@ static int start(const bl_registry_opts *o, bl_registry **out, bool link)
     }
     if (n == 0) n = 1;
     if (n > BL_REGISTRY_PARTITIONS_MAX) return -EINVAL;
+    int rc = bl__reg_listeners_check(o);
+    if (rc) return rc;
 
     bl_registry *r = reg_new(o, n);
     if (!r) return -ENOMEM;
@@ -255,7 +259,7 @@ static int start(const bl_registry_opts *o, bl_registry **out, bool link)
     bl__otp_waitref w = {bl_make_ref(), TAG_ACK};
     r->start_ref = w.ref;
     bl_pid top;
-    int rc = bl__spawn_handler_monitor(&top, &top_handler, r, NULL, link, w.ref);
+    rc = bl__spawn_handler_monitor(&top, &top_handler, r, NULL, link, w.ref);
     if (rc) {
         reg_free(r);
         return rc;

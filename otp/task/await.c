@@ -97,7 +97,7 @@ int bl__task_settle(bl_task *t, bl_msg *m, bl_task_result *res, size_t index)
 {
     int st;
     if (m->tag == BL_TAG_TASK_REPLY) {
-        bl_demonitor(t->ref, BL_DEMONITOR_FLUSH);
+        if (t->pid) bl_demonitor(t->ref, BL_DEMONITOR_FLUSH); /* none for bl_task_completed */
         bl__task_res_ok(res, m, index);
         st = BL_TASK_OK;
     } else {
@@ -129,6 +129,12 @@ int bl__task_ignore_one(bl_task *t, bl_task_result *res, size_t index)
     /* Its answer may be here already: ignore then returns it. */
     if (bl_recv(&m, bl__task_match_task, &t->ref, 0, 0) == 0)
         return bl__task_settle(t, m, res, index);
+    if (!t->pid) {
+        /* bl_task_completed: no process, and its answer is gone. */
+        bl__task_spend(t);
+        bl__task_res_nil(res, index);
+        return BL_TASK_NIL;
+    }
     uint64_t seen;
     bool won = bl__task_slot_cas(t->ctl, S_ACTIVE, S_IGNORED, &seen);
     /* Won: the task will not reply.  Already IGNORED: a copy of t was. */
@@ -149,6 +155,8 @@ int bl__task_ignore_one(bl_task *t, bl_task_result *res, size_t index)
  */
 int bl__task_shutdown_one(bl_task *t, int64_t timeout, bl_task_result *res, size_t index)
 {
+    /* No process to shut down (bl_task_completed): as Elixir, an ignore. */
+    if (!t->pid) return bl__task_ignore_one(t, res, index);
     bool brutal = timeout == BL_TASK_BRUTAL_KILL;
     bl_ref mon;
     bl_recv_mark();
@@ -158,12 +166,11 @@ int bl__task_shutdown_one(bl_task *t, int64_t timeout, bl_task_result *res, size
     bl_reason why = BL_REASON(brutal ? BL_KILL : BL_SHUTDOWN);
     bl_exit_pid(t->pid, &why);
     bl_msg *d = NULL;
-    bool killed = brutal;
     rc = bl_recv(&d, bl__otp_match_down, &mon, brutal ? BL_INFINITY : timeout, BL_RECV_MARKED);
     if (rc) {
+        /* It outlived the timeout (it traps exits): Elixir's :timeout_kill. */
         bl_reason kill = BL_REASON(BL_KILL);
         bl_exit_pid(t->pid, &kill);
-        killed = true;
         bl_recv(&d, bl__otp_match_down, &mon, BL_INFINITY, BL_RECV_MARKED);
     }
     bl_reason r;
@@ -195,8 +202,14 @@ int bl__task_shutdown_one(bl_task *t, int64_t timeout, bl_task_result *res, size
         }
     }
     bl__task_spend(t);
+    /*
+     * nil only for the exit shutdown asked for: shutdown when it sent
+     * shutdown (also if it then killed: the task may have exited with
+     * shutdown first), killed when it was a brutal_kill.  A task killed
+     * because it outlived the timeout is {:exit, :killed}, as in Elixir.
+     */
     bool ours =
-        (r.kind == BL_SHUTDOWN && !r.detail_len && !brutal) || (r.kind == BL_KILLED && killed);
+        (r.kind == BL_SHUTDOWN && !r.detail_len && !brutal) || (r.kind == BL_KILLED && brutal);
     if (ours) {
         bl_msg_free(d);
         bl__task_res_nil(res, index);

@@ -18,7 +18,8 @@ static void shutdown_pending(bl_task *tasks, bl_task_result *res, size_t n, bool
     bl_reason kill = BL_REASON(BL_KILL);
     for (size_t i = 0; i < n; i++) {
         bl_task *t = &tasks[i];
-        if (t->ref == BL_REF_NONE || (ignore_unlinked && !(t->flags & F_LINK))) continue;
+        if (t->ref == BL_REF_NONE || !t->pid || (ignore_unlinked && !(t->flags & F_LINK)))
+            continue; /* settled, no process (bl_task_completed), or to be ignored */
         if (t->flags & F_LINK) bl_unlink(t->pid);
         bl_exit_pid(t->pid, &kill);
     }

@@ -1,7 +1,7 @@
 /*
  * otp/task/spawn.c - the task process and starting it: bl_task_async,
- * _nolink, _via, bl_task_child_start (the spawner's start function) and
- * bl_task_start / _start_link.
+ * _nolink, _via, bl_task_child_start (the spawner's start function),
+ * bl_task_completed (a task with no process) and bl_task_start / _start_link.
  *
  * The task's monitor (and its link, for async) is in place before it runs,
  * under a reference chosen before the spawn (bl__spawn_handler_monitor).  A
@@ -232,6 +232,24 @@ int bl_task_async_via(bl_task *t, bl_task_spawner spawner, void *ctx, bl_task_fn
     spawn_req q = {
         .flags = link ? F_LINK : 0, .fn = fn, .arg = arg, .spawner = spawner, .spawner_ctx = ctx};
     return bl__task_spawn(t, &q);
+}
+
+/*
+ * Task.completed: as in Elixir, the result is sent to the caller at once
+ * under a fresh reference, and the task has no process (pid 0): await,
+ * yield and the many-task calls find the reply like any other; ignore and
+ * shutdown take it if it is still there.
+ */
+int bl_task_completed(bl_task *t, const void *data, size_t len)
+{
+    if (!t || (len && !data)) return -EINVAL;
+    bl_pid self = bl_self();
+    if (!self) return -EPERM;
+    bl_ref ref = bl_make_ref();
+    int rc = bl__send_ex(self, BL_TAG_TASK_REPLY, ref, data, len, 0);
+    if (rc) return rc;
+    *t = (bl_task){BL_PID_NONE, ref, self, 0, 0};
+    return 0;
 }
 
 static int start_task(bl_pid *pid, bl_task_fn fn, void *arg, const bl_spawn_opts *opts, bool link)

@@ -654,12 +654,12 @@ static void shutdown_main(void *arg)
     BL_CHECK(!bl_is_alive(t.pid));
     BL_CHECK_EQ(bl_mailbox_len(), 0);
 
-    /* A trapping task that does not: killed after the timeout. */
+    /* A trapping task that does not: killed after the timeout, {:exit, :killed}. */
     trap_arg tb = {bl_self(), false};
     BL_CHECK_EQ(bl_task_async(&t, trapper, &tb, NULL), 0);
     bl_msg_free(bl_test_recv_tag(T_READY, 10000));
     t0 = now_ms();
-    BL_CHECK_EQ(bl_task_shutdown(&t, 2 * UNIT, NULL), BL_TASK_NIL);
+    BL_CHECK_EQ(bl_task_shutdown(&t, 2 * UNIT, NULL), BL_TASK_EXIT);
     BL_CHECK(now_ms() - t0 >= 2 * UNIT - 5);
     BL_CHECK(!bl_is_alive(t.pid));
     BL_CHECK_EQ(bl_mailbox_len(), 0);
