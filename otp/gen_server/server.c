@@ -1,5 +1,5 @@
 /*
- * otp/gen_server.c - the generic server on a handler process.
+ * otp/gen_server/server.c - the generic server on a handler process.
  *
  * Wire format (all tags reserved, so user sends can never forge them):
  *   CALL  ref = the caller's monitor reference; payload = hdr + request
