@@ -7,7 +7,8 @@
  * Its callbacks run in the server process, one message at a time:
  *
  *   init            once, synchronously with bl_gen_server_start
- *   handle_call     a bl_gen_server_call; answers with bl_gs_reply
+ *   handle_call     a call or request (bl_gen_server_call, send_request); answers
+ *                   with bl_gs_reply
  *   handle_cast     a bl_gen_server_cast
  *   handle_info     any other message (plain bl_send, EXIT, DOWN, timeouts)
  *   handle_continue work asked for with bl_gs_continue, run before the next message
@@ -18,7 +19,13 @@
  * Results.  Each callback gets a bl_gs_result it may set with the bl_gs_*
  * functions below; left alone it means {:noreply, state} (for init: {:ok,
  * state}).  The modifiers (timeout, hibernate, continue) combine with reply
- * and noreply exactly as Elixir's result tuples do.
+ * and noreply exactly as Elixir's result tuples do: at most one of them,
+ * and none with stop or ignore.  A result no tuple could spell (ignore
+ * from any callback but init, two modifiers, a modifier with stop, a
+ * negative timeout other than BL_INFINITY, a stop reason that is not a
+ * valid exit reason) stops the server with bad_return_value (see
+ * BL_GS_EBADRETURN), as Erlang does: terminate runs (not after init, whose
+ * failure start reports), and a caller waiting on the call gets the exit.
  *
  * State.  Callbacks get `void **state`: they may change the pointed-to data
  * in place or store a new pointer.  The state belongs to the server; the
@@ -28,8 +35,19 @@
  *  - Failures are returned, not raised.  bl_gen_server_call returns
  *    -ETIMEDOUT or -ESRCH instead of exiting the caller; start returns a
  *    negative errno or BL_GS_IGNORED instead of {:error, _} / :ignore.
+ *  - Erlang's {bad_return_value, Term} is {BL_CUSTOM, BL_GS_EBADRETURN}
+ *    whose detail is a text naming the callback and the fault.  A reply
+ *    sent with bl_gs_reply before the fault stays sent.  bl_gs_reply
+ *    outside handle_call is refused (-EINVAL) instead of being a bad
+ *    result.
  *  - Requests and replies are byte buffers tagged with a uint32_t chosen by
  *    the caller, copied like every message.
+ *  - Erlang's server_ref() (pid, Name, {Name, Node}, {via, Mod, Name}) is a
+ *    bl_gs_dest value, taken by the *_to functions and by send_request;
+ *    the pid-taking functions stay.  {name, node} reaches only this node
+ *    until distribution comes (-EHOSTUNREACH otherwise).
+ *  - The start functions wait for init as proc_lib:start_link does (OTP
+ *    26): a failed start_link leaves no EXIT in a trapping caller's mailbox.
  *  - A reply is sent the moment bl_gs_reply is called, so it may point at
  *    callback locals.  Elixir sends it when the callback returns; nobody can
  *    tell the difference except a sys trace, which shows the reply first.
@@ -98,7 +116,7 @@ typedef struct bl_gs_from {
 /* What a callback asks for; set it with the bl_gs_* functions only. */
 typedef struct bl_gs_result {
     int action;       /* noreply (0), ignore, stop */
-    int64_t timeout;  /* -2: none; else ms until a BL_TAG_GS_TIMEOUT info */
+    int64_t timeout;  /* -2: none; -1: infinity; else ms until a BL_TAG_GS_TIMEOUT info */
     bool hibernate;   /* accepted; see the header comment */
     bool replied;     /* bl_gs_reply was called */
     bl_reason reason; /* for stop; its detail is copied */
@@ -157,6 +175,14 @@ typedef struct bl_gen_server {
 /* A custom exit code: the server got a call or cast it has no callback for. */
 #define BL_GS_EBADCALL 0x6273u
 
+/*
+ * A custom exit code, Erlang's bad_return_value: a callback gave a result
+ * no result tuple could spell (see "Results" at the top).  The reason's
+ * detail is a text (no NUL) such as "handle_call: ignore, which only init
+ * may give".
+ */
+#define BL_GS_EBADRETURN 0x6272u
+
 /* Replies now to the call being handled (r->from).  Returns bl_send's result. */
 int bl_gs_reply(bl_gs_result *r, const void *data, size_t len);
 /* Stop with reason (NULL = normal).  Combine with bl_gs_reply for {:stop, reason, reply, state}. */
@@ -165,7 +191,11 @@ void bl_gs_stop(bl_gs_result *r, const bl_reason *reason);
 void bl_gs_ignore(bl_gs_result *r);
 /* Then run handle_continue(arg) before any message.  arg is copied.  0 or -ENOMEM. */
 int bl_gs_continue(bl_gs_result *r, const void *arg, size_t len);
-/* If no message arrives within ms, handle_info gets BL_TAG_GS_TIMEOUT. */
+/*
+ * If no message arrives within ms, handle_info gets BL_TAG_GS_TIMEOUT.
+ * BL_INFINITY is Elixir's :infinity (no timeout); another negative ms is a
+ * bad result.
+ */
 void bl_gs_timeout(bl_gs_result *r, int64_t ms);
 /* Hibernate: accepted (idle servers hold no stack anyway). */
 void bl_gs_hibernate(bl_gs_result *r);
@@ -213,13 +243,50 @@ int bl_gen_server_start(bl_pid *pid, const bl_gen_server *cb, void *arg,
  * As start, linked to the caller, which becomes the server's parent: an exit
  * signal from the parent makes a trapping server run terminate and exit with
  * the same reason.  As in Erlang, when init stops with a reason the link
- * carries that reason to the caller.
+ * carries that reason to the caller: a caller that does not trap exits dies
+ * of an abnormal one.  A caller that traps exits finds no EXIT from the
+ * server after a failed start (ignore, stop, a death during init, a taken
+ * name, a timeout): start_link takes it out of the mailbox, as
+ * proc_lib:start_link does.
  */
 int bl_gen_server_start_link(bl_pid *pid, const bl_gen_server *cb, void *arg,
                              const bl_gen_server_opts *opts);
 
 /* Elixir's default call timeout. */
 #define BL_GS_DEFAULT_TIMEOUT 5000
+
+/*
+ * Where a call, cast, stop or request goes: Erlang's server_ref(), one of
+ *   BL_GS_PID(pid)                   a process
+ *   BL_GS_LOCAL("name")              a name registered with bl_register
+ *   BL_GS_VIA(ops, arg, key, len)    a key in a via registry ({via, Mod, Name});
+ *   BL_GS_NAME(n)                    the same from a bl_name value, such as
+ *                                    bl_registry_name(reg, key, len)
+ *   BL_GS_REMOTE("name", "node")     {name, node}: reserved for distribution
+ * A name is looked up each time the destination is used, at that moment:
+ * the call's monitor and its request go to the process holding it then,
+ * in one step, and nobody holding it is noproc (-ESRCH), the error of a
+ * dead pid.  The strings and key are only read during the call.  Until
+ * Beamline nodes have distribution names, {name, node} reaches only
+ * BL_NODE_LOCAL (this node, as Erlang's nonode@nohost does); any other
+ * node is unreachable (-EHOSTUNREACH, Erlang's {nodedown, Node}).
+ * The pid functions (bl_gen_server_call, ...) stay as fast as they were:
+ * a destination costs its lookup and nothing on the pid path.
+ */
+typedef struct bl_gs_dest {
+    bl_pid pid;       /* a process; BL_PID_NONE when a name is given */
+    bl_name name;     /* a local name or a via key (start's bl_name) */
+    const char *node; /* with name.local: the node of {name, node}; NULL = this one */
+} bl_gs_dest;
+
+#define BL_NODE_LOCAL "nonode@nohost"
+
+#define BL_GS_PID(p)   ((bl_gs_dest){.pid = (p)})
+#define BL_GS_LOCAL(s) ((bl_gs_dest){.name = {.local = (s)}})
+#define BL_GS_VIA(ops, arg, k, klen)                                                               \
+    ((bl_gs_dest){.name = {.via = (ops), .via_arg = (arg), .key = (k), .key_len = (klen)}})
+#define BL_GS_NAME(n)       ((bl_gs_dest){.name = (n)})
+#define BL_GS_REMOTE(s, nd) ((bl_gs_dest){.name = {.local = (s)}, .node = (nd)})
 
 /*
  * Process only.  Calls server with a request (tag, data[0..len)) and waits
@@ -260,6 +327,148 @@ int bl_gen_server_reply(bl_gs_from from, const void *data, size_t len);
  * -ECONNRESET when it exited with another reason than the one asked for.
  */
 int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_ms);
+
+/*
+ * bl_gen_server_call, cast and stop to a destination (see bl_gs_dest).
+ * Errors as theirs, plus -ESRCH (noproc: nobody holds the name; a cast
+ * still returns 0, as Erlang's does), -EHOSTUNREACH ({name, node} of
+ * another node), -EINVAL or -ENAMETOOLONG for a malformed destination
+ * (both a pid and a name, an empty name, a via without whereis_name).
+ */
+int bl_gen_server_call_to(bl_gs_dest to, uint32_t tag, const void *data, size_t len, bl_msg **reply,
+                          int64_t timeout_ms);
+int bl_gen_server_cast_to(bl_gs_dest to, uint32_t tag, const void *data, size_t len);
+int bl_gen_server_stop_to(bl_gs_dest to, const bl_reason *reason, int64_t timeout_ms);
+
+/* ------------------------------------------------------------------------ */
+/* Asynchronous requests                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Erlang's gen_server:send_request/2,4, wait_response/2,3,
+ * receive_response/2,3, check_response/2,3 and reqids_new/add/size/to_list
+ * (OTP 25; Elixir code calls them through :gen_server).  A request is a
+ * call that does not wait: the server's handle_call answers it as any call
+ * (bl_gs_reply, bl_gen_server_reply).  Its answer is the first of
+ *   0             the reply (*reply: data/len);
+ *   -ECONNRESET   the server died first (*reply: its DOWN, bl_msg_reason);
+ *   -ESRCH        noproc: the server was dead, or nobody held the name.
+ * Taking an answer ends the request: its monitor is removed and nothing
+ * about it stays in the mailbox.  Process only; only the process that made
+ * the request may wait for it.
+ *
+ * Differences from Erlang, forced by C:
+ *  - A request id is a value the requester keeps; an answered one is
+ *    zeroed, and a zeroed one gives -EINVAL (Erlang would wait in vain).
+ *  - Memory: a request that is neither answered nor given up keeps a small
+ *    ticket (16 bytes) until its requester dies, and so does a reply read
+ *    with bl_recv and never passed to check_response.  Give requests up
+ *    with bl_gen_server_receive_response(&id, NULL, 0) or bl_gs_reqids_free.
+ *  - A reply to a request is a plain message from the time it is sent
+ *    until the requester takes it; giving the request up takes it out
+ *    again, so it is never left behind (Erlang drops it through an alias).
+ */
+
+/* A request made by send_request.  Copy it freely within the requester. */
+typedef struct bl_gs_reqid {
+    bl_ref mon;    /* the server's monitor: its DOWN answers too; 0 = none (spent) */
+    bl_ref ref;    /* the reply's reference (0 when nobody held the name) */
+    bl_pid server; /* where the request went (BL_PID_NONE: nobody held the name) */
+} bl_gs_reqid;
+
+/* check_response's result for a message that is no answer (Erlang's no_reply). */
+#define BL_GS_NO_REPLY 2
+/* A collection's result when it is empty (Erlang's no_request). */
+#define BL_GS_NO_REQUEST 3
+
+/*
+ * Sends request (tag, data[0..len)) to the server `to` and returns at once
+ * with its id in *id.  Returns 0 (also for a dead server or a name nobody
+ * holds: the answer is then noproc, as in Erlang), -EPERM, -EINVAL
+ * (reserved tag, NULL id, malformed destination), -EHOSTUNREACH, -ENOMEM.
+ */
+int bl_gen_server_send_request(bl_gs_dest to, uint32_t tag, const void *data, size_t len,
+                               bl_gs_reqid *id);
+
+/*
+ * Waits up to timeout_ms (0 = only look, BL_INFINITY) for the answer to
+ * *id.  Returns the answer (0, -ECONNRESET, -ESRCH, with *reply as above;
+ * *id is then zeroed), or -ETIMEDOUT: the request stays pending, *id
+ * unchanged.  reply may be NULL.  -EINVAL for a zeroed id or bad timeout.
+ */
+int bl_gen_server_wait_response(bl_gs_reqid *id, bl_msg **reply, int64_t timeout_ms);
+
+/*
+ * As wait_response, but a timeout gives the request up: -ETIMEDOUT, and
+ * its reply will never reach the mailbox (a reply that arrived as it gave
+ * up is returned, 0, as Erlang does).  *id is zeroed either way.
+ */
+int bl_gen_server_receive_response(bl_gs_reqid *id, bl_msg **reply, int64_t timeout_ms);
+
+/*
+ * Whether m, a message the caller received (it stays the caller's), is the
+ * answer to *id: the answer as above (for 0, m's data/len become the
+ * reply's, the ticket it carried being taken off; for -ECONNRESET, m is
+ * the DOWN), *id then zeroed; or BL_GS_NO_REPLY, nothing changed.
+ */
+int bl_gen_server_check_response(bl_msg *m, bl_gs_reqid *id);
+
+/*
+ * A collection of requests, each with a label of the caller's choosing
+ * (Erlang's request id collection).  Zeroed (or bl_gs_reqids_init) is
+ * empty; bl_gs_reqids_free gives up what is still pending and frees it.
+ * Lookups are linear in its size.
+ */
+typedef struct bl_gs_reqid_label {
+    bl_gs_reqid id; /* the request */
+    uint64_t label; /* its label */
+} bl_gs_reqid_label;
+
+typedef struct bl_gs_reqids {
+    bl_gs_reqid_label *v; /* the requests, in the order added */
+    size_t n;             /* how many */
+    size_t cap;           /* room in v */
+} bl_gs_reqids;
+
+/* reqids_new: an empty collection. */
+void bl_gs_reqids_init(bl_gs_reqids *c);
+/* reqids_add: 0, -EEXIST when id is in c already, -EINVAL (NULL c, zeroed id), -ENOMEM. */
+int bl_gs_reqids_add(bl_gs_reqids *c, bl_gs_reqid id, uint64_t label);
+/* reqids_size. */
+size_t bl_gs_reqids_size(const bl_gs_reqids *c);
+/* reqids_to_list: copies up to max entries into out, in the order added; returns the size. */
+size_t bl_gs_reqids_to_list(const bl_gs_reqids *c, bl_gs_reqid_label *out, size_t max);
+/*
+ * Process only, to give up the pending requests (as receive's timeout);
+ * elsewhere it frees the memory only.  c is then empty.
+ */
+void bl_gs_reqids_free(bl_gs_reqids *c);
+
+/* send_request/4: sends as bl_gen_server_send_request and adds the request with label. */
+int bl_gs_reqids_send(bl_gs_reqids *c, uint64_t label, bl_gs_dest to, uint32_t tag,
+                      const void *data, size_t len);
+
+/*
+ * wait_response/3: waits for the first answer to any request of c.
+ * Returns that answer (0, -ECONNRESET, -ESRCH, *reply as above) with the
+ * request and its label in *which (may be NULL), removing the request from
+ * c when del; -ETIMEDOUT (everything stays pending); BL_GS_NO_REQUEST for
+ * an empty c; -EPERM, -EINVAL.
+ */
+int bl_gs_reqids_wait(bl_gs_reqids *c, bool del, bl_msg **reply, bl_gs_reqid_label *which,
+                      int64_t timeout_ms);
+/*
+ * receive_response/3: as bl_gs_reqids_wait, but a timeout gives up every
+ * request of c (no late reply reaches the mailbox) and empties c.
+ */
+int bl_gs_reqids_receive(bl_gs_reqids *c, bool del, bl_msg **reply, bl_gs_reqid_label *which,
+                         int64_t timeout_ms);
+/*
+ * check_response/3: whether m answers a request of c: that answer (as
+ * bl_gen_server_check_response) with *which, BL_GS_NO_REPLY, or
+ * BL_GS_NO_REQUEST for an empty c.
+ */
+int bl_gs_reqids_check(bl_gs_reqids *c, bl_msg *m, bool del, bl_gs_reqid_label *which);
 
 /* ------------------------------------------------------------------------ */
 /* sys                                                                      */

@@ -1,13 +1,7 @@
 /*
- * otp/gen_server/server.c - the generic server on a handler process.
- *
- * Wire format (all tags reserved, so user sends can never forge them):
- *   CALL  ref = the caller's monitor reference; payload = hdr + request
- *   CAST  payload = hdr + request
- *   SYS   ref as CALL; payload = sys_req (+ a stop reason's detail)
- *   REPLY ref = the call's reference, sent as an alias reply (proc/otp.h)
- *   ACK   ref = the start reference; payload = ack
- * hdr is 16 bytes so the request keeps the payload's 16-byte alignment.
+ * otp/gen_server/server.c - the generic server on a handler process: its
+ * callbacks and their results, the loop, the sys messages, and start.
+ * The wire format is in gs_int.h.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,45 +13,20 @@
 
 #include "beamline.h"
 #include "beamline/gen_server.h"
+#include "otp/gen_server/gs_int.h"
 #include "otp/wait.h"
 #include "proc/otp.h"
 
-#define TAG_CALL  (BL_TAG_SYSTEM | 0x21u)
-#define TAG_CAST  (BL_TAG_SYSTEM | 0x22u)
-#define TAG_SYS   (BL_TAG_SYSTEM | 0x23u)
-#define TAG_REPLY (BL_TAG_SYSTEM | 0x24u)
-#define TAG_ACK   (BL_TAG_SYSTEM | 0x25u)
-
-#define NO_TIMEOUT (-2)
-#define MAX_NAME   255
-#define STACK_REQ  240 /* requests up to this size are built on the stack */
+#define NO_TIMEOUT  (-2) /* bl_gs_result.timeout: none asked for */
+#define BAD_TIMEOUT (-3) /* a negative timeout other than BL_INFINITY */
+#define MAX_NAME    255
 
 enum { ACT_NOREPLY = 0, ACT_IGNORE, ACT_STOP };
 
-typedef struct hdr {
-    uint32_t tag;
-    uint32_t pad[3];
-} hdr;
-
-enum sys_op {
-    SYS_GET_STATE,
-    SYS_REPLACE,
-    SYS_STATUS,
-    SYS_TRACE,
-    SYS_SUSPEND,
-    SYS_RESUME,
-    SYS_STOP
-};
-
-typedef struct sys_req {
-    int op;
-    bool on;
-    void (*fn)(void **state, void *arg);
-    void *arg;
-    bl_trace_fn tfn;
-    size_t buflen;
-    bl_reason reason; /* SYS_STOP; detail follows the struct */
-} sys_req;
+/* Which callback a result came from: what is valid depends on it. */
+enum { CB_INIT, CB_CALL, CB_CAST, CB_INFO, CB_CONTINUE };
+static const char *const cb_name[] = {"init", "handle_call", "handle_cast", "handle_info",
+                                      "handle_continue"};
 
 typedef struct ack {
     int status;
@@ -163,7 +132,9 @@ int bl_gs_reply(bl_gs_result *r, const void *data, size_t len)
 {
     if (!r || !r->from.pid || (len && !data)) return -EINVAL;
     if (r->replied) return -EALREADY;
-    int rc = bl__send_ex(r->from.pid, TAG_REPLY, r->from.ref, data, len, BL_MSG_ALIAS);
+    int rc = bl__gs_is_ticket(r->from.ref)
+                 ? bl__gs_ticket_reply(r->from, data, len)
+                 : bl__send_ex(r->from.pid, TAG_REPLY, r->from.ref, data, len, BL_MSG_ALIAS);
     r->replied = true;
     gs *s = r->priv;
     if (s && s->trace) {
@@ -211,7 +182,7 @@ int bl_gs_continue(bl_gs_result *r, const void *arg, size_t len)
 
 void bl_gs_timeout(bl_gs_result *r, int64_t ms)
 {
-    if (r) r->timeout = ms < 0 ? NO_TIMEOUT : ms;
+    if (r) r->timeout = ms >= 0 || ms == BL_INFINITY ? ms : BAD_TIMEOUT;
 }
 
 void bl_gs_hibernate(bl_gs_result *r)
@@ -250,6 +221,53 @@ static void stop_badcall(bl_gs_result *r)
     bl_gs_stop(r, &why);
 }
 
+/*
+ * Why r is not a result callback cb may give (Erlang's bad_return_value),
+ * or NULL.  Valid: noreply with at most one of timeout, hibernate and
+ * continue (a reply too, from handle_call); stop with a valid reason and
+ * none of them; ignore from init alone.  bl_gs_reply outside handle_call
+ * is refused at once (-EINVAL), so it never makes a result.
+ */
+static const char *result_fault(const bl_gs_result *r, int cb)
+{
+    int mods = r->has_cont + r->hibernate + (r->timeout != NO_TIMEOUT);
+    if (r->action == ACT_NOREPLY && !mods) return NULL; /* the common case */
+    if (r->timeout == BAD_TIMEOUT) return "a negative timeout";
+    switch (r->action) {
+    case ACT_NOREPLY:
+        return mods > 1 ? "more than one of timeout, hibernate and continue" : NULL;
+    case ACT_IGNORE:
+        if (cb != CB_INIT) return "ignore, which only init may give";
+        return mods ? "ignore with a timeout, hibernate or continue" : NULL;
+    case ACT_STOP: {
+        const bl_reason *w = &r->reason;
+        if (mods) return "stop with a timeout, hibernate or continue";
+        if ((unsigned)w->kind > BL_CUSTOM || w->kind == BL_KILL) return "stop with a bad reason";
+        return NULL;
+    }
+    default:
+        return "an unknown action";
+    }
+}
+
+/* Replaces r by a stop with reason bad_return_value naming cb and the fault. */
+static void make_bad_return(gs *s, bl_gs_result *r, int cb, const char *fault)
+{
+    char text[96];
+    int n = snprintf(text, sizeof text, "%s: %s", cb_name[cb], fault);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof text) n = sizeof text - 1;
+    if (s->trace) trace(s, "bad return value from %s: %s", cb_name[cb], fault);
+    free(r->cont);
+    r->cont = NULL;
+    r->has_cont = false;
+    r->hibernate = false;
+    r->timeout = NO_TIMEOUT;
+    bl_reason why = {
+        .kind = BL_CUSTOM, .code = BL_GS_EBADRETURN, .detail = text, .detail_len = (size_t)n};
+    bl_gs_stop(r, &why);
+}
+
 /* Applies a callback's result: continues, then stop or a timeout. */
 static int after(gs *s, bl_gs_result *r)
 {
@@ -259,10 +277,13 @@ static int after(gs *s, bl_gs_result *r)
         void *c = r->cont;
         size_t n = r->cont_len;
         result_init(r, s);
-        if (s->cb->handle_continue)
+        if (s->cb->handle_continue) {
             s->cb->handle_continue(&s->state, c, n, r);
-        else
+            const char *bad = result_fault(r, CB_CONTINUE);
+            if (bad) make_bad_return(s, r, CB_CONTINUE, bad);
+        } else {
             stop_badcall(r);
+        }
         free(c);
     }
     if (r->timeout >= 0) {
@@ -308,6 +329,8 @@ static int gs_init(void *arg, void **state)
         s->cb->init(s->start->arg, &s->state, &r);
     else
         s->state = s->start->arg;
+    const char *bad = result_fault(&r, CB_INIT);
+    if (bad) make_bad_return(s, &r, CB_INIT, bad);
     if (r.action == ACT_IGNORE) {
         free(r.cont);
         reason_drop(&r);
@@ -441,6 +464,7 @@ static int gs_handle(void *state, bl_msg *m)
 
     bl_gs_result r;
     result_init(&r, s);
+    int kind = -1; /* the user callback that ran, if any */
     char from[32];
     if (s->trace) bl_pid_format(m->from, from, sizeof from);
     switch (m->tag) {
@@ -455,12 +479,15 @@ static int gs_handle(void *state, bl_msg *m)
                   from);
         if (call) {
             r.from = (bl_gs_from){m->from, m->ref};
-            if (cb->handle_call)
-                cb->handle_call(&s->state, &v, &r);
-            else
+            if (!cb->handle_call) {
                 stop_badcall(&r);
+                break;
+            }
+            cb->handle_call(&s->state, &v, &r);
+            kind = CB_CALL;
         } else if (cb->handle_cast) {
             cb->handle_cast(&s->state, &v, &r);
+            kind = CB_CAST;
         } else {
             stop_badcall(&r);
         }
@@ -478,8 +505,15 @@ static int gs_handle(void *state, bl_msg *m)
         /* fall through */
     default:
         if (s->trace) trace(s, "got info tag=%#x (%zu bytes) from %s", m->tag, m->len, from);
-        if (cb->handle_info) cb->handle_info(&s->state, m, &r);
+        if (cb->handle_info) {
+            cb->handle_info(&s->state, m, &r);
+            kind = CB_INFO;
+        }
         break;
+    }
+    if (kind >= 0) {
+        const char *bad = result_fault(&r, kind);
+        if (bad) make_bad_return(s, &r, kind, bad);
     }
     return after(s, &r);
 }
@@ -499,139 +533,6 @@ static const bl_handler gs_handler = {
     .release = gs_release,
 };
 
-/* ---- the caller's side ---- */
-
-/*
- * One request and its answer: monitor, alias, send, wait.  On 0 *reply holds
- * the reply; on -ECONNRESET the DOWN message.
- */
-static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen, bl_msg **reply,
-                   int64_t timeout)
-{
-    bl_pid me = bl_self();
-    if (!me) return -EPERM;
-    if (timeout < 0 && timeout != BL_INFINITY) return -EINVAL;
-    if (server == me) return -EDEADLK;
-    /* Everything the call waits for arrives after this mark. */
-    bl_recv_mark();
-    bl_ref ref;
-    int rc = bl_monitor(server, &ref);
-    if (rc) return rc;
-    bl__alias_set(ref);
-    rc = bl__send_ex(server, tag, ref, payload, plen, 0);
-    if (rc) {
-        bl__alias_set(BL_REF_NONE);
-        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
-        return rc;
-    }
-    bl__otp_waitref w = {ref, TAG_REPLY};
-    bl_msg *m = NULL;
-    rc = bl_recv(&m, bl__otp_match_answer, &w, timeout, BL_RECV_MARKED);
-    bl__alias_set(BL_REF_NONE);
-    if (rc) {
-        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
-        /* A reply drained before the alias went is queued: take it out. */
-        w.tag = TAG_REPLY;
-        while (bl_recv(&m, bl__otp_match_answer, &w, 0, 0) == 0) bl_msg_free(m);
-        return rc;
-    }
-    if (m->tag == TAG_REPLY) {
-        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
-        if (reply)
-            *reply = m;
-        else
-            bl_msg_free(m);
-        return 0;
-    }
-    bl_reason why;
-    if (bl_msg_reason(m, &why) == 0 && why.kind == BL_NOPROC) {
-        bl_msg_free(m);
-        return -ESRCH;
-    }
-    if (reply)
-        *reply = m;
-    else
-        bl_msg_free(m);
-    return -ECONNRESET;
-}
-
-/* Sends or calls with hdr + data as the payload. */
-static int request(bl_pid server, uint32_t wire, uint32_t tag, const void *data, size_t len,
-                   bl_msg **reply, int64_t timeout)
-{
-    if (tag >= BL_TAG_SYSTEM || (len && !data)) return -EINVAL;
-    _Alignas(16) char small[sizeof(hdr) + STACK_REQ];
-    char *buf = small;
-    if (len > STACK_REQ && !(buf = malloc(sizeof(hdr) + len))) return -ENOMEM;
-    hdr h = {.tag = tag};
-    memcpy(buf, &h, sizeof h);
-    if (len) memcpy(buf + sizeof h, data, len);
-    /* A large request is a heap copy held across the call's wait: freed
-     * with the caller if it is killed meanwhile. */
-    bl_cleanup c;
-    if (buf != small) bl_cleanup_push(&c, free, buf);
-    int rc = wire == TAG_CALL ? do_call(server, wire, buf, sizeof h + len, reply, timeout)
-                              : bl__send_ex(server, wire, BL_REF_NONE, buf, sizeof h + len, 0);
-    if (buf != small) {
-        bl_cleanup_pop(&c, true); /* frees buf */
-    }
-    return rc;
-}
-
-int bl_gen_server_call(bl_pid server, uint32_t tag, const void *data, size_t len, bl_msg **reply,
-                       int64_t timeout_ms)
-{
-    if (reply) *reply = NULL;
-    return request(server, TAG_CALL, tag, data, len, reply, timeout_ms);
-}
-
-int bl_gen_server_cast(bl_pid server, uint32_t tag, const void *data, size_t len)
-{
-    return request(server, TAG_CAST, tag, data, len, NULL, 0);
-}
-
-int bl_gen_server_reply(bl_gs_from from, const void *data, size_t len)
-{
-    if (!from.pid || (len && !data)) return -EINVAL;
-    int rc = bl__send_ex(from.pid, TAG_REPLY, from.ref, data, len, BL_MSG_ALIAS);
-    /* A caller that is gone is not an error: nobody is waiting. */
-    return rc == -EINVAL || rc == -ENOMEM ? rc : 0;
-}
-
-static int sys_call(bl_pid server, sys_req *q, size_t qlen, bl_msg **reply, int64_t timeout)
-{
-    if (reply) *reply = NULL;
-    return do_call(server, TAG_SYS, q, qlen, reply, timeout);
-}
-
-int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_ms)
-{
-    bl_reason want = reason ? *reason : BL_REASON(BL_NORMAL);
-    if ((unsigned)want.kind > BL_CUSTOM || want.kind == BL_KILL ||
-        (want.detail_len && !want.detail))
-        return -EINVAL;
-    size_t qlen = sizeof(sys_req) + want.detail_len;
-    sys_req *q = calloc(1, qlen);
-    if (!q) return -ENOMEM;
-    q->op = SYS_STOP;
-    q->reason = want;
-    q->reason.detail = NULL;
-    if (want.detail_len) memcpy(q + 1, want.detail, want.detail_len);
-    bl_msg *down = NULL;
-    bl_cleanup c;
-    bl_cleanup_push(&c, free, q); /* held across the wait */
-    int rc = sys_call(server, q, qlen, &down, timeout_ms);
-    bl_cleanup_pop(&c, true); /* frees q */
-    if (rc == -ECONNRESET) {
-        bl_reason got;
-        rc = bl_msg_reason(down, &got) == 0 && bl_reason_eq(&got, &want) ? 0 : -ECONNRESET;
-    } else if (rc == 0) {
-        rc = -EINVAL; /* answered without stopping: not a gen_server */
-    }
-    bl_msg_free(down);
-    return rc;
-}
-
 /* ---- starting ---- */
 
 static bl_msg *wait_down(bl_ref ref)
@@ -639,6 +540,18 @@ static bl_msg *wait_down(bl_ref ref)
     bl_msg *m = NULL;
     bl_recv(&m, bl__otp_match_down, &ref, BL_INFINITY, 0);
     return m;
+}
+
+/*
+ * After a failed start_link, once the child's DOWN is in: takes its EXIT out
+ * of a trapping caller's mailbox, as proc_lib:start_link does.  A dying
+ * process signals its links before its monitors, so the EXIT is already
+ * queued when the DOWN has arrived.
+ */
+static void flush_exit(bl_pid child)
+{
+    bl_msg *m = NULL;
+    while (bl_recv(&m, bl__otp_match_exit_from, &child, 0, 0) == 0) bl_msg_free(m);
 }
 
 static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_server_opts *o,
@@ -701,9 +614,12 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
         bl_exit_pid(child, &kill);
         bl_msg_free(wait_down(w.ref));
         while (bl_recv(&m, bl__otp_match_answer, &w, 0, 0) == 0) bl_msg_free(m);
+        /* It may have died by itself before the unlink. */
+        if (link) flush_exit(child);
         return -ETIMEDOUT;
     }
     if (m->tag == BL_TAG_DOWN) {
+        if (link) flush_exit(child);
         if (o->error)
             *o->error = m;
         else
@@ -720,6 +636,7 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
     }
     /* Every other outcome ends the server: return once it is gone. */
     m = wait_down(w.ref);
+    if (link) flush_exit(child);
     if (a.status == -ECHILD && o->error) {
         *o->error = m;
         m = NULL;
@@ -739,71 +656,4 @@ int bl_gen_server_start_link(bl_pid *pid, const bl_gen_server *cb, void *arg,
                              const bl_gen_server_opts *opts)
 {
     return start(pid, cb, arg, opts, true);
-}
-
-/* ---- sys ---- */
-
-int bl_sys_get_state(bl_pid server, void **state, int64_t timeout_ms)
-{
-    if (!state) return -EINVAL;
-    sys_req q = {.op = SYS_GET_STATE};
-    bl_msg *m;
-    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
-    if (rc == 0 && m->len == sizeof *state) memcpy(state, m->data, sizeof *state);
-    bl_msg_free(m);
-    return rc;
-}
-
-int bl_sys_replace_state(bl_pid server, void (*fn)(void **state, void *arg), void *arg,
-                         int64_t timeout_ms)
-{
-    if (!fn) return -EINVAL;
-    sys_req q = {.op = SYS_REPLACE, .fn = fn, .arg = arg};
-    bl_msg *m;
-    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
-    bl_msg_free(m);
-    return rc;
-}
-
-int bl_sys_get_status(bl_pid server, char *buf, size_t len, int64_t timeout_ms)
-{
-    if (!buf || !len) return -EINVAL;
-    sys_req q = {.op = SYS_STATUS, .buflen = len - 1};
-    bl_msg *m;
-    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
-    if (rc == 0) {
-        size_t n = m->len < len ? m->len : len;
-        memcpy(buf, m->data, n);
-        buf[len - 1] = 0;
-        if (n) buf[n - 1] = 0;
-    }
-    bl_msg_free(m);
-    return rc;
-}
-
-int bl_sys_trace(bl_pid server, bool on, bl_trace_fn fn, void *arg, int64_t timeout_ms)
-{
-    sys_req q = {.op = SYS_TRACE, .on = on, .tfn = fn, .arg = arg};
-    bl_msg *m;
-    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
-    bl_msg_free(m);
-    return rc;
-}
-
-int bl_sys_suspend(bl_pid server, int64_t timeout_ms)
-{
-    sys_req q = {.op = SYS_SUSPEND};
-    bl_msg *m;
-    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
-    bl_msg_free(m);
-    return rc;
-}
-
-int bl_sys_resume(bl_pid server, int64_t timeout_ms)
-{
-    sys_req q = {.op = SYS_RESUME};
-    bl_msg *m;
-    int rc = sys_call(server, &q, sizeof q, &m, timeout_ms);
-    bl_msg_free(m);
-    return rc;
 }

@@ -1,0 +1,339 @@
+/*
+ * otp/gen_server/request.c - asynchronous requests (Erlang's
+ * gen_server:send_request and its answers) and request id collections.
+ *
+ * A request is a call that does not wait: the requester monitors the
+ * server, takes a reply ticket (ticket.c) and sends a CALL tagged with it;
+ * the server answers it as any call.  Its answer is the first of, in the
+ * requester's mailbox: the reply (TAG_REPLY under the ticket), the
+ * server's DOWN (under the monitor), or the requester's own NOPROC note
+ * when nobody held the name.  Taking the answer ends the request: the
+ * monitor is removed (flushed) and the ticket freed, so nothing about it
+ * is left behind.  Giving a request up (receive_response's timeout)
+ * removes the monitor and cancels the ticket, so a late reply is never
+ * sent; one that was already sent is taken out of the mailbox.
+ *
+ * All of it runs in the requester's process; only the ticket is shared
+ * with whoever answers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "beamline.h"
+#include "beamline/gen_server.h"
+#include "otp/gen_server/gs_int.h"
+#include "proc/otp.h"
+
+static bool valid_timeout(int64_t ms)
+{
+    return ms >= 0 || ms == BL_INFINITY;
+}
+
+/* True when m answers id. */
+static bool answers(const bl_msg *m, const bl_gs_reqid *id)
+{
+    if (m->tag == TAG_REPLY) return id->ref && m->ref == id->ref;
+    return (m->tag == BL_TAG_DOWN || m->tag == TAG_NOPROC) && id->mon && m->ref == id->mon;
+}
+
+/* Only these tags can answer a request: the rest is turned away in O(1). */
+static bool maybe_answer(const bl_msg *m)
+{
+    return m->tag == TAG_REPLY || m->tag == BL_TAG_DOWN || m->tag == TAG_NOPROC;
+}
+
+static bool match_id(const bl_msg *m, void *arg)
+{
+    return maybe_answer(m) && answers(m, arg);
+}
+
+/* Sends the CALL of a request: hdr + data, tagged with the ticket. */
+static int send_call(bl_pid server, bl_ref ticket, uint32_t tag, const void *data, size_t len)
+{
+    _Alignas(16) char small[sizeof(hdr) + STACK_REQ];
+    char *buf = len <= STACK_REQ ? small : malloc(sizeof(hdr) + len);
+    if (!buf) return -ENOMEM;
+    hdr h = {.tag = tag};
+    memcpy(buf, &h, sizeof h);
+    if (len) memcpy(buf + sizeof h, data, len);
+    int rc = bl__send_ex(server, TAG_CALL, ticket, buf, sizeof h + len, 0);
+    if (buf != small) free(buf);
+    return rc;
+}
+
+int bl_gen_server_send_request(bl_gs_dest to, uint32_t tag, const void *data, size_t len,
+                               bl_gs_reqid *id)
+{
+    if (id) *id = (bl_gs_reqid){0};
+    bl_pid me = bl_self();
+    if (!me) return -EPERM;
+    if (!id || tag >= BL_TAG_SYSTEM || (len && !data)) return -EINVAL;
+    bl_pid pid;
+    int rc = bl__gs_resolve(&to, &pid);
+    if (rc == -ESRCH) {
+        /* Nobody holds the name: the answer is noproc, queued now and
+         * found like any other answer (Erlang sends itself a DOWN). */
+        bl_ref note = bl_make_ref();
+        rc = bl__send_ex(me, TAG_NOPROC, note, NULL, 0, 0);
+        if (rc == 0) id->mon = note;
+        return rc;
+    }
+    if (rc) return rc;
+    bl_ref ticket, mon;
+    if ((rc = bl__gs_ticket_new(me, &ticket))) return rc;
+    if ((rc = bl_monitor(pid, &mon))) {
+        bl_msg_free(bl__gs_ticket_cancel(ticket));
+        return rc;
+    }
+    if ((rc = send_call(pid, ticket, tag, data, len))) {
+        bl_demonitor(mon, BL_DEMONITOR_FLUSH);
+        bl_msg_free(bl__gs_ticket_cancel(ticket));
+        return rc;
+    }
+    *id = (bl_gs_reqid){.mon = mon, .ref = ticket, .server = pid};
+    return 0;
+}
+
+/*
+ * m answers id: ends the request and returns the answer's result (0 for a
+ * reply, -ECONNRESET for the server's DOWN, -ESRCH for noproc).  m stays
+ * the caller's; for a reply its data/len become the reply's.
+ */
+static int settle(const bl_gs_reqid *id, bl_msg *m)
+{
+    if (m->tag == TAG_REPLY) {
+        bl_demonitor(id->mon, BL_DEMONITOR_FLUSH);
+        bl__gs_ticket_taken(m);
+        return 0;
+    }
+    if (m->tag == TAG_NOPROC) return -ESRCH;
+    /* The DOWN: the monitor is spent.  A reply may still come from whoever
+     * else holds the request's from; cancelling the ticket stops it. */
+    bl_msg_free(bl__gs_ticket_cancel(id->ref));
+    bl_reason why;
+    return bl_msg_reason(m, &why) == 0 && why.kind == BL_NOPROC ? -ESRCH : -ECONNRESET;
+}
+
+/* Hands m to *reply when the result carries a message (a reply, a DOWN); frees it otherwise. */
+static int deliver(int rc, bl_msg *m, bl_msg **reply)
+{
+    if ((rc == 0 || rc == -ECONNRESET) && reply)
+        *reply = m;
+    else
+        bl_msg_free(m);
+    return rc;
+}
+
+/* Gives id up: no answer will reach the mailbox.  Returns a reply that had already come, or NULL.
+ */
+static bl_msg *abandon(const bl_gs_reqid *id)
+{
+    if (!id->ref) {
+        /* A noproc note: take it out, as demonitor's flush takes a DOWN. */
+        bl_msg *m = NULL;
+        bl_gs_reqid only = {.mon = id->mon};
+        if (bl_recv(&m, match_id, &only, 0, 0) == 0) bl_msg_free(m);
+        return NULL;
+    }
+    bl_demonitor(id->mon, BL_DEMONITOR_FLUSH);
+    return bl__gs_ticket_cancel(id->ref);
+}
+
+static int check_args(const bl_gs_reqid *id, bl_msg **reply, int64_t timeout_ms)
+{
+    if (reply) *reply = NULL;
+    if (!bl_self()) return -EPERM;
+    if (!id || !id->mon || !valid_timeout(timeout_ms)) return -EINVAL;
+    return 0;
+}
+
+int bl_gen_server_wait_response(bl_gs_reqid *id, bl_msg **reply, int64_t timeout_ms)
+{
+    int rc = check_args(id, reply, timeout_ms);
+    if (rc) return rc;
+    bl_msg *m = NULL;
+    if ((rc = bl_recv(&m, match_id, id, timeout_ms, 0))) return rc; /* still pending */
+    rc = settle(id, m);
+    *id = (bl_gs_reqid){0};
+    return deliver(rc, m, reply);
+}
+
+int bl_gen_server_receive_response(bl_gs_reqid *id, bl_msg **reply, int64_t timeout_ms)
+{
+    int rc = check_args(id, reply, timeout_ms);
+    if (rc) return rc;
+    bl_msg *m = NULL;
+    rc = bl_recv(&m, match_id, id, timeout_ms, 0);
+    if (rc == 0) {
+        rc = settle(id, m);
+    } else if ((m = abandon(id))) {
+        rc = 0; /* the reply came as we gave up: Erlang returns it too */
+    }
+    *id = (bl_gs_reqid){0};
+    return deliver(rc, m, reply);
+}
+
+int bl_gen_server_check_response(bl_msg *m, bl_gs_reqid *id)
+{
+    if (!bl_self()) return -EPERM;
+    if (!m || !id || !id->mon) return -EINVAL;
+    if (!maybe_answer(m) || !answers(m, id)) return BL_GS_NO_REPLY;
+    int rc = settle(id, m);
+    *id = (bl_gs_reqid){0};
+    return rc;
+}
+
+/* ---- collections ---- */
+
+void bl_gs_reqids_init(bl_gs_reqids *c)
+{
+    if (c) *c = (bl_gs_reqids){0};
+}
+
+size_t bl_gs_reqids_size(const bl_gs_reqids *c)
+{
+    return c ? c->n : 0;
+}
+
+static long find(const bl_gs_reqids *c, const bl_gs_reqid *id)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].id.mon == id->mon) return (long)i;
+    return -1;
+}
+
+int bl_gs_reqids_add(bl_gs_reqids *c, bl_gs_reqid id, uint64_t label)
+{
+    if (!c || !id.mon) return -EINVAL;
+    if (find(c, &id) >= 0) return -EEXIST;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        bl_gs_reqid_label *v = realloc(c->v, cap * sizeof *v);
+        if (!v) return -ENOMEM;
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v[c->n++] = (bl_gs_reqid_label){.id = id, .label = label};
+    return 0;
+}
+
+size_t bl_gs_reqids_to_list(const bl_gs_reqids *c, bl_gs_reqid_label *out, size_t max)
+{
+    if (!c) return 0;
+    if (out) memcpy(out, c->v, (c->n < max ? c->n : max) * sizeof *out);
+    return c->n;
+}
+
+int bl_gs_reqids_send(bl_gs_reqids *c, uint64_t label, bl_gs_dest to, uint32_t tag,
+                      const void *data, size_t len)
+{
+    if (!c) return -EINVAL;
+    /* Room first, so that a request once sent is never lost for memory. */
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        bl_gs_reqid_label *v = realloc(c->v, cap * sizeof *v);
+        if (!v) return -ENOMEM;
+        c->v = v;
+        c->cap = cap;
+    }
+    bl_gs_reqid id;
+    int rc = bl_gen_server_send_request(to, tag, data, len, &id);
+    if (rc) return rc;
+    c->v[c->n++] = (bl_gs_reqid_label){.id = id, .label = label};
+    return 0;
+}
+
+typedef struct col_match {
+    const bl_gs_reqids *c;
+    size_t at; /* the entry the last match answered */
+} col_match;
+
+static bool match_col(const bl_msg *m, void *arg)
+{
+    col_match *cm = arg;
+    if (!maybe_answer(m)) return false;
+    for (size_t i = 0; i < cm->c->n; i++)
+        if (answers(m, &cm->c->v[i].id)) {
+            cm->at = i;
+            return true;
+        }
+    return false;
+}
+
+/* Settles entry `at` with its answer m; reports it in *which and deletes it if asked. */
+static int settle_at(bl_gs_reqids *c, size_t at, bl_msg *m, bool del, bl_gs_reqid_label *which)
+{
+    bl_gs_reqid_label e = c->v[at];
+    int rc = settle(&e.id, m);
+    if (which) *which = e;
+    if (del) {
+        memmove(&c->v[at], &c->v[at + 1], (c->n - at - 1) * sizeof *c->v);
+        c->n--;
+    }
+    return rc;
+}
+
+static int col_args(const bl_gs_reqids *c, bl_msg **reply, bl_gs_reqid_label *which,
+                    int64_t timeout_ms)
+{
+    if (reply) *reply = NULL;
+    if (which) *which = (bl_gs_reqid_label){0};
+    if (!bl_self()) return -EPERM;
+    if (!c || !valid_timeout(timeout_ms)) return -EINVAL;
+    return c->n ? 0 : BL_GS_NO_REQUEST;
+}
+
+int bl_gs_reqids_wait(bl_gs_reqids *c, bool del, bl_msg **reply, bl_gs_reqid_label *which,
+                      int64_t timeout_ms)
+{
+    int rc = col_args(c, reply, which, timeout_ms);
+    if (rc) return rc;
+    col_match cm = {.c = c};
+    bl_msg *m = NULL;
+    if ((rc = bl_recv(&m, match_col, &cm, timeout_ms, 0))) return rc; /* all still pending */
+    rc = settle_at(c, cm.at, m, del, which);
+    return deliver(rc, m, reply);
+}
+
+/* Gives up every request of c (answered ones are left alone by their
+ * spent monitors and tickets), taking out replies already come; empties c. */
+static void abandon_all(bl_gs_reqids *c)
+{
+    for (size_t i = 0; i < c->n; i++) bl_msg_free(abandon(&c->v[i].id));
+    c->n = 0;
+}
+
+int bl_gs_reqids_receive(bl_gs_reqids *c, bool del, bl_msg **reply, bl_gs_reqid_label *which,
+                         int64_t timeout_ms)
+{
+    int rc = col_args(c, reply, which, timeout_ms);
+    if (rc) return rc;
+    col_match cm = {.c = c};
+    bl_msg *m = NULL;
+    if ((rc = bl_recv(&m, match_col, &cm, timeout_ms, 0))) {
+        abandon_all(c);
+        return rc;
+    }
+    rc = settle_at(c, cm.at, m, del, which);
+    return deliver(rc, m, reply);
+}
+
+int bl_gs_reqids_check(bl_gs_reqids *c, bl_msg *m, bool del, bl_gs_reqid_label *which)
+{
+    int rc = col_args(c, NULL, which, 0);
+    if (rc) return rc;
+    if (!m) return -EINVAL;
+    col_match cm = {.c = c};
+    if (!match_col(m, &cm)) return BL_GS_NO_REPLY;
+    return settle_at(c, cm.at, m, del, which);
+}
+
+void bl_gs_reqids_free(bl_gs_reqids *c)
+{
+    if (!c) return;
+    if (bl_self()) abandon_all(c);
+    free(c->v);
+    *c = (bl_gs_reqids){0};
+}
