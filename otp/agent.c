@@ -1,6 +1,7 @@
 /*
  * otp/agent.c - Agent on gen_server.  A request is the function pointer
- * followed by the argument bytes; the agent runs it on its state.
+ * followed by the argument bytes; the agent runs it on its state.  Also the
+ * agent's child spec (bl_agent_child_spec).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -105,6 +106,24 @@ int bl_agent_start(bl_pid *pid, bl_agent_init_fn init, void *arg, const bl_agent
 int bl_agent_start_link(bl_pid *pid, bl_agent_init_fn init, void *arg, const bl_agent_opts *opts)
 {
     return start(pid, init, arg, opts, true);
+}
+
+/* An agent child's start, in the supervisor: a is the spec's copy of the bl_agent_child. */
+static int child_start(void *a, bl_pid *pid)
+{
+    const bl_agent_child *c = a;
+    return start(pid, c->init, c->arg, &c->opts, true);
+}
+
+bl_child_spec bl_agent_child_spec(const char *id, const bl_agent_child *ac)
+{
+    return (bl_child_spec){
+        .id = id,
+        .start = ac ? child_start : NULL,
+        .arg = (void *)ac,
+        .arg_len = ac ? sizeof *ac : 0,
+        .restart = BL_RESTART_PERMANENT,
+    };
 }
 
 /* Builds fn + arg and calls or casts it. */

@@ -19,11 +19,16 @@
  *    bl_gen_server_call, instead of exiting the caller.
  *  - The state is not garbage collected: give free_state to have it freed
  *    when the agent ends, for any reason.
+ *  - Elixir's child_spec/1 is bl_agent_child_spec: a bl_child_spec (id,
+ *    restart permanent) whose start runs bl_agent_start_link in the
+ *    supervisor.
  */
 /* Outside the guard: beamline.h includes this header back, and must come first. */
 #include "beamline.h"
 #ifndef BEAMLINE_AGENT_H
 #define BEAMLINE_AGENT_H
+
+#include "beamline/supervisor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,6 +60,25 @@ typedef struct bl_agent_opts {
 int bl_agent_start(bl_pid *pid, bl_agent_init_fn init, void *arg, const bl_agent_opts *opts);
 /* As bl_agent_start, linked to the caller. */
 int bl_agent_start_link(bl_pid *pid, bl_agent_init_fn init, void *arg, const bl_agent_opts *opts);
+
+/* What an agent child spec starts: bl_agent_start_link(&pid, init, arg, &opts). */
+typedef struct bl_agent_child {
+    bl_agent_init_fn init; /* builds the state, again at each restart; NULL: the state is arg */
+    void *arg;             /* init's argument, shared (not copied): it must outlive the spec */
+    bl_agent_opts opts;    /* copied; opts.name (if set) must outlive the spec */
+} bl_agent_child;
+
+/*
+ * Elixir's Agent.child_spec: a child spec with this id whose start runs
+ * bl_agent_start_link with *ac in the supervisor, linking the agent to it;
+ * restart permanent, shutdown default (5000 ms), type worker, as Elixir's.
+ * The spec points at *ac with arg_len set, so the supervisor copies it: ac
+ * may live on the caller's stack.  A restarted agent gets a new state from
+ * init(arg); with init NULL the state is arg itself, so free_state must not
+ * free it if the agent may be restarted.  With ac NULL the spec has no
+ * start, and supervisors refuse it (-EINVAL).
+ */
+bl_child_spec bl_agent_child_spec(const char *id, const bl_agent_child *ac);
 
 /*
  * Runs fn in the agent and returns its answer in *reply (free it with

@@ -23,6 +23,9 @@
  * -ECONNRESET, -EDEADLK, -EPERM) are those listed in beamline/supervisor.h.
  * Stop a dynamic supervisor with bl_supervisor_stop.
  *
+ * As Elixir's (and unlike Supervisor), a dynamic supervisor has no
+ * auto_shutdown: a spec with significant set is refused (-EINVAL).
+ *
  * Differences from Elixir: as in beamline/supervisor.h (specs are structs,
  * results are codes, no logging); start_child's spec id is ignored and may
  * be NULL; which_children lists children in no particular order, each with
@@ -75,11 +78,21 @@ int bl_dynamic_supervisor_start_fn(void *arg, bl_pid *pid);
  *   0                    *pid is the child;
  *   BL_GS_IGNORED        it ignored; nothing is kept, *pid is BL_PID_NONE;
  *   BL_SUP_MAX_CHILDREN  the supervisor already has max_children children;
- *   -EINVAL              the spec is invalid (bl_child_spec_check says why);
- *   the child's own error (a negative errno); or a call error.
+ *   -EINVAL              the spec is invalid (bl_child_spec_check says
+ *                        why), or significant;
+ *   the child's own error (a negative errno): -EEXIST (already_started)
+ *   with the holder of the child's name in *pid; or a call error.
  * pid may be NULL.
  */
 int bl_dynamic_supervisor_start_child(bl_pid sup, const bl_child_spec *spec, bl_pid *pid);
+
+/*
+ * As bl_dynamic_supervisor_start_child, and *info gets what a start_info
+ * function returned with a successful start ({:ok, pid, info}); info->len
+ * is 0 otherwise.  info may be NULL.
+ */
+int bl_dynamic_supervisor_start_child_info(bl_pid sup, const bl_child_spec *spec, bl_pid *pid,
+                                           bl_child_info *info);
 
 /* Shuts child down and forgets it.  0, BL_SUP_NOT_FOUND, or a call error. */
 int bl_dynamic_supervisor_terminate_child(bl_pid sup, bl_pid child);

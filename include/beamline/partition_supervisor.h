@@ -33,6 +33,14 @@
  * without asking the supervisor): they cost a call round trip, and wait
  * while the supervisor is busy restarting a partition.
  *
+ * Resizing (Elixir 1.18's resize!/2): bl_partition_supervisor_resize routes
+ * keys over a new number of partitions, from 0 up to the number the
+ * supervisor was started with.  Partitions above the new number are shut
+ * down (terminate_child: their specs stay, listed without a pid); growing
+ * starts them again (restart_child), with their with_arguments argument.
+ *
+ * As in Elixir, the child spec may not be significant (no auto_shutdown).
+ *
  * Scaling a dynamic supervisor (the seeds' "partsup_5_slow_children"):
  * make each partition a dynamic supervisor (spec.start =
  * bl_dynamic_supervisor_start_fn, type BL_CHILD_SUPERVISOR), look one up
@@ -69,7 +77,8 @@ typedef struct bl_partsup_opts {
 /*
  * Starts a partition supervisor linked to the caller (process only) and its
  * partitions, in order.  Results of bl_supervisor_start_link: 0, -EINVAL
- * (opts NULL, a bad spec, negative or too many partitions, bad intensity),
+ * (opts NULL, a bad or significant spec, negative or too many partitions,
+ * bad intensity),
  * BL_SUP_CHILD_FAILED (a partition failed to start; error->index is it),
  * -EEXIST (name taken: *pid is its holder), -ENOMEM, -EPERM, -ESRCH.
  */
@@ -88,16 +97,38 @@ int bl_partition_of_int(int64_t key, int partitions);
  * with len > 0). */
 int bl_partition_of_bytes(const void *key, size_t len, int partitions);
 
-/* The number of partitions (> 0), -EINVAL if sup is not a partition supervisor, or a call error. */
+/*
+ * The number of partitions keys are routed to (> 0, or 0 after a resize to
+ * none), -EINVAL if sup is not a partition supervisor, or a call error.
+ */
 int bl_partition_supervisor_partitions(bl_pid sup);
+
+/*
+ * PartitionSupervisor.resize!: routes keys over partitions partitions from
+ * now on.  Growing starts the partitions current..partitions-1 again, in
+ * order; shrinking first routes to the new number, then shuts partitions
+ * partitions..current-1 down, in order.  Returns the previous number
+ * (>= 0), or
+ *   -EINVAL   partitions < 0 or above the number given at start, or sup is
+ *             not a partition supervisor;
+ *   BL_SUP_NOT_FOUND, BL_SUP_RUNNING, BL_SUP_RESTARTING, or a partition's
+ *             own start error: a partition to grow into could not start
+ *             (its spec was deleted, it was started by hand, or its start
+ *             failed): the partitions this call started are shut down
+ *             again and the number stays (Elixir raises, and keeps the
+ *             partitions it started running);
+ *   or a call error.
+ */
+int bl_partition_supervisor_resize(bl_pid sup, int partitions);
 
 /*
  * The child of the partition key routes to (Elixir's GenServer.whereis({:via,
  * PartitionSupervisor, {name, key}})).  Returns 0 (*pid is it),
  * BL_SUP_RESTARTING or BL_SUP_NOT_FOUND (that partition's child is not
- * running, or its spec was deleted: *pid is BL_PID_NONE), -EINVAL (sup is
- * not a partition supervisor, pid NULL), or a call error.  The partition
- * number goes to *partition when it is not NULL.
+ * running, or its spec was deleted, or there are 0 partitions after a
+ * resize: *pid is BL_PID_NONE, *partition -1), -EINVAL (sup is not a
+ * partition supervisor, pid NULL), or a call error.  The partition number
+ * goes to *partition when it is not NULL.
  */
 int bl_partition_supervisor_whereis_int(bl_pid sup, int64_t key, bl_pid *pid, int *partition);
 

@@ -34,34 +34,69 @@ void bl__sup_reply_with(bl_gs_result *r, int rc, bl_pid pid, int aux)
     bl_gs_reply(r, &rep, sizeof rep);
 }
 
-int bl__sup_call_reply(bl_pid sup, uint32_t tag, const void *req, size_t len, bl__sup_reply *rep)
+/*
+ * The reply with the info of a start: {rc, aux, pid} and then the info's
+ * bytes, so that replies without info (nearly all) stay small.
+ */
+void bl__sup_reply_info(bl_gs_result *r, int rc, bl_pid pid, const bl_child_info *info)
+{
+    size_t n = info ? info->len : 0;
+    if (n == 0 || n > BL_CHILD_INFO_MAX) {
+        bl__sup_reply_with(r, rc, pid, 0);
+        return;
+    }
+    unsigned char buf[sizeof(bl__sup_reply) + BL_CHILD_INFO_MAX];
+    bl__sup_reply rep = {.rc = rc, .pid = pid};
+    memcpy(buf, &rep, sizeof rep);
+    memcpy(buf + sizeof rep, info->data, n);
+    bl_gs_reply(r, buf, sizeof rep + n);
+}
+
+int bl__sup_call_reply_info(bl_pid sup, uint32_t tag, const void *req, size_t len,
+                            bl__sup_reply *rep, bl_child_info *info)
 {
     bl_msg *m;
     int rc = bl__sup_call(sup, tag, req, len, &m);
     if (rc) return rc;
     *rep = (bl__sup_reply){.rc = -EPROTO};
-    if (m->len == sizeof *rep) memcpy(rep, m->data, sizeof *rep);
+    if (info) info->len = 0;
+    if (m->len >= sizeof *rep && m->len - sizeof *rep <= BL_CHILD_INFO_MAX) {
+        memcpy(rep, m->data, sizeof *rep);
+        size_t n = m->len - sizeof *rep;
+        if (info && n) {
+            memcpy(info->data, (const char *)m->data + sizeof *rep, n);
+            info->len = n;
+        }
+    }
     bl_msg_free(m);
     return 0;
 }
 
-int bl__sup_call_spec(bl_pid sup, uint32_t tag, const bl_child_spec *spec, bl__sup_reply *rep)
+int bl__sup_call_reply(bl_pid sup, uint32_t tag, const void *req, size_t len, bl__sup_reply *rep)
+{
+    return bl__sup_call_reply_info(sup, tag, req, len, rep, NULL);
+}
+
+int bl__sup_call_spec(bl_pid sup, uint32_t tag, const bl_child_spec *spec, bl__sup_reply *rep,
+                      bl_child_info *info)
 {
     size_t len = sizeof(bl__sup_wire) + spec->arg_len;
     bl__sup_wire small, *w = spec->arg_len ? malloc(len) : &small;
     if (!w) return -ENOMEM;
     *w = (bl__sup_wire){.start = spec->start,
+                        .start_info = spec->start_info,
                         .arg = spec->arg,
                         .arg_len = spec->arg_len,
                         .shutdown = spec->shutdown,
                         .restart = spec->restart,
-                        .type = spec->type};
+                        .type = spec->type,
+                        .significant = spec->significant};
     snprintf(w->id, sizeof w->id, "%s", spec->id ? spec->id : "");
     if (spec->arg_len) memcpy(w + 1, spec->arg, spec->arg_len);
     /* Held across the call's wait: freed with the caller if it is killed meanwhile. */
     bl_cleanup c;
     if (w != &small) bl_cleanup_push(&c, free, w);
-    int rc = bl__sup_call_reply(sup, tag, w, len, rep);
+    int rc = bl__sup_call_reply_info(sup, tag, w, len, rep, info);
     if (w != &small) {
         bl_cleanup_pop(&c, true); /* frees w */
     }

@@ -1,7 +1,9 @@
 /*
  * otp/supervisor/child_spec.c - checking child specs and describing what is
- * wrong with them (bl_child_spec_check, bl_sup_error_str), for every kind of
- * supervisor.  A check touches only its arguments: any thread.
+ * wrong with them (bl_child_spec_check, bl_sup_error_str), and running a
+ * spec's start function (bl__sup_start), for every kind of supervisor.  A
+ * check touches only its arguments: any thread; a start runs in the
+ * supervisor process.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,6 +25,10 @@ static const char *const error_text[] = {
     [BL_SUP_ERR_BAD_ARG] = "child arg NULL with arg_len > 0",
     [BL_SUP_ERR_BAD_OPTION] = "invalid supervisor option",
     [BL_SUP_ERR_START_FAILED] = "child failed to start",
+    [BL_SUP_ERR_BAD_SIGNIFICANT] = "significant child not allowed (permanent, or auto_shutdown "
+                                   "never)",
+    [BL_SUP_ERR_BAD_START] = "child spec with both start and start_info",
+    [BL_SUP_ERR_INIT_FAILED] = "supervisor init function failed",
 };
 
 const char *bl_sup_error_str(bl_sup_error_kind kind)
@@ -40,9 +46,38 @@ int bl__sup_set_error(bl_sup_error *err, bl_sup_error_kind kind, int index, cons
         err->index = index;
         err->error = error;
         err->id[0] = 0;
+        err->pid = BL_PID_NONE;
         if (id) snprintf(err->id, sizeof err->id, "%s", id);
     }
     return error;
+}
+
+int bl_child_info_set(bl_child_info *info, const void *data, size_t len)
+{
+    if (!info || (!data && len > 0)) return -EINVAL;
+    if (len > BL_CHILD_INFO_MAX) return -EMSGSIZE;
+    if (len) memcpy(info->data, data, len);
+    info->len = len;
+    return 0;
+}
+
+int bl__sup_start(bl_start_fn start, bl_start_info_fn start_info, void *arg, bl_pid *pid,
+                  bl_child_info *info)
+{
+    bl_child_info scratch;
+    bl_child_info *in = info ? info : &scratch;
+    in->len = 0;
+    *pid = BL_PID_NONE;
+    int rc = start_info ? start_info(arg, pid, in) : start(arg, pid);
+    if (rc == 0 && *pid != BL_PID_NONE) {
+        if (in->len > BL_CHILD_INFO_MAX) in->len = BL_CHILD_INFO_MAX;
+        return 0;
+    }
+    in->len = 0;
+    /* A taken name: the start left its holder (Erlang's {already_started, Pid}). */
+    if (rc != -EEXIST) *pid = BL_PID_NONE;
+    if (rc == 0 || rc == BL_GS_IGNORED) return BL_GS_IGNORED;
+    return rc < 0 ? rc : -EPROTO;
 }
 
 int bl_child_spec_check(const bl_child_spec *s, bool need_id, bl_sup_error *err)
@@ -57,10 +92,14 @@ int bl_child_spec_check(const bl_child_spec *s, bool need_id, bl_sup_error *err)
         id = NULL; /* ignored anyway; do not report a truncated one */
     }
     bl_sup_error_kind kind = BL_SUP_ERR_NONE;
-    if (!s->start)
+    if (!s->start && !s->start_info)
         kind = BL_SUP_ERR_MISSING_START;
+    else if (s->start && s->start_info)
+        kind = BL_SUP_ERR_BAD_START;
     else if ((unsigned)s->restart > BL_RESTART_TEMPORARY)
         kind = BL_SUP_ERR_BAD_RESTART;
+    else if (s->significant && s->restart == BL_RESTART_PERMANENT)
+        kind = BL_SUP_ERR_BAD_SIGNIFICANT;
     else if (s->shutdown < BL_SHUTDOWN_BRUTAL_KILL)
         kind = BL_SUP_ERR_BAD_SHUTDOWN;
     else if ((unsigned)s->type > BL_CHILD_SUPERVISOR)
@@ -85,13 +124,19 @@ static int id_pos_cmp(const void *a, const void *b)
     return c ? c : x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-/* Checks every spec of a list and that ids are unique.  0, -EINVAL or -ENOMEM. */
-int bl__sup_check_specs(const bl_child_spec *children, size_t n, bl_sup_error *err)
+/*
+ * Checks every spec of a list, that ids are unique, and that significant
+ * children are allowed (auto_shutdown not never).  0, -EINVAL or -ENOMEM.
+ */
+int bl__sup_check_specs(const bl_child_spec *children, size_t n, bl_auto_shutdown auto_shutdown,
+                        bl_sup_error *err)
 {
     if (n > 0 && !children) return bl__sup_set_error(err, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
     if (n > INT_MAX) return bl__sup_set_error(err, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
     for (size_t i = 0; i < n; i++) {
         int rc = bl_child_spec_check(&children[i], true, err);
+        if (!rc && children[i].significant && auto_shutdown == BL_AUTO_SHUTDOWN_NEVER)
+            rc = bl__sup_set_error(err, BL_SUP_ERR_BAD_SIGNIFICANT, 0, children[i].id, -EINVAL);
         if (rc) {
             if (err) err->index = (int)i;
             return rc;

@@ -26,14 +26,15 @@
 
 /* One child. */
 typedef struct dchild {
-    bl_pid pid;         /* the child; while restarting, the pid it had (its key) */
-    bl_start_fn start;  /* starts it linked to the supervisor */
-    void *arg;          /* the spec's arg */
-    bool owns_arg;      /* arg is the supervisor's copy */
-    bool restarting;    /* its restart failed; a try-again cast is queued */
-    bl_restart restart; /* permanent, transient, temporary */
-    bl_child_type type; /* worker or supervisor */
-    int64_t shutdown;   /* resolved: ms > 0, infinity or brutal_kill */
+    bl_pid pid;                  /* the child; while restarting, the pid it had (its key) */
+    bl_start_fn start;           /* starts it linked to the supervisor, or ... */
+    bl_start_info_fn start_info; /* ... this one, which also returns info */
+    void *arg;                   /* the spec's arg */
+    bool owns_arg;               /* arg is the supervisor's copy */
+    bool restarting;             /* its restart failed; a try-again cast is queued */
+    bl_restart restart;          /* permanent, transient, temporary */
+    bl_child_type type;          /* worker or supervisor */
+    int64_t shutdown;            /* resolved: ms > 0, infinity or brutal_kill */
 } dchild;
 
 typedef struct dynsup {
@@ -157,16 +158,15 @@ static void rekey(dynsup *d, size_t i, bl_pid pid)
 
 /* ---- starting and restarting ---- */
 
-/* Runs c's start function (with the extra arguments if any).  0, BL_GS_IGNORED or an error. */
-static int start_child(const dynsup *d, const dchild *c, bl_pid *pid)
+/*
+ * Runs c's start function (with the extra arguments if any).  0,
+ * BL_GS_IGNORED or an error; *pid as bl__sup_start leaves it (the holder of
+ * a taken name after -EEXIST), info (may be NULL) a successful start's info.
+ */
+static int start_child(const dynsup *d, const dchild *c, bl_pid *pid, bl_child_info *info)
 {
     bl_dynsup_args a = {d->extra, c->arg};
-    *pid = BL_PID_NONE;
-    int rc = c->start(d->extra ? (void *)&a : c->arg, pid);
-    if (rc == 0 && *pid != BL_PID_NONE) return 0;
-    *pid = BL_PID_NONE;
-    if (rc == 0 || rc == BL_GS_IGNORED) return BL_GS_IGNORED;
-    return rc < 0 ? rc : -EPROTO;
+    return bl__sup_start(c->start, c->start_info, d->extra ? (void *)&a : c->arg, pid, info);
 }
 
 /*
@@ -183,7 +183,7 @@ static void restart(dynsup *d, size_t i, bl_gs_result *r)
         return;
     }
     bl_pid pid;
-    int rc = start_child(d, c, &pid);
+    int rc = start_child(d, c, &pid, NULL);
     if (rc == 0) {
         c->restarting = false;
         rekey(d, i, pid);
@@ -225,7 +225,12 @@ static void call_start_child(dynsup *d, const bl_msg *m, bl_gs_result *r)
         bl__sup_reply_with(r, BL_SUP_MAX_CHILDREN, 0, 0);
         return;
     }
+    if (w->significant) { /* Elixir's {:invalid_significant, true} */
+        bl__sup_reply_with(r, -EINVAL, 0, 0);
+        return;
+    }
     dchild c = {.start = w->start,
+                .start_info = w->start_info,
                 .arg = w->arg,
                 .restart = w->restart,
                 .type = w->type,
@@ -244,12 +249,13 @@ static void call_start_child(dynsup *d, const bl_msg *m, bl_gs_result *r)
         memcpy(c.arg, w + 1, w->arg_len);
         c.owns_arg = true;
     }
-    int rc = start_child(d, &c, &c.pid);
+    bl_child_info info;
+    int rc = start_child(d, &c, &c.pid, &info);
     if (rc == 0)
         add(d, &c);
     else if (c.owns_arg)
         free(c.arg);
-    bl__sup_reply_with(r, rc, c.pid, 0);
+    bl__sup_reply_info(r, rc, c.pid, &info);
 }
 
 static void call_terminate_child(dynsup *d, const bl_msg *m, bl_gs_result *r)
@@ -416,16 +422,24 @@ int bl_dynamic_supervisor_start_fn(void *arg, bl_pid *pid)
     return bl_dynamic_supervisor_start_link(pid, arg);
 }
 
-int bl_dynamic_supervisor_start_child(bl_pid sup, const bl_child_spec *spec, bl_pid *pid)
+int bl_dynamic_supervisor_start_child_info(bl_pid sup, const bl_child_spec *spec, bl_pid *pid,
+                                           bl_child_info *info)
 {
     if (pid) *pid = BL_PID_NONE;
+    if (info) info->len = 0;
     int rc = bl_child_spec_check(spec, false, NULL);
     if (rc) return rc;
+    if (spec->significant) return -EINVAL; /* no auto_shutdown here, as in Elixir */
     bl__sup_reply rep;
-    rc = bl__sup_call_spec(sup, DYN_START_CHILD, spec, &rep);
+    rc = bl__sup_call_spec(sup, DYN_START_CHILD, spec, &rep, info);
     if (rc) return rc;
     if (pid) *pid = rep.pid;
     return rep.rc;
+}
+
+int bl_dynamic_supervisor_start_child(bl_pid sup, const bl_child_spec *spec, bl_pid *pid)
+{
+    return bl_dynamic_supervisor_start_child_info(sup, spec, pid, NULL);
 }
 
 int bl_dynamic_supervisor_terminate_child(bl_pid sup, bl_pid child)

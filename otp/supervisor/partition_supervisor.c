@@ -50,6 +50,7 @@ int bl_partition_supervisor_start_link(bl_pid *pid, const bl_partsup_opts *o)
     if (o->partitions < 0 || n > MAX_PARTITIONS) return bad(o->error, BL_SUP_ERR_BAD_OPTION, -1);
     if (n <= 0) return -ESRCH; /* bl_schedulers() is 0: the runtime is not running */
     if (bl_child_spec_check(&o->child, false, o->error)) return -EINVAL;
+    if (o->child.significant) return bad(o->error, BL_SUP_ERR_BAD_SIGNIFICANT, 0);
     if (!pid) return bad(o->error, BL_SUP_ERR_BAD_OPTION, -1);
 
     /* The specs and their ids ("0".."N-1", at most 7 digits). */
@@ -128,6 +129,12 @@ int bl_partition_of_bytes(const void *key, size_t len, int partitions)
 int bl_partition_supervisor_partitions(bl_pid sup)
 {
     return bl__supervisor_partitions(sup);
+}
+
+int bl_partition_supervisor_resize(bl_pid sup, int partitions)
+{
+    if (partitions < 0) return -EINVAL;
+    return bl__supervisor_resize(sup, partitions);
 }
 
 int bl_partition_supervisor_whereis_int(bl_pid sup, int64_t key, bl_pid *pid, int *partition)

@@ -16,7 +16,9 @@
  * supervisor leaks nothing).
  * The init argument (sup_start) lives on the stack of the process calling
  * start, which waits for init: init may read the caller's specs and write
- * the caller's error report.
+ * the caller's error report.  A user init function (bl_sup_init_fn) runs in
+ * that init too, and adds its specs straight into the supervisor's state
+ * through a bl_sup_children that lives on the supervisor's stack.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -34,44 +36,56 @@
 
 /* One child spec and the child running it. */
 typedef struct child {
-    char id[BL_SUP_ID_MAX]; /* unique in the supervisor */
-    bl_start_fn start;      /* starts it linked to the supervisor */
-    void *arg;              /* start's argument */
-    bool owns_arg;          /* arg is the supervisor's copy (freed with the spec) */
-    bl_restart restart;     /* permanent, transient, temporary */
-    bl_child_type type;     /* worker or supervisor */
-    bl_child_status status; /* running, undefined, restarting */
-    int64_t shutdown;       /* resolved: ms > 0, infinity or brutal_kill */
-    bl_pid pid;             /* the child while running, else BL_PID_NONE */
+    char id[BL_SUP_ID_MAX];      /* unique in the supervisor */
+    bl_start_fn start;           /* starts it linked to the supervisor */
+    void *arg;                   /* start's argument */
+    bool owns_arg;               /* arg is the supervisor's copy (freed with the spec) */
+    bl_restart restart;          /* permanent, transient, temporary */
+    bl_child_type type;          /* worker or supervisor */
+    bl_child_status status;      /* running, undefined, restarting */
+    int64_t shutdown;            /* resolved: ms > 0, infinity or brutal_kill */
+    bl_pid pid;                  /* the child while running, else BL_PID_NONE */
+    bl_start_info_fn start_info; /* instead of start: also returns info */
+    bool significant;            /* its own exit counts for auto_shutdown */
 } child;
 
 /* The partition supervisor's additions (partition_supervisor.c). */
 typedef struct sup_ext {
-    int partitions;             /* > 0: the children are partitions 0..partitions-1 */
+    int partitions;             /* the children routed to: partitions 0..partitions-1 */
+    int max_partitions;         /* > 0: a partition supervisor, started with this many */
     void (*release)(void *ctx); /* run once when the supervisor exits or fails to start */
     void *ctx;                  /* its argument */
 } sup_ext;
 
 typedef struct sup {
-    bl_sup_strategy strategy;     /* one_for_one, one_for_all, rest_for_one */
-    bl__sup_intensity *intensity; /* recent restarts */
-    child *v;                     /* the children in start order */
-    size_t n, cap;                /* used, allocated */
-    sup_ext ext;                  /* partitions, release hook */
+    bl_sup_strategy strategy;       /* one_for_one, one_for_all, rest_for_one */
+    bl_auto_shutdown auto_shutdown; /* never, any_significant, all_significant */
+    bl__sup_intensity *intensity;   /* recent restarts */
+    child *v;                       /* the children in start order */
+    size_t n, cap;                  /* used, allocated */
+    sup_ext ext;                    /* partitions, release hook */
 } sup;
 
 /* What start hands to init; lives on the starting process's stack. */
 typedef struct sup_start {
-    const bl_child_spec *children; /* the specs (checked already) */
+    const bl_child_spec *children; /* the specs (checked already), or ... */
     size_t n;                      /* how many */
-    bl_sup_strategy strategy;      /* resolved options */
-    int max_restarts;
-    int64_t period_ms;
-    sup_ext ext;         /* zero for a plain supervisor */
-    bool ext_taken;      /* init took charge of ext.release */
-    int result;          /* init's failure: BL_SUP_CHILD_FAILED or -ENOMEM */
-    bl_sup_error *error; /* where to describe it, or NULL */
+    bl_sup_init_fn init;           /* ... a function that adds them (checked in init) */
+    void *init_arg;                /* its argument */
+    bl_sup_flags flags;            /* the flags (init may change them) */
+    sup_ext ext;                   /* zero for a plain supervisor */
+    bool ext_taken;                /* init took charge of ext.release */
+    int result;                    /* init's failure: BL_SUP_CHILD_FAILED, -EINVAL, ... */
+    bl_sup_error *error;           /* where to describe it, or NULL */
 } sup_start;
+
+/* The children an init function adds (bl_sup_children_add); on the supervisor's stack. */
+struct bl_sup_children {
+    sup *s;            /* the supervisor being built */
+    int added;         /* calls to bl_sup_children_add so far */
+    int rc;            /* the first one's failure, or 0 */
+    bl_sup_error *err; /* where to describe it, or NULL */
+};
 
 /* Call and cast tags, in the user range: a supervisor is its own server. */
 enum {
@@ -83,6 +97,7 @@ enum {
     SUP_COUNT_CHILDREN,
     SUP_ROUTE,
     SUP_PARTITIONS,
+    SUP_RESIZE,
     SUP_TRY_AGAIN, /* cast to itself: restart a child whose restart failed */
 };
 
@@ -95,7 +110,9 @@ static int child_init(child *c, const bl_child_spec *s, const void *arg_bytes)
                  .restart = s->restart,
                  .type = s->type,
                  .status = BL_CHILD_UNDEFINED,
-                 .shutdown = bl__sup_shutdown_of(s->shutdown, s->type)};
+                 .shutdown = bl__sup_shutdown_of(s->shutdown, s->type),
+                 .start_info = s->start_info,
+                 .significant = s->significant};
     snprintf(c->id, sizeof c->id, "%s", s->id ? s->id : "");
     if (s->arg_len > 0) {
         c->arg = malloc(s->arg_len);
@@ -161,20 +178,17 @@ static void sup_free(sup *s)
 /*
  * Runs a child's start function.  Returns 0 (running), BL_GS_IGNORED (no
  * pid), or its error; any other positive result is taken for -EPROTO.
+ * other (if not NULL) gets the pid a failed start left (the holder of a
+ * taken name with -EEXIST), info (if not NULL) a successful start's info.
  */
-static int start_one(child *c)
+static int start_one(child *c, bl_pid *other, bl_child_info *info)
 {
-    bl_pid pid = BL_PID_NONE;
-    int rc = c->start(c->arg, &pid);
-    c->pid = BL_PID_NONE;
-    c->status = BL_CHILD_UNDEFINED;
-    if (rc == 0 && pid != BL_PID_NONE) {
-        c->pid = pid;
-        c->status = BL_CHILD_RUNNING;
-        return 0;
-    }
-    if (rc == 0 || rc == BL_GS_IGNORED) return BL_GS_IGNORED;
-    return rc < 0 ? rc : -EPROTO;
+    bl_pid pid;
+    int rc = bl__sup_start(c->start, c->start_info, c->arg, &pid, info);
+    c->pid = rc == 0 ? pid : BL_PID_NONE;
+    c->status = rc == 0 ? BL_CHILD_RUNNING : BL_CHILD_UNDEFINED;
+    if (other) *other = rc == 0 ? BL_PID_NONE : pid;
+    return rc;
 }
 
 /* Shuts one child down if it runs; it is then undefined. */
@@ -210,7 +224,7 @@ static size_t start_from(sup *s, size_t from)
             i++;
             continue;
         }
-        int rc = start_one(c);
+        int rc = start_one(c, NULL, NULL);
         if (rc < 0) {
             c->status = BL_CHILD_RESTARTING;
             return i;
@@ -245,7 +259,7 @@ static void restart(sup *s, size_t i, bl_gs_result *r)
     size_t failed = SIZE_MAX;
     switch (s->strategy) {
     case BL_ONE_FOR_ONE:
-        if (start_one(&s->v[i]) < 0) {
+        if (start_one(&s->v[i], NULL, NULL) < 0) {
             s->v[i].status = BL_CHILD_RESTARTING;
             failed = i;
         }
@@ -262,19 +276,40 @@ static void restart(sup *s, size_t i, bl_gs_result *r)
     if (failed != SIZE_MAX) try_again(&s->v[failed]);
 }
 
+/*
+ * A significant child exited by itself and is not restarted (OTP's
+ * do_auto_shutdown): any_significant stops the supervisor with reason
+ * shutdown; all_significant does once no significant child is left running
+ * (or being restarted).  Its terminate then shuts the other children down.
+ */
+static void auto_shutdown(sup *s, bl_gs_result *r)
+{
+    if (s->auto_shutdown == BL_AUTO_SHUTDOWN_NEVER) return;
+    if (s->auto_shutdown == BL_AUTO_SHUTDOWN_ALL_SIGNIFICANT)
+        for (size_t i = 0; i < s->n; i++)
+            if (s->v[i].significant && s->v[i].status != BL_CHILD_UNDEFINED) return;
+    bl_reason shutdown = BL_REASON(BL_SHUTDOWN);
+    bl_gs_stop(r, &shutdown);
+}
+
 /* A linked process exited: if it is a child, apply its restart rule. */
 static void child_exited(sup *s, bl_pid pid, const bl_reason *reason, bl_gs_result *r)
 {
     long i = find_pid(s, pid);
     if (i < 0) return; /* not a child (the parent's EXIT is the gen_server's) */
     child *c = &s->v[i];
+    bool significant = c->significant;
     c->pid = BL_PID_NONE;
     c->status = BL_CHILD_UNDEFINED;
     if (c->restart == BL_RESTART_TEMPORARY) {
         sup_remove(s, (size_t)i);
+        if (significant) auto_shutdown(s, r);
         return;
     }
-    if (c->restart == BL_RESTART_TRANSIENT && bl_reason_is_clean(reason)) return;
+    if (c->restart == BL_RESTART_TRANSIENT && bl_reason_is_clean(reason)) {
+        if (significant) auto_shutdown(s, r);
+        return;
+    }
     restart(s, (size_t)i, r);
 }
 
@@ -282,35 +317,112 @@ static void child_exited(sup *s, bl_pid pid, const bl_reason *reason, bl_gs_resu
 /* gen_server callbacks                                                     */
 /* ------------------------------------------------------------------------ */
 
+int bl_sup_children_add(bl_sup_children *c, const bl_child_spec *spec)
+{
+    if (!c || !c->s) return -EINVAL;
+    int index = c->added++;
+    bl_sup_error e;
+    int rc = bl_child_spec_check(spec, true, &e);
+    if (!rc && find_id(c->s, spec->id) >= 0)
+        rc = bl__sup_set_error(&e, BL_SUP_ERR_DUPLICATE_ID, 0, spec->id, -EINVAL);
+    if (!rc && sup_append(c->s, spec, NULL) < 0) rc = -ENOMEM;
+    if (rc && !c->rc) {
+        c->rc = rc;
+        if (c->err && rc == -EINVAL) {
+            *c->err = e;
+            c->err->index = index;
+        }
+    }
+    return rc;
+}
+
+/*
+ * Runs the user's init function (in the supervisor process): 0 with the
+ * children added to s and *flags set, BL_GS_IGNORED, or an error.
+ */
+static int run_init(sup *s, sup_start *st, bl_sup_flags *flags)
+{
+    bl_sup_children c = {.s = s, .err = st->error};
+    int rc = st->init(st->init_arg, flags, &c);
+    if (rc == BL_GS_IGNORED) return rc;
+    if (rc != 0)
+        return bl__sup_set_error(st->error, BL_SUP_ERR_INIT_FAILED, -1, NULL,
+                                 rc < 0 ? rc : -EPROTO);
+    return c.rc;
+}
+
+/* Checks the flags and what they allow of the children, then applies them.  0 or -EINVAL. */
+static int set_flags(sup *s, const bl_sup_flags *f, bl_sup_error *err)
+{
+    int max;
+    int64_t period_ms;
+    if ((unsigned)f->strategy > BL_REST_FOR_ONE ||
+        (unsigned)f->auto_shutdown > BL_AUTO_SHUTDOWN_ALL_SIGNIFICANT ||
+        bl__sup_intensity_opts(f->max_restarts, f->max_seconds, &max, &period_ms))
+        return bl__sup_set_error(err, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].significant && f->auto_shutdown == BL_AUTO_SHUTDOWN_NEVER)
+            return bl__sup_set_error(err, BL_SUP_ERR_BAD_SIGNIFICANT, (int)i, s->v[i].id, -EINVAL);
+    s->strategy = f->strategy;
+    s->auto_shutdown = f->auto_shutdown;
+    s->intensity = bl__sup_intensity_new(max, period_ms);
+    return s->intensity ? 0 : -ENOMEM;
+}
+
+/*
+ * Starts the children at init, in order.  0, or BL_SUP_CHILD_FAILED (err
+ * says which child and why; the caller shuts down those started).
+ */
+static int start_all(sup *s, bl_sup_error *err)
+{
+    int index = 0;
+    for (size_t i = 0; i < s->n; index++) {
+        bl_pid other;
+        int rc = start_one(&s->v[i], &other, NULL);
+        if (rc < 0) {
+            bl__sup_set_error(err, BL_SUP_ERR_START_FAILED, index, s->v[i].id, rc);
+            if (err) err->pid = other;
+            return BL_SUP_CHILD_FAILED;
+        }
+        if (rc == BL_GS_IGNORED && s->v[i].restart == BL_RESTART_TEMPORARY)
+            sup_remove(s, i);
+        else
+            i++;
+    }
+    return 0;
+}
+
 static void sup_init(void *arg, void **state, bl_gs_result *r)
 {
     sup_start *st = arg;
     bl_trap_exit(true);
+    int rc = -ENOMEM;
     sup *s = calloc(1, sizeof *s);
-    if (!s) goto nomem;
+    if (!s) goto fail;
     s->ext = st->ext; /* from here on, sup_free releases it */
     st->ext_taken = true;
-    s->strategy = st->strategy;
-    s->intensity = bl__sup_intensity_new(st->max_restarts, st->period_ms);
-    if (!s->intensity) goto nomem;
-    for (size_t i = 0; i < st->n; i++) {
-        long k = sup_append(s, &st->children[i], NULL);
-        if (k < 0) goto nomem;
-        int rc = start_one(&s->v[k]);
-        if (rc < 0) {
-            bl__sup_set_error(st->error, BL_SUP_ERR_START_FAILED, (int)i, s->v[k].id, rc);
-            sup_remove(s, (size_t)k);
-            st->result = BL_SUP_CHILD_FAILED;
-            goto fail;
-        }
-        if (rc == BL_GS_IGNORED && s->v[k].restart == BL_RESTART_TEMPORARY)
-            sup_remove(s, (size_t)k);
+    bl_sup_flags flags = st->flags;
+    rc = 0;
+    if (st->init) {
+        rc = run_init(s, st, &flags);
+    } else {
+        for (size_t i = 0; i < st->n && !rc; i++)
+            if (sup_append(s, &st->children[i], NULL) < 0) rc = -ENOMEM;
     }
-    *state = s;
-    return;
-nomem:
-    st->result = -ENOMEM;
+    if (rc == BL_GS_IGNORED) {
+        sup_free(s);
+        *state = NULL;
+        bl_gs_ignore(r);
+        return;
+    }
+    if (!rc) rc = set_flags(s, &flags, st->error);
+    if (!rc) rc = start_all(s, st->error);
+    if (!rc) {
+        *state = s;
+        return;
+    }
 fail:
+    st->result = rc;
     if (s) terminate_from(s, 0);
     sup_free(s);
     *state = NULL;
@@ -335,11 +447,17 @@ static void call_start_child(sup *s, const bl_msg *m, bl_gs_result *r)
     }
     bl_child_spec spec = {.id = w->id,
                           .start = w->start,
+                          .start_info = w->start_info,
                           .arg = w->arg,
                           .arg_len = w->arg_len,
                           .restart = w->restart,
                           .shutdown = w->shutdown,
-                          .type = w->type};
+                          .type = w->type,
+                          .significant = w->significant};
+    if (spec.significant && s->auto_shutdown == BL_AUTO_SHUTDOWN_NEVER) {
+        bl__sup_reply_with(r, -EINVAL, 0, 0);
+        return;
+    }
     long i = find_id(s, w->id);
     if (i >= 0) {
         if (s->v[i].status == BL_CHILD_RUNNING) {
@@ -354,11 +472,13 @@ static void call_start_child(sup *s, const bl_msg *m, bl_gs_result *r)
         bl__sup_reply_with(r, (int)i, 0, 0);
         return;
     }
-    int rc = start_one(&s->v[i]);
-    bl_pid pid = s->v[i].pid;
+    bl_pid other;
+    bl_child_info info;
+    int rc = start_one(&s->v[i], &other, &info);
+    bl_pid pid = rc == 0 ? s->v[i].pid : other;
     if (rc < 0 || (rc == BL_GS_IGNORED && s->v[i].restart == BL_RESTART_TEMPORARY))
         sup_remove(s, (size_t)i);
-    bl__sup_reply_with(r, rc, pid, 0);
+    bl__sup_reply_info(r, rc, pid, &info);
 }
 
 static void call_by_id(sup *s, const bl_msg *m, bl_gs_result *r)
@@ -379,8 +499,10 @@ static void call_by_id(sup *s, const bl_msg *m, bl_gs_result *r)
     } else if (c->status == BL_CHILD_RESTARTING) {
         rc = BL_SUP_RESTARTING;
     } else if (m->tag == SUP_RESTART_CHILD) {
-        rc = start_one(c);
-        bl__sup_reply_with(r, rc, c->pid, 0);
+        bl_pid other;
+        bl_child_info info;
+        rc = start_one(c, &other, &info);
+        bl__sup_reply_info(r, rc, rc == 0 ? c->pid : other, &info);
         return;
     } else {
         sup_remove(s, (size_t)i); /* SUP_DELETE_CHILD */
@@ -419,20 +541,30 @@ static void call_count_children(sup *s, bl_gs_result *r)
     bl_gs_reply(r, &k, sizeof k);
 }
 
+/* The index of partition p's child, or -1 (its spec was deleted). */
+static long find_partition(const sup *s, int p)
+{
+    char id[16];
+    snprintf(id, sizeof id, "%d", p);
+    /* Partition p is child p unless specs were deleted. */
+    return (size_t)p < s->n && strcmp(s->v[p].id, id) == 0 ? p : find_id(s, id);
+}
+
 /* The child of partition u mod partitions. */
 static void call_route(sup *s, const bl_msg *m, bl_gs_result *r)
 {
     uint64_t u;
-    if (s->ext.partitions <= 0 || m->len != sizeof u) {
+    if (s->ext.max_partitions <= 0 || m->len != sizeof u) {
         bl__sup_reply_with(r, -EINVAL, 0, 0);
+        return;
+    }
+    if (s->ext.partitions == 0) { /* resized to none: nothing to route to */
+        bl__sup_reply_with(r, BL_SUP_NOT_FOUND, 0, -1);
         return;
     }
     memcpy(&u, m->data, sizeof u);
     int p = (int)(u % (uint64_t)s->ext.partitions);
-    char id[16];
-    snprintf(id, sizeof id, "%d", p);
-    /* Partition p is child p unless specs were deleted. */
-    long i = (size_t)p < s->n && strcmp(s->v[p].id, id) == 0 ? p : find_id(s, id);
+    long i = find_partition(s, p);
     if (i < 0) {
         bl__sup_reply_with(r, BL_SUP_NOT_FOUND, 0, p);
         return;
@@ -444,6 +576,53 @@ static void call_route(sup *s, const bl_msg *m, bl_gs_result *r)
     }
     bl__sup_reply_with(r, c->status == BL_CHILD_RESTARTING ? BL_SUP_RESTARTING : BL_SUP_NOT_FOUND,
                        0, p);
+}
+
+/* Shuts partition p down as terminate_child does (a temporary one is forgotten). */
+static void stop_partition(sup *s, int p)
+{
+    long i = find_partition(s, p);
+    if (i < 0) return;
+    shutdown_one(&s->v[i]);
+    if (s->v[i].restart == BL_RESTART_TEMPORARY) sup_remove(s, (size_t)i);
+}
+
+/*
+ * PartitionSupervisor.resize!: growing starts partitions current..n-1 again
+ * (restart_child), in order; shrinking routes to n partitions first, then
+ * shuts down n..current-1 (terminate_child), in order.  A partition that
+ * cannot start (its spec deleted, running, restarting, or its start fails)
+ * undoes the partitions this call started and the count stays.  Replies with
+ * the previous count, or the error with the failed partition in aux.
+ */
+static void call_resize(sup *s, const bl_msg *m, bl_gs_result *r)
+{
+    int32_t n;
+    if (s->ext.max_partitions <= 0 || m->len != sizeof n) {
+        bl__sup_reply_with(r, -EINVAL, 0, 0);
+        return;
+    }
+    memcpy(&n, m->data, sizeof n);
+    int cur = s->ext.partitions;
+    if (n < 0 || n > s->ext.max_partitions) {
+        bl__sup_reply_with(r, -EINVAL, 0, 0);
+        return;
+    }
+    for (int p = cur; p < n; p++) {
+        long i = find_partition(s, p);
+        int rc = i < 0                                   ? BL_SUP_NOT_FOUND
+                 : s->v[i].status == BL_CHILD_RUNNING    ? BL_SUP_RUNNING
+                 : s->v[i].status == BL_CHILD_RESTARTING ? BL_SUP_RESTARTING
+                                                         : start_one(&s->v[i], NULL, NULL);
+        if (rc < 0) {
+            for (int q = p; q-- > cur;) stop_partition(s, q);
+            bl__sup_reply_with(r, rc, 0, p);
+            return;
+        }
+    }
+    s->ext.partitions = n;
+    for (int p = n; p < cur; p++) stop_partition(s, p);
+    bl__sup_reply_with(r, cur, 0, 0);
 }
 
 static void sup_handle_call(void **state, const bl_msg *m, bl_gs_result *r)
@@ -468,7 +647,10 @@ static void sup_handle_call(void **state, const bl_msg *m, bl_gs_result *r)
         call_route(s, m, r);
         break;
     case SUP_PARTITIONS:
-        bl__sup_reply_with(r, s->ext.partitions > 0 ? s->ext.partitions : -EINVAL, 0, 0);
+        bl__sup_reply_with(r, s->ext.max_partitions > 0 ? s->ext.partitions : -EINVAL, 0, 0);
+        break;
+    case SUP_RESIZE:
+        call_resize(s, m, r);
         break;
     default:
         bl__sup_reply_with(r, -EINVAL, 0, 0);
@@ -521,6 +703,26 @@ static const bl_gen_server sup_callbacks = {
 /* API                                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* Spawns the supervisor and waits for its init: start's results. */
+static int start_sup(bl_pid *pid, sup_start *st, const bl_name *name)
+{
+    bl_gen_server_opts g = {.name = name};
+    bl_pid p = BL_PID_NONE;
+    int rc = bl_gen_server_start_link(&p, &sup_callbacks, st, &g);
+    if (rc == 0 || rc == -EEXIST) *pid = p;
+    if (rc != 0 && rc != BL_GS_IGNORED && st->result != 0) rc = st->result;
+    return rc;
+}
+
+/* The flags in a bl_sup_opts. */
+static bl_sup_flags flags_of(const bl_sup_opts *o)
+{
+    return (bl_sup_flags){.strategy = o->strategy,
+                          .max_restarts = o->max_restarts,
+                          .max_seconds = o->max_seconds,
+                          .auto_shutdown = o->auto_shutdown};
+}
+
 /*
  * Starts a supervisor; the partition supervisor passes partitions > 0 and a
  * release hook.  release(ctx), if not NULL, runs exactly once: after the
@@ -534,24 +736,20 @@ int bl__supervisor_start_ext(bl_pid *pid, const bl_child_spec *children, size_t 
     bl_sup_opts o = opts ? *opts : (bl_sup_opts){0};
     sup_start st = {.children = children,
                     .n = n,
-                    .strategy = o.strategy,
-                    .ext = {partitions, release, ctx},
+                    .flags = flags_of(&o),
+                    .ext = {partitions, partitions, release, ctx},
                     .error = o.error};
     bl__sup_set_error(o.error, BL_SUP_ERR_NONE, 0, NULL, 0);
-    int rc = 0;
+    int rc = 0, max;
+    int64_t period_ms;
     if ((unsigned)o.strategy > BL_REST_FOR_ONE ||
-        bl__sup_intensity_opts(o.max_restarts, o.max_seconds, &st.max_restarts, &st.period_ms))
+        (unsigned)o.auto_shutdown > BL_AUTO_SHUTDOWN_ALL_SIGNIFICANT ||
+        bl__sup_intensity_opts(o.max_restarts, o.max_seconds, &max, &period_ms))
         rc = bl__sup_set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
     if (!rc && !pid) rc = bl__sup_set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
-    if (!rc) rc = bl__sup_check_specs(children, n, o.error);
-    if (!rc) {
-        bl_gen_server_opts g = {.name = o.name};
-        bl_pid p = BL_PID_NONE;
-        rc = bl_gen_server_start_link(&p, &sup_callbacks, &st, &g);
-        if (rc == 0 || rc == -EEXIST) *pid = p;
-        if (rc != 0 && st.result != 0) rc = st.result;
-        if (rc == BL_GS_IGNORED) rc = -ECHILD; /* init never ignores */
-    }
+    if (!rc) rc = bl__sup_check_specs(children, n, o.auto_shutdown, o.error);
+    if (!rc) rc = start_sup(pid, &st, o.name);
+    if (rc == BL_GS_IGNORED) rc = -ECHILD; /* only an init function ignores */
     if (!st.ext_taken && release) release(ctx);
     return rc;
 }
@@ -562,36 +760,59 @@ int bl_supervisor_start_link(bl_pid *pid, const bl_child_spec *children, size_t 
     return bl__supervisor_start_ext(pid, children, n, opts, 0, NULL, NULL);
 }
 
+int bl_supervisor_start_link_init(bl_pid *pid, bl_sup_init_fn init, void *arg,
+                                  const bl_sup_opts *opts)
+{
+    if (pid) *pid = BL_PID_NONE;
+    bl_sup_opts o = opts ? *opts : (bl_sup_opts){0};
+    bl__sup_set_error(o.error, BL_SUP_ERR_NONE, 0, NULL, 0);
+    if (!pid || !init) return bl__sup_set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
+    sup_start st = {.init = init, .init_arg = arg, .flags = flags_of(&o), .error = o.error};
+    return start_sup(pid, &st, o.name);
+}
+
 int bl_supervisor_start_fn(void *arg, bl_pid *pid)
 {
     const bl_sup_init *in = arg;
     if (!in) return -EINVAL;
     bl_sup_opts o = in->opts;
     o.error = NULL;
+    if (in->init) {
+        if (in->children || in->nchildren) return -EINVAL;
+        return bl_supervisor_start_link_init(pid, in->init, in->init_arg, &o);
+    }
     return bl__supervisor_start_ext(pid, in->children, in->nchildren, &o, 0, NULL, NULL);
 }
 
-int bl_supervisor_start_child(bl_pid sup, const bl_child_spec *spec, bl_pid *pid)
+int bl_supervisor_start_child_info(bl_pid sup, const bl_child_spec *spec, bl_pid *pid,
+                                   bl_child_info *info)
 {
     if (pid) *pid = BL_PID_NONE;
+    if (info) info->len = 0;
     int rc = bl_child_spec_check(spec, true, NULL);
     if (rc) return rc;
     bl__sup_reply rep;
-    rc = bl__sup_call_spec(sup, SUP_START_CHILD, spec, &rep);
+    rc = bl__sup_call_spec(sup, SUP_START_CHILD, spec, &rep, info);
     if (rc) return rc;
     if (pid) *pid = rep.pid;
     return rep.rc;
 }
 
-/* A call naming a child by id; *pid gets the reply's pid when asked. */
-static int call_id(bl_pid sup, uint32_t tag, const char *id, bl_pid *pid)
+int bl_supervisor_start_child(bl_pid sup, const bl_child_spec *spec, bl_pid *pid)
+{
+    return bl_supervisor_start_child_info(sup, spec, pid, NULL);
+}
+
+/* A call naming a child by id; *pid gets the reply's pid and *info its info when asked. */
+static int call_id(bl_pid sup, uint32_t tag, const char *id, bl_pid *pid, bl_child_info *info)
 {
     if (pid) *pid = BL_PID_NONE;
+    if (info) info->len = 0;
     if (!id) return -EINVAL;
     size_t len = strnlen(id, BL_SUP_ID_MAX);
     if (len >= BL_SUP_ID_MAX) return BL_SUP_NOT_FOUND; /* no child has such an id */
     bl__sup_reply rep;
-    int rc = bl__sup_call_reply(sup, tag, id, len + 1, &rep);
+    int rc = bl__sup_call_reply_info(sup, tag, id, len + 1, &rep, info);
     if (rc) return rc;
     if (pid) *pid = rep.pid;
     return rep.rc;
@@ -599,17 +820,22 @@ static int call_id(bl_pid sup, uint32_t tag, const char *id, bl_pid *pid)
 
 int bl_supervisor_terminate_child(bl_pid sup, const char *id)
 {
-    return call_id(sup, SUP_TERMINATE_CHILD, id, NULL);
+    return call_id(sup, SUP_TERMINATE_CHILD, id, NULL, NULL);
 }
 
 int bl_supervisor_restart_child(bl_pid sup, const char *id, bl_pid *pid)
 {
-    return call_id(sup, SUP_RESTART_CHILD, id, pid);
+    return call_id(sup, SUP_RESTART_CHILD, id, pid, NULL);
+}
+
+int bl_supervisor_restart_child_info(bl_pid sup, const char *id, bl_pid *pid, bl_child_info *info)
+{
+    return call_id(sup, SUP_RESTART_CHILD, id, pid, info);
 }
 
 int bl_supervisor_delete_child(bl_pid sup, const char *id)
 {
-    return call_id(sup, SUP_DELETE_CHILD, id, NULL);
+    return call_id(sup, SUP_DELETE_CHILD, id, NULL, NULL);
 }
 
 int bl_supervisor_which_children(bl_pid sup, bl_sup_child *out, size_t max)
@@ -643,5 +869,14 @@ int bl__supervisor_partitions(bl_pid sup)
 {
     bl__sup_reply rep;
     int rc = bl__sup_call_reply(sup, SUP_PARTITIONS, NULL, 0, &rep);
+    return rc ? rc : rep.rc;
+}
+
+/* Resizes a partition supervisor: the previous count, or an error. */
+int bl__supervisor_resize(bl_pid sup, int n)
+{
+    int32_t v = n;
+    bl__sup_reply rep;
+    int rc = bl__sup_call_reply(sup, SUP_RESIZE, &v, sizeof v, &rep);
     return rc ? rc : rep.rc;
 }

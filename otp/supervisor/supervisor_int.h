@@ -37,8 +37,22 @@ void bl__sup_terminate(const bl_pid *pids, const int64_t *shutdown, size_t n);
 /* Fills *err (if any) with kind, index, id (may be NULL) and error; returns error. */
 int bl__sup_set_error(bl_sup_error *err, bl_sup_error_kind kind, int index, const char *id,
                       int error);
-/* Checks every spec of a list and that ids are unique.  0, -EINVAL or -ENOMEM. */
-int bl__sup_check_specs(const bl_child_spec *children, size_t n, bl_sup_error *err);
+/*
+ * Checks every spec of a list, that ids are unique and that significant
+ * children are allowed by auto_shutdown.  0, -EINVAL or -ENOMEM.
+ */
+int bl__sup_check_specs(const bl_child_spec *children, size_t n, bl_auto_shutdown auto_shutdown,
+                        bl_sup_error *err);
+/*
+ * Runs a child's start function (start_info when set, else start) in the
+ * calling supervisor.  Returns 0 (*pid is the child), BL_GS_IGNORED, or the
+ * start's error (positive results other than BL_GS_IGNORED are -EPROTO).
+ * After an error *pid is what the start left there (the holder of a taken
+ * name with -EEXIST), else BL_PID_NONE.  info, if not NULL, gets the info
+ * of a successful start (len 0 otherwise).
+ */
+int bl__sup_start(bl_start_fn start, bl_start_info_fn start_info, void *arg, bl_pid *pid,
+                  bl_child_info *info);
 
 /* ---- calls.c ---- */
 
@@ -55,23 +69,31 @@ typedef struct bl__sup_reply {
 /* A child spec as start_child sends it; arg_len bytes of arg follow. */
 typedef struct bl__sup_wire {
     bl_start_fn start;
+    bl_start_info_fn start_info;
     void *arg;
     size_t arg_len;
     int64_t shutdown;
     int32_t restart;
     int32_t type;
+    bool significant;
     char id[BL_SUP_ID_MAX]; /* "" when the spec has none (dynamic supervisors) */
 } bl__sup_wire;
 
 /* Replies to the call being handled with {rc, aux, pid}. */
 void bl__sup_reply_with(bl_gs_result *r, int rc, bl_pid pid, int aux);
+/* As bl__sup_reply_with, followed by the info's bytes when info has any. */
+void bl__sup_reply_info(bl_gs_result *r, int rc, bl_pid pid, const bl_child_info *info);
 /*
  * bl__sup_call, then decodes its bl__sup_reply into *rep (rc -EPROTO when
  * malformed).  Returns 0, or the call's error (*rep untouched).
  */
 int bl__sup_call_reply(bl_pid sup, uint32_t tag, const void *req, size_t len, bl__sup_reply *rep);
-/* Sends spec (checked) as a bl__sup_wire with a call tagged tag: as bl__sup_call_reply. */
-int bl__sup_call_spec(bl_pid sup, uint32_t tag, const bl_child_spec *spec, bl__sup_reply *rep);
+/* As bl__sup_call_reply; info (if not NULL) gets the info bytes after the reply (len 0: none). */
+int bl__sup_call_reply_info(bl_pid sup, uint32_t tag, const void *req, size_t len,
+                            bl__sup_reply *rep, bl_child_info *info);
+/* Sends spec (checked) as a bl__sup_wire with a call tagged tag: as bl__sup_call_reply_info. */
+int bl__sup_call_spec(bl_pid sup, uint32_t tag, const bl_child_spec *spec, bl__sup_reply *rep,
+                      bl_child_info *info);
 /* The wire of a start_child request, or NULL when m is malformed. */
 const bl__sup_wire *bl__sup_wire_of(const bl_msg *m);
 /* which_children / count_children through a call with that tag (all three kinds). */
@@ -90,7 +112,9 @@ int bl__supervisor_start_ext(bl_pid *pid, const bl_child_spec *children, size_t 
                              void *ctx);
 /* The child of partition u mod N (a call answered by the supervisor). */
 int bl__supervisor_route(bl_pid sup, uint64_t u, bl_pid *pid, int *partition);
-/* The number of partitions, or -EINVAL for a plain supervisor. */
+/* The number of partitions (>= 0), or -EINVAL for a plain supervisor. */
 int bl__supervisor_partitions(bl_pid sup);
+/* Resizes to n partitions: the previous number, or an error (nothing changed). */
+int bl__supervisor_resize(bl_pid sup, int n);
 
 #endif /* BL_OTP_SUPERVISOR_INT_H */

@@ -494,7 +494,8 @@ Test(supervisor, intensity_exceeded_shuts_down)
 
 /* A supervisor in a supervisor: the inner one gives up, the outer one restarts it. */
 static const bl_child_spec inner_children[] = {SPEC("w2", 2)};
-static const bl_sup_init inner = {inner_children, 1, {.max_restarts = 1}};
+static const bl_sup_init inner = {
+    .children = inner_children, .nchildren = 1, .opts = {.max_restarts = 1}};
 
 static void nested_main(void *arg)
 {
@@ -656,7 +657,7 @@ static void calls_main(void *arg)
     /* A supervisor child counts as one; an arg copied with arg_len. */
     bl_child_spec s = {.id = "sub",
                        .start = bl_supervisor_start_fn,
-                       .arg = &(bl_sup_init){NULL, 0, {0}},
+                       .arg = &(bl_sup_init){.children = NULL},
                        .arg_len = sizeof(bl_sup_init),
                        .type = BL_CHILD_SUPERVISOR};
     BL_CHECK_EQ(bl_supervisor_start_child(sup, &s, &q), 0);

@@ -99,8 +99,7 @@ static void tsup_main(void *arg)
     BL_CHECK(m && *(int *)m->data == 2);
     bl_msg_free(m);
     /* Bad input. */
-    BL_CHECK_EQ(bl_task_supervisor_start_child(sup, flaky, &me, BL_RESTART_PERMANENT, NULL),
-                -EINVAL);
+    BL_CHECK_EQ(bl_task_supervisor_start_child(sup, flaky, &me, (bl_restart)7, NULL), -EINVAL);
     BL_CHECK_EQ(bl_task_supervisor_start_child(sup, NULL, &me, BL_RESTART_TEMPORARY, NULL),
                 -EINVAL);
     BL_CHECK_EQ(bl_task_supervisor_async(sup, &t, NULL, NULL), -EINVAL);
