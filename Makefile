@@ -56,7 +56,7 @@ bench: deps-bench
 	  $(if $(BENCH_FILTER),--filter '$(BENCH_FILTER)') $(BENCH_FLAGS)
 
 # The library alone, optimised, installed under PREFIX: headers, libbeamline.a,
-# libbeamline.so.0, beamline.pc and the CMake package (README.md, "Use Beamline
+# libbeamline.so.0.<minor>, beamline.pc and the CMake package (README.md, "Use Beamline
 # in your own program").  DESTDIR=/some/stage stages the files for packaging.
 PREFIX ?= /usr/local
 install: deps-build

@@ -1,7 +1,7 @@
 # Install rules, included from CMakeLists.txt when BL_INSTALL is on (the
 # default when Beamline is the top-level project):
 #   include/beamline.h, include/beamline/*.h
-#   lib/libbeamline.a, lib/libbeamline.so -> .so.0 -> .so.<version>
+#   lib/libbeamline.a, lib/libbeamline.so -> .so.<soversion> -> .so.<version>
 #   lib/pkgconfig/beamline.pc
 #   lib/cmake/Beamline/ (find_package(Beamline): Beamline::beamline and
 #                        Beamline::beamline_static)
@@ -24,8 +24,14 @@ install(EXPORT BeamlineTargets NAMESPACE Beamline:: DESTINATION ${BL_CMAKE_DIR})
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/BeamlineConfig.cmake.in
                               ${PROJECT_BINARY_DIR}/BeamlineConfig.cmake
                               INSTALL_DESTINATION ${BL_CMAKE_DIR})
+# 0.x: a minor version may break what the one before offered.
+if(PROJECT_VERSION_MAJOR EQUAL 0)
+  set(BL_COMPAT SameMinorVersion)
+else()
+  set(BL_COMPAT SameMajorVersion)
+endif()
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/BeamlineConfigVersion.cmake
-                                 COMPATIBILITY SameMajorVersion)
+                                 COMPATIBILITY ${BL_COMPAT})
 install(FILES ${PROJECT_BINARY_DIR}/BeamlineConfig.cmake
               ${PROJECT_BINARY_DIR}/BeamlineConfigVersion.cmake
         DESTINATION ${BL_CMAKE_DIR})

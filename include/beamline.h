@@ -31,9 +31,9 @@ extern "C" {
  * they disagree with its project(VERSION), so the two are changed together.
  */
 #define BL_VERSION_MAJOR  0
-#define BL_VERSION_MINOR  1
+#define BL_VERSION_MINOR  2
 #define BL_VERSION_PATCH  0
-#define BL_VERSION_STRING "0.1.0"
+#define BL_VERSION_STRING "0.2.0"
 
 /*
  * The version of the library the program runs with, "MAJOR.MINOR.PATCH": a
