@@ -5,7 +5,7 @@
 
 BUILD_DEPS := build-essential cmake pkg-config liburing-dev libhwloc-dev libnuma-dev \
               libcriterion-dev libgmp-dev python3
-BENCH_DEPS := $(BUILD_DEPS) libbenchmark-dev g++ elixir erlang-dev golang-go wrk nginx
+BENCH_DEPS := $(BUILD_DEPS) libbenchmark-dev g++ elixir erlang-dev golang-go wrk nginx python3-matplotlib
 TEST_PRESETS ?= debug asan tsan
 BENCH_FILTER ?=
 BENCH_FLAGS ?=

@@ -276,6 +276,21 @@ void yield_many_timeouts(benchmark::State &s)
     report(s, "ms", 3, wl_yield_many_timeouts);
 }
 
+// ---- Many processes at once (bench/workloads_multi.c) ----
+
+void many_to_one_call(benchmark::State &s)
+{
+    report(s, "per_s", 5, wl_many_to_one_call);
+}
+void many_to_one_call_partitioned(benchmark::State &s)
+{
+    report(s, "per_s", 5, wl_many_to_one_call_partitioned);
+}
+void skynet_1m(benchmark::State &s)
+{
+    report(s, "ms", 5, wl_skynet_1m);
+}
+
 } // namespace
 
 #define WORKLOAD(fn) BENCHMARK(fn)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond)
@@ -321,6 +336,9 @@ WORKLOAD(io_sleep_100k);
 WORKLOAD(echo_rps);
 WORKLOAD(accept_rate);
 WORKLOAD(file_read_4k_iops);
+WORKLOAD(many_to_one_call);
+WORKLOAD(many_to_one_call_partitioned);
+WORKLOAD(skynet_1m);
 
 // `beamline_bench --io_settings` starts a runtime configured from the
 // environment, prints the I/O settings its rings really got as one JSON line,

@@ -10,6 +10,7 @@
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 static inline uint64_t now_ns(void)
@@ -61,6 +62,26 @@ static inline bl_msg *recv_tag_wait(uint32_t tag)
 {
     bl_msg *m = NULL;
     return bl_recv(&m, bl_match_tag, &tag, WAIT_MS, 0) == 0 ? m : NULL;
+}
+
+/*
+ * The process or key count of the size-swept workloads (ring_1000x1000,
+ * spawn_exit, registry_register, registry_lookup): BENCH_SIZE from the
+ * environment (run.py --sweep size=...), else dflt.  -1 when BENCH_SIZE is
+ * set but is not an integer from 1 to 100,000,000: the workload then fails
+ * instead of quietly running at another size.
+ */
+static inline long bench_size(long dflt)
+{
+    const char *s = getenv("BENCH_SIZE");
+    if (!s || !*s) return dflt;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 1 || v > 100000000) {
+        fprintf(stderr, "beamline_bench: BENCH_SIZE=%s is not a count from 1 to 100000000\n", s);
+        return -1;
+    }
+    return v;
 }
 
 /* Resident set of this process, bytes (0 when /proc cannot tell). */

@@ -5,18 +5,24 @@
         [--filter REGEX] [--schedulers N] [--bind cores|none|spread] [--reductions N]
         [--spin-us N] [--wake msg_ring|eventfd] [--sqpoll on|off] [--no-beam] [--no-go]
         [--http-server PATH] [--no-nginx] [--wrk-threads N] [--wrk-connections N]
-        [--http-duration SECONDS] [--http-runs N]
+        [--http-duration SECONDS] [--http-runs N] [--c2c-floor PATH]
+        [--sweep schedulers=1,2,... | --sweep size=1k,10k,100k,1m]
         [--timeout SECONDS] [--out bench/results/latest.json]
 
 Runs the Beamline Google Benchmark binary (tuning passed as BEAMLINE_* environment
 variables), the BEAM script bench/beam/bench.exs (elixir --erl "+S N") and the Go program
 bench/go (GOMAXPROCS=N) with the same filter, then the HTTP workloads itself (wrk against
-examples/http_server and nginx), prints one table and writes one JSON file.
+examples/http_server and nginx), prints one table and writes one JSON file. With
+pingpong_cross_sched it also runs c2c_floor (the core-to-core floor). --sweep runs a set
+of rows once per scheduler count or per size instead, for all three, and draws a chart
+per row (bench/sweep.py).
 See bench/README.md. Exits non-zero only when the Beamline binary or the Beamline HTTP
 server fails; a failing anchor is reported and its column left empty.
 """
 
 import argparse
+import contextlib
+import copy
 import datetime
 import json
 import os
@@ -31,6 +37,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sweep  # noqa: E402  (bench/sweep.py, beside this file)
 
 REPO = Path(__file__).resolve().parent.parent
 BEAM_SCRIPT = REPO / "bench" / "beam" / "bench.exs"
@@ -74,6 +83,9 @@ CANONICAL = [
     ("registry_dispatch_1000", "us"),
     ("task_async_await", "ns"),
     ("agent_update", "ns"),
+    ("many_to_one_call", "per_s"),
+    ("many_to_one_call_partitioned", "per_s"),
+    ("skynet_1m", "ms"),
     ("io_sleep_100k", "ms"),
     ("echo_rps", "per_s"),
     ("accept_rate", "per_s"),
@@ -164,6 +176,12 @@ def parse_args(argv):
                    help="seconds of each measured wrk run (default 5)")
     p.add_argument("--http-runs", type=positive_int, default=5,
                    help="measured wrk runs per server; the figure is their median (default 5)")
+    p.add_argument("--c2c-floor", dest="c2c_floor", default=None,
+                   help="the core-to-core floor program (default: c2c_floor beside --beamline)")
+    p.add_argument("--sweep", action="append", type=sweep.parse_sweep, default=[],
+                   metavar="schedulers=N,...|size=N,...",
+                   help="instead of the table: run a set of rows once per scheduler count "
+                        "or per size (k and m suffixes) for all three, chart each row")
     p.add_argument("--no-beam", action="store_true", help="do not run the BEAM anchor")
     p.add_argument("--no-go", action="store_true", help="do not run the Go anchor")
     p.add_argument("--timeout", type=positive_int, default=1200,
@@ -409,7 +427,7 @@ def read_anchor_output(out_file, stdout, who):
     return parse_anchor(text, who)
 
 
-def run_beam(args, n_sched, scratch, problems):
+def run_beam(args, n_sched, scratch, problems, max_procs=BEAM_MAX_PROCS):
     elixir = shutil.which("elixir")
     if not elixir:
         problems.append("BEAM: elixir not found in PATH (column left empty)")
@@ -424,7 +442,7 @@ def run_beam(args, n_sched, scratch, problems):
     for sched, only in invocations:
         out_file = scratch / f"beam_s{sched}.json"
         out_file.unlink(missing_ok=True)
-        cmd = [elixir, "--erl", f"+S {sched} +P {BEAM_MAX_PROCS}", str(BEAM_SCRIPT),
+        cmd = [elixir, "--erl", f"+S {sched} +P {max_procs}", str(BEAM_SCRIPT),
                "--out", str(out_file)]
         if args.filter:
             cmd.append(f"--filter={args.filter}")
@@ -878,16 +896,168 @@ def print_http(http, rows):
           "nginx/Beamline for p99).")
 
 
-def main(argv):
-    args = parse_args(argv)
-    n_sched = args.schedulers or default_cpus()
-    build_dir = Path(args.build_dir).resolve()
-    scratch = build_dir / "bench-anchors"
-    scratch.mkdir(parents=True, exist_ok=True)
-    problems = []
-    started = time.monotonic()
+# ---------------------------------------------------------------- sweeps and the floor
 
-    config = {"schedulers": n_sched}
+
+def c2c_binary(args):
+    return Path(args.c2c_floor) if args.c2c_floor else Path(args.beamline).parent / "c2c_floor"
+
+
+@contextlib.contextmanager
+def environ_set(var, value):
+    """os.environ[var] = value (None: unset) for the block; every runner copies os.environ."""
+    old = os.environ.get(var)
+    if value is None:
+        os.environ.pop(var, None)
+    else:
+        os.environ[var] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = old
+
+
+def run_sweep(args, kind, values, scratch, out, problems):
+    """Runs the rows of one sweep at each value for all three runtimes and draws the charts.
+
+    Returns (its entry for latest.json or None, whether the Beamline binary failed).
+    """
+    rows = sweep.sweep_rows(kind, name_matcher(args.filter), args.filter)
+    if rows == []:
+        problems.append(f"sweep {kind}: --filter {args.filter!r} keeps none of its rows "
+                        f"({', '.join(sweep.SIZE_ROWS)})")
+        return None, False
+    sub = copy.copy(args)
+    sub.filter = sweep.exact_filter(rows) if rows is not None else args.filter
+    keep = name_matcher(sub.filter)
+    if any(keep(n) for n in HTTP_WORKLOADS):
+        problems.append(f"sweep {kind}: the HTTP rows are not swept")
+    n_default = args.schedulers or default_cpus()
+    failed = False
+    points = []  # per value: {name: row dict of build_rows}
+    for i, v in enumerate(values):
+        n_sched = v if kind == "schedulers" else n_default
+        label = f"{kind}={sweep.fmt_value(kind, v)}"
+        log(f"==== sweep {label} ({i + 1} of {len(values)})")
+        local = []
+        size = str(v) if kind == "size" else None
+        # The BEAM's process limit must hold the largest ring (and the driver's helpers).
+        max_procs = max(BEAM_MAX_PROCS, 2 * v) if kind == "size" else BEAM_MAX_PROCS
+        with environ_set(sweep.SIZE_VAR, size):
+            bl = run_beamline(sub, n_sched, local)
+            if bl is None or bl.pop("__failed__", False):
+                failed = True
+            beam = {} if args.no_beam else run_beam(sub, n_sched, scratch, local, max_procs)
+            go = {} if args.no_go else run_go(sub, n_sched, scratch, local)
+        got = build_rows(keep, [("beamline", bl or {}), ("beam", beam), ("go", go)], local)
+        points.append({r["name"]: r for r in got})
+        problems += [f"[{label}] {p}" for p in local]
+
+    names = []
+    for pt in points:
+        names += [n for n, r in pt.items() if n not in names and
+                  any(r[k] is not None for k in ("beamline", "beam", "go"))]
+    series = []
+    specs = []
+    for n in names:
+        unit = next(pt[n]["unit"] for pt in points if n in pt)
+        row = {"name": n, "unit": unit}
+        for k in ("beamline", "beam", "go"):
+            row[k] = [pt[n][k] if n in pt else None for pt in points]
+        path = out.parent / f"sweep_{kind}_{n}.png"
+        row["chart"] = str(path)
+        specs.append(sweep.chart_spec(kind, values, row, path, not higher_is_better(unit)))
+        series.append(row)
+    if specs:
+        log(f"== charts ({len(specs)})")
+        why = sweep.draw_charts(specs)
+        if why:
+            problems.append(f"sweep {kind}: charts not drawn: {why}; the series are in {out}")
+            for row in series:
+                row["chart"] = None
+    config = tuning_config(args)
+    config["schedulers"] = "swept" if kind == "schedulers" else n_default
+    entry = {"values": values, "rows": series, "filter": sub.filter, "config": config,
+             "machine": machine_info()}
+    return entry, failed
+
+
+def print_sweep(kind, entry):
+    vals = entry["values"]
+    cfg = entry["config"]
+    extra = "" if kind == "schedulers" else f", {cfg['schedulers']} schedulers"
+    print(f"Sweep over {kind}: {', '.join(sweep.fmt_value(kind, v) for v in vals)}{extra}")
+    for row in entry["rows"]:
+        better = "higher" if higher_is_better(row["unit"]) else "lower"
+        print()
+        print(f"{row['name']} ({row['unit']}, {better} is better)")
+        lines = [[kind, "Beamline", "BEAM", "Go", "BEAM/Beamline"]]
+        for i, v in enumerate(vals):
+            x = ratio(row["beamline"][i], row["beam"][i], row["unit"])
+            lines.append([sweep.fmt_value(kind, v), fmt_num(row["beamline"][i]),
+                          fmt_num(row["beam"][i]), fmt_num(row["go"][i]),
+                          "-" if x is None else f"{x:.2f}x"])
+        widths = [max(len(l[i]) for l in lines) for i in range(5)]
+        for k, l in enumerate(lines):
+            print(" | ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
+                             for i, c in enumerate(l)).rstrip())
+            if k == 0:
+                print("-+-".join("-" * w for w in widths))
+        if row.get("chart"):
+            print(f"chart: {row['chart']}")
+
+
+def main_sweep(args, scratch, started):
+    """--sweep: the sweeps instead of the table; merged into the JSON file's "sweeps"."""
+    problems = []
+    out = Path(args.out)
+    kinds = {}
+    for kind, values in args.sweep:  # a kind given twice: its values joined
+        kinds.setdefault(kind, [])
+        kinds[kind] += [v for v in values if v not in kinds[kind]]
+    if args.schedulers and "schedulers" in kinds:
+        problems.append("--schedulers does not apply to the scheduler sweep")
+    failed = False
+    entries = {}
+    for kind, values in kinds.items():
+        entry, f = run_sweep(args, kind, values, scratch, out, problems)
+        failed = failed or f
+        if entry:
+            entries[kind] = entry
+    result = load_previous(out)
+    if not isinstance(result.get("sweeps"), dict):
+        result["sweeps"] = {}
+    result["sweeps"].update(entries)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+    machine = machine_info()
+    print()
+    print(f"Machine: {machine['cpus']} CPUs, Linux {machine['kernel']}, {machine['date']}")
+    tuning = ", ".join(f"{k}={'default' if v is None else v}"
+                       for k, v in tuning_config(args).items())
+    print(f"Config: {tuning}")
+    for kind, entry in entries.items():
+        print()
+        print_sweep(kind, entry)
+    print()
+    print("BEAM/Beamline: how many times better Beamline is (BEAM/Beamline for ns, ms and "
+          "bytes; Beamline/BEAM for rates).")
+    for p in problems:
+        print(f"note: {p}")
+    print(f"Sweeps written to {out} (\"sweeps\"; {time.monotonic() - started:.0f} s in all).")
+    if failed:
+        print("Beamline run FAILED (see above).", file=sys.stderr)
+        return 1
+    return 0
+
+
+def tuning_config(args):
+    """The tuning settings of the run: {dest: value or None (the runtime's default)}."""
+    config = {}
     for dest, var in TUNING:
         v = getattr(args, dest)
         if v is None and os.environ.get(var):
@@ -900,6 +1070,43 @@ def main(argv):
         if dest == "sqpoll" and v is not None and v not in ("on", "off"):
             v = "off" if v == "0" else "on"  # the runtime's reading of BEAMLINE_SQPOLL
         config[dest] = v
+    return config
+
+
+def machine_info():
+    return {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def load_previous(out):
+    """The JSON object an earlier run left in out, or {}."""
+    try:
+        data = json.loads(Path(out).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def main(argv):
+    args = parse_args(argv)
+    n_sched = args.schedulers or default_cpus()
+    build_dir = Path(args.build_dir).resolve()
+    scratch = build_dir / "bench-anchors"
+    scratch.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    if args.sweep:
+        return main_sweep(args, scratch, started)
+    problems = []
+    if os.environ.pop(sweep.SIZE_VAR, None):
+        # The table's rows are defined at their own sizes (bench/README.md).
+        problems.append(f"{sweep.SIZE_VAR} from the environment ignored: it applies to "
+                        "--sweep size only")
+
+    config = {"schedulers": n_sched}
+    config.update(tuning_config(args))
     keep = name_matcher(args.filter)
     # What the I/O rows are taken with, as the runtime resolves the defaults.
     io = beamline_io_settings(args, n_sched) if any(keep(n) for n in IO_WORKLOADS) else None
@@ -910,10 +1117,25 @@ def main(argv):
     if io is not None:
         config["io"] = io
 
+    # The core-to-core floor, before the benchmarks and again after them (it spins two
+    # CPUs for about a second each time).
+    floor = None
+    if keep("pingpong_cross_sched"):
+        log("== core-to-core floor")
+        floor, why = sweep.run_c2c_floor(c2c_binary(args))
+        if why:
+            problems.append(f"core-to-core floor not measured: {why}")
+
     bl = run_beamline(args, n_sched, problems)
     beamline_failed = bl is None or bool(bl.pop("__failed__", False))
     beam = {} if args.no_beam else run_beam(args, n_sched, scratch, problems)
     go = {} if args.no_go else run_go(args, n_sched, scratch, problems)
+    if floor is not None:
+        log("== core-to-core floor, again")
+        again, why = sweep.run_c2c_floor(c2c_binary(args))
+        if why:
+            problems.append(f"core-to-core floor, second measurement: {why}")
+        floor = sweep.merge_floors(floor, again)
     http = run_http(args, n_sched, scratch, problems) if http_selected(keep) else {}
     beamline_failed = beamline_failed or bool(http.get("beamline_failed"))
 
@@ -930,12 +1152,9 @@ def main(argv):
     rows = build_rows(keep, [("beamline", bl_all), ("beam", beam), ("go", go),
                              ("nginx", nginx)], problems)
 
-    machine = {
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    machine = machine_info()
     workloads = []
+    floor_line = None
     for r in rows:
         w = {"name": r["name"], "unit": r["unit"], "beamline": r["beamline"],
              "beam": r["beam"], "go": r["go"]}
@@ -945,14 +1164,24 @@ def main(argv):
             w["vs_nginx"] = r["vs_nginx"]  # how many times better Beamline is
         if r["name"] in IO_WORKLOADS and io is not None:
             w["io"] = io
+        if r["name"] == "pingpong_cross_sched" and floor is not None:
+            # Round trip / one-way floor, per runtime.
+            w["vs_c2c_floor"] = sweep.c2c_multiples(floor, r)
+            floor_line = sweep.c2c_line(floor, w["vs_c2c_floor"])
         workloads.append(w)
     result = {"workloads": workloads, "config": config, "machine": machine}
+    if floor is not None:
+        result["c2c_floor"] = floor
     if http.get("info"):
         result["http"] = dict(http["info"])
         for key in ("beamline", "nginx"):
             if http.get(key):
                 result["http"][key] = http[key]
     out = Path(args.out)
+    # The sweeps of earlier runs stay (each carries its own date and settings).
+    previous = load_previous(out).get("sweeps")
+    if isinstance(previous, dict) and previous:
+        result["sweeps"] = previous
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
 
@@ -970,6 +1199,8 @@ def main(argv):
     print()
     print("BEAM/Beamline: how many times better Beamline is (BEAM/Beamline for ns, ms and "
           "bytes; Beamline/BEAM for rates: units with '/' or 'per_').")
+    if floor_line:
+        print(floor_line)
     if http.get("info"):
         print()
         print_http(http, rows)

@@ -64,6 +64,8 @@ double wl_ctx_switch(void)
 
 #define SPAWNS 100000
 
+static long spawn_n; /* SPAWNS, or BENCH_SIZE */
+
 static void send_done(void *arg)
 {
     bl_send(*(bl_pid *)arg, T_DONE, NULL, 0);
@@ -73,14 +75,15 @@ static void spawn_exit_drv(driver *d)
 {
     bl_pid self = bl_self();
     uint64_t t0 = now_ns();
-    for (int i = 0; i < SPAWNS; i++) bl_spawn(NULL, send_done, &self, NULL);
-    for (int i = 0; i < SPAWNS; i++) bl_msg_free(bl_receive(BL_INFINITY));
-    d->result = (double)(now_ns() - t0) / SPAWNS;
+    for (long i = 0; i < spawn_n; i++) bl_spawn(NULL, send_done, &self, NULL);
+    for (long i = 0; i < spawn_n; i++) bl_msg_free(bl_receive(BL_INFINITY));
+    d->result = (double)(now_ns() - t0) / (double)spawn_n;
 }
 
 double wl_spawn_exit(void)
 {
-    return drive(spawn_exit_drv);
+    spawn_n = bench_size(SPAWNS);
+    return spawn_n < 1 ? NAN : drive(spawn_exit_drv);
 }
 
 /* ---- pingpong ---- */
@@ -140,23 +143,28 @@ double wl_pingpong(int cross)
 
 /* ---- ring_1000x1000 ---- */
 
+/* The defaults; BENCH_SIZE sets the ring's size, and the laps keep the hops
+ * at RING x LAPS (at least one lap). */
 #define RING 1000
 #define LAPS 1000
+
+static long ring_n, ring_laps;
 
 typedef struct ring_setup {
     bl_pid next;  /* where tokens go */
     bl_pid owner; /* told when the last node has passed its last token */
     int last;     /* this is the last node */
+    long laps;    /* tokens to pass */
 } ring_setup;
 
-/* Each node passes the token LAPS times, then exits. */
+/* Each node passes the token laps times, then exits. */
 static void ring_node(void *arg)
 {
     ring_setup rs;
     bl_msg *m = bl_receive(BL_INFINITY);
     memcpy(&rs, m->data, sizeof rs);
     bl_msg_free(m);
-    for (int lap = 0; lap < LAPS; lap++) {
+    for (long lap = 0; lap < rs.laps; lap++) {
         uint32_t tok = T_TOKEN;
         bl_msg *t = NULL;
         bl_recv(&t, bl_match_tag, &tok, BL_INFINITY, 0);
@@ -168,20 +176,30 @@ static void ring_node(void *arg)
 
 static void ring_drv(driver *d)
 {
-    bl_pid nodes[RING];
-    for (int i = 0; i < RING; i++) bl_spawn(&nodes[i], ring_node, NULL, NULL);
-    for (int i = 0; i < RING; i++) {
-        ring_setup rs = {i + 1 < RING ? nodes[i + 1] : nodes[0], bl_self(), i == RING - 1};
+    bl_pid *nodes = malloc(sizeof(bl_pid) * (size_t)ring_n);
+    if (!nodes) {
+        d->result = NAN;
+        return;
+    }
+    for (long i = 0; i < ring_n; i++) bl_spawn(&nodes[i], ring_node, NULL, NULL);
+    for (long i = 0; i < ring_n; i++) {
+        ring_setup rs = {i + 1 < ring_n ? nodes[i + 1] : nodes[0], bl_self(), i == ring_n - 1,
+                         ring_laps};
         bl_send(nodes[i], T_GO, &rs, sizeof rs);
     }
     uint64_t t0 = now_ns();
     bl_send(nodes[0], T_TOKEN, NULL, 0);
     recv_tag(T_DONE);
-    d->result = (double)(now_ns() - t0) / ((double)RING * LAPS);
+    d->result = (double)(now_ns() - t0) / ((double)ring_n * (double)ring_laps);
+    free(nodes);
 }
 
 double wl_ring(void)
 {
+    ring_n = bench_size(RING);
+    if (ring_n < 1) return NAN;
+    ring_laps = (long)RING * LAPS / ring_n;
+    if (ring_laps < 1) ring_laps = 1;
     return drive(ring_drv);
 }
 

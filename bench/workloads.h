@@ -57,6 +57,10 @@ double wl_async_stream_12x500ms_c4(void);
 double wl_dynsup_5_slow_children(void);
 double wl_partsup_5_slow_children(void);
 double wl_yield_many_timeouts(void);
+/* Many processes at once (bench/workloads_multi.c); NAN when the run went wrong. */
+double wl_many_to_one_call(void);             /* calls per second into one gen_server */
+double wl_many_to_one_call_partitioned(void); /* calls per second, one server per scheduler */
+double wl_skynet_1m(void);                    /* ms for the skynet tree of 1M leaves */
 
 #ifdef __cplusplus
 }

@@ -435,11 +435,13 @@ double wl_agent_update(void)
 
 enum { T_BCAST = 20, T_GOT };
 
-/* A unique registry of one partition, keys 1..REG_N (8-byte integers)
+static long reg_n; /* REG_N, or BENCH_SIZE */
+
+/* A unique registry of one partition, keys 1..reg_n (8-byte integers)
  * registered by the driver with an empty value. */
 static int register_keys(bl_registry *reg)
 {
-    for (uint64_t k = 1; k <= REG_N; k++) {
+    for (uint64_t k = 1; k <= (uint64_t)reg_n; k++) {
         int rc = bl_registry_register(reg, &k, sizeof k, NULL, 0, NULL);
         if (rc != 0) return rc;
     }
@@ -453,13 +455,15 @@ static void registry_register_drv(driver *d)
     uint64_t t0 = now_ns();
     int rc = register_keys(reg);
     uint64_t t1 = now_ns();
-    if (bl_registry_stop(reg, NULL, WAIT_MS) == 0 && rc == 0) d->result = (double)(t1 - t0) / REG_N;
+    if (bl_registry_stop(reg, NULL, WAIT_MS) == 0 && rc == 0)
+        d->result = (double)(t1 - t0) / (double)reg_n;
     bl_registry_release(reg);
 }
 
 double wl_registry_register(void)
 {
-    return drive(registry_register_drv);
+    reg_n = bench_size(REG_N);
+    return reg_n < 1 ? NAN : drive(registry_register_drv);
 }
 
 /* Registry.lookup: a copy of the entries, checked and freed. */
@@ -470,19 +474,21 @@ static void registry_lookup_drv(driver *d)
     bool ok = register_keys(reg) == 0;
     bl_pid self = bl_self();
     uint64_t t0 = now_ns();
-    for (uint64_t k = 1; ok && k <= REG_N; k++) {
+    for (uint64_t k = 1; ok && k <= (uint64_t)reg_n; k++) {
         bl_registry_entry *e = NULL;
         ok = bl_registry_lookup(reg, &k, sizeof k, &e) == 1 && e[0].pid == self;
         bl_registry_free(e);
     }
     uint64_t t1 = now_ns();
-    if (bl_registry_stop(reg, NULL, WAIT_MS) == 0 && ok) d->result = (double)(t1 - t0) / REG_N;
+    if (bl_registry_stop(reg, NULL, WAIT_MS) == 0 && ok)
+        d->result = (double)(t1 - t0) / (double)reg_n;
     bl_registry_release(reg);
 }
 
 double wl_registry_lookup(void)
 {
-    return drive(registry_lookup_drv);
+    reg_n = bench_size(REG_N);
+    return reg_n < 1 ? NAN : drive(registry_lookup_drv);
 }
 
 static const char TOPIC[] = "topic";

@@ -16,6 +16,9 @@
 # --filter REGEX keeps the workloads whose name matches REGEX (a search, as in Google
 # Benchmark's --benchmark_filter; a leading '-' negates it). --only keeps the listed names.
 
+# The workloads that keep every scheduler busy (BeamBench.Multi) and BENCH_SIZE.
+Code.require_file("multi.exs", __DIR__)
+
 # ---------------------------------------------------------------- OTP workload modules
 
 # The factorial of seed 000: Eval.reduce/1, Eval.worker/1 (one GenServer per chunk of
@@ -191,7 +194,11 @@ defmodule BeamBench do
       {"io_sleep_100k", "ms", false, &io_sleep_100k/0},
       {"echo_rps", "per_s", false, &echo_rps/0},
       {"accept_rate", "per_s", false, &accept_rate/0},
-      {"file_read_4k_iops", "per_s", false, &file_read_4k_iops/0}
+      {"file_read_4k_iops", "per_s", false, &file_read_4k_iops/0},
+      {"many_to_one_call", "per_s", false, &BeamBench.Multi.many_to_one_call/0},
+      {"many_to_one_call_partitioned", "per_s", false,
+       &BeamBench.Multi.many_to_one_call_partitioned/0},
+      {"skynet_1m", "ms", false, &BeamBench.Multi.skynet_1m/0}
     ]
   end
 
@@ -340,10 +347,10 @@ defmodule BeamBench do
     yield_loop(k - 1, parent)
   end
 
-  # 100k children, each sends :done to the parent and exits.
+  # 100k children (BENCH_SIZE), each sends :done to the parent and exits.
   def spawn_exit do
     parent = self()
-    n = @spawn_exit_n
+    n = BeamBench.Multi.bench_size(@spawn_exit_n)
     t0 = now()
     spawn_senders(n, parent)
     recv_done(n)
@@ -390,11 +397,12 @@ defmodule BeamBench do
   end
 
   # Ring of 1000 processes, a token (hops left) goes round 1000 times. Only the token
-  # passing is timed, not building the ring.
+  # passing is timed, not building the ring. BENCH_SIZE sets the ring's size; the laps
+  # keep the hops at 1000 x 1000 (at least one lap).
   def ring do
     parent = self()
-    procs = @ring_procs
-    hops = @ring_procs * @ring_laps
+    procs = BeamBench.Multi.bench_size(@ring_procs)
+    hops = procs * max(1, div(@ring_procs * @ring_laps, procs))
     last = spawn(fn -> ring_init(parent) end)
     first = ring_build(procs - 1, last, parent)
     send(last, {:next, first})
@@ -1047,17 +1055,18 @@ defmodule BeamBench do
     restart_rounds(k - 1, new, total + now() - t0)
   end
 
-  # A unique Registry (one partition); the driver registers 100k integer keys. ns per
-  # register. The registry drivers trap exits: registering links them to the registry,
-  # whose shutdown at the end would otherwise take them down.
+  # A unique Registry (one partition); the driver registers 100k integer keys
+  # (BENCH_SIZE). ns per register. The registry drivers trap exits: registering links
+  # them to the registry, whose shutdown at the end would otherwise take them down.
   def registry_register do
     Process.flag(:trap_exit, true)
     {:ok, reg} = Registry.start_link(keys: :unique, name: BeamBench.Reg)
+    n = BeamBench.Multi.bench_size(@reg_n)
     t0 = now()
-    reg_keys(@reg_n)
+    reg_keys(n)
     dt = now() - t0
     Supervisor.stop(reg)
-    dt / @reg_n
+    dt / n
   end
 
   defp reg_keys(0), do: :ok
@@ -1071,13 +1080,14 @@ defmodule BeamBench do
   def registry_lookup do
     Process.flag(:trap_exit, true)
     {:ok, reg} = Registry.start_link(keys: :unique, name: BeamBench.Reg)
-    reg_keys(@reg_n)
+    n = BeamBench.Multi.bench_size(@reg_n)
+    reg_keys(n)
     me = self()
     t0 = now()
-    lookups(@reg_n, me)
+    lookups(n, me)
     dt = now() - t0
     Supervisor.stop(reg)
-    dt / @reg_n
+    dt / n
   end
 
   defp lookups(0, _me), do: :ok

@@ -118,6 +118,9 @@ func workloads() []workload {
 		{name: "echo_rps", unit: "per_s", run: echoRPS},
 		{name: "accept_rate", unit: "per_s", run: acceptRate},
 		{name: "file_read_4k_iops", unit: "per_s", run: fileRead4kIOPS},
+		{name: "many_to_one_call", unit: "per_s", run: manyToOneCall},
+		{name: "many_to_one_call_partitioned", unit: "per_s", run: manyToOneCallPartitioned},
+		{name: "skynet_1m", unit: "ms", run: skynet1m},
 	}
 }
 
@@ -283,17 +286,18 @@ func ctxSwitch() float64 {
 	return perOp(time.Since(start), 2*ctxYieldsPerProc)
 }
 
-// 100k goroutines, each sends done to the parent and exits.
+// 100k goroutines (BENCH_SIZE), each sends done to the parent and exits.
 func spawnExit() float64 {
-	done := make(chan struct{}, spawnExitN)
+	n := benchSize(spawnExitN)
+	done := make(chan struct{}, n)
 	start := time.Now()
-	for i := 0; i < spawnExitN; i++ {
+	for i := 0; i < n; i++ {
 		go func() { done <- struct{}{} }()
 	}
-	for i := 0; i < spawnExitN; i++ {
+	for i := 0; i < n; i++ {
 		<-done
 	}
-	return perOp(time.Since(start), spawnExitN)
+	return perOp(time.Since(start), n)
 }
 
 // Round trips of an integer between the driver and one echo goroutine.
@@ -316,16 +320,22 @@ func pingpong() float64 {
 }
 
 // Ring of 1000 goroutines, a token (hops left) goes round 1000 times. Only the token
-// passing is timed, not building the ring.
+// passing is timed, not building the ring. BENCH_SIZE sets the ring's size; the laps
+// keep the hops at ringProcs x ringLaps (at least one lap).
 func ring() float64 {
-	hops := ringProcs * ringLaps
-	in := make([]chan int, ringProcs)
+	procs := benchSize(ringProcs)
+	laps := ringProcs * ringLaps / procs
+	if laps < 1 {
+		laps = 1
+	}
+	hops := procs * laps
+	in := make([]chan int, procs)
 	for i := range in {
 		in[i] = make(chan int, 1)
 	}
 	done := make(chan struct{}, 1)
-	for i := 0; i < ringProcs; i++ {
-		me, next := in[i], in[(i+1)%ringProcs]
+	for i := 0; i < procs; i++ {
+		me, next := in[i], in[(i+1)%procs]
 		go func() {
 			for t := range me {
 				if t == 0 {

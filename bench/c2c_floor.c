@@ -1,0 +1,220 @@
+/*
+ * bench/c2c_floor.c - the core-to-core floor: how long one cache line takes
+ * to go from one core to another.
+ *
+ *   c2c_floor [--cpus A,B] [--rounds N] [--runs N]
+ *
+ * Two threads, pinned to CPUs A and B, bounce one 64-bit counter held in a
+ * cache line of its own: the pinger writes an odd value and spins until it
+ * reads the next even one, the ponger spins until it reads the odd value and
+ * writes the next even one.  Each round trip is two one-way hand-offs of the
+ * line; a run of N round trips reports its time / (2 N).  After one short
+ * warm-up run, --runs runs (default 9) of --rounds round trips (default
+ * 200,000); the figures are the minimum (the floor: no run can beat it, and
+ * other load on the machine only adds) and the median.
+ *
+ * Nothing a runtime does to send a message between two schedulers can take
+ * less than one such hand-off: bench/run.py reports pingpong_cross_sched as
+ * a multiple of the minimum.  By default A is the first CPU this program may
+ * run on and B the first one on another physical core (an SMT sibling shares
+ * the caches and would give a far lower figure); when there is none, B is a
+ * sibling and "same_core" says so.
+ *
+ * Prints one JSON object on stdout:
+ *   {"cpus": [A, B], "same_core": false, "rounds": N,
+ *    "runs_ns": [...], "ns_one_way_min": x, "ns_one_way_median": y}
+ * Exits 2 when fewer than two CPUs are available, 1 on any other failure.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RUNS_MAX 1000
+
+/* The bounced line, alone in its 128 bytes (adjacent-line prefetch pairs lines). */
+static struct {
+    _Alignas(128) _Atomic uint64_t v;
+    char pad[128 - sizeof(uint64_t)];
+} line;
+
+static long rounds = 200000;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+typedef struct pong_arg {
+    int cpu;   /* where the ponger runs */
+    long n;    /* round trips */
+    int error; /* pthread_setaffinity_np's result */
+} pong_arg;
+
+/* Answers each odd value v with v + 1. */
+static void *ponger(void *arg)
+{
+    pong_arg *a = arg;
+    a->error = pin(a->cpu);
+    for (long i = 0; i < a->n; i++) {
+        uint64_t want = 2 * (uint64_t)i + 1;
+        /* relaxed: the counter is the only data handed over; its own
+         * coherence order is all the ping-pong needs. */
+        while (atomic_load_explicit(&line.v, memory_order_relaxed) != want) {
+        }
+        /* relaxed: as above, nothing else is published with it. */
+        atomic_store_explicit(&line.v, want + 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+/* One run of n round trips between the calling thread (on cpu_a) and a
+ * ponger on cpu_b: ns per one-way hand-off, or -1 on failure. */
+static double run_once(int cpu_a, int cpu_b, long n)
+{
+    /* relaxed: the ponger is not started yet; pthread_create orders this store before it. */
+    atomic_store_explicit(&line.v, 0, memory_order_relaxed);
+    pong_arg pa = {cpu_b, n, 0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, ponger, &pa) != 0) return -1;
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        uint64_t v = 2 * (uint64_t)i + 1;
+        /* relaxed: see ponger. */
+        atomic_store_explicit(&line.v, v, memory_order_relaxed);
+        /* relaxed: see ponger. */
+        while (atomic_load_explicit(&line.v, memory_order_relaxed) != v + 1) {
+        }
+    }
+    uint64_t t1 = now_ns();
+    pthread_join(t, NULL);
+    if (pa.error != 0) {
+        fprintf(stderr, "c2c_floor: cannot pin a thread to CPU %d: %s\n", cpu_b,
+                strerror(pa.error));
+        return -1;
+    }
+    return (double)(t1 - t0) / (2.0 * (double)n);
+}
+
+/* The physical core of cpu as "package:core", or -1 when sysfs cannot tell. */
+static long core_of(int cpu)
+{
+    long pkg = 0, core = -1;
+    char path[128];
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &core) != 1) core = -1;
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", cpu);
+    f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &pkg) != 1) pkg = 0;
+        fclose(f);
+    }
+    return core < 0 ? -1 : pkg * 1000000 + core;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static long parse_long(const char *s, const char *what)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < 1) {
+        fprintf(stderr, "c2c_floor: %s must be a positive integer, not '%s'\n", what, s);
+        exit(1);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    int cpu_a = -1, cpu_b = -1;
+    long runs = 9;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--cpus") == 0 && i + 1 < argc) {
+            if (sscanf(argv[++i], "%d,%d", &cpu_a, &cpu_b) != 2 || cpu_a < 0 || cpu_b < 0 ||
+                cpu_a == cpu_b || cpu_a >= CPU_SETSIZE || cpu_b >= CPU_SETSIZE) {
+                fprintf(stderr, "c2c_floor: --cpus takes two different CPU numbers, A,B\n");
+                return 1;
+            }
+        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            rounds = parse_long(argv[++i], "--rounds");
+        } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+            runs = parse_long(argv[++i], "--runs");
+            if (runs > RUNS_MAX) runs = RUNS_MAX;
+        } else {
+            fprintf(stderr, "usage: c2c_floor [--cpus A,B] [--rounds N] [--runs N]\n");
+            return 1;
+        }
+    }
+
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+        perror("c2c_floor: sched_getaffinity");
+        return 1;
+    }
+    if (cpu_a < 0) {
+        for (int c = 0; c < CPU_SETSIZE && cpu_a < 0; c++)
+            if (CPU_ISSET(c, &allowed)) cpu_a = c;
+        int sibling = -1;
+        for (int c = cpu_a + 1; c < CPU_SETSIZE && cpu_a >= 0 && cpu_b < 0; c++) {
+            if (!CPU_ISSET(c, &allowed)) continue;
+            if (core_of(c) == -1 || core_of(c) != core_of(cpu_a))
+                cpu_b = c;
+            else if (sibling < 0)
+                sibling = c;
+        }
+        if (cpu_b < 0) cpu_b = sibling;
+    }
+    if (cpu_a < 0 || cpu_b < 0) {
+        fprintf(stderr, "c2c_floor: needs two CPUs; this process may run on %d\n",
+                CPU_COUNT(&allowed));
+        return 2;
+    }
+    bool same_core = core_of(cpu_a) != -1 && core_of(cpu_a) == core_of(cpu_b);
+    int rc = pin(cpu_a);
+    if (rc != 0) {
+        fprintf(stderr, "c2c_floor: cannot pin a thread to CPU %d: %s\n", cpu_a, strerror(rc));
+        return 1;
+    }
+
+    if (run_once(cpu_a, cpu_b, rounds / 10 + 1) < 0) return 1; /* warm-up */
+    double v[RUNS_MAX], sorted[RUNS_MAX];
+    for (long r = 0; r < runs; r++) {
+        v[r] = run_once(cpu_a, cpu_b, rounds);
+        if (v[r] < 0) return 1;
+        sorted[r] = v[r];
+    }
+    qsort(sorted, (size_t)runs, sizeof sorted[0], cmp_double);
+    double med = runs % 2 ? sorted[runs / 2] : (sorted[runs / 2 - 1] + sorted[runs / 2]) / 2.0;
+    printf("{\"cpus\": [%d, %d], \"same_core\": %s, \"rounds\": %ld, \"runs_ns\": [", cpu_a, cpu_b,
+           same_core ? "true" : "false", rounds);
+    for (long r = 0; r < runs; r++) printf("%s%.2f", r ? ", " : "", v[r]);
+    printf("], \"ns_one_way_min\": %.2f, \"ns_one_way_median\": %.2f}\n", sorted[0], med);
+    return 0;
+}

@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""Helpers of bench/run.py for the scaling sweeps and the core-to-core floor.
+
+- the sweeps (`run.py --sweep schedulers=1,2,4`, `--sweep size=1k,10k,100k,1m`): which
+  rows each one runs, how its values are written, and one PNG chart per row (matplotlib,
+  imported only when a chart is drawn);
+- the core-to-core floor: running `c2c_floor` (bench/c2c_floor.c) and relating
+  pingpong_cross_sched to it.
+
+    python3 bench/sweep.py --draw-charts SPEC.json
+
+draws the charts described in SPEC.json: run.py calls it with Debian's /usr/bin/python3
+when the interpreter it runs under has no matplotlib (a virtualenv or pyenv python3 does
+not see Debian's python3-matplotlib). See bench/README.md.
+"""
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# Rows of `--sweep schedulers=...` unless --filter names others: the workloads whose
+# figure depends on how many schedulers share the work.
+SCHEDULER_ROWS = [
+    "spawn_exit",
+    "ring_1000x1000",
+    "mailbox_20_senders",
+    "fact10k_concurrent",
+    "many_to_one_call",
+    "many_to_one_call_partitioned",
+    "skynet_1m",
+]
+# Rows of `--sweep size=...`: the workloads that read BENCH_SIZE (process or key count).
+# --filter can only narrow this set. Go has no registry rows.
+SIZE_ROWS = ["spawn_exit", "ring_1000x1000", "registry_register", "registry_lookup"]
+SIZE_VAR = "BENCH_SIZE"
+SIZE_MAX = 100_000_000
+SWEEP_KINDS = ("schedulers", "size")
+
+SUFFIX = {"k": 1_000, "m": 1_000_000}
+# One colour per runtime in every chart, whichever series are missing.
+COLORS = {"Beamline": "tab:blue", "BEAM": "tab:purple", "Go": "tab:cyan"}
+
+MATPLOTLIB_HINT = ("matplotlib is missing: install Debian's python3-matplotlib "
+                   "(apt-get install python3-matplotlib; `make bench` does) or "
+                   "`pip install matplotlib` for this python3")
+
+
+def parse_count(text):
+    """"1k" -> 1000, "1m" -> 1000000, "250" -> 250; ValueError otherwise."""
+    t = text.strip().lower().replace("_", "")
+    mult = 1
+    if t and t[-1] in SUFFIX:
+        mult, t = SUFFIX[t[-1]], t[:-1]
+    if not re.fullmatch(r"[0-9]+", t):
+        raise ValueError(text)
+    return int(t) * mult
+
+
+def fmt_count(v):
+    """1000 -> "1k", 1000000 -> "1m", 2500 -> "2500"."""
+    for s, m in (("m", 1_000_000), ("k", 1_000)):
+        if v >= m and v % m == 0:
+            return f"{v // m}{s}"
+    return str(v)
+
+
+def parse_sweep(text):
+    """argparse type of --sweep: "schedulers=1,2,4" or "size=1k,10k" -> (kind, [values])."""
+    import argparse
+
+    kind, sep, rest = text.partition("=")
+    kind = kind.strip()
+    if not sep or kind not in SWEEP_KINDS:
+        raise argparse.ArgumentTypeError(
+            f"expected schedulers=N,N,... or size=N,N,... (k and m suffixes), not {text!r}")
+    values = []
+    for part in rest.split(","):
+        if not part.strip():
+            continue
+        try:
+            v = parse_count(part) if kind == "size" else int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind}: not a count: {part!r}")
+        if v < 1 or (kind == "size" and v > SIZE_MAX):
+            raise argparse.ArgumentTypeError(f"{kind}: out of range: {part!r}")
+        if v not in values:
+            values.append(v)
+    if not values:
+        raise argparse.ArgumentTypeError(f"{kind}: no values given")
+    return kind, values
+
+
+def sweep_rows(kind, keep, user_filter):
+    """The rows a sweep runs: its default set, or (schedulers) what --filter selects
+    among the known workloads, or (size) the size rows --filter keeps."""
+    if kind == "size":
+        return [r for r in SIZE_ROWS if keep(r)]
+    return None if user_filter else list(SCHEDULER_ROWS)
+
+
+def exact_filter(rows):
+    """A filter (regex search) that selects exactly these names: Google Benchmark matches
+    it against "name/iterations:1/real_time", the anchors against the bare name."""
+    return "^(" + "|".join(re.escape(r) for r in rows) + ")(/|$)"
+
+
+def fmt_value(kind, v):
+    return fmt_count(v) if kind == "size" else str(v)
+
+
+# ---------------------------------------------------------------- charts
+
+
+def _spans_decades(vals):
+    pos = [v for v in vals if v is not None and v > 0]
+    return len(pos) >= 2 and max(pos) / min(pos) >= 10
+
+
+def chart_spec(kind, values, row, path, lower_is_better):
+    """What one chart shows; the scales are decided here, the drawing is _draw's."""
+    series = {label: row[key] for label, key in
+              (("Beamline", "beamline"), ("BEAM", "beam"), ("Go", "go"))
+              if any(v is not None for v in row[key])}
+    all_y = [v for s in series.values() for v in s]
+    what = "lower is better" if lower_is_better else "higher is better"
+    return {
+        "path": str(path),
+        "title": f"{row['name']} by {'scheduler count' if kind == 'schedulers' else 'size'}",
+        "xlabel": ("schedulers (BEAMLINE_SCHEDULERS, +S, GOMAXPROCS)" if kind == "schedulers"
+                   else f"processes or keys ({SIZE_VAR})"),
+        "ylabel": f"{row['unit']} ({what})",
+        "x": list(values),
+        "xticklabels": [fmt_value(kind, v) for v in values],
+        "series": series,
+        "logx": _spans_decades(values),
+        "logx_base": 2 if kind == "schedulers" else 10,
+        "logy": _spans_decades(all_y),
+    }
+
+
+def _tick(v, _pos=None):
+    """A tick label: 500, 2k, 1.5M."""
+    for suffix, m in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= m:
+            return f"{v / m:g}{suffix}"
+    return f"{v:g}"
+
+
+def _draw(specs):
+    """Draws every spec with matplotlib (which must be importable)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    for s in specs:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for label, ys in s["series"].items():
+            pts = [(x, y) for x, y in zip(s["x"], ys) if y is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label,
+                        color=COLORS.get(label))
+        if s["logx"]:
+            ax.set_xscale("log", base=s["logx_base"])
+        if s["logy"]:
+            ax.set_yscale("log")
+            # Ticks at 1, 2 and 5 of each decade: one decade's major tick alone says little.
+            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1, 2, 5)))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_tick))
+        if s["logx"]:
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xticks(s["x"])
+        ax.set_xticklabels(s["xticklabels"])
+        ax.set_title(s["title"])
+        ax.set_xlabel(s["xlabel"])
+        ax.set_ylabel(s["ylabel"])
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        Path(s["path"]).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(s["path"], dpi=100)
+        plt.close(fig)
+
+
+def draw_charts(specs):
+    """Draws the charts: in this interpreter when it has matplotlib, else with Debian's
+    /usr/bin/python3 if that one has it. Returns None, or why nothing was drawn."""
+    if not specs:
+        return None
+    if importlib.util.find_spec("matplotlib") is not None:
+        try:
+            _draw(specs)
+            return None
+        except Exception as e:  # a broken matplotlib must not lose the figures
+            return f"drawing failed: {type(e).__name__}: {e}"
+    system = "/usr/bin/python3"
+    if (os.access(system, os.X_OK)
+            and os.path.realpath(system) != os.path.realpath(sys.executable)):
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(specs, f)
+            spec_file = f.name
+        try:
+            proc = subprocess.run([system, str(Path(__file__).resolve()), "--draw-charts",
+                                   spec_file], stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=300)
+            if proc.returncode == 0:
+                return None
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
+            if proc.returncode != 3:
+                return f"drawing with {system} failed: {err[-1] if err else proc.returncode}"
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"drawing with {system} failed: {e}"
+        finally:
+            os.unlink(spec_file)
+    return MATPLOTLIB_HINT
+
+
+# ---------------------------------------------------------------- core-to-core floor
+
+
+def run_c2c_floor(binary, timeout=120):
+    """Runs c2c_floor: (its JSON as a dict, None) or (None, why not)."""
+    binary = Path(binary)
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        return None, f"{binary} not found (built with the release preset, bench/c2c_floor.c)"
+    try:
+        proc = subprocess.run([str(binary)], stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"{binary} failed: {e}"
+    err = proc.stderr.decode(errors="replace").strip()
+    if proc.returncode != 0:
+        return None, f"{binary} exited with status {proc.returncode}: {err[-300:]}"
+    try:
+        data = json.loads(proc.stdout)
+        float(data["ns_one_way_min"])
+    except (ValueError, KeyError, TypeError):
+        return None, f"{binary} printed no readable JSON"
+    data["binary"] = str(binary)
+    return data, None
+
+
+def merge_floors(before, after):
+    """One floor from the runs taken before and after the benchmarks (either may be None):
+    the minimum over both, the median of all runs, and each one's minimum. On a virtual
+    machine the two CPUs can move on the host between the two (the floor then jumps,
+    between cores that share a cache and cores that do not)."""
+    if before is None or after is None:
+        return before or after
+    runs = list(before["runs_ns"]) + list(after["runs_ns"])
+    s = sorted(runs)
+    n = len(s)
+    merged = dict(before)
+    merged.update({
+        "runs_ns": runs,
+        "ns_one_way_min": min(before["ns_one_way_min"], after["ns_one_way_min"]),
+        "ns_one_way_median": s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2,
+        "min_before": before["ns_one_way_min"],
+        "min_after": after["ns_one_way_min"],
+    })
+    return merged
+
+
+def c2c_multiples(floor, row):
+    """pingpong_cross_sched's round trip of each runtime / the one-way floor (min)."""
+    f = floor["ns_one_way_min"]
+    return {k: (round(row[k] / f, 2) if row.get(k) and f > 0 else None)
+            for k in ("beamline", "beam", "go")}
+
+
+def c2c_line(floor, mult):
+    """The line printed under the table."""
+    def x(v):
+        return "-" if v is None else f"{v:.1f}x"
+
+    cpus = floor.get("cpus") or ["?", "?"]
+    where = f"CPUs {cpus[0]} and {cpus[1]}" + (" (SMT siblings of one core)"
+                                               if floor.get("same_core") else "")
+    runs = floor.get("runs_ns") or []
+    line = (f"pingpong_cross_sched = {x(mult['beamline'])} the core-to-core floor for Beamline "
+            f"(BEAM {x(mult['beam'])}, Go {x(mult['go'])}); floor: "
+            f"{floor['ns_one_way_min']:.1f} ns per one-way cache-line hand-off between {where} "
+            f"(c2c_floor before and after the benchmarks: min of {len(runs)} runs, median "
+            f"{floor['ns_one_way_median']:.1f} ns); a round trip is at least two hand-offs.")
+    lo, hi = sorted((floor.get("min_before", 0), floor.get("min_after", 0)))
+    if lo > 0 and hi > 1.5 * lo:
+        line += (f" The floor moved from {floor['min_before']:.1f} to {floor['min_after']:.1f} "
+                 f"ns during the run (on a virtual machine the CPUs can move on the host): "
+                 f"the multiples are only indicative.")
+    return line
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--draw-charts":
+        if importlib.util.find_spec("matplotlib") is None:
+            print(MATPLOTLIB_HINT, file=sys.stderr)
+            sys.exit(3)
+        _draw(json.loads(Path(sys.argv[2]).read_text()))
+        sys.exit(0)
+    print(__doc__, file=sys.stderr)
+    sys.exit(2)
