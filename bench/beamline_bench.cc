@@ -200,6 +200,10 @@ void genserver_call_rtt(benchmark::State &s)
 {
     report(s, "ns", 5, wl_genserver_call_rtt);
 }
+void genserver_call_500k_queued(benchmark::State &s)
+{
+    report(s, "ns", 3, wl_genserver_call_500k_queued);
+}
 void genserver_cast(benchmark::State &s)
 {
     report(s, "ns", 5, wl_genserver_cast);
@@ -305,6 +309,7 @@ WORKLOAD(ten_million_idle);
 WORKLOAD(send_throughput);
 WORKLOAD(mailbox_20_senders);
 WORKLOAD(call_with_500k_queued);
+WORKLOAD(genserver_call_500k_queued);
 WORKLOAD(timers_100k);
 WORKLOAD(link_exit_cascade);
 WORKLOAD(monitor_down_latency);

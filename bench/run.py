@@ -58,6 +58,7 @@ CANONICAL = [
     ("send_throughput", "ns"),
     ("mailbox_20_senders", "ns"),
     ("call_with_500k_queued", "ns"),
+    ("genserver_call_500k_queued", "ns"),
     ("timers_100k", "ms"),
     ("link_exit_cascade", "ms"),
     ("monitor_down_latency", "ns"),

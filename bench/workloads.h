@@ -38,6 +38,7 @@ double wl_fact10k_stream(void);             /* ms, recursive chunk-of-10 product
 double wl_fact10k_concurrent(void);         /* ms, one slice of chunks per scheduler */
 double wl_genserver_start_call_stop(void);  /* ns per start + call + stop */
 double wl_genserver_call_rtt(void);         /* ns per call */
+double wl_genserver_call_500k_queued(void); /* ns per call, 500k messages in the caller's queue */
 double wl_genserver_cast(void);             /* ns per cast, handled */
 double wl_idle_genserver_bytes(void);       /* bytes per idle gen_server */
 double wl_agent_update(void);               /* ns per Agent.update */

@@ -31,7 +31,7 @@
 
 #include "bench_util.h"
 
-enum { T_PING = 1, T_COUNT, T_INC, T_FACT, T_DONE, T_STOP, T_UP };
+enum { T_PING = 1, T_COUNT, T_INC, T_FACT, T_DONE, T_STOP, T_UP, T_NOISE };
 
 /*
  * GMP allocates its temporaries of up to 32 KiB on the stack, several frames
@@ -253,6 +253,8 @@ double wl_fact10k_genserver_rate(void)
 #define GS_CALLS  100000
 #define GS_CASTS  1000000
 #define IDLE_GS   100000
+#define GS_QUEUED 500000 /* genserver_call_500k_queued: the caller's unrelated messages */
+#define GS_QCALLS 10000  /* and its calls */
 
 /* The genserver_* server: answers T_PING, counts T_INC casts, reports the
  * count on T_COUNT.  Its state is the count itself. */
@@ -322,6 +324,30 @@ static void gs_call_rtt_drv(driver *d)
 double wl_genserver_call_rtt(void)
 {
     return drive(gs_call_rtt_drv);
+}
+
+/* genserver_call_rtt's calls from a caller with 500k unrelated messages
+ * queued: a call must cost what it costs with an empty queue. */
+static void gs_call_queued_drv(driver *d)
+{
+    bl_pid pid, self = bl_self();
+    if (bl_gen_server_start(&pid, &echo_gs, NULL, NULL) != 0) return;
+    for (int i = 0; i < GS_QUEUED; i++) bl_send(self, T_NOISE, &i, sizeof i);
+    bool ok = bl_mailbox_len() == GS_QUEUED; /* the noise is queued before timing starts */
+    uint64_t t0 = now_ns();
+    int rc = 0;
+    for (int i = 0; i < GS_QCALLS && rc == 0; i++) rc = ping(pid);
+    uint64_t t1 = now_ns();
+    ok = ok && rc == 0 && bl_mailbox_len() == GS_QUEUED;
+    bl_msg *m;
+    while ((m = bl_receive(0))) bl_msg_free(m);
+    if (bl_gen_server_stop(pid, NULL, WAIT_MS) == 0 && ok)
+        d->result = (double)(t1 - t0) / GS_QCALLS;
+}
+
+double wl_genserver_call_500k_queued(void)
+{
+    return drive(gs_call_queued_drv);
 }
 
 /* 1M casts, then a call: its answer comes after every cast was handled. */

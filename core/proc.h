@@ -53,6 +53,15 @@ static inline uint32_t bl__pid_gen(bl_pid pid)
 {
     return (uint32_t)(pid >> 32) & BL_PID_GEN_MASK;
 }
+/*
+ * True for a pid this node could have handed out: node 0, bit 63 clear, an
+ * index part other than 0.  Whether its slot was ever allocated is not part
+ * of it (a pid kept from an earlier start of the runtime is well-formed).
+ */
+static inline bool bl__pid_wellformed(bl_pid pid)
+{
+    return (pid >> BL_PID_NODE_SHIFT) == 0 && (uint32_t)pid != 0;
+}
 
 /* ---- the mailbox word ---- */
 
@@ -167,21 +176,32 @@ typedef struct bl_mon {
     bl_pid pid; /* the monitored process, or the watcher, depending on the list */
 } bl_mon;
 
+/* One active alias of a process (proc/alias.c). */
+typedef struct bl_alias_ent {
+    bl_ref ref;    /* the alias */
+    uint32_t mode; /* how it ends: BL_AMODE_* (proc/proc.h) */
+} bl_alias_ent;
+
 /*
- * Links and monitors of one process, allocated the first time it uses
- * any.  Only the process itself reads or writes them (signals from others
- * are applied by the process when it handles them).
+ * Links, monitors, aliases and callers of one process, allocated the first
+ * time it uses any.  Only the process itself reads or writes them (signals
+ * from others are applied by the process when it handles them).
  */
 typedef struct bl_psig {
-    bl_pid *links;     /* linked processes */
-    uint32_t nlinks;   /* entries in links */
-    uint32_t caplinks; /* capacity of links */
-    bl_mon *mons;      /* monitors this process holds: {ref, target} */
-    uint32_t nmons;    /* entries in mons */
-    uint32_t capmons;  /* capacity of mons */
-    bl_mon *watchers;  /* monitors on this process: {ref, watcher} */
-    uint32_t nwatch;   /* entries in watchers */
-    uint32_t capwatch; /* capacity of watchers */
+    bl_pid *links;         /* linked processes */
+    uint32_t nlinks;       /* entries in links */
+    uint32_t caplinks;     /* capacity of links */
+    bl_mon *mons;          /* monitors this process holds: {ref, target} */
+    uint32_t nmons;        /* entries in mons */
+    uint32_t capmons;      /* capacity of mons */
+    bl_mon *watchers;      /* monitors on this process: {ref, watcher} */
+    uint32_t nwatch;       /* entries in watchers */
+    uint32_t capwatch;     /* capacity of watchers */
+    bl_alias_ent *aliases; /* active aliases (the call's alias lives in the PCB) */
+    uint32_t naliases;     /* entries in aliases */
+    uint32_t capaliases;   /* capacity of aliases */
+    bl_pid *callers;       /* the processes that started it, nearest first ($callers) */
+    uint32_t ncallers;     /* entries in callers, at most BL_CALLERS_MAX */
 } bl_psig;
 
 typedef struct bl_proc {
@@ -197,6 +217,8 @@ typedef struct bl_proc {
     bl_msg *q_head;            /* private FIFO of drained messages */
     bl_msg *q_tail;            /* last of q_head, NULL when empty */
     bl_msg *mark;              /* receive marker: scan after this one (NULL = from head) */
+    bl_msg *down_prev;         /* down_valid: the message before the newest queued DOWN
+                                  (NULL = that DOWN is the head) */
     struct bl_proc *rq_next;   /* link in run-queue overflow and free lists */
     struct bl_tentry *tmr;     /* pending receive/sleep timer, NULL if none */
     bl_entry_fn fn;            /* entry function (plain processes) */
@@ -211,11 +233,12 @@ typedef struct bl_proc {
     uint32_t gen;              /* generation, as in box.meta */
     uint32_t seq;              /* sequence of the current or last wait */
     int32_t reds;              /* reductions left in this slice */
+    uint32_t ndown;            /* BL_TAG_DOWN messages in q_head (a flush looks only if any) */
     bl_psig *sig;              /* links and monitors, NULL until used */
     bl_reason reason;          /* why it exits; detail is a heap copy it owns */
     bl_waitop *wop;            /* the operation it waits on, or NULL (see bl_waitop) */
     bl_cleanup *cleanups;      /* bl_cleanup_push records still pushed, newest first */
-    bl_ref alias;              /* replies flagged BL_MSG_ALIAS need this ref (proc/otp.h) */
+    bl_ref alias;              /* the call's alias (proc/otp.h): BL_MSG_ALIAS passes with it */
     uint8_t park;              /* enum bl_park: request to the scheduler */
     uint8_t prio;              /* bl_priority */
     _Atomic uint8_t status;    /* enum bl_status, for introspection */
@@ -226,6 +249,8 @@ typedef struct bl_proc {
     bool signalled;  /* ended by an exit signal, not by its own doing: no crash report */
     bool hibernated; /* parked by bl_hibernate: only a message restarts fn */
     bool trap_exit;  /* exit signals become BL_TAG_EXIT messages */
+    bool down_valid; /* down_prev locates the newest DOWN still queued */
+    bool main;       /* bl_main's process: its end stops the runtime */
 } bl_proc;
 
 /* ---- the mailbox word, operations ---- */

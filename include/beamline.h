@@ -173,9 +173,17 @@ int bl_runtime_wait(void);
 
 /*
  * The whole lifecycle in one call: start with cfg, spawn main_fn(arg) as the
- * main process, and shut down when that process exits (or when
- * bl_runtime_stop() is called).  Other processes still running are
- * discarded.  Returns 0 or the error from bl_runtime_start().
+ * main process, and shut down when that process ends, however it ends: by
+ * returning from main_fn, by bl_exit / bl_exit_reason, by an exit signal
+ * (a link, a kill) or by a fault (a stack overflow); or when
+ * bl_runtime_stop() is called.  Other processes still running are
+ * discarded.  Returns:
+ *   0         the main process ended with a clean reason (normal, shutdown,
+ *             {shutdown, _}), or the runtime was stopped while it lived;
+ *   1..255    it ended abnormally: bl_exit(code) / {BL_CUSTOM, code} with
+ *             code in 1..255 gives code, any other abnormal reason 1 (so
+ *             that `return bl_main(...)` from main() is a useful status);
+ *   < 0       the error from bl_runtime_start(), or from spawning main_fn.
  */
 int bl_main(const bl_config *cfg, bl_entry_fn main_fn, void *arg);
 
@@ -213,7 +221,13 @@ typedef struct bl_spawn_opts {
     int scheduler;        /* scheduler + 1 to start on; 0 = the caller's (round-robin from
                              outside).  Like any process it may later be stolen by an idle
                              scheduler. */
+    bool inherit_callers; /* the child's callers are [spawner | the spawner's callers], cut
+                             to BL_CALLERS_MAX (Elixir's $callers, as Task sets it); from
+                             outside a process, none */
 } bl_spawn_opts;
+
+/* Callers a process keeps at most (bl_callers, bl_proc_info.callers). */
+#define BL_CALLERS_MAX 8
 
 /*
  * Spawns a process running fn(arg); it exits when fn returns (reason normal)
@@ -235,6 +249,15 @@ int bl_exit(int code);
 
 /* The calling process's pid, or BL_PID_NONE outside a process. */
 bl_pid bl_self(void);
+
+/*
+ * Process only: copies up to max of the caller's callers into out, nearest
+ * first (the process that spawned it with inherit_callers, then that one's
+ * callers: Elixir's Process.get(:"$callers")).  Returns how many it has in
+ * all (0..BL_CALLERS_MAX), -EPERM outside a process, -EINVAL for a NULL out
+ * with max > 0.
+ */
+int bl_callers(bl_pid *out, size_t max);
 
 /* True if pid names a live process.  False for malformed or stale pids. */
 bool bl_is_alive(bl_pid pid);

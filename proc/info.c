@@ -59,8 +59,12 @@ static void fill(bl_proc *p, bl_proc_info *o, bl_ref asking)
         for (uint32_t i = 0; i < g->nlinks && i < BL_INFO_MAX_PIDS; i++) o->links[i] = g->links[i];
         o->nmonitors = list(o->monitors, g->mons, g->nmons, BL_REF_NONE);
         o->nmonitored_by = list(o->monitored_by, g->watchers, g->nwatch, asking);
-        bytes +=
-            sizeof *g + g->caplinks * sizeof(bl_pid) + (g->capmons + g->capwatch) * sizeof(bl_mon);
+        bytes += sizeof *g + g->caplinks * sizeof(bl_pid) +
+                 (g->capmons + g->capwatch) * sizeof(bl_mon) +
+                 g->capaliases * sizeof(bl_alias_ent) + g->ncallers * sizeof(bl_pid);
+        o->ncallers = g->ncallers;
+        for (uint32_t i = 0; i < g->ncallers && i < BL_CALLERS_MAX; i++)
+            o->callers[i] = g->callers[i];
     }
     o->total_bytes = bytes;
     if (atomic_load_explicit(&p->named, memory_order_relaxed))

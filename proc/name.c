@@ -7,6 +7,7 @@
  * undone by whichever side comes second (see bl_register).
  */
 #include <errno.h>
+#include <string.h>
 
 #include "core/names.h"
 #include "proc/proc.h"
@@ -56,13 +57,17 @@ int bl_monitor_name(const char *name, bl_ref *ref)
 {
     bl_proc *self = bl__self();
     if (!self) return -EPERM;
-    if (!ref) return -EINVAL;
+    if (!ref || !name || !name[0]) return -EINVAL;
+    /* The names bl_register refuses are refused here too, with its errors. */
+    if (strnlen(name, BL_NAME_MAX + 1) > BL_NAME_MAX) return -ENAMETOOLONG;
     bl_pid pid = bl__names_whereis(name);
     if (pid) return bl_monitor(pid, ref);
     /* Nobody by that name: DOWN noproc at once, as for a dead pid. */
-    *ref = bl_make_ref();
+    bl_ref r = bl_make_ref();
     bl_reason np = BL_REASON(BL_NOPROC);
-    return bl__down_to_self(self, BL_PID_NONE, *ref, &np);
+    int rc = bl__down_to_self(self, BL_PID_NONE, r, &np);
+    if (rc == 0) *ref = r;
+    return rc;
 }
 
 /* Called on the scheduler by a process's exit path, after its mailbox is closed. */

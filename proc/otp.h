@@ -1,13 +1,15 @@
 /*
  * proc/otp.h - what the OTP layer needs from the runtime beyond the public
- * API: system-tagged sends and timers, and call aliases.
+ * API: system-tagged sends and timers, call aliases, callers.
  *
  * An alias makes late replies impossible to see: a message sent with
  * BL_MSG_ALIAS is dropped when the receiver drains it unless its reference
- * is the receiver's current alias.  A caller sets the alias to its call's
- * reference before sending the request and clears it when the call ends, so
- * a reply that comes after a timeout never reaches the mailbox (Erlang's
- * alias/unalias around gen:call).
+ * is one of the receiver's active aliases (proc/alias.c).  A caller sets
+ * its call's alias to the call's reference before sending the request and
+ * clears it when the call ends, so a reply that comes after a timeout never
+ * reaches the mailbox (Erlang's alias/unalias around gen:call).  The call's
+ * alias is the first one the drain checks, in the PCB; the public aliases
+ * (bl_alias, bl_monitor_ex) work the same way.
  */
 #ifndef BL_PROC_OTP_H
 #define BL_PROC_OTP_H
@@ -41,7 +43,15 @@ int bl__send_after(bl_pid pid, uint32_t tag, bl_ref ref, const void *data, size_
 int bl__spawn_handler_monitor(bl_pid *pid, const bl_handler *h, void *arg,
                               const bl_spawn_opts *opts, bool link, bl_ref monitor_ref);
 
-/* Process only: sets the caller's alias (BL_REF_NONE: none). */
+/* Process only: sets the caller's call alias (BL_REF_NONE: none). */
 void bl__alias_set(bl_ref ref);
+
+/*
+ * Process only: sets the caller's callers (bl_callers) to pids[0..n), cut
+ * to BL_CALLERS_MAX, replacing any: for a process started on behalf of
+ * another than its spawner (a Task.Supervisor child gets [requester |
+ * requester's callers]).  0, -EPERM, -EINVAL, -ENOMEM.
+ */
+int bl__callers_set(const bl_pid *pids, size_t n);
 
 #endif /* BL_PROC_OTP_H */

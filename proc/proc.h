@@ -38,10 +38,43 @@ static inline void bl__charge(bl_proc *p, int32_t n)
     if ((p->reds -= n) <= 0) bl__park(p, BL_PARK_YIELD);
 }
 
+/* ---- the private queue (owner only) ---- */
+
+/* Removes m, which follows prev (NULL: m is the head), from p's queue. */
+static inline void bl__queue_unlink(bl_proc *p, bl_msg *prev, bl_msg *m)
+{
+    if (prev)
+        prev->next = m->next;
+    else
+        p->q_head = m->next;
+    if (p->q_tail == m) p->q_tail = prev;
+    /* Keep the marker valid: it moves back to the predecessor. */
+    if (p->mark == m) p->mark = prev;
+    if (m->tag == BL_TAG_DOWN) {
+        p->ndown--;
+        /* The newest DOWN is the one right after down_prev: it goes. */
+        if (p->down_valid && prev == p->down_prev) p->down_valid = false;
+    }
+    /* The newest DOWN's predecessor moves back as the marker does. */
+    if (p->down_prev == m) p->down_prev = prev;
+    p->q_len--;
+    m->next = NULL;
+}
+
+/* Appends DOWN m to p's queue, remembering where it is (bl_demonitor's flush). */
+static inline void bl__queue_down(bl_proc *p, bl_msg *m)
+{
+    p->down_prev = p->q_tail;
+    p->down_valid = true;
+    p->ndown++;
+    bl__queue_append(p, m);
+}
+
 /* ---- proc/process.c ---- */
 
 #define BL_SPAWN_LINK    1u /* link parent and child before the child runs */
 #define BL_SPAWN_MONITOR 2u /* the parent monitors the child with `ref` */
+#define BL_SPAWN_MAIN    4u /* bl_main's process: its end stops the runtime */
 int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const bl_spawn_opts *o,
               unsigned flags, bl_ref ref);
 /* The live process `to` names, or NULL with *err set (-EINVAL malformed, -ESRCH gone). */
@@ -67,6 +100,7 @@ _Noreturn void bl__exit_self(bl_proc *p, const bl_reason *r);
 #define BL_SIG_DEMONITOR (BL_SIG_BASE + 6) /* from dropped monitor ref */
 #define BL_SIG_DOWN      (BL_SIG_BASE + 7) /* from, which we monitor with ref, exited */
 #define BL_SIG_INFO      (BL_SIG_BASE + 8) /* from asks for process info, reply tagged ref */
+#define BL_SIG_MSGS      (BL_SIG_BASE + 9) /* from asks for the queued messages (proc/msgs.c) */
 
 static inline bool bl__is_signal(uint32_t tag)
 {
@@ -91,6 +125,44 @@ int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r);
 
 /* Answers a BL_SIG_INFO request (proc/info.c; process context). */
 void bl__info_answer(bl_proc *p, bl_pid to, bl_ref ref);
+/* Answers a BL_SIG_MSGS request m (proc/msgs.c; process context). */
+void bl__msgs_answer(bl_proc *p, const bl_msg *m);
+/* The links/monitors/aliases/callers record of p, allocated on first use; NULL if out of memory. */
+bl_psig *bl__psig(bl_proc *p);
+/*
+ * Monitor ref of p is over (bl_demonitor, or its DOWN was delivered):
+ * removes ref from p's monitors, telling the target when `tell`.  Returns
+ * the monitored pid, or BL_PID_NONE when ref was no monitor of p.
+ */
+bl_pid bl__monitor_end(bl_proc *p, bl_ref ref, bool tell);
+
+/* ---- proc/alias.c ---- */
+
+/* How an alias ends (bl_alias_ent.mode), besides bl_unalias. */
+enum {
+    BL_AMODE_EXPLICIT = 1,      /* only by bl_unalias */
+    BL_AMODE_REPLY = 2,         /* the first message through it */
+    BL_AMODE_MON_DEMONITOR = 3, /* its monitor ends */
+    BL_AMODE_MON_REPLY = 4,     /* its monitor ends, or the first message (ending the monitor) */
+};
+
+/*
+ * Drain, for a BL_MSG_ALIAS message whose ref is not p->alias: true when
+ * it names another active alias of p (which a reply-once alias then
+ * leaves), false when the message is to be dropped.
+ */
+bool bl__alias_accept(bl_proc *p, const bl_msg *m);
+/* Monitor ref of p ended: an alias tied to it ends too. */
+void bl__alias_monitor_ended(bl_proc *p, bl_ref ref);
+/* Makes ref an alias of p in mode (BL_AMODE_*).  0 or -ENOMEM. */
+int bl__alias_add(bl_proc *p, bl_ref ref, uint32_t mode);
+/* Child of parent, spawned with inherit_callers: callers = [parent | parent's]. 0 or -ENOMEM. */
+int bl__callers_inherit(bl_proc *parent, bl_proc *child);
+
+/* ---- proc/main.c ---- */
+
+/* On the scheduler, as bl_main's process finishes: records how, stops the runtime. */
+void bl__main_exited(const bl_proc *p);
 
 /* ---- proc/name.c ---- */
 

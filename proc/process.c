@@ -31,7 +31,8 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     if (!o) o = &none;
     if (!running()) return -ESRCH;
     bl_proc *parent = bl__self();
-    if ((flags & (BL_SPAWN_LINK | BL_SPAWN_MONITOR)) && !parent) return -EPERM;
+    unsigned rel = flags & (BL_SPAWN_LINK | BL_SPAWN_MONITOR);
+    if (rel && !parent) return -EPERM;
     bl_runtime *rt = bl__rt;
     if ((unsigned)o->priority > BL_PRIO_MAX || o->scheduler < 0 ||
         (unsigned)o->scheduler > rt->nsched || o->stack_size > MAX_STACK)
@@ -64,7 +65,10 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->gen = bl__meta_gen(bl__box_load(p).meta);
     p->sched = home;
     p->stack = NULL;
-    p->q_head = p->q_tail = p->mark = NULL;
+    p->q_head = p->q_tail = p->mark = p->down_prev = NULL;
+    p->ndown = 0;
+    p->down_valid = false;
+    p->main = (flags & BL_SPAWN_MAIN) != 0;
     p->rq_next = NULL;
     p->tmr = NULL;
     p->fn = fn;
@@ -93,8 +97,9 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->signalled = false;
     memset(&p->ctx, 0, sizeof p->ctx);
 
-    /* Links and monitors asked for at spawn exist before the child runs. */
-    if (flags && bl__spawn_relations(parent, p, flags, ref) != 0) {
+    /* Links, monitors and callers asked for at spawn exist before the child runs. */
+    if ((rel && bl__spawn_relations(parent, p, rel, ref) != 0) ||
+        (o->inherit_callers && parent && bl__callers_inherit(parent, p) != 0)) {
         bl__psig_free(p);
         /* Never published: the slot is still FREE and can go straight back. */
         if (cur) bl__proc_release(&cur->pcache, p);
@@ -186,7 +191,14 @@ void bl__hook_proc_finish(bl_sched *s, bl_proc *p)
     bl__signals_on_exit(p, inbox, p->q_head);
     free_chain(&s->slab, inbox);
     free_chain(&s->slab, p->q_head);
-    p->q_head = p->q_tail = p->mark = NULL;
+    p->q_head = p->q_tail = p->mark = p->down_prev = NULL;
+    p->ndown = 0;
+    p->down_valid = false;
+    /* bl_main's process, however it ended: the runtime stops. */
+    if (p->main) {
+        p->main = false;
+        bl__main_exited(p);
+    }
     /* Killed in the middle of I/O: the op keeps the stack until the kernel is done. */
     if (p->wop) {
         bl_waitop *op = p->wop;
@@ -354,12 +366,6 @@ static int send_plain(bl_pid to, uint32_t tag, bl_ref ref, const void *data, siz
     return bl__send_ex(to, tag, ref, data, len, 0);
 }
 
-void bl__alias_set(bl_ref ref)
-{
-    bl_proc *p = bl__self();
-    if (p) p->alias = ref;
-}
-
 int bl_send(bl_pid to, uint32_t tag, const void *data, size_t len)
 {
     if (tag >= BL_TAG_SYSTEM) return -EINVAL;
@@ -423,10 +429,16 @@ bool bl__drain(bl_proc *p)
         bl_msg *next = m->next;
         m->next = NULL;
         if (!fatal && bl__is_signal(m->tag)) {
-            /* Returns the message to queue (a trapped exit), or NULL. */
+            /* Returns the message to queue (a trapped exit, a DOWN), or NULL. */
             m = bl__signal_handle(p, m, &fatal, &why, &dead_msg);
-        } else if ((m->flags & BL_MSG_ALIAS) && m->ref != p->alias) {
-            /* A reply to a call that has ended: it never reaches the mailbox. */
+            if (m && m->tag == BL_TAG_DOWN) {
+                bl__queue_down(p, m);
+                queued = true;
+                m = NULL;
+            }
+        } else if ((m->flags & BL_MSG_ALIAS) && m->ref != p->alias && !bl__alias_accept(p, m)) {
+            /* To an alias no longer active (a call that has ended): it
+             * never reaches the mailbox. */
             bl_msg_free(m);
             m = NULL;
         }
@@ -444,19 +456,6 @@ bool bl__drain(bl_proc *p)
         bl__exit_self(p, &r);
     }
     return queued;
-}
-
-static void unlink_msg(bl_proc *p, bl_msg *prev, bl_msg *m)
-{
-    if (prev)
-        prev->next = m->next;
-    else
-        p->q_head = m->next;
-    if (p->q_tail == m) p->q_tail = prev;
-    /* Keep the marker valid: it moves back to the predecessor. */
-    if (p->mark == m) p->mark = prev;
-    p->q_len--;
-    m->next = NULL;
 }
 
 int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsigned flags)
@@ -479,7 +478,7 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
                 p->scanned++;
                 if (!match(m, arg)) continue;
             }
-            unlink_msg(p, prev, m);
+            bl__queue_unlink(p, prev, m);
             if (marked) p->mark_set = false;
             if (waited) bl__sched_disarm_timer(p);
             *out = m;
@@ -555,8 +554,7 @@ int bl_handler_exit(const bl_reason *r)
 {
     bl_proc *p = bl__self();
     if (!p || !p->handler) return -EPERM;
-    if (!r || (unsigned)r->kind > BL_CUSTOM || r->kind == BL_KILL || (r->detail_len && !r->detail))
-        return -EINVAL;
+    if (!r || (unsigned)r->kind > BL_CUSTOM || (r->detail_len && !r->detail)) return -EINVAL;
     void *detail = NULL;
     if (r->detail_len && (detail = malloc(r->detail_len))) memcpy(detail, r->detail, r->detail_len);
     free((void *)p->reason.detail);
@@ -588,7 +586,7 @@ static _Noreturn void handler_loop(bl_proc *p)
     for (;;) {
         bl_msg *m = p->q_head;
         if (m) {
-            unlink_msg(p, NULL, m);
+            bl__queue_unlink(p, NULL, m);
         } else if (bl__drain(p)) {
             continue;
         } else {
@@ -632,6 +630,16 @@ bl_pid bl_self(void)
 {
     bl_proc *p = bl__self();
     return p ? bl__proc_pid(p) : BL_PID_NONE;
+}
+
+int bl_callers(bl_pid *out, size_t max)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (!out && max) return -EINVAL;
+    uint32_t n = p->sig ? p->sig->ncallers : 0;
+    for (uint32_t i = 0; i < n && i < max; i++) out[i] = p->sig->callers[i];
+    return (int)n;
 }
 
 bool bl_is_alive(bl_pid pid)

@@ -104,7 +104,7 @@ static int sys_send(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, const bl_r
 
 /* ---- the lists (owner only) ---- */
 
-static bl_psig *psig(bl_proc *p)
+bl_psig *bl__psig(bl_proc *p)
 {
     if (!p->sig) p->sig = calloc(1, sizeof *p->sig);
     return p->sig;
@@ -116,6 +116,8 @@ void bl__psig_free(bl_proc *p)
     free(p->sig->links);
     free(p->sig->mons);
     free(p->sig->watchers);
+    free(p->sig->aliases);
+    free(p->sig->callers);
     free(p->sig);
     p->sig = NULL;
 }
@@ -140,7 +142,7 @@ static int link_find(bl_psig *g, bl_pid pid)
 
 static bool link_add(bl_proc *p, bl_pid pid)
 {
-    bl_psig *g = psig(p);
+    bl_psig *g = bl__psig(p);
     if (!g) return false;
     if (link_find(g, pid) >= 0) return true;
     if (!grow((void **)&g->links, &g->caplinks, g->nlinks, sizeof(bl_pid))) return false;
@@ -194,7 +196,7 @@ bl_msg *bl__signal_handle(bl_proc *p, bl_msg *m, bool *fatal, bl_reason *why, bl
         link_del(p, m->from);
         break;
     case BL_SIG_MONITOR:
-        if (!psig(p) ||
+        if (!bl__psig(p) ||
             !mon_add(&p->sig->watchers, &p->sig->nwatch, &p->sig->capwatch, m->ref, m->from)) {
             bl_reason nomem = {.kind = BL_CUSTOM, .code = -ENOMEM};
             sys_send(m->from, bl__proc_pid(p), BL_SIG_DOWN, m->ref, &nomem);
@@ -206,10 +208,15 @@ bl_msg *bl__signal_handle(bl_proc *p, bl_msg *m, bool *fatal, bl_reason *why, bl
     case BL_SIG_INFO:
         bl__info_answer(p, m->from, m->ref);
         break;
+    case BL_SIG_MSGS:
+        bl__msgs_answer(p, m);
+        break;
     case BL_SIG_DOWN:
         /* Delivered once, and only while the monitor is on: a DOWN that
-         * crossed our demonitor is dropped here. */
-        if (p->sig && mon_del(p->sig->mons, &p->sig->nmons, m->ref) != BL_PID_NONE) {
+         * crossed our demonitor is dropped here.  Delivering it ends the
+         * monitor, so a DOWN in the queue is never one of an active
+         * monitor (bl_demonitor relies on it). */
+        if (bl__monitor_end(p, m->ref, false) != BL_PID_NONE) {
             m->tag = BL_TAG_DOWN;
             return m;
         }
@@ -270,6 +277,19 @@ static int exit_self_signal(bl_proc *p, bl_pid from, const bl_reason *r)
     return 0;
 }
 
+/*
+ * bl__target for links and monitors: a well-formed pid whose slot was
+ * never handed out names no live process (NULL, *err 0), as a pid of a
+ * process that never existed does in Erlang; only a malformed pid is
+ * -EINVAL.
+ */
+static bl_proc *target_wf(bl_pid pid, int *err)
+{
+    bl_proc *t = bl__target(pid, err);
+    if (*err == -EINVAL && bl__pid_wellformed(pid)) *err = 0;
+    return t;
+}
+
 /* The caller hears of a dead peer: an exit signal with noproc, handled now. */
 static void noproc_to_self(bl_proc *p, bl_pid dead)
 {
@@ -283,7 +303,7 @@ int bl_link(bl_pid pid)
     if (!p) return -EPERM;
     if (pid == bl__proc_pid(p)) return 0;
     int err;
-    bl_proc *t = bl__target(pid, &err);
+    bl_proc *t = target_wf(pid, &err);
     if (err) return err;
     if (!t) {
         noproc_to_self(p, pid);
@@ -308,7 +328,7 @@ int bl_unlink(bl_pid pid)
 {
     bl_proc *p = bl__self();
     if (!p) return -EPERM;
-    if (!bl__proc_lookup(pid)) return -EINVAL;
+    if (!bl__pid_wellformed(pid)) return -EINVAL;
     if (!link_del(p, pid)) return 0;
     int rc = sys_send(pid, bl__proc_pid(p), BL_SIG_UNLINK, BL_REF_NONE, NULL);
     /* An exit signal from pid already in our inbox is now stale: the link
@@ -330,7 +350,7 @@ int bl__spawn_relations(bl_proc *parent, bl_proc *child, unsigned flags, bl_ref 
         if (!link_add(parent, cp)) return -ENOMEM;
     }
     if (flags & BL_SPAWN_MONITOR) {
-        if (!psig(child) || !psig(parent)) return -ENOMEM;
+        if (!bl__psig(child) || !bl__psig(parent)) return -ENOMEM;
         if (!mon_add(&child->sig->watchers, &child->sig->nwatch, &child->sig->capwatch, ref, pp))
             return -ENOMEM;
         if (!mon_add(&parent->sig->mons, &parent->sig->nmons, &parent->sig->capmons, ref, cp)) {
@@ -368,59 +388,120 @@ int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r)
 {
     bl_msg *m = sys_msg(pid, BL_TAG_DOWN, ref, r);
     if (!m) return -ENOMEM;
-    bl__queue_append(p, m);
+    bl__queue_down(p, m);
     return 0;
 }
 
-/* Queues DOWN {ref, pid, noproc} for the caller itself. */
-static void down_noproc_to_self(bl_proc *p, bl_pid pid, bl_ref ref)
+/* Queues DOWN {ref, pid, noproc} for the caller itself.  0 or -ENOMEM. */
+static int down_noproc_to_self(bl_proc *p, bl_pid pid, bl_ref ref)
 {
     bl_reason np = BL_REASON(BL_NOPROC);
-    bl__down_to_self(p, pid, ref, &np);
+    return bl__down_to_self(p, pid, ref, &np);
 }
 
-int bl_monitor(bl_pid pid, bl_ref *ref)
+bl_pid bl__monitor_end(bl_proc *p, bl_ref ref, bool tell)
+{
+    bl_psig *g = p->sig;
+    bl_pid target = g ? mon_del(g->mons, &g->nmons, ref) : BL_PID_NONE;
+    if (!target) return BL_PID_NONE;
+    if (tell) sys_send(target, bl__proc_pid(p), BL_SIG_DEMONITOR, ref, NULL);
+    if (g->naliases) bl__alias_monitor_ended(p, ref);
+    return target;
+}
+
+int bl_monitor_ex(bl_pid pid, unsigned flags, bl_ref *ref)
 {
     bl_proc *p = bl__self();
     if (!p) return -EPERM;
-    if (!ref) return -EINVAL;
+    if (!ref || flags > BL_MONITOR_ALIAS_REPLY_DEMONITOR) return -EINVAL;
     int err;
-    bl_proc *t = bl__target(pid, &err);
+    bl_proc *t = target_wf(pid, &err);
     if (err) return err;
     bl_ref r = bl_make_ref();
-    *ref = r;
-    if (!t) {
-        down_noproc_to_self(p, pid, r);
+    /* Monitoring yourself: a reference, and nothing to deliver ever. */
+    if (pid == bl__proc_pid(p)) {
+        *ref = r;
         return 0;
     }
-    if (!psig(p) || !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, r, pid))
-        return -ENOMEM;
-    int rc = sys_send(pid, bl__proc_pid(p), BL_SIG_MONITOR, r, NULL);
-    if (rc <= 0) {
-        mon_del(p->sig->mons, &p->sig->nmons, r);
-        if (rc < 0) return rc;
-        down_noproc_to_self(p, pid, r); /* died between the check and the push */
+    uint32_t amode = flags == BL_MONITOR_ALIAS_EXPLICIT    ? BL_AMODE_EXPLICIT
+                     : flags == BL_MONITOR_ALIAS_DEMONITOR ? BL_AMODE_MON_DEMONITOR
+                     : flags                               ? BL_AMODE_MON_REPLY
+                                                           : 0;
+    int rc = 0;
+    if (t) {
+        if (!bl__psig(p) || !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, r, pid))
+            return -ENOMEM;
+        if (amode && bl__alias_add(p, r, amode) != 0) {
+            mon_del(p->sig->mons, &p->sig->nmons, r);
+            return -ENOMEM;
+        }
+        rc = sys_send(pid, bl__proc_pid(p), BL_SIG_MONITOR, r, NULL);
+        if (rc < 0) {
+            mon_del(p->sig->mons, &p->sig->nmons, r);
+            if (amode) bl_unalias(r);
+            return rc;
+        }
+        if (rc == 0) {
+            /* Died between the check and the push: the monitor ends at once. */
+            bl__monitor_end(p, r, false);
+        }
     }
+    if (!t || rc == 0) {
+        /* Not alive: the DOWN noproc ends the monitor as it comes, so
+         * only an explicit alias outlives it. */
+        if (!t && amode == BL_AMODE_EXPLICIT && bl__alias_add(p, r, amode) != 0) return -ENOMEM;
+        if (down_noproc_to_self(p, pid, r) != 0) {
+            if (amode == BL_AMODE_EXPLICIT) bl_unalias(r);
+            return -ENOMEM;
+        }
+    }
+    *ref = r;
     bl__charge(p, 1);
     return 0;
 }
 
-static bool match_down(const bl_msg *m, void *arg)
+int bl_monitor(bl_pid pid, bl_ref *ref)
 {
-    return m->tag == BL_TAG_DOWN && m->ref == *(const bl_ref *)arg;
+    return bl_monitor_ex(pid, 0, ref);
+}
+
+/*
+ * Removes the DOWN of a monitor that is no longer on, if it is queued.
+ * Only a DOWN that was delivered can be in the queue (see BL_SIG_DOWN), and
+ * the one delivered last is found at once: a reply, then the DOWN of the
+ * process that replied and exited, is the usual order.  Any other DOWN
+ * costs a scan, and only when DOWN messages are queued at all.
+ */
+static void flush_down(bl_proc *p, bl_ref ref)
+{
+    if (!p->ndown) return;
+    if (p->down_valid) {
+        bl_msg *m = p->down_prev ? p->down_prev->next : p->q_head;
+        if (m->ref == ref) {
+            bl__queue_unlink(p, p->down_prev, m);
+            bl_msg_free(m);
+            return;
+        }
+    }
+    bl_msg *prev = NULL;
+    for (bl_msg *m = p->q_head; m; prev = m, m = m->next) {
+        if (m->tag != BL_TAG_DOWN || m->ref != ref) continue;
+        bl__queue_unlink(p, prev, m);
+        bl_msg_free(m);
+        return;
+    }
 }
 
 int bl_demonitor(bl_ref ref, unsigned flags)
 {
     bl_proc *p = bl__self();
     if (!p) return -EPERM;
-    bl_pid target = p->sig ? mon_del(p->sig->mons, &p->sig->nmons, ref) : BL_PID_NONE;
-    if (target) sys_send(target, bl__proc_pid(p), BL_SIG_DEMONITOR, ref, NULL);
-    if (flags & BL_DEMONITOR_FLUSH) {
-        bl_msg *m;
-        while (bl_recv(&m, match_down, &ref, 0, 0) == 0) bl_msg_free(m);
-    }
-    return 0;
+    if (ref == BL_REF_NONE || (flags & ~(BL_DEMONITOR_FLUSH | BL_DEMONITOR_INFO))) return -EINVAL;
+    /* On: its DOWN is not in the queue (it would have ended the monitor),
+     * and one still in the inbox is dropped when drained.  Nothing to scan. */
+    bool on = bl__monitor_end(p, ref, true) != BL_PID_NONE;
+    if (!on && (flags & BL_DEMONITOR_FLUSH)) flush_down(p, ref);
+    return (flags & BL_DEMONITOR_INFO) && on ? 1 : 0;
 }
 
 int bl_spawn_monitor(bl_pid *pid, bl_ref *ref, bl_entry_fn fn, void *arg, const bl_spawn_opts *opts)
@@ -435,7 +516,7 @@ int bl_exit_reason(const bl_reason *r)
 {
     bl_proc *p = bl__self();
     if (!p) return -EPERM;
-    if (!reason_ok(r) || r->kind == BL_KILL) return -EINVAL;
+    if (!reason_ok(r)) return -EINVAL;
     bl__exit_self(p, r);
 }
 

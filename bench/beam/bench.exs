@@ -166,6 +166,7 @@ defmodule BeamBench do
       {"send_throughput", "ns", false, &send_throughput/0},
       {"mailbox_20_senders", "ns", false, &mailbox_20_senders/0},
       {"call_with_500k_queued", "ns", false, &call_with_queued/0},
+      {"genserver_call_500k_queued", "ns", false, &genserver_call_queued/0},
       {"timers_100k", "ms", false, &timers/0},
       {"link_exit_cascade", "ms", false, &link_exit_cascade/0},
       {"monitor_down_latency", "ns", false, &monitor_down_latency/0},
@@ -573,6 +574,32 @@ defmodule BeamBench do
       end
 
     send(server, :stop)
+    _ = client
+    dt / @call_n
+  end
+
+  # The same client through GenServer.call: 500k unrelated messages in its mailbox,
+  # then 10k calls to the server of genserver_call_rtt. gen:call takes its monitor
+  # (an alias) after a receive marker, so neither the reply's receive nor the
+  # demonitor's flush scans the old messages.
+  def genserver_call_queued do
+    parent = self()
+    {:ok, server} = GenServer.start(BeamBench.Echo, 0)
+
+    client =
+      spawn_off_heap(fn ->
+        fill_self(@call_queued)
+        t0 = now()
+        gs_calls(server, @call_n)
+        send(parent, {:call_time, now() - t0})
+      end)
+
+    dt =
+      receive do
+        {:call_time, dt} -> dt
+      end
+
+    GenServer.stop(server)
     _ = client
     dt / @call_n
   end

@@ -8,8 +8,9 @@
 //
 // A process is a goroutine; its mailbox is a buffered channel. The same-scheduler
 // workloads (ctx_switch, pingpong_same_sched) run with runtime.GOMAXPROCS(1); the others
-// with the GOMAXPROCS the program was started with. call_with_500k_queued is omitted:
-// a channel has no selective receive, so there is nothing to compare. So are
+// with the GOMAXPROCS the program was started with. call_with_500k_queued and
+// genserver_call_500k_queued are omitted: a channel has no selective receive, so there is
+// nothing to compare. So are
 // link_exit_cascade and monitor_down_latency (goroutines have no links or monitors),
 // hibernated_process_bytes (no hibernation) and priority_high_latency_under_load (no
 // priorities).

@@ -41,6 +41,8 @@ typedef struct bl_proc_info {
     bool trap_exit;                        /* exit signals become messages */
     bool handler;                          /* a handler process */
     int scheduler;                         /* where it answered from */
+    uint32_t ncallers;                     /* its callers (bl_callers), nearest first */
+    bl_pid callers[BL_CALLERS_MAX];        /* all of them */
 } bl_proc_info;
 
 /*
@@ -50,6 +52,33 @@ typedef struct bl_proc_info {
  * came within 5 s (a process stuck in a loop that never calls the runtime).
  */
 int bl_process_info(bl_pid pid, bl_proc_info *out);
+
+/* One queued message, as bl_process_messages copies it out. */
+typedef struct bl_msg_info {
+    bl_pid from;      /* sender, as m->from */
+    bl_ref ref;       /* m->ref */
+    uint32_t tag;     /* m->tag */
+    size_t len;       /* payload bytes */
+    const void *data; /* the first `copied` bytes of the payload, in the caller's buf */
+    size_t copied;    /* bytes of the payload copied (len when buf had room) */
+} bl_msg_info;
+
+/*
+ * The messages waiting in pid's mailbox, in arrival order, without taking
+ * them (Erlang's process_info(Pid, messages), for debugging tools): fills
+ * out[0..max) with the first max of them and copies their payloads into
+ * buf, one after the other (each at a multiple of 16 bytes from buf), as
+ * far as buflen goes;
+ * a payload that does not fit whole is cut (copied < len), and the ones
+ * after it get none.  Signals and messages to inactive aliases are not
+ * listed.  Asked of the process as bl_process_info is: it lists what
+ * arrived before the request.  Returns how many messages are waiting in
+ * all (which may exceed max), or -ESRCH (pid not alive, or dies before
+ * answering), -EINVAL (malformed pid, NULL out with max > 0, NULL buf with
+ * buflen > 0), -EPERM (outside a process), -ENOMEM, -ETIMEDOUT (as
+ * bl_process_info).
+ */
+int64_t bl_process_messages(bl_pid pid, bl_msg_info *out, size_t max, void *buf, size_t buflen);
 
 /* Up to max live pids into out (a snapshot); returns how many there are in all. */
 size_t bl_processes(bl_pid *out, size_t max);

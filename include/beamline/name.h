@@ -34,6 +34,8 @@ int bl_send_name(const char *name, uint32_t tag, const void *data, size_t len);
 /*
  * Process only: monitors the process registered as name (bl_monitor).  If
  * none is, DOWN with reason noproc arrives at once (m->from is BL_PID_NONE).
+ * Returns 0, -EPERM, -EINVAL (NULL ref, NULL or empty name), -ENAMETOOLONG
+ * (as bl_register), -ENOMEM.
  */
 int bl_monitor_name(const char *name, bl_ref *ref);
 

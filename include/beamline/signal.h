@@ -10,9 +10,18 @@
  *    ignored by a non-trapping target other than the caller; kill cannot be
  *    trapped, and the target dies with reason killed (which is what its own
  *    links then see).
+ *  - A process may itself exit with reason kill (bl_exit_reason, Erlang's
+ *    exit(kill)): its links then get an exit signal with reason kill, which
+ *    is an ordinary reason there: a trapping process gets {EXIT, pid, kill},
+ *    any other dies with reason kill (not killed) and passes kill on along
+ *    its own links.  Its monitors get DOWN with reason kill.  Only kill sent
+ *    by bl_exit_pid is untrappable.
  *  - A monitor delivers exactly one BL_TAG_DOWN message when the monitored
  *    process exits for any reason, normal included.  Monitoring a process
- *    that is already dead delivers DOWN with reason noproc at once.
+ *    that is not alive delivers DOWN with reason noproc at once.
+ *  - An alias is a reference other processes can send to (bl_send_alias)
+ *    while its owner keeps it active; after it is deactivated, messages
+ *    sent to it are dropped, also those already on their way.
  *  - Signals from one process arrive after the messages it sent earlier, in
  *    order.  They are acted upon when the target next receives, yields or is
  *    scheduled, so a process in a loop that calls the runtime is reached
@@ -20,7 +29,10 @@
  *
  * Where C forces a difference: a process killed by a signal does not unwind
  * its C stack (no cleanup code above the point where it was waiting runs);
- * use links or monitors, or trap exits, to clean up.
+ * use links or monitors, or trap exits, or bl_cleanup_push, to clean up.
+ * A reference is 64 bits and names no process, so an alias is sent to
+ * together with its owner's pid (bl_send_alias), and options that Erlang
+ * passes as lists are flag bits here.
  */
 #ifndef BEAMLINE_SIGNAL_H
 #define BEAMLINE_SIGNAL_H
@@ -33,7 +45,8 @@ extern "C" {
 
 typedef enum bl_reason_kind {
     BL_NORMAL = 0,         /* the process finished */
-    BL_KILL = 1,           /* only as a signal: the untrappable kill */
+    BL_KILL = 1,           /* kill: untrappable from bl_exit_pid; a process's own reason
+                              when it exits with it (then trappable along its links) */
     BL_KILLED = 2,         /* the reason of a process that was killed */
     BL_SHUTDOWN = 3,       /* shutdown, or {shutdown, detail} when detail_len > 0 */
     BL_NOPROC = 4,         /* the other process did not exist */
@@ -70,7 +83,10 @@ bool bl_reason_is_clean(const bl_reason *r);
  */
 int bl_reason_format(const bl_reason *r, char *buf, size_t len);
 
-/* Exits the calling process with reason r.  -EPERM outside a process, -EINVAL for a bad reason. */
+/*
+ * Exits the calling process with reason r (kill included: see above).
+ * -EPERM outside a process, -EINVAL for a bad reason.
+ */
 int bl_exit_reason(const bl_reason *r);
 
 /* ---- system messages ---- */
@@ -89,11 +105,16 @@ int bl_msg_reason(const bl_msg *m, bl_reason *out);
  * Process only.  Links the caller with pid (both ways; linking twice is one
  * link; linking to yourself does nothing).  If pid is not alive, the caller
  * receives an exit signal with reason noproc: a trapping caller gets the
- * BL_TAG_EXIT message, any other caller dies.  Returns 0, -EPERM, -EINVAL.
+ * BL_TAG_EXIT message, any other caller dies.  Returns 0, -EPERM, -EINVAL
+ * (a malformed pid: see bl_monitor).
  */
 int bl_link(bl_pid pid);
 
-/* Process only.  Removes the link; no exit signal from pid arrives after it returns. */
+/*
+ * Process only.  Removes the link; no exit signal from pid arrives after it
+ * returns.  Returns 0 (also when there was no link), -EPERM, -EINVAL
+ * (a malformed pid).
+ */
 int bl_unlink(bl_pid pid);
 
 /* bl_spawn, with the link in place before the child runs its first instruction. */
@@ -115,19 +136,87 @@ bool bl_trap_exit(bool on);
 /*
  * Process only.  Monitors pid: stores a fresh reference in *ref; exactly one
  * BL_TAG_DOWN message with that reference follows when pid exits (at once,
- * with noproc, if it is not alive).  Returns 0, -EPERM, -EINVAL, -ENOMEM.
+ * with noproc, if it is not alive).  Any well-formed pid is accepted (node
+ * 0, bit 63 clear, an index part other than 0): one whose process never
+ * existed, a pid kept from an earlier start of the runtime included, gets
+ * DOWN noproc.  A process monitoring itself gets a reference and nothing
+ * else: no monitor is created and no DOWN ever comes (as in Erlang).
+ * Returns 0, -EPERM, -EINVAL (NULL ref, malformed pid), -ENOMEM.
  */
 int bl_monitor(bl_pid pid, bl_ref *ref);
 
+/*
+ * bl_monitor_ex flags: at most one of these makes the monitor's reference
+ * an alias of the caller too (Erlang's monitor(process, Pid, [{alias, Mode}])):
+ *   EXPLICIT         active until bl_unalias; a demonitor leaves it;
+ *   DEMONITOR        until the monitor ends (bl_demonitor, or its DOWN is
+ *                    delivered), or bl_unalias;
+ *   REPLY_DEMONITOR  as DEMONITOR, or until the first message through the
+ *                    alias arrives, which turns the monitor off as well (a
+ *                    call's reply ends both).
+ */
+#define BL_MONITOR_ALIAS_EXPLICIT        1u
+#define BL_MONITOR_ALIAS_DEMONITOR       2u
+#define BL_MONITOR_ALIAS_REPLY_DEMONITOR 3u
+
+/*
+ * bl_monitor with flags.  When pid is not alive the DOWN noproc that comes
+ * at once ends the monitor, so only an EXPLICIT alias stays active then;
+ * monitoring yourself creates neither monitor nor alias.  Returns as
+ * bl_monitor, and -EINVAL for unknown flags.
+ */
+int bl_monitor_ex(bl_pid pid, unsigned flags, bl_ref *ref);
+
 /* bl_demonitor flags */
 #define BL_DEMONITOR_FLUSH 1u /* also remove a DOWN for this monitor already in the mailbox */
+#define BL_DEMONITOR_INFO  2u /* return 1 if the monitor was still on, 0 if not */
 
-/* Process only.  Turns the monitor off.  Returns 0 (also for an unknown or spent ref), -EPERM. */
+/*
+ * Process only.  Turns the monitor ref off: no DOWN for it is delivered
+ * afterwards (one already in the mailbox stays, unless FLUSH).  The cost
+ * does not depend on the mailbox's length while the monitor is on.
+ * Returns 0, or with BL_DEMONITOR_INFO 1 when the monitor was on (it is off
+ * now) and 0 when it was not: its DOWN had been delivered to the mailbox
+ * already (and with FLUSH removed), or ref is no monitor of the caller
+ * (Erlang's demonitor(Ref, [info])).  -EPERM outside a process, -EINVAL
+ * for BL_REF_NONE or unknown flags; a rejected call changes nothing.
+ */
 int bl_demonitor(bl_ref ref, unsigned flags);
 
 /* bl_spawn, with the caller monitoring the child from before it runs. */
 int bl_spawn_monitor(bl_pid *pid, bl_ref *ref, bl_entry_fn fn, void *arg,
                      const bl_spawn_opts *opts);
+
+/* ---- aliases ---- */
+
+/* bl_alias flags */
+#define BL_ALIAS_EXPLICIT 0u /* active until bl_unalias (Erlang's default, explicit_unalias) */
+#define BL_ALIAS_REPLY    1u /* also ends when the first message through it arrives (reply) */
+
+/*
+ * Process only.  Makes a fresh reference an alias of the caller and stores
+ * it in *ref (Erlang's alias/1).  Returns 0, -EPERM, -EINVAL (NULL ref,
+ * unknown flags), -ENOMEM.
+ */
+int bl_alias(unsigned flags, bl_ref *ref);
+
+/*
+ * Process only.  Deactivates the caller's alias ref (a monitor whose
+ * reference it is stays on).  Messages sent to it afterwards, and those
+ * sent earlier that the caller has not taken into its mailbox yet, are
+ * dropped.  Returns 1 if ref was an active alias, 0 if not, -EPERM,
+ * -EINVAL for BL_REF_NONE.
+ */
+int bl_unalias(bl_ref ref);
+
+/*
+ * Sends a copy of data to the alias ref of process `to` (in C an alias
+ * travels with its owner's pid, as a reply address does).  The message
+ * arrives with m->ref == alias if the alias is still active when `to`
+ * takes it into its mailbox; otherwise it is dropped, as is one sent to a
+ * dead process.  Same errors as bl_send_ref, and -EINVAL for BL_REF_NONE.
+ */
+int bl_send_alias(bl_pid to, uint32_t tag, bl_ref alias, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

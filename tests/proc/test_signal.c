@@ -458,8 +458,6 @@ static void self_normal_main(void *arg)
     BL_CHECK_EQ(bl_exit_pid(p, &bad), -EINVAL);
     BL_CHECK_EQ(bl_exit_pid(0, &(bl_reason){0}), -EINVAL);
     BL_CHECK_EQ(bl_link(1ull << 62), -EINVAL);
-    bl_reason k = BL_REASON(BL_KILL);
-    BL_CHECK_EQ(bl_exit_reason(&k), -EINVAL);
 }
 
 Test(signal, exit_self_normal_and_bad_input)
@@ -507,4 +505,66 @@ static void trapped_sleep_main(void *arg)
 Test(signal, trapped_signal_does_not_cut_a_sleep_short)
 {
     bl_test_run(NULL, trapped_sleep_main, NULL);
+}
+
+/* ---- a process exiting with reason kill itself (Erlang's exit(kill)) ---- */
+
+static void exit_kill(void *arg)
+{
+    bl_reason k = BL_REASON(BL_KILL);
+    bl_exit_reason(&k);
+    BL_CHECK(!"bl_exit_reason(kill) returned");
+}
+
+/* Linked to a process that exits with kill, not trapping: dies with kill. */
+static void linked_to_exit_kill(void *arg)
+{
+    bl_trap_exit((bool)(intptr_t)arg);
+    bl_pid c;
+    BL_CHECK_EQ(bl_spawn_link(&c, exit_kill, NULL, NULL), 0);
+    bl_msg *m = bl_test_recv_tag(BL_TAG_EXIT, 10000);
+    /* Trapping: an ordinary EXIT message with reason kill, and it lives. */
+    bl_reason r;
+    BL_CHECK(m && bl_msg_reason(m, &r) == 0 && r.kind == BL_KILL && m->from == c);
+    bl_msg_free(m);
+    bl_exit(3);
+}
+
+static void exit_kill_main(void *arg)
+{
+    bl_pid p, q;
+    bl_ref ref, rq;
+    /* Its monitors see kill, not killed. */
+    BL_CHECK_EQ(bl_spawn_monitor(&p, &ref, exit_kill, NULL, NULL), 0);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_KILL);
+
+    /* A non-trapping linked process dies with kill, and passes it on. */
+    BL_CHECK_EQ(bl_spawn_monitor(&p, &ref, linked_to_exit_kill, (void *)0, NULL), 0);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_KILL);
+
+    /* A trapping one gets {EXIT, pid, kill} and goes on (to exit with 3). */
+    BL_CHECK_EQ(bl_spawn_monitor(&q, &rq, linked_to_exit_kill, (void *)1, NULL), 0);
+    bl_reason r;
+    BL_CHECK_EQ(wait_down(rq, &r), BL_CUSTOM);
+    BL_CHECK_EQ(r.code, 3);
+
+    /* We trap, linked to a chain: kill comes back along the link as kill. */
+    bl_trap_exit(true);
+    BL_CHECK_EQ(bl_spawn_link(&p, linked_to_exit_kill, (void *)0, NULL), 0);
+    bl_msg *m = bl_test_recv_tag(BL_TAG_EXIT, 10000);
+    BL_CHECK(m && bl_msg_reason(m, &r) == 0 && r.kind == BL_KILL && m->from == p);
+    bl_msg_free(m);
+    bl_trap_exit(false);
+
+    /* bl_exit_pid(kill) stays untrappable, and is seen as killed. */
+    BL_CHECK_EQ(bl_spawn_monitor(&p, &ref, wait_forever, NULL, NULL), 0);
+    bl_reason k = BL_REASON(BL_KILL);
+    BL_CHECK_EQ(bl_exit_pid(p, &k), 0);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_KILLED);
+}
+
+Test(signal, exit_with_reason_kill_is_trappable_along_links)
+{
+    bl_config c = {.quiet = true};
+    bl_test_run(&c, exit_kill_main, NULL);
 }
