@@ -325,6 +325,9 @@ int bl_gen_server_reply(bl_gs_from from, const void *data, size_t len);
  * timeout_ms for it to run terminate and exit.  Returns 0, -ESRCH when it
  * is not alive (noproc), -ETIMEDOUT, -EDEADLK for the caller itself,
  * -ECONNRESET when it exited with another reason than the one asked for.
+ * The reason may be kill, as in Erlang: terminate runs, then the server
+ * exits with kill, which its links receive as a trappable kill (not the
+ * untrappable one bl_exit_pid sends) and its monitors as DOWN kill.
  */
 int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_ms);
 

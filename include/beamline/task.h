@@ -24,6 +24,13 @@
  * struct stay harmless: they refer to the task through a generation-checked
  * slot, never through freed memory.
  *
+ * Callers.  As Elixir's Task sets $callers, a task knows the chain of
+ * processes that started it, nearest first: bl_callers() in the task, or
+ * bl_proc_info.callers from outside.  A task its owner starts (async,
+ * async_nolink, start, start_link) gets [owner | owner's callers]; one a
+ * Task.Supervisor starts for its owner gets the same chain, not the
+ * supervisor's.
+ *
  * Results.  The calls that collect a task fill a bl_task_result: status OK
  * with the result bytes, EXIT with the reason the task died with (decoded
  * from its DOWN message), or NIL (no answer yet: the task runs on).  Free it

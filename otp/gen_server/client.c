@@ -51,9 +51,10 @@ static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen
     bl__alias_set(BL_REF_NONE);
     if (rc) {
         bl_demonitor(ref, BL_DEMONITOR_FLUSH);
-        /* A reply drained before the alias went is queued: take it out. */
+        /* A reply drained before the alias went is queued (one at most, after
+         * the mark, which the timed-out receive left in place): take it out. */
         w.tag = TAG_REPLY;
-        while (bl_recv(&m, bl__otp_match_answer, &w, 0, 0) == 0) bl_msg_free(m);
+        if (bl_recv(&m, bl__otp_match_answer, &w, 0, BL_RECV_MARKED) == 0) bl_msg_free(m);
         return rc;
     }
     if (m->tag == TAG_REPLY) {
@@ -129,9 +130,7 @@ static int sys_call(bl_pid server, sys_req *q, size_t qlen, bl_msg **reply, int6
 int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_ms)
 {
     bl_reason want = reason ? *reason : BL_REASON(BL_NORMAL);
-    if ((unsigned)want.kind > BL_CUSTOM || want.kind == BL_KILL ||
-        (want.detail_len && !want.detail))
-        return -EINVAL;
+    if ((unsigned)want.kind > BL_CUSTOM || (want.detail_len && !want.detail)) return -EINVAL;
     size_t qlen = sizeof(sys_req) + want.detail_len;
     sys_req *q = calloc(1, qlen);
     if (!q) return -ENOMEM;

@@ -75,9 +75,12 @@ static int task_init(void *arg, void **state)
 {
     (void)state; /* stays arg: release gets the slot */
     ctl *c = arg;
-    if ((c->flags & F_VIA) && wait_go(c) != 0) {
-        bl_reason r = BL_REASON(BL_SHUTDOWN);
-        return bl_handler_exit(&r);
+    if (c->flags & F_VIA) {
+        if (wait_go(c) != 0) {
+            bl_reason r = BL_REASON(BL_SHUTDOWN);
+            return bl_handler_exit(&r);
+        }
+        bl__callers_set(c->callers, c->ncallers);
     }
     if (c->flags & F_STREAM)
         c->sfn(c->arg, c->item, &c->out);
@@ -132,6 +135,10 @@ static ctl *slot_setup(const spawn_req *q, bl_pid owner)
     c->arg = q->arg;
     c->item = q->item;
     c->spawn = q->opts ? *q->opts : (bl_spawn_opts){0};
+    /* Elixir's $callers: a task started by its owner knows [owner | owner's
+     * callers]; one a supervisor starts takes the owner's chain from the
+     * slot instead (task_init), not the supervisor's. */
+    c->spawn.inherit_callers = !q->spawner;
     return c;
 }
 
@@ -151,7 +158,7 @@ int bl__task_spawn(bl_task *t, const spawn_req *q)
         c->ref = bl_make_ref();
         /* Relaxed: the spawn publishes the slot to the task. */
         atomic_store_explicit(&c->word, (uint64_t)gen << 32 | S_ACTIVE, memory_order_relaxed);
-        rc = bl__spawn_handler_monitor(&pid, &task_handler, c, q->opts, link, c->ref);
+        rc = bl__spawn_handler_monitor(&pid, &task_handler, c, &c->spawn, link, c->ref);
         if (rc) {
             bl__task_slot_free(c);
             return rc;
@@ -160,6 +167,9 @@ int bl__task_spawn(bl_task *t, const spawn_req *q)
         return 0;
     }
     c->flags |= F_VIA;
+    c->callers[0] = self;
+    int n = bl_callers(c->callers + 1, BL_CALLERS_MAX - 1);
+    c->ncallers = 1 + (uint32_t)(n < 0 ? 0 : n > BL_CALLERS_MAX - 1 ? BL_CALLERS_MAX - 1 : n);
     atomic_store_explicit(&c->word, (uint64_t)gen << 32 | S_ALLOC, memory_order_release);
     rc = q->spawner(q->spawner_ctx, bl_task_child_start, (void *)(uintptr_t)h, &pid);
     if (rc != 0 || !pid) {
@@ -265,10 +275,10 @@ static int start_task(bl_pid *pid, bl_task_fn fn, void *arg, const bl_spawn_opts
     int rc;
     if (link) {
         bl_ref mon = bl_make_ref();
-        rc = bl__spawn_handler_monitor(&p, &task_handler, c, opts, true, mon);
+        rc = bl__spawn_handler_monitor(&p, &task_handler, c, &c->spawn, true, mon);
         if (rc == 0) bl_demonitor(mon, BL_DEMONITOR_FLUSH);
     } else {
-        rc = bl_spawn_handler(&p, &task_handler, c, opts);
+        rc = bl_spawn_handler(&p, &task_handler, c, &c->spawn);
     }
     if (rc) {
         bl__task_slot_free(c);

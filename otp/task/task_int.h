@@ -66,10 +66,12 @@ typedef struct ctl {
         bl_task_fn fn;         /* the task function ... */
         bl_task_stream_fn sfn; /* ... or a stream's (F_STREAM) */
     };
-    void *arg;              /* fn's argument, or the stream's ctx */
-    void *item;             /* F_STREAM: the item */
-    bl_spawn_opts spawn;    /* for bl_task_child_start */
-    struct bl_task_out out; /* the result being built */
+    void *arg;                      /* fn's argument, or the stream's ctx */
+    void *item;                     /* F_STREAM: the item */
+    bl_spawn_opts spawn;            /* for bl_task_child_start */
+    uint32_t ncallers;              /* F_VIA: the owner's chain, which the task takes ... */
+    bl_pid callers[BL_CALLERS_MAX]; /* ... as its callers ($callers) */
+    struct bl_task_out out;         /* the result being built */
 } ctl;
 
 /* ---- slot.c: the slot pool ---- */

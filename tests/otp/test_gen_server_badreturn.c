@@ -14,7 +14,7 @@ enum {
     R_TMO_CONT,       /* timeout + continue */
     R_TMO_HIB,        /* timeout + hibernate */
     R_REPLY_STOP_TMO, /* reply, stop and timeout */
-    R_STOP_KILL,      /* stop with reason kill */
+    R_STOP_BAD,       /* stop with a reason of no known kind */
     R_NEG_TMO,        /* timeout -5 */
     R_CONT_IGNORE,    /* continue, whose handle_continue ignores */
     /* valid ones */
@@ -49,9 +49,12 @@ static void apply(int what, bl_gs_result *r)
         bl_gs_stop(r, NULL);
         bl_gs_timeout(r, 100);
         break;
-    case R_STOP_KILL:
-        bl_gs_stop(r, &BL_REASON(BL_KILL));
+    case R_STOP_BAD: {
+        /* (kill is a valid reason to stop with, as in Erlang: see test_gen_server_stop_kill.c) */
+        bl_reason bad = {.kind = (bl_reason_kind)(BL_CUSTOM + 1)};
+        bl_gs_stop(r, &bad);
         break;
+    }
     case R_NEG_TMO:
         bl_gs_timeout(r, -5);
         break;
@@ -190,7 +193,7 @@ static void calls_main(void *arg)
     bad_call(&s, R_IGNORE, "handle_call: ignore, which only init may give");
     bad_call(&s, R_TMO_CONT, "handle_call: more than one of timeout, hibernate and continue");
     bad_call(&s, R_TMO_HIB, "handle_call: more than one of timeout, hibernate and continue");
-    bad_call(&s, R_STOP_KILL, "handle_call: stop with a bad reason");
+    bad_call(&s, R_STOP_BAD, "handle_call: stop with a bad reason");
     bad_call(&s, R_NEG_TMO, "handle_call: a negative timeout");
     bad_call(&s, R_CONT_IGNORE, "handle_continue: ignore, which only init may give");
     /* A reply sent before the bad result stays sent; the server still goes. */
@@ -242,7 +245,7 @@ static void init_main(void *arg)
     detail_of(err, text, sizeof text);
     BL_CHECK(strcmp(text, "init: ignore with a timeout, hibernate or continue") == 0);
     bl_msg_free(err);
-    s.init_mode = R_STOP_KILL;
+    s.init_mode = R_STOP_BAD;
     BL_CHECK_EQ(bl_gen_server_start(&pid, &b_cb, &s, &o), -ECHILD);
     detail_of(err, text, sizeof text);
     BL_CHECK(strcmp(text, "init: stop with a bad reason") == 0);
