@@ -360,22 +360,31 @@ int bl_gen_server_stop_to(bl_gs_dest to, const bl_reason *reason, int64_t timeou
  * about it stays in the mailbox.  Process only; only the process that made
  * the request may wait for it.
  *
+ * As in Erlang, a request monitors the server with an alias that lasts as
+ * long as the monitor (bl_monitor_ex with BL_MONITOR_ALIAS_DEMONITOR, the
+ * reference being the request's), and the server replies to that alias.
+ * Giving a request up ends the monitor and the alias, and so does the
+ * server's DOWN when it is delivered: a reply that comes after that, from
+ * the server or from whoever answers for it, is dropped by the runtime
+ * and never reaches the mailbox.  A pending request holds its monitor and
+ * alias (a few bytes in the requester) until it is answered, given up
+ * (bl_gen_server_receive_response(&id, NULL, 0), bl_gs_reqids_free), the
+ * server exits, or the requester dies; a reply read with bl_recv and never
+ * passed to check_response leaves it pending too.  Finding a reply's
+ * alias costs the requester a lookup linear in its number of aliases.
+ *
  * Differences from Erlang, forced by C:
  *  - A request id is a value the requester keeps; an answered one is
  *    zeroed, and a zeroed one gives -EINVAL (Erlang would wait in vain).
- *  - Memory: a request that is neither answered nor given up keeps a small
- *    ticket (16 bytes) until its requester dies, and so does a reply read
- *    with bl_recv and never passed to check_response.  Give requests up
- *    with bl_gen_server_receive_response(&id, NULL, 0) or bl_gs_reqids_free.
- *  - A reply to a request is a plain message from the time it is sent
- *    until the requester takes it; giving the request up takes it out
- *    again, so it is never left behind (Erlang drops it through an alias).
+ *  - A process cannot monitor itself, so a request a server sends to
+ *    itself (answered when it handles its own CALL) has a plain alias and
+ *    no monitor; it ends the same ways.
  */
 
 /* A request made by send_request.  Copy it freely within the requester. */
 typedef struct bl_gs_reqid {
     bl_ref mon;    /* the server's monitor: its DOWN answers too; 0 = none (spent) */
-    bl_ref ref;    /* the reply's reference (0 when nobody held the name) */
+    bl_ref ref;    /* the alias the reply goes to: mon itself (0 when nobody held the name) */
     bl_pid server; /* where the request went (BL_PID_NONE: nobody held the name) */
 } bl_gs_reqid;
 
@@ -403,16 +412,16 @@ int bl_gen_server_wait_response(bl_gs_reqid *id, bl_msg **reply, int64_t timeout
 
 /*
  * As wait_response, but a timeout gives the request up: -ETIMEDOUT, and
- * its reply will never reach the mailbox (a reply that arrived as it gave
- * up is returned, 0, as Erlang does).  *id is zeroed either way.
+ * its reply will never reach the mailbox (one already in the mailbox when
+ * the time is up is returned, 0, as Erlang does).  *id is zeroed either way.
  */
 int bl_gen_server_receive_response(bl_gs_reqid *id, bl_msg **reply, int64_t timeout_ms);
 
 /*
  * Whether m, a message the caller received (it stays the caller's), is the
- * answer to *id: the answer as above (for 0, m's data/len become the
- * reply's, the ticket it carried being taken off; for -ECONNRESET, m is
- * the DOWN), *id then zeroed; or BL_GS_NO_REPLY, nothing changed.
+ * answer to *id: the answer as above (for 0, m is the reply, its data/len
+ * the reply's; for -ECONNRESET, m is the DOWN), *id then zeroed; or
+ * BL_GS_NO_REPLY, nothing changed.
  */
 int bl_gen_server_check_response(bl_msg *m, bl_gs_reqid *id);
 

@@ -115,9 +115,10 @@ int bl_gen_server_cast(bl_pid server, uint32_t tag, const void *data, size_t len
 int bl_gen_server_reply(bl_gs_from from, const void *data, size_t len)
 {
     if (!from.pid || (len && !data)) return -EINVAL;
-    if (bl__gs_is_ticket(from.ref)) return bl__gs_ticket_reply(from, data, len);
+    /* To the caller's alias, a call's or a request's: a caller that is gone,
+     * or has given up (the alias is no longer active), drops it unseen.
+     * That is not an error: nobody is waiting. */
     int rc = bl__send_ex(from.pid, TAG_REPLY, from.ref, data, len, BL_MSG_ALIAS);
-    /* A caller that is gone is not an error: nobody is waiting. */
     return rc == -EINVAL || rc == -ENOMEM ? rc : 0;
 }
 

@@ -2,19 +2,24 @@
  * otp/gen_server/request.c - asynchronous requests (Erlang's
  * gen_server:send_request and its answers) and request id collections.
  *
- * A request is a call that does not wait: the requester monitors the
- * server, takes a reply ticket (ticket.c) and sends a CALL tagged with it;
- * the server answers it as any call.  Its answer is the first of, in the
- * requester's mailbox: the reply (TAG_REPLY under the ticket), the
- * server's DOWN (under the monitor), or the requester's own NOPROC note
- * when nobody held the name.  Taking the answer ends the request: the
- * monitor is removed (flushed) and the ticket freed, so nothing about it
- * is left behind.  Giving a request up (receive_response's timeout)
- * removes the monitor and cancels the ticket, so a late reply is never
- * sent; one that was already sent is taken out of the mailbox.
+ * A request is made as Erlang makes it: the requester monitors the server
+ * with the monitor's reference as an alias of its own that lasts as long
+ * as the monitor (bl_monitor_ex, BL_MONITOR_ALIAS_DEMONITOR), and sends a
+ * CALL tagged with that reference.  The server answers it as any call,
+ * with an alias reply (TAG_REPLY, BL_MSG_ALIAS) to the reference.  The
+ * answer is the first of, in the requester's mailbox: the reply, the
+ * server's DOWN (under the same reference; its delivery ends the alias),
+ * or the requester's own NOPROC note when nobody held the name.
  *
- * All of it runs in the requester's process; only the ticket is shared
- * with whoever answers.
+ * Taking the answer ends the request: demonitor with flush ends the
+ * monitor and the alias and takes out a DOWN already queued.  Giving a
+ * request up (receive_response's timeout) is the same demonitor: a reply
+ * still on its way is dropped by the requester's drain and never reaches
+ * the mailbox.  A request's monitor and alias live in the requester's
+ * process record, so a requester that dies takes them with it.
+ *
+ * All of it runs in the requester's process; the server, and whoever
+ * answers for it, only send.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,8 +54,13 @@ static bool match_id(const bl_msg *m, void *arg)
     return maybe_answer(m) && answers(m, arg);
 }
 
-/* Sends the CALL of a request: hdr + data, tagged with the ticket. */
-static int send_call(bl_pid server, bl_ref ticket, uint32_t tag, const void *data, size_t len)
+static bool match_reply(const bl_msg *m, void *arg)
+{
+    return m->tag == TAG_REPLY && m->ref == *(const bl_ref *)arg;
+}
+
+/* Sends the CALL of a request: hdr + data, tagged with its alias. */
+static int send_call(bl_pid server, bl_ref alias, uint32_t tag, const void *data, size_t len)
 {
     _Alignas(16) char small[sizeof(hdr) + STACK_REQ];
     char *buf = len <= STACK_REQ ? small : malloc(sizeof(hdr) + len);
@@ -58,9 +68,22 @@ static int send_call(bl_pid server, bl_ref ticket, uint32_t tag, const void *dat
     hdr h = {.tag = tag};
     memcpy(buf, &h, sizeof h);
     if (len) memcpy(buf + sizeof h, data, len);
-    int rc = bl__send_ex(server, TAG_CALL, ticket, buf, sizeof h + len, 0);
+    int rc = bl__send_ex(server, TAG_CALL, alias, buf, sizeof h + len, 0);
     if (buf != small) free(buf);
     return rc;
+}
+
+/*
+ * Ends the monitor and the alias of id (a request that reached a server):
+ * a reply still on its way is dropped, a DOWN already queued is taken out.
+ * A request to the requester itself has a plain alias and no monitor.
+ */
+static void end_request(const bl_gs_reqid *id)
+{
+    if (id->server == bl_self())
+        bl_unalias(id->ref);
+    else
+        bl_demonitor(id->mon, BL_DEMONITOR_FLUSH);
 }
 
 int bl_gen_server_send_request(bl_gs_dest to, uint32_t tag, const void *data, size_t len,
@@ -81,37 +104,43 @@ int bl_gen_server_send_request(bl_gs_dest to, uint32_t tag, const void *data, si
         return rc;
     }
     if (rc) return rc;
-    bl_ref ticket, mon;
-    if ((rc = bl__gs_ticket_new(me, &ticket))) return rc;
-    if ((rc = bl_monitor(pid, &mon))) {
-        bl_msg_free(bl__gs_ticket_cancel(ticket));
+    /* The alias lives as long as the monitor (Erlang's [{alias, demonitor}]).
+     * A process cannot monitor itself: a request to itself (answered when
+     * it handles its own CALL) gets a plain alias instead. */
+    bl_ref ref;
+    rc = pid == me ? bl_alias(BL_ALIAS_EXPLICIT, &ref)
+                   : bl_monitor_ex(pid, BL_MONITOR_ALIAS_DEMONITOR, &ref);
+    if (rc) return rc;
+    bl_gs_reqid made = {.mon = ref, .ref = ref, .server = pid};
+    if ((rc = send_call(pid, ref, tag, data, len))) {
+        end_request(&made);
         return rc;
     }
-    if ((rc = send_call(pid, ticket, tag, data, len))) {
-        bl_demonitor(mon, BL_DEMONITOR_FLUSH);
-        bl_msg_free(bl__gs_ticket_cancel(ticket));
-        return rc;
-    }
-    *id = (bl_gs_reqid){.mon = mon, .ref = ticket, .server = pid};
+    *id = made;
     return 0;
 }
 
 /*
  * m answers id: ends the request and returns the answer's result (0 for a
  * reply, -ECONNRESET for the server's DOWN, -ESRCH for noproc).  m stays
- * the caller's; for a reply its data/len become the reply's.
+ * the caller's.  in_order: m was the first answer in the mailbox.
  */
-static int settle(const bl_gs_reqid *id, bl_msg *m)
+static int settle(const bl_gs_reqid *id, bl_msg *m, bool in_order)
 {
     if (m->tag == TAG_REPLY) {
-        bl_demonitor(id->mon, BL_DEMONITOR_FLUSH);
-        bl__gs_ticket_taken(m);
+        end_request(id);
         return 0;
     }
     if (m->tag == TAG_NOPROC) return -ESRCH;
-    /* The DOWN: the monitor is spent.  A reply may still come from whoever
-     * else holds the request's from; cancelling the ticket stops it. */
-    bl_msg_free(bl__gs_ticket_cancel(id->ref));
+    /* The DOWN ended the monitor and the alias as it was delivered, so a
+     * reply can only be queued before it, where a search in mailbox order
+     * finds it first.  A DOWN handed to check_response out of order may
+     * have such a reply ahead of it: take it out (rare: the server died). */
+    if (!in_order) {
+        bl_msg *r = NULL;
+        bl_ref ref = id->ref;
+        if (ref && bl_recv(&r, match_reply, &ref, 0, 0) == 0) bl_msg_free(r);
+    }
     bl_reason why;
     return bl_msg_reason(m, &why) == 0 && why.kind == BL_NOPROC ? -ESRCH : -ECONNRESET;
 }
@@ -126,19 +155,10 @@ static int deliver(int rc, bl_msg *m, bl_msg **reply)
     return rc;
 }
 
-/* Gives id up: no answer will reach the mailbox.  Returns a reply that had already come, or NULL.
- */
-static bl_msg *abandon(const bl_gs_reqid *id)
+/* Gives id up: no answer to it can come any more (one already queued stays). */
+static void give_up(const bl_gs_reqid *id)
 {
-    if (!id->ref) {
-        /* A noproc note: take it out, as demonitor's flush takes a DOWN. */
-        bl_msg *m = NULL;
-        bl_gs_reqid only = {.mon = id->mon};
-        if (bl_recv(&m, match_id, &only, 0, 0) == 0) bl_msg_free(m);
-        return NULL;
-    }
-    bl_demonitor(id->mon, BL_DEMONITOR_FLUSH);
-    return bl__gs_ticket_cancel(id->ref);
+    if (id->ref) end_request(id); /* a noproc note has no monitor or alias */
 }
 
 static int check_args(const bl_gs_reqid *id, bl_msg **reply, int64_t timeout_ms)
@@ -155,7 +175,7 @@ int bl_gen_server_wait_response(bl_gs_reqid *id, bl_msg **reply, int64_t timeout
     if (rc) return rc;
     bl_msg *m = NULL;
     if ((rc = bl_recv(&m, match_id, id, timeout_ms, 0))) return rc; /* still pending */
-    rc = settle(id, m);
+    rc = settle(id, m, true);
     *id = (bl_gs_reqid){0};
     return deliver(rc, m, reply);
 }
@@ -166,11 +186,13 @@ int bl_gen_server_receive_response(bl_gs_reqid *id, bl_msg **reply, int64_t time
     if (rc) return rc;
     bl_msg *m = NULL;
     rc = bl_recv(&m, match_id, id, timeout_ms, 0);
-    if (rc == 0) {
-        rc = settle(id, m);
-    } else if ((m = abandon(id))) {
-        rc = 0; /* the reply came as we gave up: Erlang returns it too */
-    }
+    /* On a timeout the receive has looked at the whole mailbox and nothing
+     * was taken in since: no answer is queued, and giving up is all.  A
+     * reply that comes later is dropped before it reaches the mailbox. */
+    if (rc == 0)
+        rc = settle(id, m, true);
+    else
+        give_up(id);
     *id = (bl_gs_reqid){0};
     return deliver(rc, m, reply);
 }
@@ -180,7 +202,7 @@ int bl_gen_server_check_response(bl_msg *m, bl_gs_reqid *id)
     if (!bl_self()) return -EPERM;
     if (!m || !id || !id->mon) return -EINVAL;
     if (!maybe_answer(m) || !answers(m, id)) return BL_GS_NO_REPLY;
-    int rc = settle(id, m);
+    int rc = settle(id, m, false);
     *id = (bl_gs_reqid){0};
     return rc;
 }
@@ -263,10 +285,11 @@ static bool match_col(const bl_msg *m, void *arg)
 }
 
 /* Settles entry `at` with its answer m; reports it in *which and deletes it if asked. */
-static int settle_at(bl_gs_reqids *c, size_t at, bl_msg *m, bool del, bl_gs_reqid_label *which)
+static int settle_at(bl_gs_reqids *c, size_t at, bl_msg *m, bool in_order, bool del,
+                     bl_gs_reqid_label *which)
 {
     bl_gs_reqid_label e = c->v[at];
-    int rc = settle(&e.id, m);
+    int rc = settle(&e.id, m, in_order);
     if (which) *which = e;
     if (del) {
         memmove(&c->v[at], &c->v[at + 1], (c->n - at - 1) * sizeof *c->v);
@@ -293,15 +316,25 @@ int bl_gs_reqids_wait(bl_gs_reqids *c, bool del, bl_msg **reply, bl_gs_reqid_lab
     col_match cm = {.c = c};
     bl_msg *m = NULL;
     if ((rc = bl_recv(&m, match_col, &cm, timeout_ms, 0))) return rc; /* all still pending */
-    rc = settle_at(c, cm.at, m, del, which);
+    rc = settle_at(c, cm.at, m, true, del, which);
     return deliver(rc, m, reply);
 }
 
-/* Gives up every request of c (answered ones are left alone by their
- * spent monitors and tickets), taking out replies already come; empties c. */
-static void abandon_all(bl_gs_reqids *c)
+/*
+ * Gives up every request of c (on those answered already, kept with del
+ * false, ending them again does nothing) and empties c.  searched: a
+ * receive just found no answer to any of them in the mailbox, so none is
+ * queued; otherwise the answers already queued are taken out, once the
+ * monitors and aliases are gone and no more can come.
+ */
+static void give_up_all(bl_gs_reqids *c, bool searched)
 {
-    for (size_t i = 0; i < c->n; i++) bl_msg_free(abandon(&c->v[i].id));
+    for (size_t i = 0; i < c->n; i++) give_up(&c->v[i].id);
+    if (!searched) {
+        col_match cm = {.c = c};
+        bl_msg *m = NULL;
+        while (bl_recv(&m, match_col, &cm, 0, 0) == 0) bl_msg_free(m);
+    }
     c->n = 0;
 }
 
@@ -313,10 +346,10 @@ int bl_gs_reqids_receive(bl_gs_reqids *c, bool del, bl_msg **reply, bl_gs_reqid_
     col_match cm = {.c = c};
     bl_msg *m = NULL;
     if ((rc = bl_recv(&m, match_col, &cm, timeout_ms, 0))) {
-        abandon_all(c);
+        give_up_all(c, true);
         return rc;
     }
-    rc = settle_at(c, cm.at, m, del, which);
+    rc = settle_at(c, cm.at, m, true, del, which);
     return deliver(rc, m, reply);
 }
 
@@ -327,13 +360,13 @@ int bl_gs_reqids_check(bl_gs_reqids *c, bl_msg *m, bool del, bl_gs_reqid_label *
     if (!m) return -EINVAL;
     col_match cm = {.c = c};
     if (!match_col(m, &cm)) return BL_GS_NO_REPLY;
-    return settle_at(c, cm.at, m, del, which);
+    return settle_at(c, cm.at, m, false, del, which);
 }
 
 void bl_gs_reqids_free(bl_gs_reqids *c)
 {
     if (!c) return;
-    if (bl_self()) abandon_all(c);
+    if (bl_self()) give_up_all(c, false);
     free(c->v);
     *c = (bl_gs_reqids){0};
 }

@@ -132,9 +132,8 @@ int bl_gs_reply(bl_gs_result *r, const void *data, size_t len)
 {
     if (!r || !r->from.pid || (len && !data)) return -EINVAL;
     if (r->replied) return -EALREADY;
-    int rc = bl__gs_is_ticket(r->from.ref)
-                 ? bl__gs_ticket_reply(r->from, data, len)
-                 : bl__send_ex(r->from.pid, TAG_REPLY, r->from.ref, data, len, BL_MSG_ALIAS);
+    /* To the caller's alias (a call's or a request's): dropped if it has given up. */
+    int rc = bl__send_ex(r->from.pid, TAG_REPLY, r->from.ref, data, len, BL_MSG_ALIAS);
     r->replied = true;
     gs *s = r->priv;
     if (s && s->trace) {

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 
 #include "bl_test.h"
+#include "core/proc.h"
 #include "otp/gen_server/gs_int.h"
+#include "sched/sched.h"
 
 enum {
     Q_ECHO = 1, /* reply the payload at once */
@@ -73,6 +75,13 @@ static int monitors(void)
     return (int)info.nmonitors;
 }
 
+/* The caller's active aliases (its call alias aside): one per pending request. */
+static int aliases(void)
+{
+    bl_proc *p = bl__self();
+    return p && p->sig ? (int)p->sig->naliases : 0;
+}
+
 /* A call to the server: everything it sent before its reply is in our mailbox then. */
 static void sync_with(bl_pid server)
 {
@@ -132,7 +141,7 @@ static void basic_main(void *arg)
     bl_msg_free(m);
     BL_CHECK_EQ(bl_gen_server_stop(pid, NULL, 1000), 0);
     BL_CHECK_EQ(bl_mailbox_len(), 0);
-    BL_CHECK_EQ(bl__gs_tickets_busy(NULL), 0);
+    BL_CHECK_EQ(aliases(), 0);
 }
 
 Test(gen_server_request, send_and_wait)
@@ -170,7 +179,7 @@ static void abandon_main(void *arg)
     BL_CHECK_EQ(monitors(), 0);
     BL_CHECK_EQ(bl_gen_server_stop(pid, NULL, 1000), 0);
     BL_CHECK_EQ(bl_mailbox_len(), 0);
-    BL_CHECK_EQ(bl__gs_tickets_busy(NULL), 0);
+    BL_CHECK_EQ(aliases(), 0);
 }
 
 Test(gen_server_request, receive_gives_up)
@@ -218,7 +227,7 @@ static void check_main(void *arg)
     bl_msg_free(m);
     BL_CHECK_EQ(bl_gen_server_check_response(NULL, &id), -EINVAL);
     BL_CHECK_EQ(bl_mailbox_len(), 0);
-    BL_CHECK_EQ(bl__gs_tickets_busy(NULL), 0);
+    BL_CHECK_EQ(aliases(), 0);
 }
 
 Test(gen_server_request, check_response)
@@ -267,7 +276,7 @@ static void dead_main(void *arg)
     BL_CHECK_EQ(bl_gen_server_receive_response(&id, &m, -3), -EINVAL);
     BL_CHECK_EQ(monitors(), 0);
     BL_CHECK_EQ(bl_mailbox_len(), 0);
-    BL_CHECK_EQ(bl__gs_tickets_busy(NULL), 0);
+    BL_CHECK_EQ(aliases(), 0);
 }
 
 Test(gen_server_request, dead_servers)
@@ -367,7 +376,7 @@ static void col_main(void *arg)
     BL_CHECK_EQ(monitors(), 0);
     BL_CHECK_EQ(bl_gen_server_stop(a, NULL, 1000), 0);
     BL_CHECK_EQ(bl_gen_server_stop(b, NULL, 1000), 0);
-    BL_CHECK_EQ(bl__gs_tickets_busy(NULL), 0);
+    BL_CHECK_EQ(aliases(), 0);
 }
 
 Test(gen_server_request, collections)
@@ -405,6 +414,8 @@ static void racer(void *arg)
     }
     sync_with(r->server);
     BL_CHECK_EQ(bl_mailbox_len(), 0);
+    BL_CHECK_EQ(aliases(), 0);
+    BL_CHECK_EQ(monitors(), 0);
     int out[2] = {got, gave_up};
     bl_send(r->test, 5, out, sizeof out);
 }
@@ -427,7 +438,7 @@ static void race_main(void *arg)
     }
     BL_CHECK_EQ(total, 4 * BL_SCALE(RACE_REQS));
     BL_CHECK_EQ(bl_gen_server_stop(server, NULL, 1000), 0);
-    BL_CHECK_EQ(bl__gs_tickets_busy(NULL), 0);
+    BL_CHECK_EQ(aliases(), 0);
 }
 
 Test(gen_server_request, give_up_races)
