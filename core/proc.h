@@ -226,6 +226,7 @@ typedef struct bl_proc {
     bool signalled;  /* ended by an exit signal, not by its own doing: no crash report */
     bool hibernated; /* parked by bl_hibernate: only a message restarts fn */
     bool trap_exit;  /* exit signals become BL_TAG_EXIT messages */
+    bool streams;    /* armed an I/O stream: its death has the schedulers sweep theirs */
 } bl_proc;
 
 /* ---- the mailbox word, operations ---- */
