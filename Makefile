@@ -1,17 +1,20 @@
 # Beamline: the two commands.
 #   make test   build debug, asan (ASan+UBSan) and tsan, run the Criterion suite in each
 #   make bench  build release, run Beamline, BEAM and Go workloads, print the table
-# Both install missing Debian packages first (apt-get, as root).
+#   make chaos  build release and asan, run the chaos suite in each (tests/chaos/README.md)
+# They install missing Debian packages first (apt-get, as root).
 
 BUILD_DEPS := build-essential cmake pkg-config liburing-dev libhwloc-dev libnuma-dev \
               libcriterion-dev libgmp-dev python3
 BENCH_DEPS := $(BUILD_DEPS) libbenchmark-dev g++ elixir erlang-dev golang-go wrk nginx python3-matplotlib
+CHAOS_DEPS := $(BUILD_DEPS) wrk
+CHAOS_SECONDS ?= 20
 TEST_PRESETS ?= debug asan tsan
 BENCH_FILTER ?=
 BENCH_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test bench install deps-build deps-bench format check-format check-aarch64 clean $(addprefix test-,$(TEST_PRESETS))
+.PHONY: all build test bench chaos install deps-build deps-bench format check-format check-aarch64 clean $(addprefix test-,$(TEST_PRESETS))
 
 all: build
 
@@ -54,6 +57,19 @@ bench: deps-bench
 	cmake --build build/release -j$(JOBS)
 	python3 bench/run.py --beamline build/release/bench/beamline_bench --build-dir build/release \
 	  $(if $(BENCH_FILTER),--filter '$(BENCH_FILTER)') $(BENCH_FLAGS)
+
+# Each chaos scenario for CHAOS_SECONDS in the release and the ASan build
+# (about 2 x 5 x CHAOS_SECONDS s, plus the builds).  --seed N replays a run:
+# make chaos CHAOS_FLAGS='--seed N'.
+chaos:
+	$(call install_missing,$(CHAOS_DEPS))
+	@set -e; for p in release asan; do \
+	  echo "=== $$p build ==="; \
+	  cmake --preset $$p >/dev/null; \
+	  cmake --build build/$$p -j$(JOBS) --target beamline_chaos; \
+	  echo "=== $$p chaos ==="; \
+	  build/$$p/tests/chaos/beamline_chaos --seconds $(CHAOS_SECONDS) $(CHAOS_FLAGS); \
+	done
 
 # The library alone, optimised, installed under PREFIX: headers, libbeamline.a,
 # libbeamline.so.0.<minor>, beamline.pc and the CMake package (README.md, "Use Beamline

@@ -251,6 +251,7 @@ typedef struct bl_proc {
     bool trap_exit;  /* exit signals become BL_TAG_EXIT messages */
     bool down_valid; /* down_prev locates the newest DOWN still queued */
     bool main;       /* bl_main's process: its end stops the runtime */
+    bool streams;    /* armed an I/O stream: its death has the schedulers sweep theirs */
 } bl_proc;
 
 /* ---- the mailbox word, operations ---- */

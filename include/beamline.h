@@ -275,7 +275,8 @@ int bl_yield(void);
  * bl_cleanup_push(&c, fn, arg) has fn(arg) run if the calling process dies
  * (any reason, a kill included) before the matching bl_cleanup_pop; c lives
  * in the caller's frame and pushes nest.  bl_cleanup_pop(&c, run) removes
- * the most recent push, which must be c, and runs it when run is true.
+ * c, and runs it when run is true (c is normally the most recent push; the
+ * runtime's own handlers, an open task stream's, may sit above it).
  * The handlers of a dying process run on its scheduler after it stopped
  * running, newest first, before its links and monitors hear of the death;
  * they must not block or call process-only functions.  bl_hibernate runs

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -83,7 +84,6 @@ static void op_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
      * process's again. */
     bl_proc *p = op->p;
     uint64_t meta = op->meta;
-    bl_stack *stack = op->stack;
     op->res = res;
     op->cflags = flags;
     int expect = BL_IOP_PENDING;
@@ -94,33 +94,58 @@ static void op_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
         return;
     }
     /* ORPHAN: the process is gone and op lives on its kept stack.  What the
-     * operation opened for it would be nobody's: close it. */
+     * operation opened for it would be nobody's: close it.  op->stack is read
+     * only now: the death wrote it before its CAS, which the acquire above
+     * pairs with (read before ours, it could still be NULL). */
     if (op->makes_fd && res >= 0) close(res);
     if (op->orphan_fd >= 0) close(op->orphan_fd);
-    bl__stack_put(&s->stacks, stack);
-}
-
-/* A cancel handed over from another scheduler, on the op's ring's thread. */
-static void cancel_posted(bl_ring_post *rp, bl_sched *s)
-{
-    bl__ring_cancel(s, &container_of(rp, bl_iop, post)->c);
+    bl__stack_put(&s->stacks, op->stack);
 }
 
 /*
- * Has op's ring cancel it, from s (the caller's scheduler): directly when
- * it is the same ring, else through the owner's cancel list (each op joins
- * that list at most once: cancel_sent).
+ * A cancel handed to an op's ring from another scheduler.  It is an
+ * allocation of its own, and names the op by address and id without
+ * touching it: by the time the ring's thread runs it the op may have
+ * completed, and its stack been freed and reused (an orphan's, or the
+ * frame of a process that has returned since).  So the ring cancels only
+ * an op it still has in flight under that address and id.
  */
-static void request_cancel(bl_sched *s, bl_iop *op)
+typedef struct cancel_post {
+    bl_ring_post post; /* in the owner's post list */
+    bl_iop *op;        /* compared, never dereferenced unless found in flight */
+    uint64_t id;       /* its bl_iop.id */
+} cancel_post;
+
+/* On the op's ring's thread.  A rare path (timeouts and deaths of processes
+ * that moved), so a walk of the ops in flight is cheap enough. */
+static void cancel_posted(bl_ring_post *rp, bl_sched *s)
 {
-    bl_sched *owner = op->s;
-    op->cancel_sent = true;
+    cancel_post *cp = container_of(rp, cancel_post, post);
+    for (bl_iop *op = s->io_ops; op; op = op->next)
+        if (op == cp->op && op->id == cp->id) {
+            bl__ring_cancel(s, &op->c);
+            break;
+        }
+    free(cp);
+}
+
+/*
+ * Has the op (op, id) of ring owner cancelled, from s (the caller's
+ * scheduler): directly when it is the same ring, else through the owner's
+ * post list.  Out of memory for the post, the op just runs to its end.
+ */
+static void request_cancel(bl_sched *s, bl_sched *owner, bl_iop *op, uint64_t id)
+{
     if (owner == s) {
         bl__ring_cancel(s, &op->c);
         return;
     }
-    op->post.run = cancel_posted;
-    bl__ring_post(s, owner, &op->post);
+    cancel_post *cp = malloc(sizeof *cp);
+    if (!cp) return;
+    cp->post.run = cancel_posted;
+    cp->op = op;
+    cp->id = id;
+    bl__ring_post(s, owner, &cp->post);
 }
 
 /*
@@ -132,6 +157,11 @@ static bool op_orphan(bl_waitop *w, bl_sched *s, bl_proc *p)
 {
     bl_iop *op = container_of(w, bl_iop, w);
     op->stack = p->stack;
+    /* Read before the CAS: once op is ORPHAN, a completion on another ring
+     * may free the stack op lives on (and a new process use it). */
+    bl_sched *owner = op->s;
+    bool cancel_sent = op->cancel_sent;
+    uint64_t id = op->id;
     if (!s) {
         /* The runtime has stopped, no ring or worker runs: an op still on a
          * ring is freed with the ring (ops_free), an external one is over
@@ -152,9 +182,9 @@ static bool op_orphan(bl_waitop *w, bl_sched *s, bl_proc *p)
         if (op->s && op->orphan_fd >= 0) close(op->orphan_fd);
         return false;
     }
-    if (!op->s) return true; /* an external op: its completer frees the stack */
-    if (!op->cancel_sent) request_cancel(s, op);
-    if (op->s == s) bl__ring_submit(s);
+    if (!owner) return true; /* an external op: its completer frees the stack */
+    if (!cancel_sent) request_cancel(s, owner, op, id);
+    if (owner == s) bl__ring_submit(s);
     return true;
 }
 
@@ -170,6 +200,14 @@ static void ops_free(bl_sched *s)
             bl__stack_free(op->stack);
     }
     s->ring_inflight = 0;
+    /* Cancels posted to this ring and never run (every post is one of ours):
+     * their ops are forgotten above, so running them only frees them. */
+    bl_ring_post *rp = atomic_exchange_explicit(&s->posts, NULL, memory_order_acquire);
+    while (rp) {
+        bl_ring_post *next = rp->next;
+        rp->run(rp, s);
+        rp = next;
+    }
 }
 
 static bl_sched_service io_service = {.name = "io", .sched_free = ops_free};
@@ -284,6 +322,7 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
     p->seq++;
     op->p = p;
     op->s = s;
+    op->id = ++s->io_seq;
     op->stack = NULL;
     op->meta = bl__meta(p->gen, p->seq, BL_ST_SLEEPING);
     atomic_store_explicit(&op->state, BL_IOP_PENDING, memory_order_relaxed);
@@ -305,7 +344,8 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
             bl__wait_clear_ended(p);
             /* The completion may have come between the two looks. */
             if (atomic_load_explicit(&op->state, memory_order_acquire) == BL_IOP_DONE) break;
-            request_cancel(bl__tls_sched, op);
+            op->cancel_sent = true;
+            request_cancel(bl__tls_sched, op->s, op, op->id);
             continue;
         }
         bl__park(p, BL_PARK_SLEEP);
@@ -359,9 +399,15 @@ int bl_io_close(int fd)
     if (!bl__self()) return -EPERM;
     return close(fd) == 0 ? 0 : -errno;
 #endif
-    IO_BEGIN(BL_INFINITY);
+    /* The reduction is charged after the operation, not before: a kill acted
+     * upon at a charge before the SQE would leave fd open, and the caller,
+     * who gave fd to this call, could not tell (io.h). */
+    IO_CHECK(BL_INFINITY);
+    IO_OP(BL_INFINITY);
     io_uring_prep_close(sqe, fd);
-    return op_wait(p, s, &op, sqe);
+    int rc = op_wait(p, s, &op, sqe);
+    bl__charge(p, 1);
+    return rc;
 }
 
 static ssize_t rw(int fd, void *buf, size_t len, off_t off, bool write, int64_t ms)

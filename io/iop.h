@@ -26,7 +26,7 @@ enum { BL_IOP_PENDING = 0, BL_IOP_DONE = 1, BL_IOP_ORPHAN = 2 };
 typedef struct bl_iop {
     bl_completion c;             /* the ring's view: done() ends the wait (first member) */
     bl_waitop w;                 /* the process's view: orphan() when it dies waiting */
-    bl_ring_post post;           /* a cancel handed to the op's ring from another scheduler */
+    uint64_t id;                 /* unique on its ring: names it in a cancel from elsewhere */
     struct bl_iop *next, *prev;  /* the ring owner's in-flight list */
     struct bl_proc *p;           /* the waiting process */
     struct bl_sched *s;          /* the scheduler whose ring has it; NULL: an external op */

@@ -270,6 +270,7 @@ static int start_stream(int fd, int kind)
         return -EBUSY;
     }
     mop_list_add(s, m);
+    p->streams = true; /* its death has the rings sweep (bl__hook_proc_finish) */
     bl__ring_submit(s);
     return 0;
 }

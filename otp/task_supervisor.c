@@ -160,9 +160,12 @@ int bl_task_supervisor_children(bl_pid sup, bl_pid *out, size_t max)
     if (max && !out) return -EINVAL;
     bl_sup_child *kids = max ? calloc(max, sizeof *kids) : NULL;
     if (max && !kids) return -ENOMEM;
+    /* Held across the call's wait: freed with the caller if it is killed. */
+    bl_cleanup c;
+    bl_cleanup_push(&c, free, kids);
     int n = bl_dynamic_supervisor_which_children(sup, kids, max);
     for (int i = 0; i >= 0 && i < n && (size_t)i < max; i++) out[i] = kids[i].pid;
-    free(kids);
+    bl_cleanup_pop(&c, true); /* frees kids */
     return n;
 }
 

@@ -108,7 +108,10 @@ int bl_process_info(bl_pid pid, bl_proc_info *out)
     if (!t) return -ESRCH;
     /* Read before asking: answering makes the target run. */
     uint8_t st = atomic_load_explicit(&t->status, memory_order_relaxed);
-    /* Like a call: monitor, ask, wait for the answer or the DOWN. */
+    /* Like a call: monitor, ask, wait for the answer or the DOWN.  The mark
+     * first: it drains the mailbox, where a kill already queued ends the
+     * caller at once, and the request below would be lost so. */
+    bl_recv_mark();
     bl_ref ref;
     int rc = bl_monitor(pid, &ref);
     if (rc) return rc;
@@ -120,7 +123,6 @@ int bl_process_info(bl_pid pid, bl_proc_info *out)
     req->from = bl__proc_pid(self);
     req->ref = ref;
     req->tag = BL_SIG_INFO;
-    bl_recv_mark();
     bl__push(t, pid, req, true); /* dead by now: the DOWN answers */
     bl_msg *m = NULL;
     rc = bl_recv(&m, match_answer, &ref, 5000, BL_RECV_MARKED);

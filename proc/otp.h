@@ -43,6 +43,15 @@ int bl__send_after(bl_pid pid, uint32_t tag, bl_ref ref, const void *data, size_
 int bl__spawn_handler_monitor(bl_pid *pid, const bl_handler *h, void *arg,
                               const bl_spawn_opts *opts, bool link, bl_ref monitor_ref);
 
+/*
+ * Removes c from the caller's cleanup handlers wherever it is among them,
+ * without running it: for a resource that lives across calls (a task
+ * stream), released out of order with the program's own handlers, which
+ * bl_cleanup_pop cannot do.  Nothing when c is not there, or outside a
+ * process.
+ */
+void bl__cleanup_remove(bl_cleanup *c);
+
 /* Process only: sets the caller's call alias (BL_REF_NONE: none). */
 void bl__alias_set(bl_ref ref);
 

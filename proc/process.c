@@ -95,6 +95,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->placed = o->scheduler != 0;
     p->hibernated = false;
     p->signalled = false;
+    p->streams = false;
     memset(&p->ctx, 0, sizeof p->ctx);
 
     /* Links, monitors and callers asked for at spawn exist before the child runs. */
@@ -147,10 +148,21 @@ void bl_cleanup_push(bl_cleanup *c, void (*fn)(void *), void *arg)
     if (p) p->cleanups = c;
 }
 
-void bl_cleanup_pop(bl_cleanup *c, bool run)
+void bl__cleanup_remove(bl_cleanup *c)
 {
     bl_proc *p = bl__self();
-    if (p && p->cleanups == c) p->cleanups = c->next;
+    if (!p) return;
+    /* Usually the most recent; the runtime's own (a task stream's) may sit above it. */
+    for (bl_cleanup **at = &p->cleanups; *at; at = &(*at)->next)
+        if (*at == c) {
+            *at = c->next;
+            return;
+        }
+}
+
+void bl_cleanup_pop(bl_cleanup *c, bool run)
+{
+    bl__cleanup_remove(c);
     if (run && c->fn) c->fn(c->arg);
 }
 
@@ -159,7 +171,12 @@ static void run_cleanups(bl_proc *p)
 {
     bl_cleanup *c = p->cleanups;
     p->cleanups = NULL;
-    for (; c; c = c->next) c->fn(c->arg);
+    /* A handler may free its own record (a task stream's lives in the stream). */
+    while (c) {
+        bl_cleanup *next = c->next;
+        c->fn(c->arg);
+        c = next;
+    }
 }
 
 /* Frees messages nobody will read: what they carry is released (core/msg.h). */
@@ -199,6 +216,11 @@ void bl__hook_proc_finish(bl_sched *s, bl_proc *p)
         p->main = false;
         bl__main_exited(p);
     }
+    /* Its I/O streams end now, not at their rings' next idle sweep, which a
+     * scheduler asleep with nothing to do would never run (a closed
+     * listener would stay bound, accepting for nobody).  The mailbox is
+     * closed: the sweeps see the death. */
+    if (p->streams) bl__sched_services_soon();
     /* Killed in the middle of I/O: the op keeps the stack until the kernel is done. */
     if (p->wop) {
         bl_waitop *op = p->wop;

@@ -39,7 +39,10 @@ struct bl_completion {
  * Work another thread hands to a ring's owner (a ring has one issuer,
  * SINGLE_ISSUER): queued with bl__ring_post, run on the owner's thread at
  * its next submit, before the batch goes to the kernel.  Cancelling an
- * operation of a process that died on another scheduler is one.
+ * operation of a process that died on another scheduler is one.  A post
+ * must stay valid until it has run; posts still queued when the runtime
+ * stops are run (to free themselves) by the io service's sched_free, the
+ * only layer that posts.
  */
 typedef struct bl_ring_post bl_ring_post;
 struct bl_ring_post {

@@ -42,7 +42,8 @@ void bl__hook_sched_free(struct bl_sched *s);
 
 typedef struct bl_sched_service {
     const char *name;                       /* for debugging */
-    void (*idle)(struct bl_sched *s);       /* owner thread, every 64th idle round (or NULL) */
+    void (*idle)(struct bl_sched *s);       /* owner thread, every 64th idle round and when asked
+                                               for (bl__sched_services_soon), or NULL */
     void (*sched_free)(struct bl_sched *s); /* s's thread joined and its ring is gone (or NULL) */
     void (*stopped)(void); /* every scheduler joined, before processes are discarded (or NULL) */
     struct bl_sched_service *next; /* the registry's link */

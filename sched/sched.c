@@ -147,6 +147,41 @@ static bl_proc *plist_pop(bl_plist *l)
     return p;
 }
 
+void bl__sched_services_soon(void)
+{
+    bl_runtime *rt = bl__rt;
+    for (unsigned i = 0; i < rt->nsched; i++) {
+        bl_sched *t = rt->scheds[i];
+        /* Seq_cst: pairs with the sleeper's store of `sleeping` and its
+         * look at the flag after it (Dekker, as inject_push), so either the
+         * notify below sees it asleep or it sees the flag; and it is a
+         * release for the scheduler that takes the flag (acquire): it sees
+         * what the caller did before, a dead process's closed mailbox. */
+        atomic_store_explicit(&t->services_due, 1, memory_order_seq_cst);
+        bl__sched_notify(t);
+    }
+}
+
+/*
+ * The owner: runs the services' idle work if it was asked for
+ * (bl__sched_services_soon), at most every SERVICES_GAP_NS: a sweep walks
+ * all the ring's streams, and deaths that ask for one may come by the
+ * thousand.  A request left for later is kept, and a sleep ends for it.
+ */
+#define SERVICES_GAP_NS 20000000u
+
+static void services_if_due(bl_sched *s)
+{
+    /* Relaxed look first: the flag is rarely set. */
+    if (!atomic_load_explicit(&s->services_due, memory_order_relaxed)) return;
+    uint64_t now = bl__now_ns();
+    if (now < s->services_at) return;
+    s->services_at = now + SERVICES_GAP_NS;
+    /* Acquire: pairs with the release in bl__sched_services_soon. */
+    atomic_exchange_explicit(&s->services_due, 0, memory_order_acquire);
+    bl__sched_services_idle(s);
+}
+
 static void wake_idle_peer(bl_sched *s);
 
 /*
@@ -528,6 +563,7 @@ static void loop(bl_sched *s)
             if ((s->tick & 63) == 0) {
                 if (s->wheel.count || BL_STAT(s, timers)) run_timers(s, bl__now_ns());
                 bl__ring_poll(s);
+                services_if_due(s);
                 /* Under sustained load the services' idle work (sweeping
                  * streams of dead owners) still runs now and then. */
                 /* Under sustained load, trim a little so RSS still falls. */
@@ -557,7 +593,10 @@ static void loop(bl_sched *s)
         uint64_t now = bl__now_ns();
         uint64_t idle_from = now;
         run_timers(s, now);
-        if ((++s->idle_rounds & 63) == 0) bl__sched_services_idle(s);
+        if ((++s->idle_rounds & 63) == 0)
+            bl__sched_services_idle(s);
+        else
+            services_if_due(s);
         bl__ring_poll(s);
         /* Nothing to run: a good time for the system calls that give
          * surplus stacks back to the kernel, a batch at a time. */
@@ -602,6 +641,10 @@ static void loop(bl_sched *s)
             uint64_t next = bl__twheel_next(&s->wheel);
             uint64_t trim = bl__slab_next_trim(&s->slab);
             if (trim < next) next = trim; /* wake up to give empty spans back */
+            /* Seq_cst, after our store of `sleeping`: see bl__sched_services_soon. */
+            if (atomic_load_explicit(&s->services_due, memory_order_seq_cst) &&
+                s->services_at < next)
+                next = s->services_at; /* a sweep that was asked for */
             uint64_t t = bl__now_ns();
             BL_STAT_ADD(s, sleeps, 1);
             bl__ring_wait(s, next == UINT64_MAX ? UINT64_MAX : (next > t ? next - t : 0));

@@ -96,6 +96,7 @@ typedef struct bl_sched {
     _Alignas(64) _Atomic int sleeping; /* 1 while it sleeps (or is about to) in the ring */
     _Atomic(bl_ring_post *) posts;     /* work other threads hand to the ring (bl__ring_post) */
     _Atomic(bl_tentry *) abandoned;    /* wait timers processes elsewhere gave up on */
+    _Atomic int services_due;          /* run the services' idle work at the next turn */
 
     /* --- Stealable: head is CAS'd by thieves. --- */
     bl_runq rq;
@@ -129,9 +130,11 @@ typedef struct bl_sched {
     bl_completion ev_done; /* the armed eventfd read's completion */
     /* The I/O layer's per-ring state, opaque here (io/io.c, io/stream.c). */
     struct bl_iop *io_ops;         /* operations in flight on this ring */
+    uint64_t io_seq;               /* numbers the operations submitted here (bl_iop.id) */
     struct bl_mop *io_streams;     /* multishot streams armed on this ring */
     struct bl_bufring *io_bufring; /* provided buffers for receive streams, NULL until used */
     uint32_t idle_rounds;          /* idle rounds, for the services' idle work now and then */
+    uint64_t services_at;          /* services_due is not acted upon before (ns) */
     int schedstat_fd;              /* this thread's /proc schedstat, or -1 */
     uint64_t cpu_check_ns;         /* when the thread's run-queue delay was last read */
     uint64_t cpu_delay_ns;         /* that delay (time runnable but not running) then */
@@ -206,6 +209,12 @@ void *bl__sched_main(void *arg);
 void bl__sched_notify(bl_sched *t);
 /* Runs the registered services' idle work on s (owner thread, idle). */
 void bl__sched_services_idle(bl_sched *s);
+/*
+ * Any thread: every scheduler runs its services' idle work at its next turn
+ * (a sleeping one is woken for it), instead of at its 64th idle round: a
+ * process whose death leaves them work (it armed I/O streams) calls this.
+ */
+void bl__sched_services_soon(void);
 
 /* Ring set-up and wake-ups (sched/ring.c). */
 int bl__ring_setup(bl_sched *s, char *err, size_t errlen);

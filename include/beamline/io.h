@@ -58,7 +58,13 @@ struct statx;
 
 /* openat(AT_FDCWD, path, flags | O_CLOEXEC, mode): a descriptor or -errno. */
 int bl_io_open(const char *path, int flags, mode_t mode);
-/* Closes fd: 0 or -errno (-EBADF for a bad descriptor). */
+/*
+ * Closes fd: 0 or -errno (-EBADF for a bad descriptor, -EBUSY when the ring
+ * had no room: nothing was done).  Once called, fd is closed even if the
+ * caller is killed in the call, so a caller that keeps fd under a cleanup
+ * handler forgets it there first (or the handler could close a number
+ * reused meanwhile).
+ */
 int bl_io_close(int fd);
 /* read(2) at the file position (sockets, pipes, files).  Bytes read, 0 at end, -errno. */
 ssize_t bl_io_read(int fd, void *buf, size_t len, int64_t timeout_ms);

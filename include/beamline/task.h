@@ -323,8 +323,8 @@ int bl_task_await_many(bl_task *tasks, size_t n, int64_t timeout_ms, bl_task_res
 
 /*
  * The function of a stream: runs in a task process for one item.  item
- * points at the item's bytes (item_size of them), valid while the task
- * runs; ctx is the stream's, shared.
+ * points at the task's own copy of the item's bytes (item_size of them),
+ * valid while the task runs; ctx is the stream's, shared.
  */
 typedef void (*bl_task_stream_fn)(void *ctx, void *item, bl_task_out *out);
 
@@ -350,7 +350,8 @@ typedef struct bl_task_stream bl_task_stream;
 
 /*
  * Task.async_stream over an array: n items of item_size bytes at items
- * (which must stay valid until close), each processed by fn(ctx, item, out)
+ * (which must stay valid until close; each task gets a copy of its item as
+ * it starts), each processed by fn(ctx, item, out)
  * in a task of its own.  Nothing starts before the first next.  Stores the
  * stream in *s.  Process only: the caller is the stream's consumer.
  * Returns 0, -EINVAL (NULL s or fn, NULL items with n > 0, item_size 0, bad
@@ -382,6 +383,13 @@ int bl_task_stream_next(bl_task_stream *s, bl_task_result *res);
  * Kills the tasks still running, waits for them to die, drops results not
  * yet delivered and frees the stream.  Returns 0, -EPERM (not the
  * consumer: nothing done), -EINVAL (NULL).
+ *
+ * A consumer that dies with its stream open (killed in next, or ending
+ * without close) does not leak it: the stream is freed with the consumer
+ * and its tasks still out are killed, as Elixir's stream does when its
+ * caller exits.  So does bl_hibernate (the stream goes with the frames).
+ * Each task works on its own copy of its item, so items need only stay
+ * valid until the next that starts their task.
  */
 int bl_task_stream_close(bl_task_stream *s);
 

@@ -565,6 +565,9 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
     if (!cb || o->timeout < 0) return -EINVAL;
     int rc = name_check(o->name);
     if (rc) return rc;
+    /* The mark first: it drains the mailbox, where a kill already queued
+     * ends the caller at once, and nothing allocated below may be lost so. */
+    bl_recv_mark();
 
     const bl_name *n = o->name;
     size_t local_len = n && n->local ? strlen(n->local) + 1 : 0;
@@ -592,7 +595,6 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
         st->key = (char *)(st + 1);
         if (key_len) memcpy(st->key, n->key, key_len);
     }
-    bl_recv_mark();
     bl__otp_waitref w = {bl_make_ref(), TAG_ACK};
     st->ref = w.ref;
     bl_pid child;

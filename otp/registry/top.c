@@ -248,6 +248,9 @@ static int start(const bl_registry_opts *o, bl_registry **out, bool link)
     int rc = bl__reg_listeners_check(o);
     if (rc) return rc;
 
+    /* The mark before the allocation: it drains the mailbox, where a kill
+     * already queued ends the caller at once (r would be lost). */
+    bl_recv_mark();
     bl_registry *r = reg_new(o, n);
     if (!r) return -ENOMEM;
     /* One reference for the caller, one for the top process (its release). */
@@ -255,7 +258,6 @@ static int start(const bl_registry_opts *o, bl_registry **out, bool link)
     atomic_init(&r->alive, 0);
     r->starter = self;
     r->parent = link ? self : BL_PID_NONE;
-    bl_recv_mark();
     bl__otp_waitref w = {bl_make_ref(), TAG_ACK};
     r->start_ref = w.ref;
     bl_pid top;

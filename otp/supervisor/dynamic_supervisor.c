@@ -249,12 +249,14 @@ static void call_start_child(dynsup *d, const bl_msg *m, bl_gs_result *r)
         memcpy(c.arg, w + 1, w->arg_len);
         c.owns_arg = true;
     }
+    /* The start function may wait (it runs a child's init): if the
+     * supervisor is killed meanwhile, its copy of the arg goes with it. */
+    bl_cleanup cl;
+    if (c.owns_arg) bl_cleanup_push(&cl, free, c.arg);
     bl_child_info info;
     int rc = start_child(d, &c, &c.pid, &info);
-    if (rc == 0)
-        add(d, &c);
-    else if (c.owns_arg)
-        free(c.arg);
+    if (c.owns_arg) bl_cleanup_pop(&cl, rc != 0); /* kept with the child, or freed */
+    if (rc == 0) add(d, &c);
     bl__sup_reply_info(r, rc, c.pid, &info);
 }
 
@@ -362,6 +364,10 @@ static void dyn_terminate(void **state, const bl_reason *reason)
     size_t k = 0;
     bl_pid *pids = malloc(d->n * sizeof *pids + 1);
     int64_t *shut = malloc(d->n * sizeof *shut + 1);
+    /* Held while the children stop: freed if the supervisor is killed meanwhile. */
+    bl_cleanup c1, c2;
+    bl_cleanup_push(&c1, free, pids);
+    bl_cleanup_push(&c2, free, shut);
     if (!pids || !shut) {
         /* No memory for the set: one at a time. */
         for (size_t i = 0; i < d->n; i++)
@@ -374,8 +380,8 @@ static void dyn_terminate(void **state, const bl_reason *reason)
         }
         bl__sup_terminate(pids, shut, k);
     }
-    free(pids);
-    free(shut);
+    bl_cleanup_pop(&c2, true);                                   /* frees shut */
+    bl_cleanup_pop(&c1, true);                                   /* frees pids */
     for (size_t i = 0; i < d->n; i++) d->v[i].restarting = true; /* all gone */
 }
 

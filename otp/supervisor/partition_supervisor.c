@@ -82,9 +82,12 @@ int bl_partition_supervisor_start_link(bl_pid *pid, const bl_partsup_opts *o)
                       .max_seconds = o->max_seconds,
                       .name = o->name,
                       .error = o->error};
+    /* Held while the supervisor starts its children: freed if the caller is killed meanwhile. */
+    bl_cleanup c;
+    bl_cleanup_push(&c, free, specs);
     int rc =
         bl__supervisor_start_ext(pid, specs, (size_t)n, &so, n, args ? release_args : NULL, args);
-    free(specs);
+    bl_cleanup_pop(&c, true); /* frees specs */
     return rc;
 }
 

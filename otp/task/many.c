@@ -55,6 +55,12 @@ static int check_many(bl_task *tasks, size_t n, int64_t timeout, bl_task_result 
     return 0;
 }
 
+/* A cleanup handler: the table goes with a caller killed while it waits. */
+static void tab_free(void *arg)
+{
+    bl__task_tab_fini(arg);
+}
+
 /* Settles whichever listed task m is about, and unlists it.  Returns its index. */
 static size_t settle_listed(bl_task *tasks, bl_task_result *res, reftab *tab, bl_msg *m)
 {
@@ -72,6 +78,8 @@ int bl_task_yield_many(bl_task *tasks, size_t n, int64_t timeout_ms, bl_task_res
     reftab tab;
     int rc = check_many(tasks, n, timeout_ms, res, &tab);
     if (rc) return rc;
+    bl_cleanup c;
+    bl_cleanup_push(&c, tab_free, &tab); /* held across the waits */
     size_t limit = opts && opts->limit && opts->limit < n ? opts->limit : n;
     uint64_t deadline = bl__task_deadline_in(timeout_ms);
     size_t got = 0;
@@ -81,7 +89,7 @@ int bl_task_yield_many(bl_task *tasks, size_t n, int64_t timeout_ms, bl_task_res
         settle_listed(tasks, res, &tab, m);
         got++;
     }
-    bl__task_tab_fini(&tab);
+    bl_cleanup_pop(&c, true); /* frees the table */
     if (got == limit || on == BL_TASK_ON_TIMEOUT_DEFAULT || on == BL_TASK_ON_TIMEOUT_NOTHING)
         return (int)got;
     if (on == BL_TASK_ON_TIMEOUT_IGNORE) {
@@ -102,6 +110,8 @@ int bl_task_await_many(bl_task *tasks, size_t n, int64_t timeout_ms, bl_task_res
     reftab tab;
     int rc = check_many(tasks, n, timeout_ms, res, &tab);
     if (rc) return rc;
+    bl_cleanup c;
+    bl_cleanup_push(&c, tab_free, &tab); /* held across the waits */
     uint64_t deadline = bl__task_deadline_in(timeout_ms);
     int fail = 0;
     for (size_t pending = n; pending; pending--) {
@@ -116,7 +126,7 @@ int bl_task_await_many(bl_task *tasks, size_t n, int64_t timeout_ms, bl_task_res
             break;
         }
     }
-    bl__task_tab_fini(&tab);
+    bl_cleanup_pop(&c, true); /* frees the table */
     if (!fail) return 0;
     /* As the exit of Elixir's caller would: linked tasks die, unlinked ones run on. */
     shutdown_pending(tasks, res, n, true);

@@ -100,6 +100,8 @@ void bl__task_slot_free(ctl *c)
 {
     free(c->out.heap);
     c->out.heap = NULL;
+    free(c->item_heap);
+    c->item_heap = NULL;
     c->out.cap = 0;
     c->out.data = NULL;
     c->out.len = 0;

@@ -133,7 +133,18 @@ static ctl *slot_setup(const spawn_req *q, bl_pid owner)
     else
         c->fn = q->fn;
     c->arg = q->arg;
-    c->item = q->item;
+    c->item = NULL;
+    if (q->flags & F_STREAM) {
+        /* A copy: the task never reads the stream's memory or the
+         * consumer's, either of which may go before the task has run (a
+         * consumer that dies frees its stream, stream.c). */
+        c->item = c->item_inl;
+        if (q->item_size > sizeof c->item_inl && !(c->item = c->item_heap = malloc(q->item_size))) {
+            bl__task_slot_free(c);
+            return NULL;
+        }
+        memcpy(c->item, q->item, q->item_size);
+    }
     c->spawn = q->opts ? *q->opts : (bl_spawn_opts){0};
     /* Elixir's $callers: a task started by its owner knows [owner | owner's
      * callers]; one a supervisor starts takes the owner's chain from the

@@ -6,12 +6,19 @@
  * delivered); an entry counts until its task's DOWN, so that many task
  * processes are never alive at once.  Per-item deadlines start at spawn.
  * Only the consumer (the process that opened the stream) may use it.
+ *
+ * The stream is the consumer's until close: if the consumer dies with it
+ * open (killed in next, or gone without closing), a cleanup handler it
+ * holds from open on kills the tasks still out and frees the stream.  Each
+ * task runs on its own copy of its item (spawn.c), so none reads the
+ * stream's memory, or the dead consumer's, after that.
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "otp/task/task_int.h"
 #include "otp/wait.h"
+#include "proc/otp.h"
 
 enum { E_FREE = 0, E_RUNNING, E_REPLIED, E_DONE };
 
@@ -49,7 +56,8 @@ struct bl_task_stream {
     unsigned nfree;
     uint32_t *doneq; /* unordered: done entries in completion order */
     unsigned dq_head, dq_len;
-    reftab tab; /* task reference -> entry */
+    reftab tab;       /* task reference -> entry */
+    bl_cleanup death; /* the consumer's, from open to close: stream_orphaned */
 };
 
 /* True when the calling process traps exits. */
@@ -58,6 +66,24 @@ static bool trapping(void)
     bool on = bl_trap_exit(true);
     bl_trap_exit(on);
     return on;
+}
+
+/* Cleanup handlers: what a consumer killed in a wait holds goes with it. */
+static void tab_free(void *arg)
+{
+    bl__task_tab_fini(arg);
+}
+
+typedef struct kill_bufs {
+    void *ts, *rs, *ids;
+} kill_bufs;
+
+static void kill_bufs_free(void *arg)
+{
+    kill_bufs *b = arg;
+    free(b->ts);
+    free(b->rs);
+    free(b->ids);
 }
 
 /*
@@ -83,6 +109,9 @@ static void kill_many(bl_task **ts, bl_task_result **rs, size_t k)
         }
         return;
     }
+    /* Held across the waits: freed with the consumer if it is killed in them. */
+    bl_cleanup c;
+    bl_cleanup_push(&c, tab_free, &tab);
     bl_reason kill = BL_REASON(BL_KILL);
     for (size_t i = 0; i < k; i++) {
         bl__task_tab_put(&tab, ts[i]->ref, (uint32_t)i);
@@ -108,7 +137,7 @@ static void kill_many(bl_task **ts, bl_task_result **rs, size_t k)
         }
         bl__task_res_exit(r, m, r->index);
     }
-    bl__task_tab_fini(&tab);
+    bl_cleanup_pop(&c, true); /* frees the table */
 }
 
 static void stream_free(bl_task_stream *s)
@@ -119,6 +148,25 @@ static void stream_free(bl_task_stream *s)
     free(s->doneq);
     free(s->gbuf);
     free(s);
+}
+
+/*
+ * The consumer's cleanup handler: it died with the stream open.  Its tasks
+ * are killed (as Elixir's stream does when its caller exits: those linked
+ * to it would get its exit signal, but not if it exited normally, and
+ * unlinked ones never), results not delivered are dropped, and the stream
+ * goes.  On the scheduler, after the consumer stopped: nothing here waits.
+ */
+static void stream_orphaned(void *arg)
+{
+    bl_task_stream *s = arg;
+    bl_reason kill = BL_REASON(BL_KILL);
+    for (unsigned id = 0; id < s->max; id++) {
+        entry *e = &s->e[id];
+        if (e->state == E_RUNNING || e->state == E_REPLIED) bl_exit_pid(e->t.pid, &kill);
+        bl_task_result_free(&e->res);
+    }
+    stream_free(s);
 }
 
 static int stream_open(bl_task_stream **out, const void *items, size_t n, bl_task_gen_fn gen,
@@ -172,6 +220,7 @@ static int stream_open(bl_task_stream **out, const void *items, size_t n, bl_tas
                          .spawner_ctx = opts->spawner_ctx};
     for (unsigned i = 0; i < max; i++) s->free_ids[i] = max - 1 - i;
     s->nfree = max;
+    bl_cleanup_push(&s->death, stream_orphaned, s); /* until close */
     *out = s;
     return 0;
 }
@@ -210,6 +259,7 @@ static int stream_spawn(bl_task_stream *s)
     }
     entry *e = &s->e[id];
     s->req.item = item;
+    s->req.item_size = s->item_size;
     int rc = bl__task_spawn(&e->t, &s->req);
     if (rc) return rc;
     if (s->unordered) s->nfree--;
@@ -267,6 +317,9 @@ static void stream_kill(bl_task_stream *s, bool all, uint64_t expired_by)
     bl_task_result **rs = malloc(s->max * sizeof *rs);
     uint32_t *ids = malloc(s->max * sizeof *ids);
     bool batch = ts && rs && ids;
+    kill_bufs bufs = {ts, rs, ids};
+    bl_cleanup c;
+    bl_cleanup_push(&c, kill_bufs_free, &bufs); /* held across kill_many's waits */
     size_t k = 0;
     for (uint32_t id = 0; id < s->max; id++) {
         entry *e = &s->e[id];
@@ -301,9 +354,7 @@ static void stream_kill(bl_task_stream *s, bool all, uint64_t expired_by)
         }
         stream_done(s, ids[i]);
     }
-    free(ts);
-    free(rs);
-    free(ids);
+    bl_cleanup_pop(&c, true); /* frees ts, rs and ids */
 }
 
 /* Ends the stream with error rc: every task is killed. */
@@ -376,6 +427,8 @@ int bl_task_stream_close(bl_task_stream *s)
     if (!s) return -EINVAL;
     if (bl_self() != s->owner) return -EPERM;
     stream_kill(s, true, 0);
+    /* Killed in there, the consumer's handler frees the stream; now, close does. */
+    bl__cleanup_remove(&s->death);
     for (unsigned id = 0; id < s->max; id++) bl_task_result_free(&s->e[id].res);
     stream_free(s);
     return 0;

@@ -44,8 +44,9 @@
 /* Slot states (the low 32 bits of ctl.word). */
 enum { S_FREE = 0, S_ALLOC, S_ACTIVE, S_REPLIED, S_IGNORED };
 
-#define STATE_MASK 0xFFFFFFFFull
-#define OUT_INLINE 64
+#define STATE_MASK  0xFFFFFFFFull
+#define OUT_INLINE  64
+#define ITEM_INLINE 32 /* stream items up to this size are copied into the slot */
 
 struct bl_task_out {
     const void *data; /* the result: inl, heap, or NULL */
@@ -66,12 +67,14 @@ typedef struct ctl {
         bl_task_fn fn;         /* the task function ... */
         bl_task_stream_fn sfn; /* ... or a stream's (F_STREAM) */
     };
-    void *arg;                      /* fn's argument, or the stream's ctx */
-    void *item;                     /* F_STREAM: the item */
-    bl_spawn_opts spawn;            /* for bl_task_child_start */
-    uint32_t ncallers;              /* F_VIA: the owner's chain, which the task takes ... */
-    bl_pid callers[BL_CALLERS_MAX]; /* ... as its callers ($callers) */
-    struct bl_task_out out;         /* the result being built */
+    void *arg;           /* fn's argument, or the stream's ctx */
+    void *item;          /* F_STREAM: the task's copy of its item (item_inl or item_heap) */
+    void *item_heap;     /* F_STREAM: an item over ITEM_INLINE bytes; freed with the slot */
+    bl_spawn_opts spawn; /* for bl_task_child_start */
+    uint32_t ncallers;   /* F_VIA: the owner's chain, which the task takes ... */
+    bl_pid callers[BL_CALLERS_MAX];                   /* ... as its callers ($callers) */
+    struct bl_task_out out;                           /* the result being built */
+    _Alignas(16) unsigned char item_inl[ITEM_INLINE]; /* F_STREAM: a small item */
 } ctl;
 
 /* ---- slot.c: the slot pool ---- */
@@ -98,7 +101,8 @@ typedef struct spawn_req {
     bl_task_fn fn;             /* or */
     bl_task_stream_fn sfn;     /* with F_STREAM */
     void *arg;                 /* fn's argument or the stream's ctx */
-    void *item;                /* F_STREAM */
+    void *item;                /* F_STREAM: the item, copied into the task */
+    size_t item_size;          /* F_STREAM: its size */
     const bl_spawn_opts *opts; /* may be NULL */
     bl_task_spawner spawner;   /* NULL: spawn here */
     void *spawner_ctx;

@@ -149,3 +149,107 @@ Test(kill_faults, connections_queued_for_a_dead_owner_are_closed, .timeout = 240
 {
     bl_test_run(NULL, queued_main, NULL);
 }
+
+/* ---- a dead owner's accept stream, its listener closed: the port is free at once ---- */
+
+static void owner_on_two(void *arg)
+{
+    acc_ctx *a = arg;
+    BL_CHECK_EQ(bl_io_accept_stream(a->lfd), 0);
+    bl_send(a->test, T_READY, NULL, 0);
+    bl_msg *m = NULL;
+    uint32_t never = T_NEVER;
+    bl_recv(&m, bl_match_tag, &never, BL_INFINITY, 0);
+}
+
+static void closed_listener_main(void *arg)
+{
+    if (bl_schedulers() < 2) return;
+    for (int round = 0; round < 5; round++) {
+        uint16_t port;
+        int lfd = bl_io_listen_tcp("127.0.0.1", 0, 16, &port);
+        BL_CHECK(lfd >= 0);
+        acc_ctx a = {lfd, bl_self()};
+        /* On the other scheduler, which then has nothing to do and sleeps. */
+        bl_spawn_opts other = {.scheduler = 2};
+        bl_pid owner;
+        bl_ref ref;
+        BL_CHECK_EQ(bl_spawn_monitor(&owner, &ref, owner_on_two, &a, &other), 0);
+        bl_msg_free(bl_test_recv_tag(T_READY, 5000));
+        bl_reason kill = BL_REASON(BL_KILL);
+        BL_CHECK_EQ(bl_exit_pid(owner, &kill), 0);
+        bl_msg_free(bl_test_recv_tag(BL_TAG_DOWN, 5000));
+        bl_io_close(lfd);
+        /* The stream went with its owner: nothing keeps the socket listening.
+         * (It used to wait for its scheduler's 64th idle round, which an
+         * idle scheduler asleep in its ring never reaches.) */
+        bl_sleep(200);
+        BL_CHECK_EQ(bl_io_inflight(), 0);
+        int again = bl_io_listen_tcp("127.0.0.1", port, 16, NULL);
+        BL_CHECK(again >= 0);
+        if (again >= 0) bl_io_close(again);
+    }
+}
+
+Test(kill_faults, closed_listener_of_a_dead_stream_owner_is_free, .timeout = 120)
+{
+    bl_test_run(NULL, closed_listener_main, NULL);
+}
+
+/* ---- bl_io_close takes the descriptor: killed in the call, it is still closed ---- */
+
+typedef struct close_ctx {
+    _Atomic int ready, go;
+    int fd;
+} close_ctx;
+
+static void closer(void *arg)
+{
+    close_ctx *c = arg;
+    atomic_store(&c->ready, 1);
+    while (!atomic_load(&c->go)) {
+    }
+    bl_io_close(c->fd);
+    bl_msg *m = NULL;
+    uint32_t never = T_NEVER;
+    bl_recv(&m, bl_match_tag, &never, BL_INFINITY, 0);
+}
+
+/* High priority on scheduler 0, where it stays: a closer spinning on 1 never holds it. */
+static void close_driver(void *arg)
+{
+    int fds0 = bl_test_count_fds();
+    for (int round = 0; round < 50; round++) {
+        close_ctx c = {.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+        BL_CHECK(c.fd >= 0);
+        bl_spawn_opts other = {.scheduler = 2};
+        bl_pid v;
+        bl_ref ref;
+        BL_CHECK_EQ(bl_spawn_monitor(&v, &ref, closer, &c, &other), 0);
+        for (int i = 0; i < 200000 && !atomic_load(&c.ready); i++) bl_yield();
+        /* Queued before the call: acted upon at its first chance. */
+        bl_reason kill = BL_REASON(BL_KILL);
+        BL_CHECK_EQ(bl_exit_pid(v, &kill), 0);
+        atomic_store(&c.go, 1);
+        bl_msg_free(bl_test_recv_tag(BL_TAG_DOWN, 5000));
+    }
+    BL_CHECK_EQ(settle_fds(fds0), fds0);
+}
+
+static void close_main(void *arg)
+{
+    if (bl_schedulers() < 2) return;
+    bl_spawn_opts first = {.scheduler = 1, .priority = BL_PRIO_HIGH};
+    bl_pid d;
+    bl_ref ref;
+    BL_CHECK_EQ(bl_spawn_monitor(&d, &ref, close_driver, NULL, &first), 0);
+    BL_CHECK(bl_test_recv_tag(BL_TAG_DOWN, 100000) != NULL);
+}
+
+Test(kill_faults, close_killed_in_the_call_still_closes, .timeout = 120)
+{
+    /* One reduction a slice: every call's charge is a yield, where a kill
+     * queued before the call is acted upon. */
+    bl_config c = {.reductions = 1};
+    bl_test_run(&c, close_main, NULL);
+}
