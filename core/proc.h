@@ -202,6 +202,7 @@ typedef struct bl_psig {
     uint32_t capaliases;   /* capacity of aliases */
     bl_pid *callers;       /* the processes that started it, nearest first ($callers) */
     uint32_t ncallers;     /* entries in callers, at most BL_CALLERS_MAX */
+    bl_pid caller_inl;     /* callers' storage when there is one (a task's owner): no malloc */
 } bl_psig;
 
 typedef struct bl_proc {

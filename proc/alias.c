@@ -120,13 +120,17 @@ static int callers_set(bl_proc *p, bl_pid first, const bl_pid *rest, size_t n)
     bl_psig *g = bl__psig(p);
     if (!g) return -ENOMEM;
     bl_pid *c = NULL;
-    if (lead + n) {
+    if (lead + n == 1) {
+        /* The common case, a task and its owner: kept in the record itself. */
+        c = &g->caller_inl;
+        *c = lead ? first : rest[0];
+    } else if (lead + n) {
         c = malloc((lead + n) * sizeof *c);
         if (!c) return -ENOMEM;
         if (lead) c[0] = first;
         if (n) memcpy(c + lead, rest, n * sizeof *c);
     }
-    free(g->callers);
+    if (g->callers != &g->caller_inl) free(g->callers);
     g->callers = c;
     g->ncallers = (uint32_t)(lead + n);
     return 0;

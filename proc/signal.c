@@ -117,7 +117,7 @@ void bl__psig_free(bl_proc *p)
     free(p->sig->mons);
     free(p->sig->watchers);
     free(p->sig->aliases);
-    free(p->sig->callers);
+    if (p->sig->callers != &p->sig->caller_inl) free(p->sig->callers);
     free(p->sig);
     p->sig = NULL;
 }
