@@ -15,119 +15,23 @@
 
 #include "bl_test.h"
 #include "beamline/dynamic_supervisor.h"
+#include "sup_worker.h"
 
-enum { T_STARTED = 1, T_STOPPED, T_CRASH, T_NORMAL, T_HELLO, T_READY };
-
-#define C_FAIL   0x010000 /* start returns -EIO */
-#define C_IGNORE 0x020000 /* start returns BL_GS_IGNORED */
-#define C_SLOW   0x040000 /* takes 200 ms to stop after its exit signal */
-#define C_STUCK  0x080000 /* never stops after its exit signal */
-#define C_FLAKY  0x100000 /* start fails while g_flaky is set */
-
-#define ARG(x) ((void *)(intptr_t)(x))
-
-static bl_pid g_test;
-static _Atomic int g_flaky;
 static bl_config g_cfg = {.quiet = true};
 static int g_extra; /* its address is the extra argument */
-
-typedef struct report {
-    int i;
-    bl_pid pid;
-} report;
-
-static void say(uint32_t tag, int i, bl_pid pid)
-{
-    report r = {i, pid};
-    bl_send(g_test, tag, &r, sizeof r);
-}
-
-static void worker(void *arg)
-{
-    int code = (int)(intptr_t)arg;
-    bl_trap_exit(true);
-    bl_msg *hello = bl_test_recv_tag(T_HELLO, BL_INFINITY);
-    if (!hello) return;
-    bl_send(hello->from, T_READY, NULL, 0);
-    bl_msg_free(hello);
-    for (;;) {
-        bl_msg *m = bl_receive(BL_INFINITY);
-        if (!m) return;
-        uint32_t tag = m->tag;
-        if (tag == BL_TAG_EXIT) {
-            bl_reason r = BL_REASON(BL_NORMAL);
-            bl_msg_reason(m, &r);
-            bl_reason copy = {.kind = r.kind, .code = r.code};
-            say(T_STOPPED, code & 0xffff, bl_self());
-            if (code & C_SLOW) bl_sleep(200);
-            if (code & C_STUCK) bl_sleep(60000);
-            bl_msg_free(m);
-            bl_exit_reason(&copy);
-        }
-        bl_msg_free(m);
-        if (tag == T_CRASH) bl_exit(7);
-        if (tag == T_NORMAL) return;
-    }
-}
-
-static bool match_ready(const bl_msg *m, void *arg)
-{
-    return m->tag == T_READY && m->from == *(bl_pid *)arg;
-}
-
-static int start_code(int code, bl_pid *pid)
-{
-    if (code & C_FAIL) return -EIO;
-    if ((code & C_FLAKY) && atomic_load(&g_flaky)) return -EAGAIN;
-    if (code & C_IGNORE) return BL_GS_IGNORED;
-    int rc = bl_spawn_link(pid, worker, ARG(code), NULL);
-    if (rc) return rc;
-    bl_send(*pid, T_HELLO, NULL, 0);
-    bl_msg *m = NULL;
-    rc = bl_recv(&m, match_ready, pid, 5000, 0);
-    bl_msg_free(m);
-    if (rc == 0) say(T_STARTED, code & 0xffff, *pid);
-    return rc;
-}
-
-static int start_worker(void *arg, bl_pid *pid)
-{
-    return start_code((int)(intptr_t)arg, pid);
-}
 
 /* With extra_arguments: arg is a bl_dynsup_args whose arg is a copied int. */
 static int start_extra(void *arg, bl_pid *pid)
 {
     const bl_dynsup_args *a = arg;
     if (a->extra != &g_extra) return -EBADE;
-    return start_code(*(const int *)a->arg, pid);
+    return start_worker(ARG(*(const int *)a->arg), pid);
 }
 
 #define SPEC(code)                                                                                 \
     {                                                                                              \
         .start = start_worker, .arg = ARG(code)                                                    \
     }
-
-static bl_pid expect(uint32_t tag, int i)
-{
-    bl_msg *m = bl_test_recv_tag(tag, 5000);
-    BL_CHECK(m != NULL);
-    if (!m) return 0;
-    report r;
-    memcpy(&r, m->data, sizeof r);
-    bl_msg_free(m);
-    BL_CHECK_EQ(r.i, i);
-    return r.pid;
-}
-
-#define expect_started(i) expect(T_STARTED, (i))
-#define expect_stopped(i) expect(T_STOPPED, (i))
-
-static void expect_quiet(void)
-{
-    BL_CHECK(bl_test_recv_tag(T_STARTED, 0) == NULL);
-    BL_CHECK(bl_test_recv_tag(T_STOPPED, 0) == NULL);
-}
 
 static int wait_down(bl_ref ref)
 {

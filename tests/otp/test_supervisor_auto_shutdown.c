@@ -13,91 +13,15 @@
 
 #include "bl_test.h"
 #include "beamline/supervisor.h"
+#include "sup_worker.h"
 
-enum { T_STARTED = 1, T_STOPPED, T_CRASH, T_NORMAL, T_HELLO, T_READY };
-
-#define ARG(x) ((void *)(intptr_t)(x))
-
-static bl_pid g_test;
 static bl_config g_cfg = {.quiet = true};
-
-typedef struct report {
-    int i;
-    bl_pid pid;
-} report;
-
-static void say(uint32_t tag, int i, bl_pid pid)
-{
-    report r = {i, pid};
-    bl_send(g_test, tag, &r, sizeof r);
-}
-
-static void worker(void *arg)
-{
-    int i = (int)(intptr_t)arg;
-    bl_trap_exit(true);
-    bl_msg *hello = bl_test_recv_tag(T_HELLO, BL_INFINITY);
-    if (!hello) return;
-    bl_send(hello->from, T_READY, NULL, 0);
-    bl_msg_free(hello);
-    for (;;) {
-        bl_msg *m = bl_receive(BL_INFINITY);
-        if (!m) return;
-        uint32_t tag = m->tag;
-        if (tag == BL_TAG_EXIT) {
-            bl_reason r = BL_REASON(BL_NORMAL);
-            bl_msg_reason(m, &r);
-            bl_reason copy = {.kind = r.kind, .code = r.code};
-            say(T_STOPPED, i, bl_self());
-            bl_msg_free(m);
-            bl_exit_reason(&copy);
-        }
-        bl_msg_free(m);
-        if (tag == T_CRASH) bl_exit(7);
-        if (tag == T_NORMAL) return;
-    }
-}
-
-static bool match_ready(const bl_msg *m, void *arg)
-{
-    return m->tag == T_READY && m->from == *(bl_pid *)arg;
-}
-
-static int start_worker(void *arg, bl_pid *pid)
-{
-    int rc = bl_spawn_link(pid, worker, arg, NULL);
-    if (rc) return rc;
-    bl_send(*pid, T_HELLO, NULL, 0);
-    bl_msg *m = NULL;
-    rc = bl_recv(&m, match_ready, pid, 5000, 0);
-    bl_msg_free(m);
-    if (rc == 0) say(T_STARTED, (int)(intptr_t)arg, *pid);
-    return rc;
-}
 
 /* A spec: restart r, significant or not. */
 static bl_child_spec spec(const char *id, int i, bl_restart r, bool significant)
 {
     return (bl_child_spec){
         .id = id, .start = start_worker, .arg = ARG(i), .restart = r, .significant = significant};
-}
-
-static bl_pid expect(uint32_t tag, int i)
-{
-    bl_msg *m = bl_test_recv_tag(tag, 5000);
-    BL_CHECK(m != NULL);
-    if (!m) return 0;
-    report r;
-    memcpy(&r, m->data, sizeof r);
-    bl_msg_free(m);
-    BL_CHECK_EQ(r.i, i);
-    return r.pid;
-}
-
-static void expect_quiet(void)
-{
-    BL_CHECK(bl_test_recv_tag(T_STARTED, 0) == NULL);
-    BL_CHECK(bl_test_recv_tag(T_STOPPED, 0) == NULL);
 }
 
 static int wait_down(bl_ref ref)
