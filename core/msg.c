@@ -48,16 +48,20 @@ bl_msg *bl__msg_alloc_moved(bl_slab *slab, void *buf, size_t len, void (*free_fn
     return m;
 }
 
-/* Where a release action sits: after the payload, pointer-aligned. */
+/* Where a release action sits: after len payload bytes, pointer-aligned. */
+static size_t release_off(size_t len)
+{
+    return (len + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+}
+
 static bl_msg_release_fn *release_slot(bl_msg *m)
 {
-    size_t off = (m->len + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
-    return (bl_msg_release_fn *)((char *)(m + 1) + off);
+    return (bl_msg_release_fn *)((char *)(m + 1) + release_off(m->len));
 }
 
 bl_msg *bl__msg_alloc_release(bl_slab *slab, size_t len, bl_msg_release_fn release)
 {
-    size_t off = (len + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+    size_t off = release_off(len);
     if (off < len || off > SIZE_MAX - sizeof(bl_msg) - sizeof release) return NULL;
     bl_msg *m = alloc_env(slab, sizeof(bl_msg) + off + sizeof release);
     if (!m) return NULL;

@@ -62,7 +62,7 @@ typedef struct bl_slab {
     bl_span *cur[BL_SLAB_CLASSES];          /* the span each class allocates from, or NULL */
     bl_span *partial[BL_SLAB_CLASSES];      /* other spans with free objects, per class */
     bl_span *empty;                         /* spans with no live object, any class */
-    bl_span *spans;                         /* every span this slab holds, through `all` */
+    bl_span *spans;                         /* every span this slab holds, through anext */
     unsigned nempty;                        /* length of empty */
     unsigned index;                         /* this slab's number in the registry */
     int numa;                               /* node spans are bound to, -1 = none */

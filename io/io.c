@@ -74,6 +74,14 @@ static void wake(bl_proc *p, uint64_t meta)
 }
 
 /* The op's CQE, on its ring's thread. */
+/* The process op was for died without seeing its result res: what the
+ * operation opened for it (or was given to hold) would be nobody's. */
+static void close_unseen(const bl_iop *op, int res)
+{
+    if (op->makes_fd && res >= 0) close(res);
+    if (op->orphan_fd >= 0) close(op->orphan_fd);
+}
+
 static void op_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
 {
     bl_iop *op = container_of(c, bl_iop, c);
@@ -97,8 +105,7 @@ static void op_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
      * operation opened for it would be nobody's: close it.  op->stack is read
      * only now: the death wrote it before its CAS, which the acquire above
      * pairs with (read before ours, it could still be NULL). */
-    if (op->makes_fd && res >= 0) close(res);
-    if (op->orphan_fd >= 0) close(op->orphan_fd);
+    close_unseen(op, res);
     bl__stack_put(&s->stacks, op->stack);
 }
 
@@ -178,8 +185,7 @@ static bool op_orphan(bl_waitop *w, bl_sched *s, bl_proc *p)
          * that landed between the completion and its next run): what the
          * operation opened for it would be nobody's.  The acquire above
          * makes res visible.  Then the stack is free to go. */
-        if (op->s && op->makes_fd && op->res >= 0) close(op->res);
-        if (op->s && op->orphan_fd >= 0) close(op->orphan_fd);
+        if (op->s) close_unseen(op, op->res);
         return false;
     }
     if (!owner) return true; /* an external op: its completer frees the stack */
@@ -559,9 +565,7 @@ int bl_io_connect_tcp(const char *host, uint16_t port, int64_t ms)
     if (!host) return -EINVAL;
     int rc = sockaddr_of(host, port, &ss, &len);
     if (rc) return rc;
-    bl_proc *p = bl__self();
-    if (!p) return -EPERM;
-    if (!timeout_ok(ms)) return -EINVAL;
+    IO_CHECK(ms);
     bl__charge(p, 1);
     int fd = bl_io_socket(ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) return fd;

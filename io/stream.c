@@ -141,11 +141,6 @@ static bool arm(bl_sched *s, bl_mop *m)
     return true;
 }
 
-static void cancel_mop(bl_sched *s, bl_mop *m)
-{
-    bl__ring_cancel(s, &m->c);
-}
-
 /* The release of an accept message dropped unread: its connection goes. */
 static void release_fd(bl_msg *msg)
 {
@@ -177,14 +172,14 @@ static void stream_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
                                               sizeof res, release_fd);
             if (rc == -ECANCELED || rc == -ENOMEM) close(res); /* nobody will ever take it */
             if (rc != 0 || !bl_is_alive(m->owner)) {
-                if (!m->done && more) cancel_mop(s, m);
+                if (!m->done && more) bl__ring_cancel(s, &m->c);
                 m->done = true;
             }
         } else {
             /* An error ends the stream (re-arming would spin on EMFILE and
              * the like); our own cancel ends it silently. */
             if (!m->done && res != -ECANCELED) deliver(m, BL_TAG_IO_ACCEPT, &res, sizeof res);
-            if (!m->done && more) cancel_mop(s, m);
+            if (!m->done && more) bl__ring_cancel(s, &m->c);
             m->done = true;
         }
     } else {
@@ -194,7 +189,7 @@ static void stream_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
                 !deliver(m, BL_TAG_IO_DATA, s->io_bufring->mem + (size_t)bid * BUF_SIZE,
                          (size_t)res)) {
                 m->done = true;
-                if (more) cancel_mop(s, m);
+                if (more) bl__ring_cancel(s, &m->c);
             }
             buf_return(s, bid);
         }
@@ -223,7 +218,7 @@ static void streams_sweep(bl_sched *s)
     for (bl_mop *m = s->io_streams; m; m = m->next) {
         if (m->done || !m->inflight || bl_is_alive(m->owner)) continue;
         m->done = true;
-        cancel_mop(s, m);
+        bl__ring_cancel(s, &m->c);
     }
 }
 

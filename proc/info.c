@@ -71,26 +71,73 @@ static void fill(bl_proc *p, bl_proc_info *o, bl_ref asking)
         bl__names_name_of(bl__proc_pid(p), o->registered_name, sizeof o->registered_name);
 }
 
-void bl__info_answer(bl_proc *p, bl_pid to, bl_ref ref)
+/* ---- asking a process about itself (process info, its queue) ---- */
+
+void bl__answer(bl_proc *p, bl_pid to, bl_ref ref, uint32_t tag, bl_msg *m)
 {
-    bl_proc_info info;
-    fill(p, &info, ref);
     int err;
     bl_proc *t = bl__target(to, &err);
-    if (!t) return;
-    bl_sched *s = bl__tls_sched;
-    bl_msg *m = bl__msg_alloc(s ? &s->slab : NULL, sizeof info);
-    if (!m) return;
-    memcpy(m->data, &info, sizeof info);
+    if (!t) {
+        bl__msg_free(bl__tls_sched ? &bl__tls_sched->slab : NULL, m);
+        return;
+    }
     m->from = bl__proc_pid(p);
     m->ref = ref;
-    m->tag = INFO_REPLY;
+    m->tag = tag;
     bl__push(t, to, m, false);
 }
 
+typedef struct answer_key {
+    bl_ref ref;   /* the request's monitor */
+    uint32_t tag; /* the answer's tag */
+} answer_key;
+
 static bool match_answer(const bl_msg *m, void *arg)
 {
-    return m->ref == *(const bl_ref *)arg && (m->tag == INFO_REPLY || m->tag == BL_TAG_DOWN);
+    const answer_key *k = arg;
+    return m->ref == k->ref && (m->tag == k->tag || m->tag == BL_TAG_DOWN);
+}
+
+int bl__ask(bl_proc *self, bl_proc *t, bl_pid pid, uint32_t sig, const void *data, size_t len,
+            uint32_t reply, bl_msg **answer)
+{
+    *answer = NULL;
+    /* Like a call: monitor, ask, wait for the answer or the DOWN.  The mark
+     * first: it drains the mailbox, where a kill already queued ends the
+     * caller at once, and the request below would be lost so. */
+    bl_recv_mark();
+    answer_key k = {BL_REF_NONE, reply};
+    int rc = bl_monitor(pid, &k.ref);
+    if (rc) return rc;
+    bl_msg *req = bl__msg_alloc(&self->sched->slab, len);
+    if (!req) {
+        bl_demonitor(k.ref, BL_DEMONITOR_FLUSH);
+        return -ENOMEM;
+    }
+    if (len) memcpy(req->data, data, len);
+    req->from = bl__proc_pid(self);
+    req->ref = k.ref;
+    req->tag = sig;
+    bl__push(t, pid, req, true); /* dead by now: the DOWN answers */
+    bl_msg *m = NULL;
+    rc = bl_recv(&m, match_answer, &k, 5000, BL_RECV_MARKED);
+    bl_demonitor(k.ref, BL_DEMONITOR_FLUSH);
+    if (rc) return rc;
+    if (m->tag == BL_TAG_DOWN) {
+        bl_msg_free(m);
+        return -ESRCH;
+    }
+    *answer = m;
+    return 0;
+}
+
+void bl__info_answer(bl_proc *p, bl_pid to, bl_ref ref)
+{
+    bl_sched *s = bl__tls_sched;
+    bl_msg *m = bl__msg_alloc(s ? &s->slab : NULL, sizeof(bl_proc_info));
+    if (!m) return;
+    fill(p, m->data, ref);
+    bl__answer(p, to, ref, INFO_REPLY, m);
 }
 
 int bl_process_info(bl_pid pid, bl_proc_info *out)
@@ -108,30 +155,9 @@ int bl_process_info(bl_pid pid, bl_proc_info *out)
     if (!t) return -ESRCH;
     /* Read before asking: answering makes the target run. */
     uint8_t st = atomic_load_explicit(&t->status, memory_order_relaxed);
-    /* Like a call: monitor, ask, wait for the answer or the DOWN.  The mark
-     * first: it drains the mailbox, where a kill already queued ends the
-     * caller at once, and the request below would be lost so. */
-    bl_recv_mark();
-    bl_ref ref;
-    int rc = bl_monitor(pid, &ref);
+    bl_msg *m;
+    int rc = bl__ask(self, t, pid, BL_SIG_INFO, NULL, 0, INFO_REPLY, &m);
     if (rc) return rc;
-    bl_msg *req = bl__msg_alloc(&self->sched->slab, 0);
-    if (!req) {
-        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
-        return -ENOMEM;
-    }
-    req->from = bl__proc_pid(self);
-    req->ref = ref;
-    req->tag = BL_SIG_INFO;
-    bl__push(t, pid, req, true); /* dead by now: the DOWN answers */
-    bl_msg *m = NULL;
-    rc = bl_recv(&m, match_answer, &ref, 5000, BL_RECV_MARKED);
-    bl_demonitor(ref, BL_DEMONITOR_FLUSH);
-    if (rc) return rc;
-    if (m->tag == BL_TAG_DOWN) {
-        bl_msg_free(m);
-        return -ESRCH;
-    }
     memcpy(out, m->data, sizeof *out);
     bl_msg_free(m);
     out->status = st == BL_STATUS_EXITING   ? BL_PROC_EXITING

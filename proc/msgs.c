@@ -82,9 +82,6 @@ void bl__msgs_answer(bl_proc *p, const bl_msg *req)
 {
     msgs_req rq = {0, 0};
     if (req->len >= sizeof rq) memcpy(&rq, req->data, sizeof rq);
-    int err;
-    bl_proc *t = bl__target(req->from, &err);
-    if (!t) return;
     /* Walk the private queue only: see the top of this file.  No drain
      * here, this runs in the middle of one. */
     uint64_t n;
@@ -102,10 +99,7 @@ void bl__msgs_answer(bl_proc *p, const bl_msg *req)
         if (!(m = bl__msg_alloc(s ? &s->slab : NULL, sizeof h))) return;
     }
     memcpy(m->data, &h, sizeof h);
-    m->from = bl__proc_pid(p);
-    m->ref = req->ref;
-    m->tag = MSGS_REPLY;
-    bl__push(t, req->from, m, false);
+    bl__answer(p, req->from, req->ref, MSGS_REPLY, m);
 }
 
 /* Where bl_process_messages puts what it lists. */
@@ -119,11 +113,6 @@ static void emit_local(void *ctx, uint64_t k, const bl_msg *m, uint64_t copied, 
     local_out *lo = ctx;
     lo->out[k] = (bl_msg_info){m->from,       m->ref, m->tag, m->len, copied ? lo->buf + at : NULL,
                                (size_t)copied};
-}
-
-static bool match_answer(const bl_msg *m, void *arg)
-{
-    return m->ref == *(const bl_ref *)arg && (m->tag == MSGS_REPLY || m->tag == BL_TAG_DOWN);
 }
 
 /* Unpacks a reply into out and buf; returns its total. */
@@ -163,27 +152,11 @@ int64_t bl_process_messages(bl_pid pid, bl_msg_info *out, size_t max, void *buf,
     bl_proc *t = bl__target(pid, &err);
     if (err) return err;
     if (!t) return -ESRCH;
-    /* Like a call: mark, monitor, ask, wait for the answer or the DOWN. */
-    bl_recv_mark();
-    bl_ref ref;
-    int rc = bl_monitor(pid, &ref);
-    if (rc) return rc;
-    bl_msg *req = bl__msg_alloc(&self->sched->slab, sizeof(msgs_req));
-    if (!req) {
-        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
-        return -ENOMEM;
-    }
     msgs_req rq = {max, buflen};
-    memcpy(req->data, &rq, sizeof rq);
-    req->from = bl__proc_pid(self);
-    req->ref = ref;
-    req->tag = BL_SIG_MSGS;
-    bl__push(t, pid, req, true); /* dead by now: the DOWN answers */
-    bl_msg *m = NULL;
-    rc = bl_recv(&m, match_answer, &ref, 5000, BL_RECV_MARKED);
-    bl_demonitor(ref, BL_DEMONITOR_FLUSH);
+    bl_msg *m;
+    int rc = bl__ask(self, t, pid, BL_SIG_MSGS, &rq, sizeof rq, MSGS_REPLY, &m);
     if (rc) return rc;
-    int64_t total = m->tag == BL_TAG_DOWN ? -ESRCH : unpack(m, out, max, buf, buflen);
+    int64_t total = unpack(m, out, max, buf, buflen);
     bl_msg_free(m);
     return total;
 }

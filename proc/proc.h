@@ -123,6 +123,16 @@ void bl__psig_free(bl_proc *p);
 /* Queues DOWN {ref, pid, r} for p itself (process context).  0 or -ENOMEM. */
 int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r);
 
+/*
+ * Process self asks live process t (pid) a question by signal sig, with
+ * data[0..len): under a monitor, waiting up to 5 s for the answer tagged
+ * reply (proc/info.c).  0 with *answer, -ESRCH when t died first, or the
+ * error of the monitor, the allocation or the wait.
+ */
+int bl__ask(bl_proc *self, bl_proc *t, bl_pid pid, uint32_t sig, const void *data, size_t len,
+            uint32_t reply, bl_msg **answer);
+/* p answers such a question (ref, from `to`) with m, tagged tag; m is freed if `to` is gone. */
+void bl__answer(bl_proc *p, bl_pid to, bl_ref ref, uint32_t tag, bl_msg *m);
 /* Answers a BL_SIG_INFO request (proc/info.c; process context). */
 void bl__info_answer(bl_proc *p, bl_pid to, bl_ref ref);
 /* Answers a BL_SIG_MSGS request m (proc/msgs.c; process context). */

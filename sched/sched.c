@@ -564,9 +564,9 @@ static void loop(bl_sched *s)
                 if (s->wheel.count || BL_STAT(s, timers)) run_timers(s, bl__now_ns());
                 bl__ring_poll(s);
                 services_if_due(s);
-                /* Under sustained load the services' idle work (sweeping
-                 * streams of dead owners) still runs now and then. */
-                /* Under sustained load, trim a little so RSS still falls. */
+                /* Under sustained load, the services' idle work (sweeping
+                 * streams of dead owners) still runs now and then, and a
+                 * little is trimmed so that RSS still falls. */
                 if ((s->tick & 4095) == 0) {
                     bl__sched_services_idle(s);
                     bl__slab_trim(&s->slab, bl__now_ns());
