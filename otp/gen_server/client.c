@@ -18,8 +18,6 @@
 #include "otp/wait.h"
 #include "proc/otp.h"
 
-#define MAX_NAME 255
-
 /* ---- calls ---- */
 
 /*
@@ -53,7 +51,6 @@ static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen
         bl_demonitor(ref, BL_DEMONITOR_FLUSH);
         /* A reply drained before the alias went is queued (one at most, after
          * the mark, which the timed-out receive left in place): take it out. */
-        w.tag = TAG_REPLY;
         if (bl_recv(&m, bl__otp_match_answer, &w, 0, BL_RECV_MARKED) == 0) bl_msg_free(m);
         return rc;
     }
@@ -77,9 +74,8 @@ static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen
     return -ECONNRESET;
 }
 
-/* Sends or calls with hdr + data as the payload. */
-static int request(bl_pid server, uint32_t wire, uint32_t tag, const void *data, size_t len,
-                   bl_msg **reply, int64_t timeout)
+int bl__gs_request(bl_pid server, uint32_t wire, bl_ref ref, uint32_t tag, const void *data,
+                   size_t len, bl_msg **reply, int64_t timeout)
 {
     if (tag >= BL_TAG_SYSTEM || (len && !data)) return -EINVAL;
     _Alignas(16) char small[sizeof(hdr) + STACK_REQ];
@@ -92,8 +88,8 @@ static int request(bl_pid server, uint32_t wire, uint32_t tag, const void *data,
      * with the caller if it is killed meanwhile. */
     bl_cleanup c;
     if (buf != small) bl_cleanup_push(&c, free, buf);
-    int rc = wire == TAG_CALL ? do_call(server, wire, buf, sizeof h + len, reply, timeout)
-                              : bl__send_ex(server, wire, BL_REF_NONE, buf, sizeof h + len, 0);
+    int rc = wire == TAG_CALL && !ref ? do_call(server, wire, buf, sizeof h + len, reply, timeout)
+                                      : bl__send_ex(server, wire, ref, buf, sizeof h + len, 0);
     if (buf != small) {
         bl_cleanup_pop(&c, true); /* frees buf */
     }
@@ -104,12 +100,12 @@ int bl_gen_server_call(bl_pid server, uint32_t tag, const void *data, size_t len
                        int64_t timeout_ms)
 {
     if (reply) *reply = NULL;
-    return request(server, TAG_CALL, tag, data, len, reply, timeout_ms);
+    return bl__gs_request(server, TAG_CALL, BL_REF_NONE, tag, data, len, reply, timeout_ms);
 }
 
 int bl_gen_server_cast(bl_pid server, uint32_t tag, const void *data, size_t len)
 {
-    return request(server, TAG_CAST, tag, data, len, NULL, 0);
+    return bl__gs_request(server, TAG_CAST, BL_REF_NONE, tag, data, len, NULL, 0);
 }
 
 int bl_gen_server_reply(bl_gs_from from, const void *data, size_t len)
@@ -258,7 +254,7 @@ int bl_gen_server_call_to(bl_gs_dest to, uint32_t tag, const void *data, size_t 
         return -EINVAL;
     bl_pid pid;
     int rc = bl__gs_resolve(&to, &pid);
-    return rc ? rc : request(pid, TAG_CALL, tag, data, len, reply, timeout_ms);
+    return rc ? rc : bl__gs_request(pid, TAG_CALL, BL_REF_NONE, tag, data, len, reply, timeout_ms);
 }
 
 int bl_gen_server_cast_to(bl_gs_dest to, uint32_t tag, const void *data, size_t len)
@@ -268,7 +264,7 @@ int bl_gen_server_cast_to(bl_gs_dest to, uint32_t tag, const void *data, size_t 
     int rc = bl__gs_resolve(&to, &pid);
     /* Nobody by that name: a cast succeeds anyway, as to a dead pid. */
     if (rc == -ESRCH) return 0;
-    return rc ? rc : request(pid, TAG_CAST, tag, data, len, NULL, 0);
+    return rc ? rc : bl__gs_request(pid, TAG_CAST, BL_REF_NONE, tag, data, len, NULL, 0);
 }
 
 int bl_gen_server_stop_to(bl_gs_dest to, const bl_reason *reason, int64_t timeout_ms)

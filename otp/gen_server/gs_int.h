@@ -37,6 +37,7 @@
 #define TAG_NOPROC (BL_TAG_SYSTEM | 0x26u)
 
 #define STACK_REQ 240 /* requests up to this size are built on the stack */
+#define MAX_NAME  255 /* a local name's longest (bytes) */
 
 typedef struct hdr {
     uint32_t tag;
@@ -64,6 +65,15 @@ typedef struct sys_req {
 } sys_req;
 
 /* ---- client.c ---- */
+
+/*
+ * Sends hdr(tag) + data[0..len) as the payload of a `wire` message.  A CALL
+ * with ref BL_REF_NONE is a call: it monitors, aliases, sends and waits
+ * (*reply, timeout as bl_gen_server_call).  Anything else is only sent,
+ * with ref: a cast (none), or a request's CALL (its alias, request.c).
+ */
+int bl__gs_request(bl_pid server, uint32_t wire, bl_ref ref, uint32_t tag, const void *data,
+                   size_t len, bl_msg **reply, int64_t timeout);
 
 /*
  * The process `to` stands for now: 0 and *pid, -ESRCH when nobody holds the

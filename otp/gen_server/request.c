@@ -36,14 +36,14 @@ static bool valid_timeout(int64_t ms)
     return ms >= 0 || ms == BL_INFINITY;
 }
 
-/* True when m answers id. */
+/* True when m answers id (a reply to its alias, its DOWN or its noproc note). */
 static bool answers(const bl_msg *m, const bl_gs_reqid *id)
 {
     if (m->tag == TAG_REPLY) return id->ref && m->ref == id->ref;
     return (m->tag == BL_TAG_DOWN || m->tag == TAG_NOPROC) && id->mon && m->ref == id->mon;
 }
 
-/* Only these tags can answer a request: the rest is turned away in O(1). */
+/* Only these tags can answer a request: a collection turns the rest away in O(1). */
 static bool maybe_answer(const bl_msg *m)
 {
     return m->tag == TAG_REPLY || m->tag == BL_TAG_DOWN || m->tag == TAG_NOPROC;
@@ -51,26 +51,12 @@ static bool maybe_answer(const bl_msg *m)
 
 static bool match_id(const bl_msg *m, void *arg)
 {
-    return maybe_answer(m) && answers(m, arg);
+    return answers(m, arg);
 }
 
 static bool match_reply(const bl_msg *m, void *arg)
 {
     return m->tag == TAG_REPLY && m->ref == *(const bl_ref *)arg;
-}
-
-/* Sends the CALL of a request: hdr + data, tagged with its alias. */
-static int send_call(bl_pid server, bl_ref alias, uint32_t tag, const void *data, size_t len)
-{
-    _Alignas(16) char small[sizeof(hdr) + STACK_REQ];
-    char *buf = len <= STACK_REQ ? small : malloc(sizeof(hdr) + len);
-    if (!buf) return -ENOMEM;
-    hdr h = {.tag = tag};
-    memcpy(buf, &h, sizeof h);
-    if (len) memcpy(buf + sizeof h, data, len);
-    int rc = bl__send_ex(server, TAG_CALL, alias, buf, sizeof h + len, 0);
-    if (buf != small) free(buf);
-    return rc;
 }
 
 /*
@@ -112,7 +98,7 @@ int bl_gen_server_send_request(bl_gs_dest to, uint32_t tag, const void *data, si
                    : bl_monitor_ex(pid, BL_MONITOR_ALIAS_DEMONITOR, &ref);
     if (rc) return rc;
     bl_gs_reqid made = {.mon = ref, .ref = ref, .server = pid};
-    if ((rc = send_call(pid, ref, tag, data, len))) {
+    if ((rc = bl__gs_request(pid, TAG_CALL, ref, tag, data, len, NULL, 0))) {
         end_request(&made);
         return rc;
     }
@@ -201,7 +187,7 @@ int bl_gen_server_check_response(bl_msg *m, bl_gs_reqid *id)
 {
     if (!bl_self()) return -EPERM;
     if (!m || !id || !id->mon) return -EINVAL;
-    if (!maybe_answer(m) || !answers(m, id)) return BL_GS_NO_REPLY;
+    if (!answers(m, id)) return BL_GS_NO_REPLY;
     int rc = settle(id, m, false);
     *id = (bl_gs_reqid){0};
     return rc;
@@ -219,6 +205,19 @@ size_t bl_gs_reqids_size(const bl_gs_reqids *c)
     return c ? c->n : 0;
 }
 
+/* Room in c for one more request.  0 or -ENOMEM. */
+static int reserve(bl_gs_reqids *c)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        bl_gs_reqid_label *v = realloc(c->v, cap * sizeof *v);
+        if (!v) return -ENOMEM;
+        c->v = v;
+        c->cap = cap;
+    }
+    return 0;
+}
+
 static long find(const bl_gs_reqids *c, const bl_gs_reqid *id)
 {
     for (size_t i = 0; i < c->n; i++)
@@ -230,13 +229,7 @@ int bl_gs_reqids_add(bl_gs_reqids *c, bl_gs_reqid id, uint64_t label)
 {
     if (!c || !id.mon) return -EINVAL;
     if (find(c, &id) >= 0) return -EEXIST;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 8;
-        bl_gs_reqid_label *v = realloc(c->v, cap * sizeof *v);
-        if (!v) return -ENOMEM;
-        c->v = v;
-        c->cap = cap;
-    }
+    if (reserve(c)) return -ENOMEM;
     c->v[c->n++] = (bl_gs_reqid_label){.id = id, .label = label};
     return 0;
 }
@@ -253,13 +246,7 @@ int bl_gs_reqids_send(bl_gs_reqids *c, uint64_t label, bl_gs_dest to, uint32_t t
 {
     if (!c) return -EINVAL;
     /* Room first, so that a request once sent is never lost for memory. */
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 8;
-        bl_gs_reqid_label *v = realloc(c->v, cap * sizeof *v);
-        if (!v) return -ENOMEM;
-        c->v = v;
-        c->cap = cap;
-    }
+    if (reserve(c)) return -ENOMEM;
     bl_gs_reqid id;
     int rc = bl_gen_server_send_request(to, tag, data, len, &id);
     if (rc) return rc;

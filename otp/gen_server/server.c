@@ -19,7 +19,6 @@
 
 #define NO_TIMEOUT  (-2) /* bl_gs_result.timeout: none asked for */
 #define BAD_TIMEOUT (-3) /* a negative timeout other than BL_INFINITY */
-#define MAX_NAME    255
 
 enum { ACT_NOREPLY = 0, ACT_IGNORE, ACT_STOP };
 

@@ -176,24 +176,25 @@ typedef struct mcopy {
     _Alignas(16) unsigned char b0[COPY_STACK];
 } mcopy;
 
-/* The next of the caller's entries under key after e (from its owner list or its key). */
-static entry *next_own(entry *e, bool unique, uint64_t h, const void *key, size_t klen)
+/* The first entry under key from e on, along e's owner list (the caller's entries). */
+static entry *own_from(entry *e, uint64_t h, const void *key, size_t klen)
 {
-    if (unique) return NULL;
-    for (e = e->onext; e; e = e->onext)
+    for (; e; e = e->onext)
         if (bl__reg_key_eq(e->kn, h, key, klen)) return e;
     return NULL;
+}
+
+/* The next of the caller's entries under key after e (a unique key has one). */
+static entry *next_own(entry *e, bool unique, uint64_t h, const void *key, size_t klen)
+{
+    return unique ? NULL : own_from(e->onext, h, key, klen);
 }
 
 static entry *first_own(part *p, bool unique, uint64_t h, const void *key, size_t klen, bl_pid self)
 {
     if (unique) return own_unique(p, h, key, klen, self);
     owner *ow = bl__reg_find_owner(p, self);
-    if (!ow) return NULL;
-    entry *e = ow->head;
-    return e && bl__reg_key_eq(e->kn, h, key, klen) ? e
-           : e                                      ? next_own(e, false, h, key, klen)
-                                                    : NULL;
+    return ow ? own_from(ow->head, h, key, klen) : NULL;
 }
 
 /* Copies the caller's entries under key, growing the copy outside the lock. */

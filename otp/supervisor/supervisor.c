@@ -351,15 +351,23 @@ static int run_init(sup *s, sup_start *st, bl_sup_flags *flags)
     return c.rc;
 }
 
+/* Checks the flags alone; *max and *period_ms get the intensity.  0 or -EINVAL. */
+static int check_flags(const bl_sup_flags *f, int *max, int64_t *period_ms, bl_sup_error *err)
+{
+    if ((unsigned)f->strategy > BL_REST_FOR_ONE ||
+        (unsigned)f->auto_shutdown > BL_AUTO_SHUTDOWN_ALL_SIGNIFICANT ||
+        bl__sup_intensity_opts(f->max_restarts, f->max_seconds, max, period_ms))
+        return bl__sup_set_error(err, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
+    return 0;
+}
+
 /* Checks the flags and what they allow of the children, then applies them.  0 or -EINVAL. */
 static int set_flags(sup *s, const bl_sup_flags *f, bl_sup_error *err)
 {
     int max;
     int64_t period_ms;
-    if ((unsigned)f->strategy > BL_REST_FOR_ONE ||
-        (unsigned)f->auto_shutdown > BL_AUTO_SHUTDOWN_ALL_SIGNIFICANT ||
-        bl__sup_intensity_opts(f->max_restarts, f->max_seconds, &max, &period_ms))
-        return bl__sup_set_error(err, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
+    int rc = check_flags(f, &max, &period_ms, err);
+    if (rc) return rc;
     for (size_t i = 0; i < s->n; i++)
         if (s->v[i].significant && f->auto_shutdown == BL_AUTO_SHUTDOWN_NEVER)
             return bl__sup_set_error(err, BL_SUP_ERR_BAD_SIGNIFICANT, (int)i, s->v[i].id, -EINVAL);
@@ -740,12 +748,9 @@ int bl__supervisor_start_ext(bl_pid *pid, const bl_child_spec *children, size_t 
                     .ext = {partitions, partitions, release, ctx},
                     .error = o.error};
     bl__sup_set_error(o.error, BL_SUP_ERR_NONE, 0, NULL, 0);
-    int rc = 0, max;
+    int max;
     int64_t period_ms;
-    if ((unsigned)o.strategy > BL_REST_FOR_ONE ||
-        (unsigned)o.auto_shutdown > BL_AUTO_SHUTDOWN_ALL_SIGNIFICANT ||
-        bl__sup_intensity_opts(o.max_restarts, o.max_seconds, &max, &period_ms))
-        rc = bl__sup_set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
+    int rc = check_flags(&st.flags, &max, &period_ms, o.error);
     if (!rc && !pid) rc = bl__sup_set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
     if (!rc) rc = bl__sup_check_specs(children, n, o.auto_shutdown, o.error);
     if (!rc) rc = start_sup(pid, &st, o.name);
