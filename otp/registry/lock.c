@@ -215,18 +215,6 @@ void bl__reg_locks_free(locktab *t)
 
 /* ---- the caller's side ---- */
 
-typedef struct lockwait {
-    bl_ref ref;  /* the request's reference (the grant) */
-    bl_ref mref; /* the monitor on the partition */
-} lockwait;
-
-static bool match_locked(const bl_msg *m, void *arg)
-{
-    const lockwait *w = arg;
-    return (m->tag == TAG_LOCKED && m->ref == w->ref) ||
-           (m->tag == BL_TAG_DOWN && m->ref == w->mref);
-}
-
 int bl_registry_lock(bl_registry *r, const void *key, size_t klen, int64_t timeout_ms,
                      bl_registry_lock_fn fn, void *arg)
 {
@@ -237,14 +225,15 @@ int bl_registry_lock(bl_registry *r, const void *key, size_t klen, int64_t timeo
     if (!bl__reg_alive(r)) return -ESRCH;
     part *p = bl__reg_part_of_key(r, bl__reg_key_hash(key, klen));
     bl_recv_mark();
-    lockwait w = {bl_make_ref(), BL_REF_NONE};
-    /* If the registry stops meanwhile, the partition's DOWN ends the wait. */
-    if ((rc = bl_monitor(p->pid, &w.mref)) != 0) return rc;
-    /* A grant that comes after we stop waiting is dropped (proc/otp.h). */
+    /* As a gen_server call's: the monitor's reference (if the registry stops
+     * meanwhile, its DOWN ends the wait) is also the request's and the alias,
+     * so a grant that comes after we stop waiting is dropped (proc/otp.h). */
+    bl__otp_waitref w = {BL_REF_NONE, TAG_LOCKED};
+    if ((rc = bl_monitor(p->pid, &w.ref)) != 0) return rc;
     bl__alias_set(w.ref);
     rc = bl__send_ex(p->pid, TAG_LOCK, w.ref, key, klen, 0);
     bl_msg *m = NULL;
-    if (!rc) rc = bl_recv(&m, match_locked, &w, timeout_ms, BL_RECV_MARKED);
+    if (!rc) rc = bl_recv(&m, bl__otp_match_answer, &w, timeout_ms, BL_RECV_MARKED);
     bl__alias_set(BL_REF_NONE);
     bool held = false;
     if (rc == 0) {
@@ -260,7 +249,11 @@ int bl_registry_lock(bl_registry *r, const void *key, size_t klen, int64_t timeo
         /* Withdraw the request; a grant that crossed it is released the same way. */
         bl__send_ex(p->pid, TAG_UNLOCK, w.ref, key, klen, 0);
     }
-    bl_demonitor(w.mref, BL_DEMONITOR_FLUSH);
+    bl_demonitor(w.ref, BL_DEMONITOR_FLUSH);
+    /* A grant drained before the alias went is queued (as in a timed-out
+     * call, gen_server/client.c): take it out. */
+    if (rc == -ETIMEDOUT && bl_recv(&m, bl__otp_match_answer, &w, 0, BL_RECV_MARKED) == 0)
+        bl_msg_free(m);
     if (!held) return rc;
     fn(arg);
     /* If this is lost (no memory), our exit releases the lock. */
