@@ -38,10 +38,7 @@ static void victim(void *arg)
     bl_send(v->x->killer, T_ENTER, NULL, 0);
     v->call->enter(v->x);
     bc_returned(v->x);
-    uint32_t never = 0x7777;
-    bl_msg *m = NULL;
-    bl_recv(&m, bl_match_tag, &never, BL_INFINITY, 0);
-    bl_msg_free(m);
+    chaos_wait_never();
 }
 
 /* Drops the EXIT messages of linked processes (the killer traps exits). */

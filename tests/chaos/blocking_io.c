@@ -236,10 +236,7 @@ static void e_accept_stream(bc_fix *x)
 {
     if (bl_io_accept_stream(x->lfd) != 0) return;
     /* Connections arrive as messages this process never reads. */
-    uint32_t never = 0x7777;
-    bl_msg *m = NULL;
-    bl_recv(&m, bl_match_tag, &never, BL_INFINITY, 0);
-    bl_msg_free(m);
+    chaos_wait_never();
 }
 
 static void e_recv(bc_fix *x)
@@ -264,10 +261,7 @@ static void e_recv_all(bc_fix *x)
 static void e_recv_stream(bc_fix *x)
 {
     if (bl_io_recv_stream(x->a) != 0) return;
-    uint32_t never = 0x7777;
-    bl_msg *m = NULL;
-    bl_recv(&m, bl_match_tag, &never, BL_INFINITY, 0);
-    bl_msg_free(m);
+    chaos_wait_never();
 }
 
 static void e_read(bc_fix *x)
@@ -396,12 +390,7 @@ static void e_sleep(bc_fix *x)
 
 static void e_recv_msg(bc_fix *x)
 {
-    uint32_t never = 0x7777;
-    for (int i = 0; i < 100000; i++) {
-        bl_msg *m = NULL;
-        bl_recv(&m, bl_match_tag, &never, x->param, 0);
-        bl_msg_free(m);
-    }
+    for (int i = 0; i < 100000; i++) bl_msg_free(chaos_recv_tag(CHAOS_T_NEVER, x->param));
 }
 
 static long dirty_nap(void *arg)

@@ -19,22 +19,11 @@
 
 #include "blocking.h"
 
-enum { T_ASK = 1, T_RELEASE = 0x4300, T_NEVER = 0x7777 };
+enum { T_ASK = 1, T_RELEASE = 0x4300 };
 
-/* Waits for a message that never comes; killed or shut down, it goes. */
-static void idle_child(void *arg)
+/* Traps exits, waits for an exit signal, then takes a millisecond to go. */
+static void trap_and_linger(void)
 {
-    (void)arg;
-    uint32_t never = T_NEVER;
-    bl_msg *m = NULL;
-    bl_recv(&m, bl_match_tag, &never, BL_INFINITY, 0);
-    bl_msg_free(m);
-}
-
-/* Traps exits, and takes a millisecond to stop when told to. */
-static void slow_exit_child(void *arg)
-{
-    (void)arg;
     bl_trap_exit(true);
     uint32_t tag = BL_TAG_EXIT;
     bl_msg *m = NULL;
@@ -42,12 +31,19 @@ static void slow_exit_child(void *arg)
     bl_sleep(1);
 }
 
+/* Traps exits, and takes a millisecond to stop when told to. */
+static void slow_exit_child(void *arg)
+{
+    (void)arg;
+    trap_and_linger();
+}
+
 /* Child start functions: a millisecond's work first (the supervisor waits). */
 static int slow_start(void *arg, bl_pid *pid)
 {
     (void)arg;
     bl_sleep(1);
-    return bl_spawn_link(pid, idle_child, NULL, NULL) == 0 ? 0 : -EIO;
+    return bl_spawn_link(pid, chaos_idle, NULL, NULL) == 0 ? 0 : -EIO;
 }
 
 static int slow_exit_start(void *arg, bl_pid *pid)
@@ -337,11 +333,7 @@ static void task_trapper(void *arg, bl_task_out *out)
 {
     (void)arg;
     (void)out;
-    bl_trap_exit(true);
-    uint32_t tag = BL_TAG_EXIT;
-    bl_msg *m = NULL;
-    if (bl_recv(&m, bl_match_tag, &tag, BL_INFINITY, 0) == 0) bl_msg_free(m);
-    bl_sleep(1);
+    trap_and_linger();
 }
 
 static void p_nap(bc_fix *x)
@@ -352,10 +344,7 @@ static void p_nap(bc_fix *x)
 static void e_await(bc_fix *x)
 {
     bl_task t;
-    bl_task_result res = {0};
-    if (bl_task_async(&t, task_nap, (void *)(intptr_t)x->param, NULL) != 0) return;
-    (void)bl_task_await(&t, BL_INFINITY, &res);
-    bl_task_result_free(&res);
+    if (bl_task_async(&t, task_nap, (void *)(intptr_t)x->param, NULL) == 0) chaos_await(&t);
 }
 
 static void e_yield(bc_fix *x)
@@ -437,6 +426,23 @@ static void stream_item(void *ctx, void *item, bl_task_out *out)
     bl_task_return(out, &v, sizeof v);
 }
 
+/*
+ * Takes up to 100 results from s, until it ends.  With leave >= 0, stops
+ * right after result number leave and returns false (the caller is to
+ * leave without closing s); otherwise returns true.
+ */
+static bool take_items(bl_task_stream *s, int leave)
+{
+    for (int i = 0; i < 100; i++) {
+        bl_task_result res = {0};
+        int rc = bl_task_stream_next(s, &res);
+        bl_task_result_free(&res);
+        if (rc != 1) break;
+        if (i == leave) return false;
+    }
+    return true;
+}
+
 static const int items[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 static void e_stream(bc_fix *x)
@@ -445,13 +451,7 @@ static void e_stream(bc_fix *x)
     bl_task_stream *s;
     bl_task_stream_opts o = {.max_concurrency = 4};
     if (bl_task_stream_open(&s, items, 16, sizeof(int), stream_item, NULL, &o) != 0) return;
-    for (int i = 0; i < 100; i++) {
-        bl_task_result res = {0};
-        int rc = bl_task_stream_next(s, &res);
-        bl_task_result_free(&res);
-        if (rc != 1) break;
-    }
-    bl_task_stream_close(s);
+    if (take_items(s, -1)) bl_task_stream_close(s);
 }
 
 /* A stream killed in its close: the tasks (still running) are being killed. */
@@ -499,14 +499,8 @@ static void e_stream_gen(bc_fix *x)
     bl_task_stream_opts o = {.max_concurrency = 4, .unordered = true};
     if (bl_task_stream_open_gen(&s, gen_items, &n, sizeof(big_item), gen_item, NULL, &o) != 0)
         return;
-    for (int i = 0; i < 100; i++) {
-        bl_task_result res = {0};
-        int rc = bl_task_stream_next(s, &res);
-        bl_task_result_free(&res);
-        if (rc != 1) break;
-        if (x->param == 0 && i == 2) return; /* gone without close: the stream goes with us */
-    }
-    bl_task_stream_close(s);
+    /* With param 0, gone without close after 3 items: the stream goes with us. */
+    if (take_items(s, x->param == 0 ? 2 : -1)) bl_task_stream_close(s);
 }
 
 /* ---- task supervisor ---- */
@@ -524,11 +518,8 @@ static void t_tsup(bc_fix *x)
 static void e_tsup_nolink(bc_fix *x)
 {
     bl_task t;
-    bl_task_result res = {0};
-    if (bl_task_supervisor_async_nolink(x->tsup, &t, task_nap, (void *)(intptr_t)x->param) != 0)
-        return;
-    (void)bl_task_await(&t, BL_INFINITY, &res);
-    bl_task_result_free(&res);
+    if (bl_task_supervisor_async_nolink(x->tsup, &t, task_nap, (void *)(intptr_t)x->param) == 0)
+        chaos_await(&t);
 }
 
 /* A supervisor's stream: its tasks are not linked to the consumer. */
@@ -538,13 +529,7 @@ static void e_tsup_stream(bc_fix *x)
     if (bl_task_supervisor_stream(&s, &x->tsup, items, 16, sizeof(int), stream_item, NULL, NULL) !=
         0)
         return;
-    for (int i = 0; i < 100; i++) {
-        bl_task_result res = {0};
-        int rc = bl_task_stream_next(s, &res);
-        bl_task_result_free(&res);
-        if (rc != 1) break;
-    }
-    bl_task_stream_close(s);
+    if (take_items(s, -1)) bl_task_stream_close(s);
 }
 
 static void e_tsup_children(bc_fix *x)
@@ -557,10 +542,8 @@ static void e_tsup_children(bc_fix *x)
 static void e_tsup_async(bc_fix *x)
 {
     bl_task t;
-    bl_task_result res = {0};
-    if (bl_task_supervisor_async(x->tsup, &t, task_nap, (void *)(intptr_t)x->param) != 0) return;
-    (void)bl_task_await(&t, BL_INFINITY, &res);
-    bl_task_result_free(&res);
+    if (bl_task_supervisor_async(x->tsup, &t, task_nap, (void *)(intptr_t)x->param) == 0)
+        chaos_await(&t);
 }
 
 const bc_call bc_otp_calls[] = {

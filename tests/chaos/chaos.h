@@ -161,6 +161,30 @@ void chaos_delay_us(int64_t us);
 /* Receives a message with the given tag, waiting up to ms (NULL on timeout). */
 bl_msg *chaos_recv_tag(uint32_t tag, int64_t ms);
 
+/* A tag no one sends. */
+#define CHAOS_T_NEVER 0x7777
+
+/* Waits for a message no one sends: only a kill or an exit signal ends it. */
+static inline void chaos_wait_never(void)
+{
+    bl_msg_free(chaos_recv_tag(CHAOS_T_NEVER, BL_INFINITY));
+}
+
+/* A process that only waits (chaos_wait_never); killed or shut down, it goes. */
+static inline void chaos_idle(void *arg)
+{
+    (void)arg;
+    chaos_wait_never();
+}
+
+/* Awaits the task t (without a timeout) and drops its result. */
+static inline void chaos_await(bl_task *t)
+{
+    bl_task_result res = {0};
+    (void)bl_task_await(t, BL_INFINITY, &res);
+    bl_task_result_free(&res);
+}
+
 /* Drops every message already in the caller's mailbox; returns how many. */
 size_t chaos_flush(void);
 

@@ -30,7 +30,7 @@
 
 #include "chaos.h"
 
-enum { T_CRASH = 0x51, T_NEVER = 0x7777, T_CALLER_READY = 0x52 };
+enum { T_CRASH = 0x51, T_CALLER_READY = 0x52 };
 
 #define ROSTER  256
 #define CALLERS 64
@@ -208,31 +208,18 @@ static void caller(void *arg)
         (void)bl_supervisor_start_child(c->sup, &spec, &pid);
     } else {
         bl_task t;
-        if (bl_task_supervisor_async_nolink(c->sup, &t, task_nap, (void *)(intptr_t)(c->seq % 3)) ==
-            0) {
-            bl_task_result res = {0};
-            (void)bl_task_await(&t, BL_INFINITY, &res);
-            bl_task_result_free(&res);
-        }
+        void *nap = (void *)(intptr_t)(c->seq % 3);
+        if (bl_task_supervisor_async_nolink(c->sup, &t, task_nap, nap) == 0) chaos_await(&t);
     }
 }
 
 /* ---- the intensity check ---- */
 
-static void idle_child(void *arg)
-{
-    (void)arg;
-    uint32_t never = T_NEVER;
-    bl_msg *m = NULL;
-    bl_recv(&m, bl_match_tag, &never, BL_INFINITY, 0);
-    bl_msg_free(m);
-}
-
 /* fragile's children never fail to start: each restart is one kill's. */
 static int fragile_start(void *arg, bl_pid *pid)
 {
     (void)arg;
-    return bl_spawn_link(pid, idle_child, NULL, NULL) == 0 ? 0 : -EIO;
+    return bl_spawn_link(pid, chaos_idle, NULL, NULL) == 0 ? 0 : -EIO;
 }
 
 static const bl_child_spec fragile_kids[] = {

@@ -33,6 +33,7 @@ enum { T_STARTED = 1, T_STOPPED, T_CRASH, T_NORMAL, T_SHUTDOWN, T_HELLO, T_READY
 #define C_FLAKY   0x100000 /* start fails while g_flaky is set */
 #define C_NOTRAP  0x200000 /* does not trap exits */
 #define C_GENSERV 0x400000 /* a gen_server instead of a plain process */
+/* Bits from 0x800000 up are free for a test's own flags (the worker ignores them). */
 
 #define ARG(x) ((void *)(intptr_t)(x))
 
@@ -163,6 +164,31 @@ SUPW void expect_quiet(void)
 {
     BL_CHECK(bl_test_recv_tag(T_STARTED, 0) == NULL);
     BL_CHECK(bl_test_recv_tag(T_STOPPED, 0) == NULL);
+}
+
+/* Waits for the DOWN of ref; its reason kind (and code, if asked for), or -1. */
+SUPW int wait_down(bl_ref ref, int *code)
+{
+    bl_msg *m = NULL;
+    if (bl_recv(&m, bl_match_ref, &ref, 10000, 0) != 0) return -1;
+    bl_reason r;
+    BL_CHECK_EQ(bl_msg_reason(m, &r), 0);
+    if (code) *code = r.code;
+    bl_msg_free(m);
+    return r.kind;
+}
+
+/*
+ * Sends tag to child and waits for its DOWN.  A dying process signals its
+ * links before its monitors, so the supervisor has the EXIT before any call
+ * made after this returns.
+ */
+SUPW void send_wait_exit(bl_pid child, uint32_t tag)
+{
+    bl_ref ref;
+    BL_CHECK_EQ(bl_monitor(child, &ref), 0);
+    bl_send(child, tag, NULL, 0);
+    BL_CHECK(wait_down(ref, NULL) >= 0);
 }
 
 #endif /* SUP_WORKER_H */

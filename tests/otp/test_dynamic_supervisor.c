@@ -33,25 +33,6 @@ static int start_extra(void *arg, bl_pid *pid)
         .start = start_worker, .arg = ARG(code)                                                    \
     }
 
-static int wait_down(bl_ref ref)
-{
-    bl_msg *m = NULL;
-    if (bl_recv(&m, bl_match_ref, &ref, 10000, 0) != 0) return -1;
-    bl_reason r;
-    BL_CHECK_EQ(bl_msg_reason(m, &r), 0);
-    bl_msg_free(m);
-    return r.kind;
-}
-
-/* Sends tag and waits for the DOWN (links are signalled first: the supervisor has the EXIT). */
-static void send_wait_exit(bl_pid child, uint32_t tag)
-{
-    bl_ref ref;
-    BL_CHECK_EQ(bl_monitor(child, &ref), 0);
-    bl_send(child, tag, NULL, 0);
-    BL_CHECK(wait_down(ref) >= 0);
-}
-
 static size_t count_specs(bl_pid sup)
 {
     bl_sup_counts k = {0};
@@ -209,7 +190,7 @@ static void rules_main(void *arg)
     BL_CHECK_EQ(bl_monitor(sup, &ref), 0);
     bl_send(perm, T_CRASH, NULL, 0);
     expect_stopped(2);
-    BL_CHECK_EQ(wait_down(ref), BL_SHUTDOWN);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_SHUTDOWN);
     expect_quiet();
 }
 
@@ -285,9 +266,9 @@ static void shutdown_main(void *arg)
     /* All at once: about 200 ms, not 5 x 200 ms. */
     BL_CHECK(dt >= 190);
     BL_CHECK(dt < 600);
-    for (int i = 0; i < 5; i++) BL_CHECK_EQ(wait_down(ref[i]), BL_SHUTDOWN);
-    BL_CHECK_EQ(wait_down(ref[5]), BL_KILLED);
-    BL_CHECK_EQ(wait_down(ref[6]), BL_KILLED);
+    for (int i = 0; i < 5; i++) BL_CHECK_EQ(wait_down(ref[i], NULL), BL_SHUTDOWN);
+    BL_CHECK_EQ(wait_down(ref[5], NULL), BL_KILLED);
+    BL_CHECK_EQ(wait_down(ref[6], NULL), BL_KILLED);
     int stopped = 0;
     bl_msg *m;
     while ((m = bl_test_recv_tag(T_STOPPED, 0))) {

@@ -11,72 +11,15 @@
 #include "beamline/dynamic_supervisor.h"
 #include "beamline/gen_server.h"
 #include "beamline/partition_supervisor.h"
+#include "sup_worker.h"
 
-enum { T_STARTED = 1, T_STOPPED, T_CRASH, T_HELLO, T_READY, T_ENTERED, T_GO, T_DONE };
+enum { T_ENTERED = T_WORKER_LAST, T_GO, T_DONE };
 
-#define ARG(x) ((void *)(intptr_t)(x))
-#define C_FAIL 0x010000 /* start returns -EIO */
-#define C_BASE 0x001000 /* with_arguments adds this to the partition */
+/* Workers are sup_worker.h's; with_arguments adds this (a flag the worker ignores). */
+#define C_BASE 0x800000
 
-static bl_pid g_test;
 static bl_config g_cfg = {.quiet = true};
 static _Atomic int g_with_calls, g_release_calls, g_release_sum;
-
-typedef struct report {
-    int i;
-    bl_pid pid;
-} report;
-
-static void say(uint32_t tag, int i, bl_pid pid)
-{
-    report r = {i, pid};
-    bl_send(g_test, tag, &r, sizeof r);
-}
-
-static void worker(void *arg)
-{
-    int code = (int)(intptr_t)arg;
-    bl_trap_exit(true);
-    bl_msg *hello = bl_test_recv_tag(T_HELLO, BL_INFINITY);
-    if (!hello) return;
-    bl_send(hello->from, T_READY, NULL, 0);
-    bl_msg_free(hello);
-    for (;;) {
-        bl_msg *m = bl_receive(BL_INFINITY);
-        if (!m) return;
-        uint32_t tag = m->tag;
-        if (tag == BL_TAG_EXIT) {
-            bl_reason r = BL_REASON(BL_NORMAL);
-            bl_msg_reason(m, &r);
-            bl_reason copy = {.kind = r.kind, .code = r.code};
-            say(T_STOPPED, code & 0xfff, bl_self());
-            bl_msg_free(m);
-            bl_exit_reason(&copy);
-        }
-        bl_msg_free(m);
-        if (tag == T_CRASH) bl_exit(7);
-    }
-}
-
-static bool match_ready(const bl_msg *m, void *arg)
-{
-    return m->tag == T_READY && m->from == *(bl_pid *)arg;
-}
-
-/* arg: the partition (plus C_BASE when given by with_arguments, plus flags). */
-static int start_worker(void *arg, bl_pid *pid)
-{
-    int code = (int)(intptr_t)arg;
-    if (code & C_FAIL) return -EIO;
-    int rc = bl_spawn_link(pid, worker, arg, NULL);
-    if (rc) return rc;
-    bl_send(*pid, T_HELLO, NULL, 0);
-    bl_msg *m = NULL;
-    rc = bl_recv(&m, match_ready, pid, 5000, 0);
-    bl_msg_free(m);
-    if (rc == 0) say(T_STARTED, code & 0xfff, *pid);
-    return rc;
-}
 
 /* Gives partition p the arg C_BASE + p, plus the flags in the spec's arg for p == 1. */
 static void *with_args(void *arg, int p)
@@ -89,19 +32,7 @@ static void *with_args(void *arg, int p)
 static void release_args(void *arg, int p)
 {
     atomic_fetch_add(&g_release_calls, 1);
-    atomic_fetch_add(&g_release_sum, (int)(intptr_t)arg & 0xfff);
-}
-
-static bl_pid expect_started(int i)
-{
-    bl_msg *m = bl_test_recv_tag(T_STARTED, 5000);
-    BL_CHECK(m != NULL);
-    if (!m) return 0;
-    report r;
-    memcpy(&r, m->data, sizeof r);
-    bl_msg_free(m);
-    BL_CHECK_EQ(r.i, i);
-    return r.pid;
+    atomic_fetch_add(&g_release_sum, (int)(intptr_t)arg & 0xffff);
 }
 
 /* Counters start at zero in each test (the TSan runner does not fork). */

@@ -5,92 +5,29 @@
  * that cannot start while growing (nothing changes), and significant specs
  * (refused).
  *
- * Workers trap exits; their start function sends T_STARTED {partition}, and
- * an exit signal makes them send T_STOPPED {partition} and exit.
+ * Workers are sup_worker.h's, numbered by their partition: their start
+ * function sends T_STARTED {partition}, an exit signal T_STOPPED {partition}.
  */
 #include <errno.h>
 #include <stdint.h>
 
 #include "bl_test.h"
 #include "beamline/partition_supervisor.h"
+#include "sup_worker.h"
 
-enum { T_STARTED = 1, T_STOPPED, T_HELLO, T_READY };
-
-#define ARG(x) ((void *)(intptr_t)(x))
-
-static bl_pid g_test;
 static bl_config g_cfg = {.quiet = true};
 static _Atomic int g_fail = -1; /* the partition whose start fails, or -1 */
 
-typedef struct report {
-    int i;
-    bl_pid pid;
-} report;
-
-static void say(uint32_t tag, int i, bl_pid pid)
+/* arg: the partition, from with_arguments; sup_worker.h's worker unless it is g_fail. */
+static int start_part(void *arg, bl_pid *pid)
 {
-    report r = {i, pid};
-    bl_send(g_test, tag, &r, sizeof r);
-}
-
-static void worker(void *arg)
-{
-    int i = (int)(intptr_t)arg;
-    bl_trap_exit(true);
-    bl_msg *hello = bl_test_recv_tag(T_HELLO, BL_INFINITY);
-    if (!hello) return;
-    bl_send(hello->from, T_READY, NULL, 0);
-    bl_msg_free(hello);
-    bl_msg *m = bl_test_recv_tag(BL_TAG_EXIT, BL_INFINITY);
-    bl_reason r = BL_REASON(BL_NORMAL);
-    if (m) bl_msg_reason(m, &r);
-    bl_reason copy = {.kind = r.kind, .code = r.code};
-    say(T_STOPPED, i, bl_self());
-    bl_msg_free(m);
-    bl_exit_reason(&copy);
-}
-
-static bool match_ready(const bl_msg *m, void *arg)
-{
-    return m->tag == T_READY && m->from == *(bl_pid *)arg;
-}
-
-/* arg: the partition, from with_arguments. */
-static int start_worker(void *arg, bl_pid *pid)
-{
-    int i = (int)(intptr_t)arg;
-    if (i == atomic_load(&g_fail)) return -EIO;
-    int rc = bl_spawn_link(pid, worker, arg, NULL);
-    if (rc) return rc;
-    bl_send(*pid, T_HELLO, NULL, 0);
-    bl_msg *m = NULL;
-    rc = bl_recv(&m, match_ready, pid, 5000, 0);
-    bl_msg_free(m);
-    if (rc == 0) say(T_STARTED, i, *pid);
-    return rc;
+    if ((int)(intptr_t)arg == atomic_load(&g_fail)) return -EIO;
+    return start_worker(arg, pid);
 }
 
 static void *with_args(void *arg, int p)
 {
     return ARG(p);
-}
-
-static bl_pid expect(uint32_t tag, int i)
-{
-    bl_msg *m = bl_test_recv_tag(tag, 5000);
-    BL_CHECK(m != NULL);
-    if (!m) return 0;
-    report r;
-    memcpy(&r, m->data, sizeof r);
-    bl_msg_free(m);
-    BL_CHECK_EQ(r.i, i);
-    return r.pid;
-}
-
-static void expect_quiet(void)
-{
-    BL_CHECK(bl_test_recv_tag(T_STARTED, 0) == NULL);
-    BL_CHECK(bl_test_recv_tag(T_STOPPED, 0) == NULL);
 }
 
 /* The partition key routes to, and checks its pid is p[partition]. */
@@ -110,7 +47,7 @@ static void resize_main(void *arg)
     atomic_store(&g_fail, -1);
     enum { N = 4 };
     bl_partsup_opts o = {
-        .child = {.start = start_worker}, .partitions = N, .with_arguments = with_args};
+        .child = {.start = start_part}, .partitions = N, .with_arguments = with_args};
     bl_pid sup, p[N];
     BL_CHECK_EQ(bl_partition_supervisor_start_link(&sup, &o), 0);
     for (int i = 0; i < N; i++) p[i] = expect(T_STARTED, i);
@@ -191,7 +128,7 @@ static void resize_main(void *arg)
     /* Significant partitions are refused (no auto_shutdown). */
     bl_sup_error err;
     bl_partsup_opts sig = {
-        .child = {.start = start_worker, .restart = BL_RESTART_TEMPORARY, .significant = true},
+        .child = {.start = start_part, .restart = BL_RESTART_TEMPORARY, .significant = true},
         .partitions = 2,
         .error = &err};
     BL_CHECK_EQ(bl_partition_supervisor_start_link(&sup, &sig), -EINVAL);

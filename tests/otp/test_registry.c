@@ -9,6 +9,7 @@
 
 #include "beamline/registry.h"
 #include "bl_test.h"
+#include "reg_test.h"
 
 enum { T_CMD = 1, T_REPLY, T_BCAST, T_GOT, T_DONE, T_GO, T_HANDLE };
 
@@ -102,22 +103,6 @@ static int lookup_n(bl_registry *reg, const char *key)
     int n = bl_registry_lookup(reg, key, strlen(key), &e);
     bl_registry_free(e);
     return n;
-}
-
-static bl_registry *start_reg(bl_registry_kind kind, unsigned partitions)
-{
-    bl_registry_opts o = {.keys = kind, .partitions = partitions};
-    bl_registry *reg = NULL;
-    BL_CHECK_EQ(bl_registry_start_link(&o, &reg), 0);
-    return reg;
-}
-
-/* Stops reg and gives the handle back. */
-static void stop_reg(bl_registry *reg)
-{
-    if (!reg) return;
-    BL_CHECK_EQ(bl_registry_stop(reg, NULL, 10000), 0);
-    bl_registry_release(reg);
 }
 
 /* ---- unique keys ---- */
@@ -627,14 +612,6 @@ static void via_agent(void *arg)
         bl_msg_free(m);
     }
 }
-
-static void srv_call(void **state, const bl_msg *m, bl_gs_result *r)
-{
-    (void)state, (void)m;
-    bl_gs_reply(r, "pong", 4);
-}
-
-static const bl_gen_server srv = {.handle_call = srv_call};
 
 static void via_main(void *arg)
 {

@@ -11,20 +11,13 @@
 
 #include "beamline/registry.h"
 #include "bl_test.h"
+#include "reg_test.h"
 
 #define UNIT 50 /* ms */
 
 enum { T_IN = 1, T_GO, T_DONE };
 
 static const bl_config quiet = {.quiet = true};
-
-static bl_registry *start_reg(bl_registry_kind kind, unsigned partitions)
-{
-    bl_registry_opts o = {.keys = kind, .partitions = partitions};
-    bl_registry *reg = NULL;
-    BL_CHECK_EQ(bl_registry_start_link(&o, &reg), 0);
-    return reg;
-}
 
 static void block_forever(void)
 {
@@ -198,8 +191,7 @@ static void death_main(void *arg)
     BL_CHECK_EQ(bl_registry_lock(reg, "k", 1, 10000, set_flag, &ran), 0);
     BL_CHECK(ran);
     BL_CHECK_EQ(bl_mailbox_len(), 0);
-    BL_CHECK_EQ(bl_registry_stop(reg, NULL, 10000), 0);
-    bl_registry_release(reg);
+    stop_reg(reg);
 }
 
 Test(registry_lock, passed_on_when_the_holder_dies)
@@ -269,8 +261,7 @@ static void crowd_main(void *arg)
     }
     BL_CHECK_EQ(atomic_load(&c.served), (long)N * c.rounds);
     for (int k = 0; k < KEYS; k++) BL_CHECK_EQ(atomic_load(&c.max[k]), 1);
-    BL_CHECK_EQ(bl_registry_stop(c.reg, NULL, 10000), 0);
-    bl_registry_release(c.reg);
+    stop_reg(c.reg);
 }
 
 Test(registry_lock, crowd_on_few_keys)
@@ -299,8 +290,7 @@ static void bad_main(void *arg)
     BL_CHECK_EQ(bl_registry_lock(reg, longkey, BL_REGISTRY_KEY_MAX, 1000, set_flag, &ran), 0);
     BL_CHECK(ran);
     BL_CHECK_EQ(bl_mailbox_len(), 0);
-    BL_CHECK_EQ(bl_registry_stop(reg, NULL, 10000), 0);
-    bl_registry_release(reg);
+    stop_reg(reg);
 }
 
 Test(registry_lock, bad_input)

@@ -8,25 +8,11 @@
 
 #include "beamline/registry.h"
 #include "bl_test.h"
+#include "reg_test.h"
 
 enum { T_CMD = 1, T_REPLY, T_STOP, T_DONE };
 
 static const bl_config quiet = {.quiet = true};
-
-static bl_registry *start_reg(bl_registry_kind kind, unsigned partitions)
-{
-    bl_registry_opts o = {.keys = kind, .partitions = partitions};
-    bl_registry *reg = NULL;
-    BL_CHECK_EQ(bl_registry_start_link(&o, &reg), 0);
-    return reg;
-}
-
-static void stop_reg(bl_registry *reg)
-{
-    if (!reg) return;
-    BL_CHECK_EQ(bl_registry_stop(reg, NULL, 10000), 0);
-    bl_registry_release(reg);
-}
 
 /* The value of key's only entry as an int, or -1. */
 static int value_int(bl_registry *reg, const char *key)
@@ -377,14 +363,6 @@ Test(registry_values, unregister_match)
 }
 
 /* ---- via names with a value ---- */
-
-static void srv_call(void **state, const bl_msg *m, bl_gs_result *r)
-{
-    (void)state, (void)m;
-    bl_gs_reply(r, "pong", 4);
-}
-
-static const bl_gen_server srv = {.handle_call = srv_call};
 
 static void via_main(void *arg)
 {

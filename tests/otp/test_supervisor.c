@@ -44,31 +44,6 @@ static int nchildren(bl_pid sup)
     return bl_supervisor_which_children(sup, NULL, 0);
 }
 
-/* Waits for the DOWN of ref; its reason kind (and code), or -1. */
-static int wait_down(bl_ref ref, int *code)
-{
-    bl_msg *m = NULL;
-    if (bl_recv(&m, bl_match_ref, &ref, 10000, 0) != 0) return -1;
-    bl_reason r;
-    BL_CHECK_EQ(bl_msg_reason(m, &r), 0);
-    if (code) *code = r.code;
-    bl_msg_free(m);
-    return r.kind;
-}
-
-/*
- * Sends tag to child and waits for its DOWN.  A dying process signals its
- * links before its monitors, so the supervisor has the EXIT before any call
- * made after this returns.
- */
-static void send_wait_exit(bl_pid child, uint32_t tag)
-{
-    bl_ref ref;
-    BL_CHECK_EQ(bl_monitor(child, &ref), 0);
-    bl_send(child, tag, NULL, 0);
-    BL_CHECK(wait_down(ref, NULL) >= 0);
-}
-
 /* Stops sup and checks its children stopped in reverse order: last..first. */
 static void stop_expect(bl_pid sup, int first, int last)
 {

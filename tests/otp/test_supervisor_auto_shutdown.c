@@ -24,25 +24,6 @@ static bl_child_spec spec(const char *id, int i, bl_restart r, bool significant)
         .id = id, .start = start_worker, .arg = ARG(i), .restart = r, .significant = significant};
 }
 
-static int wait_down(bl_ref ref)
-{
-    bl_msg *m = NULL;
-    if (bl_recv(&m, bl_match_ref, &ref, 10000, 0) != 0) return -1;
-    bl_reason r;
-    BL_CHECK_EQ(bl_msg_reason(m, &r), 0);
-    bl_msg_free(m);
-    return r.kind;
-}
-
-/* Sends tag to child and waits for its DOWN (the supervisor has its EXIT by then). */
-static void send_wait_exit(bl_pid child, uint32_t tag)
-{
-    bl_ref ref;
-    BL_CHECK_EQ(bl_monitor(child, &ref), 0);
-    bl_send(child, tag, NULL, 0);
-    BL_CHECK(wait_down(ref) >= 0);
-}
-
 /* Starts a supervisor of n specs with auto_shutdown a; monitors it in *ref. */
 static bl_pid start_sup(const bl_child_spec *c, size_t n, bl_auto_shutdown a, bl_sup_strategy st,
                         bl_ref *ref)
@@ -131,7 +112,7 @@ static void any_main(void *arg)
     /* It exits normally by itself: the supervisor shuts down with reason shutdown. */
     bl_send(t, T_NORMAL, NULL, 0);
     expect(T_STOPPED, 1);
-    BL_CHECK_EQ(wait_down(ref), BL_SHUTDOWN);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_SHUTDOWN);
     expect_quiet();
 
     /* A significant temporary child: any exit, a crash included. */
@@ -141,7 +122,7 @@ static void any_main(void *arg)
     bl_pid m = expect(T_STARTED, 4);
     bl_send(m, T_CRASH, NULL, 0);
     expect(T_STOPPED, 1);
-    BL_CHECK_EQ(wait_down(ref), BL_SHUTDOWN);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_SHUTDOWN);
     expect_quiet();
 }
 
@@ -175,7 +156,7 @@ static void all_main(void *arg)
     /* The last running one exits normally: shutdown. */
     bl_send(s2, T_NORMAL, NULL, 0);
     expect(T_STOPPED, 1);
-    BL_CHECK_EQ(wait_down(ref), BL_SHUTDOWN);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_SHUTDOWN);
     expect_quiet();
 }
 
@@ -207,7 +188,7 @@ static void strategy_main(void *arg)
     BL_CHECK_EQ(bl_supervisor_stop(sup, NULL, 5000), 0);
     expect(T_STOPPED, 2);
     expect(T_STOPPED, 1);
-    BL_CHECK_EQ(wait_down(ref), BL_NORMAL);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_NORMAL);
     expect_quiet();
 }
 

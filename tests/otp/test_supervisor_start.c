@@ -15,44 +15,16 @@
 #include "bl_test.h"
 #include "beamline/gen_server.h"
 #include "beamline/supervisor.h"
+#include "sup_worker.h"
 
-enum { T_STARTED = 1, T_STOPPED, T_INIT };
+enum { T_INIT = T_WORKER_LAST };
 
-#define ARG(x) ((void *)(intptr_t)(x))
-
-static bl_pid g_test;
 static bl_config g_cfg = {.quiet = true};
 
-typedef struct report {
-    int i;
-    bl_pid pid;
-} report;
-
-static void say(uint32_t tag, int i, bl_pid pid)
-{
-    report r = {i, pid};
-    bl_send(g_test, tag, &r, sizeof r);
-}
-
-static void gs_init(void *arg, void **state, bl_gs_result *r)
-{
-    bl_trap_exit(true);
-    *state = arg;
-}
-
-static void gs_terminate(void **state, const bl_reason *reason)
-{
-    say(T_STOPPED, (int)(intptr_t)*state, bl_self());
-}
-
-static const bl_gen_server gs_child = {.init = gs_init, .terminate = gs_terminate};
-
-/* A child numbered i (the arg). */
+/* A child numbered i (the arg): sup_worker.h's gen_server. */
 static int start_plain(void *arg, bl_pid *pid)
 {
-    int rc = bl_gen_server_start_link(pid, &gs_child, arg, NULL);
-    if (rc == 0) say(T_STARTED, (int)(intptr_t)arg, *pid);
-    return rc;
+    return start_worker(ARG((intptr_t)arg | C_GENSERV), pid);
 }
 
 /* A child registered under the name in arg (numbered 100). */
@@ -75,34 +47,6 @@ static int start_with_info(void *arg, bl_pid *pid, bl_child_info *info)
     BL_CHECK_EQ(info->len, 0);
     BL_CHECK_EQ(bl_child_info_set(info, text, (size_t)n + 1), 0);
     return 0;
-}
-
-static bl_pid expect(uint32_t tag, int i)
-{
-    bl_msg *m = bl_test_recv_tag(tag, 5000);
-    BL_CHECK(m != NULL);
-    if (!m) return 0;
-    report r;
-    memcpy(&r, m->data, sizeof r);
-    bl_msg_free(m);
-    BL_CHECK_EQ(r.i, i);
-    return r.pid;
-}
-
-static void expect_quiet(void)
-{
-    BL_CHECK(bl_test_recv_tag(T_STARTED, 0) == NULL);
-    BL_CHECK(bl_test_recv_tag(T_STOPPED, 0) == NULL);
-}
-
-static int wait_down(bl_ref ref)
-{
-    bl_msg *m = NULL;
-    if (bl_recv(&m, bl_match_ref, &ref, 10000, 0) != 0) return -1;
-    bl_reason r;
-    BL_CHECK_EQ(bl_msg_reason(m, &r), 0);
-    bl_msg_free(m);
-    return r.kind;
 }
 
 /* ---- already_started: the holder of a taken name ---- */
@@ -383,7 +327,7 @@ static void nested_main(void *arg)
     BL_CHECK_EQ(bl_monitor(inner, &ref), 0);
     bl_reason kill = BL_REASON(BL_KILL);
     BL_CHECK_EQ(bl_exit_pid(inner, &kill), 0);
-    BL_CHECK_EQ(wait_down(ref), BL_KILLED);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_KILLED);
     expect(T_STOPPED, 1); /* its child saw the supervisor's exit (killed) */
     bl_pid inner2 = expect(T_INIT, 1);
     BL_CHECK(inner2 != inner && inner2 != 0);
