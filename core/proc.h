@@ -227,7 +227,7 @@ typedef struct bl_proc {
     const bl_handler *handler; /* non-NULL for handler processes */
     void *hstate;              /* handler state returned by init */
     size_t stack_req;          /* requested stack size, 0 = scheduler default */
-    uint64_t scanned;          /* matcher calls made by receives (tests use it) */
+    uint64_t scanned;          /* messages receives and flushes looked at (tests use it) */
     uint64_t reductions;       /* reductions used in all */
     uint32_t q_len;            /* messages in q_head */
     uint32_t index;            /* table index */

@@ -485,6 +485,7 @@ static void flush_down(bl_proc *p, bl_ref ref)
     }
     bl_msg *prev = NULL;
     for (bl_msg *m = p->q_head; m; prev = m, m = m->next) {
+        p->scanned++;
         if (m->tag != BL_TAG_DOWN || m->ref != ref) continue;
         bl__queue_unlink(p, prev, m);
         bl_msg_free(m);
