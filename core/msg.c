@@ -15,6 +15,11 @@ static bl_msg *alloc_env(bl_slab *slab, size_t total)
 {
     unsigned c = bl__slab_class(total);
     bl_msg *m;
+    /* Relaxed load and store: only the owner writes it; stats read it racily. */
+    if (slab)
+        atomic_store_explicit(&slab->envelopes,
+                              atomic_load_explicit(&slab->envelopes, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
     if (slab && c != BL_SLAB_HEAP) {
         m = bl__slab_alloc(slab, c);
         if (!m) return NULL;

@@ -59,15 +59,16 @@ typedef struct bl_span {
 } bl_span;
 
 typedef struct bl_slab {
-    bl_span *cur[BL_SLAB_CLASSES];          /* the span each class allocates from, or NULL */
-    bl_span *partial[BL_SLAB_CLASSES];      /* other spans with free objects, per class */
-    bl_span *empty;                         /* spans with no live object, any class */
-    bl_span *spans;                         /* every span this slab holds, through anext */
-    unsigned nempty;                        /* length of empty */
-    unsigned index;                         /* this slab's number in the registry */
-    int numa;                               /* node spans are bound to, -1 = none */
-    size_t span_bytes;                      /* bytes of spans held (stats) */
-    uint64_t trim_at;                       /* no trim before this time (ns) */
+    bl_span *cur[BL_SLAB_CLASSES];     /* the span each class allocates from, or NULL */
+    bl_span *partial[BL_SLAB_CLASSES]; /* other spans with free objects, per class */
+    bl_span *empty;                    /* spans with no live object, any class */
+    bl_span *spans;                    /* every span this slab holds, through anext */
+    unsigned nempty;                   /* length of empty */
+    unsigned index;                    /* this slab's number in the registry */
+    int numa;                          /* node spans are bound to, -1 = none */
+    size_t span_bytes;                 /* bytes of spans held (stats) */
+    uint64_t trim_at;                  /* no trim before this time (ns) */
+    _Atomic uint64_t envelopes; /* message envelopes its owner allocated (core/msg.c; stats) */
     bl_slab_remote remote[BL_SLAB_CLASSES]; /* cross-thread frees, one line per class */
 } bl_slab;
 

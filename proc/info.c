@@ -206,6 +206,7 @@ int bl_scheduler_stats_get(unsigned i, bl_scheduler_stats *out)
         .idle_ns = BL_STAT(s, idle_ns),
         .uptime_ns = bl__now_ns() - rt->start_ns,
         .runq_len = bl__runq_len(&s->rq),
+        .envelopes = atomic_load_explicit(&s->slab.envelopes, memory_order_relaxed),
     };
     out->utilization = out->uptime_ns ? 1.0 - (double)out->idle_ns / (double)out->uptime_ns : 0.0;
     if (out->utilization < 0) out->utilization = 0;

@@ -19,6 +19,41 @@
 /* bl_msg.flags bit: drop unless the receiver's alias is this message's ref. */
 #define BL_MSG_ALIAS (1u << 5)
 
+/*
+ * A call's monitor travels in its request (bl__call_send): the receiver
+ * takes it on when it drains the request, exactly as if a monitor signal
+ * had come just before, and hands it back with its reply
+ * (bl__send_reply), so a call costs the request and the reply and no
+ * monitor or demonitor envelopes.
+ *   BL_MSG_MONITOR  on a request: its sender monitors the receiver under
+ *                   the request's ref (cleared once the receiver holds it);
+ *   BL_MSG_DEMON    on a reply: the replier held that monitor and ended it
+ *                   as it replied; the caller forgets its side without
+ *                   telling anyone (bl__call_done).
+ */
+#define BL_MSG_MONITOR (1u << 7)
+#define BL_MSG_DEMON   (1u << 8)
+
+/*
+ * Process only: monitors `to`, makes the monitor's reference the caller's
+ * call alias (bl__alias_set) and sends tag + data[0..len) with that ref, in
+ * one envelope.  0 with *ref set; -ESRCH when `to` is not alive (no monitor
+ * is left, no alias set), -EDEADLK for the caller itself, -EINVAL, -ENOMEM,
+ * -EPERM outside a process.
+ */
+int bl__call_send(bl_pid to, uint32_t tag, const void *data, size_t len, bl_ref *ref);
+
+/*
+ * An alias reply (BL_MSG_ALIAS) to `to` under ref; when the calling process
+ * holds the monitor `to` took with its request, that monitor ends here and
+ * the reply says so (BL_MSG_DEMON).  As bl__send_ex otherwise.
+ */
+int bl__send_reply(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len);
+
+/* Process only: the call under monitor ref got its reply m: the monitor goes
+ * (without a signal when the replier ended it, BL_MSG_DEMON). */
+void bl__call_done(bl_ref ref, const bl_msg *reply);
+
 /* bl_send_ref without the reserved-tag check; mflags may hold BL_MSG_ALIAS. */
 int bl__send_ex(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len, uint32_t mflags);
 

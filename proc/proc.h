@@ -27,7 +27,13 @@ static inline void bl__signals_check(bl_proc *p)
 static inline __attribute__((always_inline)) void bl__park(bl_proc *p, unsigned park)
 {
     p->park = (uint8_t)park;
-    bl__ctx_jump(&p->ctx, &p->sched->ctx, park == BL_PARK_EXIT || park == BL_PARK_IDLE);
+    bl_sched *s = p->sched;
+    /* Straight to the next process when the loop has nothing to do in
+     * between; an exit always goes through the loop (its stack is freed there). */
+    bl_proc *q = park != BL_PARK_EXIT ? bl__sched_handoff(s, p) : NULL;
+    bl__ctx_jump(&p->ctx, q ? &q->ctx : &s->ctx, park == BL_PARK_EXIT || park == BL_PARK_IDLE);
+    /* Resumed, perhaps on another scheduler, perhaps straight from another process. */
+    bl__sched_switched(p->sched);
     /* Back from a yield, a wait or a sleep: signals may be waiting. */
     bl__signals_check(p);
 }
@@ -129,6 +135,10 @@ int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r);
  * reply (proc/info.c).  0 with *answer, -ESRCH when t died first, or the
  * error of the monitor, the allocation or the wait.
  */
+/* Process only: m (a BL_SIG_MONITOR signal, or a request with BL_MSG_MONITOR)
+ * asks for a monitor of p by m->from under m->ref: p now holds it. */
+void bl__monitor_take(bl_proc *p, bl_msg *m);
+
 int bl__ask(bl_proc *self, bl_proc *t, bl_pid pid, uint32_t sig, const void *data, size_t len,
             uint32_t reply, bl_msg **answer);
 /* p answers such a question (ref, from `to`) with m, tagged tag; m is freed if `to` is gone. */

@@ -112,7 +112,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     if (out) *out = bl__proc_pid(p);
     /* An explicit scheduler is honoured for the first run at least: the
      * inject queue is the one queue thieves cannot take from. */
-    bl__sched_ready(p, o->scheduler ? BL_READY_INJECT : 0);
+    bl__sched_ready(p, o->scheduler ? BL_READY_INJECT : BL_READY_SPAWN);
 
     bl_proc *self = bl__self();
     if (self) bl__charge(self, 10);
@@ -458,6 +458,9 @@ bool bl__drain(bl_proc *p)
                 queued = true;
                 m = NULL;
             }
+        } else if (m->flags & BL_MSG_MONITOR) {
+            /* A call's request: its monitor comes first, as its signal would. */
+            bl__monitor_take(p, m);
         } else if ((m->flags & BL_MSG_ALIAS) && m->ref != p->alias && !bl__alias_accept(p, m)) {
             /* To an alias no longer active (a call that has ended): it
              * never reaches the mailbox. */
@@ -632,6 +635,8 @@ void bl__hook_proc_entry(void *arg)
 {
     bl__ctx_entered();
     bl_proc *p = arg;
+    /* Switched to straight from another process: settle that one first. */
+    bl__sched_switched(p->sched);
     if (p->handler) handler_loop(p);
     /* Signals that arrived before the first run apply before it. */
     bl__signals_check(p);

@@ -25,6 +25,7 @@
 
 #include "core/msg.h"
 #include "core/names.h"
+#include "proc/otp.h"
 #include "proc/proc.h"
 
 /* How a reason travels inside EXIT and DOWN messages and exit signals. */
@@ -179,6 +180,16 @@ static bl_pid mon_del(bl_mon *arr, uint32_t *n, bl_ref ref)
 
 /* ---- acting on a signal (process context) ---- */
 
+void bl__monitor_take(bl_proc *p, bl_msg *m)
+{
+    m->flags &= ~BL_MSG_MONITOR;
+    if (!bl__psig(p) ||
+        !mon_add(&p->sig->watchers, &p->sig->nwatch, &p->sig->capwatch, m->ref, m->from)) {
+        bl_reason nomem = {.kind = BL_CUSTOM, .code = -ENOMEM};
+        sys_send(m->from, bl__proc_pid(p), BL_SIG_DOWN, m->ref, &nomem);
+    }
+}
+
 bl_msg *bl__signal_handle(bl_proc *p, bl_msg *m, bool *fatal, bl_reason *why, bl_msg **keep)
 {
     bl_sched *s = bl__tls_sched;
@@ -196,11 +207,7 @@ bl_msg *bl__signal_handle(bl_proc *p, bl_msg *m, bool *fatal, bl_reason *why, bl
         link_del(p, m->from);
         break;
     case BL_SIG_MONITOR:
-        if (!bl__psig(p) ||
-            !mon_add(&p->sig->watchers, &p->sig->nwatch, &p->sig->capwatch, m->ref, m->from)) {
-            bl_reason nomem = {.kind = BL_CUSTOM, .code = -ENOMEM};
-            sys_send(m->from, bl__proc_pid(p), BL_SIG_DOWN, m->ref, &nomem);
-        }
+        bl__monitor_take(p, m);
         break;
     case BL_SIG_DEMONITOR:
         if (p->sig) mon_del(p->sig->watchers, &p->sig->nwatch, m->ref);
@@ -465,6 +472,67 @@ int bl_monitor(bl_pid pid, bl_ref *ref)
     return bl_monitor_ex(pid, 0, ref);
 }
 
+int bl__call_send(bl_pid to, uint32_t tag, const void *data, size_t len, bl_ref *ref)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (len && !data) return -EINVAL;
+    if (to == bl__proc_pid(p)) return -EDEADLK;
+    int err;
+    bl_proc *t = target_wf(to, &err);
+    if (err) return err;
+    if (!t) return -ESRCH;
+    bl_ref r = bl_make_ref();
+    if (!bl__psig(p) || !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, r, to))
+        return -ENOMEM;
+    bl_sched *s = bl__tls_sched;
+    bl_msg *m = bl__msg_alloc(&s->slab, len);
+    if (!m) {
+        mon_del(p->sig->mons, &p->sig->nmons, r);
+        return -ENOMEM;
+    }
+    if (len) memcpy(m->data, data, len);
+    m->flags |= BL_MSG_MONITOR;
+    m->from = bl__proc_pid(p);
+    m->ref = r;
+    m->tag = tag;
+    p->alias = r;
+    if (!bl__push(t, to, m, false)) {
+        /* Died since the look: it never held the monitor. */
+        mon_del(p->sig->mons, &p->sig->nmons, r);
+        p->alias = BL_REF_NONE;
+        return -ESRCH;
+    }
+    *ref = r;
+    bl__charge(p, 1);
+    return 0;
+}
+
+int bl__send_reply(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
+{
+    bl_proc *p = bl__self();
+    uint32_t flags = BL_MSG_ALIAS;
+    bl_psig *g = p ? p->sig : NULL;
+    /* The monitor of the request being answered: usually the newest. */
+    for (uint32_t i = g ? g->nwatch : 0; i-- > 0;) {
+        if (g->watchers[i].ref != ref || g->watchers[i].pid != to) continue;
+        g->watchers[i] = g->watchers[--g->nwatch];
+        flags |= BL_MSG_DEMON;
+        break;
+    }
+    return bl__send_ex(to, tag, ref, data, len, flags);
+}
+
+void bl__call_done(bl_ref ref, const bl_msg *reply)
+{
+    bl_proc *p = bl__self();
+    if (!p) return;
+    if (reply->flags & BL_MSG_DEMON)
+        bl__monitor_end(p, ref, false);
+    else
+        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
+}
+
 /*
  * Removes the DOWN of a monitor that is no longer on, if it is queued.
  * Only a DOWN that was delivered can be in the queue (see BL_SIG_DOWN), and
@@ -529,7 +597,7 @@ static void answer_leftovers(bl_pid self, bl_msg *m)
     for (; m; m = m->next) {
         if (m->tag == BL_SIG_LINK)
             sys_send(m->from, self, BL_SIG_EXIT_LINK, BL_REF_NONE, &np);
-        else if (m->tag == BL_SIG_MONITOR)
+        else if (m->tag == BL_SIG_MONITOR || (m->flags & BL_MSG_MONITOR))
             sys_send(m->from, self, BL_SIG_DOWN, m->ref, &np);
     }
 }

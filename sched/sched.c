@@ -242,6 +242,8 @@ void bl__sched_ready(bl_proc *p, unsigned flags)
             /* The displaced runnext goes to the back of the queue. */
             if (home->runnext) local_push(home, home->runnext);
             home->runnext = p;
+        } else if ((flags & BL_READY_SPAWN) && p->prio == BL_PRIO_NORMAL && !home->runnext) {
+            home->runnext = p;
         } else {
             local_push(home, p);
         }
@@ -368,36 +370,47 @@ static void run_timers(bl_sched *s, uint64_t now)
 /* ---- running a process ---- */
 
 /*
- * Inlined into the loop on purpose: after a context switch every return
- * between the switch and the loop mispredicts (the return-stack buffer holds
- * the other context's calls), so the fewer frames around the switch, the
- * cheaper a switch is.
+ * Gets p ready to be switched to: its stack (a process not started yet, or
+ * an idle handler, holds none), its slice, and the scheduler's record of
+ * who runs.  False (p queued again) when no stack can be had: it is tried
+ * again later rather than failed.
  */
-static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, bool inherit)
+static inline __attribute__((always_inline)) bool switch_in(bl_sched *s, bl_proc *p, bool inherit)
 {
     if (!p->stack) {
         p->stack = bl__stack_get(&s->stacks, p->stack_req);
         if (!p->stack) {
-            /* Out of memory for a stack: try again later rather than fail. */
             local_push(s, p);
-            return;
+            return false;
         }
         bl__ctx_init(&p->ctx, p->stack->lo, p->stack->size, bl__hook_proc_entry, p);
     }
+    /* Whatever queue it came from, it runs here and belongs here. */
+    p->sched = s;
     s->current = p;
     p->placed = false;
     p->reds = inherit && s->slice_left > 0 ? s->slice_left : s->reductions;
-    int32_t start = p->reds;
+    s->run_start = p->reds;
     atomic_store_explicit(&p->status, BL_STATUS_RUNNING, memory_order_relaxed);
     BL_STAT_ADD(s, switches, 1);
-    bl__ctx_jump(&s->ctx, &p->ctx, 0);
-    s->current = NULL;
-    p->reductions += (uint64_t)(start - p->reds);
-    s->slice_left = p->reds;
+    return true;
+}
 
+/* p, switched out, is charged for its run; what is left of its slice may pass on. */
+static inline void switch_out(bl_sched *s, bl_proc *p)
+{
+    p->reductions += (uint64_t)(s->run_start - p->reds);
+    s->slice_left = p->park == BL_PARK_YIELD ? 0 : p->reds;
+}
+
+/*
+ * Acts on why p switched out, once its context is saved: on the loop's
+ * stack, or on its direct successor's (bl__sched_settle_prev).
+ */
+static inline __attribute__((always_inline)) void settle(bl_sched *s, bl_proc *p)
+{
     switch (p->park) {
     case BL_PARK_YIELD:
-        s->slice_left = 0;
         atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
         local_push(s, p);
         break;
@@ -423,6 +436,52 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
         bl__hook_proc_finish(s, p);
         break;
     }
+}
+
+/*
+ * Inlined into the loop on purpose: after a context switch every return
+ * between the switch and the loop mispredicts (the return-stack buffer holds
+ * the other context's calls), so the fewer frames around the switch, the
+ * cheaper a switch is.
+ */
+static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, bool inherit)
+{
+    if (!switch_in(s, p, inherit)) return;
+    bl__ctx_jump(&s->ctx, &p->ctx, 0);
+    /* The process that comes back is not p when p switched straight to
+     * another (bl__sched_handoff); that one's predecessor is settled. */
+    p = s->current;
+    s->current = NULL;
+    switch_out(s, p);
+    settle(s, p);
+}
+
+static bl_proc *next_proc(bl_sched *s, bool *inherit);
+
+bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
+{
+    /* The loop's turn: I/O to hand to the kernel, or every eighth pick
+     * (the ring's completions, timers and services are looked at there). */
+    if (s->sq_pending || (s->tick & 7) == 7 ||
+        atomic_load_explicit(&s->rt->stop, memory_order_relaxed))
+        return NULL;
+    s->tick++;
+    switch_out(s, p);
+    /* Charged once: the loop's own switch_out, if it comes to that, adds nothing. */
+    s->run_start = p->reds;
+    bool inherit;
+    bl_proc *q = next_proc(s, &inherit);
+    /* Nobody else to run (or no stack for q): the loop parks p, or runs it again. */
+    if (!q || !switch_in(s, q, inherit)) return NULL;
+    s->prev = p;
+    return q;
+}
+
+void bl__sched_settle_prev(bl_sched *s)
+{
+    bl_proc *p = s->prev;
+    s->prev = NULL;
+    settle(s, p);
 }
 
 /* ---- finding work ---- */
@@ -479,7 +538,7 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
         return p;
     /* Now and then the overflow list goes first, so that it cannot starve
      * behind a ring that keeps refilling. */
-    if (++s->tick % 61 == 0 && (p = ovf_pop(s))) return p;
+    if (s->tick % 61 == 0 && (p = ovf_pop(s))) return p;
     if ((p = plist_pop(&s->tmo))) return p;
     /* normal and low share: one pick in eight goes to a waiting low process. */
     if (s->lanes[BL_PRIO_LOW].head && ++s->low_turn % 8 == 0)
@@ -546,10 +605,9 @@ static void loop(bl_sched *s)
     uint64_t spin_ns = rt->cfg.no_spin ? 0 : (uint64_t)rt->cfg.spin_us * 1000u;
     while (!atomic_load_explicit(&rt->stop, memory_order_relaxed)) {
         bool inherit;
+        s->tick++;
         bl_proc *p = next_proc(s, &inherit);
         if (p) {
-            /* Whatever queue it came from, it runs here and belongs here. */
-            p->sched = s;
             run(s, p, inherit);
             /* I/O submitted by the processes that ran goes to the kernel in
              * one batch: when enough is queued or nobody else is runnable. */
@@ -559,15 +617,23 @@ static void loop(bl_sched *s)
                  * waiting) resumes its process without waiting for a poll. */
                 if (io_uring_cq_ready(&s->ring)) bl__ring_reap(s);
             }
-            if ((s->tick & 7) == 0 && s->ring_inflight) bl__ring_poll(s);
-            if ((s->tick & 63) == 0) {
+            /* Picks since the last look, direct switches included (a
+             * residue of the count would be skipped over by them). */
+            uint32_t t = s->tick;
+            if (t - s->poll_tick >= 8) {
+                s->poll_tick = t;
+                if (s->ring_inflight) bl__ring_poll(s);
+            }
+            if (t - s->turn_tick >= 64) {
+                s->turn_tick = t;
                 if (s->wheel.count || BL_STAT(s, timers)) run_timers(s, bl__now_ns());
                 bl__ring_poll(s);
                 services_if_due(s);
                 /* Under sustained load, the services' idle work (sweeping
                  * streams of dead owners) still runs now and then, and a
                  * little is trimmed so that RSS still falls. */
-                if ((s->tick & 4095) == 0) {
+                if (t - s->trim_tick >= 4096) {
+                    s->trim_tick = t;
                     bl__sched_services_idle(s);
                     bl__slab_trim(&s->slab, bl__now_ns());
                     if (s->stacks.nsurplus) bl__stack_trim(&s->stacks, 1);
@@ -576,7 +642,6 @@ static void loop(bl_sched *s)
             continue;
         }
         if ((p = steal(s))) {
-            p->sched = s;
             run(s, p, false);
             continue;
         }

@@ -112,13 +112,18 @@ typedef struct bl_sched {
     bl_plist lanes[BL_PRIO_MAX + 1]; /* owner-only FIFOs for low, high and max (normal: rq) */
     uint32_t low_turn;               /* counts normal picks: every 8th goes to a low process */
     bl_proc *current;                /* process now running, NULL in the loop */
+    bl_proc *prev;                   /* switched straight to current, not yet settled */
+    int32_t run_start;               /* current's reductions when it was switched in */
     bl_ctx ctx;                      /* the scheduler loop's own context */
     int32_t slice_left;              /* reductions left for a runnext successor */
     int32_t reductions;              /* the configured slice, cached */
-    uint32_t tick;                   /* scheduling rounds, for periodic checks */
-    uint64_t ref_next;               /* next reference of the block in hand (bl_make_ref) */
-    uint64_t ref_end;                /* end of that block */
-    bl_twheel wheel;                 /* timers for receive timeouts and sleeps */
+    uint32_t tick;      /* picks (the loop's and direct switches), for periodic checks */
+    uint32_t poll_tick; /* tick of the loop's last ring poll */
+    uint32_t turn_tick; /* tick of the loop's last timer and services turn */
+    uint32_t trim_tick; /* tick of the loop's last trim under load */
+    uint64_t ref_next;  /* next reference of the block in hand (bl_make_ref) */
+    uint64_t ref_end;   /* end of that block */
+    bl_twheel wheel;    /* timers for receive timeouts and sleeps */
     /* send_after timers this scheduler owns (proc/stimer.c), created by the
      * owner at its first one; other threads read it (acquire) to cancel. */
     _Atomic(struct bl_stimers *) stimers;
@@ -184,15 +189,38 @@ static inline bl_proc *bl__self(void)
 
 /* bl__sched_ready flags.  NEXT: run it before older runnable processes (a
  * local wake-up by message).  INJECT: go through the inject queue even from
- * its own scheduler, where thieves cannot take it. */
+ * its own scheduler, where thieves cannot take it.  SPAWN: a child spawned
+ * on the caller's scheduler takes the runnext slot if it is free (else it
+ * queues behind the others): there no idle peer steals it before its first
+ * run, which would put every exchange between parent and child across
+ * cores, and children still start in the order they were spawned. */
 #define BL_READY_NEXT   1u
 #define BL_READY_INJECT 2u
+#define BL_READY_SPAWN  4u
 
 /*
  * Queues p, which the caller just moved from WAITING/SLEEPING to ACTIVE (or
  * created), on its home scheduler.
  */
 void bl__sched_ready(bl_proc *p, unsigned flags);
+
+/*
+ * Direct switches.  A process that gives up the CPU (proc/proc.h's
+ * bl__park) asks bl__sched_handoff for its successor: when the loop has
+ * nothing to do in between (no I/O to submit, no periodic turn due) the
+ * successor the loop would pick is switched in at once, process to process,
+ * and p's park request is settled by the successor right after the switch
+ * (bl__sched_switched), once p's context is saved and nothing can run it
+ * twice.  NULL: switch to the loop, which settles p itself.
+ */
+bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p);
+void bl__sched_settle_prev(bl_sched *s);
+
+/* Every context just switched in calls this first, on its scheduler s. */
+static inline void bl__sched_switched(bl_sched *s)
+{
+    if (s->prev) bl__sched_settle_prev(s);
+}
 
 /*
  * Process only: arms a timer that ends p's coming wait (sequence p->seq + 1,

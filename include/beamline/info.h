@@ -103,7 +103,8 @@ typedef struct bl_scheduler_stats {
     uint64_t uptime_ns;    /* time since the runtime started */
     double utilization;    /* 1 - idle / uptime */
     uint32_t runq_len;     /* normal processes in its stealable queue */
-    uint64_t timers; /* timers on its wheel (waits, sleeps, send_after), as of its last turn */
+    uint64_t timers;    /* timers on its wheel (waits, sleeps, send_after), as of its last turn */
+    uint64_t envelopes; /* message and signal envelopes its processes allocated */
 } bl_scheduler_stats;
 
 /* Statistics of scheduler i (racy snapshot).  0, -EINVAL, -ESRCH. */

@@ -21,8 +21,9 @@
 /* ---- calls ---- */
 
 /*
- * One request and its answer: monitor, alias, send, wait.  On 0 *reply holds
- * the reply; on -ECONNRESET the DOWN message.
+ * One request and its answer: the request carries the call's monitor, whose
+ * reference is the call's alias (bl__call_send), then the wait.  On 0
+ * *reply holds the reply; on -ECONNRESET the DOWN message.
  */
 static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen, bl_msg **reply,
                    int64_t timeout)
@@ -34,15 +35,8 @@ static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen
     /* Everything the call waits for arrives after this mark. */
     bl_recv_mark();
     bl_ref ref;
-    int rc = bl_monitor(server, &ref);
+    int rc = bl__call_send(server, tag, payload, plen, &ref);
     if (rc) return rc;
-    bl__alias_set(ref);
-    rc = bl__send_ex(server, tag, ref, payload, plen, 0);
-    if (rc) {
-        bl__alias_set(BL_REF_NONE);
-        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
-        return rc;
-    }
     bl__otp_waitref w = {ref, TAG_REPLY};
     bl_msg *m = NULL;
     rc = bl_recv(&m, bl__otp_match_answer, &w, timeout, BL_RECV_MARKED);
@@ -55,7 +49,7 @@ static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen
         return rc;
     }
     if (m->tag == TAG_REPLY) {
-        bl_demonitor(ref, BL_DEMONITOR_FLUSH);
+        bl__call_done(ref, m);
         if (reply)
             *reply = m;
         else
@@ -114,7 +108,7 @@ int bl_gen_server_reply(bl_gs_from from, const void *data, size_t len)
     /* To the caller's alias, a call's or a request's: a caller that is gone,
      * or has given up (the alias is no longer active), drops it unseen.
      * That is not an error: nobody is waiting. */
-    int rc = bl__send_ex(from.pid, TAG_REPLY, from.ref, data, len, BL_MSG_ALIAS);
+    int rc = bl__send_reply(from.pid, TAG_REPLY, from.ref, data, len);
     return rc == -EINVAL || rc == -ENOMEM ? rc : 0;
 }
 

@@ -132,7 +132,7 @@ int bl_gs_reply(bl_gs_result *r, const void *data, size_t len)
     if (!r || !r->from.pid || (len && !data)) return -EINVAL;
     if (r->replied) return -EALREADY;
     /* To the caller's alias (a call's or a request's): dropped if it has given up. */
-    int rc = bl__send_ex(r->from.pid, TAG_REPLY, r->from.ref, data, len, BL_MSG_ALIAS);
+    int rc = bl__send_reply(r->from.pid, TAG_REPLY, r->from.ref, data, len);
     r->replied = true;
     gs *s = r->priv;
     if (s && s->trace) {

@@ -1,0 +1,202 @@
+/*
+ * Direct switches and spawn placement (sched/sched.c, bl__sched_handoff):
+ *  - processes that keep switching straight to each other still leave the
+ *    loop its turn, so timers fire and I/O completes among them;
+ *  - a yield passes the CPU to the next process in order, and a process
+ *    that parks with its message already there runs again;
+ *  - a child spawned on its parent's scheduler waits in the runnext slot,
+ *    where an idle peer cannot steal it before its first run, and children
+ *    still start in the order they were spawned.
+ */
+#include <errno.h>
+
+#include "bl_test.h"
+#include "sched/sched.h"
+
+enum { T_BALL = 1, T_DONE, T_STOP, T_WHERE };
+
+/* ---- the loop's turn among direct switches ---- */
+
+typedef struct pair {
+    bl_pid peer;
+    _Atomic int *stop;
+} pair;
+
+/* Bounces a ball with its peer until told to stop: every switch a direct one. */
+static void bouncer(void *arg)
+{
+    pair *p = arg;
+    for (int i = 0; i < 100000000 && !atomic_load(p->stop); i++) {
+        bl_send(p->peer, T_BALL, NULL, 0);
+        bl_msg *m = bl_test_recv_tag(T_BALL, 10000);
+        if (!m) return;
+        bl_msg_free(m);
+    }
+    bl_send(p->peer, T_BALL, NULL, 0); /* lets the peer out of its receive */
+}
+
+static void turn_main(void *arg)
+{
+    (void)arg;
+    _Atomic int stop = 0;
+    pair a = {.stop = &stop}, b = {.stop = &stop};
+    bl_pid pa, pb;
+    BL_CHECK_EQ(bl_spawn(&pa, bouncer, &a, NULL), 0);
+    b.peer = pa;
+    BL_CHECK_EQ(bl_spawn(&pb, bouncer, &b, NULL), 0);
+    a.peer = pb;
+    /* The pair starts once both know each other: a's first send goes to pb. */
+    bl_send(pa, T_BALL, NULL, 0);
+    /* A timed receive and a sleep among them: both need the loop's timer
+     * turn.  Each is bounded by the test's timeout if it never comes. */
+    bl_msg *m = NULL;
+    uint32_t tag = T_DONE;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_tag, &tag, 20, 0), -ETIMEDOUT);
+    BL_CHECK_EQ(bl_sleep(5), 0);
+    atomic_store(&stop, 1);
+    bl_ref ra, rb;
+    BL_CHECK_EQ(bl_monitor(pa, &ra), 0);
+    BL_CHECK_EQ(bl_monitor(pb, &rb), 0);
+    BL_CHECK(bl_test_recv_tag(BL_TAG_DOWN, 10000) != NULL);
+    BL_CHECK(bl_test_recv_tag(BL_TAG_DOWN, 10000) != NULL);
+}
+
+Test(handoff, timers_fire_among_direct_switches, .timeout = 60)
+{
+    bl_config c = {.schedulers = 1};
+    bl_test_run(&c, turn_main, NULL);
+}
+
+/* ---- yields pass the CPU in order ---- */
+
+enum { YIELDERS = 4, YIELDS = 1000 };
+
+typedef struct yctx {
+    _Atomic int order[YIELDERS * YIELDS];
+    _Atomic int at;
+    bl_pid owner;
+} yctx;
+
+typedef struct yarg {
+    yctx *c;
+    int id;
+} yarg;
+
+static void yielder(void *arg)
+{
+    yarg *y = arg;
+    for (int i = 0; i < YIELDS; i++) {
+        y->c->order[atomic_fetch_add(&y->c->at, 1)] = y->id;
+        bl_yield();
+    }
+    bl_send(y->c->owner, T_DONE, NULL, 0);
+}
+
+static void yield_main(void *arg)
+{
+    (void)arg;
+    static yctx c;
+    yarg y[YIELDERS];
+    c.owner = bl_self();
+    atomic_store(&c.at, 0);
+    for (int i = 0; i < YIELDERS; i++) {
+        y[i] = (yarg){&c, i};
+        BL_CHECK_EQ(bl_spawn(NULL, yielder, &y[i], NULL), 0);
+    }
+    for (int i = 0; i < YIELDERS; i++) bl_msg_free(bl_test_recv_tag(T_DONE, 10000));
+    BL_CHECK_EQ(atomic_load(&c.at), YIELDERS * YIELDS);
+    /* Round robin: each yield hands over to the next, and the yielder
+     * queues behind the others, so the order repeats 0 1 2 3. */
+    int bad = 0;
+    for (int i = 0; i < YIELDERS * YIELDS; i++)
+        if (atomic_load(&c.order[i]) != i % YIELDERS) bad++;
+    BL_CHECK_EQ(bad, 0);
+}
+
+Test(handoff, yields_go_round_robin)
+{
+    bl_config c = {.schedulers = 1};
+    bl_test_run(&c, yield_main, NULL);
+}
+
+/* ---- spawn placement ---- */
+
+typedef struct sctx {
+    _Atomic int ran[3];
+    _Atomic int order;
+    int first_at[3];
+    bl_pid owner;
+} sctx;
+
+typedef struct sarg {
+    sctx *c;
+    int id;
+} sarg;
+
+static void child(void *arg)
+{
+    sarg *a = arg;
+    a->c->first_at[a->id] = atomic_fetch_add(&a->c->order, 1);
+    atomic_store(&a->c->ran[a->id], 1);
+    int where = bl_current_scheduler();
+    bl_send_ref(a->c->owner, T_WHERE, (bl_ref)a->id, &where, sizeof where);
+}
+
+static void placement_main(void *arg)
+{
+    (void)arg;
+    static sctx c;
+    sarg a[3];
+    int ran_early = 0, moved = 0;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        c = (sctx){.owner = bl_self()};
+        int here = bl_current_scheduler();
+        for (int i = 0; i < 3; i++) {
+            a[i] = (sarg){&c, i};
+            BL_CHECK_EQ(bl_spawn(NULL, child, &a[i], NULL), 0);
+        }
+        /* Two children queue where a thief may take them, which wakes the
+         * idle peer; the first waits in runnext.  Busy for 20 ms without
+         * calling the runtime: only a thief could start a child meanwhile. */
+        for (uint64_t end = bl__now_ns() + 20000000u; bl__now_ns() < end;) {
+        }
+        if (atomic_load(&c.ran[0])) ran_early++;
+        int where[3] = {-1, -1, -1};
+        for (int i = 0; i < 3; i++) {
+            bl_msg *m = bl_test_recv_tag(T_WHERE, 10000);
+            BL_CHECK(m != NULL);
+            if (m && m->ref < 3) memcpy(&where[m->ref], m->data, sizeof(int));
+            bl_msg_free(m);
+        }
+        if (where[0] != here) moved++;
+    }
+    /* The first child never ran before its parent gave up the CPU, and it
+     * ran on its parent's scheduler. */
+    BL_CHECK_EQ(ran_early, 0);
+    BL_CHECK_EQ(moved, 0);
+}
+
+Test(handoff, spawned_child_is_not_stolen_before_its_first_run, .timeout = 60)
+{
+    bl_test_run(NULL, placement_main, NULL);
+}
+
+static void order_main(void *arg)
+{
+    (void)arg;
+    static sctx c;
+    sarg a[3];
+    c = (sctx){.owner = bl_self()};
+    for (int i = 0; i < 3; i++) {
+        a[i] = (sarg){&c, i};
+        BL_CHECK_EQ(bl_spawn(NULL, child, &a[i], NULL), 0);
+    }
+    for (int i = 0; i < 3; i++) bl_msg_free(bl_test_recv_tag(T_WHERE, 10000));
+    for (int i = 0; i < 3; i++) BL_CHECK_EQ(c.first_at[i], i);
+}
+
+Test(handoff, children_start_in_spawn_order)
+{
+    bl_config c = {.schedulers = 1};
+    bl_test_run(&c, order_main, NULL);
+}
