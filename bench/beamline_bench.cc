@@ -71,6 +71,10 @@ void pingpong_cross_sched(benchmark::State &s)
 {
     report(s, "ns", 5, [] { return wl_pingpong(1); });
 }
+void pingpong_any_sched(benchmark::State &s)
+{
+    report(s, "ns", 5, [] { return wl_pingpong(2); });
+}
 void ring_1000x1000(benchmark::State &s)
 {
     report(s, "ns", 3, wl_ring);
@@ -302,6 +306,7 @@ WORKLOAD(ctx_switch);
 WORKLOAD(spawn_exit);
 WORKLOAD(pingpong_same_sched);
 WORKLOAD(pingpong_cross_sched);
+WORKLOAD(pingpong_any_sched);
 WORKLOAD(ring_1000x1000);
 WORKLOAD(million_procs);
 WORKLOAD(idle_process_bytes);

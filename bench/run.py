@@ -52,6 +52,7 @@ CANONICAL = [
     ("spawn_exit", "ns"),
     ("pingpong_same_sched", "ns"),
     ("pingpong_cross_sched", "ns"),
+    ("pingpong_any_sched", "ns"),
     ("ring_1000x1000", "ns"),
     ("million_procs", "ms"),
     ("idle_process_bytes", "bytes"),

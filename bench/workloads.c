@@ -128,6 +128,8 @@ static void pingpong_drv(driver *d)
 {
     int n = (int)bl_schedulers();
     bl_spawn_opts a = {.scheduler = 1}, b = {.scheduler = pp_cross && n > 1 ? 2 : 1};
+    /* pingpong_any_sched: the runtime places both. */
+    if (pp_cross == 2) a = b = (bl_spawn_opts){0};
     ping_arg pa = {.owner = bl_self()};
     bl_spawn(&pa.peer, ponger, NULL, &b);
     bl_spawn(NULL, pinger, &pa, &a);

@@ -15,7 +15,7 @@ extern "C" {
 
 double wl_ctx_switch(void);            /* ns per switch */
 double wl_spawn_exit(void);            /* ns per spawn + run + exit */
-double wl_pingpong(int cross);         /* ns per round trip */
+double wl_pingpong(int cross);         /* ns per round trip; cross 2: placed by the runtime */
 double wl_ring(void);                  /* ns per hop */
 double wl_million_procs(void);         /* ms for the whole run */
 double wl_idle_process_bytes(void);    /* bytes per idle process */

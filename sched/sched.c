@@ -403,6 +403,8 @@ static inline void switch_out(bl_sched *s, bl_proc *p)
     s->slice_left = p->park == BL_PARK_YIELD ? 0 : p->reds;
 }
 
+static bool local_work(bl_sched *s);
+
 /*
  * Acts on why p switched out, once its context is saved: on the loop's
  * stack, or on its direct successor's (bl__sched_settle_prev).
@@ -412,7 +414,14 @@ static inline __attribute__((always_inline)) void settle(bl_sched *s, bl_proc *p
     switch (p->park) {
     case BL_PARK_YIELD:
         atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
-        local_push(s, p);
+        /* Alone on this scheduler, it runs again from runnext (behind
+         * anything that comes meanwhile) instead of waiting where a thief
+         * could take it: a busy process would otherwise be moved away from
+         * the partners it exchanges messages with, at a moment's idleness. */
+        if (p->prio == BL_PRIO_NORMAL && !s->runnext && !local_work(s))
+            s->runnext = p;
+        else
+            local_push(s, p);
         break;
     case BL_PARK_IDLE:
         /* An idle handler or a hibernating process: it keeps no stack. */
@@ -546,11 +555,15 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit)
     if ((p = s->runnext)) {
         s->runnext = NULL;
         /* A pair of processes waking each other through runnext shares one
-         * slice; when it is spent, the woken one queues like everybody else. */
+         * slice; when it is spent, the woken one queues like everybody else.
+         * With nobody else queued it simply runs on a fresh slice: a trip
+         * through the stealable queue would only offer it to a thief, which
+         * would put the pair on two cores for good. */
         if (s->slice_left > 0) {
             *inherit = true;
             return p;
         }
+        if (!bl__runq_len(&s->rq) && !s->ovf_head) return p;
         local_push(s, p);
     }
     if ((p = bl__runq_pop(&s->rq))) return p;
@@ -663,11 +676,6 @@ static void loop(bl_sched *s)
         else
             services_if_due(s);
         bl__ring_poll(s);
-        /* Nothing to run: a good time for the system calls that give
-         * surplus stacks back to the kernel, a batch at a time. */
-        if (s->stacks.nsurplus && bl__stack_trim(&s->stacks, 64)) continue;
-        /* Message memory a burst took goes back once it has stayed free a while. */
-        bl__slab_trim(&s->slab, now);
         if (local_work(s) || inject_nonempty(s)) continue;
 
         uint64_t spin = spin_ns && !spin_contended(s, now) ? spin_ns : 0;
@@ -694,6 +702,14 @@ static void loop(bl_sched *s)
             BL_STAT_ADD(s, idle_ns, bl__now_ns() - idle_from);
             continue;
         }
+        /* Nothing came during the spin: a good time for the system calls
+         * that give surplus stacks back to the kernel, a batch at a time
+         * (not before the spin: an idle moment between two messages of a
+         * cross-core exchange would pay for them), then the message memory
+         * a burst took, once it has stayed free a while. */
+        if (s->stacks.nsurplus && bl__stack_trim(&s->stacks, 64)) continue;
+        bl__slab_trim(&s->slab, bl__now_ns());
+        if (inject_nonempty(s)) continue;
 
         /* Sleep.  Seq_cst store then re-check: pairs with inject_push and
          * bl__sched_notify so a wake-up cannot fall between check and sleep. */

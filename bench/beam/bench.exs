@@ -159,7 +159,8 @@ defmodule BeamBench do
       {"ctx_switch", "ns", true, &ctx_switch/0},
       {"spawn_exit", "ns", false, &spawn_exit/0},
       {"pingpong_same_sched", "ns", true, &pingpong/0},
-      {"pingpong_cross_sched", "ns", false, &pingpong/0},
+      {"pingpong_cross_sched", "ns", false, &pingpong_cross/0},
+      {"pingpong_any_sched", "ns", false, &pingpong/0},
       {"ring_1000x1000", "ns", false, &ring/0},
       {"million_procs", "ms", false, &million_procs/0},
       {"idle_process_bytes", "bytes", false, &idle_process_bytes/0},
@@ -374,6 +375,32 @@ defmodule BeamBench do
     dt = now() - t0
     send(echo, :stop)
     dt / @pingpong_n
+  end
+
+  # pingpong_cross_sched: the same round trips with the two processes bound
+  # to two different schedulers (spawn_opt's {scheduler, N}, which the BEAM
+  # accepts although it is not documented), as Beamline places them, so that
+  # every message crosses cores.  Left to itself the BEAM keeps the pair on
+  # one scheduler.
+  def pingpong_cross do
+    me = self()
+
+    :erlang.spawn_opt(
+      fn ->
+        pinger = self()
+        echo = :erlang.spawn_opt(fn -> echo_loop(pinger) end, [{:scheduler, 2}])
+        t0 = now()
+        ping_loop(echo, @pingpong_n)
+        dt = now() - t0
+        send(echo, :stop)
+        send(me, {:pingpong_cross, dt / @pingpong_n})
+      end,
+      [{:scheduler, 1}]
+    )
+
+    receive do
+      {:pingpong_cross, ns} -> ns
+    end
   end
 
   defp ping_loop(_echo, 0), do: :ok

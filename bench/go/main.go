@@ -96,7 +96,8 @@ func workloads() []workload {
 		{name: "ctx_switch", unit: "ns", sameSched: true, run: ctxSwitch},
 		{name: "spawn_exit", unit: "ns", run: spawnExit},
 		{name: "pingpong_same_sched", unit: "ns", sameSched: true, run: pingpong},
-		{name: "pingpong_cross_sched", unit: "ns", run: pingpong},
+		{name: "pingpong_cross_sched", unit: "ns", run: pingpongCross},
+		{name: "pingpong_any_sched", unit: "ns", run: pingpong},
 		{name: "ring_1000x1000", unit: "ns", run: ring},
 		{name: "million_procs", unit: "ms", run: millionProcs},
 		{name: "idle_process_bytes", unit: "bytes", measure: idleProcessBytes},
@@ -318,6 +319,37 @@ func pingpong() float64 {
 	d := time.Since(start)
 	close(ping)
 	return perOp(d, pingpongN)
+}
+
+// pingpongCross is pingpong with each goroutine locked to an OS thread of its
+// own (runtime.LockOSThread), Go's only way to keep two goroutines on two
+// threads, so that every message crosses threads as it crosses cores in
+// Beamline's row and the BEAM's (bound schedulers).  Left to itself Go runs
+// the pair on one P: that figure is pingpong_any_sched.
+func pingpongCross() float64 {
+	ping := make(chan int, 1)
+	pong := make(chan int, 1)
+	done := make(chan float64)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for v := range ping {
+			pong <- v
+		}
+	}()
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		start := time.Now()
+		for i := 0; i < pingpongN; i++ {
+			ping <- i
+			<-pong
+		}
+		d := time.Since(start)
+		close(ping)
+		done <- perOp(d, pingpongN)
+	}()
+	return <-done
 }
 
 // Ring of 1000 goroutines, a token (hops left) goes round 1000 times. Only the token

@@ -200,3 +200,76 @@ Test(handoff, children_start_in_spawn_order)
     bl_config c = {.schedulers = 1};
     bl_test_run(&c, order_main, NULL);
 }
+
+/* ---- busy processes are not offered to thieves at a moment's idleness ---- */
+
+enum { ROUNDS = 200000 };
+
+typedef struct mctx {
+    bl_pid owner;
+    _Atomic int moves;
+} mctx;
+
+/* Echoes until told to stop, counting the times it finds itself elsewhere. */
+static void echo_counting(void *arg)
+{
+    mctx *c = arg;
+    int where = bl_current_scheduler();
+    for (;;) {
+        bl_msg *m = bl_receive(10000);
+        if (!m) return;
+        int now = bl_current_scheduler();
+        if (now != where) atomic_fetch_add(&c->moves, 1), where = now;
+        uint32_t tag = m->tag;
+        bl_pid from = m->from;
+        bl_msg_free(m);
+        if (tag == T_STOP) break;
+        bl_send(from, T_BALL, NULL, 0);
+    }
+    bl_send(c->owner, T_DONE, NULL, 0);
+}
+
+/* Keeps the other scheduler waking up and spinning for work every millisecond. */
+static void ticker(void *arg)
+{
+    _Atomic int *stop = arg;
+    for (int i = 0; i < 60000 && !atomic_load(stop); i++) bl_sleep(1);
+}
+
+static void pair_main(void *arg)
+{
+    (void)arg;
+    static mctx c;
+    static _Atomic int stop;
+    c = (mctx){.owner = bl_self()};
+    atomic_store(&stop, 0);
+    bl_spawn_opts other = {.scheduler = bl_current_scheduler() == 0 ? 2 : 1};
+    bl_pid e, t;
+    BL_CHECK_EQ(bl_spawn(&t, ticker, &stop, &other), 0);
+    BL_CHECK_EQ(bl_spawn(&e, echo_counting, &c, NULL), 0);
+    int where = bl_current_scheduler(), moves = 0;
+    /* Many slices' worth of round trips: each time the shared slice runs
+     * out, the woken one must not wait where the idle peer could take it. */
+    for (int i = 0; i < ROUNDS; i++) {
+        bl_send(e, T_BALL, NULL, 0);
+        bl_msg *m = bl_test_recv_tag(T_BALL, 10000);
+        BL_CHECK(m != NULL);
+        bl_msg_free(m);
+        if (bl_current_scheduler() != where) moves++, where = bl_current_scheduler();
+    }
+    /* Alone, a yielding process runs again where it is. */
+    for (int i = 0; i < ROUNDS; i++) {
+        bl_yield();
+        if (bl_current_scheduler() != where) moves++, where = bl_current_scheduler();
+    }
+    bl_send(e, T_STOP, NULL, 0);
+    bl_msg_free(bl_test_recv_tag(T_DONE, 10000));
+    atomic_store(&stop, 1);
+    BL_CHECK_EQ(moves, 0);
+    BL_CHECK_EQ(atomic_load(&c.moves), 0);
+}
+
+Test(handoff, a_busy_pair_stays_on_its_scheduler, .timeout = 60)
+{
+    bl_test_run(NULL, pair_main, NULL);
+}
