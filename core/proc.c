@@ -102,18 +102,21 @@ static bl_proc *grow(void)
             void *m = mmap(NULL, sizeof(bl_proc) * CHUNK_SLOTS, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             if (m != MAP_FAILED) {
+                /* Zeroed pages: every slot starts as generation 0, FREE.
+                 * Nothing is written here: a slot's page is touched when
+                 * the slot is first handed out, not all 64Ki at once. */
                 c = m;
-                /* Zeroed pages: every slot starts as generation 0, FREE. */
-                for (uint32_t i = 0; i < CHUNK_SLOTS; i++)
-                    c[i].index = (idx & ~(CHUNK_SLOTS - 1)) + i;
-                /* Release: slots' index fields are visible to lookups. */
                 atomic_store_explicit(&dir[idx >> CHUNK_BITS], c, memory_order_release);
             }
         }
         pthread_mutex_unlock(&grow_lock);
         if (!c) return NULL; /* the index is lost; the table just has a hole */
     }
-    return c + (idx & (CHUNK_SLOTS - 1));
+    /* Only indices below extent are ever looked up, and this one is
+     * published (bl__box_open) after its index is set. */
+    bl_proc *p = c + (idx & (CHUNK_SLOTS - 1));
+    p->index = idx;
+    return p;
 }
 
 static bool pop_batch(bl_proc_cache *c)

@@ -180,6 +180,10 @@ extern __thread bl_sched *bl__tls_sched;
 /* Monotonic clock in nanoseconds. */
 uint64_t bl__now_ns(void);
 
+/* The monotonic deadline ms milliseconds from now (ms >= 0): never early;
+ * from a second on, up to 8 ms late (the cheaper coarse clock). */
+uint64_t bl__deadline_ns(int64_t ms);
+
 /* The process running on this thread, or NULL. */
 static inline bl_proc *bl__self(void)
 {

@@ -215,6 +215,11 @@ static void timeout_main(void *arg)
     uint64_t waited = bl__now_ns() - t0;
     BL_CHECK(waited >= 30000000u);
     BL_CHECK(waited < 2000000000u);
+    /* From a second on the deadline comes from the coarse clock: still
+     * never before it. */
+    t0 = bl__now_ns();
+    BL_CHECK_EQ(bl_recv(&m, NULL, NULL, 1000, 0), -ETIMEDOUT);
+    BL_CHECK(bl__now_ns() - t0 >= 1000000000u);
     /* Non-matching messages do not end the wait early, nor get lost. */
     bl_pid self = bl_self();
     bl_send(self, T_NOISE, NULL, 0);
