@@ -92,6 +92,8 @@ void bl__msg_free(bl_slab *local, bl_msg *m)
         free(m);
     else if (local && local->index == owner)
         bl__slab_free_local(local, c, m);
+    else if (local)
+        bl__slab_free_other(local, owner, c, m);
     else
         bl__slab_free_remote(owner, c, m);
 }

@@ -6,6 +6,7 @@
 
 #include <numaif.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -156,6 +157,7 @@ void bl__slab_init(bl_slab *s, unsigned index, int numa)
 
 void bl__slab_destroy(bl_slab *s)
 {
+    free(s->pend);
     bl_span *sp = s->spans;
     while (sp) {
         bl_span *next = sp->anext;
@@ -260,18 +262,56 @@ void *bl__slab_alloc(bl_slab *s, unsigned c)
     return o ? o : alloc_slow(s, c);
 }
 
-void bl__slab_free_remote(unsigned owner, unsigned c, void *obj)
+/* Pushes the chain first..last (linked through first words) on owner's stack of class c. */
+static void push_remote(unsigned owner, unsigned c, void *first, void *last)
 {
     bl_slab *s = owner < registry_len ? registry[owner] : NULL;
     if (!s) return; /* the runtime is gone; its spans were unmapped with it */
     _Atomic(void *) *head = &s->remote[c].head;
     void *old = atomic_load_explicit(head, memory_order_relaxed);
     do {
-        *(void **)obj = old;
-        /* Release: the link and everything the freeing thread wrote before
-         * is visible to the owner that takes the list with acquire. */
-    } while (!atomic_compare_exchange_weak_explicit(head, &old, obj, memory_order_release,
+        *(void **)last = old;
+        /* Release: the links and everything the freeing thread wrote before
+         * are visible to the owner that takes the list with acquire. */
+    } while (!atomic_compare_exchange_weak_explicit(head, &old, first, memory_order_release,
                                                     memory_order_relaxed));
+}
+
+void bl__slab_free_remote(unsigned owner, unsigned c, void *obj)
+{
+    push_remote(owner, c, obj, obj);
+}
+
+void bl__slab_free_other(bl_slab *s, unsigned owner, unsigned c, void *obj)
+{
+    if (!s->pend && owner < registry_len) {
+        s->pend = calloc((size_t)registry_len * BL_SLAB_CLASSES, sizeof *s->pend);
+        s->npend = s->pend ? registry_len : 0;
+    }
+    if (owner >= s->npend) {
+        push_remote(owner, c, obj, obj);
+        return;
+    }
+    bl_slab_pend *q = &s->pend[owner * BL_SLAB_CLASSES + c];
+    *(void **)obj = q->head;
+    if (!q->head) q->tail = obj;
+    q->head = obj;
+    s->pending++;
+    if (++q->n < BL_SLAB_BATCH) return;
+    push_remote(owner, c, q->head, q->tail);
+    s->pending -= q->n;
+    *q = (bl_slab_pend){0};
+}
+
+void bl__slab_flush(bl_slab *s)
+{
+    for (unsigned i = 0; s->pending && i < s->npend * BL_SLAB_CLASSES; i++) {
+        bl_slab_pend *q = &s->pend[i];
+        if (!q->n) continue;
+        push_remote(i / BL_SLAB_CLASSES, i % BL_SLAB_CLASSES, q->head, q->tail);
+        s->pending -= q->n;
+        *q = (bl_slab_pend){0};
+    }
 }
 
 uint64_t bl__slab_next_trim(const bl_slab *s)

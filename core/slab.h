@@ -58,6 +58,16 @@ typedef struct bl_span {
     uint8_t pad[2];                /* to 64 bytes */
 } bl_span;
 
+/* Objects of one other slab and class freed by this slab's thread, held to
+ * go back together (bl__slab_free_other). */
+typedef struct bl_slab_pend {
+    void *head, *tail; /* a chain linked through the objects' first word */
+    uint32_t n;        /* its length */
+} bl_slab_pend;
+
+/* A held chain goes back at this length, at the latest. */
+#define BL_SLAB_BATCH 32
+
 typedef struct bl_slab {
     bl_span *cur[BL_SLAB_CLASSES];     /* the span each class allocates from, or NULL */
     bl_span *partial[BL_SLAB_CLASSES]; /* other spans with free objects, per class */
@@ -69,6 +79,9 @@ typedef struct bl_slab {
     size_t span_bytes;                 /* bytes of spans held (stats) */
     uint64_t trim_at;                  /* no trim before this time (ns) */
     _Atomic uint64_t envelopes; /* message envelopes its owner allocated (core/msg.c; stats) */
+    struct bl_slab_pend *pend;  /* other slabs' objects freed here, by owner and class, or NULL */
+    unsigned npend;             /* owners pend has room for */
+    uint32_t pending;           /* objects held in pend */
     bl_slab_remote remote[BL_SLAB_CLASSES]; /* cross-thread frees, one line per class */
 } bl_slab;
 
@@ -100,6 +113,16 @@ void *bl__slab_alloc(bl_slab *s, unsigned c);
 void bl__slab_free_local(bl_slab *s, unsigned c, void *obj);
 /* Any thread: frees obj of class c into slab number `owner`. */
 void bl__slab_free_remote(unsigned owner, unsigned c, void *obj);
+/*
+ * s's thread frees obj, of class c from slab `owner` (not s): it is held
+ * with others for the same slab and class and handed back in one CAS per
+ * BL_SLAB_BATCH, instead of one each (a cache line taken from the owner
+ * every time).  Falls back to bl__slab_free_remote if no room can be had.
+ */
+void bl__slab_free_other(bl_slab *s, unsigned owner, unsigned c, void *obj);
+/* s's thread hands back everything it holds for other slabs: at every turn
+ * of its loop, when idle, and before it stops. */
+void bl__slab_flush(bl_slab *s);
 /*
  * Owner thread only: takes back objects other threads freed, and gives
  * spans empty since before now_ns - 1 s back to the kernel and the shared

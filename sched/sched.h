@@ -93,6 +93,9 @@ typedef struct bl_sched {
 
     /* --- Written by other threads. --- */
     _Alignas(64) _Atomic(bl_qnode *) inject_head; /* MPSC inject queue, producers' end */
+    /* The MPSC queue's stub node: a producer that finds the queue empty
+     * links behind it, so it has a line of its own, away from the owner's. */
+    _Alignas(64) bl_qnode inject_stub;
     _Alignas(64) _Atomic int sleeping; /* 1 while it sleeps (or is about to) in the ring */
     _Atomic(bl_ring_post *) posts;     /* work other threads hand to the ring (bl__ring_post) */
     _Atomic(bl_tentry *) abandoned;    /* wait timers processes elsewhere gave up on */
@@ -103,7 +106,6 @@ typedef struct bl_sched {
 
     /* --- Owner thread only. --- */
     _Alignas(64) bl_qnode *inject_tail; /* MPSC inject queue, consumer's end */
-    bl_qnode inject_stub;               /* the MPSC queue's stub node */
     bl_proc *runnext;                   /* woken locally: runs next, inheriting the slice */
     bl_proc *ovf_head;                  /* overflow of rq, FIFO through rq_next */
     bl_proc *ovf_tail;                  /* last of ovf_head */

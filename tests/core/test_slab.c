@@ -89,3 +89,41 @@ Test(slab, classes_and_reuse)
     cr_assert_eq(s.span_bytes, 0);
     bl__slab_registry(NULL, 0);
 }
+
+/* Objects another slab's thread frees go back in batches: held until a
+ * batch is full or the holder flushes, then one push hands the whole chain
+ * to the owner, which takes it all back. */
+Test(slab, frees_from_another_slab_go_back_in_batches)
+{
+    static bl_slab s0, s1;
+    bl__slab_init(&s0, 0, -1);
+    bl__slab_init(&s1, 1, -1);
+    bl_slab *reg[2] = {&s0, &s1};
+    bl__slab_registry(reg, 2);
+    enum { M = BL_SLAB_BATCH + 5 };
+    void *o[M];
+    for (int i = 0; i < M; i++) cr_assert_not_null(o[i] = bl__slab_alloc(&s0, 1));
+    /* Below a batch: held by s1, nothing on s0's stack yet. */
+    for (int i = 0; i < BL_SLAB_BATCH - 1; i++) bl__slab_free_other(&s1, 0, 1, o[i]);
+    cr_assert_eq(s1.pending, BL_SLAB_BATCH - 1);
+    cr_assert_null(atomic_load(&s0.remote[1].head));
+    /* The batch's last one sends all of it. */
+    bl__slab_free_other(&s1, 0, 1, o[BL_SLAB_BATCH - 1]);
+    cr_assert_eq(s1.pending, 0);
+    int n = 0;
+    for (void *p = atomic_load(&s0.remote[1].head); p; p = *(void **)p) n++;
+    cr_assert_eq(n, BL_SLAB_BATCH);
+    /* The rest waits for a flush. */
+    for (int i = BL_SLAB_BATCH; i < M; i++) bl__slab_free_other(&s1, 0, 1, o[i]);
+    cr_assert_eq(s1.pending, M - BL_SLAB_BATCH);
+    bl__slab_flush(&s1);
+    cr_assert_eq(s1.pending, 0);
+    n = 0;
+    for (void *p = atomic_load(&s0.remote[1].head); p; p = *(void **)p) n++;
+    cr_assert_eq(n, M);
+    /* The owner takes them back: every span is empty again after a trim. */
+    bl__slab_trim(&s0, 10 * SEC);
+    bl__slab_destroy(&s0);
+    bl__slab_destroy(&s1);
+    bl__slab_registry(NULL, 0);
+}
