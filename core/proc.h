@@ -188,21 +188,25 @@ typedef struct bl_alias_ent {
  * from others are applied by the process when it handles them).
  */
 typedef struct bl_psig {
-    bl_pid *links;         /* linked processes */
-    uint32_t nlinks;       /* entries in links */
-    uint32_t caplinks;     /* capacity of links */
-    bl_mon *mons;          /* monitors this process holds: {ref, target} */
-    uint32_t nmons;        /* entries in mons */
-    uint32_t capmons;      /* capacity of mons */
-    bl_mon *watchers;      /* monitors on this process: {ref, watcher} */
-    uint32_t nwatch;       /* entries in watchers */
-    uint32_t capwatch;     /* capacity of watchers */
-    bl_alias_ent *aliases; /* active aliases (the call's alias lives in the PCB) */
-    uint32_t naliases;     /* entries in aliases */
-    uint32_t capaliases;   /* capacity of aliases */
-    bl_pid *callers;       /* the processes that started it, nearest first ($callers) */
-    uint32_t ncallers;     /* entries in callers, at most BL_CALLERS_MAX */
-    bl_pid caller_inl;     /* callers' storage when there is one (a task's owner): no malloc */
+    bl_pid *links;             /* linked processes */
+    uint32_t nlinks;           /* entries in links */
+    uint32_t caplinks;         /* capacity of links */
+    bl_mon *mons;              /* monitors this process holds: {ref, target} */
+    uint32_t nmons;            /* entries in mons */
+    uint32_t capmons;          /* capacity of mons */
+    bl_mon *watchers;          /* monitors on this process: {ref, watcher} */
+    uint32_t nwatch;           /* entries in watchers */
+    uint32_t capwatch;         /* capacity of watchers */
+    bl_alias_ent *aliases;     /* active aliases (the call's alias lives in the PCB) */
+    uint32_t naliases;         /* entries in aliases */
+    uint32_t capaliases;       /* capacity of aliases */
+    bl_pid *callers;           /* the processes that started it, nearest first ($callers) */
+    uint32_t ncallers;         /* entries in callers, at most BL_CALLERS_MAX */
+    bl_pid caller_inl;         /* callers' storage when there is one (a task's owner): no malloc */
+    bl_pid link_inl;           /* links' storage while there is one */
+    bl_mon mon_inl;            /* mons' storage while there is one */
+    bl_mon watch_inl;          /* watchers' storage while there is one */
+    struct bl_psig *next_free; /* link in a scheduler's cache of free records */
 } bl_psig;
 
 typedef struct bl_proc {

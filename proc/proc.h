@@ -126,6 +126,8 @@ int bl__spawn_relations(bl_proc *parent, bl_proc *child, unsigned flags, bl_ref 
 void bl__signals_on_exit(bl_proc *p, bl_msg *inbox, bl_msg *queue);
 /* Frees a process's link and monitor lists. */
 void bl__psig_free(bl_proc *p);
+/* s's thread has stopped: frees its cache of link and monitor records. */
+void bl__psig_cache_free(bl_sched *s);
 /* Queues DOWN {ref, pid, r} for p itself (process context).  0 or -ENOMEM. */
 int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r);
 

@@ -105,30 +105,73 @@ static int sys_send(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, const bl_r
 
 /* ---- the lists (owner only) ---- */
 
+/* Free records a scheduler keeps for the next processes that link or monitor. */
+#define PSIG_CACHE 256
+
 bl_psig *bl__psig(bl_proc *p)
 {
-    if (!p->sig) p->sig = calloc(1, sizeof *p->sig);
-    return p->sig;
+    if (p->sig) return p->sig;
+    bl_sched *s = bl__tls_sched;
+    bl_psig *g = s ? s->psig_cache : NULL;
+    if (g) {
+        s->psig_cache = g->next_free;
+        s->psig_ncache--;
+        memset(g, 0, sizeof *g);
+    } else {
+        g = calloc(1, sizeof *g);
+    }
+    return p->sig = g;
 }
 
 void bl__psig_free(bl_proc *p)
 {
-    if (!p->sig) return;
-    free(p->sig->links);
-    free(p->sig->mons);
-    free(p->sig->watchers);
-    free(p->sig->aliases);
-    if (p->sig->callers != &p->sig->caller_inl) free(p->sig->callers);
-    free(p->sig);
+    bl_psig *g = p->sig;
+    if (!g) return;
     p->sig = NULL;
+    if (g->links != &g->link_inl) free(g->links);
+    if (g->mons != &g->mon_inl) free(g->mons);
+    if (g->watchers != &g->watch_inl) free(g->watchers);
+    free(g->aliases);
+    if (g->callers != &g->caller_inl) free(g->callers);
+    bl_sched *s = bl__tls_sched;
+    if (s && s->psig_ncache < PSIG_CACHE) {
+        g->next_free = s->psig_cache;
+        s->psig_cache = g;
+        s->psig_ncache++;
+        return;
+    }
+    free(g);
 }
 
-static bool grow(void **arr, uint32_t *cap, uint32_t n, size_t elem)
+void bl__psig_cache_free(bl_sched *s)
+{
+    bl_psig *g = s->psig_cache;
+    while (g) {
+        bl_psig *next = g->next_free;
+        free(g);
+        g = next;
+    }
+    s->psig_cache = NULL;
+    s->psig_ncache = 0;
+}
+
+/*
+ * Room for one more in *arr.  The first entry lives in the record itself
+ * (inl): most processes hold one link or monitor, and a task or a call
+ * then costs no malloc for it.
+ */
+static bool grow(void **arr, uint32_t *cap, uint32_t n, size_t elem, void *inl)
 {
     if (n < *cap) return true;
-    uint32_t nc = *cap ? *cap * 2 : 1; /* most processes hold one link or monitor */
-    void *a = realloc(*arr, nc * elem);
+    if (!*cap) {
+        *arr = inl;
+        *cap = 1;
+        return true;
+    }
+    uint32_t nc = *cap * 2;
+    void *a = *arr == inl ? malloc(nc * elem) : realloc(*arr, nc * elem);
     if (!a) return false;
+    if (*arr == inl) memcpy(a, inl, n * elem);
     *arr = a;
     *cap = nc;
     return true;
@@ -146,7 +189,8 @@ static bool link_add(bl_proc *p, bl_pid pid)
     bl_psig *g = bl__psig(p);
     if (!g) return false;
     if (link_find(g, pid) >= 0) return true;
-    if (!grow((void **)&g->links, &g->caplinks, g->nlinks, sizeof(bl_pid))) return false;
+    if (!grow((void **)&g->links, &g->caplinks, g->nlinks, sizeof(bl_pid), &g->link_inl))
+        return false;
     g->links[g->nlinks++] = pid;
     return true;
 }
@@ -159,9 +203,9 @@ static bool link_del(bl_proc *p, bl_pid pid)
     return true;
 }
 
-static bool mon_add(bl_mon **arr, uint32_t *n, uint32_t *cap, bl_ref ref, bl_pid pid)
+static bool mon_add(bl_mon **arr, uint32_t *n, uint32_t *cap, bl_mon *inl, bl_ref ref, bl_pid pid)
 {
-    if (!grow((void **)arr, cap, *n, sizeof(bl_mon))) return false;
+    if (!grow((void **)arr, cap, *n, sizeof(bl_mon), inl)) return false;
     (*arr)[(*n)++] = (bl_mon){ref, pid};
     return true;
 }
@@ -183,8 +227,8 @@ static bl_pid mon_del(bl_mon *arr, uint32_t *n, bl_ref ref)
 void bl__monitor_take(bl_proc *p, bl_msg *m)
 {
     m->flags &= ~BL_MSG_MONITOR;
-    if (!bl__psig(p) ||
-        !mon_add(&p->sig->watchers, &p->sig->nwatch, &p->sig->capwatch, m->ref, m->from)) {
+    if (!bl__psig(p) || !mon_add(&p->sig->watchers, &p->sig->nwatch, &p->sig->capwatch,
+                                 &p->sig->watch_inl, m->ref, m->from)) {
         bl_reason nomem = {.kind = BL_CUSTOM, .code = -ENOMEM};
         sys_send(m->from, bl__proc_pid(p), BL_SIG_DOWN, m->ref, &nomem);
     }
@@ -358,9 +402,11 @@ int bl__spawn_relations(bl_proc *parent, bl_proc *child, unsigned flags, bl_ref 
     }
     if (flags & BL_SPAWN_MONITOR) {
         if (!bl__psig(child) || !bl__psig(parent)) return -ENOMEM;
-        if (!mon_add(&child->sig->watchers, &child->sig->nwatch, &child->sig->capwatch, ref, pp))
+        if (!mon_add(&child->sig->watchers, &child->sig->nwatch, &child->sig->capwatch,
+                     &child->sig->watch_inl, ref, pp))
             return -ENOMEM;
-        if (!mon_add(&parent->sig->mons, &parent->sig->nmons, &parent->sig->capmons, ref, cp)) {
+        if (!mon_add(&parent->sig->mons, &parent->sig->nmons, &parent->sig->capmons,
+                     &parent->sig->mon_inl, ref, cp)) {
             child->sig->nwatch--;
             return -ENOMEM;
         }
@@ -436,7 +482,8 @@ int bl_monitor_ex(bl_pid pid, unsigned flags, bl_ref *ref)
                                                            : 0;
     int rc = 0;
     if (t) {
-        if (!bl__psig(p) || !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, r, pid))
+        if (!bl__psig(p) ||
+            !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, &p->sig->mon_inl, r, pid))
             return -ENOMEM;
         if (amode && bl__alias_add(p, r, amode) != 0) {
             mon_del(p->sig->mons, &p->sig->nmons, r);
@@ -483,7 +530,8 @@ int bl__call_send(bl_pid to, uint32_t tag, const void *data, size_t len, bl_ref 
     if (err) return err;
     if (!t) return -ESRCH;
     bl_ref r = bl_make_ref();
-    if (!bl__psig(p) || !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, r, to))
+    if (!bl__psig(p) ||
+        !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, &p->sig->mon_inl, r, to))
         return -ENOMEM;
     bl_sched *s = bl__tls_sched;
     bl_msg *m = bl__msg_alloc(&s->slab, len);

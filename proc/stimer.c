@@ -215,6 +215,7 @@ int64_t bl_cancel_timer(bl_ref tref)
 
 void bl__hook_sched_free(bl_sched *s)
 {
+    bl__psig_cache_free(s);
     bl_stimers *st = atomic_load_explicit(&s->stimers, memory_order_relaxed);
     if (!st) return;
     for (uint32_t k = 0; k < BL_STIMER_CHUNKS; k++) {

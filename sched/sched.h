@@ -129,12 +129,14 @@ typedef struct bl_sched {
     /* send_after timers this scheduler owns (proc/stimer.c), created by the
      * owner at its first one; other threads read it (acquire) to cancel. */
     _Atomic(struct bl_stimers *) stimers;
-    bl_slab slab;          /* envelopes and timer entries */
-    bl_stack_pool stacks;  /* process stacks */
-    bl_proc_cache pcache;  /* free PCB slots */
-    struct io_uring ring;  /* every wait goes through here */
-    bool ring_ok;          /* ring initialised */
-    bl_completion ev_done; /* the armed eventfd read's completion */
+    bl_slab slab;               /* envelopes and timer entries */
+    bl_stack_pool stacks;       /* process stacks */
+    bl_proc_cache pcache;       /* free PCB slots */
+    struct bl_psig *psig_cache; /* free link and monitor records (proc/signal.c) */
+    unsigned psig_ncache;       /* records in psig_cache */
+    struct io_uring ring;       /* every wait goes through here */
+    bool ring_ok;               /* ring initialised */
+    bl_completion ev_done;      /* the armed eventfd read's completion */
     /* The I/O layer's per-ring state, opaque here (io/io.c, io/stream.c). */
     struct bl_iop *io_ops;         /* operations in flight on this ring */
     uint64_t io_seq;               /* numbers the operations submitted here (bl_iop.id) */
