@@ -493,6 +493,9 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
 
 static bl_proc *next_proc(bl_sched *s, bool *inherit);
 
+/* Stack a direct switch wants left below it (bytes): next_proc's frames and more. */
+#define HANDOFF_STACK_MIN 4096u
+
 bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
 {
     /* The loop's turn: I/O to hand to the kernel, or every eighth pick
@@ -500,6 +503,11 @@ bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
     if (s->sq_pending || (s->tick & 7) == 7 ||
         atomic_load_explicit(&s->rt->stop, memory_order_relaxed))
         return NULL;
+    /* This runs on p's stack.  Near its guard page a fault would land in
+     * the middle of the scheduler's bookkeeping: such a process goes
+     * through the loop, which asks nothing of its stack but the switch. */
+    char here;
+    if ((uintptr_t)&here - (uintptr_t)p->stack->lo < HANDOFF_STACK_MIN) return NULL;
     s->tick++;
     switch_out(s, p);
     /* Charged once: the loop's own switch_out, if it comes to that, adds nothing. */
