@@ -38,6 +38,9 @@ void report(benchmark::State &state, const char *unit, int reps, const std::func
     if (state.error_occurred()) return;
     std::sort(v.begin(), v.end());
     state.counters["value"] = v.empty() ? 0 : v[v.size() / 2];
+    /* The spread of the runs the median comes from. */
+    state.counters["min"] = v.empty() ? 0 : v.front();
+    state.counters["max"] = v.empty() ? 0 : v.back();
     state.SetLabel(unit);
 }
 

@@ -29,8 +29,8 @@ static inline __attribute__((always_inline)) void bl__park(bl_proc *p, unsigned 
     p->park = (uint8_t)park;
     bl_sched *s = p->sched;
     /* Straight to the next process when the loop has nothing to do in
-     * between; an exit always goes through the loop (its stack is freed there). */
-    bl_proc *q = park != BL_PARK_EXIT ? bl__sched_handoff(s, p) : NULL;
+     * between (an exit too: the successor frees the stack it left). */
+    bl_proc *q = bl__sched_handoff(s, p);
     bl__ctx_jump(&p->ctx, q ? &q->ctx : &s->ctx, park == BL_PARK_EXIT || park == BL_PARK_IDLE);
     /* Resumed, perhaps on another scheduler, perhaps straight from another process. */
     bl__sched_switched(p->sched);

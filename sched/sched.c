@@ -507,7 +507,10 @@ bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
      * the middle of the scheduler's bookkeeping: such a process goes
      * through the loop, which asks nothing of its stack but the switch. */
     char here;
-    if ((uintptr_t)&here - (uintptr_t)p->stack->lo < HANDOFF_STACK_MIN) return NULL;
+    uintptr_t sp = (uintptr_t)&here, lo = (uintptr_t)p->stack->lo;
+    /* Off its stack altogether: an exit from the stack-fault handler, on
+     * the alternate signal stack, which goes through the loop too. */
+    if (sp < lo + HANDOFF_STACK_MIN || sp >= lo + p->stack->size) return NULL;
     s->tick++;
     switch_out(s, p);
     /* Charged once: the loop's own switch_out, if it comes to that, adds nothing. */
@@ -524,6 +527,15 @@ void bl__sched_settle_prev(bl_sched *s)
 {
     bl_proc *p = s->prev;
     s->prev = NULL;
+    if (p->park == BL_PARK_EXIT) {
+        /* The dead process's clean-up (releases, cleanups, the signals to
+         * its links and monitors) runs as the loop's does: in no process. */
+        bl_proc *q = s->current;
+        s->current = NULL;
+        bl__hook_proc_finish(s, p);
+        s->current = q;
+        return;
+    }
     settle(s, p);
 }
 
