@@ -49,6 +49,9 @@ int bl__call_send(bl_pid to, uint32_t tag, const void *data, size_t len, bl_ref 
  * the reply says so (BL_MSG_DEMON).  As bl__send_ex otherwise.
  */
 int bl__send_reply(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len);
+/* bl__send_reply with the message flags mflags instead of BL_MSG_ALIAS. */
+int bl__send_demon(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len,
+                   uint32_t mflags);
 
 /* Process only: the call under monitor ref got its reply m: the monitor goes
  * (without a signal when the replier ended it, BL_MSG_DEMON). */

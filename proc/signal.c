@@ -558,8 +558,13 @@ int bl__call_send(bl_pid to, uint32_t tag, const void *data, size_t len, bl_ref 
 
 int bl__send_reply(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
 {
+    return bl__send_demon(to, tag, ref, data, len, BL_MSG_ALIAS);
+}
+
+int bl__send_demon(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len,
+                   uint32_t flags)
+{
     bl_proc *p = bl__self();
-    uint32_t flags = BL_MSG_ALIAS;
     bl_psig *g = p ? p->sig : NULL;
     /* The monitor of the request being answered: usually the newest. */
     for (uint32_t i = g ? g->nwatch : 0; i-- > 0;) {

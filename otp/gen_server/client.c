@@ -123,17 +123,21 @@ int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_m
     bl_reason want = reason ? *reason : BL_REASON(BL_NORMAL);
     if ((unsigned)want.kind > BL_CUSTOM || (want.detail_len && !want.detail)) return -EINVAL;
     size_t qlen = sizeof(sys_req) + want.detail_len;
-    sys_req *q = calloc(1, qlen);
+    /* A reason with a short detail is built on the stack; a long one is a
+     * heap copy held across the wait, freed with the caller if it is killed. */
+    _Alignas(16) char small[sizeof(sys_req) + 64];
+    sys_req *q = qlen <= sizeof small ? (sys_req *)small : malloc(qlen);
     if (!q) return -ENOMEM;
+    memset(q, 0, sizeof *q);
     q->op = SYS_STOP;
     q->reason = want;
     q->reason.detail = NULL;
     if (want.detail_len) memcpy(q + 1, want.detail, want.detail_len);
     bl_msg *down = NULL;
     bl_cleanup c;
-    bl_cleanup_push(&c, free, q); /* held across the wait */
+    if ((char *)q != small) bl_cleanup_push(&c, free, q);
     int rc = sys_call(server, q, qlen, &down, timeout_ms);
-    bl_cleanup_pop(&c, true); /* frees q */
+    if ((char *)q != small) bl_cleanup_pop(&c, true); /* frees q */
     if (rc == -ECONNRESET) {
         bl_reason got;
         rc = bl_msg_reason(down, &got) == 0 && bl_reason_eq(&got, &want) ? 0 : -ECONNRESET;

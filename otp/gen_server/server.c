@@ -193,7 +193,13 @@ void bl_gs_hibernate(bl_gs_result *r)
 static void ack_starter(gs *s, int status, bl_pid holder)
 {
     ack a = {.status = status, .holder = holder};
-    bl__send_ex(s->start->starter, TAG_ACK, s->start->ref, &a, sizeof a, 0);
+    /* Started: the starter's monitor ends with the ack (no demonitor
+     * signal).  Any other outcome ends the server, and the starter waits
+     * for its DOWN. */
+    if (status == 0)
+        bl__send_demon(s->start->starter, TAG_ACK, s->start->ref, &a, sizeof a, 0);
+    else
+        bl__send_ex(s->start->starter, TAG_ACK, s->start->ref, &a, sizeof a, 0);
     free(s->start);
     s->start = NULL;
 }
@@ -628,9 +634,9 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
     }
     ack a;
     memcpy(&a, m->data, sizeof a);
+    if (a.status == 0) bl__call_done(w.ref, m);
     bl_msg_free(m);
     if (a.status == 0) {
-        bl_demonitor(w.ref, BL_DEMONITOR_FLUSH);
         if (pid) *pid = child;
         return 0;
     }

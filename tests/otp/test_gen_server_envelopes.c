@@ -93,6 +93,29 @@ static void two_main(void *arg)
     BL_CHECK_EQ(bl_gen_server_stop(s, NULL, 5000), 0);
 }
 
+/* A start costs the ack (the starter's monitor ends with it: no demonitor),
+ * a stop the request and the DOWN. */
+static void start_stop_main(void *arg)
+{
+    (void)arg;
+    enum { ROUNDS = 200 };
+    uint64_t before = envelopes();
+    for (int i = 0; i < ROUNDS; i++) {
+        bl_pid s;
+        BL_CHECK_EQ(bl_gen_server_start(&s, &server, NULL, NULL), 0);
+        BL_CHECK_EQ(bl_gen_server_stop(s, NULL, 5000), 0);
+    }
+    uint64_t used = envelopes() - before;
+    BL_CHECK(used >= 3 * ROUNDS);
+    BL_CHECK(used <= 3 * ROUNDS + 8);
+}
+
+Test(gen_server_envelopes, a_start_and_a_stop_cost_three_envelopes)
+{
+    bl_config c = {.schedulers = 1};
+    bl_test_run(&c, start_stop_main, NULL);
+}
+
 Test(gen_server_envelopes, a_call_costs_two_envelopes)
 {
     bl_config c = {.schedulers = 1};
