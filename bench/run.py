@@ -342,7 +342,14 @@ def run_beamline(args, n_sched, problems):
     log("== Beamline")
     try:
         data = load_json_text(run_captured(cmd, env=env, timeout=args.timeout))
-        return parse_gbench(data, problems)
+        res = parse_gbench(data, problems)
+        # Each figure is the median of several runs: their spread, as the anchors print theirs.
+        for b in data.get("benchmarks", []):
+            if all(k in b for k in ("value", "min", "max")) and not b.get("error_occurred"):
+                stem = str(b.get("run_name") or b.get("name", "")).split("/", 1)[0]
+                log(f"  {stem}: {b['value']:.6g} {b.get('label', '')} "
+                    f"(min {b['min']:.6g}, max {b['max']:.6g})")
+        return res
     except RunError as e:
         problems.append(f"Beamline: FAILED: {e} (column left empty)")
         return None

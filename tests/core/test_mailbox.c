@@ -393,7 +393,10 @@ static void awake_timeout_main(void *arg)
     for (int round = 0; round < 20; round++) {
         noisy_arg a = {.target = bl_self()};
         bl_spawn_opts same = {.scheduler = 1 + bl_current_scheduler()};
-        BL_CHECK_EQ(bl_spawn(NULL, noisy, &a, &same), 0);
+        bl_pid np;
+        bl_ref nref;
+        BL_CHECK_EQ(bl_spawn(&np, noisy, &a, &same), 0);
+        BL_CHECK_EQ(bl_monitor(np, &nref), 0);
         uint64_t t0 = bl__now_ns();
         bl_msg *m = NULL;
         BL_CHECK_EQ(bl_recv(&m, bl_match_tag, &(uint32_t){T_DATA}, 5, 0), -ETIMEDOUT);
@@ -402,6 +405,10 @@ static void awake_timeout_main(void *arg)
         /* The timeout holds however often noise wakes the receiver. */
         BL_CHECK(took >= 5000000u);
         BL_CHECK(took < 2000000000u);
+        /* The noise maker reads `a` until it stops: it is gone before `a` is. */
+        bl_msg *down = NULL;
+        BL_CHECK_EQ(bl_recv(&down, bl_match_ref, &nref, 10000, 0), 0);
+        bl_msg_free(down);
         while ((m = bl_receive(0))) bl_msg_free(m);
     }
 }

@@ -143,9 +143,16 @@ static void sender_hog(void *arg)
 
 static void fair_main(void *arg)
 {
-    _Atomic int stop = 0;
-    BL_CHECK_EQ(bl_spawn(NULL, sender_hog, &stop, NULL), 0);
-    BL_CHECK_EQ(bl_spawn(NULL, sender_hog, &stop, NULL), 0);
+    /* The hogs read it until they see it set, so it outlives this frame,
+     * and they are waited for: nothing of theirs runs after the test. */
+    static _Atomic int stop;
+    atomic_store(&stop, 0);
+    bl_pid h1, h2;
+    bl_ref r1, r2;
+    BL_CHECK_EQ(bl_spawn(&h1, sender_hog, &stop, NULL), 0);
+    BL_CHECK_EQ(bl_spawn(&h2, sender_hog, &stop, NULL), 0);
+    BL_CHECK_EQ(bl_monitor(h1, &r1), 0);
+    BL_CHECK_EQ(bl_monitor(h2, &r2), 0);
     /* With one scheduler, main only runs again if the hogs are preempted. */
     bl_pid self = bl_self();
     bl_send(self, T_DONE, NULL, 0);
@@ -155,6 +162,11 @@ static void fair_main(void *arg)
     BL_CHECK(m != NULL);
     bl_msg_free(m);
     atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) {
+        bl_msg *d = bl_test_recv_tag(BL_TAG_DOWN, 10000);
+        BL_CHECK(d != NULL);
+        bl_msg_free(d);
+    }
 }
 
 Test(sched, reductions_preempt_a_busy_loop)
