@@ -304,21 +304,7 @@ func spawnExit() float64 {
 
 // Round trips of an integer between the driver and one echo goroutine.
 func pingpong() float64 {
-	ping := make(chan int, 1)
-	pong := make(chan int, 1)
-	go func() {
-		for v := range ping {
-			pong <- v
-		}
-	}()
-	start := time.Now()
-	for i := 0; i < pingpongN; i++ {
-		ping <- i
-		<-pong
-	}
-	d := time.Since(start)
-	close(ping)
-	return perOp(d, pingpongN)
+	return pingpongPair(false)
 }
 
 // pingpongCross is pingpong with each goroutine locked to an OS thread of its
@@ -327,19 +313,28 @@ func pingpong() float64 {
 // Beamline's row and the BEAM's (bound schedulers).  Left to itself Go runs
 // the pair on one P: that figure is pingpong_any_sched.
 func pingpongCross() float64 {
+	return pingpongPair(true)
+}
+
+// pingpongPair times pingpongN round trips between two goroutines, each on an
+// OS thread of its own when locked.
+func pingpongPair(locked bool) float64 {
 	ping := make(chan int, 1)
 	pong := make(chan int, 1)
 	done := make(chan float64)
+	lock := func() {
+		if locked {
+			runtime.LockOSThread()
+		}
+	}
 	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		lock()
 		for v := range ping {
 			pong <- v
 		}
 	}()
 	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		lock()
 		start := time.Now()
 		for i := 0; i < pingpongN; i++ {
 			ping <- i
