@@ -83,6 +83,13 @@ static inline void bl__queue_down(bl_proc *p, bl_msg *m)
 #define BL_SPAWN_MAIN    4u /* bl_main's process: its end stops the runtime */
 int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const bl_spawn_opts *o,
               unsigned flags, bl_ref ref);
+/*
+ * Copies data[0..len) into an envelope with message flags mflags and pushes
+ * it to t, the process `to` named when the caller looked it up: 0; 1 when it
+ * has died since (nothing delivered); -ENOMEM.  Charges the sender.
+ */
+int bl__send_copy(bl_proc *t, bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len,
+                  uint32_t mflags);
 /* The live process `to` names, or NULL with *err set (-EINVAL malformed, -ESRCH gone). */
 bl_proc *bl__target(bl_pid to, int *err);
 /* Pushes m to p if p is still `to` (else frees m and returns false); queues p if that woke it. */

@@ -352,19 +352,26 @@ static bool finish_send(bl_proc *p, bl_pid to, bl_msg *m, uint32_t tag, bl_ref r
     return pushed;
 }
 
+int bl__send_copy(bl_proc *t, bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len,
+                  uint32_t mflags)
+{
+    bl_sched *s = bl__tls_sched;
+    bl_msg *m = bl__msg_alloc(s ? &s->slab : NULL, len);
+    if (!m) return -ENOMEM;
+    if (len) memcpy(m->data, data, len);
+    m->flags |= mflags;
+    return finish_send(t, to, m, tag, ref) ? 0 : 1;
+}
+
 int bl__send_ex(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len, uint32_t mflags)
 {
     if (len && !data) return -EINVAL;
     int err;
     bl_proc *p = bl__target(to, &err);
     if (!p) return err;
-    bl_sched *s = bl__tls_sched;
-    bl_msg *m = bl__msg_alloc(s ? &s->slab : NULL, len);
-    if (!m) return -ENOMEM;
-    if (len) memcpy(m->data, data, len);
-    m->flags |= mflags;
-    finish_send(p, to, m, tag, ref);
-    return 0;
+    /* A receiver that died meanwhile is no error: the message is dropped, as Erlang does. */
+    int rc = bl__send_copy(p, to, tag, ref, data, len, mflags);
+    return rc < 0 ? rc : 0;
 }
 
 int bl__send_owned(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len,

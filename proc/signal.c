@@ -533,26 +533,16 @@ int bl__call_send(bl_pid to, uint32_t tag, const void *data, size_t len, bl_ref 
     if (!bl__psig(p) ||
         !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, &p->sig->mon_inl, r, to))
         return -ENOMEM;
-    bl_sched *s = bl__tls_sched;
-    bl_msg *m = bl__msg_alloc(&s->slab, len);
-    if (!m) {
-        mon_del(p->sig->mons, &p->sig->nmons, r);
-        return -ENOMEM;
-    }
-    if (len) memcpy(m->data, data, len);
-    m->flags |= BL_MSG_MONITOR;
-    m->from = bl__proc_pid(p);
-    m->ref = r;
-    m->tag = tag;
+    /* The alias before the push: the reply may come at once from another core. */
     p->alias = r;
-    if (!bl__push(t, to, m, false)) {
-        /* Died since the look: it never held the monitor. */
+    int rc = bl__send_copy(t, to, tag, r, data, len, BL_MSG_MONITOR);
+    if (rc) {
+        /* No envelope, or it died since the look: it never held the monitor. */
         mon_del(p->sig->mons, &p->sig->nmons, r);
         p->alias = BL_REF_NONE;
-        return -ESRCH;
+        return rc < 0 ? rc : -ESRCH;
     }
     *ref = r;
-    bl__charge(p, 1);
     return 0;
 }
 

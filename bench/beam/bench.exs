@@ -584,24 +584,9 @@ defmodule BeamBench do
   # make_ref/0 followed by a receive that matches on the ref lets the compiler and
   # runtime skip the old messages (receive marker).
   def call_with_queued do
-    parent = self()
     server = spawn(fn -> server_loop() end)
-
-    client =
-      spawn_off_heap(fn ->
-        fill_self(@call_queued)
-        t0 = now()
-        do_calls(server, @call_n)
-        send(parent, {:call_time, now() - t0})
-      end)
-
-    dt =
-      receive do
-        {:call_time, dt} -> dt
-      end
-
+    dt = queued_client_time(fn -> do_calls(server, @call_n) end)
     send(server, :stop)
-    _ = client
     dt / @call_n
   end
 
@@ -610,25 +595,27 @@ defmodule BeamBench do
   # (an alias) after a receive marker, so neither the reply's receive nor the
   # demonitor's flush scans the old messages.
   def genserver_call_queued do
-    parent = self()
     {:ok, server} = GenServer.start(BeamBench.Echo, 0)
-
-    client =
-      spawn_off_heap(fn ->
-        fill_self(@call_queued)
-        t0 = now()
-        gs_calls(server, @call_n)
-        send(parent, {:call_time, now() - t0})
-      end)
-
-    dt =
-      receive do
-        {:call_time, dt} -> dt
-      end
-
+    dt = queued_client_time(fn -> gs_calls(server, @call_n) end)
     GenServer.stop(server)
-    _ = client
     dt / @call_n
+  end
+
+  # Runs calls in a client whose mailbox holds @call_queued unrelated messages
+  # first; returns the time the calls took.
+  defp queued_client_time(calls) do
+    parent = self()
+
+    spawn_off_heap(fn ->
+      fill_self(@call_queued)
+      t0 = now()
+      calls.()
+      send(parent, {:call_time, now() - t0})
+    end)
+
+    receive do
+      {:call_time, dt} -> dt
+    end
   end
 
   defp fill_self(0), do: :ok
@@ -1244,18 +1231,8 @@ defmodule BeamBench do
     me = self()
     t0 = now()
     for _ <- 1..100_000, do: spawn(fn -> Process.sleep(10); send(me, :slept) end)
-    collect(:slept, 100_000)
+    BeamBench.Multi.collect(:slept, 100_000)
     (now() - t0) / 1.0e6
-  end
-
-  defp collect(_tag, 0), do: :ok
-
-  defp collect(tag, k) do
-    receive do
-      ^tag -> collect(tag, k - 1)
-    after
-      60_000 -> raise "timed out waiting for #{tag}"
-    end
   end
 
   @echo_conns 64
@@ -1279,7 +1256,7 @@ defmodule BeamBench do
       end)
     end
 
-    collect(:echoed, @echo_conns)
+    BeamBench.Multi.collect(:echoed, @echo_conns)
     dt = now() - t0
     :gen_tcp.close(l)
     @echo_conns * @echo_rounds * 1.0e9 / dt
@@ -1339,8 +1316,8 @@ defmodule BeamBench do
       end)
     end
 
-    collect(:connected, @accept_clients)
-    collect(:accepted, 1)
+    BeamBench.Multi.collect(:connected, @accept_clients)
+    BeamBench.Multi.collect(:accepted, 1)
     dt = now() - t0
     :gen_tcp.close(l)
     @accept_clients * @accept_each * 1.0e9 / dt
@@ -1379,7 +1356,7 @@ defmodule BeamBench do
       end)
     end
 
-    collect(:read, @readers)
+    BeamBench.Multi.collect(:read, @readers)
     @readers * @reads_each * 1.0e9 / (now() - t0)
   end
 

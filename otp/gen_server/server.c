@@ -634,12 +634,13 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
     }
     ack a;
     memcpy(&a, m->data, sizeof a);
-    if (a.status == 0) bl__call_done(w.ref, m);
-    bl_msg_free(m);
     if (a.status == 0) {
+        bl__call_done(w.ref, m); /* the ack ended the monitor */
+        bl_msg_free(m);
         if (pid) *pid = child;
         return 0;
     }
+    bl_msg_free(m);
     /* Every other outcome ends the server: return once it is gone. */
     m = wait_down(w.ref);
     if (link) flush_exit(child);

@@ -152,16 +152,6 @@ Test(kill_faults, connections_queued_for_a_dead_owner_are_closed, .timeout = 240
 
 /* ---- a dead owner's accept stream, its listener closed: the port is free at once ---- */
 
-static void owner_on_two(void *arg)
-{
-    acc_ctx *a = arg;
-    BL_CHECK_EQ(bl_io_accept_stream(a->lfd), 0);
-    bl_send(a->test, T_READY, NULL, 0);
-    bl_msg *m = NULL;
-    uint32_t never = T_NEVER;
-    bl_recv(&m, bl_match_tag, &never, BL_INFINITY, 0);
-}
-
 static void closed_listener_main(void *arg)
 {
     if (bl_schedulers() < 2) return;
@@ -174,7 +164,7 @@ static void closed_listener_main(void *arg)
         bl_spawn_opts other = {.scheduler = 2};
         bl_pid owner;
         bl_ref ref;
-        BL_CHECK_EQ(bl_spawn_monitor(&owner, &ref, owner_on_two, &a, &other), 0);
+        BL_CHECK_EQ(bl_spawn_monitor(&owner, &ref, stream_owner, &a, &other), 0);
         bl_msg_free(bl_test_recv_tag(T_READY, 5000));
         bl_reason kill = BL_REASON(BL_KILL);
         BL_CHECK_EQ(bl_exit_pid(owner, &kill), 0);
