@@ -127,7 +127,10 @@ static int pp_cross;
 static void pingpong_drv(driver *d)
 {
     int n = (int)bl_schedulers();
-    bl_spawn_opts a = {.scheduler = 1}, b = {.scheduler = pp_cross && n > 1 ? 2 : 1};
+    /* Bound: a wake-up would otherwise bring the pair together (as the BEAM's
+     * {scheduler, N} and Go's LockOSThread keep theirs apart). */
+    bl_spawn_opts a = {.scheduler = 1, .bound = true},
+                  b = {.scheduler = pp_cross && n > 1 ? 2 : 1, .bound = true};
     /* pingpong_any_sched: the runtime places both. */
     if (pp_cross == 2) a = b = (bl_spawn_opts){0};
     ping_arg pa = {.owner = bl_self()};

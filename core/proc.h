@@ -251,6 +251,7 @@ typedef struct bl_proc {
     bool timer_fired;          /* a timer, not a message, ended the last wait */
     bool started;              /* handler init has run */
     bool placed;     /* spawned onto an explicit scheduler and not run yet: not stealable */
+    bool bound;      /* bl_spawn_opts.bound: runs on its scheduler only, for life */
     bool signalled;  /* ended by an exit signal, not by its own doing: no crash report */
     bool hibernated; /* parked by bl_hibernate: only a message restarts fn */
     bool trap_exit;  /* exit signals become BL_TAG_EXIT messages */

@@ -220,7 +220,10 @@ typedef struct bl_spawn_opts {
     bl_priority priority; /* BL_PRIO_NORMAL by default */
     int scheduler;        /* scheduler + 1 to start on; 0 = the caller's (round-robin from
                              outside).  Like any process it may later be stolen by an idle
-                             scheduler. */
+                             scheduler, or follow a process that wakes it (see bound). */
+    bool bound;           /* with scheduler: the process runs on that scheduler only, for
+                             life: never stolen, never moved by a wake-up (the BEAM's
+                             spawn_opt {scheduler, N} binds the same way) */
     bool inherit_callers; /* the child's callers are [spawner | the spawner's callers], cut
                              to BL_CALLERS_MAX (Elixir's $callers, as Task sets it); from
                              outside a process, none */

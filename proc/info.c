@@ -199,6 +199,7 @@ int bl_scheduler_stats_get(unsigned i, bl_scheduler_stats *out)
         .switches = BL_STAT(s, switches),
         .steals = BL_STAT(s, steals),
         .stolen = BL_STAT(s, stolen),
+        .pulled = BL_STAT(s, pulled),
         .sleeps = BL_STAT(s, sleeps),
         .wakeups_sent = BL_STAT(s, wakeups_sent),
         .timers_fired = BL_STAT(s, timers_fired),

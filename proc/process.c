@@ -93,6 +93,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->timer_fired = false;
     p->started = false;
     p->placed = o->scheduler != 0;
+    p->bound = o->bound && o->scheduler != 0;
     p->hibernated = false;
     p->signalled = false;
     p->streams = false;

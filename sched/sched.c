@@ -221,6 +221,11 @@ static void local_push(bl_sched *s, bl_proc *p)
         plist_push(&s->lanes[p->prio], p);
         return;
     }
+    /* A bound process waits where no thief looks. */
+    if (p->bound) {
+        ovf_append(s, p);
+        return;
+    }
     if (bl__runq_push(&s->rq, p) != 0) {
         bl_proc *half[BL_RUNQ_SIZE / 2];
         uint32_t n = bl__runq_take_half(&s->rq, half);
@@ -261,8 +266,23 @@ static void wake_idle_peer(bl_sched *s)
 
 void bl__sched_ready(bl_proc *p, unsigned flags)
 {
-    bl_sched *home = p->sched;
-    if (home == bl__tls_sched && !(flags & BL_READY_INJECT)) {
+    bl_sched *home = p->sched, *s = bl__tls_sched;
+    /* A process woken by a message from a process on another scheduler
+     * moves to the waker's (Go's ready(): the woken goroutine goes to the
+     * waker's runnext).  Partners that exchange messages end up on one
+     * core, where a hand-off is a switch instead of two cache-line
+     * transfers and maybe a system call; when the waker goes on running,
+     * the woken one waits in runnext, and an idle peer takes work from the
+     * run queue behind it.  Not for bound processes, not for a process with
+     * a stream armed on its ring (its data arrives there), not for wake-ups
+     * by I/O or timers (which happen on the home scheduler anyway), and not
+     * for priorities other than normal, whose lanes are never stolen from. */
+    if (home != s && s && s->current && (flags & BL_READY_NEXT) && p->prio == BL_PRIO_NORMAL &&
+        !p->bound && !p->streams) {
+        BL_STAT_ADD(s, pulled, 1);
+        p->sched = home = s;
+    }
+    if (home == s && !(flags & BL_READY_INJECT)) {
         atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
         if ((flags & BL_READY_NEXT) && p->prio == BL_PRIO_NORMAL) {
             /* The displaced runnext goes to the back of the queue. */

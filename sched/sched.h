@@ -62,6 +62,7 @@ typedef struct bl_sched_stats {
     _Atomic uint64_t switches;     /* processes switched in */
     _Atomic uint64_t steals;       /* successful steals (batches) */
     _Atomic uint64_t stolen;       /* processes moved by those steals */
+    _Atomic uint64_t pulled;       /* processes moved here by a wake-up from here */
     _Atomic uint64_t sleeps;       /* times the scheduler slept in the ring */
     _Atomic uint64_t wakeups_sent; /* wake-ups this scheduler sent to others */
     _Atomic uint64_t timers_fired; /* timers that ended a wait */

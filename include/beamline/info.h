@@ -96,6 +96,7 @@ typedef struct bl_scheduler_stats {
     uint64_t switches;     /* processes switched in */
     uint64_t steals;       /* successful steals */
     uint64_t stolen;       /* processes moved by them */
+    uint64_t pulled;       /* processes woken from here that moved here from another */
     uint64_t sleeps;       /* times it slept in its ring */
     uint64_t wakeups_sent; /* wake-ups it sent to others */
     uint64_t timers_fired; /* timers that ended a wait */

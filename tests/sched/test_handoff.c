@@ -6,7 +6,9 @@
  *    that parks with its message already there runs again;
  *  - a child spawned on its parent's scheduler waits in the runnext slot,
  *    where an idle peer cannot steal it before its first run, and children
- *    still start in the order they were spawned.
+ *    still start in the order they were spawned;
+ *  - a process woken from another scheduler moves to the waker's, so
+ *    partners meet on one core; a bound process never moves.
  */
 #include <errno.h>
 
@@ -208,6 +210,7 @@ enum { ROUNDS = 200000 };
 typedef struct mctx {
     bl_pid owner;
     _Atomic int moves;
+    _Atomic int where; /* its scheduler as it last answered */
 } mctx;
 
 /* Echoes until told to stop, counting the times it finds itself elsewhere. */
@@ -224,6 +227,7 @@ static void echo_counting(void *arg)
         bl_pid from = m->from;
         bl_msg_free(m);
         if (tag == T_STOP) break;
+        atomic_store(&c->where, now);
         bl_send(from, T_BALL, NULL, 0);
     }
     bl_send(c->owner, T_DONE, NULL, 0);
@@ -272,4 +276,88 @@ static void pair_main(void *arg)
 Test(handoff, a_busy_pair_stays_on_its_scheduler, .timeout = 60)
 {
     bl_test_run(NULL, pair_main, NULL);
+}
+
+/* ---- a wake-up brings partners together; a bound process stays ---- */
+
+enum { MEET_ROUNDS = 20000 };
+
+typedef struct meet {
+    mctx echo; /* the ponger: echo_counting */
+    bl_pid peer;
+    int apart; /* round trips whose two halves ran on two schedulers */
+    int moves; /* times the pinger found itself on another scheduler */
+} meet;
+
+static void meet_pinger(void *arg)
+{
+    meet *c = arg;
+    int home = bl_current_scheduler();
+    for (int i = 0; i < MEET_ROUNDS; i++) {
+        bl_send(c->peer, T_BALL, NULL, 0);
+        bl_msg *m = bl_test_recv_tag(T_BALL, 10000);
+        BL_CHECK(m != NULL);
+        if (!m) break;
+        bl_msg_free(m);
+        int here = bl_current_scheduler();
+        if (atomic_load(&c->echo.where) != here) c->apart++;
+        if (here != home) c->moves++, home = here;
+    }
+    bl_send(c->peer, T_STOP, NULL, 0);
+    bl_send(c->echo.owner, T_DONE, NULL, 0);
+}
+
+/* The two players start on two schedulers, bound or not. */
+static void meet_run(meet *c, bool bound)
+{
+    *c = (meet){.echo = {.owner = bl_self(), .where = -1}};
+    bl_spawn_opts o1 = {.scheduler = 1, .bound = bound}, o2 = {.scheduler = 2, .bound = bound};
+    BL_CHECK_EQ(bl_spawn(&c->peer, echo_counting, &c->echo, &o2), 0);
+    BL_CHECK_EQ(bl_spawn(NULL, meet_pinger, c, &o1), 0);
+    for (int i = 0; i < 2; i++) bl_msg_free(bl_test_recv_tag(T_DONE, 60000));
+}
+
+static uint64_t pulled_total(void)
+{
+    uint64_t n = 0;
+    bl_scheduler_stats st;
+    for (unsigned i = 0; bl_scheduler_stats_get(i, &st) == 0; i++) n += st.pulled;
+    return n;
+}
+
+static void meet_main(void *arg)
+{
+    (void)arg;
+    static meet c;
+    uint64_t pulled = pulled_total();
+    meet_run(&c, false);
+    cr_log_info("unbound: %d of %d round trips apart, %d moves", c.apart, MEET_ROUNDS, c.moves);
+    /* The first wake-up from scheduler 0 brings the ponger over; a thief
+     * can part them now and then (when one waits in the run queue), but
+     * the next wake-up brings them together again. */
+    BL_CHECK(c.apart < MEET_ROUNDS / 2);
+    BL_CHECK(pulled_total() > pulled);
+}
+
+Test(handoff, a_wake_up_brings_partners_onto_one_scheduler, .timeout = 120)
+{
+    bl_config c = {.schedulers = 2};
+    bl_test_run(&c, meet_main, NULL);
+}
+
+static void bound_main(void *arg)
+{
+    (void)arg;
+    static meet c;
+    meet_run(&c, true);
+    cr_log_info("bound: %d of %d round trips apart, %d moves", c.apart, MEET_ROUNDS, c.moves);
+    /* Every round trip crosses, and the pinger never left its scheduler. */
+    BL_CHECK_EQ(c.apart, MEET_ROUNDS);
+    BL_CHECK_EQ(c.moves, 0);
+}
+
+Test(handoff, a_bound_process_stays_on_its_scheduler, .timeout = 120)
+{
+    bl_config c = {.schedulers = 2};
+    bl_test_run(&c, bound_main, NULL);
 }

@@ -605,7 +605,7 @@ static void ponger(void *arg)
     /* The pinger is spawned from here, so that it reaches scheduler 0
      * through the inject queue and surely starts there (see where_relay). */
     pl->ping->peer = bl_self();
-    bl_spawn_opts o1 = {.scheduler = 1};
+    bl_spawn_opts o1 = {.scheduler = 1, .bound = true};
     BL_CHECK_EQ(bl_spawn(NULL, pinger, pl->ping, &o1), 0);
     for (;;) {
         bl_msg *m = bl_receive(10000);
@@ -660,7 +660,8 @@ static void pingpong_main(void *arg)
     BL_CHECK_EQ(bl__rt->msg_ring, wake == BL_WAKE_MSG_RING);
     player ping = {.parent = bl_self(), .home = 0};
     player pong = {.parent = bl_self(), .home = 1, .ping = &ping};
-    bl_spawn_opts o2 = {.scheduler = 2};
+    /* Bound: each wake-up would otherwise bring the players together. */
+    bl_spawn_opts o2 = {.scheduler = 2, .bound = true};
     BL_CHECK_EQ(bl_spawn(NULL, ponger, &pong, &o2), 0);
     for (int i = 0; i < 2; i++) { /* both players are done */
         bl_msg *m = bl_test_recv_tag(T_STOP, 120000);
