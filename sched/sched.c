@@ -267,18 +267,24 @@ static void wake_idle_peer(bl_sched *s)
 void bl__sched_ready(bl_proc *p, unsigned flags)
 {
     bl_sched *home = p->sched, *s = bl__tls_sched;
-    /* A process woken by a message from a process on another scheduler
-     * moves to the waker's (Go's ready(): the woken goroutine goes to the
-     * waker's runnext).  Partners that exchange messages end up on one
-     * core, where a hand-off is a switch instead of two cache-line
-     * transfers and maybe a system call; when the waker goes on running,
-     * the woken one waits in runnext, and an idle peer takes work from the
-     * run queue behind it.  Not for bound processes, not for a process with
+    /* A pair of processes that wake each other, each the other's last
+     * wake-up, comes together: the one woken from the other's scheduler
+     * moves there and waits in runnext (as Go's ready() puts the woken
+     * goroutine in the waker's runnext).  On one core a hand-off is a
+     * switch instead of two cache-line transfers and maybe a system call.
+     * Only a pair: a server that clients on several cores wake in turn,
+     * and that wakes them in turn, stays where it is, and so do they,
+     * instead of piling onto one core that thieves then empty again.  Not
+     * for bound processes, not for a process with
      * a stream armed on its ring (its data arrives there), not for wake-ups
      * by I/O or timers (which happen on the home scheduler anyway), and not
      * for priorities other than normal, whose lanes are never stolen from. */
-    if (home != s && s && s->current && (flags & BL_READY_NEXT) && p->prio == BL_PRIO_NORMAL &&
-        !p->bound && !p->streams) {
+    bl_proc *w = s ? s->current : NULL;
+    bool pair = w && p->waker == w && w->wakee == p;
+    p->waker = w;
+    if (w) w->wakee = p;
+    if (home != s && pair && (flags & BL_READY_NEXT) && p->prio == BL_PRIO_NORMAL && !p->bound &&
+        !p->streams) {
         BL_STAT_ADD(s, pulled, 1);
         p->sched = home = s;
     }

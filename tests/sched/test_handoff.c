@@ -15,7 +15,7 @@
 #include "bl_test.h"
 #include "sched/sched.h"
 
-enum { T_BALL = 1, T_DONE, T_STOP, T_WHERE };
+enum { T_BALL = 1, T_DONE, T_STOP, T_WHERE, T_TOKEN };
 
 /* ---- the loop's turn among direct switches ---- */
 
@@ -360,4 +360,60 @@ Test(handoff, a_bound_process_stays_on_its_scheduler, .timeout = 120)
 {
     bl_config c = {.schedulers = 2};
     bl_test_run(&c, bound_main, NULL);
+}
+
+/* A server that clients on two schedulers wake in turn is not a pair: it
+ * stays where it is instead of following each client. */
+
+typedef struct turn_client {
+    bl_pid owner, server, other; /* other: the client that goes next */
+    bool first;
+} turn_client;
+
+static void turn_client_proc(void *arg)
+{
+    turn_client *c = arg;
+    for (int i = 0; i < MEET_ROUNDS / 4; i++) {
+        if (i > 0 || !c->first) {
+            bl_msg *t = bl_test_recv_tag(T_TOKEN, 10000);
+            BL_CHECK(t != NULL);
+            if (!t) break;
+            bl_msg_free(t);
+        }
+        bl_send(c->server, T_BALL, NULL, 0);
+        bl_msg *m = bl_test_recv_tag(T_BALL, 10000);
+        BL_CHECK(m != NULL);
+        if (!m) break;
+        bl_msg_free(m);
+        bl_send(c->other, T_TOKEN, NULL, 0);
+    }
+    bl_send(c->owner, T_DONE, NULL, 0);
+}
+
+static void in_turn_main(void *arg)
+{
+    (void)arg;
+    static mctx srv;
+    static turn_client a, b;
+    srv = (mctx){.owner = bl_self()};
+    bl_pid s, pa, pb;
+    bl_spawn_opts o1 = {.scheduler = 1}, b1 = {.scheduler = 1, .bound = true},
+                  b2 = {.scheduler = 2, .bound = true};
+    BL_CHECK_EQ(bl_spawn(&s, echo_counting, &srv, &o1), 0);
+    a = (turn_client){.owner = bl_self(), .server = s, .first = true};
+    b = (turn_client){.owner = bl_self(), .server = s};
+    BL_CHECK_EQ(bl_spawn(&pb, turn_client_proc, &b, &b2), 0);
+    a.other = pb;
+    BL_CHECK_EQ(bl_spawn(&pa, turn_client_proc, &a, &b1), 0);
+    b.other = pa;
+    for (int i = 0; i < 2; i++) bl_msg_free(bl_test_recv_tag(T_DONE, 60000));
+    bl_send(s, T_STOP, NULL, 0);
+    bl_msg_free(bl_test_recv_tag(T_DONE, 10000));
+    BL_CHECK_EQ(atomic_load(&srv.moves), 0);
+}
+
+Test(handoff, a_server_woken_in_turn_from_two_schedulers_stays, .timeout = 120)
+{
+    bl_config c = {.schedulers = 2};
+    bl_test_run(&c, in_turn_main, NULL);
 }
