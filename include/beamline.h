@@ -397,7 +397,9 @@ typedef bool (*bl_match_fn)(const bl_msg *m, void *arg);
  * Process only: removes and returns in *out the first message in arrival
  * order for which match(m, arg) is true (every message if match is NULL),
  * waiting for it up to timeout_ms (0 = only look, BL_INFINITY = forever).
- * Messages that do not match stay queued in order.
+ * Messages that do not match stay queued in order.  A timeout never ends
+ * early; one of a second or more may end up to 8 ms late (its deadline is
+ * taken from the coarse clock, a fifth of the precise one's cost).
  *
  * Returns 0, -ETIMEDOUT, -EPERM outside a process, -EINVAL for a negative
  * timeout other than BL_INFINITY.

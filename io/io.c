@@ -311,7 +311,8 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
     bool wheel = false;
     if (op->ms >= 0) {
         p->timer_fired = false;
-        uint64_t deadline = bl__now_ns() + (uint64_t)op->ms * 1000000u;
+        /* Never early; from a second on, the cheaper coarse clock. */
+        uint64_t deadline = bl__deadline_ns(op->ms);
         if (bl__sched_arm_timer(p, deadline, BL_ST_SLEEPING) == 0) {
             wheel = true;
         } else {
