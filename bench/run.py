@@ -7,7 +7,7 @@
         [--http-server PATH] [--no-nginx] [--wrk-threads N] [--wrk-connections N]
         [--http-duration SECONDS] [--http-runs N] [--c2c-floor PATH]
         [--sweep schedulers=1,2,... | --sweep size=1k,10k,100k,1m]
-        [--timeout SECONDS] [--out bench/results/latest.json]
+        [--runs N] [--timeout SECONDS] [--out bench/results/latest.json]
 
 Runs the Beamline Google Benchmark binary (tuning passed as BEAMLINE_* environment
 variables), the BEAM script bench/beam/bench.exs (elixir --erl "+S N") and the Go program
@@ -15,7 +15,8 @@ bench/go (GOMAXPROCS=N) with the same filter, then the HTTP workloads itself (wr
 examples/http_server and nginx), prints one table and writes one JSON file. With
 pingpong_cross_sched it also runs c2c_floor (the core-to-core floor). --sweep runs a set
 of rows once per scheduler count or per size instead, for all three, and draws a chart
-per row (bench/sweep.py).
+per row (bench/sweep.py). --runs N runs the three harnesses N times, in turn: each figure
+is then the median of the N runs, and their minimum and maximum are shown beside it.
 See bench/README.md. Exits non-zero only when the Beamline binary or the Beamline HTTP
 server fails; a failing anchor is reported and its column left empty.
 """
@@ -186,6 +187,9 @@ def parse_args(argv):
                         "or per size (k and m suffixes) for all three, chart each row")
     p.add_argument("--no-beam", action="store_true", help="do not run the BEAM anchor")
     p.add_argument("--no-go", action="store_true", help="do not run the Go anchor")
+    p.add_argument("--runs", type=positive_int, default=1,
+                   help="run the three harnesses this many times, in turn; each figure is "
+                        "the median of the runs, shown with their min and max (default 1)")
     p.add_argument("--timeout", type=positive_int, default=1200,
                    help="time limit in seconds for each run (default 1200)")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.json"),
@@ -851,13 +855,50 @@ def build_rows(keep, sources, problems):
     return rows
 
 
+def merge_runs(runs):
+    """[{name: (value, unit)}] of N runs -> ({name: (median, unit)}, {name: [min, max, n]})."""
+    merged, spread = {}, {}
+    names = []
+    for res in runs:
+        names += [n for n in res if n not in names]
+    for n in names:
+        unit = next(res[n][1] for res in runs if n in res)
+        vals = [res[n][0] for res in runs if n in res and res[n][1] == unit and res[n][0] is not None]
+        if not vals:
+            continue
+        merged[n] = (median(vals), unit)
+        spread[n] = [min(vals), max(vals), len(vals), unit]
+    return merged, spread
+
+
+def fmt_cell(r, col):
+    """A table cell: the figure, with the min-max of its runs when there were several."""
+    text = fmt_num(r[col])
+    sp = (r.get("spread") or {}).get(col)
+    if r[col] is not None and sp and sp[2] > 1:
+        lo, hi = convert(sp[0], sp[3], r["unit"]), convert(sp[1], sp[3], r["unit"])
+        if lo is not None and hi is not None:
+            text += f" [{fmt_num(lo)}-{fmt_num(hi)}]"
+    return text
+
+
+def peer_ahead(r):
+    """The anchors whose figure is better than Beamline's on this row."""
+    if r["beamline"] is None:
+        return []
+    better = (lambda a, b: a > b) if higher_is_better(r["unit"]) else (lambda a, b: a < b)
+    return [c for c in ("beam", "go") if r[c] is not None and better(r[c], r["beamline"])]
+
+
 def print_table(rows):
-    header = ["workload", "unit", "Beamline", "BEAM", "Go", "BEAM/Beamline"]
+    header = ["workload", "unit", "Beamline", "BEAM", "Go", "BEAM/Beamline", "ahead"]
     lines = []
     for r in rows:
         x = ratio(r["beamline"], r["beam"], r["unit"])
-        lines.append([r["name"], r["unit"], fmt_num(r["beamline"]), fmt_num(r["beam"]),
-                      fmt_num(r["go"]), "-" if x is None else f"{x:.2f}x"])
+        ahead = peer_ahead(r)
+        lines.append([r["name"], r["unit"], fmt_cell(r, "beamline"), fmt_cell(r, "beam"),
+                      fmt_cell(r, "go"), "-" if x is None else f"{x:.2f}x",
+                      ", ".join({"beam": "BEAM", "go": "Go"}[c] for c in ahead) or "-"])
     widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
               for i, h in enumerate(header)]
 
@@ -1135,10 +1176,20 @@ def main(argv):
         if why:
             problems.append(f"core-to-core floor not measured: {why}")
 
-    bl = run_beamline(args, n_sched, problems)
-    beamline_failed = bl is None or bool(bl.pop("__failed__", False))
-    beam = {} if args.no_beam else run_beam(args, n_sched, scratch, problems)
-    go = {} if args.no_go else run_go(args, n_sched, scratch, problems)
+    # With --runs N the three take turns, so that a noisy minute hits all of them alike.
+    bls, beams, gos = [], [], []
+    beamline_failed = False
+    for i in range(args.runs):
+        if args.runs > 1:
+            log(f"== run {i + 1} of {args.runs}")
+        bl = run_beamline(args, n_sched, problems)
+        beamline_failed = beamline_failed or bl is None or bool(bl.pop("__failed__", False))
+        bls.append(bl or {})
+        beams.append({} if args.no_beam else run_beam(args, n_sched, scratch, problems))
+        gos.append({} if args.no_go else run_go(args, n_sched, scratch, problems))
+    (bl, bl_spread), (beam, beam_spread), (go, go_spread) = (
+        merge_runs(bls), merge_runs(beams), merge_runs(gos))
+    spreads = {"beamline": bl_spread, "beam": beam_spread, "go": go_spread}
     if floor is not None:
         log("== core-to-core floor, again")
         again, why = sweep.run_c2c_floor(c2c_binary(args))
@@ -1160,6 +1211,9 @@ def main(argv):
     nginx = {n: v for n, v in http_figures("nginx").items() if keep(n)}
     rows = build_rows(keep, [("beamline", bl_all), ("beam", beam), ("go", go),
                              ("nginx", nginx)], problems)
+    if args.runs > 1:
+        for r in rows:
+            r["spread"] = {c: spreads[c][r["name"]] for c in spreads if r["name"] in spreads[c]}
 
     machine = machine_info()
     workloads = []
@@ -1167,6 +1221,14 @@ def main(argv):
     for r in rows:
         w = {"name": r["name"], "unit": r["unit"], "beamline": r["beamline"],
              "beam": r["beam"], "go": r["go"]}
+        if r.get("spread"):
+            # min and max of the runs each figure is the median of, in the row's unit
+            w["spread"] = {c: {"min": convert(sp[0], sp[3], r["unit"]),
+                               "max": convert(sp[1], sp[3], r["unit"]), "runs": sp[2]}
+                           for c, sp in r["spread"].items()}
+        ahead = peer_ahead(r)
+        if ahead:
+            w["peer_ahead"] = ahead
         if r["name"] in HTTP_WORKLOADS:
             r["vs_nginx"] = ratio(r["beamline"], r["nginx"], r["unit"])
             w["nginx"] = r["nginx"]
@@ -1179,6 +1241,8 @@ def main(argv):
             floor_line = sweep.c2c_line(floor, w["vs_c2c_floor"])
         workloads.append(w)
     result = {"workloads": workloads, "config": config, "machine": machine}
+    if args.runs > 1:
+        result["runs"] = args.runs
     if floor is not None:
         result["c2c_floor"] = floor
     if http.get("info"):
@@ -1207,7 +1271,11 @@ def main(argv):
     print_table(rows)
     print()
     print("BEAM/Beamline: how many times better Beamline is (BEAM/Beamline for ns, ms and "
-          "bytes; Beamline/BEAM for rates: units with '/' or 'per_').")
+          "bytes; Beamline/BEAM for rates: units with '/' or 'per_'). ahead: the anchors "
+          "better than Beamline on that row.")
+    if args.runs > 1:
+        print(f"Each figure is the median of {args.runs} runs, taken in turn; [min-max] of "
+              "those runs beside it.")
     if floor_line:
         print(floor_line)
     if http.get("info"):
