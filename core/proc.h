@@ -215,8 +215,8 @@ typedef struct bl_proc {
     bl_qnode inject;         /* link in a scheduler's inject queue */
     _Atomic uint8_t named;   /* set by bl_register (any thread): free the name at exit */
     /* The process whose wake-up queued it last (written by the waker that
-     * won the move to ACTIVE; an identity only, never dereferenced). */
-    const struct bl_proc *waker;
+     * won the move to ACTIVE), a pid: a reused slot is not mistaken for it. */
+    bl_pid waker;
 
     /* --- Owned by the process and the scheduler running it. --- */
     _Alignas(64) bl_ctx ctx;   /* saved registers while switched out */
@@ -229,7 +229,7 @@ typedef struct bl_proc {
                                   (NULL = that DOWN is the head) */
     struct bl_proc *rq_next;   /* link in run-queue overflow and free lists */
     struct bl_tentry *tmr;     /* pending receive/sleep timer, NULL if none */
-    const struct bl_proc *wakee; /* the process it last woke (an identity, as waker) */
+    bl_pid wakee;              /* the process it last woke (as waker) */
     bl_entry_fn fn;            /* entry function (plain processes) */
     void *arg;                 /* its argument; handler processes: init argument */
     const bl_handler *handler; /* non-NULL for handler processes */

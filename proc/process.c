@@ -94,6 +94,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->started = false;
     p->placed = o->scheduler != 0;
     p->bound = o->bound && o->scheduler != 0;
+    p->waker = p->wakee = BL_PID_NONE;
     p->hibernated = false;
     p->signalled = false;
     p->streams = false;

@@ -280,13 +280,16 @@ void bl__sched_ready(bl_proc *p, unsigned flags)
      * by I/O or timers (which happen on the home scheduler anyway), and not
      * for priorities other than normal, whose lanes are never stolen from. */
     bl_proc *w = s ? s->current : NULL;
-    bool pair = w && p->waker == w && w->wakee == p;
-    p->waker = w;
-    if (w) w->wakee = p;
-    if (home != s && pair && (flags & BL_READY_NEXT) && p->prio == BL_PRIO_NORMAL && !p->bound &&
-        !p->streams) {
-        BL_STAT_ADD(s, pulled, 1);
-        p->sched = home = s;
+    if (w && (flags & BL_READY_NEXT)) {
+        /* Wake-ups by message only: a spawn is no exchange yet. */
+        bl_pid wpid = bl__proc_pid(w), ppid = bl__proc_pid(p);
+        bool pair = p->waker == wpid && w->wakee == ppid;
+        p->waker = wpid;
+        w->wakee = ppid;
+        if (pair && home != s && p->prio == BL_PRIO_NORMAL && !p->bound && !p->streams) {
+            BL_STAT_ADD(s, pulled, 1);
+            p->sched = home = s;
+        }
     }
     if (home == s && !(flags & BL_READY_INJECT)) {
         atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
@@ -553,16 +556,18 @@ void bl__sched_settle_prev(bl_sched *s)
 {
     bl_proc *p = s->prev;
     s->prev = NULL;
-    if (p->park == BL_PARK_EXIT) {
-        /* The dead process's clean-up (releases, cleanups, the signals to
-         * its links and monitors) runs as the loop's does: in no process. */
-        bl_proc *q = s->current;
-        s->current = NULL;
+    /* As the loop settles: in no process.  The dead process's clean-up
+     * (releases, cleanups, the signals to its links and monitors) is not
+     * the successor's doing, and neither is queueing a process whose park
+     * a message undid (bl__sched_ready would count it as a wake-up by the
+     * successor). */
+    bl_proc *q = s->current;
+    s->current = NULL;
+    if (p->park == BL_PARK_EXIT)
         bl__hook_proc_finish(s, p);
-        s->current = q;
-        return;
-    }
-    settle(s, p);
+    else
+        settle(s, p);
+    s->current = q;
 }
 
 /* ---- finding work ---- */
