@@ -36,6 +36,7 @@
 #include "beamline/io.h"
 #include "dist/dist.h"
 #include "proc/otp.h"
+#include "proc/proc.h"
 
 /* Control message operations (the distribution protocol's numbering). */
 enum {
@@ -462,11 +463,22 @@ static void run(conn *c)
     }
 }
 
-/* After a failed set-up: waiters hear why, messages queued for the node are dropped. */
-static void refuse_queued(int status)
+/*
+ * After the end: waiters hear why; messages queued for the node go to the
+ * connection that took over, if one did, else they are dropped (as Erlang
+ * drops what a connection that went down did not send).
+ */
+static void pass_on_queued(int peer, int status)
 {
+    bl_pid next = peer >= 0 ? bl__dist_peer_current(peer) : BL_PID_NONE;
+    int err;
+    bl_proc *t = next != BL_PID_NONE ? bl__target(next, &err) : NULL;
     bl_msg *m;
     for (int i = 0; i < 100000 && bl_recv(&m, NULL, NULL, 0, 0) == 0; i++) {
+        if (t && (m->tag == BL__TAG_DIST_OUT || m->tag == BL__TAG_DIST_WAIT)) {
+            bl__push(t, next, m, false); /* the same envelope, its sender kept */
+            continue;
+        }
         if (m->tag == BL__TAG_DIST_WAIT) reply_ready(m, status);
         bl_msg_free(m);
     }
@@ -489,7 +501,7 @@ void bl__dist_conn_main(void *arg)
     bl_cleanup_push(&c->cleanup, conn_cleanup, c);
 
     int rc = a >= 0 ? connect_out(c) : accept_in(c, (int)~a);
-    if (rc == 0 && !bl__dist_peer_claim(c->peer, bl_self())) {
+    if (rc == 0 && !bl__dist_peer_claim(c->peer, bl_self(), a < 0)) {
         fail(c, "already connected");
         rc = -EALREADY;
     }
@@ -506,6 +518,6 @@ void bl__dist_conn_main(void *arg)
     if (!c->logged)
         bl__dist_log(c->up ? "connection to %s closed: %s" : "cannot connect to %s: %s",
                      peer_name(c), c->why[0] ? c->why : "closed");
-    refuse_queued(rc < 0 ? rc : -ECONNRESET);
+    pass_on_queued(c->peer, rc < 0 ? rc : -ECONNRESET);
     conn_end(c, false);
 }

@@ -61,8 +61,12 @@ int bl__dist_peer(const char *name, bool create);
 const char *bl__dist_peer_name(int peer);
 /* The peer's connection process, starting one when there is none. -ENOMEM etc. on failure. */
 int bl__dist_peer_conn(int peer, bl_pid *conn);
-/* The connection process conn owns peer now (it is up): false when another one does. */
-bool bl__dist_peer_claim(int peer, bl_pid conn);
+/*
+ * The connection process conn owns peer now (it is up): false when another
+ * one that is up keeps it (an inbound conn always takes over, and stops the
+ * old one).
+ */
+bool bl__dist_peer_claim(int peer, bl_pid conn, bool inbound);
 /* conn is done with peer: forgets it, and tells monitors when it had been up. */
 void bl__dist_peer_release(int peer, bl_pid conn, bool was_up);
 /* The peer's current connection process, or BL_PID_NONE. */

@@ -105,20 +105,24 @@ int bl__dist_peer_conn(int p, bl_pid *conn)
     return rc;
 }
 
-bool bl__dist_peer_claim(int p, bl_pid conn)
+bool bl__dist_peer_claim(int p, bl_pid conn, bool inbound)
 {
     pthread_mutex_lock(&lock);
-    bl_pid c = atomic_load_explicit(&peers[p].conn, memory_order_relaxed);
-    /* An inbound connection takes over from an outbound one still in its
-     * handshake (both ends connected at once); an up one stays. */
-    bool ok = c == conn || c == BL_PID_NONE ||
-              !atomic_load_explicit(&peers[p].up, memory_order_relaxed) || !bl_is_alive(c);
+    bl_pid old = atomic_load_explicit(&peers[p].conn, memory_order_relaxed);
+    bool was_up = atomic_load_explicit(&peers[p].up, memory_order_relaxed);
+    bool other = old != BL_PID_NONE && old != conn && bl_is_alive(old);
+    /* An inbound connection takes over (the node connected again: it
+     * restarted, or we have not noticed yet that the old connection died;
+     * or both ends connected at once); an outbound one only when no other
+     * is up. */
+    bool ok = inbound || !other || !was_up;
     if (ok) {
         atomic_store_explicit(&peers[p].conn, conn, memory_order_release);
         atomic_store_explicit(&peers[p].up, true, memory_order_release);
     }
     pthread_mutex_unlock(&lock);
-    if (ok) bl__dist_notify(BL_TAG_DIST_NODEUP, peers[p].name);
+    if (ok && other) bl__send_ex(old, BL__TAG_DIST_STOP, BL_REF_NONE, NULL, 0, 0);
+    if (ok && !(other && was_up)) bl__dist_notify(BL_TAG_DIST_NODEUP, peers[p].name);
     return ok;
 }
 

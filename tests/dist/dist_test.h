@@ -52,7 +52,7 @@ static pthread_mutex_t dt_log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char dt_log_buf[16384];
 static size_t dt_log_len;
 
-static void dt_log(const char *line, void *arg)
+static inline void dt_log(const char *line, void *arg)
 {
     pthread_mutex_lock(&dt_log_lock);
     size_t n = strlen(line);
@@ -65,7 +65,7 @@ static void dt_log(const char *line, void *arg)
     pthread_mutex_unlock(&dt_log_lock);
 }
 
-static bool dt_logged(const char *what)
+static inline bool dt_logged(const char *what)
 {
     pthread_mutex_lock(&dt_log_lock);
     bool r = strstr(dt_log_buf, what) != NULL;
@@ -74,14 +74,14 @@ static bool dt_logged(const char *what)
 }
 
 /* Process only: waits (bounded) until the log has a line with `what`. */
-static bool dt_wait_logged(const char *what, int64_t ms)
+static inline bool dt_wait_logged(const char *what, int64_t ms)
 {
     int64_t end = bl_test_ms() + ms;
     while (!dt_logged(what) && bl_test_ms() < end) bl_sleep(10);
     return dt_logged(what);
 }
 
-static bl_dist_opts dt_opts(void)
+static inline bl_dist_opts dt_opts(void)
 {
     return (bl_dist_opts){.log = dt_log, .setup_ms = 5000};
 }
@@ -89,7 +89,7 @@ static bl_dist_opts dt_opts(void)
 /* ---- children ---- */
 
 /* Forks a child with pipes on stdin and stdout; in the child, runs fn(arg) (which must not return). */
-static dt_child *dt_fork(const char *name, void (*fn)(void *), void *arg)
+static inline dt_child *dt_fork(const char *name, void (*fn)(void *), void *arg)
 {
     dt_child *c = NULL;
     for (int i = 0; i < DT_MAX_CHILDREN && !c; i++)
@@ -117,7 +117,7 @@ static dt_child *dt_fork(const char *name, void (*fn)(void *), void *arg)
     return c;
 }
 
-static void dt_exec(void *argv)
+static inline void dt_exec(void *argv)
 {
     char **a = argv;
     execvp(a[0], a);
@@ -125,7 +125,7 @@ static void dt_exec(void *argv)
 }
 
 /* epmd, quiet about the probes below (connections closed without a request). */
-static void dt_exec_epmd(void *arg)
+static inline void dt_exec_epmd(void *arg)
 {
     int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (null >= 0) dup2(null, 2);
@@ -134,7 +134,7 @@ static void dt_exec_epmd(void *arg)
 }
 
 /* Reads one line from c (outside or inside a process), waiting up to ms; false on timeout/EOF. */
-static bool dt_read_line(dt_child *c, char *line, size_t len, int64_t ms)
+static inline bool dt_read_line(dt_child *c, char *line, size_t len, int64_t ms)
 {
     size_t n = 0;
     int64_t end = bl_test_ms() + ms;
@@ -161,7 +161,7 @@ static bool dt_read_line(dt_child *c, char *line, size_t len, int64_t ms)
     return false;
 }
 
-static bool dt_write_line(dt_child *c, const char *line)
+static inline bool dt_write_line(dt_child *c, const char *line)
 {
     size_t n = strlen(line);
     if (bl_self() != BL_PID_NONE)
@@ -171,13 +171,13 @@ static bool dt_write_line(dt_child *c, const char *line)
 }
 
 /* A command to the Elixir node and its one-line answer. */
-static bool dt_ask(dt_child *c, const char *cmd, char *answer, size_t len)
+static inline bool dt_ask(dt_child *c, const char *cmd, char *answer, size_t len)
 {
     return dt_write_line(c, cmd) && dt_read_line(c, answer, len, 15000);
 }
 
 /* Stops every child: closes its stdin (it halts), then waits up to 5 s, then kills. */
-static void dt_stop_all(void)
+static inline void dt_stop_all(void)
 {
     for (int i = 0; i < DT_MAX_CHILDREN; i++) {
         dt_child *c = &dt_children[i];
@@ -198,7 +198,7 @@ static void dt_stop_all(void)
 
 /* ---- epmd and the Elixir node ---- */
 
-static uint16_t dt_free_port(void)
+static inline uint16_t dt_free_port(void)
 {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -210,7 +210,7 @@ static uint16_t dt_free_port(void)
 }
 
 /* Skips the test when a program is missing (make test installs them). */
-static void dt_need(const char *prog)
+static inline void dt_need(const char *prog)
 {
     char cmd[128];
     snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);
@@ -218,7 +218,7 @@ static void dt_need(const char *prog)
 }
 
 /* Starts a private epmd and waits (bounded) until it answers. */
-static void dt_setup(void)
+static inline void dt_setup(void)
 {
     dt_need("epmd");
     dt_need("elixir");
@@ -247,7 +247,7 @@ static void dt_setup(void)
 }
 
 /* Starts `elixir --sname alive --cookie cookie peer.exs` and waits for its "ready". */
-static dt_child *dt_elixir(const char *alive, const char *cookie)
+static inline dt_child *dt_elixir(const char *alive, const char *cookie)
 {
     static char script[512];
     snprintf(script, sizeof script, "%s", __FILE__);
@@ -269,8 +269,40 @@ static dt_child *dt_elixir(const char *alive, const char *cookie)
     return c;
 }
 
+/* Process only: the next message tagged tag carries data[0..len); returns its sender. */
+static inline bl_pid dt_expect(uint32_t tag, const void *data, size_t len)
+{
+    bl_msg *m = bl_test_recv_tag(tag, 10000);
+    bool ok = m && m->len == len && (len == 0 || memcmp(m->data, data, len) == 0);
+    BL_CHECK(ok);
+    bl_pid from = ok ? m->from : BL_PID_NONE;
+    bl_msg_free(m);
+    return from;
+}
+
+/* Process only: text to {echo, node} comes back; returns the echo's pid, checked remote. */
+static inline bl_pid dt_echo_pid(const char *node, uint32_t tag, const char *text)
+{
+    BL_CHECK_EQ(bl_dist_send_name("echo", node, tag, text, strlen(text)), 0);
+    bl_pid e = dt_expect(tag, text, strlen(text));
+    BL_CHECK(e >> 56);
+    BL_CHECK(bl_dist_pid_node(e) && strcmp(bl_dist_pid_node(e), node) == 0);
+    return e;
+}
+
+/* Test set-up: epmd, the Elixir node "ex<pid>" (in *ex), and this node's name "bl<pid>". */
+static inline void dt_setup_elixir(dt_child **ex, char *me, char *ex_name, size_t len)
+{
+    dt_setup();
+    char alive[32];
+    snprintf(alive, sizeof alive, "ex%d", (int)getpid());
+    snprintf(ex_name, len, "%s@%s", alive, dt_host);
+    *ex = dt_elixir(alive, dt_cookie);
+    snprintf(me, len, "bl%d@%s", (int)getpid(), dt_host);
+}
+
 /* "alive@host" of this machine. */
-static const char *dt_node(const char *alive, char *buf, size_t len)
+static inline const char *dt_node(const char *alive, char *buf, size_t len)
 {
     snprintf(buf, len, "%s@%s", alive, dt_host);
     return buf;

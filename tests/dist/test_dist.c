@@ -9,13 +9,7 @@ static char me[64], ex_name[64];
 
 static void setup(void)
 {
-    dt_setup();
-    char alive[32];
-    snprintf(alive, sizeof alive, "ex%d", (int)getpid());
-    dt_node(alive, ex_name, sizeof ex_name);
-    ex = dt_elixir(alive, dt_cookie);
-    snprintf(alive, sizeof alive, "bl%d", (int)getpid());
-    dt_node(alive, me, sizeof me);
+    dt_setup_elixir(&ex, me, ex_name, sizeof me);
 }
 
 /* Answers {ping, Pid, Bin} with {pong, Bin}, once. */
@@ -102,13 +96,7 @@ static void beamline_calls_main(void *arg)
     BL_CHECK_EQ(bl_dist_connect(ex_name), 0); /* connected already */
 
     /* A plain message to {echo, node} comes back unchanged, from the echo process. */
-    BL_CHECK_EQ(bl_dist_send_name("echo", ex_name, 7, "abc", 3), 0);
-    bl_msg *m = bl_test_recv_tag(7, 10000);
-    BL_CHECK(m && m->len == 3 && memcmp(m->data, "abc", 3) == 0);
-    bl_pid echo = m ? m->from : BL_PID_NONE;
-    bl_msg_free(m);
-    BL_CHECK(echo >> 56);
-    BL_CHECK(bl_dist_pid_node(echo) && strcmp(bl_dist_pid_node(echo), ex_name) == 0);
+    bl_pid echo = dt_echo_pid(ex_name, 7, "abc");
     char text[64];
     BL_CHECK(bl_pid_format(echo, text, sizeof text) > 0);
     BL_CHECK(text[0] == '<' && text[1] != '0');
@@ -116,12 +104,8 @@ static void beamline_calls_main(void *arg)
     /* bl_send to the remote pid itself; an empty payload too. */
     BL_CHECK_EQ(bl_send(echo, 8, "xyz", 3), 0);
     BL_CHECK_EQ(bl_send(echo, 9, NULL, 0), 0);
-    m = bl_test_recv_tag(8, 10000);
-    BL_CHECK(m && m->len == 3 && memcmp(m->data, "xyz", 3) == 0 && m->from == echo);
-    bl_msg_free(m);
-    m = bl_test_recv_tag(9, 10000);
-    BL_CHECK(m && m->len == 0);
-    bl_msg_free(m);
+    BL_CHECK_EQ(dt_expect(8, "xyz", 3), echo);
+    BL_CHECK_EQ(dt_expect(9, NULL, 0), echo);
 
     /* A term: {ping, self(), <<"hi">>} answered with {pong, <<"hi">>}. */
     ei_x_buff x;
@@ -132,7 +116,7 @@ static void beamline_calls_main(void *arg)
     ei_x_encode_binary(&x, "hi", 2);
     BL_CHECK_EQ(bl_dist_send_term_name("echo", ex_name, x.buff, (size_t)x.index), 0);
     ei_x_free(&x);
-    m = bl_test_recv_tag(BL_TAG_DIST_TERM, 10000);
+    bl_msg *m = bl_test_recv_tag(BL_TAG_DIST_TERM, 10000);
     BL_CHECK(m != NULL);
     if (m) {
         int i = 0, v, arity;
