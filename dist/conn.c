@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +108,9 @@ static bool fail(conn *c, const char *fmt, ...)
 static void conn_end(conn *c, bool dying)
 {
     c->sock.dying = dying;
+    /* The peer sees the end now, and the receive stream ends (closing alone
+     * would not end it: the ring holds the file while it is armed). */
+    if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
     if (c->in_ei) {
         ei_close_connection(c->fd); /* our close callback closes the socket */
     } else if (c->sock.fd >= 0 || c->sock.accepted >= 0) {
@@ -277,7 +281,8 @@ static bool handle_frame(conn *c, const uint8_t *f, size_t n)
             return fail(c, "bad send control message");
         }
         if (ei_decode_pid(b, &i, &ep) < 0) return fail(c, "send to something not a pid");
-        if (bl__dist_pid_in(&ep, &to) < 0 || (to >> 56)) return true; /* not ours: dropped */
+        /* Not a pid of this node (or of an earlier incarnation): dropped. */
+        if (strcmp(ep.node, bl__dist.name) != 0 || bl__dist_pid_in(&ep, &to) < 0) return true;
         break;
     }
     case OP_REG_SEND:
@@ -338,8 +343,11 @@ static bool handle_bytes(conn *c, const uint8_t *data, size_t len)
     }
     memmove(c->in, c->in + at, c->in_len - at);
     c->in_len -= at;
-    /* A tick is answered at once (the peer may be a C node that only answers). */
-    if (ok && tick && c->out.index == 0) {
+    /* A tick is answered when this side has said nothing for a quarter of
+     * the tick time (a C node may only answer ticks); more often, two
+     * Beamline nodes would answer each other's answers forever. */
+    int64_t quarter = bl__dist.tick_ms / 4;
+    if (ok && tick && c->out.index == 0 && c->last_rx - c->last_tx >= quarter) {
         ei_x_append_buf(&c->out, "\0\0\0\0", 4);
         ok = write_out(c);
     }

@@ -149,6 +149,12 @@ static void acceptor_main(void *arg)
     for (;;) {
         int fd = bl_io_accept(a->lfd, NULL, NULL, BL_INFINITY);
         if (fd == -ECONNABORTED || fd == -EINTR || fd == -EAGAIN) continue;
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+            /* Out of descriptors or memory for now: say so, and try again shortly. */
+            bl__dist_log("accept failed: %s", strerror(-fd));
+            bl_sleep(100);
+            continue;
+        }
         if (fd < 0) {
             bl__dist_log("accept failed: %s; no more connections are accepted", strerror(-fd));
             break;
@@ -173,9 +179,26 @@ static void resolve_opts(const bl_dist_opts *o)
     bl__dist.quiet = q && *q && strcmp(q, "0") != 0;
 }
 
+/* One bl_dist_start at a time: it fills bl__dist. */
+static _Atomic bool starting;
+
+static int start(const char *name, const char *cookie, const bl_dist_opts *opts);
+
 int bl_dist_start(const char *name, const char *cookie, const bl_dist_opts *opts)
 {
     if (bl_self() == BL_PID_NONE) return -EPERM;
+    bool no = false;
+    /* Acquire/release: a start that follows another sees what it wrote. */
+    if (!atomic_compare_exchange_strong_explicit(&starting, &no, true, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return -EALREADY;
+    int rc = start(name, cookie, opts);
+    atomic_store_explicit(&starting, false, memory_order_release);
+    return rc;
+}
+
+static int start(const char *name, const char *cookie, const bl_dist_opts *opts)
+{
     if (atomic_load_explicit(&bl__dist.running, memory_order_acquire)) {
         if (bl_is_alive(bl__dist.acceptor)) return -EALREADY;
         /* Left from a runtime that has stopped since: its processes are gone. */
