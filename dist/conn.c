@@ -492,6 +492,17 @@ static void pass_on_queued(int peer, int status)
     }
 }
 
+/* An outbound process waits for its starter to say it is the peer's connection. */
+static bool outbound_go(void)
+{
+    uint32_t tag = BL__TAG_DIST_GO;
+    bl_msg *m;
+    if (bl_recv(&m, bl_match_tag, &tag, 10000, 0) < 0) return false;
+    bool go = m->len == sizeof go && *(bool *)m->data;
+    bl_msg_free(m);
+    return go;
+}
+
 void bl__dist_conn_main(void *arg)
 {
     intptr_t a = (intptr_t)arg;
@@ -508,6 +519,13 @@ void bl__dist_conn_main(void *arg)
     ei_x_new(&c->out);
     bl_cleanup_push(&c->cleanup, conn_cleanup, c);
 
+    if (a >= 0 && !outbound_go()) {
+        /* Another connection to that node was started at the same time (or
+         * the word never came: then this one lets the peer go). */
+        bl_cleanup_pop(&c->cleanup, false);
+        conn_end(c, false);
+        return;
+    }
     int rc = a >= 0 ? connect_out(c) : accept_in(c, (int)~a);
     if (rc == 0 && !bl__dist_peer_claim(c->peer, bl_self(), a < 0)) {
         fail(c, "already connected");

@@ -23,6 +23,7 @@
 #define BL__TAG_DIST_WAIT  (BL_TAG_SYSTEM | 0x74u) /* to a connection: tell me (ref) when up */
 #define BL__TAG_DIST_READY (BL_TAG_SYSTEM | 0x75u) /* from a connection: int status (ref) */
 #define BL__TAG_DIST_STOP  (BL_TAG_SYSTEM | 0x76u) /* to a connection: close */
+#define BL__TAG_DIST_GO    (BL_TAG_SYSTEM | 0x77u) /* to a new outbound one: bool, go or not */
 
 /* Peers and pid node indexes the table holds at most (the node bits allow 127). */
 #define BL__DIST_MAX_NODES 127

@@ -14,7 +14,9 @@
  * index (every remote send) are lock-free loads.  A peer's connection pid
  * is an atomic that its connection process claims and releases; starting
  * one (the cold path of a send to an unconnected node) takes the lock so
- * that only one is started.
+ * that only one is started.  Nothing that can yield (spawn, send) runs
+ * under the lock: a process parked holding it would stall its thread's
+ * next process that wants it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -92,17 +94,22 @@ int bl__dist_peer_conn(int p, bl_pid *conn)
         *conn = c;
         return 0;
     }
+    /* Spawning can yield, so it is done outside the lock; the new process
+     * waits for BL__TAG_DIST_GO, which says whether it is the one. */
+    bl_pid fresh;
+    int rc = bl_spawn(&fresh, bl__dist_conn_main, (void *)(intptr_t)p, NULL);
+    if (rc < 0) return rc;
     pthread_mutex_lock(&lock);
-    int rc = 0;
     c = atomic_load_explicit(&peers[p].conn, memory_order_relaxed);
-    if (c == BL_PID_NONE) {
-        /* Outbound: the process connects, then sends what queued meanwhile. */
-        rc = bl_spawn(&c, bl__dist_conn_main, (void *)(intptr_t)p, NULL);
-        if (rc == 0) atomic_store_explicit(&peers[p].conn, c, memory_order_release);
+    bool won = c == BL_PID_NONE;
+    if (won) {
+        c = fresh;
+        atomic_store_explicit(&peers[p].conn, c, memory_order_release);
     }
     pthread_mutex_unlock(&lock);
+    bl__send_ex(fresh, BL__TAG_DIST_GO, BL_REF_NONE, &won, sizeof won, 0);
     *conn = c;
-    return rc;
+    return 0;
 }
 
 bool bl__dist_peer_claim(int p, bl_pid conn, bool inbound)
@@ -162,16 +169,21 @@ void bl__dist_tables_reset(void)
 
 void bl__dist_notify(uint32_t tag, const char *name)
 {
+    /* Sending can yield: the list is copied under the lock, sent to outside it. */
     pthread_mutex_lock(&lock);
     size_t keep = 0;
     for (size_t i = 0; i < nmonitors; i++) {
         /* A monitor that is gone drops out here: its subscription ended with it. */
-        if (!bl_is_alive(monitors[i])) continue;
-        bl__send_ex(monitors[i], tag, BL_REF_NONE, name, strlen(name) + 1, 0);
-        monitors[keep++] = monitors[i];
+        if (bl_is_alive(monitors[i])) monitors[keep++] = monitors[i];
     }
     nmonitors = keep;
+    bl_pid *to = keep ? malloc(keep * sizeof *to) : NULL;
+    if (to) memcpy(to, monitors, keep * sizeof *to);
     pthread_mutex_unlock(&lock);
+    if (keep && !to) bl__dist_log("out of memory: node monitors not told of %s", name);
+    for (size_t i = 0; to && i < keep; i++)
+        bl__send_ex(to[i], tag, BL_REF_NONE, name, strlen(name) + 1, 0);
+    free(to);
 }
 
 int bl_dist_monitor_nodes(bool on)
