@@ -49,7 +49,7 @@ enum {
     OP_SEND_SENDER_TT = 23,
 };
 
-#define PASS_THROUGH 112 /* 'p': a frame without a distribution header */
+#define PASS_THROUGH 112         /* 'p': a frame without a distribution header */
 #define FLUSH_AT     (64 * 1024) /* bytes of encoded frames written in one go */
 
 typedef struct conn {
@@ -255,8 +255,7 @@ static bool handle_frame(conn *c, const uint8_t *f, size_t n)
     if (msg_len) {
         if (f[msg] != 131) return fail(c, "message without version byte");
         pos = msg + 1;
-        if (bl__etf_skip(f, n, &pos) < 0 || pos != n)
-            return fail(c, "undecodable message term");
+        if (bl__etf_skip(f, n, &pos) < 0 || pos != n) return fail(c, "undecodable message term");
     }
     const char *b = (const char *)f;
     int i = 2, arity;
@@ -359,7 +358,8 @@ static bool handle_bytes(conn *c, const uint8_t *data, size_t len)
 static bool encode_pid(conn *c, ei_x_buff *x, bl_pid pid)
 {
     erlang_pid ep;
-    if (pid == BL_PID_NONE || bl__dist_pid_out(pid, &ep) < 0) return ei_x_encode_atom(x, "undefined") == 0;
+    if (pid == BL_PID_NONE || bl__dist_pid_out(pid, &ep) < 0)
+        return ei_x_encode_atom(x, "undefined") == 0;
     return ei_x_encode_pid(x, &ep) == 0;
 }
 
@@ -428,17 +428,23 @@ static void reply_ready(const bl_msg *m, int status)
 static bool handle_msg(conn *c, bl_msg *m)
 {
     switch (m->tag) {
-    case BL_TAG_IO_DATA: return handle_bytes(c, m->data, m->len);
+    case BL_TAG_IO_DATA:
+        return handle_bytes(c, m->data, m->len);
     case BL_TAG_IO_CLOSED: {
         int e = m->len >= sizeof(int) ? *(int *)m->data : 0;
         return fail(c, e ? "socket error: %s" : "peer closed the connection", strerror(-e));
     }
     case BL__TAG_DIST_OUT:
-        if (!encode_out(c, m)) bl__dist_log("a message to %s could not be encoded: dropped", peer_name(c));
+        if (!encode_out(c, m))
+            bl__dist_log("a message to %s could not be encoded: dropped", peer_name(c));
         return c->out.index < FLUSH_AT || write_out(c);
-    case BL__TAG_DIST_WAIT: reply_ready(m, 0); return true;
-    case BL__TAG_DIST_STOP: return fail(c, "stopped");
-    default: return true; /* not for us: dropped */
+    case BL__TAG_DIST_WAIT:
+        reply_ready(m, 0);
+        return true;
+    case BL__TAG_DIST_STOP:
+        return fail(c, "stopped");
+    default:
+        return true; /* not for us: dropped */
     }
 }
 
@@ -534,8 +540,10 @@ void bl__dist_conn_main(void *arg)
     if (rc == 0) {
         c->up = true;
         rc = bl_io_recv_stream(c->fd);
-        if (rc < 0) fail(c, "cannot receive: %s", strerror(-rc));
-        else run(c);
+        if (rc < 0)
+            fail(c, "cannot receive: %s", strerror(-rc));
+        else
+            run(c);
     }
     bl_cleanup_pop(&c->cleanup, false);
     /* Release first, so that a send from now on starts a new connection. */

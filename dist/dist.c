@@ -36,15 +36,17 @@ void bl__dist_log(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (bl__dist.log) bl__dist.log(line, bl__dist.log_arg);
-    else if (!bl__dist.quiet) fprintf(stderr, "beamline dist (%s): %s\n", bl__dist.name, line);
+    if (bl__dist.log)
+        bl__dist.log(line, bl__dist.log_arg);
+    else if (!bl__dist.quiet)
+        fprintf(stderr, "beamline dist (%s): %s\n", bl__dist.name, line);
 }
 
 const char *bl_dist_node(void)
 {
     /* Acquire: the name is written before running is set. */
     return atomic_load_explicit(&bl__dist.running, memory_order_acquire) ? bl__dist.name
-                                                                          : "nonode@nohost";
+                                                                         : "nonode@nohost";
 }
 
 /* ---- name and cookie ---- */

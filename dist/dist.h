@@ -30,20 +30,20 @@
 
 /* The node's settings, fixed while it runs. */
 typedef struct bl__dist_node {
-    _Atomic bool running;        /* published last by start, cleared first by stop */
-    char name[MAXNODELEN + 1];   /* "alive@host" */
+    _Atomic bool running;      /* published last by start, cleared first by stop */
+    char name[MAXNODELEN + 1]; /* "alive@host" */
     char alive[EI_MAXALIVELEN + 1];
     char host[EI_MAXHOSTNAMELEN + 1];
     char cookie[EI_MAX_COOKIE_SIZE + 1];
-    uint32_t creation;           /* from epmd */
-    size_t max_message;          /* opts.max_message, resolved */
-    unsigned tick_ms;            /* opts.tick_ms, resolved */
-    unsigned setup_ms;           /* opts.setup_ms, resolved */
-    bl_dist_log_fn log;          /* opts.log, or NULL for stderr */
-    void *log_arg;               /* opts.log_arg */
-    bool quiet;                  /* BEAMLINE_QUIET with the default log */
-    ei_cnode ec;                 /* template each connection copies (its own setup context) */
-    bl_pid acceptor;             /* the acceptor process */
+    uint32_t creation;  /* from epmd */
+    size_t max_message; /* opts.max_message, resolved */
+    unsigned tick_ms;   /* opts.tick_ms, resolved */
+    unsigned setup_ms;  /* opts.setup_ms, resolved */
+    bl_dist_log_fn log; /* opts.log, or NULL for stderr */
+    void *log_arg;      /* opts.log_arg */
+    bool quiet;         /* BEAMLINE_QUIET with the default log */
+    ei_cnode ec;        /* template each connection copies (its own setup context) */
+    bl_pid acceptor;    /* the acceptor process */
 } bl__dist_node;
 
 extern bl__dist_node bl__dist;
@@ -133,11 +133,11 @@ int bl__epmd_port(const struct in_addr *addr, const char *alive, unsigned timeou
 
 /* One connection's socket as ei sees it: the setup context of its ei_cnode copy. */
 typedef struct bl__dsock {
-    int fd;          /* the socket, -1 before ei's socket callback */
-    int accepted;    /* inbound: the accepted socket ei's one-shot accept hands out, else -1 */
-    bool dying;      /* closing from a cleanup handler: plain close(2), no ring */
-    int err;         /* the last error a callback returned (erl_errno is per thread, and
-                        the process may have moved) */
+    int fd;       /* the socket, -1 before ei's socket callback */
+    int accepted; /* inbound: the accepted socket ei's one-shot accept hands out, else -1 */
+    bool dying;   /* closing from a cleanup handler: plain close(2), no ring */
+    int err;      /* the last error a callback returned (erl_errno is per thread, and
+                     the process may have moved) */
 } bl__dsock;
 
 extern ei_socket_callbacks bl__dist_socket_callbacks;

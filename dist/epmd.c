@@ -128,8 +128,8 @@ int bl__epmd_register(const char *alive, uint16_t port, bool may_start, int *fd_
     } else if (resp[0] == ALIVE2_X_RESP) {
         r = bl_io_recv_all(fd, resp + 2, 4, 0, EPMD_TIMEOUT_MS);
         if (r != 4) err = r < 0 ? (int)r : -EIO;
-        *creation = (uint32_t)resp[2] << 24 | (uint32_t)resp[3] << 16 | (uint32_t)resp[4] << 8 |
-                    resp[5];
+        *creation =
+            (uint32_t)resp[2] << 24 | (uint32_t)resp[3] << 16 | (uint32_t)resp[4] << 8 | resp[5];
     } else {
         r = bl_io_recv_all(fd, resp + 2, 2, 0, EPMD_TIMEOUT_MS);
         if (r != 2) err = r < 0 ? (int)r : -EIO;

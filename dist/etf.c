@@ -88,26 +88,44 @@ static bool skip_one(const uint8_t *b, size_t len, size_t *pos, uint64_t *more, 
     uint8_t tag = b[(*pos)++];
     size_t left = len - *pos;
     switch (tag) {
-    case T_SMALL_INTEGER: return take(len, pos, 1);
-    case T_INTEGER: return take(len, pos, 4);
-    case T_FLOAT: return take(len, pos, 31);
-    case T_NEW_FLOAT: return take(len, pos, 8);
-    case T_NIL: return true;
+    case T_SMALL_INTEGER:
+        return take(len, pos, 1);
+    case T_INTEGER:
+        return take(len, pos, 4);
+    case T_FLOAT:
+        return take(len, pos, 31);
+    case T_NEW_FLOAT:
+        return take(len, pos, 8);
+    case T_NIL:
+        return true;
     case T_ATOM:
     case T_ATOM_UTF8:
     case T_SMALL_ATOM:
-    case T_SMALL_ATOM_UTF8: (*pos)--; return skip_atom(b, len, pos);
-    case T_STRING: return left >= 2 && take(len, pos, 2 + ((uint64_t)b[*pos] << 8 | b[*pos + 1]));
-    case T_BINARY: return left >= 4 && take(len, pos, 4 + (uint64_t)be32(b + *pos));
-    case T_BIT_BINARY: return left >= 5 && take(len, pos, 5 + (uint64_t)be32(b + *pos));
-    case T_SMALL_BIG: return left >= 1 && take(len, pos, 2 + (uint64_t)b[*pos]);
-    case T_LARGE_BIG: return left >= 4 && take(len, pos, 5 + (uint64_t)be32(b + *pos));
-    case T_PID: return skip_atom(b, len, pos) && take(len, pos, 9);
-    case T_NEW_PID: return skip_atom(b, len, pos) && take(len, pos, 12);
-    case T_PORT: return skip_atom(b, len, pos) && take(len, pos, 5);
-    case T_NEW_PORT: return skip_atom(b, len, pos) && take(len, pos, 8);
-    case T_V4_PORT: return skip_atom(b, len, pos) && take(len, pos, 12);
-    case T_REFERENCE: return skip_atom(b, len, pos) && take(len, pos, 5);
+    case T_SMALL_ATOM_UTF8:
+        (*pos)--;
+        return skip_atom(b, len, pos);
+    case T_STRING:
+        return left >= 2 && take(len, pos, 2 + ((uint64_t)b[*pos] << 8 | b[*pos + 1]));
+    case T_BINARY:
+        return left >= 4 && take(len, pos, 4 + (uint64_t)be32(b + *pos));
+    case T_BIT_BINARY:
+        return left >= 5 && take(len, pos, 5 + (uint64_t)be32(b + *pos));
+    case T_SMALL_BIG:
+        return left >= 1 && take(len, pos, 2 + (uint64_t)b[*pos]);
+    case T_LARGE_BIG:
+        return left >= 4 && take(len, pos, 5 + (uint64_t)be32(b + *pos));
+    case T_PID:
+        return skip_atom(b, len, pos) && take(len, pos, 9);
+    case T_NEW_PID:
+        return skip_atom(b, len, pos) && take(len, pos, 12);
+    case T_PORT:
+        return skip_atom(b, len, pos) && take(len, pos, 5);
+    case T_NEW_PORT:
+        return skip_atom(b, len, pos) && take(len, pos, 8);
+    case T_V4_PORT:
+        return skip_atom(b, len, pos) && take(len, pos, 12);
+    case T_REFERENCE:
+        return skip_atom(b, len, pos) && take(len, pos, 5);
     case T_NEW_REFERENCE:
     case T_NEWER_REFERENCE: {
         if (left < 2) return false;
@@ -157,7 +175,8 @@ static bool skip_one(const uint8_t *b, size_t len, size_t *pos, uint64_t *more, 
         }
         return *pos == end;
     }
-    default: return false; /* the atom cache, old funs, local terms: never sent to a C node */
+    default:
+        return false; /* the atom cache, old funs, local terms: never sent to a C node */
     }
 }
 

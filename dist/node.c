@@ -39,9 +39,9 @@ typedef struct pindex {
 } pindex;
 
 static peer peers[BL__DIST_MAX_NODES];
-static _Atomic unsigned npeers;                /* published entries of peers[] */
-static pindex indexes[BL__DIST_MAX_NODES + 1]; /* [0] is this node: unused */
-static _Atomic unsigned nindexes = 1;          /* published entries of indexes[] */
+static _Atomic unsigned npeers;                          /* published entries of peers[] */
+static pindex indexes[BL__DIST_MAX_NODES + 1];           /* [0] is this node: unused */
+static _Atomic unsigned nindexes = 1;                    /* published entries of indexes[] */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* inserts, starts, monitors */
 
 /* Node monitors (bl_dist_monitor_nodes), under lock. */
@@ -202,7 +202,8 @@ int bl_dist_monitor_nodes(bool on)
         if (nmonitors == capmonitors) {
             size_t cap = capmonitors ? 2 * capmonitors : 8;
             bl_pid *m = realloc(monitors, cap * sizeof *m);
-            if (!m) rc = -ENOMEM;
+            if (!m)
+                rc = -ENOMEM;
             else {
                 monitors = m;
                 capmonitors = cap;

@@ -75,17 +75,17 @@ typedef void (*bl_dist_log_fn)(const char *line, void *arg);
 
 /* Node options; a zeroed struct (or NULL) means defaults. */
 typedef struct bl_dist_opts {
-    uint16_t port;       /* port to listen on (0 = any free one) */
-    size_t max_message;  /* largest frame accepted from a node, bytes; a larger one closes
-                            the connection (0 = 64 MiB) */
-    unsigned tick_ms;    /* net tick time (Erlang's net_ticktime): a tick goes out after a
-                            quarter of it without sending, and a node silent for all of it
-                            is taken as down (0 = 60000) */
-    unsigned setup_ms;   /* connection set-up (epmd, connect, handshake) time limit
-                            (0 = 7000, Erlang's net_setuptime) */
-    bool no_epmd_start;  /* fail with -ECONNREFUSED instead of starting `epmd -daemon` */
-    bl_dist_log_fn log;  /* log lines (NULL = one line on stderr, none with BEAMLINE_QUIET) */
-    void *log_arg;       /* passed to log */
+    uint16_t port;      /* port to listen on (0 = any free one) */
+    size_t max_message; /* largest frame accepted from a node, bytes; a larger one closes
+                           the connection (0 = 64 MiB) */
+    unsigned tick_ms;   /* net tick time (Erlang's net_ticktime): a tick goes out after a
+                           quarter of it without sending, and a node silent for all of it
+                           is taken as down (0 = 60000) */
+    unsigned setup_ms;  /* connection set-up (epmd, connect, handshake) time limit
+                           (0 = 7000, Erlang's net_setuptime) */
+    bool no_epmd_start; /* fail with -ECONNREFUSED instead of starting `epmd -daemon` */
+    bl_dist_log_fn log; /* log lines (NULL = one line on stderr, none with BEAMLINE_QUIET) */
+    void *log_arg;      /* passed to log */
 } bl_dist_opts;
 
 /*

@@ -36,9 +36,9 @@
 #define DT_MAX_CHILDREN 4
 
 typedef struct dt_child {
-    pid_t pid;   /* 0 = none */
-    int in;      /* its stdin (we write), -1 when closed */
-    int out;     /* its stdout (we read) */
+    pid_t pid; /* 0 = none */
+    int in;    /* its stdin (we write), -1 when closed */
+    int out;   /* its stdout (we read) */
     char name[64];
 } dt_child;
 
@@ -88,7 +88,8 @@ static inline bl_dist_opts dt_opts(void)
 
 /* ---- children ---- */
 
-/* Forks a child with pipes on stdin and stdout; in the child, runs fn(arg) (which must not return). */
+/* Forks a child with pipes on stdin and stdout; in the child, runs fn(arg) (which must not return).
+ */
 static inline dt_child *dt_fork(const char *name, void (*fn)(void *), void *arg)
 {
     dt_child *c = NULL;
@@ -234,8 +235,8 @@ static inline void dt_setup(void)
     snprintf(ps, sizeof ps, "%u", port);
     setenv("ERL_EPMD_PORT", ps, 1);
     dt_fork("epmd", dt_exec_epmd, NULL);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool up = false;
     for (int i = 0; i < 500 && !up; i++) {
         int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

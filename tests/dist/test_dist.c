@@ -134,7 +134,7 @@ static void beamline_calls_main(void *arg)
 
     /* Bad input is an error for the caller. */
     BL_CHECK_EQ(bl_dist_send_term(echo, "\x83\x61", 2), -EINVAL); /* truncated */
-    BL_CHECK_EQ(bl_dist_send_term(echo, "abc", 3), -EINVAL);     /* no version byte */
+    BL_CHECK_EQ(bl_dist_send_term(echo, "abc", 3), -EINVAL);      /* no version byte */
     BL_CHECK_EQ(bl_send(echo, BL_TAG_SYSTEM, "x", 1), -EINVAL);
     BL_CHECK_EQ(bl_dist_send_name("echo", "nohostpart", 1, "x", 1), -EINVAL);
     BL_CHECK_EQ(bl_dist_connect(me), -EINVAL);

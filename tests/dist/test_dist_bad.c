@@ -24,8 +24,8 @@ static void setup(void)
 typedef struct bad_peer {
     const uint8_t *bytes; /* written after a good frame, raw */
     size_t len;
-    bool close_after;     /* close at once instead of waiting to be closed */
-    int result;           /* 1: the node closed the connection, 0: it did not, < 0: set-up */
+    bool close_after; /* close at once instead of waiting to be closed */
+    int result;       /* 1: the node closed the connection, 0: it did not, < 0: set-up */
 } bad_peer;
 
 /* {6, Self, '', blsink} + {bad, N}: a good frame to the registered sink, first. */
@@ -127,7 +127,10 @@ static void bad_main(void *arg)
     ei_x_encode_long(&x, 2);
     ei_x_encode_atom(&x, "");
     BL_CHECK_EQ(bl_dist_x_encode_pid(&x, s), 0);
-    ei_x_append_buf(&x, "\x83\x6d\0\0\0\x0a" "a", 7);
+    ei_x_append_buf(&x,
+                    "\x83\x6d\0\0\0\x0a"
+                    "a",
+                    7);
     uint32_t n = (uint32_t)x.index - 4;
     x.buff[0] = (char)(n >> 24), x.buff[1] = (char)(n >> 16), x.buff[2] = (char)(n >> 8);
     x.buff[3] = (char)n;

@@ -106,8 +106,7 @@ static void pair_main(void *arg)
     BL_CHECK_EQ(bl_dist_stop(), 0);
 }
 
-Test(dist_pair, two_beamline_nodes_exchange_messages_unchanged, .init = setup,
-     .fini = dt_stop_all)
+Test(dist_pair, two_beamline_nodes_exchange_messages_unchanged, .init = setup, .fini = dt_stop_all)
 {
     bl_test_run(NULL, pair_main, NULL);
 }
