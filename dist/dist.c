@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "beamline/io.h"
@@ -158,7 +159,9 @@ static void acceptor_main(void *arg)
             continue;
         }
         if (fd < 0) {
-            bl__dist_log("accept failed: %s; no more connections are accepted", strerror(-fd));
+            /* bl_dist_stop shuts the listener down: then this is no news. */
+            if (atomic_load_explicit(&bl__dist.running, memory_order_acquire))
+                bl__dist_log("accept failed: %s; no more connections are accepted", strerror(-fd));
             break;
         }
         if (bl_spawn(NULL, bl__dist_conn_main, (void *)(intptr_t)~fd, NULL) < 0) close(fd);
@@ -229,6 +232,7 @@ static int start(const char *name, const char *cookie, const bl_dist_opts *opts)
         return rc;
     }
     bl__dist.creation = creation;
+    bl__dist.lfd = lfd;
     struct in_addr any = {0};
     if (ei_connect_xinit_ussi(&bl__dist.ec, bl__dist.host, bl__dist.alive, bl__dist.name, &any,
                               bl__dist.cookie, creation, &bl__dist_socket_callbacks,
@@ -261,14 +265,22 @@ int bl_dist_stop(void)
     bl_reason kill = {.kind = BL_KILL};
     bl_ref ref;
     /* The acceptor's cleanup closes the listener and the epmd socket. */
-    if (bl_monitor(bl__dist.acceptor, &ref) == 0) {
-        bl_exit_pid(bl__dist.acceptor, &kill);
-        bl_msg *m;
-        if (bl_recv(&m, bl_match_ref, &ref, 5000, 0) == 0) bl_msg_free(m);
-    }
-    bl__dist_peers_stop();
+    /* The listener shut down, the acceptor's accept fails and it closes the
+     * listener and the epmd socket (even if it had not run yet: then its
+     * first accept fails). */
     atomic_store_explicit(&bl__dist.running, false, memory_order_release);
     bl__remote_send_hook_set(NULL);
+    if (bl_monitor(bl__dist.acceptor, &ref) == 0) {
+        shutdown(bl__dist.lfd, SHUT_RDWR);
+        bl_msg *m;
+        if (bl_recv(&m, bl_match_ref, &ref, 5000, 0) == 0) {
+            bl_msg_free(m);
+        } else {
+            bl_exit_pid(bl__dist.acceptor, &kill);
+            bl_demonitor(ref, BL_DEMONITOR_FLUSH);
+        }
+    }
+    bl__dist_peers_stop();
     return 0;
 }
 

@@ -44,6 +44,7 @@ typedef struct bl__dist_node {
     bool quiet;         /* BEAMLINE_QUIET with the default log */
     ei_cnode ec;        /* template each connection copies (its own setup context) */
     bl_pid acceptor;    /* the acceptor process */
+    int lfd;            /* its listener (bl_dist_stop shuts it down) */
 } bl__dist_node;
 
 extern bl__dist_node bl__dist;

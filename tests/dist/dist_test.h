@@ -218,11 +218,9 @@ static inline void dt_need(const char *prog)
     if (system(cmd) != 0) cr_skip_test("%s is not installed", prog);
 }
 
-/* Starts a private epmd and waits (bounded) until it answers. */
-static inline void dt_setup(void)
+/* This host's short name (as -sname uses it) and a cookie of this test. */
+static inline void dt_init_host(void)
 {
-    dt_need("epmd");
-    dt_need("elixir");
     char h[64];
     gethostname(h, sizeof h);
     h[sizeof h - 1] = 0;
@@ -230,6 +228,14 @@ static inline void dt_setup(void)
     if (dot) *dot = 0;
     snprintf(dt_host, sizeof dt_host, "%s", h);
     snprintf(dt_cookie, sizeof dt_cookie, "cookie%d", (int)getpid());
+}
+
+/* Starts a private epmd and waits (bounded) until it answers. */
+static inline void dt_setup(void)
+{
+    dt_need("epmd");
+    dt_need("elixir");
+    dt_init_host();
     uint16_t port = dt_free_port();
     char ps[16];
     snprintf(ps, sizeof ps, "%u", port);
