@@ -53,6 +53,7 @@ enum {
 #define FLUSH_AT     (64 * 1024) /* bytes of encoded frames written in one go */
 
 typedef struct conn {
+    bl_pid self;        /* this process (bl_self() is none in a cleanup handler) */
     int peer;           /* peer index, -1 until the handshake names it (inbound) */
     int fd;             /* the socket after the handshake, else -1 */
     bool in_ei;         /* ei holds fd in its table (ei_close_connection frees it) */
@@ -117,7 +118,7 @@ static void conn_end(conn *c, bool dying)
         ei_socket_callbacks *cb = &bl__dist_socket_callbacks;
         cb->close(&c->sock);
     }
-    if (c->peer >= 0 && !c->released) bl__dist_peer_release(c->peer, bl_self(), c->up);
+    if (c->peer >= 0 && !c->released) bl__dist_peer_release(c->peer, c->self, c->up);
     free(c->in);
     ei_x_free(&c->out);
     free(c);
@@ -517,6 +518,7 @@ void bl__dist_conn_main(void *arg)
         if (a < 0) close((int)~a);
         return;
     }
+    c->self = bl_self();
     c->peer = a >= 0 ? (int)a : -1;
     c->fd = -1;
     c->sock = (bl__dsock){.fd = -1, .accepted = -1};
@@ -533,7 +535,7 @@ void bl__dist_conn_main(void *arg)
         return;
     }
     int rc = a >= 0 ? connect_out(c) : accept_in(c, (int)~a);
-    if (rc == 0 && !bl__dist_peer_claim(c->peer, bl_self(), a < 0)) {
+    if (rc == 0 && !bl__dist_peer_claim(c->peer, c->self, a < 0)) {
         fail(c, "already connected");
         rc = -EALREADY;
     }
@@ -547,7 +549,7 @@ void bl__dist_conn_main(void *arg)
     }
     bl_cleanup_pop(&c->cleanup, false);
     /* Release first, so that a send from now on starts a new connection. */
-    if (c->peer >= 0) bl__dist_peer_release(c->peer, bl_self(), c->up);
+    if (c->peer >= 0) bl__dist_peer_release(c->peer, c->self, c->up);
     c->released = true;
     if (!c->logged)
         bl__dist_log(c->up ? "connection to %s closed: %s" : "cannot connect to %s: %s",
