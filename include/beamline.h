@@ -51,7 +51,10 @@ const char *bl_version(void);
  * A process identifier.  Layout (64 bits):
  *   bits  0..31  table index + 1 (0 never names a process)
  *   bits 32..55  generation of that table slot (24 bits)
- *   bits 56..62  node (0 = this node; room for remote processes)
+ *   bits 56..62  node: 0 = this node, else an index into the node table of
+ *                the distribution (beamline/dist.h); a remote pid keeps the
+ *                Erlang pid's number + 1 in bits 0..31 and its serial in
+ *                bits 32..55, so it goes back to Erlang exactly as it came
  *   bit  63      always 0
  * A pid names one process forever: when a process exits its slot's generation
  * moves on, so a stale pid never reaches a newer process in the same slot

@@ -92,6 +92,15 @@ int bl__send_copy(bl_proc *t, bl_pid to, uint32_t tag, bl_ref ref, const void *d
                   uint32_t mflags);
 /* The live process `to` names, or NULL with *err set (-EINVAL malformed, -ESRCH gone). */
 bl_proc *bl__target(bl_pid to, int *err);
+/*
+ * The distribution's send to a pid of another node (node bits set): dist/
+ * installs it while the node runs, NULL removes it.  Called by bl_send,
+ * bl_send_ref, bl_send_move (which then frees the buffer) and bl__send_ex,
+ * on any thread; returns as bl_send does.
+ */
+typedef int (*bl__remote_send_fn)(bl_pid to, uint32_t tag, bl_ref ref, const void *data,
+                                  size_t len);
+void bl__remote_send_hook_set(bl__remote_send_fn fn);
 /* Pushes m to p if p is still `to` (else frees m and returns false); queues p if that woke it. */
 bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal);
 /* The same without waking p (it is known to be busy). */

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -365,9 +366,29 @@ int bl__send_copy(bl_proc *t, bl_pid to, uint32_t tag, bl_ref ref, const void *d
     return finish_send(t, to, m, tag, ref) ? 0 : 1;
 }
 
+/*
+ * Pids of other nodes (node bits set) go to the distribution through this
+ * hook, which dist/ installs while the node runs (proc/ includes nothing of
+ * it); without it such a pid is malformed.
+ */
+static _Atomic(bl__remote_send_fn) remote_send;
+
+void bl__remote_send_hook_set(bl__remote_send_fn fn)
+{
+    /* Release: the node's tables are set up before a sender can see fn. */
+    atomic_store_explicit(&remote_send, fn, memory_order_release);
+}
+
+static int send_remote(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len)
+{
+    bl__remote_send_fn fn = atomic_load_explicit(&remote_send, memory_order_acquire);
+    return fn ? fn(to, tag, ref, data, len) : -EINVAL;
+}
+
 int bl__send_ex(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len, uint32_t mflags)
 {
     if (len && !data) return -EINVAL;
+    if (__builtin_expect(to >> BL_PID_NODE_SHIFT, 0)) return send_remote(to, tag, ref, data, len);
     int err;
     bl_proc *p = bl__target(to, &err);
     if (!p) return err;
@@ -412,6 +433,12 @@ int bl_send_ref(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t le
 int bl_send_move(bl_pid to, uint32_t tag, void *buf, size_t len, void (*free_fn)(void *))
 {
     if (tag >= BL_TAG_SYSTEM || (len && !buf)) return -EINVAL;
+    if (to >> BL_PID_NODE_SHIFT) {
+        /* To another node the bytes are copied onto the wire anyway. */
+        int rc = send_remote(to, tag, BL_REF_NONE, buf, len);
+        if (rc == 0) (free_fn ? free_fn : free)(buf);
+        return rc;
+    }
     int err;
     bl_proc *p = bl__target(to, &err);
     if (err) return err;

@@ -1,0 +1,155 @@
+/*
+ * dist/sock.c - ei's socket callbacks, implemented with bl_io_*.
+ *
+ * ei runs the handshake (name, challenge, MD5 digest of the cookie, ack)
+ * with blocking-style calls through these callbacks.  Each one is called
+ * by ei from inside the connection process that called ei_accept_tmo or
+ * ei_xconnect_host_port_tmo, and each makes a bl_io_* call: from ei's view
+ * it blocks, but only that process parks, never the scheduler thread.
+ * EI_SCLBK_FLG_FULL_IMPL tells ei the callbacks keep their own timeouts, so
+ * ei never select()s on the descriptor itself.  The callbacks return 0 or
+ * a positive errno, ei's convention.
+ *
+ * ei's accept both accepts and handshakes.  The acceptor process accepts
+ * (so a slow handshake never holds up the next connection) and hands the
+ * socket to a connection process; that one gives it to ei through a
+ * one-shot listen context (accepted >= 0) whose accept callback returns the
+ * socket it already has.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "beamline/io.h"
+#include "dist/dist.h"
+
+static int64_t ms_of(unsigned tmo)
+{
+    return tmo == EI_SCLBK_INF_TMO ? BL_INFINITY : (int64_t)tmo;
+}
+
+static int cb_socket(void **ctx, void *setup)
+{
+    bl__dsock *s = setup;
+    if (!s) return EINVAL;
+    if (s->accepted < 0) {
+        int fd = bl_io_socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) return -fd;
+        s->fd = fd;
+    }
+    *ctx = s;
+    return 0;
+}
+
+static int cb_close(void *ctx)
+{
+    bl__dsock *s = ctx;
+    int fd = s->fd >= 0 ? s->fd : s->accepted;
+    s->fd = s->accepted = -1;
+    if (fd < 0) return 0;
+    int rc = s->dying ? (close(fd) < 0 ? -errno : 0) : bl_io_close(fd);
+    return rc < 0 ? -rc : 0;
+}
+
+/* Only the one-shot listen context: its "listening" address is the accepted socket's. */
+static int cb_listen(void *ctx, void *addr, int *len, int backlog)
+{
+    bl__dsock *s = ctx;
+    if (s->accepted < 0) return EOPNOTSUPP;
+    socklen_t l = (socklen_t)*len;
+    if (getsockname(s->accepted, addr, &l) < 0) return errno;
+    *len = (int)l;
+    return 0;
+}
+
+static int cb_accept(void **ctx, void *addr, int *len, unsigned tmo)
+{
+    bl__dsock *s = *ctx;
+    if (s->accepted < 0) return EOPNOTSUPP;
+    socklen_t l = (socklen_t)*len;
+    if (getpeername(s->accepted, addr, &l) < 0) return errno;
+    *len = (int)l;
+    s->fd = s->accepted;
+    s->accepted = -1;
+    return 0;
+}
+
+/* Remembers a callback's error for the connection's log. */
+static int failed(bl__dsock *s, long rc)
+{
+    s->err = (int)-rc;
+    return s->err;
+}
+
+static int cb_connect(void *ctx, void *addr, int len, unsigned tmo)
+{
+    bl__dsock *s = ctx;
+    int rc = bl_io_connect(s->fd, addr, (socklen_t)len, ms_of(tmo));
+    return rc < 0 ? failed(s, rc) : 0;
+}
+
+static int cb_write(void *ctx, const char *buf, ssize_t *len, unsigned tmo)
+{
+    bl__dsock *s = ctx;
+    ssize_t n = bl_io_send(s->fd, buf, (size_t)*len, 0, ms_of(tmo));
+    if (n < 0) return failed(s, n);
+    *len = n;
+    return 0;
+}
+
+static int cb_writev(void *ctx, const void *iov, int iovcnt, ssize_t *len, unsigned tmo)
+{
+    const struct iovec *v = iov;
+    ssize_t done = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        ssize_t n = (ssize_t)v[i].iov_len;
+        int err = cb_write(ctx, v[i].iov_base, &n, tmo);
+        if (err && !done) return err;
+        if (err) break;
+        done += n;
+        if ((size_t)n < v[i].iov_len) break; /* a short write: ei comes back for the rest */
+    }
+    *len = done;
+    return 0;
+}
+
+static int cb_read(void *ctx, char *buf, ssize_t *len, unsigned tmo)
+{
+    bl__dsock *s = ctx;
+    ssize_t n = bl_io_recv(s->fd, buf, (size_t)*len, 0, ms_of(tmo));
+    if (n < 0) return failed(s, n);
+    *len = n;
+    return 0;
+}
+
+/* The handshake's packets have a 2-byte length, as on TCP. */
+static int cb_header_size(void *ctx, int *sz)
+{
+    *sz = 2;
+    return 0;
+}
+
+static int cb_get_fd(void *ctx, int *fd)
+{
+    bl__dsock *s = ctx;
+    *fd = s->fd >= 0 ? s->fd : s->accepted;
+    return *fd >= 0 ? 0 : EBADF;
+}
+
+ei_socket_callbacks bl__dist_socket_callbacks = {
+    .flags = EI_SCLBK_FLG_FULL_IMPL,
+    .socket = cb_socket,
+    .close = cb_close,
+    .listen = cb_listen,
+    .EI_ACCEPT_NAME = cb_accept,
+    .connect = cb_connect,
+    .writev = cb_writev,
+    .write = cb_write,
+    .read = cb_read,
+    .handshake_packet_header_size = cb_header_size,
+    .connect_handshake_complete = NULL,
+    .accept_handshake_complete = NULL,
+    .get_fd = cb_get_fd,
+};
