@@ -95,6 +95,8 @@ CANONICAL = [
     ("file_read_4k_iops", "per_s"),
     ("http_plaintext_rps", "per_s"),
     ("http_plaintext_p99", "ms"),
+    ("dist_call_rtt", "us"),
+    ("dist_cast", "us"),
 ]
 CANONICAL_UNITS = dict(CANONICAL)
 
@@ -105,6 +107,11 @@ IO_WORKLOADS = ["io_sleep_100k", "echo_rps", "accept_rate", "file_read_4k_iops",
 # Measured by this runner with wrk, against examples/http_server and nginx.
 HTTP_WORKLOADS = ["http_plaintext_rps", "http_plaintext_p99"]
 HTTP_BODY = b"Hello, World!"
+
+# Distribution over loopback: the BEAM's figures are two Elixir nodes (bench/beam/dist.exs
+# under a private epmd).
+DIST_WORKLOADS = ["dist_call_rtt", "dist_cast"]
+BEAM_DIST_SCRIPT = REPO / "bench" / "beam" / "dist.exs"
 
 # Workloads the BEAM measures in a second VM started with one scheduler (+S 1).
 BEAM_SAME_SCHED = ["ctx_switch", "pingpong_same_sched"]
@@ -468,6 +475,64 @@ def run_beam(args, n_sched, scratch, problems, max_procs=BEAM_MAX_PROCS):
         except RunError as e:
             problems.append(f"BEAM (+S {sched}): FAILED: {e}")
     return results
+
+
+@contextlib.contextmanager
+def private_epmd(problems, who):
+    """An epmd of our own on a free loopback port, stopped on the way out: yields the
+    environment that points Erlang at it (ERL_EPMD_PORT), or None if there is no epmd."""
+    epmd = shutil.which("epmd")
+    if not epmd:
+        problems.append(f"{who}: epmd not found in PATH (erlang-base)")
+        yield None
+        return
+    port = free_port()
+    proc = subprocess.Popen([epmd, "-port", str(port)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and proc.poll() is None:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.02)
+        else:
+            problems.append(f"{who}: epmd did not come up on port {port}")
+            yield None
+            return
+        env = dict(os.environ)
+        env["ERL_EPMD_PORT"] = str(port)
+        yield env
+    finally:
+        kill_group(proc)
+
+
+def run_beam_dist(args, scratch, problems):
+    """Elixir -> Elixir over loopback: {name: (value, unit)}."""
+    keep = name_matcher(args.filter)
+    if not any(keep(n) for n in DIST_WORKLOADS):
+        return {}
+    elixir = shutil.which("elixir")
+    if not elixir:
+        return {}  # run_beam has said so
+    with private_epmd(problems, "BEAM distribution") as env:
+        if env is None:
+            return {}
+        env["ERL_CRASH_DUMP"] = str(scratch / "erl_crash.dump")
+        out_file = scratch / "beam_dist.json"
+        out_file.unlink(missing_ok=True)
+        cookie = f"bench{os.getpid()}{int(time.time())}"
+        cmd = [elixir, "--sname", f"bench_dist_{os.getpid()}", "--cookie", cookie,
+               str(BEAM_DIST_SCRIPT), "--out", str(out_file)]
+        log("== BEAM, distribution (two nodes over loopback)")
+        try:
+            stdout = run_captured(cmd, env=env, cwd=scratch, timeout=args.timeout)
+            res = read_anchor_output(out_file, stdout, "BEAM distribution")
+            return {n: v for n, v in res.items() if keep(n)}
+        except RunError as e:
+            problems.append(f"BEAM distribution: FAILED: {e}")
+            return {}
 
 
 def run_go(args, n_sched, scratch, problems):
@@ -1185,7 +1250,10 @@ def main(argv):
         bl = run_beamline(args, n_sched, problems)
         beamline_failed = beamline_failed or bl is None or bool(bl.pop("__failed__", False))
         bls.append(bl or {})
-        beams.append({} if args.no_beam else run_beam(args, n_sched, scratch, problems))
+        beam = {} if args.no_beam else run_beam(args, n_sched, scratch, problems)
+        if not args.no_beam:
+            beam.update(run_beam_dist(args, scratch, problems))
+        beams.append(beam)
         gos.append({} if args.no_go else run_go(args, n_sched, scratch, problems))
     (bl, bl_spread), (beam, beam_spread), (go, go_spread) = (
         merge_runs(bls), merge_runs(beams), merge_runs(gos))
