@@ -91,6 +91,16 @@ static inline uint64_t bl__meta(uint32_t gen, uint32_t seq, unsigned st)
  */
 #define BL_META_SIG 0x20u
 
+/*
+ * Set by the owner when a drain takes a long inbox (it is behind its
+ * senders); cleared by a drain that takes a short one.  A sender that sees it is charged
+ * extra reductions (proc/process.c bl__push), so that on the receiver's
+ * core the flood gives way to the receiver, as the BEAM once punished
+ * senders to long queues.  A hint only: losing it costs balance, never
+ * correctness.
+ */
+#define BL_META_LONGQ 0x40u
+
 static inline unsigned bl__meta_state(uint64_t m)
 {
     return (unsigned)(m & 0x0F);
@@ -256,6 +266,7 @@ typedef struct bl_proc {
     bool started;              /* handler init has run */
     bool placed;     /* spawned onto an explicit scheduler and not run yet: not stealable */
     bool bound;      /* bl_spawn_opts.bound: runs on its scheduler only, for life */
+    bool behind;     /* it set BL_META_LONGQ in its word (the owner's copy) */
     bool signalled;  /* ended by an exit signal, not by its own doing: no crash report */
     bool hibernated; /* parked by bl_hibernate: only a message restarts fn */
     bool trap_exit;  /* exit signals become BL_TAG_EXIT messages */

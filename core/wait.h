@@ -30,6 +30,7 @@ enum {
     BL_PUSH_DEAD = -1,  /* the pid names no live process: nothing pushed (the caller frees m) */
     BL_PUSH_QUEUED = 0, /* pushed; the process was running or stays parked */
     BL_PUSH_WOKEN = 1,  /* pushed, and the push ended its wait: the caller must queue it */
+    BL_PUSH_BEHIND = 2, /* pushed to a running receiver that is behind (BL_META_LONGQ) */
 };
 
 /*
@@ -52,8 +53,8 @@ static inline int bl__box_push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
             want.meta = bl__meta_with_state(want.meta, BL_ST_ACTIVE);
         if (bl__box_cas(p, &cur, want)) break;
     }
-    return bl__meta_state(want.meta) == BL_ST_ACTIVE && st != BL_ST_ACTIVE ? BL_PUSH_WOKEN
-                                                                           : BL_PUSH_QUEUED;
+    if (bl__meta_state(want.meta) == BL_ST_ACTIVE && st != BL_ST_ACTIVE) return BL_PUSH_WOKEN;
+    return want.meta & BL_META_LONGQ ? BL_PUSH_BEHIND : BL_PUSH_QUEUED;
 }
 
 /* Pushes m without ever ending a wait (the receiver is known to be busy). */
@@ -110,10 +111,16 @@ static inline int bl__wait_end(bl_proc *p, uint64_t meta)
 static inline bool bl__wait_park(bl_proc *p, unsigned st)
 {
     bl_box cur = bl__box_load(p);
+    /* The park clears BL_META_LONGQ too.  Its copy is written first: once
+     * parked, p may be woken and run on another thread at once. */
+    bool behind = p->behind;
+    p->behind = false;
     for (;;) {
-        if (st == BL_ST_WAITING && cur.top) return false;
-        if (cur.meta & BL_META_SIG) return false;
-        if (bl__meta_ended(cur.meta, p->seq)) return false;
+        if ((st == BL_ST_WAITING && cur.top) || (cur.meta & BL_META_SIG) ||
+            bl__meta_ended(cur.meta, p->seq)) {
+            p->behind = behind;
+            return false;
+        }
         bl_box want = cur;
         want.meta = bl__meta(p->gen, p->seq, st);
         if (bl__box_cas(p, &cur, want)) return true;
@@ -134,6 +141,7 @@ static inline void bl__wait_enter(bl_proc *p, uint64_t meta)
         want = cur;
         want.meta = bl__meta_with_state(meta, BL_ST_ACTIVE) | (cur.meta & BL_META_SIG);
     } while (!bl__box_cas(p, &cur, want));
+    p->behind = false; /* BL_META_LONGQ went with the old word */
 }
 
 /* Process side: forgets an end mark, so that p can park again in the same wait. */
@@ -172,6 +180,16 @@ static inline bl_msg *bl__box_take(bl_proc *p)
         want.meta = cur.meta & ~(uint64_t)BL_META_SIG;
     } while (!bl__box_cas(p, &cur, want));
     return cur.top;
+}
+
+/* Owner: sets or clears BL_META_LONGQ (its inbox is behind its senders). */
+static inline void bl__box_behind(bl_proc *p, bool behind)
+{
+    bl_box cur = bl__box_load(p), want;
+    do {
+        want.top = cur.top;
+        want.meta = behind ? cur.meta | BL_META_LONGQ : cur.meta & ~(uint64_t)BL_META_LONGQ;
+    } while (!bl__box_cas(p, &cur, want));
 }
 
 /*

@@ -39,6 +39,13 @@ static inline __attribute__((always_inline)) void bl__park(bl_proc *p, unsigned 
 }
 
 /* Charges n reductions; yields when the slice is used up. */
+/* A drain that takes this many messages at once marks the receiver behind
+ * (BL_META_LONGQ), one that takes fewer than an eighth of it clears the
+ * mark; meanwhile each send to it costs the sender this many extra
+ * reductions (a slice is 4000 by default: 200 sends instead of 4000). */
+#define BL_BEHIND_AT     512u
+#define BL_BEHIND_CHARGE 19
+
 static inline void bl__charge(bl_proc *p, int32_t n)
 {
     if ((p->reds -= n) <= 0) bl__park(p, BL_PARK_YIELD);

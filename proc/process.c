@@ -96,6 +96,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->placed = o->scheduler != 0;
     p->bound = o->bound && o->scheduler != 0;
     p->waker = p->wakee = BL_PID_NONE;
+    p->behind = false;
     p->hibernated = false;
     p->signalled = false;
     p->streams = false;
@@ -317,6 +318,13 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
     }
     /* Winning the move to ACTIVE makes this sender the one to queue it. */
     if (r == BL_PUSH_WOKEN) bl__sched_ready(p, BL_READY_NEXT);
+    /* A receiver behind its senders: the sender's slice shrinks (the charge
+     * that follows a send parks it when the slice is spent), so that a flood
+     * on the receiver's core gives way to the receiver. */
+    if (r == BL_PUSH_BEHIND) {
+        bl_proc *self = bl__self();
+        if (self && self != p) self->reds -= BL_BEHIND_CHARGE;
+    }
     return true;
 }
 
@@ -474,11 +482,19 @@ bool bl__drain(bl_proc *p)
     bl_msg *m = bl__box_take(p), *fifo = NULL;
     if (!m) return false;
     /* The inbox is newest first: reverse it. */
+    uint32_t n = 0;
     while (m) {
         bl_msg *next = m->next;
         m->next = fifo;
         fifo = m;
         m = next;
+        n++;
+    }
+    /* So many at once: the senders are ahead; so few: caught up.  Two
+     * thresholds, so that the mark does not flip at every drain. */
+    if (n >= BL_BEHIND_AT || n < BL_BEHIND_AT / 8) {
+        bool behind = n >= BL_BEHIND_AT;
+        if (behind != p->behind) bl__box_behind(p, p->behind = behind);
     }
     bool queued = false, fatal = false;
     bl_reason why = BL_REASON(BL_NORMAL);
