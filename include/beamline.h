@@ -371,6 +371,9 @@ typedef struct bl_msg {
  * Erlang.  Returns 0, -EINVAL for a malformed pid, a NULL data with len > 0,
  * or a reserved tag, -ENOMEM, -ESRCH if the runtime is not running.
  * Messages between one sender and one receiver arrive in send order.
+ * A send never blocks; one to a receiver that is behind (its last look at
+ * its mailbox found 512 messages or more) costs the sender 20 reductions
+ * instead of 1, so a flooding sender yields sooner.
  */
 int bl_send(bl_pid to, uint32_t tag, const void *data, size_t len);
 
