@@ -212,7 +212,9 @@ static void reader(void *arg)
         x ^= x >> 7;
         x ^= x << 17;
         off_t off = (off_t)(x % (FILE_BYTES / BLOCK)) * BLOCK;
-        if (bl_io_pread(read_fd, buf, BLOCK, off, WAIT_MS) != BLOCK) break;
+        /* No timeout, as the anchors' preads have none: a deadline costs a
+         * timer on the wheel per read. */
+        if (bl_io_pread(read_fd, buf, BLOCK, off, BL_INFINITY) != BLOCK) break;
         /* Each block starts with its own number. */
         uint32_t tag;
         memcpy(&tag, buf, sizeof tag);
