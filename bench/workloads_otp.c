@@ -212,7 +212,8 @@ static int fact_worker(mpz_t z)
             import_mpz(prod[n++], reply->data, reply->len);
         }
         bl_msg_free(reply);
-        int stop = bl_gen_server_stop(pid, NULL, WAIT_MS);
+        /* GenServer.stop's default timeout, :infinity, as in the BEAM anchor. */
+        int stop = bl_gen_server_stop(pid, NULL, BL_INFINITY);
         if (rc == 0) rc = stop;
     }
     if (rc == 0) product_list(z, prod, (size_t)n);
@@ -299,7 +300,8 @@ static void gs_start_call_stop_drv(driver *d)
         bl_pid pid;
         if (bl_gen_server_start(&pid, &echo_gs, NULL, NULL) != 0) return;
         int rc = ping(pid);
-        if (bl_gen_server_stop(pid, NULL, WAIT_MS) != 0 || rc != 0) return;
+        /* GenServer.stop's default timeout, :infinity, as in the BEAM anchor. */
+        if (bl_gen_server_stop(pid, NULL, BL_INFINITY) != 0 || rc != 0) return;
     }
     d->result = (double)(now_ns() - t0) / GS_ROUNDS;
 }
