@@ -1,7 +1,7 @@
 # BEAM anchor for the distribution workloads: two Elixir nodes over loopback.
 #
 #   ERL_EPMD_PORT=P elixir --sname NAME --cookie COOKIE bench/beam/dist.exs [--out FILE]
-#          [--calls N] [--casts N]
+#          [--calls N] [--casts N] [--target NODE | --serve]
 #
 # Needs a distributed node (--sname) and a running epmd (bench/run.py starts a private
 # one on port P). Starts a peer node on this host (OTP's :peer, same cookie), loads a
@@ -11,6 +11,9 @@
 #                  whose answer comes after every cast was handled
 # and prints {"workloads":[...]} on stdout (and into FILE with --out), as bench.exs does.
 # Progress goes to stderr. The peer is stopped before the script ends.
+# --target NODE measures against {:kv, NODE} instead (a Beamline node, bench/dist_node.c),
+# starting no peer. --serve registers :kv on this node, prints "ready" and runs until
+# its stdin closes (the server of Beamline -> Elixir).
 
 defmodule BeamBench.Dist do
   # The server the peer runs: plain gen_server callbacks, nothing of Elixir's library,
@@ -25,6 +28,13 @@ defmodule BeamBench.Dist do
       end
 
     {mod, bin}
+  end
+
+  def serve do
+    {mod, _bin} = server_module()
+    {:ok, _} = :gen_server.start({:local, :kv}, mod, nil, [])
+    IO.puts("ready")
+    IO.read(:stdio, :eof)
   end
 
   def start_peer do
@@ -55,15 +65,28 @@ defmodule BeamBench.Dist do
   end
 end
 
-{opts, _, _} = OptionParser.parse(System.argv(), strict: [out: :string, calls: :integer, casts: :integer])
+{opts, _, _} =
+  OptionParser.parse(System.argv(),
+    strict: [out: :string, calls: :integer, casts: :integer, target: :string, serve: :boolean]
+  )
 
 unless Node.alive?() do
   IO.puts(:stderr, "dist.exs: start me with --sname NAME --cookie COOKIE")
   System.halt(2)
 end
 
-{peer, node} = BeamBench.Dist.start_peer()
-IO.puts(:stderr, "dist: peer #{node} up")
+if opts[:serve] do
+  BeamBench.Dist.serve()
+  System.halt(0)
+end
+
+{peer, node} =
+  case opts[:target] do
+    nil -> BeamBench.Dist.start_peer()
+    target -> {nil, String.to_atom(target)}
+  end
+
+IO.puts(:stderr, "dist: measuring against #{node}")
 
 results =
   try do
@@ -73,7 +96,7 @@ results =
     IO.puts(:stderr, "dist_cast: #{Float.round(cast, 3)} us")
     [%{name: "dist_call_rtt", unit: "us", value: rtt}, %{name: "dist_cast", unit: "us", value: cast}]
   after
-    :peer.stop(peer)
+    if peer, do: :peer.stop(peer)
   end
 
 json =
