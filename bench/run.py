@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -97,6 +98,10 @@ CANONICAL = [
     ("http_plaintext_p99", "ms"),
     ("dist_call_rtt", "us"),
     ("dist_cast", "us"),
+    ("dist_call_rtt_elixir_to_beamline", "us"),
+    ("dist_cast_elixir_to_beamline", "us"),
+    ("dist_call_rtt_beamline_to_elixir", "us"),
+    ("dist_cast_beamline_to_elixir", "us"),
 ]
 CANONICAL_UNITS = dict(CANONICAL)
 
@@ -109,8 +114,10 @@ HTTP_WORKLOADS = ["http_plaintext_rps", "http_plaintext_p99"]
 HTTP_BODY = b"Hello, World!"
 
 # Distribution over loopback: the BEAM's figures are two Elixir nodes (bench/beam/dist.exs
-# under a private epmd).
+# under a private epmd), Beamline's two Beamline nodes (bench/dist_node.c); the mixed
+# pairs are in the Beamline column, beside the Elixir pair's figure in the BEAM column.
 DIST_WORKLOADS = ["dist_call_rtt", "dist_cast"]
+DIST_MIXED = {"elixir_to_beamline": "Elixir -> Beamline", "beamline_to_elixir": "Beamline -> Elixir"}
 BEAM_DIST_SCRIPT = REPO / "bench" / "beam" / "dist.exs"
 
 # Workloads the BEAM measures in a second VM started with one scheduler (+S 1).
@@ -533,6 +540,92 @@ def run_beam_dist(args, scratch, problems):
         except RunError as e:
             problems.append(f"BEAM distribution: FAILED: {e}")
             return {}
+
+
+class LineServer:
+    """A node that prints "ready" once it serves and stops when its stdin closes."""
+
+    def __init__(self, label, cmd, env, cwd):
+        self.label, self.cmd, self.env, self.cwd = label, cmd, env, cwd
+        self.proc = None
+
+    def __enter__(self):
+        log(f"$ {shlex.join(self.cmd)}  (until its stdin closes)")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=self.env, cwd=self.cwd, start_new_session=True)
+        line = b""
+        deadline = time.monotonic() + 30
+        # select, so that a server that never says "ready" cannot hang the run
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if r:
+                line = self.proc.stdout.readline()
+                if line.strip() == b"ready":
+                    return self
+        raise RunError(f"{self.label}: not ready within 30 s ({line!r})")
+
+    def __exit__(self, *exc):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            kill_group(self.proc)
+        return False
+
+
+def run_beamline_dist(args, scratch, problems):
+    """The pairs with a Beamline node: {name: (value, unit)} for the Beamline column."""
+    keep = name_matcher(args.filter)
+    names = DIST_WORKLOADS + [f"{n}_{k}" for n in DIST_WORKLOADS for k in DIST_MIXED]
+    if not any(keep(n) for n in names):
+        return {}
+    node_bin = Path(args.beamline).resolve().parent / "dist_node"
+    if not node_bin.is_file():
+        problems.append(f"Beamline distribution: {node_bin} not built (rows left empty)")
+        return {}
+    elixir = shutil.which("elixir")
+    host = socket.gethostname().split(".")[0]
+    cookie = f"bench{os.getpid()}{int(time.time())}"
+    tag = os.getpid()
+    res = {}
+    with private_epmd(problems, "Beamline distribution") as env:
+        if env is None:
+            return {}
+        env["BEAMLINE_QUIET"] = "1"
+
+        def client(target, suffix):
+            out = run_captured([str(node_bin), "client", f"bl_cli{suffix}_{tag}", cookie, target],
+                               env=env, cwd=scratch, timeout=args.timeout)
+            for n, v in parse_anchor(out, "dist_node").items():
+                res[n + suffix] = v
+
+        try:
+            log("== Beamline, distribution (Beamline -> Beamline, Elixir -> Beamline)")
+            server = f"bl_srv_{tag}"
+            with LineServer("dist_node serve", [str(node_bin), "serve", server, cookie], env,
+                            scratch):
+                client(f"{server}@{host}", "")
+                if elixir:
+                    out_file = scratch / "beam_dist_to_beamline.json"
+                    out_file.unlink(missing_ok=True)
+                    cmd = [elixir, "--sname", f"bench_ex_cli_{tag}", "--cookie", cookie,
+                           str(BEAM_DIST_SCRIPT), "--target", f"{server}@{host}",
+                           "--out", str(out_file)]
+                    got = read_anchor_output(out_file, run_captured(cmd, env=env, cwd=scratch,
+                                                                    timeout=args.timeout),
+                                             "Elixir -> Beamline")
+                    for n, v in got.items():
+                        res[f"{n}_elixir_to_beamline"] = v
+            if elixir:
+                log("== Beamline, distribution (Beamline -> Elixir)")
+                server = f"bench_ex_srv_{tag}"
+                cmd = [elixir, "--sname", server, "--cookie", cookie, str(BEAM_DIST_SCRIPT),
+                       "--serve"]
+                with LineServer("dist.exs --serve", cmd, env, scratch):
+                    client(f"{server}@{host}", "_beamline_to_elixir")
+        except RunError as e:
+            problems.append(f"Beamline distribution: FAILED: {e}")
+    return {n: v for n, v in res.items() if keep(n)}
 
 
 def run_go(args, n_sched, scratch, problems):
@@ -1249,7 +1342,9 @@ def main(argv):
             log(f"== run {i + 1} of {args.runs}")
         bl = run_beamline(args, n_sched, problems)
         beamline_failed = beamline_failed or bl is None or bool(bl.pop("__failed__", False))
-        bls.append(bl or {})
+        bl = dict(bl or {})
+        bl.update(run_beamline_dist(args, scratch, problems))
+        bls.append(bl)
         beam = {} if args.no_beam else run_beam(args, n_sched, scratch, problems)
         if not args.no_beam:
             beam.update(run_beam_dist(args, scratch, problems))
@@ -1258,6 +1353,11 @@ def main(argv):
     (bl, bl_spread), (beam, beam_spread), (go, go_spread) = (
         merge_runs(bls), merge_runs(beams), merge_runs(gos))
     spreads = {"beamline": bl_spread, "beam": beam_spread, "go": go_spread}
+    # A mixed pair is compared with the Elixir pair (the goal: no slower than it).
+    for n in DIST_WORKLOADS:
+        for k in DIST_MIXED:
+            if n in beam and f"{n}_{k}" in bl:
+                beam[f"{n}_{k}"] = beam[n]
     if floor is not None:
         log("== core-to-core floor, again")
         again, why = sweep.run_c2c_floor(c2c_binary(args))
