@@ -19,7 +19,8 @@ int bl_pid_format(bl_pid pid, char *buf, size_t len)
 }
 
 static const char *const kind_names[] = {"normal", "kill",    "killed",         "shutdown",
-                                         "noproc", "timeout", "stack_overflow", "custom"};
+                                         "noproc", "timeout", "stack_overflow", "custom",
+                                         "noconnection"};
 
 int bl_reason_format(const bl_reason *r, char *buf, size_t len)
 {

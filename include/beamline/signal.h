@@ -53,6 +53,8 @@ typedef enum bl_reason_kind {
     BL_TIMEOUT = 5,        /* a call timed out */
     BL_STACK_OVERFLOW = 6, /* the process overflowed its stack */
     BL_CUSTOM = 7,         /* application-defined: code and optional detail */
+    BL_NOCONNECTION = 8,   /* the connection to the other process's node went down, or
+                              never came up (beamline/dist.h) */
 } bl_reason_kind;
 
 /*

@@ -126,7 +126,7 @@ static int sys_call(bl_pid server, sys_req *q, size_t qlen, bl_msg **reply, int6
 int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_ms)
 {
     bl_reason want = reason ? *reason : BL_REASON(BL_NORMAL);
-    if ((unsigned)want.kind > BL_CUSTOM || (want.detail_len && !want.detail)) return -EINVAL;
+    if ((unsigned)want.kind > BL_NOCONNECTION || (want.detail_len && !want.detail)) return -EINVAL;
     size_t qlen = sizeof(sys_req) + want.detail_len;
     /* A reason with a short detail is built on the stack; a long one is a
      * heap copy held across the wait, freed with the caller if it is killed. */
