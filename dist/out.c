@@ -24,31 +24,44 @@ static bl_slab *slab(void)
     return s ? &s->slab : NULL;
 }
 
-int bl__dist_out(int p, const bl__dout *h, const char *name, const void *data, size_t len)
+int bl__dist_out2(int p, const bl__dout *h, const char *name, const void *d1, size_t l1,
+                  const void *d2, size_t l2, bool start)
 {
-    bl_pid conn;
-    int rc = bl__dist_peer_conn(p, &conn);
-    if (rc < 0) return rc;
-    size_t total = sizeof *h + h->name_len + len;
+    bl_pid conn = bl__dist_peer_current(p);
+    if (conn == BL_PID_NONE) {
+        if (!start) return -ENOTCONN;
+        int rc = bl__dist_peer_conn(p, &conn);
+        if (rc < 0) return rc;
+    }
+    size_t total = sizeof *h + h->name_len + l1 + l2;
     bl_msg *m = bl__msg_alloc(slab(), total);
     if (!m) return -ENOMEM;
-    memcpy(m->data, h, sizeof *h);
-    if (h->name_len) memcpy((char *)m->data + sizeof *h, name, h->name_len);
-    if (len) memcpy((char *)m->data + sizeof *h + h->name_len, data, len);
+    char *at = m->data;
+    memcpy(at, h, sizeof *h);
+    at += sizeof *h;
+    if (h->name_len) memcpy(at, name, h->name_len);
+    at += h->name_len;
+    if (l1) memcpy(at, d1, l1);
+    if (l2) memcpy(at + l1, d2, l2);
     m->from = bl_self();
     m->ref = BL_REF_NONE;
     m->tag = BL__TAG_DIST_OUT;
     int err;
     bl_proc *t = bl__target(conn, &err);
-    if (!t) {
-        /* The connection went down just now: dropped, as Erlang drops it. */
-        bl__msg_drop(slab(), m);
-        return err == -ESRCH ? err : 0;
+    if (!t || !bl__push(t, conn, m, false)) {
+        if (!t) bl__msg_drop(slab(), m);
+        return err == -ESRCH ? err : -ENOTCONN;
     }
-    bl__push(t, conn, m, false);
     bl_proc *self = bl__self();
     if (self) bl__charge(self, 1);
     return 0;
+}
+
+int bl__dist_out(int p, const bl__dout *h, const char *name, const void *data, size_t len)
+{
+    int rc = bl__dist_out2(p, h, name, data, len, NULL, 0, true);
+    /* The connection went down just now: dropped, as Erlang drops it. */
+    return rc == -ENOTCONN ? 0 : rc;
 }
 
 void bl__dist_deliver(bl_pid to, bl_pid from, uint32_t tag, const void *data, size_t len)
