@@ -209,6 +209,7 @@ static int accept_in(conn *c, int fd)
 
 static bool deliver_term(conn *c, bl_pid to, bl_pid from, const uint8_t *msg, size_t len)
 {
+    if (bl__dgs_deliver(&c->ctl, to, from, msg, len)) return true;
     /* {'$bl', From, Tag, Data}: the plain message a Beamline node sent. */
     const char *b = (const char *)msg;
     int i = 1, arity, type, size;
@@ -380,6 +381,8 @@ static bool encode_out(conn *c, const bl_msg *m)
                        (size_t)g.detail_len};
         return bl__dctl_out(&c->ctl, x, c->peer, c->self, &h, name, &g, g.has_reason ? &r : NULL);
     }
+    /* A reply nobody waits for (the caller gave up, or it came by another connection). */
+    if (h.kind == BL__DOUT_REPLY && !bl__dgs_waiting(&c->ctl, h.ref)) return true;
     int start = x->index;
     erlang_pid to;
     bool ok = ei_x_append_buf(x, "\0\0\0\0\x70", 5) == 0 && ei_x_encode_version(x) == 0;
@@ -400,6 +403,8 @@ static bool encode_out(conn *c, const bl_msg *m)
     }
     if (h.kind == BL__DOUT_TERM) {
         ok = ok && ei_x_append_buf(x, data, (int)len) == 0;
+    } else if (h.kind != BL__DOUT_PLAIN) {
+        ok = ok && bl__dgs_encode(&c->ctl, x, &h, m->from, data, len);
     } else {
         ok = ok && ei_x_encode_version(x) == 0 && ei_x_encode_tuple_header(x, 4) == 0 &&
              ei_x_encode_atom(x, "$bl") == 0 && encode_pid(c, x, m->from) &&

@@ -131,6 +131,9 @@ int bl__dist_out2(int peer, const bl__dout *h, const char *name, const void *d1,
                   const void *d2, size_t l2, bool start);
 /* Delivers a message to a local process with the given sender (remote, or none). */
 void bl__dist_deliver(bl_pid to, bl_pid from, uint32_t tag, const void *data, size_t len);
+/* The same with a reference and message flags (BL_MSG_ALIAS). */
+void bl__dist_deliver_ex(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, uint32_t mflags,
+                         const void *data, size_t len);
 /* The remote-send hook proc/ calls for pids with node bits. */
 int bl__dist_remote_send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len);
 
@@ -238,6 +241,19 @@ int bl__dist_signal_out(int peer, bl_pid to, bl_pid from, uint32_t sig, bl_ref r
                         const bl_reason *r, const char *name);
 /* A queued BL__TAG_DIST_OUT no connection will send: a link or monitor in it hears noconnection. */
 void bl__dist_signal_unsent(const bl_msg *m);
+
+/* ---- gs.c: gen_server calls and casts across nodes ---- */
+
+struct bl__gs_remote_ops;
+/* What otp/gen_server calls for remote pids and {name, node} (installed while the node runs). */
+extern const struct bl__gs_remote_ops bl__dist_gs_ops;
+/* True when a call from the other node waits for its reply under local ref. */
+bool bl__dgs_waiting(bl__dctl *t, bl_ref ref);
+/* Appends the message term (version first) of a CALL, CAST or REPLY from `from`.  false: none. */
+bool bl__dgs_encode(bl__dctl *t, ei_x_buff *x, const bl__dout *h, bl_pid from, const char *data,
+                    size_t len);
+/* A term for local `to`: true when it was a gen_server call, cast or reply, delivered as such. */
+bool bl__dgs_deliver(bl__dctl *t, bl_pid to, bl_pid from, const uint8_t *msg, size_t len);
 
 /* ---- etf.c: bounded checks of external-format bytes ---- */
 

@@ -14,6 +14,7 @@
 
 #include "core/msg.h"
 #include "dist/dist.h"
+#include "otp/gen_server/gs_dist.h"
 #include "proc/otp.h"
 #include "proc/proc.h"
 
@@ -66,6 +67,12 @@ int bl__dist_out(int p, const bl__dout *h, const char *name, const void *data, s
 
 void bl__dist_deliver(bl_pid to, bl_pid from, uint32_t tag, const void *data, size_t len)
 {
+    bl__dist_deliver_ex(to, from, tag, BL_REF_NONE, 0, data, len);
+}
+
+void bl__dist_deliver_ex(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, uint32_t mflags,
+                         const void *data, size_t len)
+{
     int err;
     bl_proc *t = bl__target(to, &err);
     if (!t) return; /* no such process: dropped, as in Erlang */
@@ -76,8 +83,9 @@ void bl__dist_deliver(bl_pid to, bl_pid from, uint32_t tag, const void *data, si
     }
     if (len) memcpy(m->data, data, len);
     m->from = from;
-    m->ref = BL_REF_NONE;
+    m->ref = ref;
     m->tag = tag;
+    m->flags |= mflags;
     bl__push(t, to, m, false);
 }
 
@@ -86,7 +94,15 @@ int bl__dist_remote_send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, 
     if (!atomic_load_explicit(&bl__dist.running, memory_order_acquire)) return -EINVAL;
     int p = bl__dist_pid_peer(to);
     if (p < 0) return p;
-    /* Links, monitors, calls across nodes are not carried yet. */
+    if (tag == BL__GS_TAG_REPLY) {
+        /* A gen_server's reply to a caller on that node: over the connection
+         * the call came by, if it is still there (else the caller has heard
+         * noconnection). */
+        bl__dout h = {.kind = BL__DOUT_REPLY, .to = to, .ref = ref};
+        int rc = bl__dist_out2(p, &h, NULL, data, len, NULL, 0, false);
+        return rc == -ENOTCONN ? 0 : rc;
+    }
+    /* Other system messages mean nothing to another node. */
     if (tag >= BL_TAG_SYSTEM) return -EOPNOTSUPP;
     bl__dout h = {.kind = BL__DOUT_PLAIN, .tag = tag, .to = to};
     return bl__dist_out(p, &h, NULL, data, len);

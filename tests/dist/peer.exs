@@ -165,6 +165,7 @@ defmodule ExKv do
   def handle_call({:put, k, v}, _from, s), do: {:reply, :ok, Map.put(s, k, v)}
   def handle_call({:get, k}, _from, s), do: {:reply, Map.get(s, k), s}
   def handle_call(:crash, _from, _s), do: exit(:crashed)
+  def handle_call(:whoami, _from, s), do: {:reply, self(), s}
   def handle_call(:slow, _from, s), do: (Process.sleep(3000); {:reply, :late, s})
   def handle_call(other, _from, s), do: {:reply, {:echo, other}, s}
   def handle_cast({:put, k, v}, s), do: {:noreply, Map.put(s, k, v)}
