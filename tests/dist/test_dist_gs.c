@@ -14,19 +14,7 @@ static void setup(void)
     dt_setup_elixir(&ex, me, ex_name, sizeof me);
 }
 
-static void ask(const char *want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ask(const char *want, const char *fmt, ...)
-{
-    char cmd[256], answer[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    BL_CHECK(dt_ask(ex, cmd, answer, sizeof answer));
-    if (strcmp(answer, want) != 0)
-        fprintf(stderr, "%s: got \"%s\", want \"%s\"\n", cmd, answer, want);
-    BL_CHECK(strcmp(answer, want) == 0);
-}
+#define ask(...) dt_ask_is(ex, __VA_ARGS__)
 
 /* ---- a Beamline server for Elixir to call ---- */
 

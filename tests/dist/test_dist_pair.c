@@ -40,7 +40,8 @@ static void b_node(void *arg)
 
 static dt_child *b;
 
-static void setup(void)
+/* epmd, the two node names, and the second node running `node`. */
+static void pair_setup(void (*node)(void *))
 {
     dt_setup();
     char alive[32];
@@ -48,11 +49,16 @@ static void setup(void)
     dt_node(alive, a_name, sizeof a_name);
     snprintf(alive, sizeof alive, "blb%d", (int)getpid());
     dt_node(alive, b_name, sizeof b_name);
-    tick_ms = 1200;
-    b = dt_fork("blb", b_node, NULL);
+    b = dt_fork("blb", node, NULL);
     char line[64];
     cr_assert(dt_read_line(b, line, sizeof line, 20000) && strcmp(line, "ready") == 0,
               "the second node did not start");
+}
+
+static void setup(void)
+{
+    tick_ms = 1200;
+    pair_setup(b_node);
 }
 
 static void pair_main(void *arg)
@@ -175,16 +181,7 @@ static void b2_node(void *arg)
 
 static void setup2(void)
 {
-    dt_setup();
-    char alive[32];
-    snprintf(alive, sizeof alive, "bla%d", (int)getpid());
-    dt_node(alive, a_name, sizeof a_name);
-    snprintf(alive, sizeof alive, "blb%d", (int)getpid());
-    dt_node(alive, b_name, sizeof b_name);
-    b = dt_fork("blb", b2_node, NULL);
-    char line[64];
-    cr_assert(dt_read_line(b, line, sizeof line, 20000) && strcmp(line, "ready") == 0,
-              "the second node did not start");
+    pair_setup(b2_node);
 }
 
 /* The next line of the second node is want. */
