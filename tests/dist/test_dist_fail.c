@@ -181,6 +181,47 @@ static void beamline_sees_elixir_exits(void)
     bl_msg_free(m);
 }
 
+/* ---- a supervised child that depends on a remote process ---- */
+
+static _Atomic bl_pid sv_target; /* the remote process the next child links to */
+static bl_pid sv_test;           /* the test process: told each child's target */
+
+static void sv_child(void *arg)
+{
+    bl_pid t = atomic_load(&sv_target);
+    BL_CHECK_EQ(bl_link(t), 0);
+    BL_CHECK_EQ(bl_send(sv_test, 9, &t, sizeof t), 0);
+    bl_msg_free(bl_receive(BL_INFINITY)); /* until its remote process dies, and it with it */
+}
+
+static int sv_start(void *arg, bl_pid *pid)
+{
+    return bl_spawn_link(pid, sv_child, arg, NULL);
+}
+
+/* The child dies with its remote process's reason; the supervisor starts it again. */
+static void supervised_child_restarts(void)
+{
+    sv_test = bl_self();
+    ask("ok", "spawn s1 notrap");
+    ask("ok", "spawn s2 notrap");
+    bl_pid s1 = victim("s1", "hi"), s2 = victim("s2", "hi");
+    atomic_store(&sv_target, s1);
+    bl_child_spec spec = {.id = "dep", .start = sv_start};
+    bl_pid sup;
+    BL_CHECK_EQ(bl_supervisor_start_link(&sup, &spec, 1, NULL), 0);
+    dt_expect(9, &s1, sizeof s1);
+    bl_sup_child before, after;
+    BL_CHECK_EQ(bl_supervisor_which_children(sup, &before, 1), 1);
+    atomic_store(&sv_target, s2);
+    ask("ok", "exit s1 :gone");
+    dt_expect(9, &s2, sizeof s2); /* the restarted child linked to the other one */
+    BL_CHECK_EQ(bl_supervisor_which_children(sup, &after, 1), 1);
+    BL_CHECK(after.pid != before.pid && bl_is_alive(after.pid));
+    BL_CHECK_EQ(bl_supervisor_stop(sup, NULL, 5000), 0);
+    bl_msg_free(bl_test_recv_tag(BL_TAG_EXIT, 5000)); /* the trapping test hears its end */
+}
+
 /* The connection goes: noconnection on both sides; a node never reached: noconnection. */
 static void connection_drops(void)
 {
@@ -215,6 +256,7 @@ static void fail_main(void *arg)
     BL_CHECK_EQ(bl_dist_start(me, dt_cookie, &o), 0);
     elixir_sees_beamline_exits();
     beamline_sees_elixir_exits();
+    supervised_child_restarts();
     connection_drops();
     BL_CHECK_EQ(bl_dist_stop(), 0);
 }
