@@ -210,12 +210,13 @@ static int accept_in(conn *c, int fd)
 static bool deliver_term(conn *c, bl_pid to, bl_pid from, const uint8_t *msg, size_t len)
 {
     if (bl__dgs_deliver(&c->ctl, to, from, msg, len)) return true;
-    /* {'$bl', From, Tag, Data}: the plain message a Beamline node sent. */
+    /* {'$bl', From, Tag, Data} (+ Ref): the plain message a Beamline node sent. */
     const char *b = (const char *)msg;
     int i = 1, arity, type, size;
     char atom[MAXATOMLEN_UTF8];
     long tag;
-    if (ei_decode_tuple_header(b, &i, &arity) == 0 && arity == 4 &&
+    unsigned long long ref = BL_REF_NONE;
+    if (ei_decode_tuple_header(b, &i, &arity) == 0 && (arity == 4 || arity == 5) &&
         ei_decode_atom(b, &i, atom) == 0 && strcmp(atom, "$bl") == 0) {
         bl_pid sender = BL_PID_NONE;
         erlang_pid ep;
@@ -227,10 +228,13 @@ static bool deliver_term(conn *c, bl_pid to, bl_pid from, const uint8_t *msg, si
         } else {
             ok = ei_decode_atom(b, &i, atom) == 0 && strcmp(atom, "undefined") == 0;
         }
+        int end = i;
         if (ok && ei_decode_long(b, &i, &tag) == 0 && tag >= 0 && tag < (long)BL_TAG_SYSTEM &&
             ei_get_type(b, &i, &type, &size) == 0 && type == ERL_BINARY_EXT &&
-            (size_t)i + 5 + (size_t)size == len) {
-            bl__dist_deliver(to, sender, (uint32_t)tag, msg + i + 5, (size_t)size);
+            ((end = i + 5 + size), arity == 5 ? ei_decode_ulonglong(b, &end, &ref) == 0 : true) &&
+            (size_t)end == len) {
+            bl__dist_deliver_ex(to, sender, (uint32_t)tag, (bl_ref)ref, 0, msg + i + 5,
+                                (size_t)size);
             return true;
         }
     }
@@ -406,9 +410,11 @@ static bool encode_out(conn *c, const bl_msg *m)
     } else if (h.kind != BL__DOUT_PLAIN) {
         ok = ok && bl__dgs_encode(&c->ctl, x, &h, m->from, data, len);
     } else {
-        ok = ok && ei_x_encode_version(x) == 0 && ei_x_encode_tuple_header(x, 4) == 0 &&
+        /* bl_send_ref's reference, when there is one, as a fifth element. */
+        ok = ok && ei_x_encode_version(x) == 0 && ei_x_encode_tuple_header(x, h.ref ? 5 : 4) == 0 &&
              ei_x_encode_atom(x, "$bl") == 0 && encode_pid(c, x, m->from) &&
-             ei_x_encode_long(x, (long)h.tag) == 0 && ei_x_encode_binary(x, data, (long)len) == 0;
+             ei_x_encode_long(x, (long)h.tag) == 0 && ei_x_encode_binary(x, data, (long)len) == 0 &&
+             (!h.ref || ei_x_encode_ulonglong(x, h.ref) == 0);
     }
     if (!ok) {
         x->index = start;

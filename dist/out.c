@@ -104,7 +104,7 @@ int bl__dist_remote_send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, 
     }
     /* Other system messages mean nothing to another node. */
     if (tag >= BL_TAG_SYSTEM) return -EOPNOTSUPP;
-    bl__dout h = {.kind = BL__DOUT_PLAIN, .tag = tag, .to = to};
+    bl__dout h = {.kind = BL__DOUT_PLAIN, .tag = tag, .to = to, .ref = ref};
     return bl__dist_out(p, &h, NULL, data, len);
 }
 

@@ -25,9 +25,11 @@
  *   - bl_send(pid, tag, data, len) to a remote pid arrives there as the
  *     term {'$bl', From, Tag, Data}: From the sending pid (the atom
  *     undefined when sent from outside a process), Tag an integer, Data a
- *     binary.  A Beamline node receiving that term delivers it as the plain
- *     message it was (from, tag, data), so bl_send between two Beamline
- *     nodes round-trips unchanged.  An Elixir process replies to a Beamline
+ *     binary; bl_send_ref's reference (when not BL_REF_NONE) is a fifth
+ *     element, the integer Ref.  A Beamline node receiving that term
+ *     delivers it as the plain message it was (from, tag, data, and ref),
+ *     so bl_send and bl_send_ref between two Beamline nodes round-trip
+ *     unchanged.  An Elixir process replies to a Beamline
  *     process the same way: send(from, {:"$bl", self(), tag, data}).
  *   - bl_dist_send_term() sends a term encoded by the caller (for example
  *     ei_x_new_with_version + ei_x_encode_*): the Erlang process receives
@@ -38,10 +40,10 @@
  *   - A message is bytes with a tag: terms travel as encoded buffers, not as
  *     values, and pids inside them are read and written with
  *     bl_dist_decode_pid / bl_dist_encode_pid.
- *   - bl_send_ref's reference is not carried to another node (it arrives
- *     BL_REF_NONE): a reference of this runtime means nothing elsewhere;
- *     replies across nodes use a term with a reference in it, or a
- *     gen_server call.
+ *   - bl_send_ref's reference is a 64-bit number of the sending runtime:
+ *     it travels as an integer and means something only to Beamline nodes
+ *     (an Erlang process sees {'$bl', From, Tag, Data, Ref}); replies to
+ *     Erlang use a term with a reference in it, or a gen_server call.
  *   - bl_is_alive() of a remote pid is false, as Erlang's is_process_alive
  *     is for local pids only (it raises badarg for others): monitor the
  *     process to learn whether it lives.

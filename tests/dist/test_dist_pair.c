@@ -14,7 +14,7 @@ static void echo(void *arg)
     for (;;) {
         bl_msg *m = bl_receive(BL_INFINITY);
         if (!m) continue;
-        if (m->tag < BL_TAG_SYSTEM) bl_send(m->from, m->tag, m->data, m->len);
+        if (m->tag < BL_TAG_SYSTEM) bl_send_ref(m->from, m->tag, m->ref, m->data, m->len);
         bl_msg_free(m);
     }
 }
@@ -90,6 +90,13 @@ static void pair_main(void *arg)
         bl_msg_free(m);
         if (!m) break;
     }
+    /* bl_send_ref's reference crosses both ways; a remote pid is not "alive" here. */
+    BL_CHECK_EQ(bl_send_ref(e, 10, 0x123456789abcdefull, "r", 1), 0);
+    m = bl_test_recv_tag(10, 10000);
+    BL_CHECK(m && m->ref == 0x123456789abcdefull && m->len == 1);
+    bl_msg_free(m);
+    BL_CHECK(!bl_is_alive(e));
+
     /* bl_send_move to a remote pid: copied out, the buffer freed. */
     char *moved = strdup("moved");
     BL_CHECK_EQ(bl_send_move(e, 8, moved, 5, NULL), 0);
