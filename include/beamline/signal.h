@@ -27,6 +27,11 @@
  *    scheduled, so a process in a loop that calls the runtime is reached
  *    within one time slice.
  *
+ * Pids of other nodes work with all of these while the distribution runs
+ * (beamline/dist.h): links, monitors and exit signals cross the wire, and
+ * a link or monitor of a node that cannot be reached, or whose connection
+ * goes down, ends with reason noconnection.
+ *
  * Where C forces a difference: a process killed by a signal does not unwind
  * its C stack (no cleanup code above the point where it was waiting runs);
  * use links or monitors, or trap exits, or bl_cleanup_push, to clean up.
