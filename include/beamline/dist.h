@@ -282,8 +282,7 @@ int bl_dist_x_encode_reason(ei_x_buff *x, const bl_reason *r);
  * unused) and the caller frees with free().  Needs no running node.  0,
  * -EINVAL (NULL arguments), -EBADMSG (no well-formed term there), -ENOMEM.
  */
-int bl_dist_decode_reason(const void *buf, size_t len, int *index, bl_reason *out,
-                          void **scratch);
+int bl_dist_decode_reason(const void *buf, size_t len, int *index, bl_reason *out, void **scratch);
 
 #ifdef __cplusplus
 }

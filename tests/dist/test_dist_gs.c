@@ -106,6 +106,20 @@ static void reply_is(bl_msg *m, const ei_x_buff *t)
     bl_msg_free(m);
 }
 
+/* {get, key} to the server answers value. */
+static void get_is(bl_gs_dest server, const char *key, long value, int64_t timeout)
+{
+    ei_x_buff q, want;
+    bl_msg *m = NULL;
+    term(&q, "get", key, 0, 2);
+    BL_CHECK_EQ(bl_gen_server_call_to(server, 1, q.buff, (size_t)q.index, &m, timeout), 0);
+    ei_x_new_with_version(&want);
+    ei_x_encode_long(&want, value);
+    reply_is(m, &want);
+    ei_x_free(&q);
+    ei_x_free(&want);
+}
+
 static void beamline_calls_elixir(void)
 {
     bl_gs_dest exkv = BL_GS_REMOTE("exkv", ex_name);
@@ -120,13 +134,7 @@ static void beamline_calls_elixir(void)
     term(&q, "put", "b", 2, 3);
     BL_CHECK_EQ(bl_gen_server_cast_to(exkv, 1, q.buff, (size_t)q.index), 0);
     ei_x_free(&q);
-    term(&q, "get", "b", 0, 2);
-    BL_CHECK_EQ(bl_gen_server_call_to(exkv, 1, q.buff, (size_t)q.index, &m, 5000), 0);
-    ei_x_new_with_version(&want);
-    ei_x_encode_long(&want, 2);
-    reply_is(m, &want);
-    ei_x_free(&q);
-    ei_x_free(&want);
+    get_is(exkv, "b", 2, 5000);
 
     /* Bytes that are no term travel as {'$bl', Tag, Bin}: ExKv echoes them. */
     BL_CHECK_EQ(bl_gen_server_call_to(exkv, 7, "raw", 3, &m, 5000), 0);
@@ -168,13 +176,7 @@ static void beamline_calls_elixir(void)
     term(&q, "slow", NULL, 0, 1);
     BL_CHECK_EQ(bl_gen_server_call_to(exkv, 1, q.buff, (size_t)q.index, &m, 300), -ETIMEDOUT);
     ei_x_free(&q);
-    term(&q, "get", "a", 0, 2);
-    BL_CHECK_EQ(bl_gen_server_call_to(exkv, 1, q.buff, (size_t)q.index, &m, 10000), 0);
-    ei_x_new_with_version(&want);
-    ei_x_encode_long(&want, 1);
-    reply_is(m, &want);
-    ei_x_free(&want);
-    ei_x_free(&q);
+    get_is(exkv, "a", 1, 10000);
     BL_CHECK_EQ(bl_mailbox_len(), 0);
 
     /* The server dies in the call: its DOWN, with Erlang's reason. */
