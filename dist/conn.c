@@ -39,16 +39,6 @@
 #include "proc/otp.h"
 #include "proc/proc.h"
 
-/* Control message operations (the distribution protocol's numbering). */
-enum {
-    OP_SEND = 2,
-    OP_REG_SEND = 6,
-    OP_SEND_TT = 12,
-    OP_REG_SEND_TT = 16,
-    OP_SEND_SENDER = 22,
-    OP_SEND_SENDER_TT = 23,
-};
-
 #define PASS_THROUGH 112         /* 'p': a frame without a distribution header */
 #define FLUSH_AT     (64 * 1024) /* bytes of encoded frames written in one go */
 
@@ -69,6 +59,7 @@ typedef struct conn {
     int64_t last_rx;    /* when the peer last sent anything (ms, monotonic) */
     int64_t last_tx;    /* when this side last wrote */
     bl_cleanup cleanup; /* conn_end if the process is killed */
+    bl__dctl ctl;       /* the links and monitors across this connection */
     char why[200];      /* why the connection ends, for the log */
 } conn;
 
@@ -119,6 +110,8 @@ static void conn_end(conn *c, bool dying)
         cb->close(&c->sock);
     }
     if (c->peer >= 0 && !c->released) bl__dist_peer_release(c->peer, c->self, c->up);
+    /* After the release: a link or monitor made from now on goes to a new connection. */
+    bl__dctl_close(&c->ctl);
     free(c->in);
     ei_x_free(&c->out);
     free(c);
@@ -216,12 +209,14 @@ static int accept_in(conn *c, int fd)
 
 static bool deliver_term(conn *c, bl_pid to, bl_pid from, const uint8_t *msg, size_t len)
 {
-    /* {'$bl', From, Tag, Data}: the plain message a Beamline node sent. */
+    if (bl__dgs_deliver(&c->ctl, to, from, msg, len)) return true;
+    /* {'$bl', From, Tag, Data} (+ Ref): the plain message a Beamline node sent. */
     const char *b = (const char *)msg;
     int i = 1, arity, type, size;
     char atom[MAXATOMLEN_UTF8];
     long tag;
-    if (ei_decode_tuple_header(b, &i, &arity) == 0 && arity == 4 &&
+    unsigned long long ref = BL_REF_NONE;
+    if (ei_decode_tuple_header(b, &i, &arity) == 0 && (arity == 4 || arity == 5) &&
         ei_decode_atom(b, &i, atom) == 0 && strcmp(atom, "$bl") == 0) {
         bl_pid sender = BL_PID_NONE;
         erlang_pid ep;
@@ -233,10 +228,13 @@ static bool deliver_term(conn *c, bl_pid to, bl_pid from, const uint8_t *msg, si
         } else {
             ok = ei_decode_atom(b, &i, atom) == 0 && strcmp(atom, "undefined") == 0;
         }
+        int end = i;
         if (ok && ei_decode_long(b, &i, &tag) == 0 && tag >= 0 && tag < (long)BL_TAG_SYSTEM &&
             ei_get_type(b, &i, &type, &size) == 0 && type == ERL_BINARY_EXT &&
-            (size_t)i + 5 + (size_t)size == len) {
-            bl__dist_deliver(to, sender, (uint32_t)tag, msg + i + 5, (size_t)size);
+            ((end = i + 5 + size), arity == 5 ? ei_decode_ulonglong(b, &end, &ref) == 0 : true) &&
+            (size_t)end == len) {
+            bl__dist_deliver_ex(to, sender, (uint32_t)tag, (bl_ref)ref, 0, msg + i + 5,
+                                (size_t)size);
             return true;
         }
     }
@@ -268,13 +266,13 @@ static bool handle_frame(conn *c, const uint8_t *f, size_t n)
     char name[MAXATOMLEN_UTF8];
     bool by_name = false;
     switch (op) {
-    case OP_SEND:
-    case OP_SEND_TT:
-    case OP_SEND_SENDER:
-    case OP_SEND_SENDER_TT: {
+    case BL__OP_SEND:
+    case BL__OP_SEND_TT:
+    case BL__OP_SEND_SENDER:
+    case BL__OP_SEND_SENDER_TT: {
         /* {2, Unused, To} / {22, From, To} (+ a trace token) */
         if (arity < 3) return fail(c, "short send control message");
-        if (op == OP_SEND_SENDER || op == OP_SEND_SENDER_TT) {
+        if (op == BL__OP_SEND_SENDER || op == BL__OP_SEND_SENDER_TT) {
             if (ei_decode_pid(b, &i, &ep) == 0 && bl__dist_pid_in(&ep, &from) < 0)
                 from = BL_PID_NONE;
         } else if (ei_skip_term(b, &i) < 0) {
@@ -285,8 +283,8 @@ static bool handle_frame(conn *c, const uint8_t *f, size_t n)
         if (strcmp(ep.node, bl__dist.name) != 0 || bl__dist_pid_in(&ep, &to) < 0) return true;
         break;
     }
-    case OP_REG_SEND:
-    case OP_REG_SEND_TT:
+    case BL__OP_REG_SEND:
+    case BL__OP_REG_SEND_TT:
         /* {6, From, Unused, ToName} (+ a trace token) */
         if (arity < 4) return fail(c, "short reg_send control message");
         if (ei_decode_pid(b, &i, &ep) < 0 || ei_skip_term(b, &i) < 0 ||
@@ -295,9 +293,12 @@ static bool handle_frame(conn *c, const uint8_t *f, size_t n)
         if (bl__dist_pid_in(&ep, &from) < 0) from = BL_PID_NONE;
         by_name = true;
         break;
-    default:
-        /* Links, monitors, exits, aliases: not carried yet, ignored. */
-        return true;
+    default: {
+        int rc =
+            bl__dctl_in(&c->ctl, &c->out, op, arity, b, n, i, msg_len ? b + msg : NULL, msg_len);
+        if (rc < 0) return fail(c, "malformed control message (operation %ld)", op);
+        return true; /* handled, or of no use here (spawn requests, group leaders): ignored */
+    }
     }
     if (!msg_len) return fail(c, "send without a message");
     if (by_name) {
@@ -375,6 +376,17 @@ static bool encode_out(conn *c, const bl_msg *m)
     const char *data = name + h.name_len;
     size_t len = m->len - sizeof h - h.name_len;
     ei_x_buff *x = &c->out;
+    if (h.kind == BL__DOUT_SIG) {
+        bl__dsig g;
+        if (len < sizeof g) return false;
+        memcpy(&g, data, sizeof g);
+        if (g.detail_len != len - sizeof g || g.kind > BL_NOCONNECTION) return false;
+        bl_reason r = {(bl_reason_kind)g.kind, g.code, g.detail_len ? data + sizeof g : NULL,
+                       (size_t)g.detail_len};
+        return bl__dctl_out(&c->ctl, x, c->peer, c->self, &h, name, &g, g.has_reason ? &r : NULL);
+    }
+    /* A reply nobody waits for (the caller gave up, or it came by another connection). */
+    if (h.kind == BL__DOUT_REPLY && !bl__dgs_waiting(&c->ctl, h.ref)) return true;
     int start = x->index;
     erlang_pid to;
     bool ok = ei_x_append_buf(x, "\0\0\0\0\x70", 5) == 0 && ei_x_encode_version(x) == 0;
@@ -383,21 +395,26 @@ static bool encode_out(conn *c, const bl_msg *m)
         memcpy(nm, name, h.name_len);
         nm[h.name_len] = 0;
         /* {6, From, '', ToName}: From is the sender, or this connection for outsiders. */
-        ok = ok && ei_x_encode_tuple_header(x, 4) == 0 && ei_x_encode_long(x, OP_REG_SEND) == 0 &&
+        ok = ok && ei_x_encode_tuple_header(x, 4) == 0 &&
+             ei_x_encode_long(x, BL__OP_REG_SEND) == 0 &&
              encode_pid(c, x, m->from != BL_PID_NONE ? m->from : bl_self()) &&
              ei_x_encode_atom(x, "") == 0 && ei_x_encode_atom(x, nm) == 0;
     } else {
         /* {2, '', To} */
         ok = ok && bl__dist_pid_out(h.to, &to) == 0 && ei_x_encode_tuple_header(x, 3) == 0 &&
-             ei_x_encode_long(x, OP_SEND) == 0 && ei_x_encode_atom(x, "") == 0 &&
+             ei_x_encode_long(x, BL__OP_SEND) == 0 && ei_x_encode_atom(x, "") == 0 &&
              ei_x_encode_pid(x, &to) == 0;
     }
     if (h.kind == BL__DOUT_TERM) {
         ok = ok && ei_x_append_buf(x, data, (int)len) == 0;
+    } else if (h.kind != BL__DOUT_PLAIN) {
+        ok = ok && bl__dgs_encode(&c->ctl, x, &h, m->from, data, len);
     } else {
-        ok = ok && ei_x_encode_version(x) == 0 && ei_x_encode_tuple_header(x, 4) == 0 &&
+        /* bl_send_ref's reference, when there is one, as a fifth element. */
+        ok = ok && ei_x_encode_version(x) == 0 && ei_x_encode_tuple_header(x, h.ref ? 5 : 4) == 0 &&
              ei_x_encode_atom(x, "$bl") == 0 && encode_pid(c, x, m->from) &&
-             ei_x_encode_long(x, (long)h.tag) == 0 && ei_x_encode_binary(x, data, (long)len) == 0;
+             ei_x_encode_long(x, (long)h.tag) == 0 && ei_x_encode_binary(x, data, (long)len) == 0 &&
+             (!h.ref || ei_x_encode_ulonglong(x, h.ref) == 0);
     }
     if (!ok) {
         x->index = start;
@@ -495,6 +512,7 @@ static void pass_on_queued(int peer, int status)
             continue;
         }
         if (m->tag == BL__TAG_DIST_WAIT) reply_ready(m, status);
+        if (m->tag == BL__TAG_DIST_OUT) bl__dist_signal_unsent(m);
         bl_msg_free(m);
     }
 }

@@ -21,6 +21,7 @@
 
 #include "beamline/io.h"
 #include "dist/dist.h"
+#include "otp/gen_server/gs_dist.h"
 #include "proc/otp.h"
 #include "proc/proc.h"
 
@@ -209,6 +210,8 @@ static int start(const char *name, const char *cookie, const bl_dist_opts *opts)
         /* Left from a runtime that has stopped since: its processes are gone. */
         atomic_store_explicit(&bl__dist.running, false, memory_order_release);
         bl__remote_send_hook_set(NULL);
+        bl__remote_signal_hook_set(NULL);
+        bl__gs_remote_set(NULL);
     }
     bl__dist_tables_reset();
     if (!name) name = getenv("BEAMLINE_NODE");
@@ -252,6 +255,8 @@ static int start(const char *name, const char *cookie, const bl_dist_opts *opts)
         return rc;
     }
     bl__remote_send_hook_set(bl__dist_remote_send);
+    bl__remote_signal_hook_set(bl__dist_remote_signal);
+    bl__gs_remote_set(&bl__dist_gs_ops);
     /* Release: everything above is visible to whoever sees running. */
     atomic_store_explicit(&bl__dist.running, true, memory_order_release);
     return 0;
@@ -270,6 +275,8 @@ int bl_dist_stop(void)
      * first accept fails). */
     atomic_store_explicit(&bl__dist.running, false, memory_order_release);
     bl__remote_send_hook_set(NULL);
+    bl__remote_signal_hook_set(NULL);
+    bl__gs_remote_set(NULL);
     if (bl_monitor(bl__dist.acceptor, &ref) == 0) {
         shutdown(bl__dist.lfd, SHUT_RDWR);
         bl_msg *m;

@@ -80,6 +80,11 @@ void bl__dist_tables_reset(void);
 /* Stops every connection process (bl_dist_stop). */
 void bl__dist_peers_stop(void);
 
+/*
+ * The pid of peer's node that names no process (number 0, creation 0):
+ * what a monitor of {name, node} monitors.  0 or -ENOSPC.
+ */
+int bl__dist_node_pid(int peer, bl_pid *out);
 /* bl_pid <-> erlang_pid, through the index table. */
 int bl__dist_pid_in(const erlang_pid *ep, bl_pid *out);
 int bl__dist_pid_out(bl_pid pid, erlang_pid *ep);
@@ -88,23 +93,167 @@ int bl__dist_pid_peer(bl_pid pid);
 
 /* ---- out.c: what processes hand to a connection ---- */
 
-enum { BL__DOUT_PLAIN = 1, BL__DOUT_TERM = 2 };
+enum {
+    BL__DOUT_PLAIN = 1, /* tag + data */
+    BL__DOUT_TERM = 2,  /* data is a term */
+    BL__DOUT_SIG = 3,   /* a signal: tag is BL_SIG_*, data a bl__dsig and the reason's detail */
+    BL__DOUT_CALL = 4,  /* a gen_server call (ref: its monitor), tag + data: the request */
+    BL__DOUT_CAST = 5,  /* a gen_server cast, tag + data: the request */
+    BL__DOUT_REPLY = 6, /* a gen_server reply to the call ref (data: the reply) */
+};
 
 /* Header of a BL__TAG_DIST_OUT message; name_len bytes of name, then the data, follow. */
 typedef struct bl__dout {
-    uint32_t kind;     /* BL__DOUT_PLAIN (tag + data) or BL__DOUT_TERM (data is a term) */
-    uint32_t tag;      /* PLAIN: the sender's tag */
+    uint32_t kind;     /* BL__DOUT_* */
+    uint32_t tag;      /* PLAIN, CALL, CAST: the sender's tag; SIG: the signal */
     bl_pid to;         /* the remote pid, or BL_PID_NONE for a registered name */
     uint32_t name_len; /* length of the registered name that follows (0 with a pid) */
     uint32_t pad;      /* keeps the header 8-byte aligned */
+    bl_ref ref;        /* SIG, CALL, REPLY: the monitor's or call's reference */
 } bl__dout;
+
+/* What follows the name in a BL__DOUT_SIG message (then the reason's detail). */
+typedef struct bl__dsig {
+    bl_pid from;         /* the local process signalling (may be exiting, or none) */
+    uint32_t kind;       /* the reason's kind, */
+    int32_t code;        /* code */
+    uint64_t detail_len; /* and detail's length */
+    bool has_reason;     /* EXIT_LINK, EXIT, DOWN carry one */
+} bl__dsig;
 
 /* Hands one message for peer to its connection process (starting it when needed). */
 int bl__dist_out(int peer, const bl__dout *h, const char *name, const void *data, size_t len);
+/*
+ * bl__dist_out with two pieces of data, and a connection started only when
+ * start: 0 once pushed, -ENOTCONN when no connection took it, or -errno.
+ */
+int bl__dist_out2(int peer, const bl__dout *h, const char *name, const void *d1, size_t l1,
+                  const void *d2, size_t l2, bool start);
 /* Delivers a message to a local process with the given sender (remote, or none). */
 void bl__dist_deliver(bl_pid to, bl_pid from, uint32_t tag, const void *data, size_t len);
+/* The same with a reference and message flags (BL_MSG_ALIAS). */
+void bl__dist_deliver_ex(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, uint32_t mflags,
+                         const void *data, size_t len);
 /* The remote-send hook proc/ calls for pids with node bits. */
 int bl__dist_remote_send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len);
+
+/* ---- ctl.c: links, monitors and exit signals across a connection ---- */
+
+/* Control message operations (the distribution protocol's numbering). */
+enum {
+    BL__OP_LINK = 1,
+    BL__OP_SEND = 2,
+    BL__OP_EXIT = 3,
+    BL__OP_UNLINK = 4,
+    BL__OP_REG_SEND = 6,
+    BL__OP_EXIT2 = 8,
+    BL__OP_SEND_TT = 12,
+    BL__OP_EXIT_TT = 13,
+    BL__OP_REG_SEND_TT = 16,
+    BL__OP_EXIT2_TT = 18,
+    BL__OP_MONITOR_P = 19,
+    BL__OP_DEMONITOR_P = 20,
+    BL__OP_MONITOR_P_EXIT = 21,
+    BL__OP_SEND_SENDER = 22,
+    BL__OP_SEND_SENDER_TT = 23,
+    BL__OP_PAYLOAD_EXIT = 24,
+    BL__OP_PAYLOAD_EXIT_TT = 25,
+    BL__OP_PAYLOAD_EXIT2 = 26,
+    BL__OP_PAYLOAD_EXIT2_TT = 27,
+    BL__OP_PAYLOAD_MONITOR_P_EXIT = 28,
+    BL__OP_ALIAS_SEND = 33,
+    BL__OP_ALIAS_SEND_TT = 34,
+    BL__OP_UNLINK_ID = 35,
+    BL__OP_UNLINK_ID_ACK = 36,
+};
+
+/* An Erlang reference of the other node, without its node name (the connection's). */
+typedef struct bl__dref {
+    uint32_t len;      /* words in n */
+    uint32_t n[5];     /* its words */
+    uint32_t creation; /* its node's incarnation */
+} bl__dref;
+
+/* A link across the connection. */
+typedef struct bl__dlink {
+    bl_pid local;  /* this node's process */
+    bl_pid remote; /* the other node's */
+} bl__dlink;
+
+/*
+ * A monitor across the connection, or a call from the other node that
+ * waits for its reply (or both: an Erlang call monitors its server).
+ */
+typedef struct bl__dmon {
+    bl_pid local;          /* out: the monitoring process; in: the monitored one */
+    bl_pid remote;         /* out: the target (a node pid for a name); in: the monitoring */
+    bl_ref ref;            /* the local reference (out: the monitor's; in: made here) */
+    bl__dref eref;         /* in: the Erlang reference */
+    bool out;              /* a local process monitors a remote one */
+    bool monitor;          /* in: the remote process monitors (else only a call waits) */
+    char name[MAXATOMLEN]; /* monitored by name: that name, else "" */
+    char *tag;             /* in, a call waiting: its Tag term's bytes (malloc), else NULL */
+    size_t tag_len;        /* their size */
+} bl__dmon;
+
+/* The links and monitors of one connection, owned by its process. */
+typedef struct bl__dctl {
+    bl__dlink *links;
+    uint32_t nlinks, caplinks;
+    bl__dmon *mons;
+    uint32_t nmons, capmons;
+    uint64_t unlink_id; /* the last UNLINK_ID sent */
+} bl__dctl;
+
+/* The reference on the wire for local ref r, and back (BL_REF_NONE: not one of ours). */
+void bl__dref_out(bl_ref r, erlang_ref *e);
+bl_ref bl__dref_in(const erlang_ref *e);
+/* Starts a frame (length, pass-through, version) in x: its start, or -1. */
+int bl__dframe_begin(ei_x_buff *x);
+/* Ends the frame begun at start when ok (writes its length), else takes it back.  Returns ok. */
+bool bl__dframe_end(ei_x_buff *x, int start, bool ok);
+/* Encodes pid, or `instead` when pid is none or of no known node. */
+bool bl__dx_pid(ei_x_buff *x, bl_pid pid, bl_pid instead);
+/* A BL__DOUT_SIG from a local process: the control message, into x.  false: not encodable. */
+bool bl__dctl_out(bl__dctl *t, ei_x_buff *x, int peer, bl_pid self, const bl__dout *h,
+                  const char *name, const bl__dsig *g, const bl_reason *r);
+/*
+ * A control message of operation op (a tuple of arity; b[i] is its second
+ * element; a payload reason in msg): 1 handled, 0 not a link, monitor or
+ * exit, -1 malformed.  Answers go into x.
+ */
+int bl__dctl_in(bl__dctl *t, ei_x_buff *x, long op, int arity, const char *b, size_t blen, int i,
+                const char *msg, size_t msg_len);
+/* The connection is gone: noconnection to every local end; the lists are emptied. */
+void bl__dctl_close(bl__dctl *t);
+/* The incoming monitor of remote with Erlang reference e, or NULL. */
+bl__dmon *bl__dctl_in_mon(bl__dctl *t, bl_pid remote, const erlang_ref *e);
+/* The call from the other node waiting under local ref, or NULL. */
+bl__dmon *bl__dctl_call(bl__dctl *t, bl_ref ref);
+/* A fresh incoming entry (zeroed), or NULL. */
+bl__dmon *bl__dctl_new_in(bl__dctl *t);
+/* Removes entry m. */
+void bl__dctl_done(bl__dctl *t, bl__dmon *m);
+/* proc/'s remote-signal hook. */
+int bl__dist_remote_signal(bl_pid to, bl_pid from, uint32_t sig, bl_ref ref, const bl_reason *r);
+/* Hands a signal for peer to its connection (name: a monitor of {name, node}). */
+int bl__dist_signal_out(int peer, bl_pid to, bl_pid from, uint32_t sig, bl_ref ref,
+                        const bl_reason *r, const char *name);
+/* A queued BL__TAG_DIST_OUT no connection will send: a link or monitor in it hears noconnection. */
+void bl__dist_signal_unsent(const bl_msg *m);
+
+/* ---- gs.c: gen_server calls and casts across nodes ---- */
+
+struct bl__gs_remote_ops;
+/* What otp/gen_server calls for remote pids and {name, node} (installed while the node runs). */
+extern const struct bl__gs_remote_ops bl__dist_gs_ops;
+/* True when a call from the other node waits for its reply under local ref. */
+bool bl__dgs_waiting(bl__dctl *t, bl_ref ref);
+/* Appends the message term (version first) of a CALL, CAST or REPLY from `from`.  false: none. */
+bool bl__dgs_encode(bl__dctl *t, ei_x_buff *x, const bl__dout *h, bl_pid from, const char *data,
+                    size_t len);
+/* A term for local `to`: true when it was a gen_server call, cast or reply, delivered as such. */
+bool bl__dgs_deliver(bl__dctl *t, bl_pid to, bl_pid from, const uint8_t *msg, size_t len);
 
 /* ---- etf.c: bounded checks of external-format bytes ---- */
 

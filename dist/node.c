@@ -250,6 +250,14 @@ static int index_of(int p, uint32_t creation)
     return found;
 }
 
+int bl__dist_node_pid(int p, bl_pid *out)
+{
+    int i = index_of(p, 0);
+    if (i < 0) return i;
+    *out = (bl_pid)i << 56;
+    return 0;
+}
+
 int bl__dist_pid_in(const erlang_pid *ep, bl_pid *out)
 {
     if (ep->serial >> PID_SERIAL_BITS || ep->num == UINT32_MAX) return -ERANGE;

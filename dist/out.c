@@ -14,6 +14,7 @@
 
 #include "core/msg.h"
 #include "dist/dist.h"
+#include "otp/gen_server/gs_dist.h"
 #include "proc/otp.h"
 #include "proc/proc.h"
 
@@ -24,34 +25,53 @@ static bl_slab *slab(void)
     return s ? &s->slab : NULL;
 }
 
-int bl__dist_out(int p, const bl__dout *h, const char *name, const void *data, size_t len)
+int bl__dist_out2(int p, const bl__dout *h, const char *name, const void *d1, size_t l1,
+                  const void *d2, size_t l2, bool start)
 {
-    bl_pid conn;
-    int rc = bl__dist_peer_conn(p, &conn);
-    if (rc < 0) return rc;
-    size_t total = sizeof *h + h->name_len + len;
+    bl_pid conn = bl__dist_peer_current(p);
+    if (conn == BL_PID_NONE) {
+        if (!start) return -ENOTCONN;
+        int rc = bl__dist_peer_conn(p, &conn);
+        if (rc < 0) return rc;
+    }
+    size_t total = sizeof *h + h->name_len + l1 + l2;
     bl_msg *m = bl__msg_alloc(slab(), total);
     if (!m) return -ENOMEM;
-    memcpy(m->data, h, sizeof *h);
-    if (h->name_len) memcpy((char *)m->data + sizeof *h, name, h->name_len);
-    if (len) memcpy((char *)m->data + sizeof *h + h->name_len, data, len);
+    char *at = m->data;
+    memcpy(at, h, sizeof *h);
+    at += sizeof *h;
+    if (h->name_len) memcpy(at, name, h->name_len);
+    at += h->name_len;
+    if (l1) memcpy(at, d1, l1);
+    if (l2) memcpy(at + l1, d2, l2);
     m->from = bl_self();
     m->ref = BL_REF_NONE;
     m->tag = BL__TAG_DIST_OUT;
     int err;
     bl_proc *t = bl__target(conn, &err);
-    if (!t) {
-        /* The connection went down just now: dropped, as Erlang drops it. */
-        bl__msg_drop(slab(), m);
-        return err == -ESRCH ? err : 0;
+    if (!t || !bl__push(t, conn, m, false)) {
+        if (!t) bl__msg_drop(slab(), m);
+        return err == -ESRCH ? err : -ENOTCONN;
     }
-    bl__push(t, conn, m, false);
     bl_proc *self = bl__self();
     if (self) bl__charge(self, 1);
     return 0;
 }
 
+int bl__dist_out(int p, const bl__dout *h, const char *name, const void *data, size_t len)
+{
+    int rc = bl__dist_out2(p, h, name, data, len, NULL, 0, true);
+    /* The connection went down just now: dropped, as Erlang drops it. */
+    return rc == -ENOTCONN ? 0 : rc;
+}
+
 void bl__dist_deliver(bl_pid to, bl_pid from, uint32_t tag, const void *data, size_t len)
+{
+    bl__dist_deliver_ex(to, from, tag, BL_REF_NONE, 0, data, len);
+}
+
+void bl__dist_deliver_ex(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, uint32_t mflags,
+                         const void *data, size_t len)
 {
     int err;
     bl_proc *t = bl__target(to, &err);
@@ -63,8 +83,9 @@ void bl__dist_deliver(bl_pid to, bl_pid from, uint32_t tag, const void *data, si
     }
     if (len) memcpy(m->data, data, len);
     m->from = from;
-    m->ref = BL_REF_NONE;
+    m->ref = ref;
     m->tag = tag;
+    m->flags |= mflags;
     bl__push(t, to, m, false);
 }
 
@@ -73,9 +94,17 @@ int bl__dist_remote_send(bl_pid to, uint32_t tag, bl_ref ref, const void *data, 
     if (!atomic_load_explicit(&bl__dist.running, memory_order_acquire)) return -EINVAL;
     int p = bl__dist_pid_peer(to);
     if (p < 0) return p;
-    /* Links, monitors, calls across nodes are not carried yet. */
+    if (tag == BL__GS_TAG_REPLY) {
+        /* A gen_server's reply to a caller on that node: over the connection
+         * the call came by, if it is still there (else the caller has heard
+         * noconnection). */
+        bl__dout h = {.kind = BL__DOUT_REPLY, .to = to, .ref = ref};
+        int rc = bl__dist_out2(p, &h, NULL, data, len, NULL, 0, false);
+        return rc == -ENOTCONN ? 0 : rc;
+    }
+    /* Other system messages mean nothing to another node. */
     if (tag >= BL_TAG_SYSTEM) return -EOPNOTSUPP;
-    bl__dout h = {.kind = BL__DOUT_PLAIN, .tag = tag, .to = to};
+    bl__dout h = {.kind = BL__DOUT_PLAIN, .tag = tag, .to = to, .ref = ref};
     return bl__dist_out(p, &h, NULL, data, len);
 }
 

@@ -90,9 +90,38 @@ static int cb_connect(void *ctx, void *addr, int len, unsigned tmo)
     return rc < 0 ? failed(s, rc) : 0;
 }
 
+/*
+ * The handshake's name and challenge messages carry this node's capability
+ * flags, which ei fixes without DFLAG_DIST_MONITOR and _NAME (0x08, 0x20):
+ * without them, Erlang nodes keep monitors of this node's processes to
+ * themselves and never send MONITOR_P, so a process dying here would never
+ * be DOWN there.  This node handles monitors (ctl.c), so it says so: the
+ * flags' low byte gets both bits on their way out.  The flags are not part
+ * of the cookie digest.  Only ei writes through here, and only during the
+ * handshake; after it the connection writes the socket itself.
+ */
+static const char *with_monitor_flags(const char *buf, ssize_t len, char *copy, size_t cap)
+{
+    if (len < 11 || (size_t)len > cap) return buf;
+    unsigned mlen = (unsigned)(uint8_t)buf[0] << 8 | (uint8_t)buf[1];
+    if (mlen != (size_t)len - 2) return buf;
+    size_t low; /* offset of the flags' lowest byte */
+    if (buf[2] == 'n')
+        low = 8; /* len16 'n' version16 flags32 ... */
+    else if (buf[2] == 'N')
+        low = 10; /* len16 'N' flags64 ... */
+    else
+        return buf;
+    memcpy(copy, buf, (size_t)len);
+    copy[low] = (char)(copy[low] | 0x28);
+    return copy;
+}
+
 static int cb_write(void *ctx, const char *buf, ssize_t *len, unsigned tmo)
 {
     bl__dsock *s = ctx;
+    char copy[600];
+    buf = with_monitor_flags(buf, *len, copy, sizeof copy);
     ssize_t n = bl_io_send(s->fd, buf, (size_t)*len, 0, ms_of(tmo));
     if (n < 0) return failed(s, n);
     *len = n;

@@ -265,7 +265,11 @@ bl_pid bl_self(void);
  */
 int bl_callers(bl_pid *out, size_t max);
 
-/* True if pid names a live process.  False for malformed or stale pids. */
+/*
+ * True if pid names a live process.  False for malformed or stale pids, and
+ * for pids of other nodes: as Erlang's is_process_alive, it answers for
+ * this node only (monitor a remote process to learn of its end).
+ */
 bool bl_is_alive(bl_pid pid);
 
 /*

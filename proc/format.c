@@ -18,8 +18,9 @@ int bl_pid_format(bl_pid pid, char *buf, size_t len)
     return snprintf(buf, len, "<%u.%u.%u>", node, idx, bl__pid_gen(pid));
 }
 
-static const char *const kind_names[] = {"normal", "kill",    "killed",         "shutdown",
-                                         "noproc", "timeout", "stack_overflow", "custom"};
+static const char *const kind_names[] = {"normal",         "kill",   "killed",
+                                         "shutdown",       "noproc", "timeout",
+                                         "stack_overflow", "custom", "noconnection"};
 
 int bl_reason_format(const bl_reason *r, char *buf, size_t len)
 {

@@ -151,6 +151,31 @@ void bl__signals_on_exit(bl_proc *p, bl_msg *inbox, bl_msg *queue);
 void bl__psig_free(bl_proc *p);
 /* s's thread has stopped: frees its cache of link and monitor records. */
 void bl__psig_cache_free(bl_sched *s);
+/*
+ * Sends signal sig (BL_SIG_*) from `from` to `to` with ref and reason r
+ * (or none), as the runtime's own signals travel: for the distribution,
+ * which delivers what other nodes' processes signal.  1 if pushed, 0 if
+ * `to` is dead, or a negative errno.  Any thread.
+ */
+int bl__signal_send(bl_pid to, bl_pid from, uint32_t sig, bl_ref ref, const bl_reason *r);
+/*
+ * The distribution's end of a signal to a pid of another node (node bits
+ * set): link, unlink, exit signals (BL_SIG_EXIT_LINK, BL_SIG_EXIT),
+ * monitor, demonitor and DOWN, from `from` (which may be a process that is
+ * exiting, not the caller).  dist/ installs it while the node runs, NULL
+ * removes it; without it such a pid is malformed (-EINVAL).  Any thread;
+ * returns 0 or a negative errno.
+ */
+typedef int (*bl__remote_signal_fn)(bl_pid to, bl_pid from, uint32_t sig, bl_ref ref,
+                                    const bl_reason *r);
+void bl__remote_signal_hook_set(bl__remote_signal_fn fn);
+/*
+ * Process only: the caller monitors pid under ref from now on (a DOWN
+ * with ref ends it, bl_demonitor sends the demonitor signal to pid), with
+ * nothing sent: for the distribution's monitors of {name, node}, whose
+ * request it sends itself.  0, -EPERM, -ENOMEM.
+ */
+int bl__monitor_add(bl_pid pid, bl_ref ref);
 /* Queues DOWN {ref, pid, r} for p itself (process context).  0 or -ENOMEM. */
 int bl__down_to_self(bl_proc *p, bl_pid pid, bl_ref ref, const bl_reason *r);
 

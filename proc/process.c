@@ -631,7 +631,7 @@ int bl_handler_exit(const bl_reason *r)
 {
     bl_proc *p = bl__self();
     if (!p || !p->handler) return -EPERM;
-    if (!r || (unsigned)r->kind > BL_CUSTOM || (r->detail_len && !r->detail)) return -EINVAL;
+    if (!r || (unsigned)r->kind > BL_NOCONNECTION || (r->detail_len && !r->detail)) return -EINVAL;
     void *detail = NULL;
     if (r->detail_len && (detail = malloc(r->detail_len))) memcpy(detail, r->detail, r->detail_len);
     free((void *)p->reason.detail);

@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +52,7 @@ bool bl_reason_is_clean(const bl_reason *r)
 
 static bool reason_ok(const bl_reason *r)
 {
-    return r && (unsigned)r->kind <= BL_CUSTOM && (r->detail_len == 0 || r->detail);
+    return r && (unsigned)r->kind <= BL_NOCONNECTION && (r->detail_len == 0 || r->detail);
 }
 
 int bl_msg_reason(const bl_msg *m, bl_reason *out)
@@ -60,7 +61,7 @@ int bl_msg_reason(const bl_msg *m, bl_reason *out)
     if (m->tag != BL_TAG_EXIT && m->tag != BL_TAG_DOWN && !bl__is_signal(m->tag)) return -EINVAL;
     reason_wire w;
     memcpy(&w, m->data, sizeof w);
-    if (w.detail_len != m->len - sizeof w || w.kind > BL_CUSTOM) return -EINVAL;
+    if (w.detail_len != m->len - sizeof w || w.kind > BL_NOCONNECTION) return -EINVAL;
     *out =
         (bl_reason){(bl_reason_kind)w.kind, w.code,
                     w.detail_len ? (const char *)m->data + sizeof w : NULL, (size_t)w.detail_len};
@@ -88,11 +89,35 @@ static bl_msg *sys_msg(bl_pid from, uint32_t tag, bl_ref ref, const bl_reason *r
 }
 
 /*
- * Sends a system envelope to `to`.  Returns 1 if it was pushed, 0 if `to`
- * is dead, or a negative errno.
+ * Signals to pids of other nodes go to the distribution through this hook,
+ * which dist/ installs while the node runs (proc/ includes nothing of it).
+ */
+static _Atomic(bl__remote_signal_fn) remote_signal;
+
+void bl__remote_signal_hook_set(bl__remote_signal_fn fn)
+{
+    /* Release: the node's tables are set up before a sender can see fn. */
+    atomic_store_explicit(&remote_signal, fn, memory_order_release);
+}
+
+static bool is_remote(bl_pid pid)
+{
+    return (pid >> BL_PID_NODE_SHIFT) != 0;
+}
+
+/*
+ * Sends a system envelope to `to`.  Returns 1 if it was pushed (or handed
+ * to the distribution), 0 if `to` is dead, or a negative errno.
  */
 static int sys_send(bl_pid to, bl_pid from, uint32_t tag, bl_ref ref, const bl_reason *r)
 {
+    if (is_remote(to)) {
+        /* Acquire: pairs with the release of bl__remote_signal_hook_set. */
+        bl__remote_signal_fn fn = atomic_load_explicit(&remote_signal, memory_order_acquire);
+        if (!fn) return -EINVAL; /* no distribution: a pid of no known node */
+        int rc = fn(to, from, tag, ref, r);
+        return rc < 0 ? rc : 1;
+    }
     int err;
     bl_proc *p = bl__target(to, &err);
     if (!p) return err;
@@ -302,6 +327,11 @@ bl_msg *bl__signal_handle(bl_proc *p, bl_msg *m, bool *fatal, bl_reason *why, bl
     return NULL;
 }
 
+int bl__signal_send(bl_pid to, bl_pid from, uint32_t sig, bl_ref ref, const bl_reason *r)
+{
+    return sys_send(to, from, sig, ref, r);
+}
+
 void bl__signals_check_slow(bl_proc *p)
 {
     bl__drain(p);
@@ -353,10 +383,12 @@ int bl_link(bl_pid pid)
     bl_proc *p = bl__self();
     if (!p) return -EPERM;
     if (pid == bl__proc_pid(p)) return 0;
-    int err;
-    bl_proc *t = target_wf(pid, &err);
+    int err = 0;
+    /* A pid of another node: the distribution answers (an exit signal
+     * noproc or noconnection comes back when the link cannot be). */
+    bl_proc *t = is_remote(pid) ? NULL : target_wf(pid, &err);
     if (err) return err;
-    if (!t) {
+    if (!t && !is_remote(pid)) {
         noproc_to_self(p, pid);
         return 0;
     }
@@ -379,7 +411,7 @@ int bl_unlink(bl_pid pid)
 {
     bl_proc *p = bl__self();
     if (!p) return -EPERM;
-    if (!bl__pid_wellformed(pid)) return -EINVAL;
+    if (!bl__pid_wellformed(pid) && !is_remote(pid)) return -EINVAL;
     if (!link_del(p, pid)) return 0;
     int rc = sys_send(pid, bl__proc_pid(p), BL_SIG_UNLINK, BL_REF_NONE, NULL);
     /* An exit signal from pid already in our inbox is now stale: the link
@@ -467,8 +499,9 @@ int bl_monitor_ex(bl_pid pid, unsigned flags, bl_ref *ref)
     bl_proc *p = bl__self();
     if (!p) return -EPERM;
     if (!ref || flags > BL_MONITOR_ALIAS_REPLY_DEMONITOR) return -EINVAL;
-    int err;
-    bl_proc *t = target_wf(pid, &err);
+    int err = 0;
+    bool remote = is_remote(pid);
+    bl_proc *t = remote ? NULL : target_wf(pid, &err);
     if (err) return err;
     bl_ref r = bl_make_ref();
     /* Monitoring yourself: a reference, and nothing to deliver ever. */
@@ -481,7 +514,7 @@ int bl_monitor_ex(bl_pid pid, unsigned flags, bl_ref *ref)
                      : flags                               ? BL_AMODE_MON_REPLY
                                                            : 0;
     int rc = 0;
-    if (t) {
+    if (t || remote) {
         if (!bl__psig(p) ||
             !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, &p->sig->mon_inl, r, pid))
             return -ENOMEM;
@@ -500,7 +533,7 @@ int bl_monitor_ex(bl_pid pid, unsigned flags, bl_ref *ref)
             bl__monitor_end(p, r, false);
         }
     }
-    if (!t || rc == 0) {
+    if ((!t && !remote) || rc == 0) {
         /* Not alive: the DOWN noproc ends the monitor as it comes, so
          * only an explicit alias outlives it. */
         if (!t && amode == BL_AMODE_EXPLICIT && bl__alias_add(p, r, amode) != 0) return -ENOMEM;
@@ -511,6 +544,16 @@ int bl_monitor_ex(bl_pid pid, unsigned flags, bl_ref *ref)
     }
     *ref = r;
     bl__charge(p, 1);
+    return 0;
+}
+
+int bl__monitor_add(bl_pid pid, bl_ref ref)
+{
+    bl_proc *p = bl__self();
+    if (!p) return -EPERM;
+    if (!bl__psig(p) ||
+        !mon_add(&p->sig->mons, &p->sig->nmons, &p->sig->capmons, &p->sig->mon_inl, ref, pid))
+        return -ENOMEM;
     return 0;
 }
 

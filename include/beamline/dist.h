@@ -25,9 +25,11 @@
  *   - bl_send(pid, tag, data, len) to a remote pid arrives there as the
  *     term {'$bl', From, Tag, Data}: From the sending pid (the atom
  *     undefined when sent from outside a process), Tag an integer, Data a
- *     binary.  A Beamline node receiving that term delivers it as the plain
- *     message it was (from, tag, data), so bl_send between two Beamline
- *     nodes round-trips unchanged.  An Elixir process replies to a Beamline
+ *     binary; bl_send_ref's reference (when not BL_REF_NONE) is a fifth
+ *     element, the integer Ref.  A Beamline node receiving that term
+ *     delivers it as the plain message it was (from, tag, data, and ref),
+ *     so bl_send and bl_send_ref between two Beamline nodes round-trip
+ *     unchanged.  An Elixir process replies to a Beamline
  *     process the same way: send(from, {:"$bl", self(), tag, data}).
  *   - bl_dist_send_term() sends a term encoded by the caller (for example
  *     ei_x_new_with_version + ei_x_encode_*): the Erlang process receives
@@ -38,14 +40,75 @@
  *   - A message is bytes with a tag: terms travel as encoded buffers, not as
  *     values, and pids inside them are read and written with
  *     bl_dist_decode_pid / bl_dist_encode_pid.
- *   - bl_send_ref's reference is not carried to another node (it arrives
- *     BL_REF_NONE); replies across nodes use a term with a reference in it.
+ *   - bl_send_ref's reference is a 64-bit number of the sending runtime:
+ *     it travels as an integer and means something only to Beamline nodes
+ *     (an Erlang process sees {'$bl', From, Tag, Data, Ref}); replies to
+ *     Erlang use a term with a reference in it, or a gen_server call.
+ *   - bl_is_alive() of a remote pid is false, as Erlang's is_process_alive
+ *     is for local pids only (it raises badarg for others): monitor the
+ *     process to learn whether it lives.
  *   - This node is hidden (as every C node): it does not take part in
  *     global name registration or in the full mesh, and nodes connected to
  *     it do not list it in Node.list() (Node.list(:hidden) does).
- *   - Links, monitors and exit signals across nodes, and gen_server calls
- *     over the wire, are not there yet: system-tagged sends to a remote pid
- *     return -EOPNOTSUPP, and control messages for them are ignored.
+ *   - Other system-tagged sends to a remote pid than those below return
+ *     -EOPNOTSUPP; control messages this node has no use for (group
+ *     leaders, spawn requests, trace tokens' traces) are ignored.
+ *
+ * Failures across nodes, with Erlang's semantics: bl_link, bl_unlink,
+ * bl_monitor, bl_demonitor and bl_exit_pid take remote pids, and
+ * bl_dist_monitor_name monitors {name, node}.  An Erlang process linked to
+ * or monitoring a Beamline process gets its EXIT / DOWN with the reason
+ * (the table below), and the other way round.  When a connection goes
+ * down, every link and monitor across it fires on both sides with reason
+ * noconnection (BL_NOCONNECTION), and so does a link or monitor of a node
+ * that cannot be reached; a link or monitor of a process that does not
+ * exist there gets noproc.  The links and monitors of one connection are
+ * kept by its connection process, in lists searched linearly.
+ *
+ * Reasons travel as these terms (both ways; decoding takes the first row
+ * that matches, and reads a term as a row only when encoding the result
+ * gives that term back, so every reason and every term round-trips):
+ *
+ *   Beamline reason                              Erlang term
+ *   normal, kill, killed, shutdown, noproc,      the atom of that name
+ *     timeout, stack_overflow, noconnection
+ *     (code 0, no detail)
+ *   shutdown, code 0, detail D                   {shutdown, <<D>>}
+ *   shutdown, code BL_DIST_REASON_TERM,          {shutdown, T}
+ *     detail = the term T (131 first)
+ *   custom c, no detail                          {beamline, c}
+ *   custom c, detail D                           {beamline, c, <<D>>}
+ *   custom, code BL_DIST_REASON_TERM,            T: any term no row above
+ *     detail = the term T (131 first)              reads ({bad, 1}, badarg...)
+ *   any other (a detail on normal, a code on     {'$bl_reason', Kind, Code, <<D>>}
+ *     shutdown, a TERM detail that is no term)     (Kind the bl_reason_kind number)
+ *
+ * So a supervisor sees Erlang's {shutdown, T} as a clean shutdown and any
+ * reason Beamline has no kind for as custom BL_DIST_REASON_TERM whose
+ * detail the program may decode with ei.  A term detail comes back as the
+ * same term, in the bytes its last sender encoded.  Reasons nested in
+ * details are looked into 8 deep at most (deeper, a term row is written in
+ * the '$bl_reason' form).
+ *
+ * gen_server over the wire (beamline/gen_server.h):
+ *   - An Erlang GenServer.call({name, node}, Request) or call(pid, ...)
+ *     reaches a Beamline gen_server's handle_call with tag
+ *     BL_TAG_DIST_TERM and the request's bytes (131 first); Request
+ *     {'$bl', Tag, Bin} (what a Beamline caller sends for bytes that are
+ *     no term) arrives as tag Tag with Bin's bytes.  casts likewise reach
+ *     handle_cast.  bl_gs_reply(r, data, len) answers with the term data
+ *     when it is one (131 first), else with {'$bl', <<data>>}.
+ *   - bl_gen_server_call / _cast to a remote pid, and the *_to functions to
+ *     BL_GS_REMOTE(name, node), send {'$gen_call', {Self, Ref}, Request} /
+ *     {'$gen_cast', Request}: Request is data when data is one term (its
+ *     tag is then not carried), else {'$bl', Tag, <<data>>}.  The reply is
+ *     the reply term's bytes (131 first); {'$bl', Bin} gives Bin's bytes.
+ *     A call monitors the server: it ends -ESRCH (noproc), -ETIMEDOUT,
+ *     -ECONNRESET (the server exited; *reply holds the DOWN),
+ *     -EHOSTUNREACH (the node cannot be reached or went down: Erlang's
+ *     {nodedown, Node}).  A late reply never reaches the mailbox.
+ *     bl_gen_server_stop_to and send_request to another node are not
+ *     there (-EOPNOTSUPP); neither are the sys calls on remote pids.
  *   - The node table holds 127 (node, creation) pairs for the life of the
  *     runtime; a pid of a node that does not fit is not representable (its
  *     message arrives with from = BL_PID_NONE; a term carrying it is intact).
@@ -185,13 +248,41 @@ int bl_dist_decode_pid(const char *buf, int *index, bl_pid *out);
  */
 int bl_dist_encode_pid(char *buf, int *index, bl_pid pid);
 
+/*
+ * Process only: monitors the process registered as name on node (Erlang's
+ * monitor(process, {Name, Node})), storing the monitor's reference in *ref.
+ * The DOWN that follows (noproc when nobody holds the name, noconnection
+ * when the node cannot be reached or goes down) has m->from a pid naming
+ * no process (number 0) of that node: bl_dist_pid_node(m->from) is node.
+ * bl_demonitor ends it.  node NULL or this node's name: a monitor of the
+ * local holder (DOWN noproc at once when there is none).  0, -EPERM,
+ * -EINVAL (NULL name or ref, malformed node), -ENAMETOOLONG, -ENOTCONN
+ * (distribution not started), -ENOSPC, -ENOMEM.
+ */
+int bl_dist_monitor_name(const char *name, const char *node, bl_ref *ref);
+
+/* A reason code (custom or shutdown): the detail is one Erlang term, 131 first (see above). */
+#define BL_DIST_REASON_TERM INT32_MIN
+
 /* The name of pid's node (bl_dist_node() for a local pid), or NULL for a node it does not know. */
 const char *bl_dist_pid_node(bl_pid pid);
 
 #ifdef EI_H
 /* With ei.h included first: bl_dist_encode_pid into a growing ei_x_buff. */
 int bl_dist_x_encode_pid(ei_x_buff *x, bl_pid pid);
+
+/* Appends reason r as the Erlang term of the table above.  0, -EINVAL (bad r), -ENOMEM. */
+int bl_dist_x_encode_reason(ei_x_buff *x, const bl_reason *r);
 #endif
+
+/*
+ * Reads the term at buf[*index] (no version byte there; buf holds len
+ * bytes) as a reason by the table above, moving *index past it.  out's
+ * detail points into buf, or into *scratch, which the call sets (NULL when
+ * unused) and the caller frees with free().  Needs no running node.  0,
+ * -EINVAL (NULL arguments), -EBADMSG (no well-formed term there), -ENOMEM.
+ */
+int bl_dist_decode_reason(const void *buf, size_t len, int *index, bl_reason *out, void **scratch);
 
 #ifdef __cplusplus
 }

@@ -44,8 +44,9 @@
  *    the caller, copied like every message.
  *  - Erlang's server_ref() (pid, Name, {Name, Node}, {via, Mod, Name}) is a
  *    bl_gs_dest value, taken by the *_to functions and by send_request;
- *    the pid-taking functions stay.  {name, node} reaches only this node
- *    until distribution comes (-EHOSTUNREACH otherwise).
+ *    the pid-taking functions stay.  {name, node} and remote pids reach
+ *    other nodes while the distribution runs (beamline/dist.h says how
+ *    requests and replies travel as terms); without it only this node.
  *  - The start functions wait for init as proc_lib:start_link does (OTP
  *    26): a failed start_link leaves no EXIT in a trapping caller's mailbox.
  *  - A reply is sent the moment bl_gs_reply is called, so it may point at
@@ -262,14 +263,21 @@ int bl_gen_server_start_link(bl_pid *pid, const bl_gen_server *cb, void *arg,
  *   BL_GS_VIA(ops, arg, key, len)    a key in a via registry ({via, Mod, Name});
  *   BL_GS_NAME(n)                    the same from a bl_name value, such as
  *                                    bl_registry_name(reg, key, len)
- *   BL_GS_REMOTE("name", "node")     {name, node}: reserved for distribution
+ *   BL_GS_REMOTE("name", "node")     {name, node}: a name on a node (beamline/dist.h)
  * A name is looked up each time the destination is used, at that moment:
  * the call's monitor and its request go to the process holding it then,
  * in one step, and nobody holding it is noproc (-ESRCH), the error of a
- * dead pid.  The strings and key are only read during the call.  Until
- * Beamline nodes have distribution names, {name, node} reaches only
- * BL_NODE_LOCAL (this node, as Erlang's nonode@nohost does); any other
- * node is unreachable (-EHOSTUNREACH, Erlang's {nodedown, Node}).
+ * dead pid.  The strings and key are only read during the call.  Without
+ * distribution, {name, node} reaches only BL_NODE_LOCAL (this node, as
+ * Erlang's nonode@nohost does) and any other node is unreachable
+ * (-EHOSTUNREACH, Erlang's {nodedown, Node}).  With it (bl_dist_start),
+ * this node's own name is local, and calls and casts to another node, by
+ * {name, node} or by remote pid, go over the wire under a monitor of the
+ * server: -ESRCH when nobody holds the name there, -ETIMEDOUT, -ECONNRESET
+ * when it exits, and -EHOSTUNREACH when the node cannot be reached or its
+ * connection drops during the call.  bl_gen_server_stop_to and
+ * send_request to another node, and the sys calls and bl_gen_server_stop
+ * on remote pids, return -EOPNOTSUPP.
  * The pid functions (bl_gen_server_call, ...) stay as fast as they were:
  * a destination costs its lookup and nothing on the pid path.
  */
@@ -334,8 +342,9 @@ int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_m
 /*
  * bl_gen_server_call, cast and stop to a destination (see bl_gs_dest).
  * Errors as theirs, plus -ESRCH (noproc: nobody holds the name; a cast
- * still returns 0, as Erlang's does), -EHOSTUNREACH ({name, node} of
- * another node), -EINVAL or -ENAMETOOLONG for a malformed destination
+ * still returns 0, as Erlang's does), -EHOSTUNREACH ({name, node} of a
+ * node out of reach, or of another node without distribution),
+ * -EOPNOTSUPP (stop_to another node), -EINVAL or -ENAMETOOLONG for a malformed destination
  * (both a pid and a name, an empty name, a via without whereis_name).
  */
 int bl_gen_server_call_to(bl_gs_dest to, uint32_t tag, const void *data, size_t len, bl_msg **reply,

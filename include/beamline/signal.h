@@ -27,6 +27,11 @@
  *    scheduled, so a process in a loop that calls the runtime is reached
  *    within one time slice.
  *
+ * Pids of other nodes work with all of these while the distribution runs
+ * (beamline/dist.h): links, monitors and exit signals cross the wire, and
+ * a link or monitor of a node that cannot be reached, or whose connection
+ * goes down, ends with reason noconnection.
+ *
  * Where C forces a difference: a process killed by a signal does not unwind
  * its C stack (no cleanup code above the point where it was waiting runs);
  * use links or monitors, or trap exits, or bl_cleanup_push, to clean up.
@@ -53,6 +58,8 @@ typedef enum bl_reason_kind {
     BL_TIMEOUT = 5,        /* a call timed out */
     BL_STACK_OVERFLOW = 6, /* the process overflowed its stack */
     BL_CUSTOM = 7,         /* application-defined: code and optional detail */
+    BL_NOCONNECTION = 8,   /* the connection to the other process's node went down, or
+                              never came up (beamline/dist.h) */
 } bl_reason_kind;
 
 /*

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,41 @@
 #include "otp/wait.h"
 #include "proc/otp.h"
 
+/* ---- other nodes ---- */
+
+static _Atomic(const bl__gs_remote_ops *) remote_ops;
+
+void bl__gs_remote_set(const bl__gs_remote_ops *ops)
+{
+    /* Release: the distribution is set up before a caller can see ops. */
+    atomic_store_explicit(&remote_ops, ops, memory_order_release);
+}
+
+static const bl__gs_remote_ops *remote(void)
+{
+    /* Acquire: pairs with the release of bl__gs_remote_set. */
+    return atomic_load_explicit(&remote_ops, memory_order_acquire);
+}
+
+static bool is_remote_pid(bl_pid pid)
+{
+    return __builtin_expect((pid >> 56) != 0, 0) /* the node bits (beamline.h) */;
+}
+
+/*
+ * A call's or cast's request to another node (a remote pid, or {name,
+ * node} in to): through the distribution.  Only calls and casts cross.
+ */
+static int remote_send(bl_pid server, const bl_gs_dest *to, uint32_t wire, const void *payload,
+                       size_t plen, bl_ref *ref)
+{
+    const bl__gs_remote_ops *ops = remote();
+    if (wire != TAG_CALL && wire != TAG_CAST) return -EOPNOTSUPP;
+    if (!ops) return to ? -EHOSTUNREACH : -EINVAL;
+    return ops->send(server, to ? to->name.local : NULL, to ? to->node : NULL, wire, payload, plen,
+                     ref);
+}
+
 /* ---- calls ---- */
 
 /*
@@ -25,8 +61,8 @@
  * reference is the call's alias (bl__call_send), then the wait.  On 0
  * *reply holds the reply; on -ECONNRESET the DOWN message.
  */
-static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen, bl_msg **reply,
-                   int64_t timeout)
+static int do_call(bl_pid server, const bl_gs_dest *to, uint32_t tag, const void *payload,
+                   size_t plen, bl_msg **reply, int64_t timeout)
 {
     bl_pid me = bl_self();
     if (!me) return -EPERM;
@@ -35,7 +71,8 @@ static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen
     /* Everything the call waits for arrives after this mark. */
     bl_recv_mark();
     bl_ref ref;
-    int rc = bl__call_send(server, tag, payload, plen, &ref);
+    int rc = to || is_remote_pid(server) ? remote_send(server, to, tag, payload, plen, &ref)
+                                         : bl__call_send(server, tag, payload, plen, &ref);
     if (rc) return rc;
     bl__otp_waitref w = {ref, TAG_REPLY};
     bl_msg *m = NULL;
@@ -57,9 +94,11 @@ static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen
         return 0;
     }
     bl_reason why;
-    if (bl_msg_reason(m, &why) == 0 && why.kind == BL_NOPROC) {
+    if (bl_msg_reason(m, &why) == 0 && (why.kind == BL_NOPROC || why.kind == BL_NOCONNECTION)) {
+        /* noconnection: the server's node is down or out of reach ({nodedown, Node}). */
+        rc = why.kind == BL_NOPROC ? -ESRCH : -EHOSTUNREACH;
         bl_msg_free(m);
-        return -ESRCH;
+        return rc;
     }
     if (reply)
         *reply = m;
@@ -68,8 +107,8 @@ static int do_call(bl_pid server, uint32_t tag, const void *payload, size_t plen
     return -ECONNRESET;
 }
 
-int bl__gs_request(bl_pid server, uint32_t wire, bl_ref ref, uint32_t tag, const void *data,
-                   size_t len, bl_msg **reply, int64_t timeout)
+int bl__gs_request(bl_pid server, const bl_gs_dest *to, uint32_t wire, bl_ref ref, uint32_t tag,
+                   const void *data, size_t len, bl_msg **reply, int64_t timeout)
 {
     if (tag >= BL_TAG_SYSTEM || (len && !data)) return -EINVAL;
     _Alignas(16) char small[sizeof(hdr) + STACK_REQ];
@@ -87,8 +126,13 @@ int bl__gs_request(bl_pid server, uint32_t wire, bl_ref ref, uint32_t tag, const
      * with the caller if it is killed meanwhile. */
     bl_cleanup c;
     if (buf != small) bl_cleanup_push(&c, free, buf);
-    int rc = wire == TAG_CALL && !ref ? do_call(server, wire, buf, sizeof h + len, reply, timeout)
-                                      : bl__send_ex(server, wire, ref, buf, sizeof h + len, 0);
+    int rc;
+    if (wire == TAG_CALL && !ref)
+        rc = do_call(server, to, wire, buf, sizeof h + len, reply, timeout);
+    else if (to || is_remote_pid(server))
+        rc = remote_send(server, to, wire, buf, sizeof h + len, NULL);
+    else
+        rc = bl__send_ex(server, wire, ref, buf, sizeof h + len, 0);
     if (buf != small) {
         bl_cleanup_pop(&c, true); /* frees buf */
     }
@@ -99,12 +143,12 @@ int bl_gen_server_call(bl_pid server, uint32_t tag, const void *data, size_t len
                        int64_t timeout_ms)
 {
     if (reply) *reply = NULL;
-    return bl__gs_request(server, TAG_CALL, BL_REF_NONE, tag, data, len, reply, timeout_ms);
+    return bl__gs_request(server, NULL, TAG_CALL, BL_REF_NONE, tag, data, len, reply, timeout_ms);
 }
 
 int bl_gen_server_cast(bl_pid server, uint32_t tag, const void *data, size_t len)
 {
-    return bl__gs_request(server, TAG_CAST, BL_REF_NONE, tag, data, len, NULL, 0);
+    return bl__gs_request(server, NULL, TAG_CAST, BL_REF_NONE, tag, data, len, NULL, 0);
 }
 
 int bl_gen_server_reply(bl_gs_from from, const void *data, size_t len)
@@ -120,13 +164,13 @@ int bl_gen_server_reply(bl_gs_from from, const void *data, size_t len)
 static int sys_call(bl_pid server, sys_req *q, size_t qlen, bl_msg **reply, int64_t timeout)
 {
     if (reply) *reply = NULL;
-    return do_call(server, TAG_SYS, q, qlen, reply, timeout);
+    return do_call(server, NULL, TAG_SYS, q, qlen, reply, timeout);
 }
 
 int bl_gen_server_stop(bl_pid server, const bl_reason *reason, int64_t timeout_ms)
 {
     bl_reason want = reason ? *reason : BL_REASON(BL_NORMAL);
-    if ((unsigned)want.kind > BL_CUSTOM || (want.detail_len && !want.detail)) return -EINVAL;
+    if ((unsigned)want.kind > BL_NOCONNECTION || (want.detail_len && !want.detail)) return -EINVAL;
     size_t qlen = sizeof(sys_req) + want.detail_len;
     /* A reason with a short detail is built on the stack; a long one is a
      * heap copy held across the wait, freed with the caller if it is killed. */
@@ -236,8 +280,12 @@ int bl__gs_resolve(const bl_gs_dest *to, bl_pid *pid)
         size_t len = strlen(n->local);
         if (!len) return -EINVAL;
         if (len > MAX_NAME) return -ENAMETOOLONG;
-        /* {name, node}: this node while it has no distribution name. */
-        if (to->node && strcmp(to->node, BL_NODE_LOCAL) != 0) return -EHOSTUNREACH;
+        /* {name, node}: another node goes through the distribution, when it runs. */
+        if (to->node && strcmp(to->node, BL_NODE_LOCAL) != 0) {
+            const bl__gs_remote_ops *ops = remote();
+            if (!ops) return -EHOSTUNREACH;
+            if (!ops->is_local(to->node)) return 1;
+        }
         *pid = bl_whereis(n->local);
     } else if (n->via) {
         if (to->node || !n->via->whereis_name || (n->key_len && !n->key)) return -EINVAL;
@@ -257,7 +305,9 @@ int bl_gen_server_call_to(bl_gs_dest to, uint32_t tag, const void *data, size_t 
         return -EINVAL;
     bl_pid pid;
     int rc = bl__gs_resolve(&to, &pid);
-    return rc ? rc : bl__gs_request(pid, TAG_CALL, BL_REF_NONE, tag, data, len, reply, timeout_ms);
+    if (rc < 0) return rc;
+    return bl__gs_request(pid, rc ? &to : NULL, TAG_CALL, BL_REF_NONE, tag, data, len, reply,
+                          timeout_ms);
 }
 
 int bl_gen_server_cast_to(bl_gs_dest to, uint32_t tag, const void *data, size_t len)
@@ -267,7 +317,8 @@ int bl_gen_server_cast_to(bl_gs_dest to, uint32_t tag, const void *data, size_t 
     int rc = bl__gs_resolve(&to, &pid);
     /* Nobody by that name: a cast succeeds anyway, as to a dead pid. */
     if (rc == -ESRCH) return 0;
-    return rc ? rc : bl__gs_request(pid, TAG_CAST, BL_REF_NONE, tag, data, len, NULL, 0);
+    if (rc < 0) return rc;
+    return bl__gs_request(pid, rc ? &to : NULL, TAG_CAST, BL_REF_NONE, tag, data, len, NULL, 0);
 }
 
 int bl_gen_server_stop_to(bl_gs_dest to, const bl_reason *reason, int64_t timeout_ms)
@@ -275,5 +326,6 @@ int bl_gen_server_stop_to(bl_gs_dest to, const bl_reason *reason, int64_t timeou
     if (!bl_self()) return -EPERM;
     bl_pid pid;
     int rc = bl__gs_resolve(&to, &pid);
+    if (rc == 1) return -EOPNOTSUPP; /* proc_lib:stop on another node: not from a C node */
     return rc ? rc : bl_gen_server_stop(pid, reason, timeout_ms);
 }

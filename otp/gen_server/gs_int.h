@@ -28,11 +28,12 @@
 
 #include "beamline.h"
 #include "beamline/gen_server.h"
+#include "otp/gen_server/gs_dist.h"
 
-#define TAG_CALL   (BL_TAG_SYSTEM | 0x21u)
-#define TAG_CAST   (BL_TAG_SYSTEM | 0x22u)
+#define TAG_CALL   BL__GS_TAG_CALL
+#define TAG_CAST   BL__GS_TAG_CAST
 #define TAG_SYS    (BL_TAG_SYSTEM | 0x23u)
-#define TAG_REPLY  (BL_TAG_SYSTEM | 0x24u)
+#define TAG_REPLY  BL__GS_TAG_REPLY
 #define TAG_ACK    (BL_TAG_SYSTEM | 0x25u)
 #define TAG_NOPROC (BL_TAG_SYSTEM | 0x26u)
 
@@ -71,14 +72,16 @@ typedef struct sys_req {
  * with ref BL_REF_NONE is a call: it monitors, aliases, sends and waits
  * (*reply, timeout as bl_gen_server_call).  Anything else is only sent,
  * with ref: a cast (none), or a request's CALL (its alias, request.c).
+ * remote: {name, node} of another node (server BL_PID_NONE), else NULL.
  */
-int bl__gs_request(bl_pid server, uint32_t wire, bl_ref ref, uint32_t tag, const void *data,
-                   size_t len, bl_msg **reply, int64_t timeout);
+int bl__gs_request(bl_pid server, const bl_gs_dest *remote, uint32_t wire, bl_ref ref, uint32_t tag,
+                   const void *data, size_t len, bl_msg **reply, int64_t timeout);
 
 /*
- * The process `to` stands for now: 0 and *pid, -ESRCH when nobody holds the
- * name, -EHOSTUNREACH for another node, -EINVAL (or -ENAMETOOLONG) for a
- * malformed destination.
+ * The process `to` stands for now: 0 and *pid, 1 for {name, node} of
+ * another node (reached through the distribution), -ESRCH when nobody
+ * holds the name, -EHOSTUNREACH for another node without distribution,
+ * -EINVAL (or -ENAMETOOLONG) for a malformed destination.
  */
 int bl__gs_resolve(const bl_gs_dest *to, bl_pid *pid);
 

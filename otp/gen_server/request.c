@@ -89,6 +89,7 @@ int bl_gen_server_send_request(bl_gs_dest to, uint32_t tag, const void *data, si
         if (rc == 0) id->mon = note;
         return rc;
     }
+    if (rc == 1 || (rc == 0 && pid >> 56)) return -EOPNOTSUPP; /* another node */
     if (rc) return rc;
     /* The alias lives as long as the monitor (Erlang's [{alias, demonitor}]).
      * A process cannot monitor itself: a request to itself (answered when
@@ -98,7 +99,7 @@ int bl_gen_server_send_request(bl_gs_dest to, uint32_t tag, const void *data, si
                    : bl_monitor_ex(pid, BL_MONITOR_ALIAS_DEMONITOR, &ref);
     if (rc) return rc;
     bl_gs_reqid made = {.mon = ref, .ref = ref, .server = pid};
-    if ((rc = bl__gs_request(pid, TAG_CALL, ref, tag, data, len, NULL, 0))) {
+    if ((rc = bl__gs_request(pid, NULL, TAG_CALL, ref, tag, data, len, NULL, 0))) {
         end_request(&made);
         return rc;
     }

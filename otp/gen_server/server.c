@@ -244,7 +244,7 @@ static const char *result_fault(const bl_gs_result *r, int cb)
     case ACT_STOP: {
         const bl_reason *w = &r->reason;
         if (mods) return "stop with a timeout, hibernate or continue";
-        if ((unsigned)w->kind > BL_CUSTOM) return "stop with a bad reason";
+        if ((unsigned)w->kind > BL_NOCONNECTION) return "stop with a bad reason";
         return NULL;
     }
     default:

@@ -150,7 +150,7 @@ static int top_handle(void *state, bl_msg *m)
     if (m->tag == TAG_STOP && m->len >= sizeof(wire_reason)) {
         wire_reason w;
         memcpy(&w, m->data, sizeof w);
-        if (w.detail_len == m->len - sizeof w && (unsigned)w.kind <= BL_CUSTOM &&
+        if (w.detail_len == m->len - sizeof w && (unsigned)w.kind <= BL_NOCONNECTION &&
             w.kind != BL_KILL) {
             why = (bl_reason){(bl_reason_kind)w.kind, w.code, (char *)m->data + sizeof w,
                               (size_t)w.detail_len};
@@ -325,7 +325,7 @@ int bl_registry_stop(bl_registry *r, const bl_reason *reason, int64_t timeout_ms
     if (!r || (timeout_ms < 0 && timeout_ms != BL_INFINITY)) return -EINVAL;
     bl_reason normal = BL_REASON(BL_NORMAL);
     if (!reason) reason = &normal;
-    if ((unsigned)reason->kind > BL_CUSTOM || reason->kind == BL_KILL ||
+    if ((unsigned)reason->kind > BL_NOCONNECTION || reason->kind == BL_KILL ||
         (reason->detail_len && !reason->detail))
         return -EINVAL;
     if (!bl_self()) return -EPERM;

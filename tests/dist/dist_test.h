@@ -21,6 +21,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -175,6 +177,21 @@ static inline bool dt_write_line(dt_child *c, const char *line)
 static inline bool dt_ask(dt_child *c, const char *cmd, char *answer, size_t len)
 {
     return dt_write_line(c, cmd) && dt_read_line(c, answer, len, 15000);
+}
+
+/* A command (printf-style) to the Elixir node whose one-line answer must be want. */
+static inline void dt_ask_is(dt_child *c, const char *want, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void dt_ask_is(dt_child *c, const char *want, const char *fmt, ...)
+{
+    char cmd[256], answer[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    bool ok = dt_ask(c, cmd, answer, sizeof answer) && strcmp(answer, want) == 0;
+    if (!ok) fprintf(stderr, "%s: got \"%s\", want \"%s\"\n", cmd, answer, want);
+    BL_CHECK(ok);
 }
 
 /* Stops every child: closes its stdin (it halts), then waits up to 5 s, then kills. */

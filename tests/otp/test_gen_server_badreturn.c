@@ -51,7 +51,7 @@ static void apply(int what, bl_gs_result *r)
         break;
     case R_STOP_BAD: {
         /* (kill is a valid reason to stop with, as in Erlang: see test_gen_server_stop_kill.c) */
-        bl_reason bad = {.kind = (bl_reason_kind)(BL_CUSTOM + 1)};
+        bl_reason bad = {.kind = (bl_reason_kind)(BL_NOCONNECTION + 1)};
         bl_gs_stop(r, &bad);
         break;
     }
