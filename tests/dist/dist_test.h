@@ -320,15 +320,16 @@ static inline void dt_setup_elixir(dt_child **ex, char *me, char *ex_name, size_
     dt_setup();
     char alive[32];
     snprintf(alive, sizeof alive, "ex%d", (int)getpid());
-    snprintf(ex_name, len, "%s@%s", alive, dt_host);
+    cr_assert_lt(snprintf(ex_name, len, "%s@%s", alive, dt_host), (int)len, "node name too long");
     *ex = dt_elixir(alive, dt_cookie);
-    snprintf(me, len, "bl%d@%s", (int)getpid(), dt_host);
+    cr_assert_lt(snprintf(me, len, "bl%d@%s", (int)getpid(), dt_host), (int)len,
+                 "node name too long");
 }
 
 /* "alive@host" of this machine. */
 static inline const char *dt_node(const char *alive, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s@%s", alive, dt_host);
+    cr_assert_lt(snprintf(buf, len, "%s@%s", alive, dt_host), (int)len, "node name too long");
     return buf;
 }
 
