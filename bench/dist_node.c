@@ -106,7 +106,8 @@ static int call(const char *node, const char *req, int len, long *out)
     int rc = bl_gen_server_call_to(BL_GS_REMOTE("kv", node), 1, req, (size_t)len, &reply, WAIT_MS);
     if (rc == 0 && out) {
         int i = 0, v;
-        if (ei_decode_version(reply->data, &i, &v) != 0 || ei_decode_long(reply->data, &i, out) != 0)
+        if (ei_decode_version(reply->data, &i, &v) != 0 ||
+            ei_decode_long(reply->data, &i, out) != 0)
             rc = -EPROTO;
     }
     bl_msg_free(reply);

@@ -41,10 +41,10 @@ static int decode(const bl_msg *m, request *q)
         ei_decode_tuple_header(buf, &i, &arity) != 0 || arity < 2 ||
         ei_decode_atom(buf, &i, q->op) != 0 || decode_name(buf, &i, q->bucket) != 0)
         return -1;
-    int want = strcmp(q->op, "put") == 0                                          ? 4
-               : strcmp(q->op, "get") == 0 || strcmp(q->op, "delete") == 0        ? 3
+    int want = strcmp(q->op, "put") == 0                                      ? 4
+               : strcmp(q->op, "get") == 0 || strcmp(q->op, "delete") == 0    ? 3
                : strcmp(q->op, "create") == 0 || strcmp(q->op, "lookup") == 0 ? 2
-                                                                                  : -1;
+                                                                              : -1;
     if (arity != want) return -1;
     if (arity >= 3 && decode_name(buf, &i, q->key) != 0) return -1;
     if (arity == 4 && ei_decode_long(buf, &i, &q->value) != 0) return -1;
