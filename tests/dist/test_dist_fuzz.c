@@ -158,6 +158,10 @@ static void fuzz_main(void *arg)
 {
     bl_dist_opts o = dt_opts();
     o.max_message = 4096;
+    /* A mutated LINK may name this process (any local pid is fair game to a
+     * peer): the link's exit, noconnection when the fuzzing connection
+     * closes, must arrive as a message, as Erlang's would to a trapper. */
+    bl_trap_exit(true);
     BL_CHECK_EQ(bl_dist_start(me, dt_cookie, &o), 0);
     bl_pid s;
     BL_CHECK_EQ(bl_spawn(&s, sink, NULL, NULL), 0);
