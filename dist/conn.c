@@ -25,6 +25,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -559,6 +561,10 @@ void bl__dist_conn_main(void *arg)
     }
     if (rc == 0) {
         c->up = true;
+        /* As Erlang's distribution does (inet_tcp_dist, nodelay): a frame goes
+         * out when written, not held until the peer acknowledges the last. */
+        int one = 1;
+        (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         rc = bl_io_recv_stream(c->fd);
         if (rc < 0)
             fail(c, "cannot receive: %s", strerror(-rc));
