@@ -49,7 +49,6 @@ static uint64_t now_ns(void)
 static void request_atom(const bl_msg *m, char atom[MAXATOMLEN])
 {
     int i = 0, version;
-    atom[0] = 0;
     if (m->tag != BL_TAG_DIST_TERM || ei_decode_version(m->data, &i, &version) != 0 ||
         ei_decode_atom(m->data, &i, atom) != 0)
         atom[0] = 0;

@@ -38,7 +38,6 @@ static inline __attribute__((always_inline)) void bl__park(bl_proc *p, unsigned 
     bl__signals_check(p);
 }
 
-/* Charges n reductions; yields when the slice is used up. */
 /* A drain that takes this many messages at once marks the receiver behind
  * (BL_META_LONGQ), one that takes fewer than an eighth of it clears the
  * mark; meanwhile each send to it costs the sender this many extra
@@ -46,6 +45,7 @@ static inline __attribute__((always_inline)) void bl__park(bl_proc *p, unsigned 
 #define BL_BEHIND_AT     512u
 #define BL_BEHIND_CHARGE 19
 
+/* Charges n reductions; yields when the slice is used up. */
 static inline void bl__charge(bl_proc *p, int32_t n)
 {
     if ((p->reds -= n) <= 0) bl__park(p, BL_PARK_YIELD);

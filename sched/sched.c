@@ -275,10 +275,10 @@ void bl__sched_ready(bl_proc *p, unsigned flags)
      * Only a pair: a server that clients on several cores wake in turn,
      * and that wakes them in turn, stays where it is, and so do they,
      * instead of piling onto one core that thieves then empty again.  Not
-     * for bound processes, not for a process with
-     * a stream armed on its ring (its data arrives there), not for wake-ups
-     * by I/O or timers (which happen on the home scheduler anyway), and not
-     * for priorities other than normal, whose lanes are never stolen from. */
+     * for bound processes, not for a process with a stream armed on its
+     * ring (its data arrives there), not for wake-ups by I/O or timers
+     * (they happen in no process, on the home scheduler), and not for
+     * priorities other than normal, whose lanes are never stolen from. */
     bl_proc *w = s ? s->current : NULL;
     if (w && (flags & BL_READY_NEXT)) {
         /* Wake-ups by message only: a spawn is no exchange yet. */

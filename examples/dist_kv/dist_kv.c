@@ -51,22 +51,21 @@ static int decode(const bl_msg *m, request *q)
     return 0;
 }
 
-/* The answer: :ok / :error, {:ok, value}, or {:error, :badarg}. */
-static void answer(bl_gs_result *r, const char *atom, const long *value)
+/* Answers tag, or {tag, atom}, or {tag, *value}: :ok, {:error, :badarg}, {:ok, 3}. */
+static void answer(bl_gs_result *r, const char *tag, const char *atom, const long *value)
 {
     char buf[64];
     int i = 0;
     ei_encode_version(buf, &i);
-    if (value) {
+    if (atom || value) {
         ei_encode_tuple_header(buf, &i, 2);
-        ei_encode_atom(buf, &i, "ok");
-        ei_encode_long(buf, &i, *value);
-    } else if (strcmp(atom, "badarg") == 0) {
-        ei_encode_tuple_header(buf, &i, 2);
-        ei_encode_atom(buf, &i, "error");
-        ei_encode_atom(buf, &i, "badarg");
+        ei_encode_atom(buf, &i, tag);
+        if (atom)
+            ei_encode_atom(buf, &i, atom);
+        else
+            ei_encode_long(buf, &i, *value);
     } else {
-        ei_encode_atom(buf, &i, atom);
+        ei_encode_atom(buf, &i, tag);
     }
     bl_gs_reply(r, buf, (size_t)i);
 }
@@ -88,30 +87,27 @@ static void kv_call(void **state, const bl_msg *m, bl_gs_result *r)
     bl_pid registry = (bl_pid)(uintptr_t)*state, bucket;
     request q;
     if (decode(m, &q) != 0) {
-        answer(r, "badarg", NULL);
+        answer(r, "error", "badarg", NULL);
         return;
     }
     if (strcmp(q.op, "create") == 0) {
         /* A cast, then a lookup: the lookup is served after the create. */
         int rc = kv_registry_create(registry, q.bucket);
         if (rc == 0) rc = kv_registry_lookup(registry, q.bucket, &bucket);
-        answer(r, rc == 0 ? "ok" : "error", NULL);
+        answer(r, rc == 0 ? "ok" : "error", NULL, NULL);
         return;
     }
-    if (kv_registry_lookup(registry, q.bucket, &bucket) != 0) {
-        answer(r, "error", NULL);
-        return;
-    }
+    int rc = kv_registry_lookup(registry, q.bucket, &bucket);
     long value;
-    if (strcmp(q.op, "lookup") == 0)
-        answer(r, "ok", NULL);
-    else if (strcmp(q.op, "put") == 0)
-        answer(r, bucket_put(bucket, q.key, q.value) == 0 ? "ok" : "error", NULL);
-    else if (strcmp(q.op, "get") == 0)
-        bucket_get(bucket, q.key, &value) == 0 ? answer(r, NULL, &value) : answer(r, "error", NULL);
-    else
-        bucket_delete(bucket, q.key, &value) == 0 ? answer(r, NULL, &value)
-                                                  : answer(r, "error", NULL);
+    if (rc != 0 || strcmp(q.op, "lookup") == 0) {
+        answer(r, rc == 0 ? "ok" : "error", NULL, NULL);
+    } else if (strcmp(q.op, "put") == 0) {
+        answer(r, bucket_put(bucket, q.key, q.value) == 0 ? "ok" : "error", NULL, NULL);
+    } else {
+        rc = strcmp(q.op, "get") == 0 ? bucket_get(bucket, q.key, &value)
+                                      : bucket_delete(bucket, q.key, &value);
+        answer(r, rc == 0 ? "ok" : "error", NULL, rc == 0 ? &value : NULL);
+    }
 }
 
 /* The registry goes with kv (a normal exit signal would leave it running). */
