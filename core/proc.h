@@ -53,6 +53,11 @@ static inline uint32_t bl__pid_gen(bl_pid pid)
 {
     return (uint32_t)(pid >> 32) & BL_PID_GEN_MASK;
 }
+/* The node bits of pid (beamline.h): 0 for this node's processes. */
+static inline unsigned bl__pid_node(bl_pid pid)
+{
+    return (unsigned)(pid >> BL_PID_NODE_SHIFT);
+}
 /*
  * True for a pid this node could have handed out: node 0, bit 63 clear, an
  * index part other than 0.  Whether its slot was ever allocated is not part
@@ -60,7 +65,7 @@ static inline uint32_t bl__pid_gen(bl_pid pid)
  */
 static inline bool bl__pid_wellformed(bl_pid pid)
 {
-    return (pid >> BL_PID_NODE_SHIFT) == 0 && (uint32_t)pid != 0;
+    return bl__pid_node(pid) == 0 && (uint32_t)pid != 0;
 }
 
 /* ---- the mailbox word ---- */

@@ -332,7 +332,7 @@ static int local_pid(const char *b, int *i, erlang_pid *ep, bl_pid *local)
 static int remote_pid(const char *b, int *i, erlang_pid *ep, bl_pid *remote)
 {
     if (ei_decode_pid(b, i, ep) < 0) return -1;
-    return bl__dist_pid_in(ep, remote) < 0 || !(*remote >> 56) ? -1 : 0;
+    return bl__dist_pid_in(ep, remote) < 0 || !bl__pid_node(*remote) ? -1 : 0;
 }
 
 /* The reason at b[*i], as a signal's reason: sent to `to` from `from`. */

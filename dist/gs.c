@@ -188,7 +188,7 @@ static bool incoming_call(bl__dctl *t, bl_pid to, const char *b, int i, size_t l
     erlang_pid ep;
     bl_pid from;
     if (ei_decode_tuple_header(b, &i, &arity) < 0 || arity != 2 || ei_decode_pid(b, &i, &ep) < 0 ||
-        bl__dist_pid_in(&ep, &from) < 0 || !(from >> 56))
+        bl__dist_pid_in(&ep, &from) < 0 || !bl__pid_node(from))
         return false;
     int tag_at = i;
     if (ei_skip_term(b, &i) < 0) return false;

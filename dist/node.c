@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/proc.h"
 #include "dist/dist.h"
 #include "proc/otp.h"
 
@@ -280,7 +281,7 @@ int bl__dist_pid_in(const erlang_pid *ep, bl_pid *out)
 
 int bl__dist_pid_peer(bl_pid pid)
 {
-    unsigned i = (unsigned)(pid >> 56) & 0x7Fu;
+    unsigned i = bl__pid_node(pid) & 0x7Fu;
     if (i == 0 || (pid >> 63)) return -EINVAL;
     /* Acquire: the entry below the count is written. */
     if (i >= atomic_load_explicit(&nindexes, memory_order_acquire)) return -EINVAL;
@@ -290,7 +291,7 @@ int bl__dist_pid_peer(bl_pid pid)
 int bl__dist_pid_out(bl_pid pid, erlang_pid *ep)
 {
     if (pid >> 63) return -EINVAL;
-    unsigned i = (unsigned)(pid >> 56);
+    unsigned i = bl__pid_node(pid);
     memset(ep, 0, sizeof *ep);
     ep->num = (uint32_t)pid - 1;
     ep->serial = (uint32_t)(pid >> 32) & ((1u << PID_SERIAL_BITS) - 1);
@@ -341,7 +342,7 @@ int bl_dist_x_encode_pid(ei_x_buff *x, bl_pid pid)
 const char *bl_dist_pid_node(bl_pid pid)
 {
     if (pid >> 63) return NULL;
-    if ((pid >> 56) == 0) return bl_dist_node();
+    if (bl__pid_node(pid) == 0) return bl_dist_node();
     int p = bl__dist_pid_peer(pid);
     return p < 0 ? NULL : peers[p].name;
 }

@@ -146,7 +146,7 @@ int bl_dist_send_name(const char *name, const char *node, uint32_t tag, const vo
 int bl_dist_send_term(bl_pid to, const void *etf, size_t len)
 {
     if (bl__etf_check(etf, len) < 0) return -EINVAL;
-    if ((to >> 56) == 0) {
+    if (bl__pid_node(to) == 0) {
         if (!bl__pid_wellformed(to)) return -EINVAL;
         bl__dist_deliver(to, bl_self(), BL_TAG_DIST_TERM, etf, len);
         return 0;

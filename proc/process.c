@@ -396,7 +396,7 @@ static int send_remote(bl_pid to, uint32_t tag, bl_ref ref, const void *data, si
 int bl__send_ex(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t len, uint32_t mflags)
 {
     if (len && !data) return -EINVAL;
-    if (__builtin_expect(to >> BL_PID_NODE_SHIFT, 0)) return send_remote(to, tag, ref, data, len);
+    if (__builtin_expect(bl__pid_node(to), 0)) return send_remote(to, tag, ref, data, len);
     int err;
     bl_proc *p = bl__target(to, &err);
     if (!p) return err;
@@ -441,7 +441,7 @@ int bl_send_ref(bl_pid to, uint32_t tag, bl_ref ref, const void *data, size_t le
 int bl_send_move(bl_pid to, uint32_t tag, void *buf, size_t len, void (*free_fn)(void *))
 {
     if (tag >= BL_TAG_SYSTEM || (len && !buf)) return -EINVAL;
-    if (to >> BL_PID_NODE_SHIFT) {
+    if (bl__pid_node(to)) {
         /* To another node the bytes are copied onto the wire anyway. */
         int rc = send_remote(to, tag, BL_REF_NONE, buf, len);
         if (rc == 0) (free_fn ? free_fn : free)(buf);

@@ -102,7 +102,7 @@ void bl__remote_signal_hook_set(bl__remote_signal_fn fn)
 
 static bool is_remote(bl_pid pid)
 {
-    return (pid >> BL_PID_NODE_SHIFT) != 0;
+    return bl__pid_node(pid) != 0;
 }
 
 /*

@@ -15,6 +15,7 @@
 
 #include "beamline.h"
 #include "beamline/gen_server.h"
+#include "core/proc.h"
 #include "otp/gen_server/gs_int.h"
 #include "otp/wait.h"
 #include "proc/otp.h"
@@ -37,7 +38,7 @@ static const bl__gs_remote_ops *remote(void)
 
 static bool is_remote_pid(bl_pid pid)
 {
-    return __builtin_expect((pid >> 56) != 0, 0) /* the node bits (beamline.h) */;
+    return __builtin_expect(bl__pid_node(pid) != 0, 0);
 }
 
 /*

@@ -28,6 +28,7 @@
 
 #include "beamline.h"
 #include "beamline/gen_server.h"
+#include "core/proc.h"
 #include "otp/gen_server/gs_int.h"
 #include "proc/otp.h"
 
@@ -89,7 +90,7 @@ int bl_gen_server_send_request(bl_gs_dest to, uint32_t tag, const void *data, si
         if (rc == 0) id->mon = note;
         return rc;
     }
-    if (rc == 1 || (rc == 0 && pid >> 56)) return -EOPNOTSUPP; /* another node */
+    if (rc == 1 || (rc == 0 && bl__pid_node(pid))) return -EOPNOTSUPP; /* another node */
     if (rc) return rc;
     /* The alias lives as long as the monitor (Erlang's [{alias, demonitor}]).
      * A process cannot monitor itself: a request to itself (answered when
