@@ -5,7 +5,8 @@
 # They install missing Debian packages first (apt-get, as root).
 
 BUILD_DEPS := build-essential cmake pkg-config liburing-dev libhwloc-dev libnuma-dev \
-              libcriterion-dev libgmp-dev python3 erlang-dev erlang-base elixir
+              libcriterion-dev libgmp-dev python3 erlang-dev erlang-base elixir \
+              libssl-dev openssl curl
 BENCH_DEPS := $(BUILD_DEPS) libbenchmark-dev g++ elixir erlang-dev golang-go wrk nginx python3-matplotlib
 CHAOS_DEPS := $(BUILD_DEPS) wrk
 CHAOS_SECONDS ?= 20
