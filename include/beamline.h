@@ -94,53 +94,74 @@ typedef enum bl_wake {
 } bl_wake;
 
 /*
- * What a crash report says (see bl_config.logger).  A report is made when a
- * process ends abnormally by itself (bl_exit with a non-clean reason, a
- * stack overflow); not for normal or shutdown exits, and not for processes
- * taken down by an exit signal.
+ * Log levels, the syslog ones as Erlang's Logger uses them (beamline/log.h),
+ * most severe first; each is its syslog priority plus one, so that 0 can
+ * mean "the default" in bl_config.
  */
-typedef struct bl_crash_report {
-    bl_pid pid;                     /* the process that exited abnormally */
-    const char *name;               /* its registered name, or NULL */
-    const struct bl_reason *reason; /* why; valid during the call only */
-} bl_crash_report;
+typedef enum bl_log_level {
+    BL_LOG_EMERGENCY = 1,
+    BL_LOG_ALERT = 2,
+    BL_LOG_CRITICAL = 3,
+    BL_LOG_ERROR = 4, /* crash and supervisor reports */
+    BL_LOG_WARNING = 5,
+    BL_LOG_NOTICE = 6, /* the default level: this and more severe ones are logged */
+    BL_LOG_INFO = 7,   /* progress reports */
+    BL_LOG_DEBUG = 8
+} bl_log_level;
 
+/* Where the built-in logger writes (beamline/log.h). */
+typedef enum bl_log_format {
+    BL_LOG_TEXT = 0,    /* one line of text per event on stderr (default) */
+    BL_LOG_JSON = 1,    /* one JSON object per line on stderr */
+    BL_LOG_JOURNALD = 2 /* the systemd journal (sd_journal_send) */
+} bl_log_format;
+
+struct bl_log_event;
 /*
- * Receives crash reports.  Called on a scheduler thread as the process
- * exits, so it must be quick and must not block (hand slow work to a
- * process).  The default writes one line to stderr.
+ * Receives every logged event instead of the built-in formats: called on
+ * the runtime's logger thread, one event at a time, so it may block (it
+ * delays only later events, which queue and then drop).  See beamline/log.h.
  */
-typedef void (*bl_logger_fn)(const bl_crash_report *r, void *arg);
+typedef void (*bl_log_handler_fn)(const struct bl_log_event *e, void *arg);
 
 /*
  * Runtime configuration.  A zeroed struct means "all defaults"; every field
- * is also settable through the environment variable named beside it, which
- * bl_config_from_env() reads.
+ * is also settable through the environment variable named beside it.
+ * bl_runtime_start (and bl_main) apply the variables to the fields the
+ * program left at zero, so an operator can tune what the program did not
+ * fix: a field the program set wins over its variable.  A variable with a
+ * malformed value fails the start (-EINVAL, bl_runtime_error() names it);
+ * a BEAMLINE_* variable the runtime does not know is a start-up warning
+ * (kind runtime, beamline/log.h) naming the closest known one.
  */
 typedef struct bl_config {
-    unsigned schedulers;     /* BEAMLINE_SCHEDULERS: 0 = one per physical core */
-    bl_bind bind;            /* BEAMLINE_BIND: cores | none | spread */
-    unsigned reductions;     /* BEAMLINE_REDUCTIONS: budget per time slice (0 = 4000) */
-    unsigned spin_us;        /* BEAMLINE_SPIN_US: idle spin before sleeping (0 = 50 us) */
-    bool no_spin;            /* BEAMLINE_SPIN_US=0 sets this: sleep at once when idle */
-    bl_wake wake;            /* BEAMLINE_WAKE: msg_ring | eventfd */
-    size_t stack_size;       /* BEAMLINE_STACK_SIZE: default process stack, bytes (0 = 128 KiB) */
-    unsigned stack_pool_max; /* BEAMLINE_STACK_POOL: stacks kept hot per scheduler (0 = 64) */
-    unsigned ring_entries;   /* BEAMLINE_RING_ENTRIES: SQ entries per ring (0 = 256) */
-    unsigned iowq_max;       /* BEAMLINE_IOWQ_MAX: io-wq workers per ring (0 = 4) */
-    const char *topology;    /* BEAMLINE_TOPOLOGY: hwloc synthetic description, for tests */
-    unsigned max_names;      /* BEAMLINE_MAX_NAMES: registered names at most (0 = 65536) */
-    bl_logger_fn logger;     /* crash reports (NULL = one line on stderr); no variable */
-    void *logger_arg;        /* passed to logger */
-    bool quiet;              /* BEAMLINE_QUIET=1: no crash reports at all */
-    bool sqpoll;             /* BEAMLINE_SQPOLL=1: a kernel thread polls each ring's SQ (off) */
-    unsigned dirty_threads;  /* BEAMLINE_DIRTY_THREADS: dirty-work pool threads (0 = schedulers) */
-    unsigned io_buffers;     /* BEAMLINE_IO_BUFFERS: 4 KiB receive buffers per ring, a power
-                                of two (0 = 256) */
+    unsigned schedulers;      /* BEAMLINE_SCHEDULERS: 0 = one per physical core */
+    bl_bind bind;             /* BEAMLINE_BIND: cores | none | spread */
+    unsigned reductions;      /* BEAMLINE_REDUCTIONS: budget per time slice (0 = 4000) */
+    unsigned spin_us;         /* BEAMLINE_SPIN_US: idle spin before sleeping (0 = 50 us) */
+    bool no_spin;             /* BEAMLINE_SPIN_US=0 sets this: sleep at once when idle */
+    bl_wake wake;             /* BEAMLINE_WAKE: msg_ring | eventfd */
+    size_t stack_size;        /* BEAMLINE_STACK_SIZE: default process stack, bytes (0 = 128 KiB) */
+    unsigned stack_pool_max;  /* BEAMLINE_STACK_POOL: stacks kept hot per scheduler (0 = 64) */
+    unsigned ring_entries;    /* BEAMLINE_RING_ENTRIES: SQ entries per ring (0 = 256) */
+    unsigned iowq_max;        /* BEAMLINE_IOWQ_MAX: io-wq workers per ring (0 = 4) */
+    const char *topology;     /* BEAMLINE_TOPOLOGY: hwloc synthetic description, for tests */
+    unsigned max_names;       /* BEAMLINE_MAX_NAMES: registered names at most (0 = 65536) */
+    bl_log_level log_level;   /* BEAMLINE_LOG_LEVEL: least severe level logged (0 = notice) */
+    bl_log_format log_format; /* BEAMLINE_LOG_FORMAT: text | json | journald */
+    unsigned log_queue;       /* BEAMLINE_LOG_QUEUE: events waiting at most (0 = 1024) */
+    bl_log_handler_fn log_handler; /* every event, instead of log_format (NULL); no variable */
+    void *log_handler_arg;         /* passed to log_handler */
+    bool quiet;                    /* BEAMLINE_QUIET=1: no crash or supervisor reports at all */
+    bool sqpoll;            /* BEAMLINE_SQPOLL=1: a kernel thread polls each ring's SQ (off) */
+    unsigned dirty_threads; /* BEAMLINE_DIRTY_THREADS: dirty-work pool threads (0 = schedulers) */
+    unsigned io_buffers;    /* BEAMLINE_IO_BUFFERS: 4 KiB receive buffers per ring, a power
+                               of two (0 = 256) */
 } bl_config;
 
 /*
- * Overlays the BEAMLINE_* environment variables on *cfg.  Returns 0, or
+ * Overlays the BEAMLINE_* environment variables on *cfg, every field a
+ * variable is set for (set or not).  Returns 0, or
  * -EINVAL when a variable holds a value that cannot be parsed (the variable's
  * name and value are then in bl_runtime_error()).
  */
@@ -453,5 +474,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/task_supervisor.h"
 #include "beamline/io.h"
 #include "beamline/dirty.h"
+#include "beamline/log.h"
 
 #endif /* BEAMLINE_H */

@@ -239,4 +239,16 @@ void bl__main_exited(const bl_proc *p);
 /* Frees the name a dying process holds, if any (exit path). */
 void bl__name_release(bl_proc *p);
 
+/* ---- proc/format.c ---- */
+
+/* Fields for a reason: reason=<kind>, code (custom) and detail (if any); 3 at most. */
+size_t bl__reason_fields(const bl_reason *r, bl_log_field *f);
+/* A function's name for reports (symbol, or file+offset): as snprintf. */
+int bl__fn_name(const void *fn, char *buf, size_t len);
+
+/* ---- proc/log.c ---- */
+
+/* Logs e as given (time, pid and all), past the level check: 0, -EAGAIN, -ENOMEM. */
+int bl__log_event(const bl_log_event *e);
+
 #endif /* BL_PROC_PROC_H */

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/msg.h"
@@ -688,45 +689,53 @@ static void answer_leftovers(bl_pid self, bl_msg *m)
     }
 }
 
-/* The default logger: one line, one write(2), on stderr. */
-static void log_stderr(const bl_crash_report *c, void *arg)
+/* Messages (not signals) still queued in a list. */
+static size_t count_messages(const bl_msg *m)
 {
-    char line[512], pid[32], why[256];
-    bl_pid_format(c->pid, pid, sizeof pid);
-    if (bl_reason_format(c->reason, why, sizeof why) < 0) why[0] = 0;
-    int n = snprintf(line, sizeof line, "beamline: process %s%s%s%s exited: %s", pid,
-                     c->name ? " (" : "", c->name ? c->name : "", c->name ? ")" : "", why);
-    if (n < 0) return;
-    if ((size_t)n >= sizeof line - 1) n = sizeof line - 2;
-    line[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
-    (void)w; /* a lost crash report must not take anything else down */
+    size_t n = 0;
+    for (; m; m = m->next) n += !bl__is_signal(m->tag);
+    return n;
 }
 
 /*
  * Abnormal exits are reported (not normal, shutdown or {shutdown, _}), as on
  * the BEAM only for a process that failed by itself: one taken down by an
- * exit signal (a link, a kill) did not crash, its peer did.
+ * exit signal (a link, a kill) did not crash, its peer did.  The report is
+ * an error event of kind crash_report (beamline/log.h).
  */
-static void crash_report(bl_proc *p)
+static void crash_report(bl_proc *p, const bl_msg *inbox, const bl_msg *queue)
 {
     const bl_config *cfg = &bl__rt->cfg;
     if (cfg->quiet || p->signalled || bl_reason_is_clean(&p->reason)) return;
-    char name[BL_NAME_MAX + 1];
-    bl_crash_report c = {bl__proc_pid(p), NULL, &p->reason};
+    if (!bl_log_enabled(BL_LOG_ERROR)) return;
+    bl_pid pid = bl__proc_pid(p);
+    char name[BL_NAME_MAX + 1], initial[160];
+    bl_log_field f[7];
+    size_t n = 0;
     if (atomic_load_explicit(&p->named, memory_order_relaxed) &&
-        bl__names_name_of(c.pid, name, sizeof name) == 0)
-        c.name = name;
-    if (cfg->logger)
-        cfg->logger(&c, cfg->logger_arg);
-    else
-        log_stderr(&c, NULL);
+        bl__names_name_of(pid, name, sizeof name) == 0)
+        f[n++] = BL_LOG_S("name", name);
+    n += bl__reason_fields(&p->reason, f + n);
+    const void *entry = p->handler ? (const void *)p->handler->init : (const void *)p->fn;
+    if (entry && bl__fn_name(entry, initial, sizeof initial) > 0)
+        f[n++] = BL_LOG_S("initial_call", initial);
+    f[n++] = BL_LOG_U("message_queue_len", count_messages(inbox) + count_messages(queue));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    bl_log_event e = {.time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+                      .level = BL_LOG_ERROR,
+                      .kind = "crash_report",
+                      .pid = pid,
+                      .msg = "process exited",
+                      .fields = f,
+                      .nfields = n};
+    bl__log_event(&e);
 }
 
 void bl__signals_on_exit(bl_proc *p, bl_msg *inbox, bl_msg *queue)
 {
     bl_pid self = bl__proc_pid(p);
-    crash_report(p);
+    crash_report(p, inbox, queue);
     /* The name goes first: whoever gets the DOWN may reuse it at once. */
     bl__name_release(p);
     /* A process killed by kill is seen by its links as killed. */

@@ -81,71 +81,173 @@ static int parse_uint(const char *name, const char *v, unsigned long long max,
     return 0;
 }
 
-int bl_config_from_env(bl_config *c)
+/* The numeric variables: where each goes in bl_config, and its largest value. */
+static const struct {
+    const char *name;
+    size_t off;
+    size_t size;
+    unsigned long long max;
+} nums[] = {
+    {"BEAMLINE_SCHEDULERS", offsetof(bl_config, schedulers), sizeof(unsigned), 1024},
+    {"BEAMLINE_REDUCTIONS", offsetof(bl_config, reductions), sizeof(unsigned), 100000000},
+    {"BEAMLINE_SPIN_US", offsetof(bl_config, spin_us), sizeof(unsigned), 10000000},
+    {"BEAMLINE_STACK_SIZE", offsetof(bl_config, stack_size), sizeof(size_t), 1ull << 30},
+    {"BEAMLINE_STACK_POOL", offsetof(bl_config, stack_pool_max), sizeof(unsigned), 1u << 20},
+    {"BEAMLINE_RING_ENTRIES", offsetof(bl_config, ring_entries), sizeof(unsigned), 32768},
+    {"BEAMLINE_IOWQ_MAX", offsetof(bl_config, iowq_max), sizeof(unsigned), 65536},
+    {"BEAMLINE_MAX_NAMES", offsetof(bl_config, max_names), sizeof(unsigned), 1u << 24},
+    {"BEAMLINE_IO_BUFFERS", offsetof(bl_config, io_buffers), sizeof(unsigned), 32768},
+    {"BEAMLINE_DIRTY_THREADS", offsetof(bl_config, dirty_threads), sizeof(unsigned), 1024},
+    {"BEAMLINE_LOG_QUEUE", offsetof(bl_config, log_queue), sizeof(unsigned), 1u << 20},
+};
+
+/* A variable naming one of a set of words: the index of v in words, or -EINVAL. */
+static int parse_word(const char *name, const char *v, const char *const *words, size_t n,
+                      const char *expected)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-        size_t size;
-        unsigned long long max;
-    } nums[] = {
-        {"BEAMLINE_SCHEDULERS", offsetof(bl_config, schedulers), sizeof(unsigned), 1024},
-        {"BEAMLINE_REDUCTIONS", offsetof(bl_config, reductions), sizeof(unsigned), 100000000},
-        {"BEAMLINE_SPIN_US", offsetof(bl_config, spin_us), sizeof(unsigned), 10000000},
-        {"BEAMLINE_STACK_SIZE", offsetof(bl_config, stack_size), sizeof(size_t), 1ull << 30},
-        {"BEAMLINE_STACK_POOL", offsetof(bl_config, stack_pool_max), sizeof(unsigned), 1u << 20},
-        {"BEAMLINE_RING_ENTRIES", offsetof(bl_config, ring_entries), sizeof(unsigned), 32768},
-        {"BEAMLINE_IOWQ_MAX", offsetof(bl_config, iowq_max), sizeof(unsigned), 65536},
-        {"BEAMLINE_MAX_NAMES", offsetof(bl_config, max_names), sizeof(unsigned), 1u << 24},
-        {"BEAMLINE_IO_BUFFERS", offsetof(bl_config, io_buffers), sizeof(unsigned), 32768},
-        {"BEAMLINE_DIRTY_THREADS", offsetof(bl_config, dirty_threads), sizeof(unsigned), 1024},
-    };
-    if (!c) return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (words[i] && !strcmp(v, words[i])) return (int)i;
+    snprintf(errbuf, sizeof errbuf, "%s=%s: expected %s", name, v, expected);
+    return -EINVAL;
+}
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/*
+ * Reads the variables into *c: all of them (only_unset false), or only
+ * those whose field the program left at zero (its default).
+ */
+static int env_overlay(bl_config *c, bool only_unset)
+{
+    static const char *const binds[] = {"cores", "none", "spread"};
+    static const char *const wakes[] = {"default", "msg_ring", "eventfd"};
+    static const char *const levels[] = {NULL,      "emergency", "alert", "critical", "error",
+                                         "warning", "notice",    "info",  "debug"};
+    static const char *const formats[] = {"text", "json", "journald"};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
-        const char *v = getenv(nums[i].name);
+        const char *v = env(nums[i].name);
         unsigned long long x;
-        if (!v || !*v) continue;
+        if (!v) continue;
+        void *field = (char *)c + nums[i].off;
+        bool is_size = nums[i].size == sizeof(size_t);
+        bool unset = is_size ? *(size_t *)field == 0 : *(unsigned *)field == 0;
+        if (nums[i].off == offsetof(bl_config, spin_us)) unset = unset && !c->no_spin;
+        if (only_unset && !unset) continue;
         int rc = parse_uint(nums[i].name, v, nums[i].max, &x);
         if (rc) return rc;
-        if (nums[i].size == sizeof(size_t))
-            *(size_t *)((char *)c + nums[i].off) = (size_t)x;
+        if (is_size)
+            *(size_t *)field = (size_t)x;
         else
-            *(unsigned *)((char *)c + nums[i].off) = (unsigned)x;
-        if (!strcmp(nums[i].name, "BEAMLINE_SPIN_US")) c->no_spin = x == 0;
+            *(unsigned *)field = (unsigned)x;
+        if (nums[i].off == offsetof(bl_config, spin_us)) c->no_spin = x == 0;
     }
-    const char *v = getenv("BEAMLINE_BIND");
-    if (v && *v) {
-        if (!strcmp(v, "cores"))
-            c->bind = BL_BIND_CORES;
-        else if (!strcmp(v, "none"))
-            c->bind = BL_BIND_NONE;
-        else if (!strcmp(v, "spread"))
-            c->bind = BL_BIND_SPREAD;
-        else {
-            snprintf(errbuf, sizeof errbuf, "BEAMLINE_BIND=%s: expected cores, none or spread", v);
-            return -EINVAL;
-        }
+    const char *v;
+    int w;
+    if ((v = env("BEAMLINE_BIND")) && (!only_unset || !c->bind)) {
+        if ((w = parse_word("BEAMLINE_BIND", v, binds, 3, "cores, none or spread")) < 0) return w;
+        c->bind = (bl_bind)w;
     }
-    v = getenv("BEAMLINE_WAKE");
-    if (v && *v) {
-        if (!strcmp(v, "msg_ring"))
-            c->wake = BL_WAKE_MSG_RING;
-        else if (!strcmp(v, "eventfd"))
-            c->wake = BL_WAKE_EVENTFD;
-        else if (!strcmp(v, "default"))
-            c->wake = BL_WAKE_DEFAULT;
-        else {
-            snprintf(errbuf, sizeof errbuf, "BEAMLINE_WAKE=%s: expected msg_ring or eventfd", v);
-            return -EINVAL;
-        }
+    if ((v = env("BEAMLINE_WAKE")) && (!only_unset || !c->wake)) {
+        if ((w = parse_word("BEAMLINE_WAKE", v, wakes, 3, "msg_ring or eventfd")) < 0) return w;
+        c->wake = (bl_wake)w;
     }
-    v = getenv("BEAMLINE_QUIET");
-    if (v && *v) c->quiet = strcmp(v, "0") != 0;
-    v = getenv("BEAMLINE_SQPOLL");
-    if (v && *v) c->sqpoll = strcmp(v, "0") != 0;
-    v = getenv("BEAMLINE_TOPOLOGY");
-    if (v && *v) c->topology = v;
+    if ((v = env("BEAMLINE_LOG_LEVEL")) && (!only_unset || !c->log_level)) {
+        w = parse_word("BEAMLINE_LOG_LEVEL", v, levels, 9,
+                       "emergency, alert, critical, error, warning, notice, info or debug");
+        if (w < 0) return w;
+        c->log_level = (bl_log_level)w;
+    }
+    if ((v = env("BEAMLINE_LOG_FORMAT")) && (!only_unset || !c->log_format)) {
+        w = parse_word("BEAMLINE_LOG_FORMAT", v, formats, 3, "text, json or journald");
+        if (w < 0) return w;
+        c->log_format = (bl_log_format)w;
+    }
+    if ((v = env("BEAMLINE_QUIET")) && (!only_unset || !c->quiet)) c->quiet = strcmp(v, "0") != 0;
+    if ((v = env("BEAMLINE_SQPOLL")) && (!only_unset || !c->sqpoll))
+        c->sqpoll = strcmp(v, "0") != 0;
+    if ((v = env("BEAMLINE_TOPOLOGY")) && (!only_unset || !c->topology)) c->topology = v;
     return 0;
+}
+
+int bl_config_from_env(bl_config *c)
+{
+    if (!c) return -EINVAL;
+    return env_overlay(c, false);
+}
+
+/* Every BEAMLINE_* variable the runtime and its layers read. */
+static const char *const known_vars[] = {
+    "BEAMLINE_BIND",     "BEAMLINE_WAKE",      "BEAMLINE_QUIET",      "BEAMLINE_SQPOLL",
+    "BEAMLINE_TOPOLOGY", "BEAMLINE_LOG_LEVEL", "BEAMLINE_LOG_FORMAT", "BEAMLINE_NODE",
+    "BEAMLINE_COOKIE",   "BEAMLINE_CONTROL",
+};
+
+/* Edit distance between a and b (both short: variable names). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return SIZE_MAX;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best) best = row[j] + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The known variable closest to name. */
+static const char *closest_var(const char *name)
+{
+    const char *best = NULL;
+    size_t bd = SIZE_MAX;
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0] + sizeof known_vars / sizeof known_vars[0];
+         i++) {
+        size_t nn = sizeof nums / sizeof nums[0];
+        const char *k = i < nn ? nums[i].name : known_vars[i - nn];
+        size_t d = distance(name, k);
+        if (d < bd) bd = d, best = k;
+    }
+    return best;
+}
+
+static bool known_var(const char *name)
+{
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (!strcmp(name, nums[i].name)) return true;
+    for (size_t i = 0; i < sizeof known_vars / sizeof known_vars[0]; i++)
+        if (!strcmp(name, known_vars[i])) return true;
+    return false;
+}
+
+/* A warning (kind runtime) for each BEAMLINE_* variable nothing reads. */
+static void warn_unknown_vars(void)
+{
+    extern char **environ;
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "BEAMLINE_", 9) != 0) continue;
+        const char *eq = strchr(*e, '=');
+        char name[64];
+        size_t k = eq ? (size_t)(eq - *e) : strlen(*e);
+        if (k >= sizeof name) k = sizeof name - 1;
+        memcpy(name, *e, k);
+        name[k] = 0;
+        if (known_var(name)) continue;
+        BL_LOG(BL_LOG_WARNING, "runtime", "unknown environment variable, ignored",
+               BL_LOG_S("variable", name), BL_LOG_S("did_you_mean", closest_var(name)));
+    }
 }
 
 static int check_config(bl_config *c)
@@ -154,7 +256,8 @@ static int check_config(bl_config *c)
         c->schedulers > 1024 || c->stack_size > (1u << 30) || c->ring_entries > 32768 ||
         c->reductions > 100000000 || c->spin_us > 10000000 || c->iowq_max > 65536 ||
         c->max_names > (1u << 24) || c->io_buffers > 32768 || c->dirty_threads > 1024 ||
-        (c->io_buffers & (c->io_buffers - 1))) {
+        (unsigned)c->log_level > BL_LOG_DEBUG || (unsigned)c->log_format > BL_LOG_JOURNALD ||
+        c->log_queue > (1u << 20) || (c->io_buffers & (c->io_buffers - 1))) {
         snprintf(errbuf, sizeof errbuf, "invalid configuration value");
         return -EINVAL;
     }
@@ -166,6 +269,8 @@ static int check_config(bl_config *c)
     if (!c->iowq_max) c->iowq_max = 4;
     if (!c->max_names) c->max_names = 65536;
     if (!c->io_buffers) c->io_buffers = 256;
+    if (!c->log_level) c->log_level = BL_LOG_NOTICE;
+    if (!c->log_queue) c->log_queue = 1024;
     c->stack_size = bl__stack_round(c->stack_size);
     return 0;
 }
@@ -250,10 +355,9 @@ int bl_runtime_start(const bl_config *cfg)
     if (!rt) goto nomem;
     pthread_mutex_init(&rt->outside_lock, NULL);
     int rc = 0;
-    if (cfg)
-        rt->cfg = *cfg;
-    else
-        rc = bl_config_from_env(&rt->cfg);
+    /* The variables fill what the program left at zero (all of it without cfg). */
+    if (cfg) rt->cfg = *cfg;
+    rc = env_overlay(&rt->cfg, true);
     if (rc || (rc = check_config(&rt->cfg))) goto fail;
 
     rc = bl__topo_build(&rt->topo, rt->cfg.topology, rt->cfg.schedulers, rt->cfg.bind);
@@ -329,6 +433,7 @@ int bl_runtime_start(const bl_config *cfg)
         goto fail;
     }
     free(args);
+    warn_unknown_vars();
     return 0;
 
 nomem_rt:

@@ -173,10 +173,17 @@ static int start_child(const dynsup *d, const dchild *c, bl_pid *pid, bl_child_i
  * Restarts child i (not running), after counting the restart: one too many
  * stops the supervisor with reason shutdown.
  */
+static bl__sup_offender offender(const dchild *c)
+{
+    return (bl__sup_offender){NULL, c->pid, c->restart, c->type};
+}
+
 static void restart(dynsup *d, size_t i, bl_gs_result *r)
 {
     dchild *c = &d->v[i];
     if (!bl__sup_intensity_add(d->intensity)) {
+        bl__sup_offender o = offender(c);
+        bl__sup_report("shutdown", &o, NULL, "reached_max_restart_intensity", 0);
         c->restarting = true; /* dead: terminate has nothing to stop */
         bl_reason shutdown = BL_REASON(BL_SHUTDOWN);
         bl_gs_stop(r, &shutdown);
@@ -184,7 +191,11 @@ static void restart(dynsup *d, size_t i, bl_gs_result *r)
     }
     bl_pid pid;
     int rc = start_child(d, c, &pid, NULL);
+    bl__sup_offender o = offender(c);
+    o.pid = rc == 0 ? pid : BL_PID_NONE;
+    if (rc < 0) bl__sup_report("start_error", &o, NULL, "start failed", rc);
     if (rc == 0) {
+        bl__sup_progress(&o);
         c->restarting = false;
         rekey(d, i, pid);
     } else if (rc == BL_GS_IGNORED) {
@@ -256,7 +267,11 @@ static void call_start_child(dynsup *d, const bl_msg *m, bl_gs_result *r)
     bl_child_info info;
     int rc = start_child(d, &c, &c.pid, &info);
     if (c.owns_arg) bl_cleanup_pop(&cl, rc != 0); /* kept with the child, or freed */
-    if (rc == 0) add(d, &c);
+    if (rc == 0) {
+        bl__sup_offender o = offender(&c);
+        bl__sup_progress(&o);
+        add(d, &c);
+    }
     bl__sup_reply_info(r, rc, c.pid, &info);
 }
 
@@ -350,6 +365,10 @@ static void dyn_handle_info(void **state, const bl_msg *m, bl_gs_result *r)
     long i = lookup(d, m->from);
     if (i < 0 || d->v[i].restarting) return;
     const dchild *c = &d->v[i];
+    if (c->restart == BL_RESTART_PERMANENT || !bl_reason_is_clean(&reason)) {
+        bl__sup_offender o = offender(c);
+        bl__sup_report("child_terminated", &o, &reason, NULL, 0);
+    }
     if (c->restart == BL_RESTART_TEMPORARY ||
         (c->restart == BL_RESTART_TRANSIENT && bl_reason_is_clean(&reason)))
         drop(d, (size_t)i);

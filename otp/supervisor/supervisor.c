@@ -181,11 +181,19 @@ static void sup_free(sup *s)
  * other (if not NULL) gets the pid a failed start left (the holder of a
  * taken name with -EEXIST), info (if not NULL) a successful start's info.
  */
+static bl__sup_offender offender(const child *c)
+{
+    return (bl__sup_offender){c->id, c->pid, c->restart, c->type};
+}
+
 static int start_one(child *c, bl_pid *other, bl_child_info *info)
 {
     bl_pid pid;
     int rc = bl__sup_start(c->start, c->start_info, c->arg, &pid, info);
     c->pid = rc == 0 ? pid : BL_PID_NONE;
+    bl__sup_offender o = offender(c);
+    if (rc < 0) bl__sup_report("start_error", &o, NULL, "start failed", rc);
+    if (rc == 0) bl__sup_progress(&o);
     c->status = rc == 0 ? BL_CHILD_RUNNING : BL_CHILD_UNDEFINED;
     if (other) *other = rc == 0 ? BL_PID_NONE : pid;
     return rc;
@@ -252,6 +260,8 @@ static void try_again(const child *c)
 static void restart(sup *s, size_t i, bl_gs_result *r)
 {
     if (!bl__sup_intensity_add(s->intensity)) {
+        bl__sup_offender o = offender(&s->v[i]);
+        bl__sup_report("shutdown", &o, NULL, "reached_max_restart_intensity", 0);
         bl_reason shutdown = BL_REASON(BL_SHUTDOWN);
         bl_gs_stop(r, &shutdown);
         return;
@@ -299,6 +309,11 @@ static void child_exited(sup *s, bl_pid pid, const bl_reason *reason, bl_gs_resu
     if (i < 0) return; /* not a child (the parent's EXIT is the gen_server's) */
     child *c = &s->v[i];
     bool significant = c->significant;
+    /* As OTP: every exit of a permanent child, the others' abnormal ones. */
+    if (c->restart == BL_RESTART_PERMANENT || !bl_reason_is_clean(reason)) {
+        bl__sup_offender o = offender(c);
+        bl__sup_report("child_terminated", &o, reason, NULL, 0);
+    }
     c->pid = BL_PID_NONE;
     c->status = BL_CHILD_UNDEFINED;
     if (c->restart == BL_RESTART_TEMPORARY) {

@@ -117,4 +117,24 @@ int bl__supervisor_partitions(bl_pid sup);
 /* Resizes to n partitions: the previous number, or an error (nothing changed). */
 int bl__supervisor_resize(bl_pid sup, int n);
 
+/* ---- report.c ---- */
+
+/* The child a report is about. */
+typedef struct bl__sup_offender {
+    const char *id;     /* its id ("" or NULL: a dynamic supervisor's child, "undefined") */
+    bl_pid pid;         /* its pid, or BL_PID_NONE */
+    bl_restart restart; /* permanent, transient, temporary */
+    bl_child_type type; /* worker or supervisor */
+} bl__sup_offender;
+
+/*
+ * A supervisor report (error) from the supervisor's process: context is
+ * start_error, child_terminated or shutdown; the exit reason, or (reason
+ * NULL) why in words; err, when not 0, the negative errno a start failed with.
+ */
+void bl__sup_report(const char *context, const bl__sup_offender *o, const bl_reason *reason,
+                    const char *why, int err);
+/* A progress report (info): the child started. */
+void bl__sup_progress(const bl__sup_offender *o);
+
 #endif /* BL_OTP_SUPERVISOR_INT_H */
