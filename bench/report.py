@@ -99,17 +99,16 @@ def markdown(result, chart=None, chart_note=None):
     runs = result.get("runs", 1)
     n = config.get("schedulers", "?")
     out = ["# Beamline benchmarks", ""]
-    out.append(f"Run of {machine.get('date', '?')} on {machine.get('cpus', '?')} CPUs, Linux "
-               f"{machine.get('kernel', '?')}.")
-    out.append("")
-    out.append(f"Config: {config_text(config)} (BEAM +S {n}, Go GOMAXPROCS={n}; same-scheduler "
-               f"workloads on 1).")
+    out.append(f"- Run: {machine.get('date', '?')}, on {machine.get('cpus', '?')} CPUs, Linux "
+               f"{machine.get('kernel', '?')}")
+    out.append(f"- Config: {config_text(config)} (BEAM +S {n}, Go GOMAXPROCS={n}; "
+               "same-scheduler workloads on 1)")
     io = config.get("io")
     if io:
-        out.append(f"I/O rows taken with: wake={io.get('wake')}, sqpoll={io.get('sqpoll')}.")
+        out.append(f"- I/O rows taken with: wake={io.get('wake')}, sqpoll={io.get('sqpoll')}")
     if runs > 1:
-        out.append(f"Each figure is the median of {runs} runs, taken in turn; [min-max] of "
-                   "those runs beside it.")
+        out.append(f"- Each figure is the median of {runs} runs, taken in turn; [min-max] of "
+                   "those runs beside it")
     out.append("")
     if chart:
         out += [f"![peer / Beamline per workload]({chart})", ""]

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import charts  # noqa: E402  (bench/charts.py, beside this file)
@@ -199,9 +200,9 @@ class Report(unittest.TestCase):
     def test_markdown(self):
         text = report.markdown(FIXTURE, "latest.png")
         self.assertTrue(text.startswith("# Beamline benchmarks\n"))
-        self.assertIn("2 CPUs, Linux 6.1.0", text)
-        self.assertIn("Config: schedulers=2, bind=default, wake=eventfd", text)
-        self.assertIn("I/O rows taken with: wake=eventfd, sqpoll=off.", text)
+        self.assertIn("- Run: 2026-01-01T00:00:00+00:00, on 2 CPUs, Linux 6.1.0\n", text)
+        self.assertIn("- Config: schedulers=2, bind=default, wake=eventfd (BEAM +S 2", text)
+        self.assertIn("- I/O rows taken with: wake=eventfd, sqpoll=off\n", text)
         self.assertIn("![peer / Beamline per workload](latest.png)", text)
         self.assertIn("| `spawn_exit` | ns | 300.0 | 2,800 | 2,000 | 9.33x | 6.67x | - |", text)
         self.assertIn("| `million_procs` | ms | 900.0 | 600.0 | 400.0 | 0.67x | 0.44x | BEAM, Go |",
@@ -248,6 +249,17 @@ class Report(unittest.TestCase):
         self.assertEqual(png, path.with_suffix(".png"))
         self.assertEqual(png.read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
         self.assertIn("](latest.png)", text)
+
+    def test_no_matplotlib(self):
+        path = Path(self.files.write("latest.json", FIXTURE))
+        with mock.patch.object(charts.importlib.util, "find_spec", return_value=None), \
+                mock.patch.object(charts.os, "access", return_value=False):
+            md, png, why = report.write_report(copy.deepcopy(FIXTURE), path)
+        self.assertEqual(why, charts.MATPLOTLIB_HINT)
+        self.assertIsNone(png)
+        self.assertFalse(path.with_suffix(".png").exists())
+        self.assertIn("No chart: matplotlib is missing: install Debian's python3-matplotlib",
+                      md.read_text())
 
     def test_no_ratio_no_chart(self):
         path = Path(self.files.write("r.json", "{}"))
