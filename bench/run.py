@@ -12,10 +12,12 @@
 Runs the Beamline Google Benchmark binary (tuning passed as BEAMLINE_* environment
 variables), the BEAM script bench/beam/bench.exs (elixir --erl "+S N") and the Go program
 bench/go (GOMAXPROCS=N) with the same filter, then the HTTP workloads itself (wrk against
-examples/http_server and nginx), prints one table and writes one JSON file. With
-pingpong_cross_sched it also runs c2c_floor (the core-to-core floor). --sweep runs a set
-of rows once per scheduler count or per size instead, for all three, and draws a chart
-per row (bench/sweep.py). --runs N runs the three harnesses N times, in turn: each figure
+examples/http_server and nginx), prints one table and writes one JSON file, and beside it
+a Markdown report and a PNG chart of the ratios (bench/report.py). Each Beamline workload
+prints a line as it ends, as the anchors' do. With pingpong_cross_sched it also runs
+c2c_floor (the core-to-core floor). --sweep runs a set of rows once per scheduler count
+or per size instead, for all three, and draws a chart per row (bench/sweep.py,
+bench/charts.py). --runs N runs the three harnesses N times, in turn: each figure
 is then the median of the N runs, and their minimum and maximum are shown beside it.
 See bench/README.md. Exits non-zero only when the Beamline binary or the Beamline HTTP
 server fails; a failing anchor is reported and its column left empty.
@@ -41,7 +43,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sweep  # noqa: E402  (bench/sweep.py, beside this file)
+import charts  # noqa: E402  (bench/charts.py, beside this file)
+import report  # noqa: E402  (bench/report.py)
+import sweep  # noqa: E402  (bench/sweep.py)
+from units import (PEERS, at_least, convert, fmt_num, fmt_spread,  # noqa: E402
+                   higher_is_better, ratio)
 
 REPO = Path(__file__).resolve().parent.parent
 BEAM_SCRIPT = REPO / "bench" / "beam" / "bench.exs"
@@ -125,8 +131,6 @@ BEAM_SAME_SCHED = ["ctx_switch", "pingpong_same_sched"]
 # Process limit for the BEAM: million_procs needs more than 1M.
 BEAM_MAX_PROCS = 2_000_000
 
-TIME_UNITS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-
 TUNING = [  # (option dest, environment variable)
     ("bind", "BEAMLINE_BIND"),
     ("reductions", "BEAMLINE_REDUCTIONS"),
@@ -147,24 +151,9 @@ def default_cpus():
         return os.cpu_count() or 1
 
 
-def positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
-    return v
-
-
-def non_negative_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return v
+# argparse types
+positive_int = at_least(int, 1)
+non_negative_int = at_least(int, 0)
 
 
 def parse_args(argv):
@@ -237,8 +226,12 @@ class RunError(Exception):
     pass
 
 
-def run_captured(cmd, env=None, cwd=None, timeout=1200):
-    """Run cmd with stderr passed through, return its stdout. Raise RunError on failure."""
+def run_captured(cmd, env=None, cwd=None, timeout=1200, on_output=None):
+    """Run cmd with stderr passed through, return its stdout. Raise RunError on failure.
+
+    on_output(text), if given, is called with all the stdout read so far each time more
+    of it arrives, so that the caller can report progress while the program runs.
+    """
     shown = shlex.join(cmd)
     log(f"$ {shown}")
     t0 = time.monotonic()
@@ -247,8 +240,22 @@ def run_captured(cmd, env=None, cwd=None, timeout=1200):
                                 env=env, cwd=cwd, start_new_session=True)
     except OSError as e:
         raise RunError(f"cannot start {cmd[0]}: {e.strerror or e}")
+    chunks = []
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        fd = proc.stdout.fileno()
+        while True:
+            left = t0 + timeout - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(cmd, timeout)
+            if not select.select([fd], [], [], min(left, 1.0))[0]:
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            chunks.append(data)
+            if on_output:
+                on_output(b"".join(chunks).decode("utf-8", errors="replace"))
+        proc.wait(timeout=max(0.1, t0 + timeout - time.monotonic()))
     except subprocess.TimeoutExpired:
         kill_group(proc)
         raise RunError(f"timed out after {timeout} s: {shown}")
@@ -263,7 +270,7 @@ def run_captured(cmd, env=None, cwd=None, timeout=1200):
             why = f"exit status {proc.returncode}"
         raise RunError(f"{why} after {dt:.1f} s: {shown}")
     log(f"  ({dt:.1f} s)")
-    return out.decode("utf-8", errors="replace")
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def kill_group(proc):
@@ -334,8 +341,77 @@ def beamline_io_settings(args, n_sched):
     return {"wake": str(data["wake"]), "sqpoll": "on" if data["sqpoll"] else "off"}
 
 
-def run_beamline(args, n_sched, problems):
-    """Return {name: (value, unit)}, or None if the binary failed."""
+class GbenchProgress:
+    """on_output of run_captured for Google Benchmark's JSON: logs each benchmark as soon
+    as its entry is printed (the binary flushes its output after each benchmark)."""
+
+    SEPARATOR = re.compile(r"[\s,]*")
+
+    def __init__(self, total, run, runs):
+        self.total, self.run, self.runs = total, run, runs
+        self.pos = None  # where the next entry of the "benchmarks" list starts
+        self.done = 0
+        self.last = time.monotonic()
+        self.decoder = json.JSONDecoder()
+
+    def __call__(self, text):
+        if self.pos is None:
+            m = re.search(r'"benchmarks"\s*:\s*\[', text)
+            if not m:
+                return
+            self.pos = m.end()
+        while True:
+            start = self.SEPARATOR.match(text, self.pos).end()
+            if not text.startswith("{", start):
+                return
+            try:
+                entry, self.pos = self.decoder.raw_decode(text, start)
+            except ValueError:
+                return  # not all printed yet
+            if isinstance(entry, dict):
+                self.show(entry)
+
+    def show(self, b):
+        """One line per workload, as the anchors print theirs."""
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            return
+        now = time.monotonic()
+        self.done += 1
+        where = [f"{self.done}/{self.total}" if self.total else str(self.done),
+                 f"{now - self.last:.1f} s"]
+        if self.runs > 1:
+            where.append(f"run {self.run} of {self.runs}")
+        self.last = now
+        stem = str(b.get("run_name") or b.get("name", "")).split("/", 1)[0]
+        if b.get("error_occurred"):
+            what = f"FAILED: {b.get('error_message', 'error')}"
+        elif b.get("skipped"):
+            what = "skipped"
+        elif isinstance(b.get("value"), (int, float)):
+            what = f"{b['value']:.6g} {b.get('label', '')}"
+            if isinstance(b.get("min"), (int, float)) and isinstance(b.get("max"), (int, float)):
+                what += f" (min {b['min']:.6g}, max {b['max']:.6g})"
+        else:
+            what = "no figure"
+        log(f"  {stem}: {what} [{', '.join(where)}]")
+
+
+def list_benchmarks(binary, env, bfilter, timeout):
+    """The names of the benchmarks the filter selects, or None if the binary cannot say."""
+    try:
+        listed = subprocess.run([str(binary), "--benchmark_list_tests=true", bfilter],
+                                env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # the real run reports it
+    if listed.returncode != 0:
+        return None
+    return listed.stdout.decode("utf-8", errors="replace").split()
+
+
+def run_beamline(args, n_sched, problems, run=(1, 1)):
+    """Return {name: (value, unit)}, or None if the binary failed. run: (which, of how
+    many) of the --runs this is, for the progress lines."""
     binary = Path(args.beamline)
     if not binary.is_file():
         problems.append(f"Beamline: binary not found: {binary} (column left empty)")
@@ -345,29 +421,18 @@ def run_beamline(args, n_sched, problems):
         return None
     env = beamline_env(args, n_sched)
     bfilter = f"--benchmark_filter={args.filter if args.filter else '.'}"
-    if args.filter:
+    listed = list_benchmarks(binary, env, bfilter, args.timeout)
+    if args.filter and listed == []:
         # A filter that selects none of the binary's benchmarks (only the HTTP workloads,
         # say) would make it print nothing at all.
-        try:
-            listed = subprocess.run([str(binary), "--benchmark_list_tests=true", bfilter],
-                                    env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                    timeout=args.timeout)
-            if listed.returncode == 0 and not listed.stdout.strip():
-                return {}
-        except (OSError, subprocess.TimeoutExpired):
-            pass  # the real run below reports it
+        return {}
     cmd = [str(binary), "--benchmark_format=json", bfilter]
     log("== Beamline")
+    progress = GbenchProgress(len(listed) if listed else None, *run)
     try:
-        data = load_json_text(run_captured(cmd, env=env, timeout=args.timeout))
-        res = parse_gbench(data, problems)
-        # Each figure is the median of several runs: their spread, as the anchors print theirs.
-        for b in data.get("benchmarks", []):
-            if all(k in b for k in ("value", "min", "max")) and not b.get("error_occurred"):
-                stem = str(b.get("run_name") or b.get("name", "")).split("/", 1)[0]
-                log(f"  {stem}: {b['value']:.6g} {b.get('label', '')} "
-                    f"(min {b['min']:.6g}, max {b['max']:.6g})")
-        return res
+        data = load_json_text(run_captured(cmd, env=env, timeout=args.timeout,
+                                           on_output=progress))
+        return parse_gbench(data, problems)
     except RunError as e:
         problems.append(f"Beamline: FAILED: {e} (column left empty)")
         return None
@@ -950,42 +1015,6 @@ def run_http(args, n_sched, scratch, problems):
 # ---------------------------------------------------------------- table and JSON
 
 
-def convert(value, unit, target):
-    """Convert between time units; other units must match exactly. None if impossible."""
-    if value is None:
-        return None
-    if unit == target:
-        return value
-    if unit in TIME_UNITS and target in TIME_UNITS:
-        return value * TIME_UNITS[unit] / TIME_UNITS[target]
-    return None
-
-
-def higher_is_better(unit):
-    """Rates ("ops/ms", "req/s", "per_ms"): the higher the better; else the lower."""
-    return "/" in unit or unit.startswith("per_")
-
-
-def ratio(beamline, beam, unit):
-    """How many times better Beamline is than the BEAM."""
-    if beamline is None or beam is None or beamline <= 0 or beam <= 0:
-        return None
-    return beamline / beam if higher_is_better(unit) else beam / beamline
-
-
-def fmt_num(v):
-    if v is None:
-        return "-"
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:,.0f}"
-    if a >= 100:
-        return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3f}"
-
-
 def build_rows(keep, sources, problems):
     """sources: [(column, {name: (value, unit)})] -> list of row dicts."""
     seen = []
@@ -1031,13 +1060,10 @@ def merge_runs(runs):
 
 def fmt_cell(r, col):
     """A table cell: the figure, with the min-max of its runs when there were several."""
-    text = fmt_num(r[col])
     sp = (r.get("spread") or {}).get(col)
-    if r[col] is not None and sp and sp[2] > 1:
-        lo, hi = convert(sp[0], sp[3], r["unit"]), convert(sp[1], sp[3], r["unit"])
-        if lo is not None and hi is not None:
-            text += f" [{fmt_num(lo)}-{fmt_num(hi)}]"
-    return text
+    if not sp or sp[2] <= 1:
+        return fmt_num(r[col])
+    return fmt_spread(r[col], convert(sp[0], sp[3], r["unit"]), convert(sp[1], sp[3], r["unit"]))
 
 
 def peer_ahead(r):
@@ -1049,27 +1075,14 @@ def peer_ahead(r):
 
 
 def print_table(rows):
-    header = ["workload", "unit", "Beamline", "BEAM", "Go", "BEAM/Beamline", "ahead"]
-    lines = []
+    lines = [["workload", "unit", "Beamline", "BEAM", "Go", "BEAM/Beamline", "ahead"]]
     for r in rows:
         x = ratio(r["beamline"], r["beam"], r["unit"])
         ahead = peer_ahead(r)
         lines.append([r["name"], r["unit"], fmt_cell(r, "beamline"), fmt_cell(r, "beam"),
                       fmt_cell(r, "go"), "-" if x is None else f"{x:.2f}x",
-                      ", ".join({"beam": "BEAM", "go": "Go"}[c] for c in ahead) or "-"])
-    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
-              for i, h in enumerate(header)]
-
-    def fmt_line(cells):
-        out = []
-        for i, c in enumerate(cells):
-            out.append(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]))
-        return " | ".join(out).rstrip()
-
-    print(fmt_line(header))
-    print("-+-".join("-" * w for w in widths))
-    for l in lines:
-        print(fmt_line(l))
+                      ", ".join(PEERS[c] for c in ahead) or "-"])
+    print("\n".join(report.text_table(lines)))
 
 
 def print_http(http, rows):
@@ -1090,12 +1103,7 @@ def print_http(http, rows):
         x = r.get("vs_nginx")
         lines.append([r["name"], r["unit"], fmt_num(r["beamline"]), fmt_num(r.get("nginx")),
                       "-" if x is None else f"{x:.2f}x"])
-    widths = [max(len(l[i]) for l in lines) for i in range(5)]
-    for k, l in enumerate(lines):
-        print(" | ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i])
-                         for i, c in enumerate(l)).rstrip())
-        if k == 0:
-            print("-+-".join("-" * w for w in widths))
+    print("\n".join(report.text_table(lines)))
     sizes = [f"{who} {http[key]['response_bytes']} bytes" for who, key in
              (("Beamline", "beamline"), ("nginx", "nginx")) if http.get(key)]
     if sizes:
@@ -1181,7 +1189,7 @@ def run_sweep(args, kind, values, scratch, out, problems):
         series.append(row)
     if specs:
         log(f"== charts ({len(specs)})")
-        why = sweep.draw_charts(specs)
+        why = charts.draw_charts(specs)
         if why:
             problems.append(f"sweep {kind}: charts not drawn: {why}; the series are in {out}")
             for row in series:
@@ -1208,12 +1216,7 @@ def print_sweep(kind, entry):
             lines.append([sweep.fmt_value(kind, v), fmt_num(row["beamline"][i]),
                           fmt_num(row["beam"][i]), fmt_num(row["go"][i]),
                           "-" if x is None else f"{x:.2f}x"])
-        widths = [max(len(l[i]) for l in lines) for i in range(5)]
-        for k, l in enumerate(lines):
-            print(" | ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
-                             for i, c in enumerate(l)).rstrip())
-            if k == 0:
-                print("-+-".join("-" * w for w in widths))
+        print("\n".join(report.text_table(lines, left=(0,))))
         if row.get("chart"):
             print(f"chart: {row['chart']}")
 
@@ -1245,9 +1248,7 @@ def main_sweep(args, scratch, started):
     machine = machine_info()
     print()
     print(f"Machine: {machine['cpus']} CPUs, Linux {machine['kernel']}, {machine['date']}")
-    tuning = ", ".join(f"{k}={'default' if v is None else v}"
-                       for k, v in tuning_config(args).items())
-    print(f"Config: {tuning}")
+    print(f"Config: {report.config_text(tuning_config(args))}")
     for kind, entry in entries.items():
         print()
         print_sweep(kind, entry)
@@ -1340,7 +1341,7 @@ def main(argv):
     for i in range(args.runs):
         if args.runs > 1:
             log(f"== run {i + 1} of {args.runs}")
-        bl = run_beamline(args, n_sched, problems)
+        bl = run_beamline(args, n_sched, problems, (i + 1, args.runs))
         beamline_failed = beamline_failed or bl is None or bool(bl.pop("__failed__", False))
         bl = dict(bl or {})
         bl.update(run_beamline_dist(args, scratch, problems))
@@ -1423,14 +1424,16 @@ def main(argv):
     previous = load_previous(out).get("sweeps")
     if isinstance(previous, dict) and previous:
         result["sweeps"] = previous
+    result["problems"] = problems
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    # Then the report beside it: the JSON file is there even if drawing goes wrong.
+    log("== report")
+    md, png, no_chart = report.write_report(result, out)
 
     print()
     print(f"Machine: {machine['cpus']} CPUs, Linux {machine['kernel']}, {machine['date']}")
-    tuning = ", ".join(f"{k}={'default' if v is None else v}" for k, v in config.items()
-                       if k != "io")
-    print(f"Config: {tuning}  (BEAM +S {n_sched}, Go GOMAXPROCS={n_sched}; "
+    print(f"Config: {report.config_text(config)}  (BEAM +S {n_sched}, Go GOMAXPROCS={n_sched}; "
           f"same-scheduler workloads on 1)")
     if io is not None:
         print(f"I/O rows ({', '.join(n for n in IO_WORKLOADS if keep(n))}) taken with: "
@@ -1451,7 +1454,10 @@ def main(argv):
         print_http(http, rows)
     for p in problems:
         print(f"note: {p}")
-    print(f"Results written to {out} ({time.monotonic() - started:.0f} s in all).")
+    if no_chart:
+        print(f"note: no chart: {no_chart}")
+    print(f"Results written to {out}, the report to {md}" + (f" and {png}" if png else "") +
+          f" ({time.monotonic() - started:.0f} s in all).")
     if beamline_failed:
         print("Beamline run FAILED (see above).", file=sys.stderr)
         return 1

@@ -2,25 +2,18 @@
 """Helpers of bench/run.py for the scaling sweeps and the core-to-core floor.
 
 - the sweeps (`run.py --sweep schedulers=1,2,4`, `--sweep size=1k,10k,100k,1m`): which
-  rows each one runs, how its values are written, and one PNG chart per row (matplotlib,
-  imported only when a chart is drawn);
+  rows each one runs, how its values are written, and what the PNG chart of each row
+  shows (drawn by bench/charts.py);
 - the core-to-core floor: running `c2c_floor` (bench/c2c_floor.c) and relating
   pingpong_cross_sched to it.
 
-    python3 bench/sweep.py --draw-charts SPEC.json
-
-draws the charts described in SPEC.json: run.py calls it with Debian's /usr/bin/python3
-when the interpreter it runs under has no matplotlib (a virtualenv or pyenv python3 does
-not see Debian's python3-matplotlib). See bench/README.md.
+See bench/README.md.
 """
 
-import importlib.util
 import json
 import os
 import re
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 # Rows of `--sweep schedulers=...` unless --filter names others: the workloads whose
@@ -42,14 +35,6 @@ SIZE_MAX = 100_000_000
 SWEEP_KINDS = ("schedulers", "size")
 
 SUFFIX = {"k": 1_000, "m": 1_000_000}
-# One colour per runtime in every chart, whichever series are missing.
-COLORS = {"Beamline": "tab:blue", "BEAM": "tab:purple", "Go": "tab:cyan"}
-
-MATPLOTLIB_HINT = ("matplotlib is missing: install Debian's python3-matplotlib "
-                   "(apt-get install python3-matplotlib; `make bench` does) or "
-                   "`pip install matplotlib` for this python3")
-
-
 def parse_count(text):
     """"1k" -> 1000, "1m" -> 1000000, "250" -> 250; ValueError otherwise."""
     t = text.strip().lower().replace("_", "")
@@ -122,13 +107,14 @@ def _spans_decades(vals):
 
 
 def chart_spec(kind, values, row, path, lower_is_better):
-    """What one chart shows; the scales are decided here, the drawing is _draw's."""
+    """What one chart shows; the scales are decided here, the drawing is bench/charts.py's."""
     series = {label: row[key] for label, key in
               (("Beamline", "beamline"), ("BEAM", "beam"), ("Go", "go"))
               if any(v is not None for v in row[key])}
     all_y = [v for s in series.values() for v in s]
     what = "lower is better" if lower_is_better else "higher is better"
     return {
+        "type": "lines",
         "path": str(path),
         "title": f"{row['name']} by {'scheduler count' if kind == 'schedulers' else 'size'}",
         "xlabel": ("schedulers (BEAMLINE_SCHEDULERS, +S, GOMAXPROCS)" if kind == "schedulers"
@@ -141,85 +127,6 @@ def chart_spec(kind, values, row, path, lower_is_better):
         "logx_base": 2 if kind == "schedulers" else 10,
         "logy": _spans_decades(all_y),
     }
-
-
-def _tick(v, _pos=None):
-    """A tick label: 500, 2k, 1.5M."""
-    for suffix, m in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(v) >= m:
-            return f"{v / m:g}{suffix}"
-    return f"{v:g}"
-
-
-def _draw(specs):
-    """Draws every spec with matplotlib (which must be importable)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    for s in specs:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for label, ys in s["series"].items():
-            pts = [(x, y) for x, y in zip(s["x"], ys) if y is not None]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label,
-                        color=COLORS.get(label))
-        if s["logx"]:
-            ax.set_xscale("log", base=s["logx_base"])
-        if s["logy"]:
-            ax.set_yscale("log")
-            # Ticks at 1, 2 and 5 of each decade: one decade's major tick alone says little.
-            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1, 2, 5)))
-            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_tick))
-        if s["logx"]:
-            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set_xticks(s["x"])
-        ax.set_xticklabels(s["xticklabels"])
-        ax.set_title(s["title"])
-        ax.set_xlabel(s["xlabel"])
-        ax.set_ylabel(s["ylabel"])
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        Path(s["path"]).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(s["path"], dpi=100)
-        plt.close(fig)
-
-
-def draw_charts(specs):
-    """Draws the charts: in this interpreter when it has matplotlib, else with Debian's
-    /usr/bin/python3 if that one has it. Returns None, or why nothing was drawn."""
-    if not specs:
-        return None
-    if importlib.util.find_spec("matplotlib") is not None:
-        try:
-            _draw(specs)
-            return None
-        except Exception as e:  # a broken matplotlib must not lose the figures
-            return f"drawing failed: {type(e).__name__}: {e}"
-    system = "/usr/bin/python3"
-    if (os.access(system, os.X_OK)
-            and os.path.realpath(system) != os.path.realpath(sys.executable)):
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(specs, f)
-            spec_file = f.name
-        try:
-            proc = subprocess.run([system, str(Path(__file__).resolve()), "--draw-charts",
-                                   spec_file], stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=300)
-            if proc.returncode == 0:
-                return None
-            err = proc.stderr.decode(errors="replace").strip().splitlines()
-            if proc.returncode != 3:
-                return f"drawing with {system} failed: {err[-1] if err else proc.returncode}"
-        except (OSError, subprocess.TimeoutExpired) as e:
-            return f"drawing with {system} failed: {e}"
-        finally:
-            os.unlink(spec_file)
-    return MATPLOTLIB_HINT
 
 
 # ---------------------------------------------------------------- core-to-core floor
@@ -295,14 +202,3 @@ def c2c_line(floor, mult):
                  f"ns during the run (on a virtual machine the CPUs can move on the host): "
                  f"the multiples are only indicative.")
     return line
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--draw-charts":
-        if importlib.util.find_spec("matplotlib") is None:
-            print(MATPLOTLIB_HINT, file=sys.stderr)
-            sys.exit(3)
-        _draw(json.loads(Path(sys.argv[2]).read_text()))
-        sys.exit(0)
-    print(__doc__, file=sys.stderr)
-    sys.exit(2)

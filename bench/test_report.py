@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Tests of bench/compare.py and bench/report.py on hand-made results files.
+
+    python3 bench/test_report.py
+
+Plain unittest, standard library only; the PNG test is skipped where no python3 has
+matplotlib. Run by ctest as bench/report.
+"""
+
+import contextlib
+import copy
+import io
+import json
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+from unittest import mock
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import charts  # noqa: E402  (bench/charts.py, beside this file)
+import compare  # noqa: E402
+import report  # noqa: E402
+
+
+def row(name, unit, beamline, beam=None, go=None, spread=None, **extra):
+    w = {"name": name, "unit": unit, "beamline": beamline, "beam": beam, "go": go}
+    if spread:
+        w["spread"] = {col: {"min": lo, "max": hi, "runs": 3} for col, (lo, hi) in spread.items()}
+    w.update(extra)
+    return w
+
+
+FIXTURE = {
+    "workloads": [
+        row("spawn_exit", "ns", 300.0, 2800.0, 2000.0, peer_ahead=[]),
+        row("pingpong_same_sched", "ns", 250.0, 1100.0, 700.0),
+        row("million_procs", "ms", 900.0, 600.0, 400.0, peer_ahead=["beam", "go"]),
+        row("idle_process_bytes", "bytes", 900.0, 2700.0, 2500.0),
+        row("many_to_one_call", "per_s", 2.5e6, 1.0e6, 3.0e6, peer_ahead=["go"]),
+        row("http_plaintext_rps", "per_s", 90000.0, nginx=120000.0, vs_nginx=0.75),
+        row("agent_update", "ns", None, 900.0),
+    ],
+    "config": {"schedulers": 2, "bind": None, "wake": "eventfd", "io": {"wake": "eventfd",
+                                                                         "sqpoll": "off"}},
+    "machine": {"cpus": 2, "kernel": "6.1.0", "date": "2026-01-01T00:00:00+00:00"},
+    "http": {"wrk": "-t2 -c64 -d5s", "runs": 5, "nginx_version": "1.22.1", "nginx_workers": 2},
+    "problems": ["Go: FAILED: something"],
+}
+
+
+def results(*workloads, **top):
+    out = {"workloads": list(workloads), "config": {"schedulers": 2},
+           "machine": {"cpus": 2, "kernel": "6.1.0", "date": "2026-01-01T00:00:00+00:00"}}
+    out.update(top)
+    return out
+
+
+class Files:
+    """Results files in a temporary directory."""
+
+    def __init__(self, test):
+        self.dir = tempfile.TemporaryDirectory()
+        test.addCleanup(self.dir.cleanup)
+
+    def write(self, name, data):
+        path = Path(self.dir.name) / name
+        path.write_text(data if isinstance(data, str) else json.dumps(data))
+        return str(path)
+
+
+def run_compare(*argv):
+    """compare.main's (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = compare.main(list(argv))
+        except SystemExit as e:  # argparse
+            status = e.code
+    return status, out.getvalue(), err.getvalue()
+
+
+class Verdicts(unittest.TestCase):
+    def v(self, old, new, unit="ns", osp=None, nsp=None, threshold=5.0):
+        return compare.verdict(old, new, unit, osp, nsp, threshold)[1]
+
+    def test_threshold_without_spreads(self):
+        self.assertEqual(self.v(100, 90), "faster")
+        self.assertEqual(self.v(100, 110), "slower")
+        self.assertEqual(self.v(100, 104), "within noise")
+        self.assertEqual(self.v(100, 104, threshold=2), "slower")
+
+    def test_direction_of_the_unit(self):
+        self.assertEqual(self.v(100, 120, "per_s"), "faster")
+        self.assertEqual(self.v(100, 80, "per_s"), "slower")
+        self.assertEqual(self.v(100, 80, "bytes"), "smaller")
+        self.assertEqual(self.v(100, 120, "bytes"), "larger")
+
+    def test_spreads_overlapping_are_noise(self):
+        # 20% slower, but the runs' ranges overlap.
+        self.assertEqual(self.v(100, 120, osp=(90, 125), nsp=(110, 130)), "within noise")
+
+    def test_spreads_apart_count_below_the_threshold(self):
+        self.assertEqual(self.v(100, 103, osp=(99, 101), nsp=(102, 104)), "slower")
+        self.assertEqual(self.v(100, 97, osp=(99, 101), nsp=(96, 98)), "faster")
+
+    def test_one_spread_holding_the_other_figure(self):
+        self.assertEqual(self.v(100, 120, osp=(80, 125)), "within noise")
+        self.assertEqual(self.v(100, 120, osp=(95, 105)), "slower")
+
+    def test_change_of_a_zero_figure(self):
+        self.assertEqual(compare.verdict(0, 5, "ns", None, None, 5.0), (None, "within noise"))
+
+
+class CompareFiles(unittest.TestCase):
+    def setUp(self):
+        self.files = Files(self)
+
+    def test_table_and_exit_status(self):
+        old = self.files.write("old.json", results(
+            row("spawn_exit", "ns", 300.0, 2800.0, spread={"beamline": (290, 310)}),
+            row("ring_1000x1000", "ns", 100.0),
+            row("only_old", "ns", 1.0)))
+        new = self.files.write("new.json", results(
+            row("spawn_exit", "ns", 330.0, 2000.0, spread={"beamline": (320, 340)}),
+            row("ring_1000x1000", "ns", 102.0),
+            row("only_new", "ns", 1.0)))
+        status, out, err = run_compare(old, new)
+        self.assertEqual(status, 0, err)
+        self.assertRegex(out, r"spawn_exit +\| ns +\| Beamline +\| 300\.0 \[290\.0-310\.0\] "
+                              r"\| 330\.0 \[320\.0-340\.0\] \| +\+10\.0% \| slower")
+        self.assertRegex(out, r"ring_1000x1000 .*\| +\+2\.0% \| within noise")
+        self.assertNotIn("BEAM", out.split("\n\n")[1])  # no peers without --peers
+        self.assertIn("note: only in OLD: only_old", out)
+        self.assertIn("note: only in NEW: only_new", out)
+        status, out, err = run_compare(old, new, "--fail-on-slower")
+        self.assertEqual(status, 1)
+        self.assertIn("spawn_exit", err)
+        status, out, _ = run_compare(old, new, "--peers")
+        self.assertRegex(out, r"spawn_exit +\| ns +\| BEAM +\| +2,800 \| +2,000 \| +-28\.6% "
+                              r"\| faster")
+
+    def test_nothing_slower_passes(self):
+        old = self.files.write("old.json", results(row("spawn_exit", "ns", 300.0)))
+        new = self.files.write("new.json", results(row("spawn_exit", "ns", 200.0)))
+        status, out, _ = run_compare(old, new, "--fail-on-slower")
+        self.assertEqual(status, 0)
+        self.assertIn("1 faster", out)
+
+    def test_units_differing_refuse_the_row(self):
+        old = self.files.write("old.json", results(row("timers_100k", "ms", 2.0)))
+        new = self.files.write("new.json", results(row("timers_100k", "us", 2000.0)))
+        status, out, _ = run_compare(old, new, "--fail-on-slower")
+        self.assertEqual(status, 0)
+        self.assertIn("note: timers_100k: unit 'ms' in OLD, 'us' in NEW; not compared", out)
+        self.assertIn("No workload has a figure in both files.", out)
+
+    def test_missing_figure(self):
+        old = self.files.write("old.json", results(row("spawn_exit", "ns", None)))
+        new = self.files.write("new.json", results(row("spawn_exit", "ns", 5.0)))
+        status, out, _ = run_compare(old, new)
+        self.assertEqual(status, 0)
+        self.assertIn("note: spawn_exit: no Beamline figure in OLD", out)
+
+    def test_settings_differing_are_noted(self):
+        old = self.files.write("old.json", results(row("spawn_exit", "ns", 1.0)))
+        new = results(row("spawn_exit", "ns", 1.0))
+        new["config"]["schedulers"] = 1
+        status, out, _ = run_compare(old, self.files.write("new.json", new))
+        self.assertIn("note: the settings differ: schedulers 2 -> 1", out)
+
+    def test_malformed_files(self):
+        good = self.files.write("good.json", results(row("spawn_exit", "ns", 1.0)))
+        bad = {
+            "not_json.json": "{\"workloads\": [",
+            "no_workloads.json": {"benchmarks": []},
+            "a_list.json": [1, 2],
+            "no_unit.json": {"workloads": [{"name": "spawn_exit", "beamline": 1.0}]},
+            "text_figure.json": results(row("spawn_exit", "ns", "fast")),
+            "bad_spread.json": results(dict(row("spawn_exit", "ns", 1.0), spread="wide")),
+            "text_min.json": results(dict(row("spawn_exit", "ns", 1.0),
+                                          spread={"beamline": {"min": "0", "max": 2}})),
+        }
+        for name, data in bad.items():
+            path = self.files.write(name, data)
+            for argv in ((good, path), (path, good)):
+                status, out, err = run_compare(*argv)
+                self.assertEqual(status, 2, name)
+                self.assertIn(f"compare.py: {path}", err)
+                self.assertEqual(out, "")
+        status, _, err = run_compare(good, str(Path(good).parent / "missing.json"))
+        self.assertEqual(status, 2)
+        self.assertIn("No such file", err)
+
+
+class Report(unittest.TestCase):
+    def setUp(self):
+        self.files = Files(self)
+
+    def test_markdown(self):
+        text = report.markdown(FIXTURE, "latest.png")
+        self.assertTrue(text.startswith("# Beamline benchmarks\n"))
+        self.assertIn("- Run: 2026-01-01T00:00:00+00:00, on 2 CPUs, Linux 6.1.0\n", text)
+        self.assertIn("- Config: schedulers=2, bind=default, wake=eventfd (BEAM +S 2", text)
+        self.assertIn("- I/O rows taken with: wake=eventfd, sqpoll=off\n", text)
+        self.assertIn("![peer / Beamline per workload](latest.png)", text)
+        self.assertIn("| `spawn_exit` | ns | 300.0 | 2,800 | 2,000 | 9.33x | 6.67x | - |", text)
+        self.assertIn("| `million_procs` | ms | 900.0 | 600.0 | 400.0 | 0.67x | 0.44x | BEAM, Go |",
+                      text)
+        self.assertIn("| `many_to_one_call` | per_s | 2,500,000 | 1,000,000 | 3,000,000 | 2.50x | "
+                      "0.83x | Go |", text)
+        self.assertIn("| `http_plaintext_rps` | per_s | 90,000 | 120,000 | 0.75x |", text)
+        self.assertIn("## Problems\n\n- Go: FAILED: something\n", text)
+
+    def test_markdown_with_spreads_and_no_chart(self):
+        data = results(row("spawn_exit", "ns", 300.0, 2800.0,
+                           spread={"beamline": (290.0, 310.0), "beam": (2500.0, 3000.0)}),
+                       runs=3)
+        text = report.markdown(data, None, "matplotlib is missing")
+        self.assertIn("median of 3 runs", text)
+        self.assertIn("| `spawn_exit` | ns | 300.0 [290.0-310.0] | 2,800 [2,500-3,000] | - |", text)
+        self.assertIn("No chart: matplotlib is missing.", text)
+        self.assertNotIn("![", text)
+        self.assertIn("## Problems\n\nNone.\n", text)
+
+    def test_chart_spec(self):
+        spec = report.ratio_spec(FIXTURE, "x.png")
+        # Sorted by the geometric mean of the ratios, Beamline furthest ahead first; the
+        # row without a Beamline figure is left out.
+        self.assertEqual(spec["rows"], ["spawn_exit (ns)", "pingpong_same_sched (ns)",
+                                        "idle_process_bytes (bytes)", "many_to_one_call (per_s)",
+                                        "http_plaintext_rps (per_s)", "million_procs (ms)"])
+        self.assertEqual(list(spec["series"]), ["BEAM", "Go", "nginx"])
+        self.assertAlmostEqual(spec["series"]["Go"][3], 2.5 / 3)
+        self.assertEqual(spec["series"]["BEAM"][4], None)
+        self.assertIsNone(report.ratio_spec(results(row("a", "ns", 1.0)), "x.png"))
+
+    def test_files_beside_the_json(self):
+        path = Path(self.files.write("latest.json", FIXTURE))
+        md, png, why = report.write_report(copy.deepcopy(FIXTURE), path)
+        self.assertEqual(md, path.with_suffix(".md"))
+        text = md.read_text()
+        self.assertIn("| `spawn_exit` |", text)
+        if why == charts.MATPLOTLIB_HINT:
+            self.assertIsNone(png)
+            self.assertIn("No chart: matplotlib is missing", text)
+            self.skipTest("no python3 here has matplotlib")
+        self.assertIsNone(why)
+        self.assertEqual(png, path.with_suffix(".png"))
+        self.assertEqual(png.read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
+        self.assertIn("](latest.png)", text)
+
+    def test_no_matplotlib(self):
+        path = Path(self.files.write("latest.json", FIXTURE))
+        with mock.patch.object(charts.importlib.util, "find_spec", return_value=None), \
+                mock.patch.object(charts.os, "access", return_value=False):
+            md, png, why = report.write_report(copy.deepcopy(FIXTURE), path)
+        self.assertEqual(why, charts.MATPLOTLIB_HINT)
+        self.assertIsNone(png)
+        self.assertFalse(path.with_suffix(".png").exists())
+        self.assertIn("No chart: matplotlib is missing: install Debian's python3-matplotlib",
+                      md.read_text())
+
+    def test_no_ratio_no_chart(self):
+        path = Path(self.files.write("r.json", "{}"))
+        path.with_suffix(".png").write_bytes(b"an earlier chart")
+        md, png, why = report.write_report(results(row("a", "ns", 1.0)), path)
+        self.assertIsNone(png)
+        self.assertFalse(path.with_suffix(".png").exists())
+        self.assertIn("No chart: no row has a figure for Beamline and a peer.", md.read_text())
+
+
+if __name__ == "__main__":
+    unittest.main()
