@@ -45,24 +45,30 @@
 #define FLUSH_AT     (64 * 1024) /* bytes of encoded frames written in one go */
 
 typedef struct conn {
-    bl_pid self;        /* this process (bl_self() is none in a cleanup handler) */
-    int peer;           /* peer index, -1 until the handshake names it (inbound) */
-    int fd;             /* the socket after the handshake, else -1 */
-    bool in_ei;         /* ei holds fd in its table (ei_close_connection frees it) */
-    bool up;            /* claimed the peer: nodeup was sent */
-    bool released;      /* gave the peer back (bl__dist_peer_release) */
-    bool logged;        /* its end was logged already */
-    bl__dsock sock;     /* ei's context for this connection */
-    ei_cnode ec;        /* bl__dist.ec with this connection's setup context */
-    uint8_t *in;        /* bytes received, not yet a whole frame */
-    size_t in_len;      /* bytes in `in` */
-    size_t in_cap;      /* its allocation */
-    ei_x_buff out;      /* encoded frames not yet written */
-    int64_t last_rx;    /* when the peer last sent anything (ms, monotonic) */
-    int64_t last_tx;    /* when this side last wrote */
-    bl_cleanup cleanup; /* conn_end if the process is killed */
-    bl__dctl ctl;       /* the links and monitors across this connection */
-    char why[200];      /* why the connection ends, for the log */
+    bl_pid self;           /* this process (bl_self() is none in a cleanup handler) */
+    int peer;              /* peer index, -1 until the handshake names it (inbound) */
+    int fd;                /* the socket after the handshake, else -1 */
+    bool in_ei;            /* ei holds fd in its table (ei_close_connection frees it) */
+    bool up;               /* claimed the peer: nodeup was sent */
+    bool released;         /* gave the peer back (bl__dist_peer_release) */
+    bool logged;           /* its end was logged already */
+    bl__dsock sock;        /* ei's context for this connection */
+    ei_cnode ec;           /* bl__dist.ec with this connection's setup context */
+    uint8_t *in;           /* bytes received, not yet a whole frame */
+    size_t in_len;         /* bytes in `in` */
+    size_t in_cap;         /* its allocation */
+    ei_x_buff out;         /* encoded frames not yet written */
+    bool hdr;              /* the peer takes distribution headers: frames go out with one */
+    bl__atom_cache *cache; /* the peer's atom cache entries (its headers fill it), or NULL */
+    uint8_t *conv;         /* a header frame rewritten in pass-through form */
+    size_t conv_cap;       /* its allocation */
+    uint8_t *wire;         /* the outgoing frames with headers */
+    size_t wire_cap;       /* its allocation */
+    int64_t last_rx;       /* when the peer last sent anything (ms, monotonic) */
+    int64_t last_tx;       /* when this side last wrote */
+    bl_cleanup cleanup;    /* conn_end if the process is killed */
+    bl__dctl ctl;          /* the links and monitors across this connection */
+    char why[200];         /* why the connection ends, for the log */
 } conn;
 
 static int64_t now_ms(void)
@@ -116,6 +122,10 @@ static void conn_end(conn *c, bool dying)
     bl__dctl_close(&c->ctl);
     free(c->in);
     ei_x_free(&c->out);
+    if (c->cache) bl__etf_cache_free(c->cache);
+    free(c->cache);
+    free(c->conv);
+    free(c->wire);
     free(c);
 }
 
@@ -247,6 +257,16 @@ static bool deliver_term(conn *c, bl_pid to, bl_pid from, const uint8_t *msg, si
 /* One frame's body (after the length): false closes the connection. */
 static bool handle_frame(conn *c, const uint8_t *f, size_t n)
 {
+    if (f[0] == 131 && n >= 2 && f[1] == 'D') {
+        /* With a distribution header: read as the pass-through frame it stands for. */
+        if (!c->cache && !(c->cache = calloc(1, sizeof *c->cache)))
+            return fail(c, "out of memory for the atom cache");
+        size_t len;
+        int rc = bl__etf_dist_header(c->cache, f, n, &c->conv, &c->conv_cap, &len);
+        if (rc < 0) return fail(c, "malformed distribution header or term: %s", strerror(-rc));
+        f = c->conv;
+        n = len;
+    }
     if (f[0] != PASS_THROUGH) return fail(c, "frame of unknown type %u", f[0]);
     size_t pos = 1;
     if (n < 2 || f[1] != 131) return fail(c, "control message without version byte");
@@ -426,11 +446,66 @@ static bool encode_out(conn *c, const bl_msg *m)
     return true;
 }
 
+/*
+ * The frames in c->out, rewritten for a peer that takes distribution
+ * headers (an Erlang node then refuses pass-through frames): each
+ * 'p', 131, control [, 131, message] becomes 131, 'D', 0 (a header with no
+ * atom cache references), control [, message], the terms without their
+ * version bytes.  *len gets the bytes to write; NULL without memory or on a
+ * frame this side could not have written.
+ */
+static const uint8_t *with_headers(conn *c, size_t *len)
+{
+    const uint8_t *in = (const uint8_t *)c->out.buff;
+    size_t n = (size_t)c->out.index, frames = 0;
+    for (size_t at = 0; at + 4 <= n; frames++) {
+        uint32_t k = (uint32_t)in[at] << 24 | (uint32_t)in[at + 1] << 16 |
+                     (uint32_t)in[at + 2] << 8 | in[at + 3];
+        at += 4 + (size_t)k;
+    }
+    if (n + frames > c->wire_cap) {
+        uint8_t *w = realloc(c->wire, n + frames);
+        if (!w) return NULL;
+        c->wire = w;
+        c->wire_cap = n + frames;
+    }
+    uint8_t *o = c->wire;
+    for (size_t at = 0; at + 4 <= n;) {
+        const uint8_t *f = in + at + 4;
+        size_t k = (size_t)((uint32_t)in[at] << 24 | (uint32_t)in[at + 1] << 16 |
+                            (uint32_t)in[at + 2] << 8 | in[at + 3]);
+        at += 4 + k;
+        if (k == 0) { /* a tick */
+            memset(o, 0, 4);
+            o += 4;
+            continue;
+        }
+        size_t ctl_end = 2;
+        if (k < 3 || f[0] != PASS_THROUGH || f[1] != 131 || bl__etf_skip(f, k, &ctl_end) < 0)
+            return NULL;
+        bool has_msg = ctl_end < k;
+        if (has_msg && f[ctl_end] != 131) return NULL;
+        size_t body = 3 + (ctl_end - 2) + (has_msg ? k - ctl_end - 1 : 0);
+        put32(o, (uint32_t)body);
+        o[4] = 131;
+        o[5] = 'D';
+        o[6] = 0;
+        memcpy(o + 7, f + 2, ctl_end - 2);
+        if (has_msg) memcpy(o + 7 + (ctl_end - 2), f + ctl_end + 1, k - ctl_end - 1);
+        o += 4 + body;
+    }
+    *len = (size_t)(o - c->wire);
+    return c->wire;
+}
+
 static bool write_out(conn *c)
 {
     if (c->out.index == 0) return true;
-    ssize_t n = bl_io_send_all(c->fd, c->out.buff, (size_t)c->out.index, 0, bl__dist.tick_ms);
-    if (n != c->out.index) return fail(c, "write failed: %s", strerror(n < 0 ? (int)-n : EPIPE));
+    const uint8_t *bytes = (const uint8_t *)c->out.buff;
+    size_t len = (size_t)c->out.index;
+    if (c->hdr && !(bytes = with_headers(c, &len))) return fail(c, "cannot frame what goes out");
+    ssize_t n = bl_io_send_all(c->fd, bytes, len, 0, bl__dist.tick_ms);
+    if (n != (ssize_t)len) return fail(c, "write failed: %s", strerror(n < 0 ? (int)-n : EPIPE));
     c->out.index = 0;
     c->last_tx = now_ms();
     return true;
@@ -565,6 +640,8 @@ void bl__dist_conn_main(void *arg)
          * out when written, not held until the peer acknowledges the last. */
         int one = 1;
         (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* Both sides announced distribution headers: frames go out with one. */
+        c->hdr = c->sock.peer_flags & BL__DFLAG_DIST_HDR_ATOM_CACHE;
         rc = bl_io_recv_stream(c->fd);
         if (rc < 0)
             fail(c, "cannot receive: %s", strerror(-rc));

@@ -266,6 +266,28 @@ int bl__etf_skip(const uint8_t *buf, size_t len, size_t *pos);
 /* One version byte and one term filling buf[0..len) exactly: 0 or -EBADMSG. */
 int bl__etf_check(const void *buf, size_t len);
 
+/* A connection's atom cache, as distribution headers fill it: 8 segments of 256. */
+#define BL__ATOM_CACHE_SIZE 2048
+typedef struct bl__atom_cache {
+    char *text[BL__ATOM_CACHE_SIZE];   /* each entry's atom (UTF-8, not NUL-terminated) */
+    uint16_t len[BL__ATOM_CACHE_SIZE]; /* its length in bytes */
+} bl__atom_cache;
+
+/*
+ * A frame body that starts with a distribution header (131, 'D', atom
+ * cache references, then the control term and the message without version
+ * bytes): updates the cache with the header's new entries and writes the
+ * same frame in pass-through form ('p', 131, control, 131, message), every
+ * reference replaced by its atom, into *buf (grown as needed; *cap its
+ * size), its length in *out_len.  The terms are checked as bl__etf_skip
+ * checks.  0, -EBADMSG (malformed, or a reference to an entry never made)
+ * or -ENOMEM.
+ */
+int bl__etf_dist_header(bl__atom_cache *c, const uint8_t *f, size_t n, uint8_t **buf, size_t *cap,
+                        size_t *out_len);
+/* Frees the cache's entries. */
+void bl__etf_cache_free(bl__atom_cache *c);
+
 /* ---- epmd.c ---- */
 
 /*
@@ -283,12 +305,21 @@ int bl__epmd_port(const struct in_addr *addr, const char *alive, unsigned timeou
 
 /* One connection's socket as ei sees it: the setup context of its ei_cnode copy. */
 typedef struct bl__dsock {
-    int fd;       /* the socket, -1 before ei's socket callback */
-    int accepted; /* inbound: the accepted socket ei's one-shot accept hands out, else -1 */
-    bool dying;   /* closing from a cleanup handler: plain close(2), no ring */
-    int err;      /* the last error a callback returned (erl_errno is per thread, and
-                     the process may have moved) */
+    int fd;              /* the socket, -1 before ei's socket callback */
+    int accepted;        /* inbound: the accepted socket ei's one-shot accept hands out, else -1 */
+    bool dying;          /* closing from a cleanup handler: plain close(2), no ring */
+    int err;             /* the last error a callback returned (erl_errno is per thread, and
+                            the process may have moved) */
+    uint64_t peer_flags; /* the peer's capability flags, from its handshake */
+    bool peer_flags_known; /* they were seen */
+    size_t hs_need;        /* body bytes of the handshake packet being read, 0: its length */
+    size_t hs_got;         /* bytes of the length or body read so far */
+    uint8_t hs_len[2];     /* the packet's length */
+    uint8_t hs_head[16];   /* the body's first bytes */
 } bl__dsock;
+
+/* The capability flag for distribution headers with atom cache references. */
+#define BL__DFLAG_DIST_HDR_ATOM_CACHE 0x2000u
 
 extern ei_socket_callbacks bl__dist_socket_callbacks;
 

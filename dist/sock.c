@@ -96,9 +96,13 @@ static int cb_connect(void *ctx, void *addr, int len, unsigned tmo)
  * without them, Erlang nodes keep monitors of this node's processes to
  * themselves and never send MONITOR_P, so a process dying here would never
  * be DOWN there.  This node handles monitors (ctl.c), so it says so: the
- * flags' low byte gets both bits on their way out.  The flags are not part
- * of the cookie digest.  Only ei writes through here, and only during the
- * handshake; after it the connection writes the socket itself.
+ * flags' low byte gets both bits on their way out.  It also reads
+ * distribution headers with atom cache references (etf.c), and announces
+ * DFLAG_DIST_HDR_ATOM_CACHE (0x2000): an Erlang node then encodes for it as
+ * for another Erlang node, with the atom cache, instead of spelling every
+ * atom out.  The flags are not part of the cookie digest.  Only ei writes
+ * through here, and only during the handshake; after it the connection
+ * writes the socket itself.
  */
 static const char *with_monitor_flags(const char *buf, ssize_t len, char *copy, size_t cap)
 {
@@ -114,6 +118,7 @@ static const char *with_monitor_flags(const char *buf, ssize_t len, char *copy, 
         return buf;
     memcpy(copy, buf, (size_t)len);
     copy[low] = (char)(copy[low] | 0x28);
+    copy[low - 1] = (char)(copy[low - 1] | 0x20);
     return copy;
 }
 
@@ -144,11 +149,44 @@ static int cb_writev(void *ctx, const void *iov, int iovcnt, ssize_t *len, unsig
     return 0;
 }
 
+/*
+ * Follows the handshake's packets as ei reads them (a 2-byte length, then
+ * the body) to learn the peer's capability flags from its first name or
+ * challenge message ('n': version16 flags32; 'N': flags64).
+ */
+static void note_flags(bl__dsock *s, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s->hs_need == 0) { /* the length */
+            s->hs_len[s->hs_got++] = p[i];
+            if (s->hs_got == 2) {
+                s->hs_need = (size_t)s->hs_len[0] << 8 | s->hs_len[1];
+                s->hs_got = 0;
+            }
+            continue;
+        }
+        if (s->hs_got < sizeof s->hs_head) s->hs_head[s->hs_got] = p[i];
+        s->hs_got++;
+        if (--s->hs_need > 0) continue;
+        const uint8_t *h = s->hs_head;
+        if (!s->peer_flags_known && h[0] == 'n' && s->hs_got >= 7) {
+            s->peer_flags =
+                (uint64_t)h[3] << 24 | (uint64_t)h[4] << 16 | (uint64_t)h[5] << 8 | h[6];
+            s->peer_flags_known = true;
+        } else if (!s->peer_flags_known && h[0] == 'N' && s->hs_got >= 9) {
+            for (int k = 1; k <= 8; k++) s->peer_flags = s->peer_flags << 8 | h[k];
+            s->peer_flags_known = true;
+        }
+        s->hs_got = 0;
+    }
+}
+
 static int cb_read(void *ctx, char *buf, ssize_t *len, unsigned tmo)
 {
     bl__dsock *s = ctx;
     ssize_t n = bl_io_recv(s->fd, buf, (size_t)*len, 0, ms_of(tmo));
     if (n < 0) return failed(s, n);
+    note_flags(s, (const uint8_t *)buf, (size_t)n);
     *len = n;
     return 0;
 }
