@@ -15,11 +15,15 @@
  * is checked against max_message before it is buffered, and every term is
  * walked with its bounds (etf.c) before ei decodes it.
  *
- * A frame is a 4-byte big-endian length and then, with no atom cache
- * (ei does not offer one), 'p' (112), the control term and, for sends, the
- * message term, each with its own version byte 131.  A length of 0 is a
- * tick.  Anything else closes this connection, with a log line saying why;
- * other connections and the node go on.
+ * A frame is a 4-byte big-endian length and then either 'p' (112), the
+ * control term and, for sends, the message term, each with its own version
+ * byte 131; or a distribution header (131, 'D', atom cache references) and
+ * the same terms without version bytes, which etf.c rewrites into the
+ * first form.  This side writes the first form, and gives it an empty
+ * header for a peer that announced headers (Erlang nodes then accept
+ * nothing else).  A length of 0 is a tick.  Anything else closes this
+ * connection, with a log line saying why; other connections and the node
+ * go on.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
