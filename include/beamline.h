@@ -453,5 +453,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/task_supervisor.h"
 #include "beamline/io.h"
 #include "beamline/dirty.h"
+#include "beamline/listener.h"
 
 #endif /* BEAMLINE_H */
