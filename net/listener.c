@@ -279,7 +279,7 @@ static int conn_start(void *arg, bl_pid *pid)
     atomic_fetch_add_explicit(&l->active, 1, memory_order_relaxed);
     int fd = cell_take(&l->acc[h->idx], h->word);
     if (fd < 0) {
-        /* Too late: the acceptor took its socket back (it died, or gave up on us). */
+        /* Too late: the acceptor took its socket back (it died meanwhile). */
         free(c);
         active_put(l);
         return -ECANCELED;
@@ -789,6 +789,11 @@ int bl_listener_stop(bl_listener *l, int64_t timeout_ms)
      *    handlers from requests it still has. */
     bl_pid conns = atomic_load_explicit(&l->conns, memory_order_acquire);
     if (bl_supervisor_stop(l->sup, NULL, BL_INFINITY) != 0) wait_exit(conns);
+    /* 5. The socket's number may be reused once closed: no acceptor may be left to
+     *    accept on it (a tree killed from outside takes them down later, by links). */
+    for (unsigned i = 0; i < l->nacceptors; i++)
+        /* Acquire: pairs with the acceptor's release store of its pid (a plain value). */
+        wait_exit(atomic_load_explicit(&l->acc[i].pid, memory_order_acquire));
     close(l->lfd);
     ref_put(l); /* handlers that outlived conns (they trapped exits) keep it until they end */
     return (int)killed;

@@ -130,6 +130,34 @@ Test(listener_stop, handler_crash)
     bl_test_run(&c, crash_main, NULL);
 }
 
+/* ---- the tree killed from outside, then stopped ---- */
+
+static void tree_killed_main(void *arg)
+{
+    int fds0 = bl_test_count_fds();
+    bl_listener *l = NULL;
+    bl_listener_opts o = {.handler = echo_handler, .host = "127.0.0.1"};
+    BL_CHECK_EQ(bl_listener_start(&l, &o), 0);
+    bl_listener_info i;
+    BL_CHECK_EQ(bl_listener_info_get(l, &i), 0);
+    int fd = connect_echoed("127.0.0.1", i.port);
+    BL_CHECK(fd >= 0);
+    /* The handler goes with the tree (by its link to conns), its socket closed. */
+    kill_wait(i.sup);
+    char c;
+    BL_CHECK_EQ(bl_io_recv(fd, &c, 1, 0, 5000), 0);
+    bl_io_close(fd);
+    BL_CHECK(bl_listener_stop(l, 1000) >= 0);
+    BL_CHECK_EQ(bl_io_connect_tcp("127.0.0.1", i.port, 5000), -ECONNREFUSED);
+    BL_CHECK_EQ(wait_fds(fds0), fds0);
+}
+
+Test(listener_stop, tree_killed)
+{
+    bl_config c = {.quiet = true};
+    bl_test_run(&c, tree_killed_main, NULL);
+}
+
 /* ---- graceful stop ---- */
 
 typedef struct stopper_arg {
