@@ -105,7 +105,7 @@ struct bl_listener {
     bl_pid sup;                     /* the top supervisor */
     bl_sup_init acc_init;           /* the acceptors supervisor's start argument */
     bl_child_spec acc_specs[BL_LISTENER_MAX_ACCEPTORS]; /* its children (read at restarts) */
-    char acc_ids[BL_LISTENER_MAX_ACCEPTORS][16];        /* their ids */
+    char acc_ids[BL_LISTENER_MAX_ACCEPTORS][24];        /* their ids */
 
     /* Written by control calls, read by everyone. */
     _Atomic int state;          /* a bl_listener_state */
@@ -392,8 +392,9 @@ static void accept_failed(bl_listener *l, int err)
     case -EINVAL:
     case -EBADF:
         /* Not listening: suspended or stopping (wait_turn waits), or resumed in between
-         * (accept again).  Running still after a while: a broken socket, do not spin. */
-        if (atomic_load(&l->state) == BL_LISTENER_RUNNING) bl_sleep(10);
+         * (accept again).  Running still: a stop about to say so, or a broken socket;
+         * either way, do not spin. */
+        if (atomic_load(&l->state) == BL_LISTENER_RUNNING) bl_sleep(1);
         break;
     case -EMFILE:
     case -ENFILE:
@@ -772,9 +773,11 @@ int bl_listener_stop(bl_listener *l, int64_t timeout_ms)
     if (self == BL_PID_NONE) return -EPERM;
     if (!ctl_take(l)) return -EBUSY;
 
-    /* 1. Stop accepting.  Seq_cst: before the shutdown and the wake-ups. */
-    atomic_store(&l->state, BL_LISTENER_STOPPING);
+    /* 1. Stop accepting: refused first, so that whoever sees the state sees that too.
+     *    Acceptors whose accept ends before the state changes wait a moment
+     *    (accept_failed).  Seq_cst: before the wake-ups' read of waiting. */
     (void)shutdown(l->lfd, SHUT_RDWR);
+    atomic_store(&l->state, BL_LISTENER_STOPPING);
     wake_acceptors(l);
 
     /* 2. No handler starts after this: every acceptor is gone, its socket (if any)
