@@ -475,5 +475,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/io.h"
 #include "beamline/dirty.h"
 #include "beamline/log.h"
+#include "beamline/listener.h"
 
 #endif /* BEAMLINE_H */

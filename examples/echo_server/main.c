@@ -1,5 +1,5 @@
 /*
- * main.c - echo_server, the program: a supervised TCP echo server
+ * main.c - echo_server, the program: a TCP echo server on the listener
  * (echo_server.h) on 127.0.0.1, serving until SIGINT or SIGTERM.
  *
  * Run: echo_server [port]   (default 7000, on 127.0.0.1); try `nc 127.0.0.1 7000`.
@@ -35,9 +35,11 @@ static void serve(void *arg)
         bl_runtime_stop();
         return;
     }
-    printf("echo_server: listening on 127.0.0.1:%u with %u acceptors\n", srv.port, bl_schedulers());
+    bl_listener_info info;
+    bl_listener_info_get(srv.listener, &info);
+    printf("echo_server: listening on 127.0.0.1:%u with %u acceptors\n", srv.port, info.acceptors);
     fflush(stdout);
-    /* The supervisor tree serves; this process just waits. */
+    /* The listener serves; this process just waits. */
     bl_msg_free(bl_receive(BL_INFINITY));
 }
 
