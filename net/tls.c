@@ -43,6 +43,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -208,12 +209,11 @@ static int use_key(SSL_CTX *s, const char *path, char *err, size_t errlen)
     int rc = pem_bio(path, &mem, &b, err, errlen);
     if (rc < 0) return rc;
     EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, no_password, NULL);
-    if (!k || !SSL_CTX_use_PrivateKey(s, k)) {
+    if (!k) {
         note(err, errlen, "%s: no usable private key (%s)", path, ssl_reason());
         rc = -EINVAL;
-    } else if (!SSL_CTX_check_private_key(s)) {
-        note(err, errlen, "%s: the key does not match the certificate", path);
-        ERR_clear_error();
+    } else if (!SSL_CTX_use_PrivateKey(s, k) || !SSL_CTX_check_private_key(s)) {
+        note(err, errlen, "%s: the key does not match the certificate (%s)", path, ssl_reason());
         rc = -EINVAL;
     }
     EVP_PKEY_free(k);
@@ -461,8 +461,10 @@ static int flush(bl_tls_conn *c, int64_t deadline)
     char buf[BL_TLS_BUF];
     int n;
     while ((n = BIO_read(c->wmem, buf, sizeof buf)) > 0) {
+        /* More to come: the kernel fills whole segments rather than send each piece. */
+        int more = BIO_ctrl_pending(c->wmem) ? MSG_MORE : 0;
         for (int off = 0; off < n;) {
-            ssize_t k = bl_io_send(c->fd, buf + off, (size_t)(n - off), 0, left(deadline));
+            ssize_t k = bl_io_send(c->fd, buf + off, (size_t)(n - off), more, left(deadline));
             if (k <= 0) {
                 c->werr = k < 0 ? (int)k : -EPIPE;
                 return fail(c, c->werr, "send: %s", strerror(-c->werr));
@@ -622,46 +624,53 @@ static int start(bl_tls_ctx *x, int fd, const char *sni, int64_t timeout_ms, bl_
                  bool server)
 {
     if (out) *out = NULL;
-    last_err[0] = 0;
+    char why[sizeof last_err] = "";
     int rc = 0;
     if (bl_self() == BL_PID_NONE) {
-        note(last_err, sizeof last_err, "not called from a process");
+        note(why, sizeof why, "not called from a process");
         rc = -EPERM;
     } else if (!x || fd < 0 || !out || timeout_ms < BL_INFINITY || x->server != server) {
-        note(last_err, sizeof last_err, "%s",
+        note(why, sizeof why, "%s",
              x && x->server != server ? "wrong kind of context" : "bad argument");
         rc = -EINVAL;
     } else if (!server && !sni && x->verify) {
-        note(last_err, sizeof last_err, "a client verifying the server needs its name (sni)");
+        note(why, sizeof why, "a client verifying the server needs its name (sni)");
         rc = -EINVAL;
     }
     bl_tls_conn *c = rc ? NULL : conn_new(x, fd);
     if (!rc && !c) {
-        note(last_err, sizeof last_err, "out of memory");
+        note(why, sizeof why, "out of memory");
         rc = -ENOMEM;
     }
-    if (rc) {
-        drop_fd(fd);
-        return rc;
+    if (!rc) {
+        /*
+         * Records are whole messages: Nagle's algorithm would hold the tail
+         * of each flush until the peer's (delayed) ACK.  An echo of 2.3 MB
+         * in 100 KB pieces took 6.1 s with it, 0.13 s without.
+         */
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* From here a kill frees c and closes fd: the handler is the owner's. */
+        bl_cleanup_push(&c->cleanup, conn_reap, c);
+        if (server) {
+            SSL_set_accept_state(c->ssl);
+        } else {
+            SSL_set_connect_state(c->ssl);
+            if (sni) rc = set_name(c, sni);
+        }
+        if (!rc) rc = handshake(c, deadline_of(timeout_ms));
+        if (rc == 0) {
+            c->err[0] = 0;
+            *out = c;
+            return 0;
+        }
+        memcpy(why, c->err, sizeof why);
+        bl_cleanup_pop(&c->cleanup, false);
+        conn_release(c);
     }
-    /* From here a kill frees c and closes fd: the handler is the owner's. */
-    bl_cleanup_push(&c->cleanup, conn_reap, c);
-    if (server) {
-        SSL_set_accept_state(c->ssl);
-    } else {
-        SSL_set_connect_state(c->ssl);
-        if (sni) rc = set_name(c, sni);
-    }
-    if (!rc) rc = handshake(c, deadline_of(timeout_ms));
-    if (rc == 0) {
-        c->err[0] = 0;
-        *out = c;
-        return 0;
-    }
-    note(last_err, sizeof last_err, "%s", c->err);
-    bl_cleanup_pop(&c->cleanup, false);
-    conn_release(c);
-    bl_io_close(fd);
+    /* The text goes to this thread's buffer after the close: it may park, and resume elsewhere. */
+    drop_fd(fd);
+    memcpy(last_err, why, sizeof last_err);
     return rc;
 }
 
