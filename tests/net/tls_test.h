@@ -231,14 +231,18 @@ static inline bool tls_echo_check(bl_tls_conn *c, size_t len)
     enum { PIECE = 100000 };
     char *out = malloc(PIECE), *in = malloc(PIECE);
     bool ok = out && in;
+    /* Freed even when the caller is killed in the middle (the kill tests do that). */
+    bl_cleanup c1, c2;
+    bl_cleanup_push(&c1, free, out);
+    bl_cleanup_push(&c2, free, in);
     for (size_t off = 0; ok && off < len; off += PIECE) {
         size_t k = len - off < PIECE ? len - off : PIECE;
         for (size_t i = 0; i < k; i++) out[i] = tls_byte(off + i);
         ok = bl_tls_write(c, out, k, 30000) == (ssize_t)k &&
              bl_tls_read_all(c, in, k, 30000) == (ssize_t)k && memcmp(in, out, k) == 0;
     }
-    free(out);
-    free(in);
+    bl_cleanup_pop(&c2, true);
+    bl_cleanup_pop(&c1, true);
     return ok;
 }
 
