@@ -37,7 +37,10 @@
  * (bl_cleanup_push) frees the OpenSSL state and closes the descriptor,
  * without a close_notify.  So do not free a connection from a gen_server's
  * release hook: its cleanup handler runs after the hook, by itself.  A
- * process that hibernates loses its connections the same way.
+ * process that hibernates loses its connections the same way.  The calls
+ * set TCP_NODELAY on the socket (records are whole messages), and use
+ * about 20 KiB of the process's stack besides OpenSSL's own needs: give
+ * TLS processes 64 KiB of stack or more (the default is 128 KiB).
  *
  * Where C differs from Erlang's ssl application: a connection is not a
  * port with a controlling process that can be changed, it is a handle used
