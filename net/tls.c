@@ -832,6 +832,11 @@ int bl_tls_version(const bl_tls_conn *c)
     return c ? SSL_version(c->ssl) : -EINVAL;
 }
 
+const char *bl_tls_sni(const bl_tls_conn *c)
+{
+    return c ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+
 const char *bl_tls_cipher(const bl_tls_conn *c)
 {
     return c ? SSL_get_cipher_name(c->ssl) : NULL;

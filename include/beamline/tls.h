@@ -157,6 +157,8 @@ int bl_tls_ktls(const bl_tls_conn *c);
 const char *bl_tls_alpn(const bl_tls_conn *c);
 /* The protocol version (BL_TLS_1_2 or BL_TLS_1_3). */
 int bl_tls_version(const bl_tls_conn *c);
+/* The name the client sent as SNI (on either side), or NULL when it sent none. */
+const char *bl_tls_sni(const bl_tls_conn *c);
 /* The cipher suite's name ("TLS_AES_256_GCM_SHA384"), for logs. */
 const char *bl_tls_cipher(const bl_tls_conn *c);
 /* The descriptor (for bl_io_poll, getpeername ...; the connection still owns it). */

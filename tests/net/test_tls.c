@@ -74,6 +74,7 @@ static void echo_case(uint16_t version, int mode)
     tls_report r = tls_next_report();
     BL_CHECK_EQ(r.rc, 0);
     BL_CHECK_EQ(r.version, version);
+    BL_CHECK(strcmp(r.sni, "localhost") == 0); /* SNI sent, and seen by the server */
     if (c) {
         BL_CHECK_EQ(bl_tls_version(c), version);
         BL_CHECK(bl_tls_cipher(c) && bl_tls_cipher(c)[0]);
@@ -263,10 +264,12 @@ static void bad_cert_main(void *arg)
     BL_CHECK_EQ(rc, -EKEYREJECTED);
     BL_CHECK(strstr(bl_tls_error(NULL), "hostname mismatch") != NULL);
     BL_CHECK(tls_next_report().rc < 0);
-    /* A numeric address is checked against the certificate's IP names. */
+    /* A numeric address is checked against the certificate's IP names (and not sent as SNI). */
     bl_tls_conn *c = tls_dial(cc, s.port, "127.0.0.1", &rc);
     BL_CHECK_EQ(rc, 0);
-    BL_CHECK_EQ(tls_next_report().rc, 0);
+    r = tls_next_report();
+    BL_CHECK_EQ(r.rc, 0);
+    BL_CHECK(r.sni[0] == 0);
     if (c) bl_tls_close(c);
     BL_CHECK(tls_dial(cc, s.port, "127.0.0.2", &rc) == NULL);
     BL_CHECK_EQ(rc, -EKEYREJECTED);

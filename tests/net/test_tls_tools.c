@@ -117,6 +117,7 @@ static void tools_main(void *arg)
         BL_CHECK_EQ(r.rc, 0);
         BL_CHECK_EQ(r.version, v ? BL_TLS_1_3 : BL_TLS_1_2);
         BL_CHECK(strcmp(r.alpn, "http/1.1") == 0);
+        BL_CHECK(strcmp(r.sni, "localhost") == 0);
 
         /* curl --cacert: the same, by name, with its own ALPN offer (h2, http/1.1). */
         snprintf(c.line, sizeof c.line,
@@ -130,6 +131,7 @@ static void tools_main(void *arg)
         BL_CHECK_EQ(r.rc, 0);
         BL_CHECK_EQ(r.version, v ? BL_TLS_1_3 : BL_TLS_1_2);
         BL_CHECK(strcmp(r.alpn, "http/1.1") == 0);
+        BL_CHECK(strcmp(r.sni, "localhost") == 0);
     }
     /* curl without the CA: it refuses the certificate (60); the server hears why and goes on. */
     snprintf(c.line, sizeof c.line, "curl -sS --max-time 30 https://127.0.0.1:%u/ 2>&1", s.port);

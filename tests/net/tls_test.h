@@ -101,6 +101,7 @@ typedef struct tls_report {
     int version;   /* the version agreed on */
     int ktls;      /* bl_tls_ktls */
     char alpn[32]; /* the protocol agreed on, "" if none */
+    char sni[64];  /* the name the client sent, "" if none */
     char err[192]; /* bl_tls_error(NULL) after a failure */
 } tls_report;
 
@@ -142,6 +143,7 @@ static inline void tls_conn_proc(void *arg)
         r.version = bl_tls_version(c);
         r.ktls = bl_tls_ktls(c);
         snprintf(r.alpn, sizeof r.alpn, "%s", bl_tls_alpn(c) ? bl_tls_alpn(c) : "");
+        snprintf(r.sni, sizeof r.sni, "%s", bl_tls_sni(c) ? bl_tls_sni(c) : "");
     } else {
         snprintf(r.err, sizeof r.err, "%s", bl_tls_error(NULL));
     }
