@@ -1,8 +1,8 @@
 /*
  * http_client.c - the worker's HTTP/1.1 client (see http_client.h): name
- * resolution and connecting, the response head, the chunked decoder, and
- * the exchange itself, which streams the body into the worker's
- * destination through dm_worker_write.
+ * resolution and connecting (TLS for https), the response head, the
+ * chunked decoder, and the exchange itself, which streams the body into the
+ * worker's destination through dm_worker_write.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -80,6 +80,53 @@ static int http_connect(dm_worker *w, const dm_url *u)
         dm_close_fd(&w->sock);
     }
     return dm_worker_fail(w, "connect %s:%u: %s", u->host, u->port, strerror(-rc));
+}
+
+/* ---- the transport: the plain socket, or TLS on it ---- */
+
+static ssize_t plain_read(void *ctx, void *buf, size_t len, int64_t timeout_ms)
+{
+    return bl_io_recv(((dm_worker *)ctx)->sock, buf, len, 0, timeout_ms);
+}
+
+static ssize_t plain_write(void *ctx, void *buf, size_t len, int64_t timeout_ms)
+{
+    ssize_t n = bl_io_send_all(((dm_worker *)ctx)->sock, buf, len, 0, timeout_ms);
+    return n < 0 || (size_t)n == len ? n : -EPIPE;
+}
+
+/* Connects to u, then runs TLS on the socket for https: w->io is then the connection's. */
+static int http_open(dm_worker *w, const dm_url *u)
+{
+    if (http_connect(w, u) < 0) return -1;
+    if (!u->tls) {
+        w->io = (dm_transport){plain_read, plain_write, w};
+        return 0;
+    }
+    if (!w->job.tls) {
+        /* A redirect from http to https: a context of the worker's own. */
+        bl_tls_opts o = {.ca_file = w->job.ca_file[0] ? w->job.ca_file : NULL};
+        w->job.tls = bl_tls_client_ctx(&o);
+        if (!w->job.tls) return dm_worker_fail(w, "TLS: %s", bl_tls_error(NULL));
+    }
+    /* The socket is the connection's from here, whatever the handshake gives. */
+    int fd = w->sock;
+    w->sock = -1;
+    int rc = bl_tls_connect(w->job.tls, fd, u->host, w->job.timeout_ms, &w->tls);
+    if (rc < 0) return dm_worker_fail(w, "TLS with %s: %s", u->host, bl_tls_error(NULL));
+    w->io = (dm_transport){bl_tls_transport_read, bl_tls_transport_write, w->tls};
+    return 0;
+}
+
+void dm_http_close(dm_worker *w)
+{
+    bl_tls_conn *c = w->tls;
+    /* Cleared first: a kill during the close must not find it again. */
+    w->tls = NULL;
+    if (c)
+        bl_tls_close(c);
+    else
+        dm_close_fd(&w->sock);
 }
 
 /* ---- the response head ---- */
@@ -243,6 +290,7 @@ static int recv_error(dm_worker *w, ssize_t rc)
     if (rc == -ETIMEDOUT)
         return dm_worker_fail(w, "no data from the server for %lld ms",
                               (long long)w->job.timeout_ms);
+    if (w->tls) return dm_worker_fail(w, "recv: %s (%s)", strerror((int)-rc), bl_tls_error(w->tls));
     return dm_worker_fail(w, "recv: %s", strerror((int)-rc));
 }
 
@@ -261,7 +309,7 @@ static ssize_t recv_body(dm_worker *w, char *buf, size_t cap)
             wait = w->rep_ms + w->job.progress_ms - now;
             due = true;
         }
-        ssize_t n = wait > 0 ? bl_io_recv(w->sock, buf, cap, 0, wait) : -ETIMEDOUT;
+        ssize_t n = wait > 0 ? w->io.read(w->io.ctx, buf, cap, wait) : -ETIMEDOUT;
         if (n != -ETIMEDOUT || !due) return n;
         /* A receive cut short loses nothing: the bytes wait in the socket. */
         dm_worker_report(w, true);
@@ -307,16 +355,16 @@ int dm_http_fetch(dm_worker *w, char *buf, size_t cap)
 {
     dm_url u = w->job.url;
     for (int hop = 0;; hop++) {
-        if (http_connect(w, &u) < 0) return -1;
+        if (http_open(w, &u) < 0) return -1;
         bool v6 = strchr(u.host, ':') != NULL;
         char port[8] = "";
-        if (u.port != 80) snprintf(port, sizeof port, ":%u", u.port);
+        if (u.port != (u.tls ? 443 : 80)) snprintf(port, sizeof port, ":%u", u.port);
         int len = snprintf(buf, cap,
                            "GET %s HTTP/1.1\r\nHost: %s%s%s%s\r\n"
                            "User-Agent: beamline-download-manager\r\nAccept: */*\r\n"
                            "Accept-Encoding: identity\r\nConnection: close\r\n\r\n",
                            u.path, v6 ? "[" : "", u.host, v6 ? "]" : "", port);
-        ssize_t rc = bl_io_send_all(w->sock, buf, (size_t)len, 0, w->job.timeout_ms);
+        ssize_t rc = w->io.write(w->io.ctx, buf, (size_t)len, w->job.timeout_ms);
         if (rc != len)
             return dm_worker_fail(w, "send: %s", rc < 0 ? strerror((int)-rc) : "short send");
 
@@ -324,7 +372,7 @@ int dm_http_fetch(dm_worker *w, char *buf, size_t cap)
         size_t have = 0, hlen;
         while (!(hlen = dm_http_head_end(buf, have))) {
             if (have == DM_HEADER_MAX) return dm_worker_fail(w, "response head larger than 16 KiB");
-            ssize_t n = bl_io_recv(w->sock, buf + have, DM_HEADER_MAX - have, 0, w->job.timeout_ms);
+            ssize_t n = w->io.read(w->io.ctx, buf + have, DM_HEADER_MAX - have, w->job.timeout_ms);
             if (n < 0) return recv_error(w, n);
             if (n == 0) return dm_worker_fail(w, "connection closed before the response");
             have += (size_t)n;
@@ -343,7 +391,7 @@ int dm_http_fetch(dm_worker *w, char *buf, size_t cap)
             } else if (dm_parse_source(r.location, &u) != 0 || u.kind != DM_SRC_HTTP) {
                 return dm_worker_fail(w, "redirect to an unsupported location: %.100s", r.location);
             }
-            dm_close_fd(&w->sock);
+            dm_http_close(w);
             continue;
         }
         if (r.status != 200) return dm_worker_fail(w, "HTTP %d %s", r.status, r.reason);

@@ -6,10 +6,15 @@
  *
  * A plain GET with Connection: close.  The body is delimited by
  * Content-Length, by the connection's close, or by chunked transfer
- * encoding; up to five redirects to http:// or absolute-path locations are
- * followed.  Host names are resolved with getaddrinfo on the dirty-work pool
- * (numeric addresses need no lookup), and each address is tried in turn.
- * No https, no proxies, no resumption of partial downloads.
+ * encoding; up to five redirects to http://, https:// or absolute-path
+ * locations are followed.  Host names are resolved with getaddrinfo on the
+ * dirty-work pool (numeric addresses need no lookup), and each address is
+ * tried in turn.  An https:// source runs the same exchange over TLS
+ * (beamline/tls.h): the socket is handed to bl_tls_connect, with the host as
+ * SNI and as the name the certificate must carry, and the exchange reads and
+ * writes through a transport, a pair of functions and their context, which
+ * is the connection's or the plain socket's.  No proxies, no resumption of
+ * partial downloads.
  */
 #ifndef DM_HTTP_CLIENT_H
 #define DM_HTTP_CLIENT_H
@@ -23,12 +28,21 @@
 
 struct dm_worker;
 
+/* How the exchange moves bytes: the plain socket's calls, or the TLS connection's. */
+typedef struct dm_transport {
+    ssize_t (*read)(void *ctx, void *buf, size_t len, int64_t timeout_ms);  /* 0 at the end */
+    ssize_t (*write)(void *ctx, void *buf, size_t len, int64_t timeout_ms); /* all, or -errno */
+    void *ctx; /* the worker (plain) or the bl_tls_conn */
+} dm_transport;
+
 /*
  * Downloads w's http source into its destination, through buf[0..cap),
  * which must hold at least a 16 KiB response head.  0 when the body is
  * complete, or -1 with w->error saying why.
  */
 int dm_http_fetch(struct dm_worker *w, char *buf, size_t cap);
+/* Ends w's connection, if any: close_notify and close for TLS, a close otherwise. */
+void dm_http_close(struct dm_worker *w);
 
 /* ---- the response head ---- */
 

@@ -7,14 +7,16 @@
  *       `-- one temporary worker (gen_server) per running download
  *
  * The parts: url.c parses sources, worker.c runs one download (a local
- * file, or an http:// URL through http_client.c), manager.c is the
+ * file, or an http:// or https:// URL through http_client.c), manager.c is the
  * gen_server that keeps every download's status and its client API.  This
  * file downloads every source on the command line into DEST_DIR/<name>
  * (a suffix .2, .3, ... when two sources share a name).  On a terminal it
  * redraws a table in place four times a second and at each status change;
  * otherwise it prints one line per status change and the table at the end.
  *
- * Run: download_manager [-j N] DEST_DIR SOURCE...
+ * Run: download_manager [-j N] [--cacert FILE] DEST_DIR SOURCE...
+ *      (--cacert: the PEM CAs https servers are checked against, instead of
+ *      the system's store)
  *      (exits 0 when every download completed, 1 otherwise, 2 on bad usage)
  */
 #define _GNU_SOURCE
@@ -34,6 +36,7 @@ typedef struct cli {
     char **srcs;     /* what to download */
     int n;           /* how many sources */
     int jobs;        /* -j: downloads at once (0 = all) */
+    const char *ca;  /* --cacert: the CAs for https, NULL = the system's */
     bool tty;        /* stdout is a terminal: a live table */
     int width;       /* its width */
     int failed;      /* downloads that did not complete */
@@ -97,7 +100,7 @@ static void run(void *arg)
 {
     cli *c = arg;
     bl_pid mgr;
-    dm_opts o = {.subscriber = bl_self(), .max_active = c->jobs};
+    dm_opts o = {.subscriber = bl_self(), .max_active = c->jobs, .ca_file = c->ca};
     int rc = dm_start(&mgr, &o);
     if (rc) {
         fprintf(stderr, "download_manager: %s\n", strerror(-rc));
@@ -162,13 +165,16 @@ int main(int argc, char **argv)
 {
     cli c = {0};
     int i = 1;
-    if (i + 1 < argc && strcmp(argv[i], "-j") == 0) {
-        c.jobs = atoi(argv[i + 1]);
-        i += 2;
-    }
+    for (; i + 1 < argc; i += 2)
+        if (strcmp(argv[i], "-j") == 0)
+            c.jobs = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--cacert") == 0)
+            c.ca = argv[i + 1];
+        else
+            break;
     if (argc - i < 2 || c.jobs < 0) {
-        fprintf(stderr, "usage: download_manager [-j N] DEST_DIR SOURCE...\n"
-                        "  SOURCE: http://host[:port]/path, file:///path, or a path\n");
+        fprintf(stderr, "usage: download_manager [-j N] [--cacert FILE] DEST_DIR SOURCE...\n"
+                        "  SOURCE: http(s)://host[:port]/path, file:///path, or a path\n");
         return 2;
     }
     c.dir = argv[i];

@@ -59,11 +59,13 @@ typedef struct entry {
 } entry;
 
 typedef struct manager {
-    dm_opts opts;  /* with the defaults filled in */
-    bl_pid sup;    /* the workers' supervisor */
-    entry *v;      /* downloads, v[id - 1] */
-    size_t n, cap; /* entries used, allocated */
-    int active;    /* downloads running */
+    dm_opts opts;              /* with the defaults filled in (ca_file: NULL, see below) */
+    char ca_file[DM_PATH_MAX]; /* opts.ca_file's copy, "" for the system's store */
+    bl_tls_ctx *tls;           /* https downloads' client context, made at the first one */
+    bl_pid sup;                /* the workers' supervisor */
+    entry *v;                  /* downloads, v[id - 1] */
+    size_t n, cap;             /* entries used, allocated */
+    int active;                /* downloads running */
 } manager;
 
 /* The download as a client sees it, speed and percent computed now. */
@@ -138,13 +140,23 @@ __attribute__((format(printf, 3, 4))) static void failed(manager *m, entry *e, c
 /* Starts e's worker under the supervisor, monitors it, then lets it go. */
 static void start_worker(manager *m, entry *e)
 {
+    if (e->url.tls && !m->tls) {
+        bl_tls_opts o = {.ca_file = m->ca_file[0] ? m->ca_file : NULL};
+        m->tls = bl_tls_client_ctx(&o);
+        if (!m->tls) {
+            failed(m, e, "TLS: %s", bl_tls_error(NULL));
+            return;
+        }
+    }
     dm_job job = {.id = e->d.id,
                   .manager = bl_self(),
                   .url = e->url,
                   .timeout_ms = m->opts.timeout_ms,
                   .progress_bytes = m->opts.progress_bytes,
-                  .progress_ms = m->opts.progress_ms};
+                  .progress_ms = m->opts.progress_ms,
+                  .tls = e->url.tls ? m->tls : NULL};
     snprintf(job.dest, sizeof job.dest, "%s", e->d.dest);
+    memcpy(job.ca_file, m->ca_file, sizeof job.ca_file);
     bl_child_spec spec = {.start = dm_worker_start,
                           .arg = &job,
                           .arg_len = sizeof job,
@@ -265,6 +277,8 @@ static void mgr_init(void *arg, void **state, bl_gs_result *r)
         return;
     }
     m->opts = *(const dm_opts *)arg;
+    if (m->opts.ca_file) snprintf(m->ca_file, sizeof m->ca_file, "%s", m->opts.ca_file);
+    m->opts.ca_file = NULL; /* the caller's string need not outlive dm_start */
     if (!m->opts.timeout_ms) m->opts.timeout_ms = 30000;
     if (!m->opts.progress_bytes) m->opts.progress_bytes = 64 * 1024;
     if (!m->opts.progress_ms) m->opts.progress_ms = 100;
@@ -393,6 +407,7 @@ static void mgr_terminate(void **state, const bl_reason *reason)
 static void mgr_release(void *state)
 {
     manager *m = state;
+    bl_tls_ctx_free(m->tls); /* running workers hold references of their own */
     free(m->v);
     free(m);
 }
@@ -417,6 +432,7 @@ int dm_start(bl_pid *mgr, const dm_opts *opts)
     if (opts) o = *opts;
     if (o.max_active < 0 || o.timeout_ms < 0 || o.progress_bytes < 0 || o.progress_ms < 0)
         return -EINVAL;
+    if (o.ca_file && strlen(o.ca_file) >= DM_PATH_MAX) return -ENAMETOOLONG;
     /* init runs before start returns, so a pointer to a local is fine here. */
     return bl_gen_server_start(mgr, &manager_callbacks, &o, NULL);
 }

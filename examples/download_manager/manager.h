@@ -56,6 +56,7 @@ typedef struct dm_opts {
     int64_t timeout_ms;     /* connect and per-receive timeout (0 = 30000) */
     int64_t progress_bytes; /* a worker reports after this many new bytes (0 = 64 KiB) */
     int64_t progress_ms;    /* ... or after this long with new bytes (0 = 100) */
+    const char *ca_file;    /* https: PEM CAs to trust, copied (NULL = the system's store) */
 } dm_opts;
 
 /* The subscriber's message: data is a dm_download, the state after the change. */
@@ -68,7 +69,9 @@ bool dm_state_is_final(dm_state s);
 
 /*
  * Starts a manager (not linked to the caller) with its supervisor of
- * workers.  0, -EINVAL (a negative option), or bl_gen_server_start's errors.
+ * workers.  0, -EINVAL (a negative option), -ENAMETOOLONG (ca_file), or
+ * bl_gen_server_start's errors.  The TLS context of https downloads is made
+ * (ca_file read) when the first of them starts.
  */
 int dm_start(bl_pid *mgr, const dm_opts *opts);
 /*

@@ -1,6 +1,6 @@
 /*
  * url.c - parsing the download manager's sources (see url.h).  A scheme is
- * recognised only when followed by "://", so "a:b" is a local path; http
+ * recognised only when followed by "://", so "a:b" is a local path; http(s)
  * URLs are checked strictly enough that what parses can be sent as a
  * request line and a Host header as it is.
  */
@@ -20,8 +20,8 @@ bool dm_url_has_bad_chars(const char *s)
     return false;
 }
 
-/* The part of an http URL after "http://". */
-static int parse_http(const char *p, dm_url *u)
+/* The part of an http(s) URL after "http://" or "https://". */
+static int parse_http(const char *p, dm_url *u, bool tls)
 {
     if (dm_url_has_bad_chars(p)) return -EINVAL;
     size_t alen = strcspn(p, "/?#");
@@ -46,7 +46,8 @@ static int parse_http(const char *p, dm_url *u)
     if (hlen == 0 || hlen >= sizeof u->host) return -EINVAL;
     memcpy(u->host, hs, hlen);
     u->host[hlen] = 0;
-    u->port = 80;
+    u->tls = tls;
+    u->port = tls ? 443 : 80;
     if (port) {
         size_t plen = (size_t)(p + alen - port);
         long v = 0;
@@ -78,7 +79,8 @@ int dm_parse_source(const char *src, dm_url *u)
         while (isalnum((unsigned char)src[i]) || src[i] == '+' || src[i] == '-' || src[i] == '.')
             i++;
     if (i > 0 && strncmp(src + i, "://", 3) == 0) {
-        if (i == 4 && strncasecmp(src, "http", 4) == 0) return parse_http(src + 7, u);
+        if (i == 4 && strncasecmp(src, "http", 4) == 0) return parse_http(src + 7, u, false);
+        if (i == 5 && strncasecmp(src, "https", 5) == 0) return parse_http(src + 8, u, true);
         if (i != 4 || strncasecmp(src, "file", 4) != 0) return -EPROTONOSUPPORT;
         const char *p = src + 7;
         if (strncasecmp(p, "localhost/", 10) == 0) p += 9;

@@ -121,6 +121,7 @@ static void worker_init(void *arg, void **state, bl_gs_result *r)
         return;
     }
     w->job = *job;
+    bl_tls_ctx_up_ref(w->job.tls); /* the manager's may go first; release drops this one */
     w->sock = w->in = -1;
     w->out = fd;
     w->size = -1;
@@ -136,6 +137,7 @@ static void worker_info(void **state, const bl_msg *m, bl_gs_result *r)
     char buf[DM_BUF];
     int rc = w->job.url.kind == DM_SRC_HTTP ? dm_http_fetch(w, buf, sizeof buf)
                                             : file_copy(w, buf, sizeof buf);
+    dm_http_close(w);
     if (rc == 0) {
         int c = dm_close_fd(&w->out);
         if (c < 0) rc = dm_worker_fail(w, "close %s: %s", w->job.dest, strerror(-c));
@@ -149,10 +151,15 @@ static void worker_info(void **state, const bl_msg *m, bl_gs_result *r)
     bl_gs_stop(r, &why);
 }
 
-/* After the process, whatever ended it: its descriptors go with it. */
+/*
+ * After the process, whatever ended it: its descriptors go with it.  A TLS
+ * connection still open is not ours to free here: its cleanup handler runs
+ * next and closes it.
+ */
 static void worker_release(void *state)
 {
     dm_worker *w = state;
+    bl_tls_ctx_free(w->job.tls);
     if (w->sock >= 0) close(w->sock);
     if (w->in >= 0) close(w->in);
     if (w->out >= 0) close(w->out);

@@ -7,7 +7,7 @@
  *
  * A worker creates (or truncates) its destination in init, then waits for
  * the manager's DM_GO (sent once the manager monitors it, so that no end is
- * missed).  It streams an http:// source (http_client.h) or a local file,
+ * missed).  It streams an http(s):// source (http_client.h) or a local file,
  * every byte through the scheduler's io_uring, and reports progress with
  * DM_PROGRESS casts, at most every progress_bytes or progress_ms.  It exits
  * normally when the download completed, and with {shutdown, "what went
@@ -18,10 +18,12 @@
 #define DM_WORKER_H
 
 #include <beamline.h>
+#include <beamline/tls.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "http_client.h"
 #include "manager.h"
 #include "url.h"
 
@@ -43,22 +45,29 @@ typedef struct dm_report {
 
 /* What the manager hands a worker (copied by the supervisor, then by the worker). */
 typedef struct dm_job {
-    int id;                 /* the download */
-    bl_pid manager;         /* where reports go */
-    dm_url url;             /* the source, parsed */
-    char dest[DM_PATH_MAX]; /* the destination file */
-    int64_t timeout_ms;     /* connect and per-receive timeout */
-    int64_t progress_bytes; /* report after this many new bytes ... */
-    int64_t progress_ms;    /* ... or after this long with new bytes */
+    int id;                    /* the download */
+    bl_pid manager;            /* where reports go */
+    dm_url url;                /* the source, parsed */
+    char dest[DM_PATH_MAX];    /* the destination file */
+    int64_t timeout_ms;        /* connect and per-receive timeout */
+    int64_t progress_bytes;    /* report after this many new bytes ... */
+    int64_t progress_ms;       /* ... or after this long with new bytes */
+    bl_tls_ctx *tls;           /* https: the manager's client context, or NULL (the worker takes
+                                  a reference of its own, or makes one at a redirect to https) */
+    char ca_file[DM_PATH_MAX]; /* what a context made by the worker trusts ("": the system's) */
 } dm_job;
 
 /*
  * A worker's state.  The descriptors live here, not on the stack, so that
- * release closes them whatever ended the process (a kill included).
+ * release closes them whatever ended the process (a kill included).  A TLS
+ * connection owns its socket (sock is -1 then) and goes with the process
+ * by itself (its cleanup handler, after release).
  */
 typedef struct dm_worker {
     dm_job job;               /* what to do */
-    int sock;                 /* the HTTP connection, or -1 */
+    int sock;                 /* the HTTP connection's socket, or -1 */
+    bl_tls_conn *tls;         /* an https connection, or NULL */
+    dm_transport io;          /* the exchange's reads and writes, on sock or tls */
     int in;                   /* the local source, or -1 */
     int out;                  /* the destination, or -1 */
     int64_t bytes;            /* written to out */

@@ -2,7 +2,9 @@
  * The download manager example against a loopback HTTP server run by the
  * test itself: concurrent downloads with exact bytes, progress, failures
  * that leave the others alone, a killed worker, cancellation without leaks,
- * local files, bad input, and the chunked decoder on every split.
+ * local files, bad input, and the chunked decoder on every split; and the
+ * same server over TLS for https (a self-signed certificate made here,
+ * passed to the manager as its CA).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -21,6 +23,7 @@
 #include "examples/download_manager/worker.h"
 
 #include "bl_test.h"
+#include "net/tls_test.h"
 
 /* ---- content: byte i of an n-byte body ---- */
 
@@ -56,7 +59,8 @@ typedef struct server {
     int lfd;
     uint16_t port;
     bl_pid acceptor;
-    bl_pid ctl; /* the test process */
+    bl_pid ctl;      /* the test process */
+    bl_tls_ctx *tls; /* https: the server's TLS context; NULL: plain http */
 } server;
 
 typedef struct conn_arg {
@@ -64,43 +68,68 @@ typedef struct conn_arg {
     server *srv;
 } conn_arg;
 
-static bool send_str(int fd, const char *s)
+/* A server connection: the socket, and TLS on it for the https server. */
+typedef struct sconn {
+    int fd;
+    bl_tls_conn *tls; /* NULL: plain */
+} sconn;
+
+static bool sc_send(sconn *c, const void *p, size_t n)
 {
-    return bl_io_send_all(fd, s, strlen(s), 0, 10000) == (ssize_t)strlen(s);
+    ssize_t k = c->tls ? bl_tls_write(c->tls, p, n, 10000) : bl_io_send_all(c->fd, p, n, 0, 10000);
+    return k == (ssize_t)n;
+}
+
+static ssize_t sc_recv(sconn *c, void *p, size_t n)
+{
+    return c->tls ? bl_tls_read(c->tls, p, n, 10000) : bl_io_recv(c->fd, p, n, 0, 10000);
+}
+
+static void sc_close(sconn *c)
+{
+    if (c->tls)
+        bl_tls_close(c->tls);
+    else
+        bl_io_close(c->fd);
+}
+
+static bool send_str(sconn *c, const char *s)
+{
+    return sc_send(c, s, strlen(s));
 }
 
 /* Sends body bytes [off, off + len) of an n-byte body. */
-static bool send_body(int fd, int64_t off, int64_t len, int64_t n)
+static bool send_body(sconn *c, int64_t off, int64_t len, int64_t n)
 {
     char buf[16384];
     while (len > 0) {
         size_t k = len < (int64_t)sizeof buf ? (size_t)len : sizeof buf;
         fill(buf, off, k, n);
-        if (bl_io_send_all(fd, buf, k, 0, 10000) != (ssize_t)k) return false;
+        if (!sc_send(c, buf, k)) return false;
         off += (int64_t)k;
         len -= (int64_t)k;
     }
     return true;
 }
 
-static bool send_head(int fd, const char *status, const char *extra)
+static bool send_head(sconn *c, const char *status, const char *extra)
 {
     char h[512];
     snprintf(h, sizeof h, "HTTP/1.1 %s\r\n%sConnection: close\r\n\r\n", status, extra);
-    return send_str(fd, h);
+    return send_str(c, h);
 }
 
-static bool send_length_head(int fd, int64_t n)
+static bool send_length_head(sconn *c, int64_t n)
 {
     char extra[64];
     snprintf(extra, sizeof extra, "Content-Length: %lld\r\n", (long long)n);
-    return send_head(fd, "200 OK", extra);
+    return send_head(c, "200 OK", extra);
 }
 
-static void send_chunked(int fd, int64_t n)
+static void send_chunked(sconn *c, int64_t n)
 {
     static const int sizes[] = {1, 7, 1000, 4096, 333, 65536};
-    send_head(fd, "200 OK", "Transfer-Encoding: chunked\r\n");
+    send_head(c, "200 OK", "Transfer-Encoding: chunked\r\n");
     char *buf = malloc(70000);
     for (int64_t off = 0, i = 0; off < n; i++) {
         int64_t k = sizes[i % 6];
@@ -110,10 +139,10 @@ static void send_chunked(int fd, int64_t n)
                          i == 1 ? ";name=value" : "");
         fill(buf + h, off, (size_t)k, n);
         memcpy(buf + h + k, "\r\n", 2);
-        if (bl_io_send_all(fd, buf, (size_t)(h + k + 2), 0, 10000) != h + k + 2) break;
+        if (!sc_send(c, buf, (size_t)(h + k + 2))) break;
         off += k;
     }
-    send_str(fd, "0\r\nX-Trailer: yes\r\n\r\n");
+    send_str(c, "0\r\nX-Trailer: yes\r\n\r\n");
     free(buf);
 }
 
@@ -123,9 +152,9 @@ static bool match_ctl(const bl_msg *m, void *arg)
 }
 
 /* /step and /hang: the controller drives the body. */
-static void send_stepped(int fd, server *s, const char *path, int64_t n, int64_t k)
+static void send_stepped(sconn *c, server *s, const char *path, int64_t n, int64_t k)
 {
-    if (k > 0 && !send_length_head(fd, n)) return;
+    if (k > 0 && !send_length_head(c, n)) return;
     bl_send(s->ctl, T_HELLO, path, strlen(path));
     for (int64_t off = 0; off < n || k == 0;) {
         bl_msg *m = NULL;
@@ -134,7 +163,7 @@ static void send_stepped(int fd, server *s, const char *path, int64_t n, int64_t
         bl_msg_free(m);
         if (abort || k == 0) return;
         int64_t len = k < n - off ? k : n - off;
-        if (!send_body(fd, off, len, n)) return;
+        if (!send_body(c, off, len, n)) return;
         off += len;
     }
 }
@@ -143,12 +172,15 @@ static void conn_proc(void *arg)
 {
     conn_arg a = *(conn_arg *)arg;
     free(arg);
+    sconn sc = {a.fd, NULL}, *c = &sc;
+    /* The https server's handshake (bl_tls_accept closes the socket when it fails). */
+    if (a.srv->tls && bl_tls_accept(a.srv->tls, a.fd, 10000, &sc.tls) < 0) return;
     char req[4096];
     size_t have = 0;
     while (!memmem(req, have, "\r\n\r\n", 4)) {
-        ssize_t n = bl_io_recv(a.fd, req + have, sizeof req - 1 - have, 0, 10000);
+        ssize_t n = sc_recv(c, req + have, sizeof req - 1 - have);
         if (n <= 0 || (have += (size_t)n) == sizeof req - 1) {
-            bl_io_close(a.fd);
+            sc_close(c);
             return;
         }
     }
@@ -158,38 +190,39 @@ static void conn_proc(void *arg)
     /* The client's request must be well formed: a path, a Host, Connection: close. */
     if (sscanf(req, "GET %511s HTTP/1.1\r\n", path) != 1 || !strstr(req, "\r\nHost: ") ||
         !strstr(req, "\r\nConnection: close\r\n")) {
-        send_head(a.fd, "400 Bad Request", "");
+        send_head(c, "400 Bad Request", "");
     } else if (sscanf(path, "/data/%lld", &n) == 1) {
-        if (send_length_head(a.fd, n)) send_body(a.fd, 0, n, n);
+        if (send_length_head(c, n)) send_body(c, 0, n, n);
     } else if (sscanf(path, "/close/%lld", &n) == 1) {
-        if (send_head(a.fd, "200 OK", "")) send_body(a.fd, 0, n, n);
+        if (send_head(c, "200 OK", "")) send_body(c, 0, n, n);
     } else if (sscanf(path, "/chunked/%lld", &n) == 1) {
-        send_chunked(a.fd, n);
+        send_chunked(c, n);
     } else if (sscanf(path, "/short/%lld", &n) == 1) {
-        if (send_length_head(a.fd, n)) send_body(a.fd, 0, n / 2, n);
+        if (send_length_head(c, n)) send_body(c, 0, n / 2, n);
     } else if (sscanf(path, "/redirect/%lld", &n) == 1) {
         char loc[64];
         snprintf(loc, sizeof loc, "Location: /data/%lld\r\n", n);
-        send_head(a.fd, "302 Found", loc);
+        send_head(c, "302 Found", loc);
     } else if (sscanf(path, "/redirect-abs/%lld", &n) == 1) {
         char loc[80];
-        snprintf(loc, sizeof loc, "Location: http://127.0.0.1:%u/data/%lld\r\n", a.srv->port, n);
-        send_head(a.fd, "301 Moved Permanently", loc);
+        snprintf(loc, sizeof loc, "Location: %s://127.0.0.1:%u/data/%lld\r\n",
+                 a.srv->tls ? "https" : "http", a.srv->port, n);
+        send_head(c, "301 Moved Permanently", loc);
     } else if (strcmp(path, "/loop") == 0) {
-        send_head(a.fd, "302 Found", "Location: /loop\r\n");
+        send_head(c, "302 Found", "Location: /loop\r\n");
     } else if (strcmp(path, "/badchunk") == 0) {
-        send_head(a.fd, "200 OK", "Transfer-Encoding: chunked\r\n");
-        send_str(a.fd, "5\r\nhello\r\nzz\r\n");
+        send_head(c, "200 OK", "Transfer-Encoding: chunked\r\n");
+        send_str(c, "5\r\nhello\r\nzz\r\n");
     } else if (strcmp(path, "/gzip") == 0) {
-        send_head(a.fd, "200 OK", "Transfer-Encoding: gzip, chunked\r\n");
+        send_head(c, "200 OK", "Transfer-Encoding: gzip, chunked\r\n");
     } else if (sscanf(path, "/step/%lld/%lld", &n, &k) == 2 && k > 0) {
-        send_stepped(a.fd, a.srv, path, n, k);
+        send_stepped(c, a.srv, path, n, k);
     } else if (strcmp(path, "/hang") == 0) {
-        send_stepped(a.fd, a.srv, path, 0, 0);
+        send_stepped(c, a.srv, path, 0, 0);
     } else {
-        send_head(a.fd, "404 Not Found", "Content-Length: 0\r\n");
+        send_head(c, "404 Not Found", "Content-Length: 0\r\n");
     }
-    bl_io_close(a.fd);
+    sc_close(c);
 }
 
 static void acceptor_proc(void *arg)
@@ -207,13 +240,20 @@ static void acceptor_proc(void *arg)
     }
 }
 
-static void srv_start(server *s)
+/* Starts the server: https with the context tls, plain http without. */
+static void srv_start_tls(server *s, bl_tls_ctx *tls)
 {
     memset(s, 0, sizeof *s);
+    s->tls = tls;
     s->ctl = bl_self();
     s->lfd = bl_io_listen_tcp("127.0.0.1", 0, 128, &s->port);
     BL_CHECK(s->lfd >= 0);
     BL_CHECK_EQ(bl_spawn(&s->acceptor, acceptor_proc, s, NULL), 0);
+}
+
+static void srv_start(server *s)
+{
+    srv_start_tls(s, NULL);
 }
 
 static void srv_stop(server *s)
@@ -449,15 +489,20 @@ static void concurrent_main(void *arg)
     srv_stop(&s);
 }
 
-Test(download_manager, concurrent, .timeout = 240)
+/* True when "localhost" resolves to 127.0.0.1 here. */
+static bool localhost_is_loopback(void)
 {
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
-    localhost_ok = getaddrinfo("localhost", "80", &hints, &res) == 0;
-    if (localhost_ok) {
-        struct sockaddr_in *a = (struct sockaddr_in *)res->ai_addr;
-        localhost_ok = a->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
-        freeaddrinfo(res);
-    }
+    if (getaddrinfo("localhost", "80", &hints, &res) != 0) return false;
+    struct sockaddr_in *a = (struct sockaddr_in *)res->ai_addr;
+    bool ok = a->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+    freeaddrinfo(res);
+    return ok;
+}
+
+Test(download_manager, concurrent, .timeout = 240)
+{
+    localhost_ok = localhost_is_loopback();
     run_in_tmp(concurrent_main);
 }
 
@@ -805,6 +850,116 @@ Test(download_manager, stop, .timeout = 240)
     run_in_tmp(stop_main);
 }
 
+/* ---- https ---- */
+
+static tls_files tf; /* the https server's certificate (srv), and one nobody trusts (other) */
+
+static void https_main(void *arg)
+{
+    bl_tls_opts so = {.cert_file = tf.cert, .key_file = tf.key};
+    bl_tls_ctx *x = bl_tls_server_ctx(&so);
+    BL_CHECK(x != NULL);
+    server s, plain;
+    srv_start_tls(&s, x);
+    srv_start(&plain);
+    bl_pid mgr;
+    dm_opts o = {.subscriber = bl_self(), .ca_file = tf.cert};
+    BL_CHECK_EQ(dm_start(&mgr, &o), 0);
+
+    /* The same exchanges as over http, by address and by name, redirects staying https. */
+    struct {
+        const char *path;
+        int64_t n;
+    } cases[] = {
+        {"/data/100000", 100000},    {"/data/3145728", 3145728}, {"/close/200001", 200001},
+        {"/chunked/150000", 150000}, {"/redirect/5000", 5000},   {"/redirect-abs/7000", 7000},
+    };
+    enum { N = sizeof cases / sizeof cases[0] };
+    char u[DM_URL_MAX], dest[N + 1][DM_PATH_MAX];
+    int ids[N + 1], n = N;
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "s%d", i);
+        snprintf(u, sizeof u, "https://127.0.0.1:%u%s", s.port, cases[i].path);
+        ids[i] = dm_add(mgr, u, in_tmp(dest[i], name));
+        BL_CHECK(ids[i] > 0);
+    }
+    if (localhost_ok) {
+        snprintf(u, sizeof u, "https://localhost:%u/data/4242", s.port);
+        ids[n] = dm_add(mgr, u, in_tmp(dest[n], "local"));
+        n++;
+    }
+    for (int i = 0; i < n; i++) {
+        dm_download d = wait_final(ids[i]);
+        if (d.status != DM_COMPLETED) fprintf(stderr, "download %d: %s\n", d.id, d.error);
+        check_completed(&d, dest[i], i < N ? cases[i].n : 4242);
+    }
+
+    /* Cancelled while its worker waits in a TLS read: nothing left behind. */
+    int fds0 = bl_test_count_fds();
+    uint64_t inflight0 = bl_io_inflight();
+    snprintf(u, sizeof u, "https://127.0.0.1:%u/step/100000/1000/hc", s.port);
+    int id = dm_add(mgr, u, in_tmp(dest[0], "hc"));
+    bl_pid conn = wait_hello("/step/100000/1000/hc");
+    bl_send(conn, T_STEP, NULL, 0);
+    dm_download d;
+    BL_CHECK(poll_until(mgr, id, has_bytes, 1000, &d));
+    BL_CHECK_EQ(dm_cancel(mgr, id), 0);
+    BL_CHECK(!bl_is_alive(d.pid));
+    BL_CHECK(file_absent(dest[0]));
+    abort_conn(conn);
+    for (int64_t end = dm_now_ms() + 10000;
+         dm_now_ms() < end && (bl_test_count_fds() != fds0 || bl_io_inflight() != inflight0);)
+        bl_yield();
+    BL_CHECK_EQ(bl_test_count_fds(), fds0);
+    BL_CHECK_EQ(bl_io_inflight(), inflight0);
+
+    /*
+     * https to the plain server (which waits for a request's end, never
+     * answering a ClientHello: the handshake's timeout), http to the https
+     * one: failures, with reasons.
+     */
+    BL_CHECK_EQ(dm_stop(mgr), 0);
+    o.timeout_ms = 300;
+    BL_CHECK_EQ(dm_start(&mgr, &o), 0);
+    snprintf(u, sizeof u, "https://127.0.0.1:%u/data/10", plain.port);
+    d = wait_final(dm_add(mgr, u, in_tmp(dest[0], "bad1")));
+    check_failed(&d, dest[0], "TLS with 127.0.0.1: handshake: timed out");
+    snprintf(u, sizeof u, "http://127.0.0.1:%u/data/10", s.port);
+    d = wait_final(dm_add(mgr, u, in_tmp(dest[0], "bad2")));
+    BL_CHECK_EQ(d.status, DM_FAILED);
+    BL_CHECK_EQ(dm_stop(mgr), 0);
+
+    /* A manager trusting another CA: the certificate is refused. */
+    char other[DM_PATH_MAX];
+    snprintf(other, sizeof other, "%s/other.crt", tf.dir);
+    o.ca_file = other;
+    o.timeout_ms = 0;
+    BL_CHECK_EQ(dm_start(&mgr, &o), 0);
+    snprintf(u, sizeof u, "https://localhost:%u/data/10", s.port);
+    d = wait_final(dm_add(mgr, u, in_tmp(dest[0], "bad3")));
+    check_failed(&d, dest[0], "certificate verify failed: self-signed certificate");
+    /* One whose CA file is missing: the download fails, saying so. */
+    BL_CHECK_EQ(dm_stop(mgr), 0);
+    o.ca_file = "/nonexistent-bl-dm-ca.pem";
+    BL_CHECK_EQ(dm_start(&mgr, &o), 0);
+    d = wait_final(dm_add(mgr, u, in_tmp(dest[0], "bad4")));
+    check_failed(&d, dest[0], "TLS: /nonexistent-bl-dm-ca.pem: No such file or directory");
+    BL_CHECK_EQ(dm_stop(mgr), 0);
+    srv_stop(&s);
+    srv_stop(&plain);
+    bl_tls_ctx_free(x);
+}
+
+Test(download_manager, https, .timeout = 240)
+{
+    localhost_ok = localhost_is_loopback();
+    cr_assert(tls_make_cert(&tf, "other", "other"));
+    cr_assert(tls_make_cert(&tf, "srv", "localhost")); /* tf.cert and tf.key: srv's */
+    run_in_tmp(https_main);
+    tls_files_remove(&tf);
+}
+
 /* ---- local files ---- */
 
 static void local_main(void *arg)
@@ -867,7 +1022,10 @@ static void bad_input_main(void *arg)
     } bad[] = {
         {"", -EINVAL},
         {"ftp://example.com/f", -EPROTONOSUPPORT},
-        {"https://example.com/f", -EPROTONOSUPPORT},
+        {"ftps://example.com/f", -EPROTONOSUPPORT},
+        {"https://", -EINVAL},
+        {"https://user@127.0.0.1/x", -EINVAL},
+        {"https://127.0.0.1:99999/x", -EINVAL},
         {"http://", -EINVAL},
         {"http:///path", -EINVAL},
         {"http://127.0.0.1:0/x", -EINVAL},
@@ -948,6 +1106,17 @@ Test(download_manager, parse_and_names)
     cr_assert_str_eq(u.host, "Example.com");
     cr_assert_eq(u.port, 80);
     cr_assert_str_eq(u.path, "/a/b?q=1");
+    cr_assert(!u.tls);
+    cr_assert_eq(dm_parse_source("https://Example.com/a", &u), 0);
+    cr_assert_eq(u.kind, DM_SRC_HTTP);
+    cr_assert(u.tls);
+    cr_assert_eq(u.port, 443);
+    cr_assert_str_eq(u.host, "Example.com");
+    cr_assert_str_eq(u.path, "/a");
+    cr_assert_eq(dm_parse_source("HTTPS://[::1]:8443", &u), 0);
+    cr_assert(u.tls);
+    cr_assert_eq(u.port, 8443);
+    cr_assert_str_eq(u.host, "::1");
     cr_assert_eq(dm_parse_source("http://h?x", &u), 0);
     cr_assert_str_eq(u.path, "/?x");
     cr_assert_eq(dm_parse_source("file://localhost/etc/hosts", &u), 0);
