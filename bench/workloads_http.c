@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "bench_util.h"
-#include "examples/http_server/http_parser.h"
+#include "net/http_parser.h"
 #include "workloads.h"
 
 /* The request, 49 bytes: what wrk sends for http://127.0.0.1:8080/plaintext. */

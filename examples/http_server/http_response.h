@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "http_parser.h"
+#include "../../net/http_parser.h"
 
 /* What a response says. */
 enum {

@@ -34,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http_parser.h"
+#include "../../net/http_parser.h"
 #include "http_response.h"
 #include "http_server.h"
 

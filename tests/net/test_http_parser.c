@@ -1,5 +1,5 @@
 /*
- * examples/http_server/http_parser.h on its own: requests of many shapes,
+ * net/http_parser.h on its own: requests of many shapes,
  * every class of malformed input, the size limits, the same answer however
  * the bytes are split, pipelined requests, and thousands of mutated
  * requests (fixed seed) that must each parse or be refused with 400, 413 or
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "examples/http_server/http_parser.h"
+#include "net/http_parser.h"
 
 #define MAX_HEAD 8192
 #define MAX_BODY (1u << 20)
