@@ -25,10 +25,10 @@ double wl_http_parse_49b(void)
         /* The compiler must not hoist the parse out of the loop: the bytes may change. */
         const char *buf = req49;
         __asm__ volatile("" : "+r"(buf));
-        http_parser p;
-        http_request r;
-        http_parser_init(&p, 8192, 1u << 20);
-        int n = http_parse(&p, buf, len, &r);
+        bl_http_parser p;
+        bl_http_head r;
+        bl_http_parser_init(&p, 8192, 1u << 20);
+        int n = bl_http_parse(&p, buf, len, &r);
         if (n != (int)len || r.path_len != 10) return NAN;
         sum += r.path_len;
     }
