@@ -13,18 +13,27 @@
  * an error), one SP between the request line's parts, a token method, a
  * request target of visible ASCII in origin form ("/path?query"), absolute
  * form ("http://host/path"), "*" or, for CONNECT, authority form, the
- * version HTTP/1.0 or HTTP/1.1 (a later 1.x counts as 1.1, anything else
- * is an error), header names that are tokens followed at once by ':', no
- * line folding, and field values without control characters.  Empty lines
- * before the request line are skipped.  Beyond the syntax it rejects what
- * would make the message's length ambiguous: a Transfer-Encoding (request
- * bodies must be sent with Content-Length), a Content-Length that is not
- * all digits or appears twice, and an HTTP/1.1 request with no Host or two.
+ * version HTTP/1.0 or HTTP/1.1 (a later 1.x counts as 1.1; another major
+ * version, "HTTP/2.0", is BL_HTTP_PARSE_VERSION, decided at its digit; any
+ * other text an error), header names that are tokens followed at once by
+ * ':', no line folding, and field values without control characters.
+ * Empty lines before the request line are skipped.  Beyond the syntax it
+ * rejects what would make the message's length ambiguous: a
+ * Content-Length that is not all digits or appears twice, one together
+ * with Transfer-Encoding, a Transfer-Encoding in HTTP/1.0 or sent twice,
+ * and an HTTP/1.1 request with no Host or two.  The only transfer coding
+ * understood is "chunked" on its own (the head says chunked; decoding the
+ * body is the caller's); any other (gzip, "gzip, chunked", ...) is
+ * BL_HTTP_PARSE_NOT_IMPLEMENTED.
  *
  * Limits: the head is at most max_head bytes (BL_HTTP_PARSE_HEADERS_TOO_LARGE
  * beyond, decided as soon as that many bytes have arrived without the end
- * of the head) and the body at most max_body bytes
- * (BL_HTTP_PARSE_CONTENT_TOO_LARGE, decided at the Content-Length field).
+ * of the head; BL_HTTP_PARSE_URI_TOO_LONG when they end inside the request
+ * target), the body at most max_body bytes (BL_HTTP_PARSE_CONTENT_TOO_LARGE,
+ * decided at the Content-Length field), and, when bl_http_parser_limits set
+ * them, the request target at most max_target bytes
+ * (BL_HTTP_PARSE_URI_TOO_LONG) and the header fields at most max_fields
+ * (BL_HTTP_PARSE_HEADERS_TOO_LARGE).
  *
  * Header-only; no allocation; no dependency besides the C library.
  * Written here rather than taken from a library because it is the hot path
@@ -45,7 +54,10 @@
 #define BL_HTTP_PARSE_MORE              0      /* the head is not complete yet */
 #define BL_HTTP_PARSE_BAD_REQUEST       (-400) /* malformed: answer 400 and close */
 #define BL_HTTP_PARSE_CONTENT_TOO_LARGE (-413) /* Content-Length above max_body */
-#define BL_HTTP_PARSE_HEADERS_TOO_LARGE (-431) /* no end of head within max_head bytes */
+#define BL_HTTP_PARSE_URI_TOO_LONG      (-414) /* request target above max_target */
+#define BL_HTTP_PARSE_HEADERS_TOO_LARGE (-431) /* head above max_head, or too many fields */
+#define BL_HTTP_PARSE_NOT_IMPLEMENTED   (-501) /* a transfer coding other than chunked */
+#define BL_HTTP_PARSE_VERSION           (-505) /* HTTP/x.y with a major version other than 1 */
 
 /* The largest max_head bl_http_parser_init accepts (offsets are 32-bit, heads much smaller). */
 #define BL_HTTP_PARSE_HEAD_LIMIT (1u << 20)
@@ -69,7 +81,8 @@ typedef struct bl_http_head {
     int minor;               /* HTTP/1.minor: 0 or 1 (a later 1.x is 1) */
     bool keep_alive;         /* the connection stays open after the response */
     bool expect_continue;    /* "Expect: 100-continue" was sent */
-    uint64_t content_length; /* body bytes that follow the head (0 if none) */
+    uint64_t content_length; /* body bytes that follow the head (0 if none or chunked) */
+    bool chunked;            /* the body follows in chunks (Transfer-Encoding: chunked) */
     size_t head_len;         /* bytes of the head, the final empty line included */
 } bl_http_head;
 
@@ -77,15 +90,19 @@ typedef struct bl_http_head {
 typedef struct bl_http_parser {
     uint32_t max_head;   /* limit on the head's bytes */
     uint64_t max_body;   /* limit on Content-Length */
+    uint32_t max_target; /* limit on the request target's bytes */
+    uint32_t max_fields; /* limit on the header fields */
+    uint32_t fields;     /* header fields seen */
     uint32_t pos;        /* bytes examined so far */
     uint8_t state;       /* where in the grammar pos is */
-    uint8_t vpos;        /* characters of "HTTP/1.x\r" matched */
+    uint8_t vpos;        /* characters of "HTTP/x.y\r" matched */
     uint8_t minor;       /* the version's minor digit (clamped to 1) */
     uint8_t host_count;  /* Host fields seen */
     bool has_length;     /* a Content-Length field was seen */
     bool conn_close;     /* Connection: close */
     bool conn_keep;      /* Connection: keep-alive */
     bool expect;         /* Expect: 100-continue */
+    bool has_te;         /* Transfer-Encoding: chunked was seen (no other is accepted) */
     int result;          /* the decision once made (state DONE or ERROR) */
     uint32_t method_off; /* the method: [method_off, method_end) */
     uint32_t method_end;
@@ -131,12 +148,28 @@ static inline void bl_http_parser_init(bl_http_parser *p, size_t max_head, uint6
     if (max_head > BL_HTTP_PARSE_HEAD_LIMIT) max_head = BL_HTTP_PARSE_HEAD_LIMIT;
     p->max_head = (uint32_t)max_head;
     p->max_body = max_body;
+    p->max_target = p->max_head;
+    p->max_fields = UINT32_MAX;
+}
+
+/*
+ * Tightens the limits of an initialised p: the request target at most
+ * max_target bytes (0: up to max_head) and at most max_fields header fields
+ * (0: no count).  bl_http_parser_reset keeps them.
+ */
+static inline void bl_http_parser_limits(bl_http_parser *p, size_t max_target, uint32_t max_fields)
+{
+    p->max_target = max_target && max_target < p->max_head ? (uint32_t)max_target : p->max_head;
+    p->max_fields = max_fields ? max_fields : UINT32_MAX;
 }
 
 /* Makes p ready for the next request on the connection, with the same limits. */
 static inline void bl_http_parser_reset(bl_http_parser *p)
 {
+    uint32_t max_target = p->max_target, max_fields = p->max_fields;
     bl_http_parser_init(p, p->max_head, p->max_body);
+    p->max_target = max_target;
+    p->max_fields = max_fields;
 }
 
 /*
@@ -149,7 +182,12 @@ static inline void bl_http_parser_reset(bl_http_parser *p)
  *   BL_HTTP_PARSE_MORE (0)            more bytes are needed;
  *   BL_HTTP_PARSE_BAD_REQUEST         malformed (see the header comment);
  *   BL_HTTP_PARSE_CONTENT_TOO_LARGE   Content-Length above max_body;
- *   BL_HTTP_PARSE_HEADERS_TOO_LARGE   max_head bytes without the end of the head.
+ *   BL_HTTP_PARSE_HEADERS_TOO_LARGE   max_head bytes without the end of the head,
+ *                                     or over max_fields fields;
+ *   BL_HTTP_PARSE_URI_TOO_LONG        a request target over max_target, or
+ *                                     max_head bytes inside it;
+ *   BL_HTTP_PARSE_NOT_IMPLEMENTED     a transfer coding other than chunked;
+ *   BL_HTTP_PARSE_VERSION             a major version other than 1.
  * After a decision, further calls return it again (and refill *req).
  * Bytes after the head (a body, pipelined requests) are not looked at.
  */
@@ -243,9 +281,14 @@ static inline int bl__http_field(bl_http_parser *p, const unsigned char *b)
         if (p->length > p->max_body) return bl__http_fail(p, BL_HTTP_PARSE_CONTENT_TOO_LARGE);
         break;
     case 17:
-        /* Chunked (or any coded) request bodies are not supported. */
-        if (bl__http_ieq(name, nlen, "transfer-encoding"))
+        if (!bl__http_ieq(name, nlen, "transfer-encoding")) break;
+        /* Twice would chunk twice; HTTP/1.0 has no transfer codings (RFC 9112 6.1). */
+        if (p->has_te || p->minor == 0 || vlen == 0)
             return bl__http_fail(p, BL_HTTP_PARSE_BAD_REQUEST);
+        /* Only "chunked" alone: anything else is a coding we do not decode. */
+        if (!bl__http_ieq(v, vlen, "chunked"))
+            return bl__http_fail(p, BL_HTTP_PARSE_NOT_IMPLEMENTED);
+        p->has_te = true;
         break;
     }
     return 0;
@@ -270,6 +313,8 @@ static inline int bl__http_done(bl_http_parser *p, const char *buf, bl_http_head
     if (p->state != BL__HTTP_S_DONE) {
         /* RFC 9112 3.2: an HTTP/1.1 request must name its host. */
         if (p->minor >= 1 && p->host_count == 0) return bl__http_fail(p, BL_HTTP_PARSE_BAD_REQUEST);
+        /* Both framings at once: a smuggling attempt as often as not (RFC 9112 6.3). */
+        if (p->has_te && p->has_length) return bl__http_fail(p, BL_HTTP_PARSE_BAD_REQUEST);
         p->state = BL__HTTP_S_DONE;
         p->result = (int)p->pos;
     }
@@ -307,6 +352,7 @@ static inline int bl__http_done(bl_http_parser *p, const char *buf, bl_http_head
     req->keep_alive = p->minor >= 1 ? !p->conn_close : p->conn_keep && !p->conn_close;
     req->expect_continue = p->expect;
     req->content_length = p->length;
+    req->chunked = p->has_te;
     req->head_len = p->pos;
     return p->result;
 }
@@ -357,12 +403,17 @@ static inline int bl_http_parse(bl_http_parser *p, const char *buf, size_t len, 
             }
             if (c != ' ') return bl__http_fail(p, BL_HTTP_PARSE_BAD_REQUEST);
             p->target_end = (uint32_t)i;
+            if (i - p->target_off > p->max_target)
+                return bl__http_fail(p, BL_HTTP_PARSE_URI_TOO_LONG);
             if (bl__http_target(p, b)) return p->result;
             p->state = BL__HTTP_S_VERSION;
             break;
         case BL__HTTP_S_VERSION:
-            /* "HTTP/1." then one digit, then CR. */
-            if (p->vpos < 7) {
+            /* "HTTP/", the major digit (1), '.', the minor digit, then CR. */
+            if (p->vpos == 5) {
+                if (c < '0' || c > '9') return bl__http_fail(p, BL_HTTP_PARSE_BAD_REQUEST);
+                if (c != '1') return bl__http_fail(p, BL_HTTP_PARSE_VERSION);
+            } else if (p->vpos < 7) {
                 if (c != (unsigned char)"HTTP/1."[p->vpos])
                     return bl__http_fail(p, BL_HTTP_PARSE_BAD_REQUEST);
             } else if (p->vpos == 7) {
@@ -388,6 +439,8 @@ static inline int bl_http_parse(bl_http_parser *p, const char *buf, size_t len, 
             /* A name, never whitespace: obsolete line folding is rejected. */
             if (!(bl__http_class[c] & BL__HTTP_C_TCHAR))
                 return bl__http_fail(p, BL_HTTP_PARSE_BAD_REQUEST);
+            if (++p->fields > p->max_fields)
+                return bl__http_fail(p, BL_HTTP_PARSE_HEADERS_TOO_LARGE);
             p->name_off = (uint32_t)i;
             p->state = BL__HTTP_S_NAME;
             break;
@@ -427,8 +480,12 @@ static inline int bl_http_parse(bl_http_parser *p, const char *buf, size_t len, 
     }
 out:
     p->pos = (uint32_t)i;
-    /* max_head bytes seen and the head goes on: it is too large. */
-    if (i >= p->max_head) return bl__http_fail(p, BL_HTTP_PARSE_HEADERS_TOO_LARGE);
+    if (p->state == BL__HTTP_S_TARGET && i - p->target_off > p->max_target)
+        return bl__http_fail(p, BL_HTTP_PARSE_URI_TOO_LONG);
+    /* max_head bytes seen and the head goes on: it is too large (its target, if still in it). */
+    if (i >= p->max_head)
+        return bl__http_fail(p, p->state == BL__HTTP_S_TARGET ? BL_HTTP_PARSE_URI_TOO_LONG
+                                                              : BL_HTTP_PARSE_HEADERS_TOO_LARGE);
     return BL_HTTP_PARSE_MORE;
 }
 

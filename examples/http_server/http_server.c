@@ -210,6 +210,8 @@ static int conn_handle(void *state, bl_msg *m)
             }
             int r = bl_http_parse(&p, in + start, have - start, &req);
             if (r == BL_HTTP_PARSE_MORE) break;
+            /* This server skips bodies by their length: a chunked one it refuses. */
+            if (r > 0 && req.chunked) r = BL_HTTP_PARSE_BAD_REQUEST;
             int kind, var;
             bool head = false;
             if (r < 0) {

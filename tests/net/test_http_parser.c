@@ -1,9 +1,10 @@
 /*
  * net/http_parser.h on its own: requests of many shapes,
  * every class of malformed input, the size limits, the same answer however
- * the bytes are split, pipelined requests, and thousands of mutated
- * requests (fixed seed) that must each parse or be refused with 400, 413 or
- * 431.
+ * the bytes are split, pipelined requests, chunked framing and the
+ * statuses beyond 400 (414, 431 by field count, 501, 505), and thousands of
+ * mutated requests (fixed seed) that must each parse or be refused with one
+ * of the parser's statuses.
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -224,8 +225,6 @@ static const char *const malformed[] = {
     "GET /a\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
     "GET /\x80 HTTP/1.1\r\nHost: x\r\n\r\n",
     "GET /a\x7f HTTP/1.1\r\nHost: x\r\n\r\n",
-    "GET /x HTTP/2.0\r\nHost: x\r\n\r\n",
-    "GET /x HTTP/0.9\r\nHost: x\r\n\r\n",
     "GET /x HTTP/1.\r\nHost: x\r\n\r\n",
     "GET /x HTTP/1.10\r\nHost: x\r\n\r\n",
     "GET /x http/1.1\r\nHost: x\r\n\r\n",
@@ -261,10 +260,12 @@ static const char *const malformed[] = {
     "GET /x HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n",
     "GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n",
     "GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
-    "GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-    "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
     "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-    "POST /x HTTP/1.1\r\nHost: x\r\nTRANSFER-ENCODING: identity\r\n\r\n",
+    "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+    "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+    "chunked\r\n\r\n",
+    "POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n",
 };
 
 Test(bl_http_parser, malformed_requests)
@@ -286,7 +287,7 @@ Test(bl_http_parser, malformed_requests)
 Test(bl_http_parser, early_errors)
 {
     bl_http_head req;
-    cr_assert_eq(parse_str("GET /x HTTP/2", &req), BL_HTTP_PARSE_BAD_REQUEST);
+    cr_assert_eq(parse_str("GET /x HTTP/2", &req), BL_HTTP_PARSE_VERSION);
     cr_assert_eq(parse_str("\x16\x03\x01\x02\x00", &req), BL_HTTP_PARSE_BAD_REQUEST); /* TLS */
     char nul[] = "GET /x HTTP/1.1\r\nX: a\0b\r\n";
     cr_assert_eq(parse(nul, sizeof nul - 1, &req), BL_HTTP_PARSE_BAD_REQUEST);
@@ -312,10 +313,10 @@ Test(bl_http_parser, limits)
     cr_assert_eq(parse(buf, (size_t)n, &req), BL_HTTP_PARSE_HEADERS_TOO_LARGE);
     check_incremental(buf, (size_t)n);
 
-    /* One line longer than the limit, with no end at all. */
+    /* One line longer than the limit, with no end at all: the target is too long. */
     memset(buf, 'a', sizeof buf);
     memcpy(buf, "GET /", 5);
-    cr_assert_eq(parse(buf, sizeof buf, &req), BL_HTTP_PARSE_HEADERS_TOO_LARGE);
+    cr_assert_eq(parse(buf, sizeof buf, &req), BL_HTTP_PARSE_URI_TOO_LONG);
 
     /* Bodies: up to max_body, 413 beyond, however many digits. */
     snprintf(buf, sizeof buf, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
@@ -341,6 +342,82 @@ Test(bl_http_parser, limits)
     bl_http_parser_init(&p, 100, 0);
     cr_assert_eq(bl_http_parse(&p, "GET / HTTP/1.0\r\nContent-Length: 1\r\n\r\n", 37, &req),
                  BL_HTTP_PARSE_CONTENT_TOO_LARGE);
+}
+
+/* ---- chunked framing and the other statuses ---- */
+
+Test(bl_http_parser, chunked)
+{
+    bl_http_head req;
+    const char *c = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello";
+    int r = parse_str(c, &req);
+    cr_assert_eq(r, (int)(strstr(c, "\r\n\r\n") - c) + 4);
+    cr_assert(req.chunked);
+    cr_assert_eq(req.content_length, 0);
+    check_incremental(c, strlen(c));
+    const char *cl = "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n";
+    cr_assert_eq(parse_str(cl, &req), (int)strlen(cl));
+    cr_assert(!req.chunked);
+}
+
+static const struct {
+    const char *text; /* the head */
+    int status;       /* what the parser must say */
+} statuses[] = {
+    {"GET /x HTTP/2.0\r\nHost: x\r\n\r\n", BL_HTTP_PARSE_VERSION},
+    {"GET /x HTTP/0.9\r\nHost: x\r\n\r\n", BL_HTTP_PARSE_VERSION},
+    {"GET /x HTTP/3\r\n\r\n", BL_HTTP_PARSE_VERSION},
+    {"GET /x HTTP/a.1\r\nHost: x\r\n\r\n", BL_HTTP_PARSE_BAD_REQUEST},
+    {"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+     BL_HTTP_PARSE_NOT_IMPLEMENTED},
+    {"POST /x HTTP/1.1\r\nHost: x\r\nTRANSFER-ENCODING: identity\r\n\r\n",
+     BL_HTTP_PARSE_NOT_IMPLEMENTED},
+    {"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+     BL_HTTP_PARSE_NOT_IMPLEMENTED},
+    {"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+     BL_HTTP_PARSE_NOT_IMPLEMENTED},
+};
+
+Test(bl_http_parser, statuses)
+{
+    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++) {
+        bl_http_head req;
+        int r = parse_str(statuses[i].text, &req);
+        cr_assert_eq(r, statuses[i].status, "case %zu (%s): %d", i, statuses[i].text, r);
+        check_incremental(statuses[i].text, strlen(statuses[i].text));
+    }
+}
+
+/* The request target's and the field count's own limits, and what reset keeps. */
+Test(bl_http_parser, target_and_field_limits)
+{
+    bl_http_head req;
+    bl_http_parser p;
+    const char *ok = "GET /12345678 HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n";
+    const char *long_target = "GET /123456789 HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *three = "GET /1 HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n";
+    for (int round = 0; round < 2; round++) {
+        if (round == 0) {
+            bl_http_parser_init(&p, MAX_HEAD, MAX_BODY);
+            bl_http_parser_limits(&p, 9, 2);
+        } else {
+            bl_http_parser_reset(&p); /* the limits stay */
+        }
+        cr_assert_eq(bl_http_parse(&p, ok, strlen(ok), &req), (int)strlen(ok));
+        bl_http_parser_reset(&p);
+        cr_assert_eq(bl_http_parse(&p, long_target, strlen(long_target), &req),
+                     BL_HTTP_PARSE_URI_TOO_LONG);
+        bl_http_parser_reset(&p);
+        /* Decided as soon as the target passes the limit, before its end. */
+        cr_assert_eq(bl_http_parse(&p, long_target, 15, &req), BL_HTTP_PARSE_URI_TOO_LONG);
+        bl_http_parser_reset(&p);
+        cr_assert_eq(bl_http_parse(&p, three, strlen(three), &req),
+                     BL_HTTP_PARSE_HEADERS_TOO_LARGE);
+        bl_http_parser_reset(&p);
+    }
+    /* 0: no limit of their own. */
+    bl_http_parser_limits(&p, 0, 0);
+    cr_assert_eq(bl_http_parse(&p, three, strlen(three), &req), (int)strlen(three));
 }
 
 /* ---- pipelining ---- */
@@ -434,14 +511,20 @@ static void mutate(char *buf, size_t *len, size_t cap)
     }
 }
 
+/* One of the parser's refusals. */
+static bool is_status(int r)
+{
+    return r == BL_HTTP_PARSE_BAD_REQUEST || r == BL_HTTP_PARSE_CONTENT_TOO_LARGE ||
+           r == BL_HTTP_PARSE_URI_TOO_LONG || r == BL_HTTP_PARSE_HEADERS_TOO_LARGE ||
+           r == BL_HTTP_PARSE_NOT_IMPLEMENTED || r == BL_HTTP_PARSE_VERSION;
+}
+
 /* What every parse must satisfy, whatever the input. */
 static void check_any(const char *buf, size_t len)
 {
     bl_http_head req;
     int r = parse(buf, len, &req);
-    cr_assert(r >= 0 || r == BL_HTTP_PARSE_BAD_REQUEST || r == BL_HTTP_PARSE_CONTENT_TOO_LARGE ||
-                  r == BL_HTTP_PARSE_HEADERS_TOO_LARGE,
-              "result %d", r);
+    cr_assert(r >= 0 || is_status(r), "result %d", r);
     if (r > 0) {
         /* A parsed head lies in the buffer, within the limit, and ends in an empty line. */
         cr_assert_leq((size_t)r, len);
@@ -463,9 +546,7 @@ static void check_any(const char *buf, size_t len)
         memcpy(more, buf, len);
         memset(more + len, 'a', pad);
         int r2 = parse(more, len + pad, &req);
-        cr_assert(r2 == BL_HTTP_PARSE_BAD_REQUEST || r2 == BL_HTTP_PARSE_HEADERS_TOO_LARGE ||
-                      r2 == BL_HTTP_PARSE_CONTENT_TOO_LARGE || r2 > 0,
-                  "after padding: %d", r2);
+        cr_assert(is_status(r2) || r2 > 0, "after padding: %d", r2);
         free(more);
     }
 }
