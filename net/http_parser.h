@@ -62,28 +62,28 @@
 /* The largest max_head bl_http_parser_init accepts (offsets are 32-bit, heads much smaller). */
 #define BL_HTTP_PARSE_HEAD_LIMIT (1u << 20)
 
-typedef enum bl_http_method {
+typedef enum bl_http_method_kind {
     BL_HTTP_GET = 0,   /* GET */
     BL_HTTP_HEAD = 1,  /* HEAD */
     BL_HTTP_OTHER = 2, /* any other token: method / method_len say which */
-} bl_http_method;
+} bl_http_method_kind;
 
 /* A parsed head.  The pointers point into the buffer given to bl_http_parse. */
 typedef struct bl_http_head {
-    bl_http_method method;   /* GET, HEAD or another method */
-    const char *method_name; /* the method as sent (a token) */
-    size_t method_len;       /* its length */
-    const char *target;      /* the request target as sent */
-    size_t target_len;       /* its length */
-    const char *path;        /* the target's path without the query ("/" for
-                                "http://host"); length 0 for "*" and authority form */
-    size_t path_len;         /* its length */
-    int minor;               /* HTTP/1.minor: 0 or 1 (a later 1.x is 1) */
-    bool keep_alive;         /* the connection stays open after the response */
-    bool expect_continue;    /* "Expect: 100-continue" was sent */
-    uint64_t content_length; /* body bytes that follow the head (0 if none or chunked) */
-    bool chunked;            /* the body follows in chunks (Transfer-Encoding: chunked) */
-    size_t head_len;         /* bytes of the head, the final empty line included */
+    bl_http_method_kind method; /* GET, HEAD or another method */
+    const char *method_name;    /* the method as sent (a token) */
+    size_t method_len;          /* its length */
+    const char *target;         /* the request target as sent */
+    size_t target_len;          /* its length */
+    const char *path;           /* the target's path without the query ("/" for
+                                   "http://host"); length 0 for "*" and authority form */
+    size_t path_len;            /* its length */
+    int minor;                  /* HTTP/1.minor: 0 or 1 (a later 1.x is 1) */
+    bool keep_alive;            /* the connection stays open after the response */
+    bool expect_continue;       /* "Expect: 100-continue" was sent */
+    uint64_t content_length;    /* body bytes that follow the head (0 if none or chunked) */
+    bool chunked;               /* the body follows in chunks (Transfer-Encoding: chunked) */
+    size_t head_len;            /* bytes of the head, the final empty line included */
 } bl_http_head;
 
 /* Where a parse stands.  Fields are private; see bl_http_parser_init. */

@@ -96,14 +96,14 @@ static void check_incremental(const char *buf, size_t len)
 /* ---- valid requests ---- */
 
 typedef struct valid_case {
-    const char *text;      /* the head (and maybe a body after it) */
-    size_t head_len;       /* 0: strlen(text) */
-    bl_http_method method; /* expected */
-    const char *path;      /* expected path ("" for none) */
-    int minor;             /* expected */
-    bool keep_alive;       /* expected */
-    uint64_t length;       /* expected Content-Length */
-    bool expect;           /* expected Expect: 100-continue */
+    const char *text;           /* the head (and maybe a body after it) */
+    size_t head_len;            /* 0: strlen(text) */
+    bl_http_method_kind method; /* expected */
+    const char *path;           /* expected path ("" for none) */
+    int minor;                  /* expected */
+    bool keep_alive;            /* expected */
+    uint64_t length;            /* expected Content-Length */
+    bool expect;                /* expected Expect: 100-continue */
 } valid_case;
 
 static const valid_case valid[] = {
@@ -433,7 +433,7 @@ Test(bl_http_parser, pipelined)
     bl_http_parser_init(&p, MAX_HEAD, MAX_BODY);
     bl_http_head req;
     static const struct {
-        bl_http_method m;
+        bl_http_method_kind m;
         const char *path;
         uint64_t body;
         bool keep;
