@@ -721,12 +721,31 @@ ssize_t bl_io_send_all(int fd, const void *buf, size_t len, int flags, int64_t m
 /* Bytes moved through the pipe per round: its default capacity. */
 #define SENDFILE_CHUNK 65536
 
-/* The pipe of a bl_io_sendfile whose caller died in the middle of it. */
+/* Closes the two descriptors packed in arg (on a dirty-pool thread: it may block). */
+static long close_pair(void *arg)
+{
+    uintptr_t v = (uintptr_t)arg;
+    close((int)(v >> 32));
+    close((int)(v & 0xffffffffu));
+    return 0;
+}
+
+static void pipe_closer(void *arg)
+{
+    (void)bl_dirty_run(close_pair, arg, NULL);
+}
+
+/*
+ * The pipe of a bl_io_sendfile whose caller died in the middle of it.  A
+ * splice blocked on a full socket holds the pipe's lock, and close(2)
+ * would wait for it on this scheduler thread (until the peer reads): the
+ * descriptors go to a process that closes them on a dirty-pool thread.
+ */
 static void close_pipe(void *arg)
 {
     int *pfd = arg;
-    close(pfd[0]);
-    close(pfd[1]);
+    uintptr_t v = (uintptr_t)(unsigned)pfd[0] << 32 | (unsigned)pfd[1];
+    if (bl_spawn(NULL, pipe_closer, (void *)v, NULL) != 0) close_pair((void *)v);
 }
 
 ssize_t bl_io_sendfile(int out_fd, int in_fd, off_t offset, size_t len, int64_t ms)
@@ -766,6 +785,9 @@ ssize_t bl_io_sendfile(int out_fd, int in_fd, off_t offset, size_t len, int64_t 
         done += (size_t)n;
     }
 out:
-    bl_cleanup_pop(&cl, true);
+    /* Nothing is in flight now: close(2) cannot wait. */
+    bl_cleanup_pop(&cl, false);
+    close(pfd[0]);
+    close(pfd[1]);
     return done ? (ssize_t)done : err;
 }
