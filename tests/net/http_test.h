@@ -22,17 +22,17 @@
 /* ---- the server ---- */
 
 typedef struct test_srv {
-    int lfd;             /* the listener */
-    uint16_t port;       /* its port */
-    bl_pid acceptor;     /* the accept loop */
-    bl_http_router *r;   /* the routes */
-    bl_http_group *g;    /* every connection's group */
-    bl_http_opts o;      /* the connections' options (o.group = g) */
-    _Atomic int served;  /* bl_http_serve_conn calls that returned */
-    _Atomic int last_rc; /* the last one's result */
+    int lfd;           /* the listener */
+    uint16_t port;     /* its port */
+    bl_pid acceptor;   /* the accept loop */
+    bl_http_router *r; /* the routes */
+    bl_http_group *g;  /* every connection's group */
+    bl_http_opts o;    /* the connections' options (o.group = g) */
 } test_srv;
 
 static test_srv *srv_now;
+/* Connection processes spawned and not yet finished (srv_stop frees only after them). */
+static _Atomic int conns_alive;
 
 static void close_fd(void *arg)
 {
@@ -45,9 +45,22 @@ static void conn_proc(void *arg)
     test_srv *s = srv_now;
     bl_cleanup cl;
     bl_cleanup_push(&cl, close_fd, &fd);
-    int rc = bl_http_serve_conn(fd, s->r, &s->o);
-    atomic_store(&s->last_rc, rc);
-    atomic_fetch_add(&s->served, 1);
+    (void)bl_http_serve_conn(fd, s->r, &s->o);
+    bl_cleanup_pop(&cl, true);
+}
+
+/* The connection process's last act, killed or not: it no longer reads the server. */
+static void conn_gone(void *arg)
+{
+    (void)arg;
+    atomic_fetch_sub(&conns_alive, 1);
+}
+
+static void conn_entry(void *arg)
+{
+    bl_cleanup cl;
+    bl_cleanup_push(&cl, conn_gone, NULL);
+    conn_proc(arg);
     bl_cleanup_pop(&cl, true);
 }
 
@@ -58,7 +71,11 @@ static void accept_loop(void *arg)
         int fd = bl_io_accept(s->lfd, NULL, NULL, BL_INFINITY);
         if (fd == -EINVAL || fd == -EBADF) return; /* the listener was shut down */
         if (fd < 0) continue;
-        if (bl_spawn(NULL, conn_proc, (void *)(intptr_t)fd, NULL) != 0) close(fd);
+        atomic_fetch_add(&conns_alive, 1);
+        if (bl_spawn(NULL, conn_entry, (void *)(intptr_t)fd, NULL) != 0) {
+            atomic_fetch_sub(&conns_alive, 1);
+            close(fd);
+        }
     }
 }
 
@@ -99,6 +116,11 @@ static int srv_stop(test_srv *s, int64_t timeout_ms)
     bl_msg_free(m);
     close(s->lfd);
     int rc = bl_http_group_shutdown(s->g, timeout_ms);
+    /* Connection processes that never joined (spawned as the shutdown began) still
+     * read s: wait for every one to finish before freeing (bounded). */
+    int64_t t0 = bl_test_ms();
+    while (atomic_load(&conns_alive) != 0 && bl_test_ms() - t0 < 10000) bl_yield();
+    BL_CHECK_EQ(atomic_load(&conns_alive), 0);
     BL_CHECK_EQ(bl_http_group_free(s->g), 0);
     bl_http_router_free(s->r);
     free(s);
