@@ -88,12 +88,14 @@ typedef struct bl_http_head {
 
 /* Where a parse stands.  Fields are private; see bl_http_parser_init. */
 typedef struct bl_http_parser {
+    /* The limits, kept by bl_http_parser_reset. */
     uint32_t max_head;   /* limit on the head's bytes */
-    uint64_t max_body;   /* limit on Content-Length */
     uint32_t max_target; /* limit on the request target's bytes */
     uint32_t max_fields; /* limit on the header fields */
-    uint32_t fields;     /* header fields seen */
+    uint64_t max_body;   /* limit on Content-Length */
+    /* The parse, from pos on: zeroed for each request (keep it small: it is per request). */
     uint32_t pos;        /* bytes examined so far */
+    uint32_t fields;     /* header fields seen */
     uint8_t state;       /* where in the grammar pos is */
     uint8_t vpos;        /* characters of "HTTP/x.y\r" matched */
     uint8_t minor;       /* the version's minor digit (clamped to 1) */
@@ -143,7 +145,7 @@ static const uint8_t bl__http_class[256] = {
  */
 static inline void bl_http_parser_init(bl_http_parser *p, size_t max_head, uint64_t max_body)
 {
-    memset(p, 0, sizeof *p);
+    memset(&p->pos, 0, sizeof *p - offsetof(bl_http_parser, pos));
     if (max_head < 1) max_head = 1;
     if (max_head > BL_HTTP_PARSE_HEAD_LIMIT) max_head = BL_HTTP_PARSE_HEAD_LIMIT;
     p->max_head = (uint32_t)max_head;
@@ -166,10 +168,7 @@ static inline void bl_http_parser_limits(bl_http_parser *p, size_t max_target, u
 /* Makes p ready for the next request on the connection, with the same limits. */
 static inline void bl_http_parser_reset(bl_http_parser *p)
 {
-    uint32_t max_target = p->max_target, max_fields = p->max_fields;
-    bl_http_parser_init(p, p->max_head, p->max_body);
-    p->max_target = max_target;
-    p->max_fields = max_fields;
+    memset(&p->pos, 0, sizeof *p - offsetof(bl_http_parser, pos));
 }
 
 /*
@@ -409,13 +408,13 @@ static inline int bl_http_parse(bl_http_parser *p, const char *buf, size_t len, 
             p->state = BL__HTTP_S_VERSION;
             break;
         case BL__HTTP_S_VERSION:
-            /* "HTTP/", the major digit (1), '.', the minor digit, then CR. */
-            if (p->vpos == 5) {
-                if (c < '0' || c > '9') return bl__http_fail(p, BL_HTTP_PARSE_BAD_REQUEST);
-                if (c != '1') return bl__http_fail(p, BL_HTTP_PARSE_VERSION);
-            } else if (p->vpos < 7) {
+            /* "HTTP/1." then one digit, then CR; another major digit is 505 (decided on
+             * the mismatch, so the usual path pays nothing for it). */
+            if (p->vpos < 7) {
                 if (c != (unsigned char)"HTTP/1."[p->vpos])
-                    return bl__http_fail(p, BL_HTTP_PARSE_BAD_REQUEST);
+                    return bl__http_fail(p, p->vpos == 5 && c >= '0' && c <= '9'
+                                                ? BL_HTTP_PARSE_VERSION
+                                                : BL_HTTP_PARSE_BAD_REQUEST);
             } else if (p->vpos == 7) {
                 if (c < '0' || c > '9') return bl__http_fail(p, BL_HTTP_PARSE_BAD_REQUEST);
                 p->minor = c == '0' ? 0 : 1;
