@@ -177,10 +177,13 @@ static void routing_main(void *arg)
     BL_CHECK(strcmp(rr.body, "hello") == 0);
     free(rr.body);
     cl_close(c);
-    /* The fallback takes what no route's path matches (set while no connection reads
-     * the router: it is not to change under them). */
     BL_CHECK(srv_wait_conns(s, 0));
+    BL_CHECK_EQ(srv_stop(s, 5000), 0);
+    /* The fallback takes what no route's path matches (set before serving: the router
+     * is not to change while connections read it). */
+    r = routes();
     BL_CHECK_EQ(bl_http_router_fallback(r, h_fallback, NULL), 0);
+    s = srv_start(r, NULL);
     BL_CHECK_EQ(get(s->port, "/nowhere/at/all", b, sizeof b), 404);
     BL_CHECK(strcmp(b, "fallback /nowhere/at/all") == 0);
     BL_CHECK_EQ(get(s->port, "http://example.com/users/5", b, sizeof b), 200);
