@@ -302,6 +302,17 @@ void skynet_1m(benchmark::State &s)
     report(s, "ms", 5, wl_skynet_1m);
 }
 
+void http_parse_49b(benchmark::State &s)
+{
+    report(s, "ns", 5, wl_http_parse_49b);
+}
+#ifdef BL_BENCH_LIBHTTP_PARSER
+void http_parse_49b_libhttp_parser(benchmark::State &s)
+{
+    report(s, "ns", 5, wl_http_parse_49b_libhttp_parser);
+}
+#endif
+
 } // namespace
 
 #define WORKLOAD(fn) BENCHMARK(fn)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond)
@@ -352,6 +363,10 @@ WORKLOAD(file_read_4k_iops);
 WORKLOAD(many_to_one_call);
 WORKLOAD(many_to_one_call_partitioned);
 WORKLOAD(skynet_1m);
+WORKLOAD(http_parse_49b);
+#ifdef BL_BENCH_LIBHTTP_PARSER
+WORKLOAD(http_parse_49b_libhttp_parser);
+#endif
 
 // `beamline_bench --io_settings` starts a runtime configured from the
 // environment, prints the I/O settings its rings really got as one JSON line,

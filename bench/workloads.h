@@ -62,6 +62,9 @@ double wl_yield_many_timeouts(void);
 double wl_many_to_one_call(void);             /* calls per second into one gen_server */
 double wl_many_to_one_call_partitioned(void); /* calls per second, one server per scheduler */
 double wl_skynet_1m(void);                    /* ms for the skynet tree of 1M leaves */
+/* The HTTP request parser (bench/workloads_http*.c); NAN when a parse went wrong. */
+double wl_http_parse_49b(void);                /* ns per 49-byte request head */
+double wl_http_parse_49b_libhttp_parser(void); /* the same, libhttp-parser (if built) */
 
 #ifdef __cplusplus
 }

@@ -366,7 +366,9 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
      * there would lose what the operation made (a new descriptor).  The
      * reduction is charged before the operation instead (IO_CHECK). */
     int res = op->res;
-    if ((op->timed || op->cancel_sent) && res == -ECANCELED) res = -ETIMEDOUT;
+    /* A cancelled operation that was running in an io-wq worker (a splice)
+     * is interrupted rather than cancelled: -EINTR means the deadline too. */
+    if ((op->timed || op->cancel_sent) && (res == -ECANCELED || res == -EINTR)) res = -ETIMEDOUT;
     return res;
 }
 
@@ -606,6 +608,17 @@ ssize_t bl_io_send(int fd, const void *buf, size_t len, int flags, int64_t ms)
     return op_wait(p, s, &op, sqe);
 }
 
+ssize_t bl_io_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_t len,
+                     unsigned flags, int64_t ms)
+{
+    if (fd_in < 0 || fd_out < 0) return -EBADF;
+    if (off_in < -1 || off_out < -1) return -EINVAL;
+    if (len > BL_IO_MAX_LEN) len = BL_IO_MAX_LEN; /* the SQE's length is 32 bits */
+    IO_BEGIN(ms);
+    io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out, (unsigned)len, flags);
+    return op_wait(p, s, &op, sqe);
+}
+
 int bl_io_shutdown(int fd, int how)
 {
     if (!bl__self()) return -EPERM;
@@ -701,4 +714,80 @@ ssize_t bl_io_recv_all(int fd, void *buf, size_t len, int flags, int64_t ms)
 ssize_t bl_io_send_all(int fd, const void *buf, size_t len, int flags, int64_t ms)
 {
     return loop_all(K_SEND, fd, (char *)buf, len, 0, flags, ms);
+}
+
+/* ---- sendfile: file -> pipe -> socket, by splice ---- */
+
+/* Bytes moved through the pipe per round: its default capacity. */
+#define SENDFILE_CHUNK 65536
+
+/* Closes the two descriptors packed in arg (on a dirty-pool thread: it may block). */
+static long close_pair(void *arg)
+{
+    uintptr_t v = (uintptr_t)arg;
+    close((int)(v >> 32));
+    close((int)(v & 0xffffffffu));
+    return 0;
+}
+
+static void pipe_closer(void *arg)
+{
+    (void)bl_dirty_run(close_pair, arg, NULL);
+}
+
+/*
+ * The pipe of a bl_io_sendfile whose caller died in the middle of it.  A
+ * splice blocked on a full socket holds the pipe's lock, and close(2)
+ * would wait for it on this scheduler thread (until the peer reads): the
+ * descriptors go to a process that closes them on a dirty-pool thread.
+ */
+static void close_pipe(void *arg)
+{
+    int *pfd = arg;
+    uintptr_t v = (uintptr_t)(unsigned)pfd[0] << 32 | (unsigned)pfd[1];
+    if (bl_spawn(NULL, pipe_closer, (void *)v, NULL) != 0) close_pair((void *)v);
+}
+
+ssize_t bl_io_sendfile(int out_fd, int in_fd, off_t offset, size_t len, int64_t ms)
+{
+    if (out_fd < 0 || in_fd < 0) return -EBADF;
+    if (offset < 0) return -EINVAL;
+    if (!bl__self()) return -EPERM;
+    if (!timeout_ok(ms)) return -EINVAL;
+    int pfd[2];
+    /* pipe2 never blocks: the pipe is splice's stage between the two descriptors. */
+    if (pipe2(pfd, O_CLOEXEC) != 0) return -errno;
+    bl_cleanup cl;
+    bl_cleanup_push(&cl, close_pipe, pfd);
+    uint64_t t0 = bl__now_ns();
+    size_t done = 0;
+    ssize_t err = 0;
+    while (done < len) {
+        int64_t t = left(ms, t0);
+        if (done && t == 0) break;
+        size_t want = len - done < SENDFILE_CHUNK ? len - done : SENDFILE_CHUNK;
+        ssize_t n = bl_io_splice(in_fd, (int64_t)(offset + (off_t)done), pfd[1], -1, want, 0, t);
+        if (n <= 0) {
+            err = n; /* 0: the file ended early */
+            break;
+        }
+        /* What entered the pipe must leave it: only bytes on the socket count. */
+        for (ssize_t moved = 0; moved < n;) {
+            ssize_t m = bl_io_splice(pfd[0], -1, out_fd, -1, (size_t)(n - moved),
+                                     done + (size_t)n < len ? SPLICE_F_MORE : 0, left(ms, t0));
+            if (m <= 0) {
+                err = m < 0 ? m : -EPIPE;
+                done += (size_t)moved;
+                goto out;
+            }
+            moved += m;
+        }
+        done += (size_t)n;
+    }
+out:
+    /* Nothing is in flight now: close(2) cannot wait. */
+    bl_cleanup_pop(&cl, false);
+    close(pfd[0]);
+    close(pfd[1]);
+    return done ? (ssize_t)done : err;
 }

@@ -78,7 +78,7 @@ __attribute__((noinline)) const http_resp_cache *http_responses(void)
     return c;
 }
 
-int http_route(const http_request *req)
+int http_route(const bl_http_head *req)
 {
     int k;
     if (req->path_len == 10 && memcmp(req->path, "/plaintext", 10) == 0)
@@ -87,15 +87,15 @@ int http_route(const http_request *req)
         k = HTTP_R_JSON;
     else
         return HTTP_R_404;
-    return req->method == HTTP_OTHER ? HTTP_R_405 : k;
+    return req->method == BL_HTTP_OTHER ? HTTP_R_405 : k;
 }
 
 int http_error_kind(int parse_result)
 {
     switch (parse_result) {
-    case HTTP_PARSE_CONTENT_TOO_LARGE:
+    case BL_HTTP_PARSE_CONTENT_TOO_LARGE:
         return HTTP_R_413;
-    case HTTP_PARSE_HEADERS_TOO_LARGE:
+    case BL_HTTP_PARSE_HEADERS_TOO_LARGE:
         return HTTP_R_431;
     default:
         return HTTP_R_400;

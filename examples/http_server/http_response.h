@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "http_parser.h"
+#include "../../net/http_parser.h"
 
 /* What a response says. */
 enum {
@@ -52,8 +52,8 @@ typedef struct http_resp_cache {
  */
 const http_resp_cache *http_responses(void);
 /* The response kind (HTTP_R_*) for a request that parsed. */
-int http_route(const http_request *req);
-/* The response kind for a request http_parse refused (its negative result). */
+int http_route(const bl_http_head *req);
+/* The response kind for a request bl_http_parse refused (its negative result). */
 int http_error_kind(int parse_result);
 
 #endif

@@ -34,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http_parser.h"
+#include "../../net/http_parser.h"
 #include "http_response.h"
 #include "http_server.h"
 
@@ -171,9 +171,9 @@ static int conn_handle(void *state, bl_msg *m)
     int64_t deadline = srv->header_ms < 0 ? -1 : http_now_ms() + srv->header_ms;
     /* The body being skipped must be complete by then (-1: no limit). */
     int64_t body_deadline = -1;
-    http_parser p;
-    http_parser_init(&p, srv->max_head, srv->max_body);
-    http_request req = {0}; /* the last request parsed */
+    bl_http_parser p;
+    bl_http_parser_init(&p, srv->max_head, srv->max_body);
+    bl_http_head req = {0}; /* the last request parsed */
 
     for (;;) {
         int64_t tmo = idle   ? srv->idle_ms
@@ -208,8 +208,10 @@ static int conn_handle(void *state, bl_msg *m)
                 skip -= k;
                 continue;
             }
-            int r = http_parse(&p, in + start, have - start, &req);
-            if (r == HTTP_PARSE_MORE) break;
+            int r = bl_http_parse(&p, in + start, have - start, &req);
+            if (r == BL_HTTP_PARSE_MORE) break;
+            /* This server skips bodies by their length: a chunked one it refuses. */
+            if (r > 0 && req.chunked) r = BL_HTTP_PARSE_BAD_REQUEST;
             int kind, var;
             bool head = false;
             if (r < 0) {
@@ -220,7 +222,7 @@ static int conn_handle(void *state, bl_msg *m)
                 start += (size_t)r;
                 skip = req.content_length;
                 body_deadline = skip && srv->body_ms >= 0 ? http_now_ms() + srv->body_ms : -1;
-                http_parser_reset(&p);
+                bl_http_parser_reset(&p);
                 deadline = -1; /* set when the next head starts */
                 /* Expect: 100-continue with a body: answer at once and close, so the
                  * client need not send a body we would only drop. */
@@ -228,7 +230,7 @@ static int conn_handle(void *state, bl_msg *m)
                 close = !keep;
                 kind = http_route(&req);
                 var = !keep ? HTTP_V_CLOSE : req.minor == 0 ? HTTP_V_KEEP : HTTP_V_NONE;
-                head = req.method == HTTP_HEAD;
+                head = req.method == BL_HTTP_HEAD;
             }
             if (!rc) rc = http_responses();
             const http_resp *rs = &rc->r[kind][var];

@@ -110,6 +110,31 @@ int bl_io_connect_tcp(const char *host, uint16_t port, int64_t timeout_ms);
  */
 ssize_t bl_io_recv(int fd, void *buf, size_t len, int flags, int64_t timeout_ms);
 ssize_t bl_io_send(int fd, const void *buf, size_t len, int flags, int64_t timeout_ms);
+/*
+ * splice(2) between two descriptors, one of which is a pipe: moves up to
+ * len bytes without copying them through user memory.  off_in / off_out
+ * are the offsets in a file (-1: the descriptor's position; a pipe or a
+ * socket takes -1), flags SPLICE_F_MORE / SPLICE_F_NONBLOCK / ... as
+ * splice(2)'s.  Bytes moved, 0 at the end of the input, or -errno.  The
+ * kernel runs it in an io_uring worker thread, which blocks there (a full
+ * socket, an empty pipe) until the bytes move or the timeout interrupts it.
+ */
+ssize_t bl_io_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_t len,
+                     unsigned flags, int64_t timeout_ms);
+/*
+ * sendfile(2)'s effect through the ring: len bytes of file in_fd from
+ * offset (>= 0; the file position is not used or moved) to out_fd (a
+ * socket, plain or with kernel TLS, or any descriptor splice writes to),
+ * with no copy through user memory: splice from the file into a private
+ * pipe, then from the pipe to out_fd, 64 KiB at a time.  The timeout covers
+ * the whole call, as the _all variants'.  Bytes that reached out_fd (fewer
+ * than len when the file ended first, or the deadline or an error came
+ * after some moved), or -errno when none did.  A caller killed in the call
+ * leaks nothing: the pipe is closed by a cleanup handler.
+ * C differs from Erlang: file:sendfile/5 is the same idea; there the port
+ * owns the descriptors, here the caller keeps both.
+ */
+ssize_t bl_io_sendfile(int out_fd, int in_fd, off_t offset, size_t len, int64_t timeout_ms);
 /* shutdown(2): 0 or -errno. */
 int bl_io_shutdown(int fd, int how);
 /* Waits until fd is ready for events (POLLIN, POLLOUT, ...): the ready events or -errno. */

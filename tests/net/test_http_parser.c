@@ -1,9 +1,10 @@
 /*
- * examples/http_server/http_parser.h on its own: requests of many shapes,
+ * net/http_parser.h on its own: requests of many shapes,
  * every class of malformed input, the size limits, the same answer however
- * the bytes are split, pipelined requests, and thousands of mutated
- * requests (fixed seed) that must each parse or be refused with 400, 413 or
- * 431.
+ * the bytes are split, pipelined requests, chunked framing and the
+ * statuses beyond 400 (414, 431 by field count, 501, 505), and thousands of
+ * mutated requests (fixed seed) that must each parse or be refused with one
+ * of the parser's statuses.
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -11,20 +12,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "examples/http_server/http_parser.h"
+#include "net/http_parser.h"
 
 #define MAX_HEAD 8192
 #define MAX_BODY (1u << 20)
 
 /* Parses buf[0..len) in one call. */
-static int parse(const char *buf, size_t len, http_request *req)
+static int parse(const char *buf, size_t len, bl_http_head *req)
 {
-    http_parser p;
-    http_parser_init(&p, MAX_HEAD, MAX_BODY);
-    return http_parse(&p, buf, len, req);
+    bl_http_parser p;
+    bl_http_parser_init(&p, MAX_HEAD, MAX_BODY);
+    return bl_http_parse(&p, buf, len, req);
 }
 
-static int parse_str(const char *s, http_request *req)
+static int parse_str(const char *s, bl_http_head *req)
 {
     return parse(s, strlen(s), req);
 }
@@ -33,32 +34,32 @@ static int parse_str(const char *s, http_request *req)
  * Parses buf[0..len) fed in pieces: first `cut` bytes, then all of them,
  * through a copy that moves between calls (as a connection's buffer may).
  */
-static int parse_split(const char *buf, size_t len, size_t cut, http_request *req)
+static int parse_split(const char *buf, size_t len, size_t cut, bl_http_head *req)
 {
-    http_parser p;
-    http_parser_init(&p, MAX_HEAD, MAX_BODY);
+    bl_http_parser p;
+    bl_http_parser_init(&p, MAX_HEAD, MAX_BODY);
     char *a = malloc(len ? len : 1);
     memcpy(a, buf, cut);
-    int r = http_parse(&p, a, cut, req);
+    int r = bl_http_parse(&p, a, cut, req);
     free(a);
     /* Decided already: asking again (with the moved bytes) must say the same. */
-    int again = http_parse(&p, buf, len, req);
-    cr_assert(r == HTTP_PARSE_MORE || r == again, "%d then %d", r, again);
+    int again = bl_http_parse(&p, buf, len, req);
+    cr_assert(r == BL_HTTP_PARSE_MORE || r == again, "%d then %d", r, again);
     return again;
 }
 
 /* Parses buf[0..len) one more byte at a time. */
-static int parse_bytewise(const char *buf, size_t len, http_request *req)
+static int parse_bytewise(const char *buf, size_t len, bl_http_head *req)
 {
-    http_parser p;
-    http_parser_init(&p, MAX_HEAD, MAX_BODY);
-    int r = HTTP_PARSE_MORE;
-    for (size_t n = 0; n <= len && r == HTTP_PARSE_MORE; n++) r = http_parse(&p, buf, n, req);
+    bl_http_parser p;
+    bl_http_parser_init(&p, MAX_HEAD, MAX_BODY);
+    int r = BL_HTTP_PARSE_MORE;
+    for (size_t n = 0; n <= len && r == BL_HTTP_PARSE_MORE; n++) r = bl_http_parse(&p, buf, n, req);
     return r;
 }
 
 /* Two results are the same: the code and, for a parsed head, every field. */
-static void same(int ra, const http_request *a, int rb, const http_request *b, const char *buf_a,
+static void same(int ra, const bl_http_head *a, int rb, const bl_http_head *b, const char *buf_a,
                  const char *buf_b, const char *what)
 {
     cr_assert_eq(ra, rb, "%s: %d vs %d", what, ra, rb);
@@ -80,7 +81,7 @@ static void same(int ra, const http_request *a, int rb, const http_request *b, c
 /* Every split of buf, and byte by byte, gives what the whole does. */
 static void check_incremental(const char *buf, size_t len)
 {
-    http_request whole, part;
+    bl_http_head whole, part;
     int r = parse(buf, len, &whole);
     for (size_t cut = 0; cut <= len; cut++) {
         memset(&part, 0, sizeof part);
@@ -95,60 +96,61 @@ static void check_incremental(const char *buf, size_t len)
 /* ---- valid requests ---- */
 
 typedef struct valid_case {
-    const char *text;   /* the head (and maybe a body after it) */
-    size_t head_len;    /* 0: strlen(text) */
-    http_method method; /* expected */
-    const char *path;   /* expected path ("" for none) */
-    int minor;          /* expected */
-    bool keep_alive;    /* expected */
-    uint64_t length;    /* expected Content-Length */
-    bool expect;        /* expected Expect: 100-continue */
+    const char *text;           /* the head (and maybe a body after it) */
+    size_t head_len;            /* 0: strlen(text) */
+    bl_http_method_kind method; /* expected */
+    const char *path;           /* expected path ("" for none) */
+    int minor;                  /* expected */
+    bool keep_alive;            /* expected */
+    uint64_t length;            /* expected Content-Length */
+    bool expect;                /* expected Expect: 100-continue */
 } valid_case;
 
 static const valid_case valid[] = {
-    {"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n", 0, HTTP_GET, "/plaintext", 1, true, 0, false},
+    {"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n", 0, BL_HTTP_GET, "/plaintext", 1, true, 0, false},
     {"GET /json HTTP/1.1\r\nHost: localhost:8080\r\nAccept: */*\r\nUser-Agent: wrk\r\n\r\n", 0,
-     HTTP_GET, "/json", 1, true, 0, false},
-    {"HEAD /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 0, HTTP_HEAD, "/json", 1, false,
+     BL_HTTP_GET, "/json", 1, true, 0, false},
+    {"HEAD /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 0, BL_HTTP_HEAD, "/json", 1,
+     false, 0, false},
+    {"GET / HTTP/1.0\r\n\r\n", 0, BL_HTTP_GET, "/", 0, false, 0, false},
+    {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 0, BL_HTTP_GET, "/", 0, true, 0, false},
+    {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", 0, BL_HTTP_GET, "/", 0, false, 0,
+     false},
+    {"POST /json HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 51, BL_HTTP_OTHER, "/json",
+     1, true, 5, false},
+    {"GET /plaintext?x=1&y=2 HTTP/1.1\r\nHost: x\r\n\r\n", 0, BL_HTTP_GET, "/plaintext", 1, true, 0,
+     false},
+    {"GET http://example.com/json?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", 0, BL_HTTP_GET,
+     "/json", 1, true, 0, false},
+    {"GET HTTPS://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n", 0, BL_HTTP_GET, "/", 1, true,
      0, false},
-    {"GET / HTTP/1.0\r\n\r\n", 0, HTTP_GET, "/", 0, false, 0, false},
-    {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 0, HTTP_GET, "/", 0, true, 0, false},
-    {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", 0, HTTP_GET, "/", 0, false, 0,
-     false},
-    {"POST /json HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 51, HTTP_OTHER, "/json", 1,
-     true, 5, false},
-    {"GET /plaintext?x=1&y=2 HTTP/1.1\r\nHost: x\r\n\r\n", 0, HTTP_GET, "/plaintext", 1, true, 0,
-     false},
-    {"GET http://example.com/json?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", 0, HTTP_GET, "/json",
-     1, true, 0, false},
-    {"GET HTTPS://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n", 0, HTTP_GET, "/", 1, true, 0,
-     false},
-    {"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 0, HTTP_OTHER, "", 1, true, 0, false},
-    {"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 0, HTTP_OTHER, "", 1,
+    {"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 0, BL_HTTP_OTHER, "", 1, true, 0, false},
+    {"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 0, BL_HTTP_OTHER, "", 1,
      true, 0, false},
-    {"\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n", 0, HTTP_GET, "/json", 1, true, 0, false},
+    {"\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n", 0, BL_HTTP_GET, "/json", 1, true, 0, false},
     {"GET / HTTP/1.1\r\nhOsT: x\r\nX-Empty:\r\nX-Spaces:   a b \t\r\nConnection: foo, "
      "CLOSE\r\n\r\n",
-     0, HTTP_GET, "/", 1, false, 0, false},
-    {"GET / HTTP/1.7\r\nHost: x\r\n\r\n", 0, HTTP_GET, "/", 1, true, 0, false},
-    {"GET / HTTP/1.1\r\nHost: x\r\nX-Utf8: caf\xc3\xa9\r\n\r\n", 0, HTTP_GET, "/", 1, true, 0,
+     0, BL_HTTP_GET, "/", 1, false, 0, false},
+    {"GET / HTTP/1.7\r\nHost: x\r\n\r\n", 0, BL_HTTP_GET, "/", 1, true, 0, false},
+    {"GET / HTTP/1.1\r\nHost: x\r\nX-Utf8: caf\xc3\xa9\r\n\r\n", 0, BL_HTTP_GET, "/", 1, true, 0,
      false},
     {"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", 0,
-     HTTP_OTHER, "/x", 1, true, 3, true},
-    {"GET /plaintext HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 0, HTTP_GET, "/plaintext",
-     1, true, 0, false},
-    {"GET /plaintext HTTP/1.1\r\nHost: x\r\nContent-Length:   007  \r\n\r\n", 0, HTTP_GET,
+     BL_HTTP_OTHER, "/x", 1, true, 3, true},
+    {"GET /plaintext HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 0, BL_HTTP_GET,
+     "/plaintext", 1, true, 0, false},
+    {"GET /plaintext HTTP/1.1\r\nHost: x\r\nContent-Length:   007  \r\n\r\n", 0, BL_HTTP_GET,
      "/plaintext", 1, true, 7, false},
-    {"DELETE /a/b/c HTTP/1.1\r\nHost:x\r\nX!#$%&'*+-.^_`|~09: v\r\n\r\n", 0, HTTP_OTHER, "/a/b/c",
-     1, true, 0, false},
-    {"get /plaintext HTTP/1.1\r\nHost: x\r\n\r\n", 0, HTTP_OTHER, "/plaintext", 1, true, 0, false},
-    {"GET /%7Euser/%20?a=b?c HTTP/1.1\r\nHost: x\r\n\r\n", 0, HTTP_GET, "/%7Euser/%20", 1, true, 0,
+    {"DELETE /a/b/c HTTP/1.1\r\nHost:x\r\nX!#$%&'*+-.^_`|~09: v\r\n\r\n", 0, BL_HTTP_OTHER,
+     "/a/b/c", 1, true, 0, false},
+    {"get /plaintext HTTP/1.1\r\nHost: x\r\n\r\n", 0, BL_HTTP_OTHER, "/plaintext", 1, true, 0,
      false},
+    {"GET /%7Euser/%20?a=b?c HTTP/1.1\r\nHost: x\r\n\r\n", 0, BL_HTTP_GET, "/%7Euser/%20", 1, true,
+     0, false},
 };
 
 static void check_valid(const valid_case *v)
 {
-    http_request req;
+    bl_http_head req;
     size_t len = strlen(v->text);
     size_t head = v->head_len ? v->head_len : len;
     int r = parse(v->text, len, &req);
@@ -167,25 +169,25 @@ static void check_valid(const valid_case *v)
     cr_assert_eq(req.target, sp + 1);
     cr_assert_eq(req.target[req.target_len], ' ');
     /* Fewer bytes: not complete yet. */
-    http_request part;
-    cr_assert_eq(parse(v->text, head - 1, &part), HTTP_PARSE_MORE, "%s", v->text);
+    bl_http_head part;
+    cr_assert_eq(parse(v->text, head - 1, &part), BL_HTTP_PARSE_MORE, "%s", v->text);
     check_incremental(v->text, len);
 }
 
-Test(http_parser, valid_requests)
+Test(bl_http_parser, valid_requests)
 {
     for (size_t i = 0; i < sizeof valid / sizeof *valid; i++) check_valid(&valid[i]);
 }
 
 /* Many header lines, a long target, and a head of exactly the limit. */
-Test(http_parser, large_valid_heads)
+Test(bl_http_parser, large_valid_heads)
 {
     static char buf[MAX_HEAD + 64];
     int n = snprintf(buf, sizeof buf, "GET /plaintext HTTP/1.1\r\nHost: x\r\n");
     for (int i = 0; i < 200; i++)
         n += snprintf(buf + n, sizeof buf - (size_t)n, "X-H%d: v%d\r\n", i, i);
     n += snprintf(buf + n, sizeof buf - (size_t)n, "\r\n");
-    http_request req;
+    bl_http_head req;
     cr_assert_eq(parse(buf, (size_t)n, &req), n);
     check_incremental(buf, (size_t)n);
 
@@ -200,7 +202,7 @@ Test(http_parser, large_valid_heads)
     cr_assert_eq(req.path_len, 1 + fill);
     n = snprintf(buf, sizeof buf, "%s%*s%s", pre, (int)fill + 1, "", post);
     memset(buf + strlen(pre), 'a', fill + 1);
-    cr_assert_eq(parse(buf, (size_t)n, &req), HTTP_PARSE_HEADERS_TOO_LARGE);
+    cr_assert_eq(parse(buf, (size_t)n, &req), BL_HTTP_PARSE_HEADERS_TOO_LARGE);
     check_incremental(buf, (size_t)n);
 }
 
@@ -223,8 +225,6 @@ static const char *const malformed[] = {
     "GET /a\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
     "GET /\x80 HTTP/1.1\r\nHost: x\r\n\r\n",
     "GET /a\x7f HTTP/1.1\r\nHost: x\r\n\r\n",
-    "GET /x HTTP/2.0\r\nHost: x\r\n\r\n",
-    "GET /x HTTP/0.9\r\nHost: x\r\n\r\n",
     "GET /x HTTP/1.\r\nHost: x\r\n\r\n",
     "GET /x HTTP/1.10\r\nHost: x\r\n\r\n",
     "GET /x http/1.1\r\nHost: x\r\n\r\n",
@@ -260,61 +260,63 @@ static const char *const malformed[] = {
     "GET /x HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n",
     "GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n",
     "GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
-    "GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
-    "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
     "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-    "POST /x HTTP/1.1\r\nHost: x\r\nTRANSFER-ENCODING: identity\r\n\r\n",
+    "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+    "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+    "chunked\r\n\r\n",
+    "POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n",
 };
 
-Test(http_parser, malformed_requests)
+Test(bl_http_parser, malformed_requests)
 {
     for (size_t i = 0; i < sizeof malformed / sizeof *malformed; i++) {
-        http_request req;
+        bl_http_head req;
         int r = parse_str(malformed[i], &req);
-        cr_assert_eq(r, HTTP_PARSE_BAD_REQUEST, "case %zu (%s): %d", i, malformed[i], r);
+        cr_assert_eq(r, BL_HTTP_PARSE_BAD_REQUEST, "case %zu (%s): %d", i, malformed[i], r);
         /* A decision is final: asking again gives it again. */
-        http_parser p;
-        http_parser_init(&p, MAX_HEAD, MAX_BODY);
-        cr_assert_eq(http_parse(&p, malformed[i], strlen(malformed[i]), &req), r);
-        cr_assert_eq(http_parse(&p, malformed[i], strlen(malformed[i]), &req), r);
+        bl_http_parser p;
+        bl_http_parser_init(&p, MAX_HEAD, MAX_BODY);
+        cr_assert_eq(bl_http_parse(&p, malformed[i], strlen(malformed[i]), &req), r);
+        cr_assert_eq(bl_http_parse(&p, malformed[i], strlen(malformed[i]), &req), r);
         check_incremental(malformed[i], strlen(malformed[i]));
     }
 }
 
 /* Errors are found as soon as the bytes that cause them arrive, not at the end of the head. */
-Test(http_parser, early_errors)
+Test(bl_http_parser, early_errors)
 {
-    http_request req;
-    cr_assert_eq(parse_str("GET /x HTTP/2", &req), HTTP_PARSE_BAD_REQUEST);
-    cr_assert_eq(parse_str("\x16\x03\x01\x02\x00", &req), HTTP_PARSE_BAD_REQUEST); /* TLS */
+    bl_http_head req;
+    cr_assert_eq(parse_str("GET /x HTTP/2", &req), BL_HTTP_PARSE_VERSION);
+    cr_assert_eq(parse_str("\x16\x03\x01\x02\x00", &req), BL_HTTP_PARSE_BAD_REQUEST); /* TLS */
     char nul[] = "GET /x HTTP/1.1\r\nX: a\0b\r\n";
-    cr_assert_eq(parse(nul, sizeof nul - 1, &req), HTTP_PARSE_BAD_REQUEST);
+    cr_assert_eq(parse(nul, sizeof nul - 1, &req), BL_HTTP_PARSE_BAD_REQUEST);
     cr_assert_eq(parse_str("GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n", &req),
-                 HTTP_PARSE_MORE);
+                 BL_HTTP_PARSE_MORE);
     cr_assert_eq(parse_str("GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999\r\n", &req),
-                 HTTP_PARSE_CONTENT_TOO_LARGE);
+                 BL_HTTP_PARSE_CONTENT_TOO_LARGE);
 }
 
 /* ---- limits ---- */
 
-Test(http_parser, limits)
+Test(bl_http_parser, limits)
 {
-    http_request req;
+    bl_http_head req;
     static char buf[3 * MAX_HEAD];
     /* Headers that never end within the limit: 431 as soon as the limit is reached. */
     int n = snprintf(buf, sizeof buf, "GET /plaintext HTTP/1.1\r\nHost: x\r\n");
     while (n < 2 * MAX_HEAD) n += snprintf(buf + n, sizeof buf - (size_t)n, "X-Pad: %0100d\r\n", 0);
-    cr_assert_eq(parse(buf, MAX_HEAD - 1, &req), HTTP_PARSE_MORE);
-    cr_assert_eq(parse(buf, MAX_HEAD, &req), HTTP_PARSE_HEADERS_TOO_LARGE);
-    cr_assert_eq(parse(buf, (size_t)n, &req), HTTP_PARSE_HEADERS_TOO_LARGE);
+    cr_assert_eq(parse(buf, MAX_HEAD - 1, &req), BL_HTTP_PARSE_MORE);
+    cr_assert_eq(parse(buf, MAX_HEAD, &req), BL_HTTP_PARSE_HEADERS_TOO_LARGE);
+    cr_assert_eq(parse(buf, (size_t)n, &req), BL_HTTP_PARSE_HEADERS_TOO_LARGE);
     n += snprintf(buf + n, sizeof buf - (size_t)n, "\r\n");
-    cr_assert_eq(parse(buf, (size_t)n, &req), HTTP_PARSE_HEADERS_TOO_LARGE);
+    cr_assert_eq(parse(buf, (size_t)n, &req), BL_HTTP_PARSE_HEADERS_TOO_LARGE);
     check_incremental(buf, (size_t)n);
 
-    /* One line longer than the limit, with no end at all. */
+    /* One line longer than the limit, with no end at all: the target is too long. */
     memset(buf, 'a', sizeof buf);
     memcpy(buf, "GET /", 5);
-    cr_assert_eq(parse(buf, sizeof buf, &req), HTTP_PARSE_HEADERS_TOO_LARGE);
+    cr_assert_eq(parse(buf, sizeof buf, &req), BL_HTTP_PARSE_URI_TOO_LONG);
 
     /* Bodies: up to max_body, 413 beyond, however many digits. */
     snprintf(buf, sizeof buf, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
@@ -323,46 +325,123 @@ Test(http_parser, limits)
     cr_assert_eq(req.content_length, MAX_BODY);
     snprintf(buf, sizeof buf, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
              MAX_BODY + 1);
-    cr_assert_eq(parse_str(buf, &req), HTTP_PARSE_CONTENT_TOO_LARGE);
+    cr_assert_eq(parse_str(buf, &req), BL_HTTP_PARSE_CONTENT_TOO_LARGE);
     cr_assert_eq(parse_str("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: "
                            "99999999999999999999999999999999\r\n\r\n",
                            &req),
-                 HTTP_PARSE_CONTENT_TOO_LARGE);
+                 BL_HTTP_PARSE_CONTENT_TOO_LARGE);
     check_incremental(buf, strlen(buf));
 
     /* Small limits of the parser's own. */
-    http_parser p;
-    http_parser_init(&p, 20, 0);
-    cr_assert_eq(http_parse(&p, "GET / HTTP/1.0\r\n\r\n", 18, &req), 18);
-    http_parser_init(&p, 17, 0);
-    cr_assert_eq(http_parse(&p, "GET / HTTP/1.0\r\n\r\n", 18, &req), HTTP_PARSE_HEADERS_TOO_LARGE);
-    http_parser_init(&p, 100, 0);
-    cr_assert_eq(http_parse(&p, "GET / HTTP/1.0\r\nContent-Length: 1\r\n\r\n", 37, &req),
-                 HTTP_PARSE_CONTENT_TOO_LARGE);
+    bl_http_parser p;
+    bl_http_parser_init(&p, 20, 0);
+    cr_assert_eq(bl_http_parse(&p, "GET / HTTP/1.0\r\n\r\n", 18, &req), 18);
+    bl_http_parser_init(&p, 17, 0);
+    cr_assert_eq(bl_http_parse(&p, "GET / HTTP/1.0\r\n\r\n", 18, &req),
+                 BL_HTTP_PARSE_HEADERS_TOO_LARGE);
+    bl_http_parser_init(&p, 100, 0);
+    cr_assert_eq(bl_http_parse(&p, "GET / HTTP/1.0\r\nContent-Length: 1\r\n\r\n", 37, &req),
+                 BL_HTTP_PARSE_CONTENT_TOO_LARGE);
+}
+
+/* ---- chunked framing and the other statuses ---- */
+
+Test(bl_http_parser, chunked)
+{
+    bl_http_head req;
+    const char *c = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello";
+    int r = parse_str(c, &req);
+    cr_assert_eq(r, (int)(strstr(c, "\r\n\r\n") - c) + 4);
+    cr_assert(req.chunked);
+    cr_assert_eq(req.content_length, 0);
+    check_incremental(c, strlen(c));
+    const char *cl = "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n";
+    cr_assert_eq(parse_str(cl, &req), (int)strlen(cl));
+    cr_assert(!req.chunked);
+}
+
+static const struct {
+    const char *text; /* the head */
+    int status;       /* what the parser must say */
+} statuses[] = {
+    {"GET /x HTTP/2.0\r\nHost: x\r\n\r\n", BL_HTTP_PARSE_VERSION},
+    {"GET /x HTTP/0.9\r\nHost: x\r\n\r\n", BL_HTTP_PARSE_VERSION},
+    {"GET /x HTTP/3\r\n\r\n", BL_HTTP_PARSE_VERSION},
+    {"GET /x HTTP/a.1\r\nHost: x\r\n\r\n", BL_HTTP_PARSE_BAD_REQUEST},
+    {"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+     BL_HTTP_PARSE_NOT_IMPLEMENTED},
+    {"POST /x HTTP/1.1\r\nHost: x\r\nTRANSFER-ENCODING: identity\r\n\r\n",
+     BL_HTTP_PARSE_NOT_IMPLEMENTED},
+    {"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+     BL_HTTP_PARSE_NOT_IMPLEMENTED},
+    {"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+     BL_HTTP_PARSE_NOT_IMPLEMENTED},
+};
+
+Test(bl_http_parser, statuses)
+{
+    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++) {
+        bl_http_head req;
+        int r = parse_str(statuses[i].text, &req);
+        cr_assert_eq(r, statuses[i].status, "case %zu (%s): %d", i, statuses[i].text, r);
+        check_incremental(statuses[i].text, strlen(statuses[i].text));
+    }
+}
+
+/* The request target's and the field count's own limits, and what reset keeps. */
+Test(bl_http_parser, target_and_field_limits)
+{
+    bl_http_head req;
+    bl_http_parser p;
+    const char *ok = "GET /12345678 HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n";
+    const char *long_target = "GET /123456789 HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char *three = "GET /1 HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n";
+    for (int round = 0; round < 2; round++) {
+        if (round == 0) {
+            bl_http_parser_init(&p, MAX_HEAD, MAX_BODY);
+            bl_http_parser_limits(&p, 9, 2);
+        } else {
+            bl_http_parser_reset(&p); /* the limits stay */
+        }
+        cr_assert_eq(bl_http_parse(&p, ok, strlen(ok), &req), (int)strlen(ok));
+        bl_http_parser_reset(&p);
+        cr_assert_eq(bl_http_parse(&p, long_target, strlen(long_target), &req),
+                     BL_HTTP_PARSE_URI_TOO_LONG);
+        bl_http_parser_reset(&p);
+        /* Decided as soon as the target passes the limit, before its end. */
+        cr_assert_eq(bl_http_parse(&p, long_target, 15, &req), BL_HTTP_PARSE_URI_TOO_LONG);
+        bl_http_parser_reset(&p);
+        cr_assert_eq(bl_http_parse(&p, three, strlen(three), &req),
+                     BL_HTTP_PARSE_HEADERS_TOO_LARGE);
+        bl_http_parser_reset(&p);
+    }
+    /* 0: no limit of their own. */
+    bl_http_parser_limits(&p, 0, 0);
+    cr_assert_eq(bl_http_parse(&p, three, strlen(three), &req), (int)strlen(three));
 }
 
 /* ---- pipelining ---- */
 
-Test(http_parser, pipelined)
+Test(bl_http_parser, pipelined)
 {
     const char *in = "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
                      "POST /json HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
                      "HEAD /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
                      "GET /unfinished HTTP/1.1\r\nHo";
     size_t len = strlen(in), at = 0;
-    http_parser p;
-    http_parser_init(&p, MAX_HEAD, MAX_BODY);
-    http_request req;
+    bl_http_parser p;
+    bl_http_parser_init(&p, MAX_HEAD, MAX_BODY);
+    bl_http_head req;
     static const struct {
-        http_method m;
+        bl_http_method_kind m;
         const char *path;
         uint64_t body;
         bool keep;
-    } want[] = {{HTTP_GET, "/plaintext", 0, true},
-                {HTTP_OTHER, "/json", 4, true},
-                {HTTP_HEAD, "/json", 0, false}};
+    } want[] = {{BL_HTTP_GET, "/plaintext", 0, true},
+                {BL_HTTP_OTHER, "/json", 4, true},
+                {BL_HTTP_HEAD, "/json", 0, false}};
     for (int i = 0; i < 3; i++) {
-        int r = http_parse(&p, in + at, len - at, &req);
+        int r = bl_http_parse(&p, in + at, len - at, &req);
         cr_assert_gt(r, 0, "request %d: %d", i, r);
         cr_assert_eq(req.method, want[i].m);
         cr_assert_eq(req.path_len, strlen(want[i].path));
@@ -370,9 +449,9 @@ Test(http_parser, pipelined)
         cr_assert_eq(req.content_length, want[i].body);
         cr_assert_eq(req.keep_alive, want[i].keep);
         at += (size_t)r + req.content_length;
-        http_parser_reset(&p);
+        bl_http_parser_reset(&p);
     }
-    cr_assert_eq(http_parse(&p, in + at, len - at, &req), HTTP_PARSE_MORE);
+    cr_assert_eq(bl_http_parse(&p, in + at, len - at, &req), BL_HTTP_PARSE_MORE);
     cr_assert_eq(strcmp(in + at, "GET /unfinished HTTP/1.1\r\nHo"), 0);
 }
 
@@ -432,14 +511,20 @@ static void mutate(char *buf, size_t *len, size_t cap)
     }
 }
 
+/* One of the parser's refusals. */
+static bool is_status(int r)
+{
+    return r == BL_HTTP_PARSE_BAD_REQUEST || r == BL_HTTP_PARSE_CONTENT_TOO_LARGE ||
+           r == BL_HTTP_PARSE_URI_TOO_LONG || r == BL_HTTP_PARSE_HEADERS_TOO_LARGE ||
+           r == BL_HTTP_PARSE_NOT_IMPLEMENTED || r == BL_HTTP_PARSE_VERSION;
+}
+
 /* What every parse must satisfy, whatever the input. */
 static void check_any(const char *buf, size_t len)
 {
-    http_request req;
+    bl_http_head req;
     int r = parse(buf, len, &req);
-    cr_assert(r >= 0 || r == HTTP_PARSE_BAD_REQUEST || r == HTTP_PARSE_CONTENT_TOO_LARGE ||
-                  r == HTTP_PARSE_HEADERS_TOO_LARGE,
-              "result %d", r);
+    cr_assert(r >= 0 || is_status(r), "result %d", r);
     if (r > 0) {
         /* A parsed head lies in the buffer, within the limit, and ends in an empty line. */
         cr_assert_leq((size_t)r, len);
@@ -454,21 +539,19 @@ static void check_any(const char *buf, size_t len)
         cr_assert(req.minor == 0 || req.minor == 1);
         cr_assert_leq(req.content_length, MAX_BODY);
     }
-    if (r == HTTP_PARSE_MORE) {
+    if (r == BL_HTTP_PARSE_MORE) {
         /* Not decided yet: padding up to the limit must bring a decision (400 or 431). */
         size_t pad = MAX_HEAD + 1;
         char *more = malloc(len + pad);
         memcpy(more, buf, len);
         memset(more + len, 'a', pad);
         int r2 = parse(more, len + pad, &req);
-        cr_assert(r2 == HTTP_PARSE_BAD_REQUEST || r2 == HTTP_PARSE_HEADERS_TOO_LARGE ||
-                      r2 == HTTP_PARSE_CONTENT_TOO_LARGE || r2 > 0,
-                  "after padding: %d", r2);
+        cr_assert(is_status(r2) || r2 > 0, "after padding: %d", r2);
         free(more);
     }
 }
 
-Test(http_parser, mutations, .timeout = 120)
+Test(bl_http_parser, mutations, .timeout = 120)
 {
     int counts[4] = {0}; /* parsed, more, 400, other errors */
     size_t nvalid = sizeof valid / sizeof *valid;
@@ -483,11 +566,11 @@ Test(http_parser, mutations, .timeout = 120)
         char *exact = malloc(len ? len : 1);
         memcpy(exact, buf, len);
         check_any(exact, len);
-        http_request req;
+        bl_http_head req;
         int r = parse(exact, len, &req);
-        counts[r > 0 ? 0 : r == 0 ? 1 : r == HTTP_PARSE_BAD_REQUEST ? 2 : 3]++;
+        counts[r > 0 ? 0 : r == 0 ? 1 : r == BL_HTTP_PARSE_BAD_REQUEST ? 2 : 3]++;
         /* Split at a random point, and now and then at every point. */
-        http_request whole, part;
+        bl_http_head whole, part;
         int rw = parse(exact, len, &whole);
         int rp = parse_split(exact, len, len ? rnd() % (len + 1) : 0, &part);
         same(rw, &whole, rp, &part, exact, exact, "mutated split");
@@ -501,7 +584,7 @@ Test(http_parser, mutations, .timeout = 120)
     cr_assert_gt(counts[2], 1000);
 }
 
-Test(http_parser, random_bytes)
+Test(bl_http_parser, random_bytes)
 {
     char buf[256];
     for (int iter = 0; iter < 2000; iter++) {
