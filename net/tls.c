@@ -421,8 +421,9 @@ static void conn_reap(void *arg)
 {
     bl_tls_conn *c = arg;
     int fd = c->fd;
+    bool borrowed = c->borrowed;
     conn_release(c);
-    close(fd);
+    if (!borrowed) close(fd);
 }
 
 static bl_tls_conn *conn_new(bl_tls_ctx *x, int fd)
@@ -621,7 +622,7 @@ static int set_name(bl_tls_conn *c, const char *sni)
 }
 
 static int start(bl_tls_ctx *x, int fd, const char *sni, int64_t timeout_ms, bl_tls_conn **out,
-                 bool server)
+                 bool server, bool borrowed)
 {
     if (out) *out = NULL;
     char why[sizeof last_err] = "";
@@ -642,6 +643,7 @@ static int start(bl_tls_ctx *x, int fd, const char *sni, int64_t timeout_ms, bl_
         note(why, sizeof why, "out of memory");
         rc = -ENOMEM;
     }
+    if (c) c->borrowed = borrowed;
     if (!rc) {
         /*
          * Records are whole messages: Nagle's algorithm would hold the tail
@@ -669,19 +671,24 @@ static int start(bl_tls_ctx *x, int fd, const char *sni, int64_t timeout_ms, bl_
         conn_release(c);
     }
     /* The text goes to this thread's buffer after the close: it may park, and resume elsewhere. */
-    drop_fd(fd);
+    if (!borrowed) drop_fd(fd);
     memcpy(last_err, why, sizeof last_err);
     return rc;
 }
 
 int bl_tls_accept(bl_tls_ctx *ctx, int fd, int64_t timeout_ms, bl_tls_conn **out)
 {
-    return start(ctx, fd, NULL, timeout_ms, out, true);
+    return start(ctx, fd, NULL, timeout_ms, out, true, false);
+}
+
+int bl_tls_accept_borrowed(bl_tls_ctx *ctx, int fd, int64_t timeout_ms, bl_tls_conn **out)
+{
+    return start(ctx, fd, NULL, timeout_ms, out, true, true);
 }
 
 int bl_tls_connect(bl_tls_ctx *ctx, int fd, const char *sni, int64_t timeout_ms, bl_tls_conn **out)
 {
-    return start(ctx, fd, sni, timeout_ms, out, false);
+    return start(ctx, fd, sni, timeout_ms, out, false, false);
 }
 
 /* A call on c by its owner, with a valid timeout. */
@@ -800,8 +807,9 @@ int bl_tls_close(bl_tls_conn *c)
     /* A kill from here on leaves nothing: the descriptor closes even then (bl_io_close). */
     bl_cleanup_pop(&c->cleanup, false);
     int fd = c->fd;
+    bool borrowed = c->borrowed;
     conn_release(c);
-    int crc = bl_io_close(fd);
+    int crc = borrowed ? 0 : bl_io_close(fd);
     return rc < 0 ? rc : crc;
 }
 
@@ -810,7 +818,7 @@ ssize_t bl_tls_transport_read(void *conn, void *buf, size_t len, int64_t timeout
     return bl_tls_read(conn, buf, len, timeout_ms);
 }
 
-ssize_t bl_tls_transport_write(void *conn, void *buf, size_t len, int64_t timeout_ms)
+ssize_t bl_tls_transport_write(void *conn, const void *buf, size_t len, int64_t timeout_ms)
 {
     return bl_tls_write(conn, buf, len, timeout_ms);
 }

@@ -36,7 +36,8 @@ struct bl_tls_conn {
     bl_tls_ctx *ctx;    /* holds one reference */
     BIO *rmem;          /* ciphertext received, for OpenSSL to read */
     BIO *wmem;          /* ciphertext OpenSSL wrote, to send */
-    int fd;             /* the socket (owned) */
+    int fd;             /* the socket (owned unless borrowed) */
+    bool borrowed;      /* fd is the caller's: never closed here (bl_tls_accept_borrowed) */
     bl_pid owner;       /* the only process that may use the connection */
     int ktls;           /* BL_TLS_KTLS_TX / _RX: the directions the kernel carries */
     bool ulp;           /* the kernel's tls ULP is attached to fd */

@@ -89,7 +89,7 @@ static ssize_t plain_read(void *ctx, void *buf, size_t len, int64_t timeout_ms)
     return bl_io_recv(((dm_worker *)ctx)->sock, buf, len, 0, timeout_ms);
 }
 
-static ssize_t plain_write(void *ctx, void *buf, size_t len, int64_t timeout_ms)
+static ssize_t plain_write(void *ctx, const void *buf, size_t len, int64_t timeout_ms)
 {
     ssize_t n = bl_io_send_all(((dm_worker *)ctx)->sock, buf, len, 0, timeout_ms);
     return n < 0 || (size_t)n == len ? n : -EPIPE;

@@ -30,9 +30,10 @@ struct dm_worker;
 
 /* How the exchange moves bytes: the plain socket's calls, or the TLS connection's. */
 typedef struct dm_transport {
-    ssize_t (*read)(void *ctx, void *buf, size_t len, int64_t timeout_ms);  /* 0 at the end */
-    ssize_t (*write)(void *ctx, void *buf, size_t len, int64_t timeout_ms); /* all, or -errno */
-    void *ctx; /* the worker (plain) or the bl_tls_conn */
+    ssize_t (*read)(void *ctx, void *buf, size_t len, int64_t timeout_ms); /* 0 at the end */
+    ssize_t (*write)(void *ctx, const void *buf, size_t len,
+                     int64_t timeout_ms); /* all, or -errno */
+    void *ctx;                            /* the worker (plain) or the bl_tls_conn */
 } dm_transport;
 
 /*

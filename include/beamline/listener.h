@@ -30,6 +30,8 @@
  *     could be reused by then); to end a connection early it calls
  *     bl_io_shutdown(fd, SHUT_RDWR) and returns.  To keep a connection
  *     past its handler, dup the descriptor (the copy is the program's).
+ *     A TLS handler does its handshake with bl_tls_accept_borrowed
+ *     (beamline/tls.h), which leaves the descriptor the listener's.
  *
  * max_connections: a connection holds its slot until its handler process
  * has ended.  When every slot is taken, no acceptor is in accept: further

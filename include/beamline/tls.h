@@ -30,11 +30,15 @@
  * Ownership.  bl_tls_accept and bl_tls_connect take the descriptor whatever
  * they return: on failure it is closed (after an alert to the peer when
  * there is one to send); on success the connection owns it and bl_tls_close
- * closes it.  A connection belongs to the process that made it: only that
- * process may use or close it (others get -EPERM), and when that process
- * dies, however it dies (a kill in the middle of a handshake or of a read
- * included), the connection goes with it: a cleanup handler
- * (bl_cleanup_push) frees the OpenSSL state and closes the descriptor,
+ * closes it.  bl_tls_accept_borrowed is bl_tls_accept on a descriptor that
+ * stays the caller's (a listener's handler, whose socket the listener
+ * closes after the handler's process ends): it is never closed by this
+ * module, neither on failure, nor by bl_tls_close (which still sends
+ * close_notify and frees the connection), nor when the process dies (the
+ * cleanup handler then frees the OpenSSL state only).  A connection belongs to the process that
+ * made it: only that process may use or close it (others get -EPERM), and when that process dies,
+ * however it dies (a kill in the middle of a handshake or of a read included), the connection goes
+ * with it: a cleanup handler (bl_cleanup_push) frees the OpenSSL state and closes the descriptor,
  * without a close_notify.  So do not free a connection from a gen_server's
  * release hook: its cleanup handler runs after the hook, by itself.  A
  * process that hibernates loses its connections the same way.  The calls
@@ -110,6 +114,14 @@ void bl_tls_ctx_free(bl_tls_ctx *ctx);
 int bl_tls_accept(bl_tls_ctx *ctx, int fd, int64_t timeout_ms, bl_tls_conn **out);
 
 /*
+ * As bl_tls_accept, but fd stays the caller's, whatever happens: a failed
+ * handshake leaves it open (after the alert, if any), and bl_tls_close or
+ * the owner's death free the connection without closing fd.  For handlers
+ * of a listener, which owns its connections' sockets.
+ */
+int bl_tls_accept_borrowed(bl_tls_ctx *ctx, int fd, int64_t timeout_ms, bl_tls_conn **out);
+
+/*
  * The client's handshake on fd (a connected socket).  sni is the server's
  * name (or a numeric address): sent as SNI when it is a name, and what the
  * server's certificate must be issued for; required unless the context is
@@ -135,7 +147,7 @@ ssize_t bl_tls_write(bl_tls_conn *c, const void *buf, size_t len, int64_t timeou
 
 /*
  * Sends close_notify (if the socket takes it within a second), closes the
- * descriptor and frees the connection, whatever it returns: 0, or the
+ * descriptor (not a borrowed one) and frees the connection, whatever it returns: 0, or the
  * error that kept close_notify from going, or bl_io_close's.  -EINVAL for
  * NULL, -EPERM (nothing done) outside the owner process.
  */
@@ -147,7 +159,7 @@ int bl_tls_close(bl_tls_conn *c);
  * function pointers and a context, as net/http's does.
  */
 ssize_t bl_tls_transport_read(void *conn, void *buf, size_t len, int64_t timeout_ms);
-ssize_t bl_tls_transport_write(void *conn, void *buf, size_t len, int64_t timeout_ms);
+ssize_t bl_tls_transport_write(void *conn, const void *buf, size_t len, int64_t timeout_ms);
 
 /* ---- what was negotiated ---- */
 
