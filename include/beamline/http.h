@@ -1,8 +1,12 @@
 /*
- * beamline/http.h - HTTP/1.1 connections: a router, requests, responses.
+ * beamline/http.h - HTTP/1.1 servers: a router, requests, responses.
  *
- * A server is a listener that hands each connected socket to a process of
- * its own (beamline/listener.h), which calls bl_http_serve_conn: that runs
+ * bl_http_start starts a server: a listener (beamline/listener.h) whose
+ * handler process for each connection does the TLS handshake if the server
+ * has TLS (beamline/tls.h, ALPN "http/1.1") and calls bl_http_serve_conn
+ * with the server's router and group; bl_http_stop stops it gracefully.
+ * bl_http_serve_conn can also be called alone, on a socket from elsewhere:
+ * it runs
  * the connection's keep-alive loop (request after request, pipelined ones
  * answered in order) until the peer closes, a limit or timeout ends it, or
  * its group shuts down, and returns.  Each request is matched by a router
@@ -44,6 +48,26 @@
  *    mid-response is safe: this module's memory and descriptors (a file
  *    body's pipe) are released by cleanup handlers, the socket stays the
  *    caller's to close (keep it under a bl_cleanup).
+ *
+ * Where a server (bl_http_start) differs from cowboy's and Go's net/http:
+ *  - As cowboy (a ranch listener, a process per connection), not as Go (a
+ *    goroutine per connection, no supervision): the tree is the listener's,
+ *    with its strict max_connections (Go has no limit; connections past it
+ *    wait in the kernel's backlog, unaccepted).  There is no HTTP/2 (ALPN
+ *    offers http/1.1 only) and no request process apart from the
+ *    connection's (cowboy runs each request in a process of its own).
+ *  - bl_http_stop is Go's Server.Shutdown with a deadline, then Close: it
+ *    stops accepting, closes idle keep-alive connections at once, lets each
+ *    connection with a request in hand answer it with Connection: close,
+ *    and at the timeout kills the connection processes left.  cowboy's
+ *    stop_listener kills at once (ranch's graceful stop is by hand).
+ *  - The server is not linked to the caller (as a ranch listener, unlike a
+ *    Go Server's goroutine, which has no owner either): it runs until
+ *    bl_http_stop.  Stop it from the process that supervises its use.
+ *  - The TLS handshake runs in the connection's process, bounded by
+ *    handshake_ms (Go: TLSHandshakeTimeout on the client only; the server's
+ *    ReadHeaderTimeout covers it).  A client that never finishes it is
+ *    dropped without a response.
  */
 /* Outside the guard: beamline.h includes the other headers and must come first. */
 #include "beamline.h"
@@ -51,6 +75,8 @@
 #define BEAMLINE_HTTP_H
 
 #include <sys/types.h>
+
+#include "beamline/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -235,6 +261,70 @@ unsigned bl_http_group_connections(const bl_http_group *g);
 unsigned bl_http_group_idle(const bl_http_group *g);
 /* Frees g: 0, or -EBUSY while connections still use it (NULL: 0). */
 int bl_http_group_free(bl_http_group *g);
+
+/* ---- servers: a listener serving a router ---- */
+
+/* A running server (opaque): valid from bl_http_start until bl_http_stop returns. */
+typedef struct bl_http_server bl_http_server;
+
+/* A server's options; zeroed fields take the defaults of the structs they embed. */
+typedef struct bl_http_server_opts {
+    const bl_http_router *router; /* required; must outlive the server and not change */
+    bl_listener_opts listener;    /* host, port, acceptors, max_connections, idle_ms ...;
+                                     handler and arg must be NULL (the server's own) */
+    bl_http_opts http;            /* each connection's limits and timeouts; transport and
+                                     group must be NULL (the server's own) */
+    const char *cert_file;        /* TLS: PEM certificate chain (with key_file), or NULL */
+    const char *key_file;         /* TLS: its private key */
+    bl_tls_ctx *tls;              /* TLS: a server context to use instead of the files (the
+                                     server takes a reference of its own), or NULL */
+    int64_t handshake_ms;         /* TLS handshake's timeout; 0 = 10 s, BL_INFINITY = none */
+} bl_http_server_opts;
+
+/* A server's counts (bl_http_server_info). */
+typedef struct bl_http_server_info {
+    bl_listener_info listener;   /* the listener's: port, connections accepted, active ... */
+    unsigned connections;        /* connections serving HTTP (past their TLS handshake) */
+    unsigned idle;               /* of which idle between requests */
+    uint64_t handshake_failures; /* TLS handshakes that failed or timed out */
+} bl_http_server_info;
+
+/*
+ * Starts a server (process only): the listener bound and accepting, each
+ * connection served by bl_http_serve_conn in its own process, over TLS
+ * when cert_file/key_file or tls is given.  *out is the handle.  Returns 0,
+ * or -EINVAL (out, o or router NULL, handler, arg, transport or group set,
+ * cert_file without key_file or with tls, a client context, a negative
+ * handshake_ms other than BL_INFINITY, or what bl_listener_start refuses),
+ * the errors of bl_tls_server_ctx (bl_tls_error(NULL) says why), of
+ * bl_listener_start (-EADDRINUSE ...), -ENOMEM, -EPERM.  Nothing is left
+ * open or running after an error.
+ */
+int bl_http_start(bl_http_server **out, const bl_http_server_opts *o);
+
+/*
+ * Stops s gracefully (process only, not from one of its connections):
+ * stops accepting (new connections are refused), closes the connections
+ * idle between requests, lets those with a request in hand answer it (with
+ * Connection: close) and end, and waits up to timeout_ms (0: not at all,
+ * BL_INFINITY: for ever) for them and for handshakes in progress; then
+ * kills the connection processes left, closes the listening socket and
+ * frees s.  A response already being written is either finished or, at
+ * the timeout only, cut off with its connection.  Returns 0 when every
+ * connection ended by itself, -ETIMEDOUT when some were killed (s is
+ * freed either way), or -EINVAL (s NULL, a bad timeout), -EPERM (not a
+ * process), -EBUSY (a listener control call is running): nothing done.
+ */
+int bl_http_stop(bl_http_server *s, int64_t timeout_ms);
+
+/* Fills *out: 0, or -EINVAL (s or out NULL).  Any thread; the counts are a moment's. */
+int bl_http_server_info_get(const bl_http_server *s, bl_http_server_info *out);
+
+/*
+ * The server's listener, for bl_listener_suspend / _resume /
+ * _set_max_connections (not bl_listener_stop: that is bl_http_stop's).
+ */
+bl_listener *bl_http_server_listener(const bl_http_server *s);
 
 #ifdef __cplusplus
 }

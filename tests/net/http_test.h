@@ -80,7 +80,7 @@ static void accept_loop(void *arg)
 }
 
 /* Starts a server with router r and options o (o->group is set here). */
-static test_srv *srv_start(bl_http_router *r, const bl_http_opts *o)
+static __attribute__((unused)) test_srv *srv_start(bl_http_router *r, const bl_http_opts *o)
 {
     test_srv *s = calloc(1, sizeof *s);
     s->r = r;
@@ -95,7 +95,7 @@ static test_srv *srv_start(bl_http_router *r, const bl_http_opts *o)
 }
 
 /* Waits (bounded) until the group has n connections. */
-static bool srv_wait_conns(test_srv *s, unsigned n)
+static __attribute__((unused)) bool srv_wait_conns(test_srv *s, unsigned n)
 {
     int64_t t0 = bl_test_ms();
     while (bl_http_group_connections(s->g) != n) {
@@ -106,7 +106,7 @@ static bool srv_wait_conns(test_srv *s, unsigned n)
 }
 
 /* Stops accepting, shuts the group down (timeout_ms), frees it all: the shutdown's result. */
-static int srv_stop(test_srv *s, int64_t timeout_ms)
+static __attribute__((unused)) int srv_stop(test_srv *s, int64_t timeout_ms)
 {
     bl_ref ref;
     BL_CHECK_EQ(bl_monitor(s->acceptor, &ref), 0);
