@@ -144,8 +144,11 @@ static int parse_status(int r)
 static bool handle(bl__http_conn *c, const bl_http_head *h, int r, uint32_t served)
 {
     bl_http_req *req = &c->rq;
-    /* Everything but the header buffer, which hdr_len empties. */
+    /* Everything but the header buffer, which hdr_len empties (the previous request's
+     * headers, an Allow of a 405 included, must not reach this response). */
     memset(req, 0, offsetof(bl_http_req, hdr));
+    req->hdr_len = 0;
+    req->ctype_len = 0;
     req->c = c;
     req->h = *h;
     req->head = c->in + c->start;
