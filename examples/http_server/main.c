@@ -6,8 +6,9 @@
  * waits for them with sigwait: bl_send is safe from any thread, so the
  * thread needs nothing else to tell the serving process.
  *
- * Run: http_server [port] [host]   (default 8080 on 127.0.0.1; host 0.0.0.0,
- * or HTTP_SERVER_HOST=0.0.0.0, listens on every interface).
+ * Run: http_server [--tls CERT KEY] [port] [host]   (default 8080 on
+ * 127.0.0.1; host 0.0.0.0, or HTTP_SERVER_HOST=0.0.0.0, listens on every
+ * interface; --tls serves https with the PEM certificate chain and key).
  */
 #define _GNU_SOURCE
 #include <beamline.h>
@@ -44,19 +45,27 @@ static void *signal_waiter(void *arg)
 
 static int exit_code;
 
+/* The command line: [--tls CERT KEY] [port] [host]. */
+typedef struct args {
+    const char *port; /* "8080" unless given */
+    const char *host; /* NULL unless given */
+    const char *cert; /* --tls: the certificate chain, or NULL */
+    const char *key;  /* --tls: its key */
+} args;
+
 static void serve(void *arg)
 {
-    char **argv = arg;
-    const char *host = argv[1] ? argv[1] : getenv("HTTP_SERVER_HOST");
+    args *a = arg;
+    const char *host = a->host ? a->host : getenv("HTTP_SERVER_HOST");
     char *end;
-    long port = strtol(argv[0], &end, 10);
+    long port = strtol(a->port, &end, 10);
     if (*end || port < 0 || port > 65535) {
-        fprintf(stderr, "http_server: bad port %s\n", argv[0]);
+        fprintf(stderr, "http_server: bad port %s\n", a->port);
         exit_code = 1;
         bl_runtime_stop();
         return;
     }
-    http_opts o = {.host = host, .port = (uint16_t)port};
+    http_opts o = {.host = host, .port = (uint16_t)port, .cert_file = a->cert, .key_file = a->key};
     http_server srv;
     int rc = http_server_start(&srv, &o);
     if (rc) {
@@ -65,8 +74,8 @@ static void serve(void *arg)
         bl_runtime_stop();
         return;
     }
-    printf("http_server: listening on %s:%u with %d acceptors\n", host ? host : "127.0.0.1",
-           srv.port, srv.nacceptors);
+    printf("http_server: listening on %s:%u (%s) with %u acceptors\n", host ? host : "127.0.0.1",
+           srv.port, a->cert ? "https" : "http", srv.nacceptors);
     fflush(stdout);
     /* The supervision tree serves; this process waits for the signal. */
     uint32_t tag = T_SIGNAL;
@@ -82,7 +91,19 @@ static void serve(void *arg)
 
 int main(int argc, char **argv)
 {
-    char *args[2] = {argc > 1 ? argv[1] : "8080", argc > 2 ? argv[2] : NULL};
+    args a = {.port = "8080"};
+    int pos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
+            a.cert = argv[++i];
+            a.key = argv[++i];
+        } else if (argv[i][0] == '-' || pos == 2) {
+            fprintf(stderr, "usage: http_server [--tls CERT KEY] [port] [host]\n");
+            return 2;
+        } else {
+            *(pos++ ? &a.host : &a.port) = argv[i];
+        }
+    }
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
@@ -93,7 +114,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "http_server: %s\n", bl_runtime_error());
         return 1;
     }
-    if (bl_spawn(&server_process, serve, args, NULL) != 0) {
+    if (bl_spawn(&server_process, serve, &a, NULL) != 0) {
         fprintf(stderr, "http_server: cannot spawn the server\n");
         return 1;
     }

@@ -15,7 +15,7 @@
  * 5 s) holds, an acceptor or the connections' supervisor.  Once per run it
  * also kills the connections' supervisor four times in a row: the top
  * supervisor must then give up (exit with reason shutdown, which this
- * process, trapping exits, sees), and the server is started again on the
+ * process, monitoring it, sees), and the server is started again on the
  * same port while the load goes on.  If the top supervisor gives up at any
  * other time, the same restart happens and is counted.
  *
@@ -338,6 +338,9 @@ static void *client(void *arg)
 
 /* ---- the server and its killer ---- */
 
+/* The running server's top supervisor (monitored). */
+static bl_pid top_sup;
+
 static int start_server(http_server *srv, uint16_t port)
 {
     http_opts o = {
@@ -347,19 +350,23 @@ static int start_server(http_server *srv, uint16_t port)
         rc = http_server_start(srv, &o);
         if (rc == -EADDRINUSE) bl_sleep(10);
     }
+    /* The listener is not linked to its starter: a monitor tells when its tree gives up. */
+    bl_ref ref;
+    if (rc == 0 && (top_sup = http_server_sup(srv)) != BL_PID_NONE) (void)bl_monitor(top_sup, &ref);
     return rc;
 }
 
-/* The EXIT of the top supervisor, if it has given up (it is linked to us). */
+/* The DOWN of the top supervisor, if it has given up (it is monitored). */
 static bool gave_up(http_server *srv, int64_t ms, bl_reason *why, char *txt, size_t len)
 {
     bl_msg *m = NULL;
-    uint32_t tag = BL_TAG_EXIT;
+    uint32_t tag = BL_TAG_DOWN;
+    (void)srv;
     int64_t until = chaos_ms() + ms;
     for (;;) {
         int64_t left = until - chaos_ms();
         if (bl_recv(&m, bl_match_tag, &tag, left > 0 ? left : 0, 0) != 0) return false;
-        bool top = m->from == srv->sup;
+        bool top = m->from == top_sup;
         if (top && bl_msg_reason(m, why) == 0) bl_reason_format(why, txt, len);
         bl_msg_free(m);
         if (top) return true;
@@ -385,12 +392,12 @@ static bool planned_give_up(http_chaos *h, http_server *srv)
     char txt[64] = "?";
     for (int k = 0; k < 8; k++) {
         /* Relaxed: the current pid, as the acceptors read it. */
-        bl_pid conns = atomic_load_explicit(&srv->conns, memory_order_relaxed);
+        bl_pid conns = http_server_child(srv, 0);
         bl_exit_pid(conns, &BL_REASON(BL_KILL));
         chaos_add(h->r, h->k_conns, 1);
         if (gave_up(srv, 0, &why, txt, sizeof txt)) break;
         /* Wait (bounded) for the restart: a new pid. */
-        for (int i = 0; i < 1000 && atomic_load(&srv->conns) == conns; i++) bl_sleep(1);
+        for (int i = 0; i < 1000 && http_server_child(srv, 0) == conns; i++) bl_sleep(1);
         if (gave_up(srv, 0, &why, txt, sizeof txt)) break;
         if (k == 7 && !gave_up(srv, 2000, &why, txt, sizeof txt)) {
             chaos_fail(h->r, "http: the top supervisor outlived 8 restarts in a row");
@@ -476,11 +483,11 @@ void chaos_http(chaos_run *r)
             memmove(top_kills, top_kills + 1, (TOP_KILLS - 1) * sizeof *top_kills);
             top_kills[TOP_KILLS - 1] = now;
             if (chaos_one_in(&g, 2)) {
-                bl_exit_pid(atomic_load(&srv.conns), &BL_REASON(BL_KILL));
+                bl_exit_pid(http_server_child(&srv, 0), &BL_REASON(BL_KILL));
                 chaos_add(r, h.k_conns, 1);
             } else {
                 bl_sup_child top[8];
-                int n = bl_supervisor_which_children(srv.sup, top, 8);
+                int n = bl_supervisor_which_children(http_server_sup(&srv), top, 8);
                 if (n > 1) {
                     int i = 1 + (int)chaos_below(&g, (uint64_t)(n < 8 ? n : 8) - 1);
                     if (top[i].status == BL_CHILD_RUNNING) {
@@ -493,7 +500,7 @@ void chaos_http(chaos_run *r)
         }
         /* A connection: from a list refreshed every few kills. */
         if (nkids == 0 || k % 8 == 0) {
-            nkids = bl_dynamic_supervisor_which_children(atomic_load(&srv.conns), kids, 256);
+            nkids = bl_dynamic_supervisor_which_children(http_server_child(&srv, 0), kids, 256);
             if (nkids > 256) nkids = 256;
             if (nkids < 0) nkids = 0;
         }
