@@ -248,9 +248,17 @@ static int conn_loop(bl__http_conn *c)
     }
 }
 
-static bool timeout_ok(int64_t ms)
+bool bl__http_timeout_ok(int64_t ms)
 {
     return ms >= 0 || ms == BL_INFINITY;
+}
+
+bool bl__http_opts_ok(const bl_http_opts *o)
+{
+    return bl__http_timeout_ok(o->header_ms) && bl__http_timeout_ok(o->idle_ms) &&
+           bl__http_timeout_ok(o->body_ms) && bl__http_timeout_ok(o->send_ms) &&
+           o->max_head <= BL_HTTP_PARSE_HEAD_LIMIT &&
+           (!o->transport || (o->transport->recv && o->transport->send));
 }
 
 /* Frees a connection: on return, or from the cleanup handler of a killed process. */
@@ -269,11 +277,7 @@ int bl_http_serve_conn(int fd, const bl_http_router *r, const bl_http_opts *o)
     static const bl_http_opts none;
     if (bl_self() == BL_PID_NONE) return -EPERM;
     if (!o) o = &none;
-    if (fd < 0 || !r || !timeout_ok(o->header_ms) || !timeout_ok(o->idle_ms) ||
-        !timeout_ok(o->body_ms) || !timeout_ok(o->send_ms) ||
-        o->max_head > BL_HTTP_PARSE_HEAD_LIMIT ||
-        (o->transport && (!o->transport->recv || !o->transport->send)))
-        return -EINVAL;
+    if (fd < 0 || !r || !bl__http_opts_ok(o)) return -EINVAL;
     bl__http_conn *c = calloc(1, sizeof *c);
     if (!c) return -ENOMEM;
     c->fd = fd;

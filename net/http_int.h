@@ -163,4 +163,9 @@ bool bl__http_group_draining(const bl_http_group *g);
 /* The connection is gone (returned, or killed: from a cleanup handler). */
 void bl__http_group_leave(bl_http_group *g, uint32_t slot);
 
+/* A timeout in ms: >= 0 or BL_INFINITY. */
+bool bl__http_timeout_ok(int64_t ms);
+/* The connection options are valid (limits, timeouts, transport): what serve_conn checks. */
+bool bl__http_opts_ok(const bl_http_opts *o);
+
 #endif /* BL_NET_HTTP_INT_H */

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "beamline/http.h"
+#include "net/http_int.h"
 
 struct bl_http_server {
     const bl_http_router *router;        /* read by every connection */
@@ -62,11 +63,6 @@ static void serve(int fd, const bl_listener_conn *lc, void *arg)
     (void)bl_tls_close(c);
 }
 
-static bool timeout_ok(int64_t ms)
-{
-    return ms >= 0 || ms == BL_INFINITY;
-}
-
 static void server_free(bl_http_server *s)
 {
     (void)bl_http_group_free(s->group);
@@ -79,7 +75,7 @@ int bl_http_start(bl_http_server **out, const bl_http_server_opts *o)
     if (out) *out = NULL;
     if (!out || !o || !o->router || o->listener.handler || o->listener.arg || o->http.transport ||
         o->http.group || !o->cert_file != !o->key_file || (o->cert_file && o->tls) ||
-        !timeout_ok(o->handshake_ms))
+        !bl__http_timeout_ok(o->handshake_ms) || !bl__http_opts_ok(&o->http))
         return -EINVAL;
     if (bl_self() == BL_PID_NONE) return -EPERM;
     bl_http_server *s = calloc(1, sizeof *s);
@@ -128,7 +124,7 @@ static int64_t now_ms(void)
 
 int bl_http_stop(bl_http_server *s, int64_t timeout_ms)
 {
-    if (!s || !timeout_ok(timeout_ms)) return -EINVAL;
+    if (!s || !bl__http_timeout_ok(timeout_ms)) return -EINVAL;
     if (bl_self() == BL_PID_NONE) return -EPERM;
     int64_t deadline = timeout_ms == BL_INFINITY ? BL_INFINITY : now_ms() + timeout_ms;
     /* No new connection from here: queued ones are reset, new ones refused. */
