@@ -279,7 +279,7 @@ void bl__sched_ready(bl_proc *p, unsigned flags)
      * ring (its data arrives there), not for wake-ups by I/O or timers
      * (they happen in no process, on the home scheduler), and not for
      * priorities other than normal, whose lanes are never stolen from. */
-    bl_proc *w = s ? s->current : NULL;
+    bl_proc *w = s ? bl__sched_current(s) : NULL;
     if (w && (flags & BL_READY_NEXT)) {
         /* Wake-ups by message only: a spawn is no exchange yet. */
         bl_pid wpid = bl__proc_pid(w), ppid = bl__proc_pid(p);
@@ -442,7 +442,7 @@ static inline __attribute__((always_inline)) bool switch_in(bl_sched *s, bl_proc
     }
     /* Whatever queue it came from, it runs here and belongs here. */
     p->sched = s;
-    s->current = p;
+    bl__sched_set_current(s, p);
     p->placed = false;
     p->reds = inherit && s->slice_left > 0 ? s->slice_left : s->reductions;
     s->run_start = p->reds;
@@ -514,8 +514,8 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
     bl__ctx_jump(&s->ctx, &p->ctx, 0);
     /* The process that comes back is not p when p switched straight to
      * another (bl__sched_handoff); that one's predecessor is settled. */
-    p = s->current;
-    s->current = NULL;
+    p = bl__sched_current(s);
+    bl__sched_set_current(s, NULL);
     switch_out(s, p);
     settle(s, p);
 }
@@ -561,13 +561,13 @@ void bl__sched_settle_prev(bl_sched *s)
      * the successor's doing, and neither is queueing a process whose park
      * a message undid (bl__sched_ready would count it as a wake-up by the
      * successor). */
-    bl_proc *q = s->current;
-    s->current = NULL;
+    bl_proc *q = bl__sched_current(s);
+    bl__sched_set_current(s, NULL);
     if (p->park == BL_PARK_EXIT)
         bl__hook_proc_finish(s, p);
     else
         settle(s, p);
-    s->current = q;
+    bl__sched_set_current(s, q);
 }
 
 /* ---- finding work ---- */

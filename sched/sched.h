@@ -114,12 +114,14 @@ typedef struct bl_sched {
     bl_plist tmo;                    /* normal processes woken by their timers: before the queues */
     bl_plist lanes[BL_PRIO_MAX + 1]; /* owner-only FIFOs for low, high and max (normal: rq) */
     uint32_t low_turn;               /* counts normal picks: every 8th goes to a low process */
-    bl_proc *current;                /* process now running, NULL in the loop */
-    bl_proc *prev;                   /* switched straight to current, not yet settled */
-    int32_t run_start;               /* current's reductions when it was switched in */
-    bl_ctx ctx;                      /* the scheduler loop's own context */
-    int32_t slice_left;              /* reductions left for a runnext successor */
-    int32_t reductions;              /* the configured slice, cached */
+    /* The process now running, NULL in the loop.  Only the owner writes it
+     * (relaxed stores: plain moves); other threads may read it as a hint. */
+    _Atomic(bl_proc *) current;
+    bl_proc *prev;      /* switched straight to current, not yet settled */
+    int32_t run_start;  /* current's reductions when it was switched in */
+    bl_ctx ctx;         /* the scheduler loop's own context */
+    int32_t slice_left; /* reductions left for a runnext successor */
+    int32_t reductions; /* the configured slice, cached */
     uint32_t tick;      /* picks (the loop's and direct switches), for periodic checks */
     uint32_t poll_tick; /* tick of the loop's last ring poll */
     uint32_t turn_tick; /* tick of the loop's last timer and services turn */
@@ -189,11 +191,24 @@ uint64_t bl__now_ns(void);
  * from a second on, up to 8 ms late (the cheaper coarse clock). */
 uint64_t bl__deadline_ns(int64_t ms);
 
+/* The process running on scheduler s, or NULL.  Relaxed: the owner reads
+ * its own store; another thread gets a hint that may be stale at once. */
+static inline bl_proc *bl__sched_current(bl_sched *s)
+{
+    return atomic_load_explicit(&s->current, memory_order_relaxed);
+}
+
+/* Owner only: records who runs (relaxed: see bl_sched.current). */
+static inline void bl__sched_set_current(bl_sched *s, bl_proc *p)
+{
+    atomic_store_explicit(&s->current, p, memory_order_relaxed);
+}
+
 /* The process running on this thread, or NULL. */
 static inline bl_proc *bl__self(void)
 {
     bl_sched *s = bl__tls_sched;
-    return s ? s->current : NULL;
+    return s ? bl__sched_current(s) : NULL;
 }
 
 /* bl__sched_ready flags.  NEXT: run it before older runnable processes (a
