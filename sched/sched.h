@@ -68,6 +68,14 @@ typedef struct bl_sched_stats {
     _Atomic uint64_t timers_fired; /* timers that ended a wait */
     _Atomic uint64_t idle_ns;      /* time spent idle */
     _Atomic uint64_t timers;       /* timers on the wheel, published at each timer turn */
+    /* Also published at each timer turn, for the live view (cheap there). */
+    _Atomic uint32_t io_inflight;      /* ring_inflight */
+    _Atomic uint32_t stacks_pooled;    /* free stacks resident in the pool (hot and surplus) */
+    _Atomic uint32_t stacks_cold;      /* free stacks whose memory went back */
+    _Atomic uint64_t stack_pool_bytes; /* the pool's mapped bytes */
+    _Atomic uint64_t slab_bytes;       /* the slab's span bytes */
+    /* Written by the watchdog thread alone (sched/watchdog.c). */
+    _Atomic uint64_t long_schedules; /* processes seen running past the threshold here */
 } bl_sched_stats;
 
 #define BL_STAT_ADD(s, field, n)                                                                   \
@@ -115,7 +123,8 @@ typedef struct bl_sched {
     bl_plist lanes[BL_PRIO_MAX + 1]; /* owner-only FIFOs for low, high and max (normal: rq) */
     uint32_t low_turn;               /* counts normal picks: every 8th goes to a low process */
     /* The process now running, NULL in the loop.  Only the owner writes it
-     * (relaxed stores: plain moves); other threads may read it as a hint. */
+     * (relaxed stores: plain moves); the long-schedule watchdog reads it from
+     * its own thread (sched/watchdog.c), relaxed, with the switch count. */
     _Atomic(bl_proc *) current;
     bl_proc *prev;      /* switched straight to current, not yet settled */
     int32_t run_start;  /* current's reductions when it was switched in */
@@ -294,6 +303,13 @@ static inline bool bl__ring_ready(bl_sched *s)
     return io_uring_cq_ready(&s->ring) ||
            (IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN);
 }
+
+/* ---- sched/watchdog.c: the long-schedule monitor ---- */
+
+/* Runtime start: starts the watchdog thread (unless configured off).  0 or -errno. */
+int bl__watchdog_start(bl_runtime *rt);
+/* Runtime wait, once stop_futex is set: joins it.  Idempotent. */
+void bl__watchdog_stop(void);
 
 /* ---- sched/overflow.c: stack overflow ends the process (invariant 9) ---- */
 
