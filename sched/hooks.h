@@ -45,6 +45,8 @@ typedef struct bl_sched_service {
     void (*idle)(struct bl_sched *s);       /* owner thread, every 64th idle round and when asked
                                                for (bl__sched_services_soon), or NULL */
     void (*sched_free)(struct bl_sched *s); /* s's thread joined and its ring is gone (or NULL) */
+    void (*started)(void); /* end of bl_runtime_start, every scheduler running (or NULL): a
+                              service of its own threads starts them here */
     void (*stopped)(void); /* every scheduler joined, before processes are discarded (or NULL) */
     struct bl_sched_service *next; /* the registry's link */
 } bl_sched_service;
