@@ -483,5 +483,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/io.h"
 #include "beamline/dirty.h"
 #include "beamline/log.h"
+#include "beamline/control.h"
 
 #endif /* BEAMLINE_H */

@@ -41,16 +41,9 @@ typedef struct snap_ctx {
     size_t default_stack; /* the runtime's stack size, for stack_req 0 */
 } snap_ctx;
 
-static void snap_one(bl_proc *p, void *arg)
+/* Reads slot p into *o; false when it holds no live process (or lost it meanwhile). */
+static bool read_slot(bl_proc *p, uint64_t meta, bl_proc_snap *o, size_t default_stack)
 {
-    snap_ctx *c = arg;
-    uint64_t meta = bl__box_load(p).meta;
-    if (bl__meta_state(meta) == BL_ST_FREE) return;
-    if (c->n >= c->max) {
-        c->n++;
-        return;
-    }
-    bl_proc_snap *o = &c->out[c->n];
     o->pid = bl__pid_make(BL_PEEK(p->index), bl__meta_gen(meta));
     o->status = (bl_proc_status)atomic_load_explicit(&p->status, memory_order_relaxed);
     o->kind = (bl_proc_kind)atomic_load_explicit(&p->kind, memory_order_relaxed);
@@ -58,7 +51,7 @@ static void snap_one(bl_proc *p, void *arg)
     o->message_queue_len = BL_PEEK(p->q_len);
     o->reductions = BL_PEEK(p->reductions);
     size_t req = BL_PEEK(p->stack_req);
-    o->stack_bytes = BL_PEEK(p->stack) ? (req ? bl__stack_round(req) : c->default_stack) : 0;
+    o->stack_bytes = BL_PEEK(p->stack) ? (req ? bl__stack_round(req) : default_stack) : 0;
     o->memory = sizeof(bl_proc) + o->stack_bytes;
     o->name[0] = 0;
     if (atomic_load_explicit(&p->named, memory_order_relaxed)) {
@@ -71,8 +64,31 @@ static void snap_one(bl_proc *p, void *arg)
     }
     /* Read again: a process that died while it was read is not listed. */
     uint64_t again = bl__box_load(p).meta;
-    if (bl__meta_state(again) == BL_ST_FREE || bl__meta_gen(again) != bl__meta_gen(meta)) return;
-    c->n++;
+    return bl__meta_state(again) != BL_ST_FREE && bl__meta_gen(again) == bl__meta_gen(meta);
+}
+
+static void snap_one(bl_proc *p, void *arg)
+{
+    snap_ctx *c = arg;
+    uint64_t meta = bl__box_load(p).meta;
+    if (bl__meta_state(meta) == BL_ST_FREE) return;
+    if (c->n >= c->max) {
+        c->n++;
+        return;
+    }
+    if (read_slot(p, meta, &c->out[c->n], c->default_stack)) c->n++;
+}
+
+int bl_process_snapshot(bl_pid pid, bl_proc_snap *out)
+{
+    bl_runtime *rt = bl__rt;
+    if (!rt) return -ESRCH;
+    if (!out) return -EINVAL;
+    bl_proc *p = bl__proc_lookup(pid);
+    if (!p) return bl__pid_wellformed(pid) ? -ESRCH : -EINVAL;
+    uint64_t meta = bl__box_load(p).meta;
+    if (!bl__meta_is(meta, pid)) return -ESRCH;
+    return read_slot(p, meta, out, rt->cfg.stack_size) ? 0 : -ESRCH;
 }
 
 int64_t bl_processes_snapshot(bl_proc_snap *out, size_t max)

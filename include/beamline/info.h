@@ -145,6 +145,10 @@ typedef struct bl_proc_snap {
  */
 int64_t bl_processes_snapshot(bl_proc_snap *out, size_t max);
 
+/* The same for one process: 0, -ESRCH (not alive, or the runtime is not
+ * running), -EINVAL (malformed pid, NULL out).  Any thread. */
+int bl_process_snapshot(bl_pid pid, bl_proc_snap *out);
+
 typedef struct bl_scheduler_stats {
     uint64_t switches;     /* processes switched in */
     uint64_t steals;       /* successful steals */
