@@ -301,7 +301,10 @@ static void do_stats(conn *c)
                        (unsigned long long)s->steals, (unsigned long long)s->sleeps,
                        (unsigned long long)s->wakeups_sent, s->io_inflight,
                        (unsigned long long)s->long_schedules);
-        put_pid(&c->out, "current", s->current);
+        if (s->current) /* pid 1 prints as <0.0.0> too: none is 0 */
+            put_pid(&c->out, "current", s->current);
+        else
+            bl__ops_printf(&c->out, " current=0");
         bl__ops_printf(&c->out, "\n");
     }
     bl__ops_sample_free(&o);
