@@ -172,3 +172,61 @@ Test(control, bad_path_is_logged)
     bl_test_run(&c, nothing, NULL);
     cr_assert_eq(control_errors, 3);
 }
+
+/* ---- a scheduler stuck in a loop: the view still answers, and shows it ---- */
+
+static _Atomic int spin_on;
+
+/* A loop that never calls the runtime, until main says stop (10 s at most). */
+static void spinner(void *arg)
+{
+    (void)arg;
+    bl_register("stuck_loop", bl_self());
+    int64_t end = bl_test_ms() + 10000;
+    while (atomic_load(&spin_on) && bl_test_ms() < end) {
+    }
+}
+
+static void stuck_main(void *arg)
+{
+    (void)arg;
+    bl_pid sp;
+    atomic_store(&spin_on, 1);
+    bl_spawn_opts o = {.scheduler = 2, .bound = true};
+    BL_CHECK_EQ(bl_spawn(&sp, spinner, NULL, &o), 0);
+    char spid[32], line[128];
+    bl_pid_format(sp, spid, sizeof spid);
+    int fd = ops_connect(path);
+    BL_CHECK(fd >= 0);
+    if (fd < 0) return;
+    /* Scheduler 1 runs the spinner: asked until it shows (it starts at once). */
+    snprintf(line, sizeof line, "\nsched id=1 busy_ns=");
+    bool shown = false;
+    for (int64_t end = bl_test_ms() + 5000; !shown && bl_test_ms() < end;) {
+        ops_ask(fd, "stats\n", reply, sizeof reply);
+        char *s1 = strstr(reply, line);
+        char cur[64];
+        snprintf(cur, sizeof cur, " current=%s\n", spid);
+        shown = s1 && strstr(s1, cur) != NULL;
+    }
+    BL_CHECK(shown);
+    ops_ask(fd, "procs 10\n", reply, sizeof reply);
+    snprintf(line, sizeof line, "proc pid=%s status=running kind=plain ", spid);
+    BL_CHECK(strstr(reply, line) != NULL);
+    /* It cannot answer: the snapshot does, after 2 s. */
+    int64_t t0 = bl_test_ms();
+    ops_ask(fd, "info stuck_loop\n", reply, sizeof reply);
+    int64_t took = bl_test_ms() - t0;
+    BL_CHECK(strstr(reply, "answered=no status=running") != NULL);
+    BL_CHECK(strstr(reply, " name=stuck_loop") != NULL);
+    BL_CHECK(took >= 1900 && took < 5000);
+    atomic_store(&spin_on, 0);
+    bl_io_close(fd);
+}
+
+Test(control, answers_while_a_scheduler_is_stuck)
+{
+    snprintf(path, sizeof path, "/tmp/bl_ctl_stuck_%d.sock", (int)getpid());
+    bl_config c = {.schedulers = 2, .control = path, .quiet = true, .no_long_schedule = true};
+    bl_test_run(&c, stuck_main, NULL);
+}
