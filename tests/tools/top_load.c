@@ -6,13 +6,16 @@
  * and then stops cleanly, which removes the socket.
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "beamline.h"
 
 enum { T_NOISE = 40, T_STOP };
 
-static volatile sig_atomic_t stop;
+/* Set by the signal handler, read by processes on other threads: a lock-free
+ * atomic is safe in both places. */
+static _Atomic int stop;
 
 static void on_term(int sig)
 {
