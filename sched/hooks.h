@@ -8,9 +8,10 @@
  * declaration, so the contract reads here.
  *
  * Services: layers further up (io/: operations in flight, streams, the
- * dirty pool) register a bl_sched_service when their code is linked in
- * (a constructor in their file), for housekeeping on idle schedulers and
- * for the runtime's stop.  A program that never links a layer's code has
+ * dirty pool; net/: the control socket) register a bl_sched_service when
+ * their code is linked in (a constructor in their file), for housekeeping
+ * on idle schedulers, for threads of their own started with the runtime,
+ * and for the runtime's stop.  A program that never links a layer's code has
  * no state of it to keep.
  */
 #ifndef BL_SCHED_HOOKS_H

@@ -199,20 +199,20 @@ static void stuck_main(void *arg)
     int fd = ops_connect(path);
     BL_CHECK(fd >= 0);
     if (fd < 0) return;
-    /* Scheduler 1 runs the spinner: asked until it shows (it starts at once). */
-    snprintf(line, sizeof line, "\nsched id=1 busy_ns=");
-    bool shown = false;
-    for (int64_t end = bl_test_ms() + 5000; !shown && bl_test_ms() < end;) {
+    /* Scheduler 1 runs the spinner, registered (asked until it shows: it
+     * starts at once, but its thread may wait for a CPU). */
+    bool shown = false, named = false;
+    for (int64_t end = bl_test_ms() + 5000; !(shown && named) && bl_test_ms() < end;) {
         ops_ask(fd, "stats\n", reply, sizeof reply);
-        char *s1 = strstr(reply, line);
-        char cur[64];
-        snprintf(cur, sizeof cur, " current=%s\n", spid);
-        shown = s1 && strstr(s1, cur) != NULL;
+        char *s1 = strstr(reply, "\nsched id=1 busy_ns=");
+        snprintf(line, sizeof line, " current=%s\n", spid);
+        shown = s1 && strstr(s1, line) != NULL;
+        ops_ask(fd, "procs 10\n", reply, sizeof reply);
+        snprintf(line, sizeof line, "proc pid=%s status=running kind=plain ", spid);
+        char *p = strstr(reply, line);
+        named = p && strncmp(strchr(p, '\n') - 16, " name=stuck_loop", 16) == 0;
     }
-    BL_CHECK(shown);
-    ops_ask(fd, "procs 10\n", reply, sizeof reply);
-    snprintf(line, sizeof line, "proc pid=%s status=running kind=plain ", spid);
-    BL_CHECK(strstr(reply, line) != NULL);
+    BL_CHECK(shown && named);
     /* It cannot answer: the snapshot does, after 2 s. */
     int64_t t0 = bl_test_ms();
     ops_ask(fd, "info stuck_loop\n", reply, sizeof reply);
