@@ -241,6 +241,9 @@ int bl_runtime_stats_get(bl_runtime_stats *out)
     return 0;
 }
 
+#define PRINT_BUF  (64u << 10) /* bl_print_processes writes this much at a time */
+#define PRINT_LINE 512u        /* room a line takes at most */
+
 static const char *const status_names[] = {"runnable", "running", "waiting", "exiting"};
 static const char *const prio_names[] = {"normal", "low", "high", "max"};
 
@@ -262,29 +265,43 @@ int bl_print_processes(int fd)
     /* Read from the table, asking nobody (proc/snapshot.c): 100,000
      * processes take milliseconds, and a process stuck in a loop is listed
      * as the others are.  Room for some spawned meanwhile. */
-    size_t n = bl_processes(NULL, 0) + 64;
+    int64_t live = atomic_load_explicit(&bl__rt->live, memory_order_relaxed);
+    size_t n = (size_t)(live > 0 ? live : 0) + 64;
     bl_proc_snap *ps = malloc(n * sizeof *ps);
-    if (!ps) return -ENOMEM;
+    char *buf = malloc(PRINT_BUF);
+    if (!ps || !buf) {
+        free(ps);
+        free(buf);
+        return -ENOMEM;
+    }
     int64_t got = bl_processes_snapshot(ps, n);
     size_t total = got < 0 ? 0 : (size_t)got < n ? (size_t)got : n;
-    char line[512];
-    int len = snprintf(line, sizeof line, "%-20s %-20s %-10s %-9s %8s %12s %-7s %9s %10s\n", "pid",
-                       "name", "kind", "status", "msgs", "reductions", "prio", "stack", "bytes");
-    int rc = write_all(fd, line, (size_t)len);
+    size_t len =
+        (size_t)snprintf(buf, PRINT_BUF, "%-20s %-20s %-10s %-9s %8s %12s %-7s %9s %10s\n", "pid",
+                         "name", "kind", "status", "msgs", "reductions", "prio", "stack", "bytes");
+    int rc = 0;
     for (size_t i = 0; i < total && rc == 0; i++) {
         const bl_proc_snap *in = &ps[i];
         char pid[32];
         bl_pid_format(in->pid, pid, sizeof pid);
-        len = snprintf(line, sizeof line, "%-20s %-20.20s %-10s %-9s %8u %12llu %-7s %9zu %10zu\n",
-                       pid, in->name, bl_proc_kind_name(in->kind), status_names[in->status & 3],
-                       in->message_queue_len, (unsigned long long)in->reductions,
-                       prio_names[in->priority & 3], in->stack_bytes, in->memory);
-        rc = write_all(fd, line, (size_t)len);
+        len += (size_t)snprintf(buf + len, PRINT_BUF - len,
+                                "%-20s %-20.20s %-10s %-9s %8u %12llu %-7s %9zu %10zu\n", pid,
+                                in->name, bl_proc_kind_name(in->kind), status_names[in->status & 3],
+                                in->message_queue_len, (unsigned long long)in->reductions,
+                                prio_names[in->priority & 3], in->stack_bytes, in->memory);
+        if (len > PRINT_BUF - PRINT_LINE) {
+            /* A buffer at a time, and the scheduler back between them: a
+             * long listing must not hold it (a long schedule). */
+            rc = write_all(fd, buf, len);
+            len = 0;
+            bl_yield();
+        }
     }
     if (rc == 0) {
-        len = snprintf(line, sizeof line, "%zu processes\n", total);
-        rc = write_all(fd, line, (size_t)len);
+        len += (size_t)snprintf(buf + len, PRINT_BUF - len, "%zu processes\n", total);
+        rc = write_all(fd, buf, len);
     }
+    free(buf);
     free(ps);
     return rc ? rc : (int)total;
 }
