@@ -124,7 +124,7 @@ Test(long_schedule, off)
     nev = 0;
     setenv("BEAMLINE_LONG_SCHEDULE_MS", "0", 1);
     bl_config c = {.schedulers = 2, .log_handler = on_log};
-    bl_test_run(&c, (bl_entry_fn)(void (*)(void *))spinner, NULL);
+    bl_test_run(&c, spinner, NULL);
     unsetenv("BEAMLINE_LONG_SCHEDULE_MS");
     cr_assert_eq(nev, 0);
 }
