@@ -71,6 +71,12 @@ static void control_main(void *arg)
     BL_CHECK(strstr(reply, line) != NULL);
     ops_ask(fd, "procs\n", reply, sizeof reply);
     BL_CHECK(strstr(reply, " kind=gen_server ") && strstr(reply, " name=ctl_gs\n"));
+    /* Reductions per interval: the idle hoarder used none since the last procs. */
+    ops_ask(fd, "procs\n", reply, sizeof reply);
+    BL_CHECK(strstr(reply, " interval_ns=0 ") == NULL);
+    snprintf(line, sizeof line, "\nproc pid=%s ", hp);
+    char *hl = strstr(reply, line), *hend = hl ? strchr(hl + 1, '\n') : NULL;
+    BL_CHECK(hend && hend - 14 > hl && strncmp(hend - 14, " dreds=0 name=", 14) == 0);
     /* Main, running or parked in the receive of this very reply. */
     snprintf(line, sizeof line, "\nproc pid=%s status=", mp);
     BL_CHECK(strstr(reply, line) != NULL);
