@@ -6,7 +6,7 @@
 
 BUILD_DEPS := build-essential cmake pkg-config liburing-dev libhwloc-dev libnuma-dev \
               libcriterion-dev libgmp-dev python3 erlang-dev erlang-base elixir \
-              libssl-dev openssl curl libsystemd-dev
+              libssl-dev openssl curl libsystemd-dev tmux
 BENCH_DEPS := $(BUILD_DEPS) libbenchmark-dev g++ elixir erlang-dev golang-go wrk nginx python3-matplotlib
 CHAOS_DEPS := $(BUILD_DEPS) wrk
 CHAOS_SECONDS ?= 20

@@ -13,17 +13,18 @@
 extern "C" {
 #endif
 
-double wl_ctx_switch(void);            /* ns per switch */
-double wl_spawn_exit(void);            /* ns per spawn + run + exit */
-double wl_pingpong(int cross);         /* ns per round trip; cross 2: placed by the runtime */
-double wl_ring(void);                  /* ns per hop */
-double wl_million_procs(void);         /* ms for the whole run */
-double wl_idle_process_bytes(void);    /* bytes per idle process */
-double wl_ten_million_idle_gib(void);  /* GiB of RSS for 10M idle handler processes */
-double wl_send_throughput(void);       /* ns per message */
-double wl_mailbox_20_senders(void);    /* ns per message */
-double wl_call_with_500k_queued(void); /* ns per call */
-double wl_timers_100k(void);           /* p99 lateness, ms */
+double wl_ctx_switch(void);              /* ns per switch */
+double wl_spawn_exit(void);              /* ns per spawn + run + exit */
+double wl_pingpong(int cross);           /* ns per round trip; cross 2: placed by the runtime */
+double wl_ring(void);                    /* ns per hop */
+double wl_million_procs(void);           /* ms for the whole run */
+double wl_idle_process_bytes(void);      /* bytes per idle process */
+double wl_ten_million_idle_gib(void);    /* GiB of RSS for 10M idle handler processes */
+double wl_processes_snapshot_100k(void); /* ms to list 100k idle processes; NAN on failure */
+double wl_send_throughput(void);         /* ns per message */
+double wl_mailbox_20_senders(void);      /* ns per message */
+double wl_call_with_500k_queued(void);   /* ns per call */
+double wl_timers_100k(void);             /* p99 lateness, ms */
 /* These return NAN when the run went wrong. */
 double wl_link_exit_cascade(void);                /* ms from the exit signal to the far DOWN */
 double wl_monitor_down_latency(void);             /* ns from "exit now" to the DOWN */

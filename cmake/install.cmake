@@ -6,6 +6,7 @@
 #   lib/cmake/Beamline/ (find_package(Beamline): Beamline::beamline and
 #                        Beamline::beamline_static)
 #   share/doc/beamline/LICENSE
+#   bin/beamline-top (with BL_BUILD_TOOLS)
 # ("lib" is CMAKE_INSTALL_LIBDIR: lib/<multiarch> on Debian under /usr.)
 include(CMakePackageConfigHelpers)
 
@@ -16,6 +17,9 @@ install(FILES ${PROJECT_SOURCE_DIR}/include/beamline.h DESTINATION ${CMAKE_INSTA
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/beamline DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.h")
 install(FILES ${PROJECT_SOURCE_DIR}/LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR})
+if(TARGET beamline-top)
+  install(TARGETS beamline-top RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 
 # The CMake package.  SameMajorVersion matches the shared library's SONAME,
 # which changes with the major version only.

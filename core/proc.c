@@ -115,7 +115,7 @@ static bl_proc *grow(void)
     /* Only indices below extent are ever looked up, and this one is
      * published (bl__box_open) after its index is set. */
     bl_proc *p = c + (idx & (CHUNK_SLOTS - 1));
-    p->index = idx;
+    BL_PUBLISH(p->index, idx); /* the snapshot and the watchdog read it (core/proc.h) */
     return p;
 }
 

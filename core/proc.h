@@ -146,6 +146,18 @@ typedef union bl_box {
 
 /* ---- the PCB ---- */
 
+/*
+ * PCB fields that the process snapshot (bl_processes_snapshot, proc/
+ * snapshot.c) reads from any thread without asking the process: status,
+ * kind, q_len, reductions, prio, stack and stack_req.  Their writers store
+ * them with BL_PUBLISH (a relaxed store: the same plain move on x86-64 and
+ * AArch64, no read-modify-write) and the snapshot reads them with BL_PEEK,
+ * so the racy reads are defined and TSan sees no data race.  The owner
+ * reads its own fields plainly.
+ */
+#define BL_PUBLISH(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+#define BL_PEEK(field)       __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 struct bl_sched;
 struct bl_proc;
 
@@ -266,6 +278,7 @@ typedef struct bl_proc {
     uint8_t park;              /* enum bl_park: request to the scheduler */
     uint8_t prio;              /* bl_priority */
     _Atomic uint8_t status;    /* enum bl_status, for introspection */
+    _Atomic uint8_t kind;      /* bl_proc_kind (beamline/info.h): set at spawn, then by otp/ */
     bool mark_set;             /* bl_recv_mark was called */
     bool timer_fired;          /* a timer, not a message, ended the last wait */
     bool started;              /* handler init has run */
@@ -324,7 +337,7 @@ static inline void bl__queue_append(bl_proc *p, bl_msg *m)
     else
         p->q_head = m;
     p->q_tail = m;
-    p->q_len++;
+    BL_PUBLISH(p->q_len, p->q_len + 1);
 }
 
 /* ---- the process table ---- */
@@ -361,6 +374,13 @@ void bl__proc_cache_flush(bl_proc_cache *c);
 static inline bl_pid bl__proc_pid(const bl_proc *p)
 {
     return bl__pid_make(p->index, p->gen);
+}
+
+/* The pid of the process in slot p, from any thread: a racy read (the slot
+ * may change hands meanwhile, and then this is the pid of either). */
+static inline bl_pid bl__proc_pid_peek(bl_proc *p)
+{
+    return bl__pid_make(BL_PEEK(p->index), bl__meta_gen(bl__box_load(p).meta));
 }
 
 #endif /* BL_CORE_PROC_H */

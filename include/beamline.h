@@ -157,6 +157,14 @@ typedef struct bl_config {
     unsigned dirty_threads; /* BEAMLINE_DIRTY_THREADS: dirty-work pool threads (0 = schedulers) */
     unsigned io_buffers;    /* BEAMLINE_IO_BUFFERS: 4 KiB receive buffers per ring, a power
                                of two (0 = 256) */
+    unsigned long_schedule_ms; /* BEAMLINE_LONG_SCHEDULE_MS: a process that runs this long without
+                                  returning to its scheduler is reported, kind long_schedule
+                                  (0 = 100 ms; see README, "Watching a running program") */
+    bool no_long_schedule;     /* BEAMLINE_LONG_SCHEDULE_MS=0 sets this: no watchdog at all */
+    const char *control;       /* BEAMLINE_CONTROL: path of the control socket that beamline-top
+                                  attaches to (NULL: none; net/control.c) */
+    const char *metrics;       /* BEAMLINE_METRICS: address:port of the Prometheus endpoint, e.g.
+                                  127.0.0.1:9568 (NULL: none; net/metrics.c) */
 } bl_config;
 
 /*
@@ -476,5 +484,6 @@ size_t bl_mailbox_len(void);
 #include "beamline/dirty.h"
 #include "beamline/log.h"
 #include "beamline/listener.h"
+#include "beamline/control.h"
 
 #endif /* BEAMLINE_H */

@@ -208,7 +208,15 @@ int bl_scheduler_stats_get(unsigned i, bl_scheduler_stats *out)
         .uptime_ns = bl__now_ns() - rt->start_ns,
         .runq_len = bl__runq_len(&s->rq),
         .envelopes = atomic_load_explicit(&s->slab.envelopes, memory_order_relaxed),
+        .io_inflight = BL_STAT(s, io_inflight),
+        .stacks_pooled = BL_STAT(s, stacks_pooled),
+        .stacks_cold = BL_STAT(s, stacks_cold),
+        .stack_pool_bytes = BL_STAT(s, stack_pool_bytes),
+        .slab_bytes = BL_STAT(s, slab_bytes),
+        .long_schedules = BL_STAT(s, long_schedules),
     };
+    bl_proc *cur = bl__sched_current(s);
+    if (cur) out->current = bl__proc_pid_peek(cur); /* a hint */
     out->utilization = out->uptime_ns ? 1.0 - (double)out->idle_ns / (double)out->uptime_ns : 0.0;
     if (out->utilization < 0) out->utilization = 0;
     return 0;
@@ -233,6 +241,9 @@ int bl_runtime_stats_get(bl_runtime_stats *out)
     return 0;
 }
 
+#define PRINT_BUF  (64u << 10) /* bl_print_processes writes this much at a time */
+#define PRINT_LINE 512u        /* room a line takes at most */
+
 static const char *const status_names[] = {"runnable", "running", "waiting", "exiting"};
 static const char *const prio_names[] = {"normal", "low", "high", "max"};
 
@@ -251,34 +262,48 @@ static int write_all(int fd, const char *buf, size_t len)
 int bl_print_processes(int fd)
 {
     if (!bl__self()) return -EPERM;
-    size_t n = bl_processes(NULL, 0) + 64; /* room for some spawned meanwhile */
-    bl_pid *pids = malloc(n * sizeof *pids);
-    if (!pids) return -ENOMEM;
-    size_t total = bl_processes(pids, n);
-    if (total > n) total = n;
-    char line[512];
-    int len = snprintf(line, sizeof line, "%-20s %-20s %-9s %8s %12s %-7s %9s %10s\n", "pid",
-                       "name", "status", "msgs", "reductions", "prio", "stack", "bytes");
-    int rc = write_all(fd, line, (size_t)len);
-    int listed = 0;
+    /* Read from the table, asking nobody (proc/snapshot.c): 100,000
+     * processes take milliseconds, and a process stuck in a loop is listed
+     * as the others are.  Room for some spawned meanwhile. */
+    int64_t live = atomic_load_explicit(&bl__rt->live, memory_order_relaxed);
+    size_t n = (size_t)(live > 0 ? live : 0) + 64;
+    bl_proc_snap *ps = malloc(n * sizeof *ps);
+    char *buf = malloc(PRINT_BUF);
+    if (!ps || !buf) {
+        free(ps);
+        free(buf);
+        return -ENOMEM;
+    }
+    int64_t got = bl_processes_snapshot(ps, n);
+    size_t total = got < 0 ? 0 : (size_t)got < n ? (size_t)got : n;
+    size_t len =
+        (size_t)snprintf(buf, PRINT_BUF, "%-20s %-20s %-10s %-9s %8s %12s %-7s %9s %10s\n", "pid",
+                         "name", "kind", "status", "msgs", "reductions", "prio", "stack", "bytes");
+    int rc = 0;
     for (size_t i = 0; i < total && rc == 0; i++) {
-        bl_proc_info in;
-        if (bl_process_info(pids[i], &in) != 0) continue; /* exited meanwhile */
+        const bl_proc_snap *in = &ps[i];
         char pid[32];
-        bl_pid_format(pids[i], pid, sizeof pid);
-        len = snprintf(line, sizeof line, "%-20s %-20.20s %-9s %8zu %12llu %-7s %9zu %10zu\n", pid,
-                       in.registered_name, status_names[in.status], in.message_queue_len,
-                       (unsigned long long)in.reductions, prio_names[in.priority], in.stack_bytes,
-                       in.total_bytes);
-        rc = write_all(fd, line, (size_t)len);
-        listed++;
+        bl_pid_format(in->pid, pid, sizeof pid);
+        len += (size_t)snprintf(buf + len, PRINT_BUF - len,
+                                "%-20s %-20.20s %-10s %-9s %8u %12llu %-7s %9zu %10zu\n", pid,
+                                in->name, bl_proc_kind_name(in->kind), status_names[in->status & 3],
+                                in->message_queue_len, (unsigned long long)in->reductions,
+                                prio_names[in->priority & 3], in->stack_bytes, in->memory);
+        if (len > PRINT_BUF - PRINT_LINE) {
+            /* A buffer at a time, and the scheduler back between them: a
+             * long listing must not hold it (a long schedule). */
+            rc = write_all(fd, buf, len);
+            len = 0;
+            bl_yield();
+        }
     }
     if (rc == 0) {
-        len = snprintf(line, sizeof line, "%d processes\n", listed);
-        rc = write_all(fd, line, (size_t)len);
+        len += (size_t)snprintf(buf + len, PRINT_BUF - len, "%zu processes\n", total);
+        rc = write_all(fd, buf, len);
     }
-    free(pids);
-    return rc ? rc : listed;
+    free(buf);
+    free(ps);
+    return rc ? rc : (int)total;
 }
 
 const char *bl_wake_name(bl_wake w)

@@ -67,6 +67,14 @@ uint64_t bl_log_dropped(void)
     return atomic_load_explicit(&dropped, memory_order_relaxed);
 }
 
+/* Events the queue took; written under q.lock, read on its own (relaxed). */
+static _Atomic uint64_t queued;
+
+uint64_t bl_log_queued(void)
+{
+    return atomic_load_explicit(&queued, memory_order_relaxed);
+}
+
 static const char *const level_names[] = {NULL,      "emergency", "alert", "critical", "error",
                                           "warning", "notice",    "info",  "debug"};
 
@@ -555,6 +563,8 @@ int bl__log_event(const bl_log_event *e)
         return -EAGAIN;
     }
     q.ring[(q.head + q.count) % q.cap] = r;
+    atomic_store_explicit(&queued, atomic_load_explicit(&queued, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     if (q.count++ == 0) pthread_cond_signal(&q.cond);
     pthread_mutex_unlock(&q.lock);
     return 0;

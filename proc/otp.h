@@ -101,4 +101,11 @@ void bl__alias_set(bl_ref ref);
  */
 int bl__callers_set(const bl_pid *pids, size_t n);
 
+/*
+ * Process only: what sort of process the caller is, for the snapshot
+ * (bl_proc_snap.kind): a behaviour's init sets it (gen_server, then a
+ * supervisor's own init over it; a task).  Nothing outside a process.
+ */
+void bl__proc_kind_set(bl_proc_kind k);
+
 #endif /* BL_PROC_OTP_H */

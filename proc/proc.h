@@ -70,7 +70,7 @@ static inline void bl__queue_unlink(bl_proc *p, bl_msg *prev, bl_msg *m)
     }
     /* The newest DOWN's predecessor moves back as the marker does. */
     if (p->down_prev == m) p->down_prev = prev;
-    p->q_len--;
+    BL_PUBLISH(p->q_len, p->q_len - 1);
     m->next = NULL;
 }
 

@@ -65,7 +65,7 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
      * the mailbox word is published below. */
     p->gen = bl__meta_gen(bl__box_load(p).meta);
     p->sched = home;
-    p->stack = NULL;
+    BL_PUBLISH(p->stack, NULL);
     p->q_head = p->q_tail = p->mark = p->down_prev = NULL;
     p->ndown = 0;
     p->down_valid = false;
@@ -76,10 +76,10 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->arg = arg;
     p->handler = h;
     p->hstate = arg; /* what release gets if init never runs */
-    p->stack_req = o->stack_size == bl__rt->cfg.stack_size ? 0 : o->stack_size;
+    BL_PUBLISH(p->stack_req, o->stack_size == bl__rt->cfg.stack_size ? 0 : o->stack_size);
     p->scanned = 0;
-    p->reductions = 0;
-    p->q_len = 0;
+    BL_PUBLISH(p->reductions, 0);
+    BL_PUBLISH(p->q_len, 0);
     p->seq = 0;
     p->reason = BL_REASON(BL_NORMAL);
     p->sig = NULL;
@@ -89,7 +89,8 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     p->cleanups = NULL;
     atomic_store_explicit(&p->named, 0, memory_order_relaxed);
     p->park = 0;
-    p->prio = (uint8_t)o->priority;
+    BL_PUBLISH(p->prio, (uint8_t)o->priority);
+    atomic_store_explicit(&p->kind, h ? BL_KIND_HANDLER : BL_KIND_PLAIN, memory_order_relaxed);
     p->mark_set = false;
     p->timer_fired = false;
     p->started = false;
@@ -229,10 +230,10 @@ void bl__hook_proc_finish(bl_sched *s, bl_proc *p)
     if (p->wop) {
         bl_waitop *op = p->wop;
         p->wop = NULL;
-        if (op->orphan(op, s, p)) p->stack = NULL;
+        if (op->orphan(op, s, p)) BL_PUBLISH(p->stack, NULL);
     }
     if (p->stack) bl__stack_put(&s->stacks, p->stack);
-    p->stack = NULL;
+    BL_PUBLISH(p->stack, NULL);
     bl__ctx_destroy(&p->ctx);
     bl__psig_free(p);
     free((void *)p->reason.detail);
@@ -256,10 +257,10 @@ void bl__hook_proc_discard(bl_proc *p, void *ctx)
         /* No scheduler runs: the op's owner frees the stack if it takes it. */
         bl_waitop *op = p->wop;
         p->wop = NULL;
-        if (op->orphan(op, NULL, p)) p->stack = NULL;
+        if (op->orphan(op, NULL, p)) BL_PUBLISH(p->stack, NULL);
     }
     if (p->stack) bl__stack_free(p->stack);
-    p->stack = NULL;
+    BL_PUBLISH(p->stack, NULL);
     bl__ctx_destroy(&p->ctx);
     bl__psig_free(p);
     free((void *)p->reason.detail);
@@ -754,7 +755,7 @@ int bl_set_priority(bl_priority prio)
     if ((unsigned)prio > BL_PRIO_MAX) return -EINVAL;
     int old = p->prio;
     /* Owner-only field: it takes effect the next time p is queued. */
-    p->prio = (uint8_t)prio;
+    BL_PUBLISH(p->prio, (uint8_t)prio);
     return old;
 }
 

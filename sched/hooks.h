@@ -8,9 +8,10 @@
  * declaration, so the contract reads here.
  *
  * Services: layers further up (io/: operations in flight, streams, the
- * dirty pool) register a bl_sched_service when their code is linked in
- * (a constructor in their file), for housekeeping on idle schedulers and
- * for the runtime's stop.  A program that never links a layer's code has
+ * dirty pool; net/: the control socket) register a bl_sched_service when
+ * their code is linked in (a constructor in their file), for housekeeping
+ * on idle schedulers, for threads of their own started with the runtime,
+ * and for the runtime's stop.  A program that never links a layer's code has
  * no state of it to keep.
  */
 #ifndef BL_SCHED_HOOKS_H
@@ -45,6 +46,8 @@ typedef struct bl_sched_service {
     void (*idle)(struct bl_sched *s);       /* owner thread, every 64th idle round and when asked
                                                for (bl__sched_services_soon), or NULL */
     void (*sched_free)(struct bl_sched *s); /* s's thread joined and its ring is gone (or NULL) */
+    void (*started)(void); /* end of bl_runtime_start, every scheduler running (or NULL): a
+                              service of its own threads starts them here */
     void (*stopped)(void); /* every scheduler joined, before processes are discarded (or NULL) */
     struct bl_sched_service *next; /* the registry's link */
 } bl_sched_service;

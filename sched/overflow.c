@@ -173,7 +173,7 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
 {
     const ucontext_t *uc = uctx;
     bl_sched *s = bl__tls_sched;
-    bl_proc *p = s ? s->current : NULL;
+    bl_proc *p = s ? bl__sched_current(s) : NULL;
     /* The descriptor is in the top bytes of the stack, far from the guard. */
     bl_stack *st = p ? p->stack : NULL;
     if (st && si->si_code > 0) {

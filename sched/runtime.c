@@ -99,6 +99,7 @@ static const struct {
     {"BEAMLINE_IO_BUFFERS", offsetof(bl_config, io_buffers), sizeof(unsigned), 32768},
     {"BEAMLINE_DIRTY_THREADS", offsetof(bl_config, dirty_threads), sizeof(unsigned), 1024},
     {"BEAMLINE_LOG_QUEUE", offsetof(bl_config, log_queue), sizeof(unsigned), 1u << 20},
+    {"BEAMLINE_LONG_SCHEDULE_MS", offsetof(bl_config, long_schedule_ms), sizeof(unsigned), 3600000},
 };
 
 /* A variable naming one of a set of words: the index of v in words, or -EINVAL. */
@@ -136,6 +137,8 @@ static int env_overlay(bl_config *c, bool only_unset)
         bool is_size = nums[i].size == sizeof(size_t);
         bool unset = is_size ? *(size_t *)field == 0 : *(unsigned *)field == 0;
         if (nums[i].off == offsetof(bl_config, spin_us)) unset = unset && !c->no_spin;
+        if (nums[i].off == offsetof(bl_config, long_schedule_ms))
+            unset = unset && !c->no_long_schedule;
         if (only_unset && !unset) continue;
         int rc = parse_uint(nums[i].name, v, nums[i].max, &x);
         if (rc) return rc;
@@ -144,6 +147,7 @@ static int env_overlay(bl_config *c, bool only_unset)
         else
             *(unsigned *)field = (unsigned)x;
         if (nums[i].off == offsetof(bl_config, spin_us)) c->no_spin = x == 0;
+        if (nums[i].off == offsetof(bl_config, long_schedule_ms)) c->no_long_schedule = x == 0;
     }
     const char *v;
     int w;
@@ -170,6 +174,8 @@ static int env_overlay(bl_config *c, bool only_unset)
     if ((v = env("BEAMLINE_SQPOLL")) && (!only_unset || !c->sqpoll))
         c->sqpoll = strcmp(v, "0") != 0;
     if ((v = env("BEAMLINE_TOPOLOGY")) && (!only_unset || !c->topology)) c->topology = v;
+    if ((v = env("BEAMLINE_CONTROL")) && (!only_unset || !c->control)) c->control = v;
+    if ((v = env("BEAMLINE_METRICS")) && (!only_unset || !c->metrics)) c->metrics = v;
     return 0;
 }
 
@@ -183,7 +189,7 @@ int bl_config_from_env(bl_config *c)
 static const char *const known_vars[] = {
     "BEAMLINE_BIND",     "BEAMLINE_WAKE",      "BEAMLINE_QUIET",      "BEAMLINE_SQPOLL",
     "BEAMLINE_TOPOLOGY", "BEAMLINE_LOG_LEVEL", "BEAMLINE_LOG_FORMAT", "BEAMLINE_NODE",
-    "BEAMLINE_COOKIE",   "BEAMLINE_CONTROL",
+    "BEAMLINE_COOKIE",   "BEAMLINE_CONTROL",   "BEAMLINE_METRICS",
 };
 
 /* Edit distance between a and b (both short: variable names). */
@@ -257,7 +263,8 @@ static int check_config(bl_config *c)
         c->reductions > 100000000 || c->spin_us > 10000000 || c->iowq_max > 65536 ||
         c->max_names > (1u << 24) || c->io_buffers > 32768 || c->dirty_threads > 1024 ||
         (unsigned)c->log_level > BL_LOG_DEBUG || (unsigned)c->log_format > BL_LOG_JOURNALD ||
-        c->log_queue > (1u << 20) || (c->io_buffers & (c->io_buffers - 1))) {
+        c->log_queue > (1u << 20) || (c->io_buffers & (c->io_buffers - 1)) ||
+        c->long_schedule_ms > 3600000) {
         snprintf(errbuf, sizeof errbuf, "invalid configuration value");
         return -EINVAL;
     }
@@ -271,6 +278,7 @@ static int check_config(bl_config *c)
     if (!c->io_buffers) c->io_buffers = 256;
     if (!c->log_level) c->log_level = BL_LOG_NOTICE;
     if (!c->log_queue) c->log_queue = 1024;
+    if (!c->long_schedule_ms && !c->no_long_schedule) c->long_schedule_ms = 100;
     c->stack_size = bl__stack_round(c->stack_size);
     return 0;
 }
@@ -434,6 +442,11 @@ int bl_runtime_start(const bl_config *cfg)
     }
     free(args);
     warn_unknown_vars();
+    if ((rc = bl__watchdog_start(rt)) != 0)
+        BL_LOG(BL_LOG_WARNING, "runtime", "cannot start the long-schedule watchdog",
+               BL_LOG_S("error", strerror(-rc)));
+    for (bl_sched_service *v = services_head(); v; v = v->next)
+        if (v->started) v->started();
     return 0;
 
 nomem_rt:
@@ -474,6 +487,7 @@ int bl_runtime_wait(void)
     if (!rt) return -ESRCH;
     while (!atomic_load_explicit(&rt->stop_futex, memory_order_acquire))
         syscall(SYS_futex, &rt->stop_futex, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    bl__watchdog_stop();
     for (unsigned i = 0; i < rt->nsched; i++) pthread_join(rt->scheds[i]->thread, NULL);
     /* The services finish their work (the dirty-work pool runs its jobs
      * out; their processes never run again). */

@@ -279,7 +279,7 @@ void bl__sched_ready(bl_proc *p, unsigned flags)
      * ring (its data arrives there), not for wake-ups by I/O or timers
      * (they happen in no process, on the home scheduler), and not for
      * priorities other than normal, whose lanes are never stolen from. */
-    bl_proc *w = s ? s->current : NULL;
+    bl_proc *w = s ? bl__sched_current(s) : NULL;
     if (w && (flags & BL_READY_NEXT)) {
         /* Wake-ups by message only: a spawn is no exchange yet. */
         bl_pid wpid = bl__proc_pid(w), ppid = bl__proc_pid(p);
@@ -422,6 +422,18 @@ static void run_timers(bl_sched *s, uint64_t now)
     atomic_store_explicit(&s->st.timers, s->wheel.count, memory_order_relaxed);
 }
 
+/* The owner's gauges for the live view (bl_scheduler_stats), at each turn:
+ * relaxed stores, since other threads read them racily anyway. */
+static void publish_gauges(bl_sched *s)
+{
+    atomic_store_explicit(&s->st.io_inflight, s->ring_inflight, memory_order_relaxed);
+    atomic_store_explicit(&s->st.stacks_pooled, s->stacks.nhot + s->stacks.nsurplus,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->st.stacks_cold, s->stacks.ncold, memory_order_relaxed);
+    atomic_store_explicit(&s->st.stack_pool_bytes, s->stacks.mapped, memory_order_relaxed);
+    atomic_store_explicit(&s->st.slab_bytes, s->slab.span_bytes, memory_order_relaxed);
+}
+
 /* ---- running a process ---- */
 
 /*
@@ -433,7 +445,7 @@ static void run_timers(bl_sched *s, uint64_t now)
 static inline __attribute__((always_inline)) bool switch_in(bl_sched *s, bl_proc *p, bool inherit)
 {
     if (!p->stack) {
-        p->stack = bl__stack_get(&s->stacks, p->stack_req);
+        BL_PUBLISH(p->stack, bl__stack_get(&s->stacks, p->stack_req));
         if (!p->stack) {
             local_push(s, p);
             return false;
@@ -442,7 +454,7 @@ static inline __attribute__((always_inline)) bool switch_in(bl_sched *s, bl_proc
     }
     /* Whatever queue it came from, it runs here and belongs here. */
     p->sched = s;
-    s->current = p;
+    bl__sched_set_current(s, p);
     p->placed = false;
     p->reds = inherit && s->slice_left > 0 ? s->slice_left : s->reductions;
     s->run_start = p->reds;
@@ -454,7 +466,7 @@ static inline __attribute__((always_inline)) bool switch_in(bl_sched *s, bl_proc
 /* p, switched out, is charged for its run; what is left of its slice may pass on. */
 static inline void switch_out(bl_sched *s, bl_proc *p)
 {
-    p->reductions += (uint64_t)(s->run_start - p->reds);
+    BL_PUBLISH(p->reductions, p->reductions + (uint64_t)(s->run_start - p->reds));
     s->slice_left = p->park == BL_PARK_YIELD ? 0 : p->reds;
 }
 
@@ -481,7 +493,7 @@ static inline __attribute__((always_inline)) void settle(bl_sched *s, bl_proc *p
     case BL_PARK_IDLE:
         /* An idle handler or a hibernating process: it keeps no stack. */
         bl__stack_put(&s->stacks, p->stack);
-        p->stack = NULL;
+        BL_PUBLISH(p->stack, NULL);
         /* The sanitizers' view of the context goes with the stack. */
         bl__ctx_destroy(&p->ctx);
         atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
@@ -514,8 +526,8 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
     bl__ctx_jump(&s->ctx, &p->ctx, 0);
     /* The process that comes back is not p when p switched straight to
      * another (bl__sched_handoff); that one's predecessor is settled. */
-    p = s->current;
-    s->current = NULL;
+    p = bl__sched_current(s);
+    bl__sched_set_current(s, NULL);
     switch_out(s, p);
     settle(s, p);
 }
@@ -561,13 +573,13 @@ void bl__sched_settle_prev(bl_sched *s)
      * the successor's doing, and neither is queueing a process whose park
      * a message undid (bl__sched_ready would count it as a wake-up by the
      * successor). */
-    bl_proc *q = s->current;
-    s->current = NULL;
+    bl_proc *q = bl__sched_current(s);
+    bl__sched_set_current(s, NULL);
     if (p->park == BL_PARK_EXIT)
         bl__hook_proc_finish(s, p);
     else
         settle(s, p);
-    s->current = q;
+    bl__sched_set_current(s, q);
 }
 
 /* ---- finding work ---- */
@@ -723,6 +735,7 @@ static void loop(bl_sched *s)
             if (t - s->turn_tick >= 64) {
                 s->turn_tick = t;
                 if (s->wheel.count || BL_STAT(s, timers)) run_timers(s, bl__now_ns());
+                publish_gauges(s);
                 bl__ring_poll(s);
                 services_if_due(s);
                 /* Under sustained load, the services' idle work (sweeping
@@ -755,6 +768,7 @@ static void loop(bl_sched *s)
         uint64_t now = bl__now_ns();
         uint64_t idle_from = now;
         run_timers(s, now);
+        publish_gauges(s);
         if ((++s->idle_rounds & 63) == 0)
             bl__sched_services_idle(s);
         else

@@ -68,6 +68,14 @@ typedef struct bl_sched_stats {
     _Atomic uint64_t timers_fired; /* timers that ended a wait */
     _Atomic uint64_t idle_ns;      /* time spent idle */
     _Atomic uint64_t timers;       /* timers on the wheel, published at each timer turn */
+    /* Also published at each timer turn, for the live view (cheap there). */
+    _Atomic uint32_t io_inflight;      /* ring_inflight */
+    _Atomic uint32_t stacks_pooled;    /* free stacks resident in the pool (hot and surplus) */
+    _Atomic uint32_t stacks_cold;      /* free stacks whose memory went back */
+    _Atomic uint64_t stack_pool_bytes; /* the pool's mapped bytes */
+    _Atomic uint64_t slab_bytes;       /* the slab's span bytes */
+    /* Written by the watchdog thread alone (sched/watchdog.c). */
+    _Atomic uint64_t long_schedules; /* processes seen running past the threshold here */
 } bl_sched_stats;
 
 #define BL_STAT_ADD(s, field, n)                                                                   \
@@ -114,12 +122,15 @@ typedef struct bl_sched {
     bl_plist tmo;                    /* normal processes woken by their timers: before the queues */
     bl_plist lanes[BL_PRIO_MAX + 1]; /* owner-only FIFOs for low, high and max (normal: rq) */
     uint32_t low_turn;               /* counts normal picks: every 8th goes to a low process */
-    bl_proc *current;                /* process now running, NULL in the loop */
-    bl_proc *prev;                   /* switched straight to current, not yet settled */
-    int32_t run_start;               /* current's reductions when it was switched in */
-    bl_ctx ctx;                      /* the scheduler loop's own context */
-    int32_t slice_left;              /* reductions left for a runnext successor */
-    int32_t reductions;              /* the configured slice, cached */
+    /* The process now running, NULL in the loop.  Only the owner writes it
+     * (relaxed stores: plain moves); the long-schedule watchdog reads it from
+     * its own thread (sched/watchdog.c), relaxed, with the switch count. */
+    _Atomic(bl_proc *) current;
+    bl_proc *prev;      /* switched straight to current, not yet settled */
+    int32_t run_start;  /* current's reductions when it was switched in */
+    bl_ctx ctx;         /* the scheduler loop's own context */
+    int32_t slice_left; /* reductions left for a runnext successor */
+    int32_t reductions; /* the configured slice, cached */
     uint32_t tick;      /* picks (the loop's and direct switches), for periodic checks */
     uint32_t poll_tick; /* tick of the loop's last ring poll */
     uint32_t turn_tick; /* tick of the loop's last timer and services turn */
@@ -189,11 +200,24 @@ uint64_t bl__now_ns(void);
  * from a second on, up to 8 ms late (the cheaper coarse clock). */
 uint64_t bl__deadline_ns(int64_t ms);
 
+/* The process running on scheduler s, or NULL.  Relaxed: the owner reads
+ * its own store; another thread gets a hint that may be stale at once. */
+static inline bl_proc *bl__sched_current(bl_sched *s)
+{
+    return atomic_load_explicit(&s->current, memory_order_relaxed);
+}
+
+/* Owner only: records who runs (relaxed: see bl_sched.current). */
+static inline void bl__sched_set_current(bl_sched *s, bl_proc *p)
+{
+    atomic_store_explicit(&s->current, p, memory_order_relaxed);
+}
+
 /* The process running on this thread, or NULL. */
 static inline bl_proc *bl__self(void)
 {
     bl_sched *s = bl__tls_sched;
-    return s ? s->current : NULL;
+    return s ? bl__sched_current(s) : NULL;
 }
 
 /* bl__sched_ready flags.  NEXT: run it before older runnable processes (a
@@ -279,6 +303,13 @@ static inline bool bl__ring_ready(bl_sched *s)
     return io_uring_cq_ready(&s->ring) ||
            (IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN);
 }
+
+/* ---- sched/watchdog.c: the long-schedule monitor ---- */
+
+/* Runtime start: starts the watchdog thread (unless configured off).  0 or -errno. */
+int bl__watchdog_start(bl_runtime *rt);
+/* Runtime wait, once stop_futex is set: joins it.  Idempotent. */
+void bl__watchdog_stop(void);
 
 /* ---- sched/overflow.c: stack overflow ends the process (invariant 9) ---- */
 

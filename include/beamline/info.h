@@ -7,6 +7,19 @@
  * context (a stackless process borrows a stack to answer and reports the
  * stack it holds while idle: none).  The caller waits for the answer, so
  * bl_process_info on another process is a process-only call.
+ *
+ * The process snapshot (bl_processes_snapshot) is the other way: it reads
+ * every process's record straight from the process table, from any thread,
+ * asking nobody, so that listing 100,000 processes takes milliseconds and
+ * works while a scheduler is stuck in a loop.  What it gives is what can be
+ * read safely without the process: no links, monitors or message contents.
+ *
+ * Where this differs from Erlang: process_info of another process is a
+ * request the target answers (as on the BEAM), but there is no
+ * erlang:processes/0 + process_info/2 pairing for listings: the snapshot
+ * reads racily and may show a process that exits at that moment, or miss
+ * one spawned meanwhile; its queue length counts the messages the process
+ * has taken into its queue, not those that arrived since it last ran.
  */
 #ifndef BEAMLINE_INFO_H
 #define BEAMLINE_INFO_H
@@ -85,12 +98,56 @@ size_t bl_processes(bl_pid *out, size_t max);
 
 /*
  * Process only: writes a table of every live process to fd, like Erlang's
- * i(): pid, registered name, status, queue length, reductions, priority,
- * stack and total bytes, one line each, then a total line.  Processes that
- * exit meanwhile are left out.  Returns the number of processes listed or a
- * negative errno.
+ * i(): pid, registered name, kind, status, queue length, reductions,
+ * priority, stack and memory bytes (as bl_processes_snapshot reads them,
+ * asking no process), one line each in pid order, then a total line.
+ * Returns the number of processes listed or a negative errno.
  */
 int bl_print_processes(int fd);
+
+/* What sort of process it is, as the snapshot reports it.  A behaviour
+ * says so as its process starts (a gen_server's init, a task's first run):
+ * until then it shows as a handler. */
+typedef enum bl_proc_kind {
+    BL_KIND_PLAIN = 0,      /* bl_spawn */
+    BL_KIND_HANDLER = 1,    /* bl_spawn_handler, no behaviour of otp/ (registry partitions) */
+    BL_KIND_GEN_SERVER = 2, /* a gen_server or an agent */
+    BL_KIND_SUPERVISOR = 3, /* a supervisor of any flavour (dynamic, partition, task) */
+    BL_KIND_TASK = 4,       /* a task */
+} bl_proc_kind;
+
+/* "plain", "handler", "gen_server", "supervisor", "task" ("?" for others). */
+const char *bl_proc_kind_name(bl_proc_kind k);
+
+/* Bytes of a registered name kept in a snapshot entry (longer ones are cut). */
+#define BL_SNAP_NAME_MAX 48
+
+/* One process as the snapshot read it. */
+typedef struct bl_proc_snap {
+    bl_pid pid;                  /* the process */
+    bl_proc_status status;       /* as last published by its scheduler */
+    bl_proc_kind kind;           /* plain, gen_server, ... */
+    bl_priority priority;        /* its priority */
+    uint32_t message_queue_len;  /* messages in its queue (see above: not the unread inbox) */
+    uint64_t reductions;         /* reductions used, up to its last switch out */
+    size_t stack_bytes;          /* stack it holds now (0 when idle or not started) */
+    size_t memory;               /* its record plus that stack (messages are not read) */
+    char name[BL_SNAP_NAME_MAX]; /* registered name, "" if none, cut to fit */
+} bl_proc_snap;
+
+/*
+ * The snapshot: fills out[0..max) with the live processes in pid order
+ * (table order) and returns how many live processes it saw in all, which
+ * may exceed max.  Any thread, process or not; asks no process and takes
+ * no lock (each field is read as it stands: a process running meanwhile
+ * may be a little ahead of what is reported).  -ESRCH when the runtime is
+ * not running, -EINVAL for a NULL out with max > 0.
+ */
+int64_t bl_processes_snapshot(bl_proc_snap *out, size_t max);
+
+/* The same for one process: 0, -ESRCH (not alive, or the runtime is not
+ * running), -EINVAL (malformed pid, NULL out).  Any thread. */
+int bl_process_snapshot(bl_pid pid, bl_proc_snap *out);
 
 typedef struct bl_scheduler_stats {
     uint64_t switches;     /* processes switched in */
@@ -106,6 +163,15 @@ typedef struct bl_scheduler_stats {
     uint32_t runq_len;     /* normal processes in its stealable queue */
     uint64_t timers;    /* timers on its wheel (waits, sleeps, send_after), as of its last turn */
     uint64_t envelopes; /* message and signal envelopes its processes allocated */
+    /* Published by the scheduler at its periodic turn (every 64 picks, or
+     * idle): a scheduler stuck in a process shows its last values. */
+    uint32_t io_inflight;      /* operations awaiting a completion on its ring */
+    uint32_t stacks_pooled;    /* free stacks its pool holds resident */
+    uint32_t stacks_cold;      /* free stacks whose memory went back to the kernel */
+    uint64_t stack_pool_bytes; /* bytes mapped through its pool (held or free) */
+    uint64_t slab_bytes;       /* bytes of envelope and timer spans its slab holds */
+    bl_pid current;            /* pid running on it now, 0 when none (a racy hint) */
+    uint64_t long_schedules;   /* processes the watchdog saw run past the threshold here */
 } bl_scheduler_stats;
 
 /* Statistics of scheduler i (racy snapshot).  0, -EINVAL, -ESRCH. */

@@ -126,6 +126,9 @@ bool bl_log_enabled(bl_log_level level);
 /* Events dropped because the queue was full, since the start. */
 uint64_t bl_log_dropped(void);
 
+/* Events the queue took for the logger thread, since the start (for metrics). */
+uint64_t bl_log_queued(void);
+
 /* A level's name ("emergency" ... "debug"), or NULL for a bad level. */
 const char *bl_log_level_name(bl_log_level level);
 

@@ -317,6 +317,7 @@ static int gs_init(void *arg, void **state)
 {
     gs *s = arg;
     *state = s;
+    bl__proc_kind_set(BL_KIND_GEN_SERVER); /* a supervisor's init says more */
     s->self = bl_self();
     if (!s->parent) s->parent = s->self;
     bl_pid holder;

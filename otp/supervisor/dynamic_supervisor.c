@@ -23,6 +23,7 @@
 #include "beamline/gen_server.h"
 
 #include "otp/supervisor/supervisor_int.h"
+#include "proc/otp.h"
 
 /* One child. */
 typedef struct dchild {
@@ -211,6 +212,7 @@ static void restart(dynsup *d, size_t i, bl_gs_result *r)
 static void dyn_init(void *arg, void **state, bl_gs_result *r)
 {
     dyn_start *st = arg;
+    bl__proc_kind_set(BL_KIND_SUPERVISOR);
     bl_trap_exit(true);
     dynsup *d = calloc(1, sizeof *d);
     if (d) d->intensity = bl__sup_intensity_new(st->max_restarts, st->period_ms);

@@ -29,6 +29,7 @@
 #include "beamline.h"
 #include "beamline/gen_server.h"
 #include "beamline/supervisor.h"
+#include "proc/otp.h"
 
 /* ------------------------------------------------------------------------ */
 /* The supervisor's state                                                   */
@@ -418,6 +419,7 @@ static int start_all(sup *s, bl_sup_error *err)
 static void sup_init(void *arg, void **state, bl_gs_result *r)
 {
     sup_start *st = arg;
+    bl__proc_kind_set(BL_KIND_SUPERVISOR);
     bl_trap_exit(true);
     int rc = -ENOMEM;
     sup *s = calloc(1, sizeof *s);

@@ -75,6 +75,7 @@ static int task_init(void *arg, void **state)
 {
     (void)state; /* stays arg: release gets the slot */
     ctl *c = arg;
+    bl__proc_kind_set(BL_KIND_TASK);
     if (c->flags & F_VIA) {
         if (wait_go(c) != 0) {
             bl_reason r = BL_REASON(BL_SHUTDOWN);
