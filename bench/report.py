@@ -141,7 +141,10 @@ def markdown(result, chart=None, chart_note=None):
                        f"{http['nginx_workers']} worker process(es)")
         out += ["", "## HTTP", "",
                 f"GET /plaintext: wrk {http.get('wrk')} on loopback, median of "
-                f"{http.get('runs')} run(s) each, the servers taking turns{against}.", ""]
+                f"{http.get('runs')} run(s) each, the servers taking turns{against}."]
+        if http.get("certificate"):
+            out.append(f"https: both servers with one certificate, {http['certificate']}.")
+        out.append("")
         out += md_table(["workload", "unit", "Beamline", "nginx", "nginx/Beamline"],
                         [[f"`{w['name']}`", w["unit"], fmt_num(w.get("beamline")),
                           fmt_num(w.get("nginx")),

@@ -212,6 +212,22 @@ class Report(unittest.TestCase):
         self.assertIn("| `http_plaintext_rps` | per_s | 90,000 | 120,000 | 0.75x |", text)
         self.assertIn("## Problems\n\n- Go: FAILED: something\n", text)
 
+    def test_markdown_https_rows(self):
+        # The https rows join the HTTP table, nginx their peer; the certificate is named.
+        data = results(row("http_plaintext_rps", "per_s", 90000.0, nginx=120000.0, vs_nginx=0.75),
+                       row("https_plaintext_rps", "per_s", 40000.0, nginx=50000.0, vs_nginx=0.8),
+                       row("https_plaintext_p99", "ms", 4.0, nginx=5.0, vs_nginx=1.25),
+                       http={"wrk": "-t2 -c64 -d5s", "runs": 3, "nginx_version": "1.22.1",
+                             "nginx_workers": 2, "certificate": "self-signed, EC P-256"})
+        text = report.markdown(data, None, "no ratios")
+        self.assertIn("https: both servers with one certificate, self-signed, EC P-256.\n", text)
+        self.assertIn("| `https_plaintext_rps` | per_s | 40,000 | 50,000 | 0.80x |", text)
+        self.assertIn("| `https_plaintext_p99` | ms | 4.00 | 5.00 | 1.25x |", text)
+        self.assertNotIn("certificate", report.markdown(FIXTURE, None, "no ratios"))
+        spec = report.ratio_spec(data, "x.png")
+        self.assertEqual(spec["rows"][:1], ["https_plaintext_p99 (ms)"])
+        self.assertEqual(list(spec["series"]), ["nginx"])
+
     def test_markdown_with_spreads_and_no_chart(self):
         data = results(row("spawn_exit", "ns", 300.0, 2800.0,
                            spread={"beamline": (290.0, 310.0), "beam": (2500.0, 3000.0)}),
