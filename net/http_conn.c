@@ -40,12 +40,6 @@ static int64_t deadline_in(int64_t ms)
     return ms < 0 ? -1 : bl__http_now_ms() + ms;
 }
 
-static ssize_t tp_recv(bl__http_conn *c, void *buf, size_t len, int64_t ms)
-{
-    if (c->tp) return c->tp->recv(c->tp->ctx, buf, len, ms);
-    return bl_io_recv(c->fd, buf, len, 0, ms);
-}
-
 static ssize_t tp_send(bl__http_conn *c, const void *buf, size_t len, int64_t ms)
 {
     if (c->tp) return c->tp->send(c->tp->ctx, buf, len, ms);
@@ -99,13 +93,31 @@ int bl__http_write(bl__http_conn *c, const void *data, size_t len)
     return 0;
 }
 
+/*
+ * The kernel receives into a buffer on the process's stack, then the bytes
+ * are copied to c->in: a process killed in the receive has its cleanup free
+ * c->in at once, while the cancelled receive may still complete into the
+ * buffer it was given; the runtime keeps a dead process's stack until its
+ * operation completes, not the heap.  (A library transport receives into
+ * its own stack buffer already, and copies out synchronously.)
+ */
 ssize_t bl__http_fill(bl__http_conn *c, int64_t ms)
 {
     int rc = bl__http_flush(c);
     if (rc) return rc;
     if (c->have == c->in_cap) return -ENOBUFS;
-    ssize_t n = tp_recv(c, c->in + c->have, c->in_cap - c->have, ms);
-    if (n > 0) c->have += (size_t)n;
+    size_t room = c->in_cap - c->have;
+    if (c->tp) {
+        ssize_t n = c->tp->recv(c->tp->ctx, c->in + c->have, room, ms);
+        if (n > 0) c->have += (size_t)n;
+        return n;
+    }
+    char bounce[BL__HTTP_IN_EXTRA];
+    ssize_t n = bl_io_recv(c->fd, bounce, room < sizeof bounce ? room : sizeof bounce, 0, ms);
+    if (n > 0) {
+        memcpy(c->in + c->have, bounce, (size_t)n);
+        c->have += (size_t)n;
+    }
     return n;
 }
 
@@ -121,10 +133,11 @@ static void linger_close(bl__http_conn *c)
     if (bl__http_flush(c) || c->tp) return;
     (void)bl_io_shutdown(c->fd, SHUT_WR);
     int64_t deadline = deadline_in(1000);
+    char drop[4096]; /* on the stack: see bl__http_fill */
     for (size_t dropped = 0; dropped < 256 * 1024;) {
         int64_t left = bl__http_until(deadline);
         if (left == 0) break;
-        ssize_t n = bl_io_recv(c->fd, c->in, c->in_cap, 0, left);
+        ssize_t n = bl_io_recv(c->fd, drop, sizeof drop, 0, left);
         if (n <= 0) break;
         dropped += (size_t)n;
     }

@@ -38,7 +38,12 @@
  * the operation is cancelled, and the process's stack (where the buffer
  * may live) is kept until the kernel has completed it; no descriptor the
  * runtime opened for the call and no operation slot is leaked.  Heap
- * buffers remain the program's to free, as always in C.
+ * buffers remain the program's to free, as always in C, with one rule: the
+ * cleanup handlers of a killed process (bl_cleanup_push) run as it dies,
+ * before a cancelled operation has completed, so a handler must not free a
+ * heap buffer that an operation may still be filling (the kernel would
+ * write into freed memory, which no sanitizer sees).  Receive into a buffer
+ * on the process's stack and copy out, as net/http does.
  */
 /* Outside the guard: beamline.h includes this header back, and must come first. */
 #include "beamline.h"

@@ -298,15 +298,17 @@ static void *client(void *arg)
             chaos_add(h->r, h->c_cut, 1);
             conn_close(c, chaos_one_in(&g, 2));
             continue;
-        case 4: { /* malformed: the answer is 400 (or the connection was killed) */
+        case 4: { /* malformed: the answer is 400, 505 for a version other than 1.x (or the
+                     connection was killed) */
             static const char *const junk[] = {"GET / HTTP/9.9\r\n\r\n", "\x01\x02\x03\r\n\r\n",
                                                "GET /plaintext HTTP/1.1\r\nHost x\r\n\r\n",
                                                "POST /json HTTP/1.1\r\nContent-Length: -5\r\n\r\n"};
-            const char *j = junk[chaos_below(&g, 4)];
+            unsigned k = (unsigned)chaos_below(&g, 4);
+            const char *j = junk[k];
             if (!send_all(c, j, strlen(j))) break;
             rc = read_response(c, &st);
             if (rc < 0) bad_bytes(h, "malformed");
-            if (rc > 0 && st != 400) bad_bytes(h, "malformed status");
+            if (rc > 0 && st != (k == 0 ? 505 : 400)) bad_bytes(h, "malformed status");
             break;
         }
         default: /* slow: a byte at a time; or stalled past the head timeout (408) */
