@@ -238,24 +238,32 @@ static void metrics_text(ops_buf *b, const ops_sample *o)
         bl__ops_printf(b, "beamline_scheduler_busy_seconds_total{scheduler=\"%u\"} %.17g\n", i,
                        (double)busy / 1e9);
     }
-    one(b, "beamline_memory_rss_bytes", "gauge", "Resident memory of the program.",
-        (double)o->rss_bytes);
-    one(b, "beamline_stacks_in_use", "gauge", "Process stacks held by processes.",
-        (double)o->stacks_in_use);
-    one(b, "beamline_stack_bytes_in_use", "gauge", "Bytes of the stacks processes hold.",
-        (double)o->stack_bytes_in_use);
-    one(b, "beamline_stacks_pooled", "gauge", "Free stacks resident in the pools.",
-        (double)o->stacks_pooled);
-    one(b, "beamline_stack_pool_bytes", "gauge", "Bytes mapped through the stack pools.",
-        (double)o->stack_pool_bytes);
-    one(b, "beamline_slab_bytes", "gauge", "Bytes of envelope and timer spans.",
-        (double)o->slab_bytes);
-    one(b, "beamline_io_operations_in_flight", "gauge", "Ring operations awaiting a completion.",
-        (double)o->io_inflight);
-    one(b, "beamline_log_events_total", "counter", "Log events queued for the logger thread.",
-        (double)o->log_queued);
-    one(b, "beamline_log_dropped_total", "counter", "Log events dropped (queue full).",
-        (double)o->log_dropped);
+    /* The whole-program gauges and counters, one line each. */
+    const struct {
+        const char *name, *type, *help;
+        double v;
+    } whole[] = {
+        {"beamline_memory_rss_bytes", "gauge", "Resident memory of the program.",
+         (double)o->rss_bytes},
+        {"beamline_stacks_in_use", "gauge", "Process stacks held by processes.",
+         (double)o->stacks_in_use},
+        {"beamline_stack_bytes_in_use", "gauge", "Bytes of the stacks processes hold.",
+         (double)o->stack_bytes_in_use},
+        {"beamline_stacks_pooled", "gauge", "Free stacks resident in the pools.",
+         (double)o->stacks_pooled},
+        {"beamline_stack_pool_bytes", "gauge", "Bytes mapped through the stack pools.",
+         (double)o->stack_pool_bytes},
+        {"beamline_slab_bytes", "gauge", "Bytes of envelope and timer spans.",
+         (double)o->slab_bytes},
+        {"beamline_io_operations_in_flight", "gauge", "Ring operations awaiting a completion.",
+         (double)o->io_inflight},
+        {"beamline_log_events_total", "counter", "Log events queued for the logger thread.",
+         (double)o->log_queued},
+        {"beamline_log_dropped_total", "counter", "Log events dropped (queue full).",
+         (double)o->log_dropped},
+    };
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++)
+        one(b, whole[i].name, whole[i].type, whole[i].help, whole[i].v);
 }
 
 /* A response with a plain-text body. */

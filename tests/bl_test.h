@@ -66,6 +66,19 @@ static inline bl_msg *bl_test_recv_tag(uint32_t tag, int64_t ms)
     return bl_recv(&m, bl_match_tag, &tag, ms, 0) == 0 ? m : NULL;
 }
 
+/* Process only: kills pid and waits (bounded) for its DOWN. */
+static inline void bl_test_kill_wait(bl_pid pid)
+{
+    bl_ref ref;
+    BL_CHECK_EQ(bl_monitor(pid, &ref), 0);
+    bl_reason kill = BL_REASON(BL_KILL);
+    BL_CHECK_EQ(bl_exit_pid(pid, &kill), 0);
+    bl_msg *m = NULL;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 10000, 0), 0);
+    BL_CHECK(m && m->tag == BL_TAG_DOWN);
+    bl_msg_free(m);
+}
+
 /* Milliseconds on the monotonic clock, for bounding waits in time, not in rounds. */
 static inline int64_t bl_test_ms(void)
 {

@@ -33,18 +33,6 @@ static bl_pid handler_began(void)
     return pid;
 }
 
-/* Kills pid and waits for its end. */
-static void kill_wait(bl_pid pid)
-{
-    bl_ref ref;
-    BL_CHECK_EQ(bl_monitor(pid, &ref), 0);
-    bl_reason kill = BL_REASON(BL_KILL);
-    BL_CHECK_EQ(bl_exit_pid(pid, &kill), 0);
-    bl_msg *m = NULL;
-    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 10000, 0), 0);
-    bl_msg_free(m);
-}
-
 static void killed_main(void *arg)
 {
     bl_pid self = bl_self();
@@ -58,7 +46,7 @@ static void killed_main(void *arg)
         BL_CHECK_EQ(bl_io_send_all(fd, "req!", 4, 0, 5000), 4);
         bl_pid h = handler_began();
         BL_CHECK(h != BL_PID_NONE);
-        kill_wait(h);
+        bl_test_kill_wait(h);
         /* The client has the half that was sent, then the end: the socket was closed
          * when the handler died, before its DOWN. */
         char buf[8];
@@ -143,7 +131,7 @@ static void tree_killed_main(void *arg)
     int fd = connect_echoed("127.0.0.1", i.port);
     BL_CHECK(fd >= 0);
     /* The handler goes with the tree (by its link to conns), its socket closed. */
-    kill_wait(i.sup);
+    bl_test_kill_wait(i.sup);
     char c;
     BL_CHECK_EQ(bl_io_recv(fd, &c, 1, 0, 5000), 0);
     bl_io_close(fd);
@@ -255,7 +243,7 @@ static void graceful_main(void *arg)
         bl_yield();
     BL_CHECK_EQ(bl_listener_stop(s.l, 0), -EBUSY);
     BL_CHECK_EQ(bl_listener_suspend(s.l), -EBUSY);
-    kill_wait(pids[0]);
+    bl_test_kill_wait(pids[0]);
     m = bl_test_recv_tag(T_STOPPED, 10000);
     BL_CHECK(m != NULL);
     if (m) BL_CHECK_EQ(*(int *)m->data, 0); /* it ended (killed by us) before the timeout */

@@ -25,19 +25,6 @@ static void run_tls(bl_entry_fn fn)
 
 enum { T_READY = 501 };
 
-/* Kills pid and waits (bounded) for its DOWN. */
-static void kill_wait(bl_pid pid)
-{
-    bl_ref ref;
-    BL_CHECK_EQ(bl_monitor(pid, &ref), 0);
-    bl_reason kill = BL_REASON(BL_KILL);
-    BL_CHECK_EQ(bl_exit_pid(pid, &kill), 0);
-    bl_msg *m = NULL;
-    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 10000, 0), 0);
-    BL_CHECK(m && m->tag == BL_TAG_DOWN);
-    bl_msg_free(m);
-}
-
 /* Waits (bounded) until more ring operations are in flight than base: someone is parked in I/O. */
 static bool wait_inflight_above(uint64_t base)
 {
@@ -132,7 +119,7 @@ static void handshake_kills_main(void *arg)
     BL_CHECK_EQ(bl_spawn(&p, server_side, &s, NULL), 0);
     bl_msg_free(bl_test_recv_tag(T_READY, 10000));
     BL_CHECK(wait_inflight_above(inflight)); /* parked in the handshake's receive */
-    kill_wait(p);
+    bl_test_kill_wait(p);
     /* Its socket is closed: the silent client sees the end. */
     char b;
     BL_CHECK_EQ(bl_io_recv(cli, &b, 1, 0, 10000), 0);
@@ -149,7 +136,7 @@ static void handshake_kills_main(void *arg)
     BL_CHECK_EQ(bl_io_recv_all(srv, hello, 5, 0, 10000), 5);
     BL_CHECK_EQ(hello[0], 0x16);
     BL_CHECK(wait_inflight_above(inflight));
-    kill_wait(p);
+    bl_test_kill_wait(p);
     bl_io_close(srv);
     check_back_to(fds, inflight);
     bl_tls_ctx_free(sctx);
@@ -180,7 +167,7 @@ static void io_kills_main(void *arg)
         BL_CHECK(m && *(int *)m->data == 0);
         bl_msg_free(m);
         BL_CHECK(wait_inflight_above(inflight)); /* the server parked in its read / send */
-        kill_wait(p);
+        bl_test_kill_wait(p);
         /* No close_notify came: the client's read says so (after the data, for the write). */
         char buf[64 * 1024];
         ssize_t n;
@@ -271,7 +258,7 @@ static void storm_main(void *arg)
         /* Each dies after a random number of our yields: in a handshake, an echo, or done. */
         for (int i = 0; i < 2 * n; i++) {
             for (int y = rand_r(&seed) % 40; y > 0; y--) bl_yield();
-            kill_wait(pids[i]);
+            bl_test_kill_wait(pids[i]);
         }
         check_back_to(fds, inflight);
     }
