@@ -87,6 +87,18 @@ static inline int64_t bl_test_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Process only: yields until cond holds or ms milliseconds pass, and gives
+ * cond's last value.  Bounded in time, not in yields: on a loaded machine a
+ * count of yields can run out before the other side has run at all.
+ */
+#define BL_TEST_UNTIL(cond, ms)                                                                    \
+    ({                                                                                             \
+        int64_t bl_until_end_ = bl_test_ms() + (ms);                                               \
+        while (!(cond) && bl_test_ms() < bl_until_end_) bl_yield();                                \
+        (cond);                                                                                    \
+    })
+
 /* Open descriptors of this process (entries of /proc/self/fd), -1 on failure. */
 static inline int bl_test_count_fds(void)
 {

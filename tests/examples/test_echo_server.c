@@ -63,10 +63,7 @@ static int run_clients(uint16_t port, int n, int rounds)
 static int wait_conns(echo_server *srv, int n)
 {
     bl_listener_info i = {0};
-    for (int k = 0; k < 200000; k++) {
-        if (bl_listener_info_get(srv->listener, &i) == 0 && (int)i.active == n) return n;
-        bl_yield();
-    }
+    BL_TEST_UNTIL(bl_listener_info_get(srv->listener, &i) == 0 && (int)i.active == n, 10000);
     return (int)i.active;
 }
 
@@ -114,7 +111,8 @@ static void echo_main(void *arg)
     BL_CHECK_EQ(bl_exit_pid(victim, &kill), 0);
     bl_msg_free(bl_test_recv_tag(BL_TAG_DOWN, 5000));
     bl_pid again = BL_PID_NONE;
-    for (int i = 0; i < 200000 && (again == BL_PID_NONE || again == victim); i++) {
+    for (int64_t end = bl_test_ms() + 10000;
+         (again == BL_PID_NONE || again == victim) && bl_test_ms() < end;) {
         if (bl_supervisor_which_children(acceptors, kids, 8) == nk &&
             kids[0].status == BL_CHILD_RUNNING)
             again = kids[0].pid;
@@ -163,7 +161,7 @@ static void echo_main(void *arg)
     BL_CHECK_EQ(bl_io_recv(fd, &c, 1, 0, 5000), 0);
     bl_io_close(fd);
     BL_CHECK_EQ(bl_io_connect_tcp("127.0.0.1", srv.port, 5000), -ECONNREFUSED);
-    for (int i = 0; i < 200000 && bl_test_count_fds() != fds0; i++) bl_yield();
+    BL_TEST_UNTIL(bl_test_count_fds() == fds0, 10000);
     BL_CHECK_EQ(bl_test_count_fds(), fds0);
 }
 

@@ -607,7 +607,7 @@ static void handoff_main(void *arg)
     /* Every client is gone: so is every connection, and every slot is free. */
     BL_CHECK(wait_live(&srv, 0));
     BL_CHECK_EQ(http_server_shutdown(&srv, 5000), 0);
-    for (int i = 0; i < 200000 && bl_test_count_fds() != fds0; i++) bl_yield();
+    BL_TEST_UNTIL(bl_test_count_fds() == fds0, 10000);
     BL_CHECK_EQ(fds_settled(io0), fds0);
 }
 

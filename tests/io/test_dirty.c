@@ -295,7 +295,7 @@ static void killed_main(void *arg)
     BL_CHECK_EQ(bl_dirty_pending(), 1);
     /* Release it: the job ends and its completion frees the dead stack. */
     BL_CHECK_EQ(write(a.pipe[1], "y", 1), 1);
-    for (int i = 0; i < 1000000 && (bl_dirty_pending() != 0 || mapped(where)); i++) bl_yield();
+    BL_TEST_UNTIL(bl_dirty_pending() == 0 && !mapped(where), 10000);
     BL_CHECK_EQ(bl_dirty_pending(), 0);
     BL_CHECK(!mapped(where));
     close(a.pipe[0]);
@@ -344,7 +344,7 @@ static void *release_later(void *arg)
 static void stop_main(void *arg)
 {
     BL_CHECK_EQ(bl_spawn(NULL, waiter, NULL, NULL), 0);
-    for (int i = 0; i < 100000 && bl_dirty_pending() == 0; i++) bl_yield();
+    BL_TEST_UNTIL(bl_dirty_pending() != 0, 10000);
     BL_CHECK_EQ(bl_dirty_pending(), 1);
     /* main returns: the runtime stops while the job is blocked. */
     atomic_store(&sched_tid, gettid());

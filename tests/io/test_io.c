@@ -20,7 +20,7 @@ static bool quiesce(void)
 {
     uint64_t t0 = bl_io_inflight() ? 0 : 1;
     (void)t0;
-    for (int i = 0; i < 200000 && bl_io_inflight(); i++) bl_yield();
+    BL_TEST_UNTIL(bl_io_inflight() == 0, 10000);
     return bl_io_inflight() == 0;
 }
 
@@ -218,7 +218,7 @@ static void sockets_main(void *arg)
     BL_CHECK_EQ(bl_io_recv(lfd, &port, 1, 0, 100), -EBADF);
     BL_CHECK(quiesce());
     /* Every connection's descriptor was closed by its process. */
-    for (int i = 0; i < 1000 && bl_test_count_fds() != fds_before; i++) bl_yield();
+    BL_TEST_UNTIL(bl_test_count_fds() == fds_before, 10000);
     BL_CHECK_EQ(bl_test_count_fds(), fds_before);
 }
 

@@ -150,7 +150,7 @@ typedef struct body {
 /* Waits (bounded) until no operation is in flight, a killed process's included. */
 static bool quiesce(void)
 {
-    for (int i = 0; i < 200000 && bl_io_inflight(); i++) bl_yield();
+    BL_TEST_UNTIL(bl_io_inflight() == 0, 10000);
     return bl_io_inflight() == 0;
 }
 
@@ -234,7 +234,7 @@ static void pacer_main(void *arg)
     unsigned char buf[256];
     for (int i = 0; i < pc->chunks && ok; i++) {
         /* Bounded: the reader is in the same program and takes its data in µs. */
-        for (int k = 0; k < 2000000 && queued(pc->watch) > 0; k++) bl_yield();
+        BL_TEST_UNTIL(queued(pc->watch) == 0, 10000);
         ok = queued(pc->watch) == 0;
         fill(buf, pc->chunk, (size_t)i * pc->chunk);
         ok = ok && bl_io_write(pc->fd, buf, pc->chunk, 5000) == (ssize_t)pc->chunk;

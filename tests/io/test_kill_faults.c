@@ -18,7 +18,7 @@ enum { T_READY = 1, T_GO, T_NEVER };
 /* Waits, bounded, until the process's descriptors are back to n. */
 static int settle_fds(int n)
 {
-    for (int i = 0; i < 200000 && bl_test_count_fds() != n; i++) bl_yield();
+    BL_TEST_UNTIL(bl_test_count_fds() == n, 10000);
     return bl_test_count_fds();
 }
 
@@ -80,7 +80,7 @@ static void accept_storm_main(void *arg)
     }
     bl_io_close(lfd);
     BL_CHECK_EQ(settle_fds(fds0), fds0);
-    for (int i = 0; i < 200000 && bl_io_inflight() != 0; i++) bl_yield();
+    BL_TEST_UNTIL(bl_io_inflight() == 0, 10000);
     BL_CHECK_EQ(bl_io_inflight(), 0);
 }
 
@@ -139,7 +139,7 @@ static void queued_main(void *arg)
         bl_io_close(cl[i]);
     }
     /* The stream ends too (the owner is gone): the count goes back. */
-    for (int i = 0; i < 200000 && bl_io_inflight() != inflight0; i++) bl_yield();
+    BL_TEST_UNTIL(bl_io_inflight() == inflight0, 10000);
     BL_CHECK_EQ(bl_io_inflight(), inflight0);
     bl_io_close(lfd);
     BL_CHECK_EQ(settle_fds(fds0), fds0);
@@ -216,7 +216,7 @@ static void close_driver(void *arg)
         bl_pid v;
         bl_ref ref;
         BL_CHECK_EQ(bl_spawn_monitor(&v, &ref, closer, &c, &other), 0);
-        for (int i = 0; i < 200000 && !atomic_load(&c.ready); i++) bl_yield();
+        BL_CHECK(BL_TEST_UNTIL(atomic_load(&c.ready), 10000));
         /* Queued before the call: acted upon at its first chance. */
         bl_reason kill = BL_REASON(BL_KILL);
         BL_CHECK_EQ(bl_exit_pid(v, &kill), 0);

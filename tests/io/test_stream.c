@@ -124,7 +124,7 @@ static void dead_owner_main(void *arg)
     BL_CHECK(m && msg_int(m) == 1);
     bl_msg_free(m);
     BL_CHECK_EQ(bl_mailbox_len(), 0); /* nothing was delivered to us */
-    for (int i = 0; i < 1000 && bl_test_count_fds() != fds0; i++) bl_yield();
+    BL_TEST_UNTIL(bl_test_count_fds() == fds0, 10000);
     BL_CHECK_EQ(bl_test_count_fds(), fds0);
     close(lfd);
 }

@@ -170,11 +170,11 @@ static void death_main(void *arg)
     bl_pid c1, c2;
     BL_CHECK_EQ(bl_spawn(&c1, caller, &blocked, NULL), 0);
     /* The blocking call is in hand once the server holds its monitor. */
-    for (int i = 0; i < 100000 && monitored_by(s) < 1; i++) bl_yield();
+    BL_CHECK(BL_TEST_UNTIL(monitored_by(s) >= 1, 10000));
     BL_CHECK_EQ(bl_spawn(&c2, caller, &queued, NULL), 0);
     /* The queued call is in the mailbox once it shows there. */
     bl_proc_info info = {0};
-    for (int i = 0; i < 100000; i++) {
+    for (int64_t end = bl_test_ms() + 10000; bl_test_ms() < end;) {
         if (bl_process_info(s, &info) != 0 || info.message_queue_len + info.nmonitored_by >= 2)
             break;
         bl_yield();

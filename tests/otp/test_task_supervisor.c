@@ -83,7 +83,7 @@ static void tsup_main(void *arg)
     BL_CHECK_EQ(bl_monitor(child, &ref), 0);
     bl_msg_free(bl_test_recv_tag(BL_TAG_DOWN, 5000));
     /* A finished temporary child is forgotten (the supervisor saw its EXIT before our call). */
-    for (int i = 0; i < 1000 && bl_task_supervisor_children(sup, kids, 4) != 0; i++) bl_yield();
+    BL_TEST_UNTIL(bl_task_supervisor_children(sup, kids, 4) == 0, 10000);
     BL_CHECK_EQ(bl_task_supervisor_children(sup, kids, 4), 0);
     BL_CHECK_EQ(bl_task_supervisor_start_child(sup, wait_go, &me, BL_RESTART_TEMPORARY, &child), 0);
     BL_CHECK_EQ(bl_task_supervisor_terminate_child(sup, child), 0);

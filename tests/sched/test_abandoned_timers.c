@@ -74,7 +74,7 @@ static void abandoned_main(void *arg)
         BL_CHECK_EQ(bl_spawn(&d, driver, &c, &on0), 0);
         /* The sleeper's 60 s timer and the driver's 10 s one are on
          * scheduler 0's wheel once both wait. */
-        for (int i = 0; i < 2000000 && timers_on(0) < 2; i++) bl_yield();
+        BL_TEST_UNTIL(timers_on(0) >= 2, 10000);
         BL_CHECK_EQ(timers_on(0), 2);
         BL_CHECK_EQ(bl_send(d, T_GO, NULL, 0), 0);
         bl_msg *m = bl_test_recv_tag(T_WHERE, 10000);
