@@ -16,6 +16,12 @@
  * Received bytes are copied out of the provided buffer into the message at
  * once, and the buffer goes straight back to the ring: a slow receiver
  * queues messages, never kernel buffers.
+ *
+ * A single receive (bl_io_recv_once, Erlang's {active, once}) is a stream
+ * op of one receive into a buffer of its own, after an optional delay on a
+ * ring timeout of its own (delay_c): it delivers one message and is freed.
+ * The op owns the buffer, so an owner that dies with it in flight frees
+ * nothing the kernel still writes to.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,7 +39,7 @@
 #define BUF_SIZE  4096 /* bytes per buffer; their count is bl_config.io_buffers */
 #define BUF_GROUP 0    /* buffer group id */
 
-enum { K_ACCEPT, K_RECV };
+enum { K_ACCEPT, K_RECV, K_ONCE };
 
 static _Atomic uint64_t rearms;
 
@@ -49,7 +55,13 @@ typedef struct bl_mop {
     int fd;
     int kind;
     bool done;     /* finished: no more messages, no re-arm */
-    bool inflight; /* the kernel holds it */
+    bool inflight; /* the kernel holds it (its operation, or its delay) */
+    /* K_ONCE only: */
+    bool delaying;               /* the kernel holds the delay */
+    bl_completion delay_c;       /* the delay's completion: delay_done */
+    struct __kernel_timespec ts; /* the delay, read by the kernel while it runs */
+    size_t cap;                  /* of buf */
+    char buf[];                  /* what the receive fills */
 } bl_mop;
 
 /* The provided buffer ring of a scheduler, created at its first receive stream. */
@@ -130,6 +142,8 @@ static bool arm(bl_sched *s, bl_mop *m)
     if (!sqe) return false;
     if (m->kind == K_ACCEPT) {
         io_uring_prep_multishot_accept(sqe, m->fd, NULL, NULL, SOCK_CLOEXEC);
+    } else if (m->kind == K_ONCE) {
+        io_uring_prep_recv(sqe, m->fd, m->buf, m->cap, 0);
     } else {
         io_uring_prep_recv_multishot(sqe, m->fd, NULL, 0, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -139,6 +153,24 @@ static bool arm(bl_sched *s, bl_mop *m)
     m->inflight = true;
     s->sq_pending++;
     return true;
+}
+
+/* A single receive's delay. */
+static bool arm_delay(bl_sched *s, bl_mop *m)
+{
+    struct io_uring_sqe *sqe = bl__ring_sqe(s);
+    if (!sqe) return false;
+    io_uring_prep_timeout(sqe, &m->ts, 0, 0);
+    io_uring_sqe_set_data(sqe, &m->delay_c);
+    m->inflight = m->delaying = true;
+    s->sq_pending++;
+    return true;
+}
+
+/* Ends what the kernel holds for m. */
+static void cancel(bl_sched *s, bl_mop *m)
+{
+    bl__ring_cancel(s, m->delaying ? &m->delay_c : &m->c);
 }
 
 /* The release of an accept message dropped unread: its connection goes. */
@@ -182,6 +214,15 @@ static void stream_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
             if (!m->done && more) bl__ring_cancel(s, &m->c);
             m->done = true;
         }
+    } else if (m->kind == K_ONCE) {
+        /* One message, then the op is over; our cancel (the owner died) says nothing. */
+        if (!m->done) {
+            if (res > 0)
+                deliver(m, BL_TAG_IO_DATA, m->buf, (size_t)res);
+            else if (res != -ECANCELED)
+                deliver(m, BL_TAG_IO_CLOSED, &res, sizeof res);
+        }
+        m->done = true;
     } else {
         if (flags & IORING_CQE_F_BUFFER) {
             unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
@@ -212,13 +253,29 @@ static void stream_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
     free(m);
 }
 
+/* A single receive's delay is over (or was cancelled): the receive now. */
+static void delay_done(bl_completion *c, bl_sched *s, int res, unsigned flags)
+{
+    (void)res;
+    (void)flags;
+    bl_mop *m = container_of(c, bl_mop, delay_c);
+    m->inflight = m->delaying = false;
+    if (!m->done && arm(s, m)) return;
+    if (!m->done) {
+        int why = -EBUSY; /* no SQE to be had: the owner hears of it */
+        deliver(m, BL_TAG_IO_CLOSED, &why, sizeof why);
+    }
+    mop_list_del(s, m);
+    free(m);
+}
+
 /* Idle (service): ends the streams whose owners died. */
 static void streams_sweep(bl_sched *s)
 {
     for (bl_mop *m = s->io_streams; m; m = m->next) {
         if (m->done || !m->inflight || bl_is_alive(m->owner)) continue;
         m->done = true;
-        bl__ring_cancel(s, &m->c);
+        cancel(s, m);
     }
 }
 
@@ -247,20 +304,25 @@ __attribute__((constructor)) static void stream_register(void)
     bl__sched_service_add(&stream_service);
 }
 
-static int start_stream(int fd, int kind)
+static int start_stream(int fd, int kind, size_t cap, unsigned delay_us)
 {
     bl_proc *p = bl__self();
     if (!p) return -EPERM;
     if (fd < 0) return -EBADF;
     bl_sched *s = bl__tls_sched;
     if (kind == K_RECV && !bufring(s)) return -ENOTSUP;
-    bl_mop *m = calloc(1, sizeof *m);
+    bl_mop *m = malloc(sizeof *m + cap);
     if (!m) return -ENOMEM;
+    memset(m, 0, sizeof *m);
     m->owner = bl__proc_pid(p);
     m->fd = fd;
     m->kind = kind;
     m->c.done = stream_done;
-    if (!arm(s, m)) {
+    m->delay_c.done = delay_done;
+    m->cap = cap;
+    m->ts.tv_sec = delay_us / 1000000u;
+    m->ts.tv_nsec = (long long)(delay_us % 1000000u) * 1000;
+    if (!(delay_us ? arm_delay(s, m) : arm(s, m))) {
         free(m);
         return -EBUSY;
     }
@@ -272,10 +334,16 @@ static int start_stream(int fd, int kind)
 
 int bl_io_accept_stream(int lfd)
 {
-    return start_stream(lfd, K_ACCEPT);
+    return start_stream(lfd, K_ACCEPT, 0, 0);
 }
 
 int bl_io_recv_stream(int fd)
 {
-    return start_stream(fd, K_RECV);
+    return start_stream(fd, K_RECV, 0, 0);
+}
+
+int bl_io_recv_once(int fd, size_t max, unsigned delay_us)
+{
+    if (max == 0 || max > BL_IO_ONCE_MAX || delay_us > BL_IO_ONCE_DELAY_MAX_US) return -EINVAL;
+    return start_stream(fd, K_ONCE, max, delay_us);
 }

@@ -251,7 +251,7 @@ void bl__ring_poll(bl_sched *s)
      * woke this scheduler anyway. */
     if (s->sq_pending || atomic_load_explicit(&s->posts, memory_order_relaxed))
         bl__ring_submit(s);
-    else if (s->ring_inflight && (s->rt->ring_flags & IORING_SETUP_DEFER_TASKRUN))
+    else if (bl__ring_busy(s) && (s->rt->ring_flags & IORING_SETUP_DEFER_TASKRUN))
         (void)io_uring_get_events(&s->ring);
     bl__ring_reap(s);
 }
@@ -259,6 +259,17 @@ void bl__ring_poll(bl_sched *s)
 void bl__ring_wait(bl_sched *s, uint64_t timeout_ns)
 {
     struct io_uring_cqe *cqe = NULL;
+    /* What the last reap prepared (a stream's next receive, a cancel) goes
+     * in first: waiting with it unsubmitted could wait for its own
+     * completion.  Completions that brings are reaped instead of waited for. */
+    if (s->sq_pending || io_uring_sq_ready(&s->ring) ||
+        atomic_load_explicit(&s->posts, memory_order_relaxed)) {
+        bl__ring_submit(s);
+        if (io_uring_cq_ready(&s->ring)) {
+            bl__ring_reap(s);
+            return;
+        }
+    }
     if (timeout_ns == UINT64_MAX) {
         (void)io_uring_wait_cqe(&s->ring, &cqe);
     } else {

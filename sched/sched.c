@@ -728,7 +728,7 @@ static void loop(bl_sched *s)
             uint32_t t = s->tick;
             if (t - s->poll_tick >= 8) {
                 s->poll_tick = t;
-                if (s->ring_inflight) bl__ring_poll(s);
+                if (bl__ring_busy(s)) bl__ring_poll(s);
                 /* Envelopes of other schedulers freed here go home. */
                 if (s->slab.pending) bl__slab_flush(&s->slab);
             }
@@ -784,7 +784,7 @@ static void loop(bl_sched *s)
         /* Poll with one pause between looks (a pause is tens of cycles on
          * current cores); read the clock only every 16 rounds. */
         for (unsigned round = 1; spin && !found; round++) {
-            found = inject_nonempty(s) || (s->ring_inflight && bl__ring_ready(s));
+            found = inject_nonempty(s) || (bl__ring_busy(s) && bl__ring_ready(s));
             for (unsigned i = 0; i < ts->nvictims && !found; i++)
                 found = bl__runq_len(&rt->scheds[ts->victims[i]]->rq) > 0;
             if (found || round % 16) {

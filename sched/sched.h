@@ -298,6 +298,12 @@ struct io_uring_sqe *bl__ring_sqe(bl_sched *s);
 
 /* Completions wait to be reaped, or (DEFER_TASKRUN with TASKRUN_FLAG) to be
  * run by the next io_uring_enter: a few loads, no system call. */
+/* Something on the ring may complete: an operation in flight or a stream armed. */
+static inline bool bl__ring_busy(const bl_sched *s)
+{
+    return s->ring_inflight || s->io_streams;
+}
+
 static inline bool bl__ring_ready(bl_sched *s)
 {
     return io_uring_cq_ready(&s->ring) ||

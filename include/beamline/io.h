@@ -179,6 +179,28 @@ int bl_io_accept_stream(int lfd);
  */
 int bl_io_recv_stream(int fd);
 
+/* The most bl_io_recv_once receives, and the longest delay it takes. */
+#define BL_IO_ONCE_MAX          65536u
+#define BL_IO_ONCE_DELAY_MAX_US 10000u
+
+/*
+ * Erlang's {active, once}: one receive of at most max bytes on fd, armed
+ * after delay_us (0 = at once), whose result arrives as one message: a
+ * BL_TAG_IO_DATA with the bytes, or a BL_TAG_IO_CLOSED (0 when the peer
+ * closed, else -errno).  The caller arms the next one when it wants more,
+ * so it has flow control, and one at a time per fd keeps the bytes in
+ * order.  A delay lets a peer's small writes gather in the socket and
+ * arrive in one message: a caller that sees a trickle of them (many
+ * receives in a row, each finding data at once, none answered) saves a
+ * wake-up, a system call and an ACK on both sides per message it does not
+ * receive alone (dist/conn.c does this).  The op owns its buffer: the
+ * owner's death frees nothing the kernel still writes to, and ends the op.
+ * Do not mix with bl_io_recv or a receive stream on the same fd.
+ * Returns 0, -EPERM, -EBADF, -ENOMEM, -EBUSY (ring full), -EINVAL (max 0
+ * or over BL_IO_ONCE_MAX, delay over BL_IO_ONCE_DELAY_MAX_US).
+ */
+int bl_io_recv_once(int fd, size_t max, unsigned delay_us);
+
 /* Times a stream was re-armed after the kernel ended its multishot (all schedulers). */
 uint64_t bl_io_stream_rearms(void);
 

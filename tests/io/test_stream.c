@@ -229,3 +229,141 @@ Test(stream, accept_small_ring)
     bl_config c = {.ring_entries = 4};
     bl_test_run(&c, accept_small_main, NULL);
 }
+
+/* ---- single receives (bl_io_recv_once) ---- */
+
+/* The next message with the given tag and descriptor, within 10 s. */
+static bl_msg *recv_fd_msg(uint32_t tag, int fd)
+{
+    bl_msg *m = bl_test_recv_tag(tag, 10000);
+    BL_CHECK(m != NULL);
+    if (m) BL_CHECK_EQ((int)m->ref, fd);
+    return m;
+}
+
+static void once_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    BL_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    uint64_t inflight0 = bl_io_inflight();
+    /* One receive, one message; nothing more until the next is armed. */
+    BL_CHECK_EQ(bl_io_recv_once(sv[0], 64, 0), 0);
+    BL_CHECK_EQ(write(sv[1], "abc", 3), 3);
+    bl_msg *m = recv_fd_msg(BL_TAG_IO_DATA, sv[0]);
+    BL_CHECK(m && m->len == 3 && memcmp(m->data, "abc", 3) == 0);
+    bl_msg_free(m);
+    BL_CHECK_EQ(write(sv[1], "de", 2), 2);
+    BL_CHECK(bl_receive(50) == NULL);
+    /* At most max bytes; the rest waits for the next receive. */
+    BL_CHECK_EQ(write(sv[1], "fghij", 5), 5);
+    BL_CHECK_EQ(bl_io_recv_once(sv[0], 4, 0), 0);
+    m = recv_fd_msg(BL_TAG_IO_DATA, sv[0]);
+    BL_CHECK(m && m->len == 4 && memcmp(m->data, "defg", 4) == 0);
+    bl_msg_free(m);
+    /* A delay gathers what is written meanwhile into one message (the
+     * writes are done before this process lets the scheduler run, so
+     * before the delay is even armed). */
+    BL_CHECK_EQ(bl_io_recv_once(sv[0], 64, BL_IO_ONCE_DELAY_MAX_US), 0);
+    for (int i = 0; i < 3; i++) BL_CHECK_EQ(write(sv[1], "xyz" + i, 1), 1);
+    m = recv_fd_msg(BL_TAG_IO_DATA, sv[0]);
+    BL_CHECK(m && m->len == 6 && memcmp(m->data, "hijxyz", 6) == 0);
+    bl_msg_free(m);
+    /* The peer's close: one BL_TAG_IO_CLOSED with 0. */
+    BL_CHECK_EQ(bl_io_recv_once(sv[0], 64, 0), 0);
+    close(sv[1]);
+    m = recv_fd_msg(BL_TAG_IO_CLOSED, sv[0]);
+    BL_CHECK(m && msg_int(m) == 0);
+    bl_msg_free(m);
+    BL_CHECK(BL_TEST_UNTIL(bl_io_inflight() == inflight0, 10000));
+    close(sv[0]);
+    /* Bad arguments. */
+    BL_CHECK_EQ(bl_io_recv_once(-1, 64, 0), -EBADF);
+    BL_CHECK_EQ(bl_io_recv_once(sv[0], 0, 0), -EINVAL);
+    BL_CHECK_EQ(bl_io_recv_once(sv[0], BL_IO_ONCE_MAX + 1, 0), -EINVAL);
+    BL_CHECK_EQ(bl_io_recv_once(sv[0], 64, BL_IO_ONCE_DELAY_MAX_US + 1), -EINVAL);
+}
+
+Test(stream, recv_once)
+{
+    bl_test_run(NULL, once_main, NULL);
+    cr_assert_eq(bl_io_recv_once(0, 64, 0), -EPERM);
+}
+
+/*
+ * Short delays, shorter than the idle spin: the delay ends while the
+ * scheduler spins, its reap arms the receive, and the scheduler must
+ * submit that receive before it sleeps (a sleep with it unsubmitted waits
+ * for nothing that can come).
+ */
+static void once_short_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    BL_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int rounds = BL_SCALE(500);
+    for (int i = 0; i < rounds; i++) {
+        BL_CHECK_EQ(write(sv[1], "q", 1), 1);
+        BL_CHECK_EQ(bl_io_recv_once(sv[0], 64, 1 + (unsigned)i % 40), 0);
+        bl_msg *m = recv_fd_msg(BL_TAG_IO_DATA, sv[0]);
+        bool ok = m && m->len == 1;
+        bl_msg_free(m);
+        BL_CHECK(ok);
+        if (!ok) break;
+    }
+    close(sv[0]);
+    close(sv[1]);
+}
+
+Test(stream, recv_once_short_delays, .timeout = 120)
+{
+    bl_test_run(NULL, once_short_main, NULL);
+}
+
+typedef struct once_victim {
+    int fd;
+    unsigned delay_us;
+    bl_pid test;
+} once_victim;
+
+/* Arms a receive that nothing will complete, says so, and waits to be killed. */
+static void once_armer(void *arg)
+{
+    once_victim *v = arg;
+    BL_CHECK_EQ(bl_io_recv_once(v->fd, 64, v->delay_us), 0);
+    bl_send(v->test, 1, NULL, 0);
+    bl_msg_free(bl_receive(BL_INFINITY));
+}
+
+/* The owner dies with its receive (or the delay before it) in flight: the op ends, nothing leaks.
+ */
+static void once_dies_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    BL_CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    uint64_t inflight0 = bl_io_inflight();
+    unsigned delays[] = {0, BL_IO_ONCE_DELAY_MAX_US};
+    for (int k = 0; k < 2; k++) {
+        once_victim v = {sv[0], delays[k], bl_self()};
+        bl_pid pid;
+        BL_CHECK_EQ(bl_spawn(&pid, once_armer, &v, NULL), 0);
+        bl_msg_free(bl_test_recv_tag(1, 10000));
+        BL_CHECK(bl_io_inflight() > inflight0);
+        bl_test_kill_wait(pid);
+        BL_CHECK(BL_TEST_UNTIL(bl_io_inflight() == inflight0, 10000));
+    }
+    /* The descriptor is free for a new owner, and the data is all there. */
+    BL_CHECK_EQ(write(sv[1], "ok", 2), 2);
+    BL_CHECK_EQ(bl_io_recv_once(sv[0], 64, 0), 0);
+    bl_msg *m = recv_fd_msg(BL_TAG_IO_DATA, sv[0]);
+    BL_CHECK(m && m->len == 2 && memcmp(m->data, "ok", 2) == 0);
+    bl_msg_free(m);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+Test(stream, recv_once_owner_dies, .timeout = 60)
+{
+    bl_test_run(NULL, once_dies_main, NULL);
+}
