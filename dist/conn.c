@@ -47,6 +47,21 @@
 
 #define PASS_THROUGH 112         /* 'p': a frame without a distribution header */
 #define FLUSH_AT     (64 * 1024) /* bytes of encoded frames written in one go */
+/*
+ * Receive coalescing.  The socket is read one receive at a time
+ * (bl_io_recv_once).  When TRICKLE receives in a row found their data at
+ * once (within FAST_NS of being armed) with nothing written to the peer in
+ * between, the peer is streaming small frames (a run of casts) that nobody
+ * here answers: the next receive waits COALESCE_US so that they arrive in
+ * one batch.  Read one or two frames at a time, such a stream costs each
+ * side a wake-up, a recvmsg and an ACK per receive; batched, the Erlang
+ * sender gets that CPU back.  A frame after a quiet spell, and request and
+ * reply traffic (a write in between), are read at once.
+ */
+#define RECV_MAX    65536u
+#define COALESCE_US 50u
+#define FAST_NS     20000
+#define TRICKLE     4
 
 typedef struct conn {
     bl_pid self;           /* this process (bl_self() is none in a cleanup handler) */
@@ -70,16 +85,31 @@ typedef struct conn {
     size_t wire_cap;       /* its allocation */
     int64_t last_rx;       /* when the peer last sent anything (ms, monotonic) */
     int64_t last_tx;       /* when this side last wrote */
+    int64_t armed_ns;      /* when the receive in flight was armed */
+    unsigned quick;        /* receives in a row that found data at once, nothing written between */
+    bool wrote;            /* written to the peer since the last receive */
     bl_cleanup cleanup;    /* conn_end if the process is killed */
     bl__dctl ctl;          /* the links and monitors across this connection */
     char why[200];         /* why the connection ends, for the log */
 } conn;
 
-static int64_t now_ms(void)
+static int64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t now_ms(void)
+{
+    return now_ns() / 1000000;
+}
+
+/* Arms the next receive, after delay_us: 0 or -errno. */
+static int arm_recv(conn *c, unsigned delay_us)
+{
+    c->armed_ns = now_ns() + (int64_t)delay_us * 1000;
+    return bl_io_recv_once(c->fd, RECV_MAX, delay_us);
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -512,6 +542,7 @@ static bool write_out(conn *c)
     if (n != (ssize_t)len) return fail(c, "write failed: %s", strerror(n < 0 ? (int)-n : EPIPE));
     c->out.index = 0;
     c->last_tx = now_ms();
+    c->wrote = true;
     return true;
 }
 
@@ -527,8 +558,14 @@ static void reply_ready(const bl_msg *m, int status)
 static bool handle_msg(conn *c, bl_msg *m)
 {
     switch (m->tag) {
-    case BL_TAG_IO_DATA:
-        return handle_bytes(c, m->data, m->len);
+    case BL_TAG_IO_DATA: {
+        if (!handle_bytes(c, m->data, m->len)) return false;
+        bool quick = !c->wrote && m->len < RECV_MAX && now_ns() - c->armed_ns < FAST_NS;
+        c->quick = quick ? c->quick + 1 : 0;
+        c->wrote = false;
+        int rc = arm_recv(c, c->quick >= TRICKLE ? COALESCE_US : 0);
+        return rc == 0 || fail(c, "cannot receive: %s", strerror(-rc));
+    }
     case BL_TAG_IO_CLOSED: {
         int e = m->len >= sizeof(int) ? *(int *)m->data : 0;
         return fail(c, e ? "socket error: %s" : "peer closed the connection", strerror(-e));
@@ -646,7 +683,7 @@ void bl__dist_conn_main(void *arg)
         (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         /* Both sides announced distribution headers: frames go out with one. */
         c->hdr = c->sock.peer_flags & BL__DFLAG_DIST_HDR_ATOM_CACHE;
-        rc = bl_io_recv_stream(c->fd);
+        rc = arm_recv(c, 0);
         if (rc < 0)
             fail(c, "cannot receive: %s", strerror(-rc));
         else
