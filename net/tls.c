@@ -162,7 +162,7 @@ static int no_password(char *buf, int size, int rwflag, void *u)
 /* A memory BIO over path's contents, which *mem keeps (free it after the BIO). */
 static int pem_bio(const char *path, char **mem, BIO **out, char *err, size_t errlen)
 {
-    size_t len;
+    size_t len = 0;
     int rc = read_file(path, mem, &len);
     if (rc < 0) {
         note(err, errlen, "%s: %s", path, strerror(-rc));
