@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -310,6 +311,12 @@ static void *sched_thread(void *arg)
     s->start_err = bl__ring_setup(s, ta->err, sizeof ta->err);
     if (s->start_err == 0) /* overflow.c: alternate signal stack */
         s->start_err = bl__overflow_thread_init(ta->err, sizeof ta->err);
+    /* Every descriptor of the runtime is open once the start returns (tests
+     * count descriptors from the first process on): the thread's schedstat
+     * for the idle spin's contention check (sched.c) too.  Closed at the end
+     * of bl__sched_main. */
+    if (s->start_err == 0)
+        s->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     pthread_mutex_lock(&start_lock);
     start_ready++;
     pthread_cond_broadcast(&start_cond);

@@ -842,7 +842,6 @@ void *bl__sched_main(void *arg)
     bl__tls_sched = s;
     s->reductions = (int32_t)s->rt->cfg.reductions;
     bl__ctx_init_thread(&s->ctx);
-    s->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     loop(s);
     bl__slab_flush(&s->slab);
     if (s->schedstat_fd >= 0) close(s->schedstat_fd);
