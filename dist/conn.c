@@ -50,13 +50,15 @@
 /*
  * Receive coalescing.  The socket is read one receive at a time
  * (bl_io_recv_once).  When TRICKLE receives in a row found their data at
- * once (within FAST_NS of being armed) with nothing written to the peer in
- * between, the peer is streaming small frames (a run of casts) that nobody
- * here answers: the next receive waits COALESCE_US so that they arrive in
- * one batch.  Read one or two frames at a time, such a stream costs each
- * side a wake-up, a recvmsg and an ACK per receive; batched, the Erlang
- * sender gets that CPU back.  A frame after a quiet spell, and request and
- * reply traffic (a write in between), are read at once.
+ * once (within FAST_NS of being armed) or brought several frames, with
+ * nothing written to the peer in between, the peer is streaming small
+ * frames (a run of casts) that nobody here answers: the next receive waits
+ * COALESCE_US so that they arrive in one batch.  Several frames keep a
+ * batch read after the wait in the run: the time it took says little, as
+ * a scheduler asleep through the wait wakes late on a busy machine.  Read one or two frames at a
+ * time, such a stream costs each side a wake-up, a recvmsg and an ACK per receive; batched, the
+ * Erlang sender gets that CPU back.  A frame after a quiet spell, and request and reply traffic (a
+ * write in between), are read at once.
  */
 #define RECV_MAX    65536u
 #define COALESCE_US 50u
@@ -88,6 +90,7 @@ typedef struct conn {
     int64_t armed_ns;      /* when the receive in flight was armed */
     unsigned quick;        /* receives in a row that found data at once, nothing written between */
     bool wrote;            /* written to the peer since the last receive */
+    uint64_t frames;       /* frames received */
     bl_cleanup cleanup;    /* conn_end if the process is killed */
     bl__dctl ctl;          /* the links and monitors across this connection */
     char why[200];         /* why the connection ends, for the log */
@@ -396,6 +399,7 @@ static bool handle_bytes(conn *c, const uint8_t *data, size_t len)
         }
         if (c->in_len - at - 4 < n) break; /* the rest of it has not come yet */
         ok = handle_frame(c, p + 4, n);
+        c->frames++;
         at += 4 + (size_t)n;
     }
     memmove(c->in, c->in + at, c->in_len - at);
@@ -559,8 +563,10 @@ static bool handle_msg(conn *c, bl_msg *m)
 {
     switch (m->tag) {
     case BL_TAG_IO_DATA: {
+        uint64_t frames = c->frames;
         if (!handle_bytes(c, m->data, m->len)) return false;
-        bool quick = !c->wrote && m->len < RECV_MAX && now_ns() - c->armed_ns < FAST_NS;
+        bool quick = !c->wrote && m->len < RECV_MAX &&
+                     (c->frames - frames > 1 || now_ns() - c->armed_ns < FAST_NS);
         c->quick = quick ? c->quick + 1 : 0;
         c->wrote = false;
         int rc = arm_recv(c, c->quick >= TRICKLE ? COALESCE_US : 0);
