@@ -239,7 +239,9 @@ void bl__ring_submit(bl_sched *s)
     }
     if (!s->sq_pending && !io_uring_sq_ready(&s->ring)) return;
     s->sq_pending = 0;
-    if (s->rt->ring_flags & IORING_SETUP_DEFER_TASKRUN)
+    /* The ring's own flags: rt->ring_flags is written by scheduler 0's
+     * set-up, which other schedulers already in their loops may overtake. */
+    if (s->ring.flags & IORING_SETUP_DEFER_TASKRUN)
         (void)io_uring_submit_and_get_events(&s->ring);
     else
         (void)io_uring_submit(&s->ring);
@@ -251,7 +253,7 @@ void bl__ring_poll(bl_sched *s)
      * woke this scheduler anyway. */
     if (s->sq_pending || atomic_load_explicit(&s->posts, memory_order_relaxed))
         bl__ring_submit(s);
-    else if (bl__ring_busy(s) && (s->rt->ring_flags & IORING_SETUP_DEFER_TASKRUN))
+    else if (bl__ring_busy(s) && (s->ring.flags & IORING_SETUP_DEFER_TASKRUN))
         (void)io_uring_get_events(&s->ring);
     bl__ring_reap(s);
 }
