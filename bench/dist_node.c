@@ -9,7 +9,7 @@
  *   dist_node client NAME COOKIE NODE [CALLS [CASTS]]
  *       becomes node NAME and measures against {kv, NODE}, a Beamline or an
  *       Elixir node: CALLS calls of ping (default 20,000), the mean round
- *       trip in us; then CASTS casts of {put, I} (default 200,000) and one
+ *       trip in us; then CASTS casts of {put, I} (default 1,000,000) and one
  *       call of count, whose answer comes after every cast was handled, in
  *       us per cast.  Prints {"workloads":[...]} as the anchors do.
  *
@@ -183,7 +183,7 @@ int main(int argc, char **argv)
     a.cookie = argv[3];
     a.node = argc > 4 ? argv[4] : NULL;
     a.calls = argc > 5 ? atol(argv[5]) : 20000;
-    a.casts = argc > 6 ? atol(argv[6]) : 200000;
+    a.casts = argc > 6 ? atol(argv[6]) : 1000000;
     if (a.calls < 1 || a.casts < 1) return 2;
     int rc = bl_main(NULL, node_main, &a);
     return rc < 0 ? 1 : a.rc;

@@ -92,7 +92,7 @@ results =
   try do
     rtt = BeamBench.Dist.call_rtt(node, opts[:calls] || 20_000)
     IO.puts(:stderr, "dist_call_rtt: #{Float.round(rtt, 2)} us")
-    cast = BeamBench.Dist.cast(node, opts[:casts] || 200_000)
+    cast = BeamBench.Dist.cast(node, opts[:casts] || 1_000_000)
     IO.puts(:stderr, "dist_cast: #{Float.round(cast, 3)} us")
     [%{name: "dist_call_rtt", unit: "us", value: rtt}, %{name: "dist_cast", unit: "us", value: cast}]
   after
