@@ -10,27 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bl_test_hoard.h"
 #include "ops_client.h"
 
-enum { T_NOISE = 40, T_GO, T_READY, T_STOP };
+enum { T_NOISE = 40 };
 
 static char path[108];
-
-/* Waits for T_GO past any noise, answers, then waits: the noise stays queued. */
-static void hoarder(void *arg)
-{
-    bl_msg_free(bl_test_recv_tag(T_GO, 10000));
-    bl_send(*(bl_pid *)arg, T_READY, NULL, 0);
-    bl_msg_free(bl_test_recv_tag(T_STOP, BL_INFINITY));
-}
-
-static void gs_call(void **state, const bl_msg *m, bl_gs_result *r)
-{
-    (void)state;
-    (void)m;
-    bl_gs_reply(r, NULL, 0);
-}
-static const bl_gen_server gs_cb = {.handle_call = gs_call};
 
 static char reply[1 << 16];
 
@@ -43,14 +28,14 @@ static void control_main(void *arg)
     BL_CHECK(S_ISSOCK(st.st_mode));
     BL_CHECK_EQ(st.st_mode & 0777, 0600);
 
-    BL_CHECK_EQ(bl_spawn(&h, hoarder, &self, NULL), 0);
+    BL_CHECK_EQ(bl_spawn(&h, bl_test_hoarder, &self, NULL), 0);
     bl_ref mon;
     BL_CHECK_EQ(bl_monitor(h, &mon), 0);
     for (int i = 0; i < 5; i++) bl_send(h, T_NOISE, "hello world", 11);
     bl_send(h, T_GO, NULL, 0);
     bl_msg_free(bl_test_recv_tag(T_READY, 10000));
     bl_gen_server_opts go = {.name = &BL_NAME_LOCAL("ctl_gs")};
-    BL_CHECK_EQ(bl_gen_server_start(&gs, &gs_cb, NULL, &go), 0);
+    BL_CHECK_EQ(bl_gen_server_start(&gs, &bl_test_idle_gs, NULL, &go), 0);
     char hp[32], mp[32], line[128];
     bl_pid_format(h, hp, sizeof hp);
     bl_pid_format(self, mp, sizeof mp);

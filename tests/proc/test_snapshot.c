@@ -9,8 +9,9 @@
 #include <unistd.h>
 
 #include "bl_test.h"
+#include "bl_test_hoard.h"
 
-enum { T_REQ = 1, T_REPLY, T_NOISE, T_GO, T_READY, T_STOP };
+enum { T_REQ = 1, T_REPLY, T_NOISE };
 
 #define IDLE BL_SCALE(100000)
 
@@ -21,25 +22,6 @@ static int idle_handle(void *state, bl_msg *m)
     return 0;
 }
 static const bl_handler idle = {.handle = idle_handle};
-
-/* Waits for T_GO past any noise, answers, then waits for what never comes:
- * the noise stays in its queue. */
-static void hoarder(void *arg)
-{
-    bl_msg *go = bl_test_recv_tag(T_GO, 10000);
-    BL_CHECK(go != NULL);
-    bl_msg_free(go);
-    bl_send(*(bl_pid *)arg, T_READY, NULL, 0);
-    bl_msg_free(bl_test_recv_tag(T_STOP, BL_INFINITY));
-}
-
-static void gs_call(void **state, const bl_msg *m, bl_gs_result *r)
-{
-    (void)state;
-    (void)m;
-    bl_gs_reply(r, NULL, 0);
-}
-static const bl_gen_server gs_cb = {.handle_call = gs_call};
 
 static void task_fn(void *arg, bl_task_out *out)
 {
@@ -79,14 +61,14 @@ static void snapshot_main(void *arg)
     }
 
     bl_pid h;
-    BL_CHECK_EQ(bl_spawn(&h, hoarder, &self, NULL), 0);
+    BL_CHECK_EQ(bl_spawn(&h, bl_test_hoarder, &self, NULL), 0);
     for (int i = 0; i < 5; i++) bl_send(h, T_NOISE, NULL, 0);
     bl_send(h, T_GO, NULL, 0);
     bl_msg_free(bl_test_recv_tag(T_READY, 10000));
 
     bl_pid gs, sup;
     bl_gen_server_opts go = {.name = &BL_NAME_LOCAL("snap_gs")};
-    BL_CHECK_EQ(bl_gen_server_start(&gs, &gs_cb, NULL, &go), 0);
+    BL_CHECK_EQ(bl_gen_server_start(&gs, &bl_test_idle_gs, NULL, &go), 0);
     bl_sup_opts so = {0};
     BL_CHECK_EQ(bl_supervisor_start_link(&sup, NULL, 0, &so), 0);
     bl_task t;
