@@ -55,9 +55,10 @@
  * frames (a run of casts) that nobody here answers: the next receive waits
  * COALESCE_US so that they arrive in one batch.  Several frames keep a
  * batch read after the wait in the run: the time it took says little, as
- * a scheduler asleep through the wait wakes late on a busy machine.  Read one or two frames at a
- * time, such a stream costs each side a wake-up, a recvmsg and an ACK per receive; batched, the
- * Erlang sender gets that CPU back.  A frame after a quiet spell, and request and reply traffic (a
+ * a scheduler asleep through the wait wakes late on a busy machine.  Read
+ * one or two frames at a time, such a stream costs each side a wake-up, a
+ * recvmsg and an ACK per receive; batched, the Erlang sender gets that CPU
+ * back.  A frame after a quiet spell, and request and reply traffic (a
  * write in between), are read at once.
  */
 #define RECV_MAX    65536u

@@ -262,15 +262,13 @@ void bl__ring_wait(bl_sched *s, uint64_t timeout_ns)
 {
     struct io_uring_cqe *cqe = NULL;
     /* What the last reap prepared (a stream's next receive, a cancel) goes
-     * in first: waiting with it unsubmitted could wait for its own
-     * completion.  Completions that brings are reaped instead of waited for. */
-    if (s->sq_pending || io_uring_sq_ready(&s->ring) ||
-        atomic_load_explicit(&s->posts, memory_order_relaxed)) {
-        bl__ring_submit(s);
-        if (io_uring_cq_ready(&s->ring)) {
-            bl__ring_reap(s);
-            return;
-        }
+     * in first (bl__ring_submit returns at once when there is nothing):
+     * waiting with it unsubmitted could wait for its own completion.
+     * Completions already there are reaped instead of waited for. */
+    bl__ring_submit(s);
+    if (io_uring_cq_ready(&s->ring)) {
+        bl__ring_reap(s);
+        return;
     }
     if (timeout_ns == UINT64_MAX) {
         (void)io_uring_wait_cqe(&s->ring, &cqe);

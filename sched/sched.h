@@ -296,14 +296,14 @@ void bl__ring_post(bl_sched *from, bl_sched *owner, bl_ring_post *rp);
 /* An SQE on s's ring, submitting the queued ones first if the SQ is full; NULL if none. */
 struct io_uring_sqe *bl__ring_sqe(bl_sched *s);
 
-/* Completions wait to be reaped, or (DEFER_TASKRUN with TASKRUN_FLAG) to be
- * run by the next io_uring_enter: a few loads, no system call. */
 /* Something on the ring may complete: an operation in flight or a stream armed. */
 static inline bool bl__ring_busy(const bl_sched *s)
 {
     return s->ring_inflight || s->io_streams;
 }
 
+/* Completions wait to be reaped, or (DEFER_TASKRUN with TASKRUN_FLAG) to be
+ * run by the next io_uring_enter: a few loads, no system call. */
 static inline bool bl__ring_ready(bl_sched *s)
 {
     return io_uring_cq_ready(&s->ring) ||
