@@ -1117,7 +1117,8 @@ def build_rows(keep, sources, problems):
 
 
 def merge_runs(runs):
-    """[{name: (value, unit)}] of N runs -> ({name: (median, unit)}, {name: [min, max, n]})."""
+    """[{name: (value, unit)}] of N runs -> ({name: (median, unit)},
+    {name: [min, max, n, unit, [each run's value, in run order]]})."""
     merged, spread = {}, {}
     names = []
     for res in runs:
@@ -1128,7 +1129,7 @@ def merge_runs(runs):
         if not vals:
             continue
         merged[n] = (median(vals), unit)
-        spread[n] = [min(vals), max(vals), len(vals), unit]
+        spread[n] = [min(vals), max(vals), len(vals), unit, vals]
     return merged, spread
 
 
@@ -1415,10 +1416,16 @@ def main(argv):
 
     # With --runs N the three take turns, so that a noisy minute hits all of them alike.
     bls, beams, gos = [], [], []
+    # With several runs, the floor again before each one: on a virtual machine the two
+    # CPUs move on the host, and a run's cross-core rows follow the floor it ran on.
+    run_floors = []
     beamline_failed = False
     for i in range(args.runs):
         if args.runs > 1:
             log(f"== run {i + 1} of {args.runs}")
+            if floor is not None:
+                f, _ = sweep.run_c2c_floor(c2c_binary(args))
+                run_floors.append(f["ns_one_way_min"] if f else None)
         bl = run_beamline(args, n_sched, problems, (i + 1, args.runs))
         beamline_failed = beamline_failed or bl is None or bool(bl.pop("__failed__", False))
         bl = dict(bl or {})
@@ -1443,6 +1450,8 @@ def main(argv):
         if why:
             problems.append(f"core-to-core floor, second measurement: {why}")
         floor = sweep.merge_floors(floor, again)
+        if run_floors:
+            floor["min_per_run"] = run_floors
     schemes = http_schemes(keep)
     http = run_http(args, n_sched, scratch, problems, schemes) if schemes else {}
     beamline_failed = beamline_failed or bool(http.get("beamline_failed"))
@@ -1474,7 +1483,8 @@ def main(argv):
         if r.get("spread"):
             # min and max of the runs each figure is the median of, in the row's unit
             w["spread"] = {c: {"min": convert(sp[0], sp[3], r["unit"]),
-                               "max": convert(sp[1], sp[3], r["unit"]), "runs": sp[2]}
+                               "max": convert(sp[1], sp[3], r["unit"]), "runs": sp[2],
+                               "values": [convert(v, sp[3], r["unit"]) for v in sp[4]]}
                            for c, sp in r["spread"].items()}
         ahead = peer_ahead(r)
         if ahead:

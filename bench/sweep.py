@@ -196,6 +196,12 @@ def c2c_line(floor, mult):
             f"{floor['ns_one_way_min']:.1f} ns per one-way cache-line hand-off between {where} "
             f"(c2c_floor before and after the benchmarks: min of {len(runs)} runs, median "
             f"{floor['ns_one_way_median']:.1f} ns); a round trip is at least two hand-offs.")
+    per_run = floor.get("min_per_run") or []
+    if per_run:
+        line += (" Floor before each run (ns): "
+                 + ", ".join("-" if v is None else f"{v:.0f}" for v in per_run)
+                 + "; a run's cross-core rows follow its floor (latest.json has each run's "
+                   "figures under spread.*.values).")
     lo, hi = sorted((floor.get("min_before", 0), floor.get("min_after", 0)))
     if lo > 0 and hi > 1.5 * lo:
         line += (f" The floor moved from {floor['min_before']:.1f} to {floor['min_after']:.1f} "

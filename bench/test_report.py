@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import charts  # noqa: E402  (bench/charts.py, beside this file)
 import compare  # noqa: E402
 import report  # noqa: E402
+import sweep  # noqa: E402
 
 
 def row(name, unit, beamline, beam=None, go=None, spread=None, **extra):
@@ -238,6 +239,18 @@ class Report(unittest.TestCase):
         self.assertIn("No chart: matplotlib is missing.", text)
         self.assertNotIn("![", text)
         self.assertIn("## Problems\n\nNone.\n", text)
+
+    def test_floor_before_each_run(self):
+        # The floor of each run is listed after the line's usual figures.
+        floor = {"cpus": [0, 1], "ns_one_way_min": 55.0, "ns_one_way_median": 60.0,
+                 "runs_ns": [55.0, 60.0], "min_before": 55.0, "min_after": 58.0,
+                 "min_per_run": [60.0, 59.4, 244.4, None]}
+        line = sweep.c2c_line(floor, {"beamline": 10.7, "beam": None, "go": 1444.2})
+        self.assertIn("pingpong_cross_sched = 10.7x the core-to-core floor", line)
+        self.assertIn("Floor before each run (ns): 60, 59, 244, -;", line)
+        del floor["min_per_run"]
+        line = sweep.c2c_line(floor, {"beamline": 10.7, "beam": None, "go": None})
+        self.assertNotIn("before each run", line)
 
     def test_chart_spec(self):
         spec = report.ratio_spec(FIXTURE, "x.png")
