@@ -203,6 +203,8 @@ int bl_scheduler_stats_get(unsigned i, bl_scheduler_stats *out)
         .sleeps = BL_STAT(s, sleeps),
         .wakeups_sent = BL_STAT(s, wakeups_sent),
         .timers_fired = BL_STAT(s, timers_fired),
+        .mail_spins = BL_STAT(s, mail_spins),
+        .mail_spin_hits = BL_STAT(s, mail_spin_hits),
         .timers = BL_STAT(s, timers),
         .idle_ns = BL_STAT(s, idle_ns),
         .uptime_ns = bl__now_ns() - rt->start_ns,

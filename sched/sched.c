@@ -515,6 +515,47 @@ static inline __attribute__((always_inline)) void settle(bl_sched *s, bl_proc *p
 }
 
 /*
+ * The loop, for p, which has just gone to wait for mail (its context is
+ * saved, its wait not yet parked): when there is nothing else to do here
+ * (nothing queued or injected, no I/O prepared or in flight), watch p's
+ * mailbox word for up to BL_MAIL_SPIN_NS (at most spin_us) before parking
+ * it.  True when mail or a signal came meanwhile: p then runs again
+ * without having parked, so its sender found it awake and had no wake-up
+ * to make (no inject queue, no notification), which is most of what a
+ * message between two cores costs.  The idle spin would have spun here
+ * anyway; like it, none while the CPU is contended.
+ */
+#define BL_MAIL_SPIN_NS 3000u
+
+static bool spin_for_mail(bl_sched *s, bl_proc *p)
+{
+    if (bl__ring_busy(s) || local_work(s) || inject_nonempty(s)) return false;
+    uint64_t now = bl__now_ns();
+    if (now < s->no_spin_until) return false;
+    uint64_t span = (uint64_t)s->rt->cfg.spin_us * 1000u;
+    uint64_t end = now + (span < BL_MAIL_SPIN_NS ? span : BL_MAIL_SPIN_NS), t = now;
+    bool mail = false;
+    BL_STAT_ADD(s, mail_spins, 1);
+    for (unsigned round = 1;; round++) {
+        /* Relaxed looks: the drain that follows acquires what they saw. */
+        if (__atomic_load_n(&p->box.top, __ATOMIC_RELAXED) ||
+            (__atomic_load_n(&p->box.meta, __ATOMIC_RELAXED) & BL_META_SIG)) {
+            BL_STAT_ADD(s, mail_spin_hits, 1);
+            mail = true;
+            break;
+        }
+        /* Work for the scheduler: it goes first. */
+        if (inject_nonempty(s)) break;
+        cpu_relax();
+        /* The clock every 16 rounds, and only there: the idle time counted
+         * is the watch up to its last reading. */
+        if (round % 16 == 0 && (t = bl__now_ns()) >= end) break;
+    }
+    BL_STAT_ADD(s, idle_ns, t - now);
+    return mail;
+}
+
+/*
  * Inlined into the loop on purpose: after a context switch every return
  * between the switch and the loop mispredicts (the return-stack buffer holds
  * the other context's calls), so the fewer frames around the switch, the
@@ -529,6 +570,13 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
     p = bl__sched_current(s);
     bl__sched_set_current(s, NULL);
     switch_out(s, p);
+    /* A process gone to wait for mail with nothing else to run here: the
+     * loop watches its mailbox before parking it (spin_for_mail). */
+    if (p->park == BL_PARK_WAIT && s->mail_spin && spin_for_mail(s, p)) {
+        atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
+        s->runnext = p;
+        return;
+    }
     settle(s, p);
 }
 
@@ -841,6 +889,7 @@ void *bl__sched_main(void *arg)
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     bl__tls_sched = s;
     s->reductions = (int32_t)s->rt->cfg.reductions;
+    s->mail_spin = !s->rt->cfg.no_spin && s->rt->cfg.spin_us > 0;
     bl__ctx_init_thread(&s->ctx);
     loop(s);
     bl__slab_flush(&s->slab);

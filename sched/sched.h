@@ -59,15 +59,17 @@ typedef struct bl_tentry {
  * and may see slightly old values.
  */
 typedef struct bl_sched_stats {
-    _Atomic uint64_t switches;     /* processes switched in */
-    _Atomic uint64_t steals;       /* successful steals (batches) */
-    _Atomic uint64_t stolen;       /* processes moved by those steals */
-    _Atomic uint64_t pulled;       /* processes moved here by a wake-up from here */
-    _Atomic uint64_t sleeps;       /* times the scheduler slept in the ring */
-    _Atomic uint64_t wakeups_sent; /* wake-ups this scheduler sent to others */
-    _Atomic uint64_t timers_fired; /* timers that ended a wait */
-    _Atomic uint64_t idle_ns;      /* time spent idle */
-    _Atomic uint64_t timers;       /* timers on the wheel, published at each timer turn */
+    _Atomic uint64_t switches;       /* processes switched in */
+    _Atomic uint64_t steals;         /* successful steals (batches) */
+    _Atomic uint64_t stolen;         /* processes moved by those steals */
+    _Atomic uint64_t pulled;         /* processes moved here by a wake-up from here */
+    _Atomic uint64_t sleeps;         /* times the scheduler slept in the ring */
+    _Atomic uint64_t wakeups_sent;   /* wake-ups this scheduler sent to others */
+    _Atomic uint64_t timers_fired;   /* timers that ended a wait */
+    _Atomic uint64_t mail_spins;     /* waits for mail watched before the park (spin_for_mail) */
+    _Atomic uint64_t mail_spin_hits; /* of those, the ones mail or a signal ended */
+    _Atomic uint64_t idle_ns;        /* time spent idle */
+    _Atomic uint64_t timers;         /* timers on the wheel, published at each timer turn */
     /* Also published at each timer turn, for the live view (cheap there). */
     _Atomic uint32_t io_inflight;      /* ring_inflight */
     _Atomic uint32_t stacks_pooled;    /* free stacks resident in the pool (hot and surplus) */
@@ -159,6 +161,7 @@ typedef struct bl_sched {
     int schedstat_fd;              /* this thread's /proc schedstat, or -1 */
     uint64_t cpu_check_ns;         /* when the thread's run-queue delay was last read */
     uint64_t cpu_delay_ns;         /* that delay (time runnable but not running) then */
+    bool mail_spin;                /* idle spinning is on: the loop may watch a waiter's mailbox */
     uint64_t no_spin_until;        /* the CPU is contended: no idle spinning before this */
     uint32_t ring_inflight;        /* operations awaiting a completion on the ring */
     uint32_t sq_pending;           /* SQEs prepared since the last submit */

@@ -172,6 +172,12 @@ typedef struct bl_scheduler_stats {
     uint64_t slab_bytes;       /* bytes of envelope and timer spans its slab holds */
     bl_pid current;            /* pid running on it now, 0 when none (a racy hint) */
     uint64_t long_schedules;   /* processes the watchdog saw run past the threshold here */
+    /* Waits for mail that the scheduler, with nothing else to run, watched
+     * for a moment before parking (at most 3 us, or spin_us if less; time
+     * counted as idle), and the ones of them that mail or a signal ended:
+     * no park, and the sender had no wake-up to make. */
+    uint64_t mail_spins;
+    uint64_t mail_spin_hits;
 } bl_scheduler_stats;
 
 /* Statistics of scheduler i (racy snapshot).  0, -EINVAL, -ESRCH. */

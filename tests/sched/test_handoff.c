@@ -8,7 +8,11 @@
  *    where an idle peer cannot steal it before its first run, and children
  *    still start in the order they were spawned;
  *  - a process woken from another scheduler moves to the waker's, so
- *    partners meet on one core; a bound process never moves.
+ *    partners meet on one core; a bound process never moves;
+ *  - a process gone to wait for mail with nothing else to run on its
+ *    scheduler is watched a moment before it parks: mail from another core
+ *    finds it awake; never while another process is runnable there, never
+ *    with spinning off, and a kill still ends it.
  */
 #include <errno.h>
 
@@ -419,4 +423,133 @@ Test(handoff, a_server_woken_in_turn_from_two_schedulers_is_not_pulled, .timeout
 {
     bl_config c = {.schedulers = 2};
     bl_test_run(&c, in_turn_main, NULL);
+}
+
+/* ---- the loop watches a lone waiter's mailbox before parking it ---- */
+
+static uint64_t mail_stat(bool hits)
+{
+    uint64_t n = 0;
+    bl_scheduler_stats st;
+    for (unsigned i = 0; bl_scheduler_stats_get(i, &st) == 0; i++)
+        n += hits ? st.mail_spin_hits : st.mail_spins;
+    return n;
+}
+
+static void watch_main(void *arg)
+{
+    bool spin_on = (bool)(uintptr_t)arg;
+    static meet c;
+    uint64_t spins = mail_stat(false), hits = mail_stat(true);
+    meet_run(&c, true); /* bound: every round trip crosses the two cores */
+    uint64_t ds = mail_stat(false) - spins, dh = mail_stat(true) - hits;
+    cr_log_info("spinning %s: %llu watched waits, %llu ended by mail", spin_on ? "on" : "off",
+                (unsigned long long)ds, (unsigned long long)dh);
+    BL_CHECK_EQ(c.apart, MEET_ROUNDS);
+    if (spin_on) {
+        /* Each side waits alone on its core: some replies must find it awake. */
+        BL_CHECK(dh > 0);
+        BL_CHECK(dh <= ds);
+    } else {
+        BL_CHECK_EQ(ds, 0);
+    }
+}
+
+Test(handoff, a_lone_waiter_catches_mail_from_another_core_awake, .timeout = 120)
+{
+    bl_config c = {.schedulers = 2};
+    bl_test_run(&c, watch_main, (void *)(uintptr_t) true);
+}
+
+Test(handoff, no_mailbox_watch_when_spinning_is_off, .timeout = 120)
+{
+    bl_config c = {.schedulers = 2, .no_spin = true};
+    bl_test_run(&c, watch_main, (void *)(uintptr_t) false);
+}
+
+enum { BUSY_ROUNDS = 2000 };
+
+typedef struct busy_ctx {
+    bl_pid owner, waiter;
+    uint64_t spins; /* mail_spins watched while the feeder was runnable */
+} busy_ctx;
+
+/* Waits for mail again and again, the feeder runnable beside it each time:
+ * some of its waits go through the loop (every eighth pick does), which
+ * must park it at once rather than watch its mailbox. */
+static void lone_waiter(void *arg)
+{
+    busy_ctx *c = arg;
+    for (int i = 0; i < BUSY_ROUNDS; i++) {
+        bl_msg *m = bl_test_recv_tag(T_BALL, 60000);
+        BL_CHECK(m != NULL);
+        if (!m) break;
+        bl_msg_free(m);
+    }
+    bl_send(c->owner, T_DONE, NULL, 0);
+}
+
+/* Always runnable: sends the waiter a ball and yields, then counts the
+ * watches made meanwhile. */
+static void feeder(void *arg)
+{
+    busy_ctx *c = arg;
+    uint64_t spins = mail_stat(false);
+    for (int i = 0; i < BUSY_ROUNDS; i++) {
+        bl_send(c->waiter, T_BALL, NULL, 0);
+        bl_yield();
+    }
+    c->spins = mail_stat(false) - spins;
+    bl_send(c->owner, T_DONE, NULL, 0);
+}
+
+static void busy_main(void *arg)
+{
+    (void)arg;
+    static busy_ctx c;
+    c = (busy_ctx){.owner = bl_self()};
+    BL_CHECK_EQ(bl_spawn(&c.waiter, lone_waiter, &c, NULL), 0);
+    BL_CHECK_EQ(bl_spawn(NULL, feeder, &c, NULL), 0);
+    for (int i = 0; i < 2; i++) bl_msg_free(bl_test_recv_tag(T_DONE, 60000));
+    BL_CHECK_EQ(c.spins, 0);
+}
+
+Test(handoff, no_mailbox_watch_while_another_process_is_runnable, .timeout = 60)
+{
+    bl_config c = {.schedulers = 1};
+    bl_test_run(&c, busy_main, NULL);
+}
+
+/* A waiter on its own core, killed from the other one, dies with `killed`. */
+static void forever(void *arg)
+{
+    (void)arg;
+    for (;;) bl_msg_free(bl_receive(BL_INFINITY));
+}
+
+static void kill_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        bl_spawn_opts o = {.scheduler = 2, .bound = true};
+        bl_pid w;
+        BL_CHECK_EQ(bl_spawn(&w, forever, NULL, &o), 0);
+        /* Mail now and then, so that it is often between a watch and a park. */
+        for (int k = 0; k < i % 4; k++) bl_send(w, T_BALL, NULL, 0);
+        bl_ref ref;
+        BL_CHECK_EQ(bl_monitor(w, &ref), 0);
+        bl_reason kill = BL_REASON(BL_KILL);
+        BL_CHECK_EQ(bl_exit_pid(w, &kill), 0);
+        bl_msg *m = NULL;
+        BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 10000, 0), 0);
+        bl_reason why = {0};
+        BL_CHECK(m && bl_msg_reason(m, &why) == 0 && why.kind == BL_KILLED);
+        bl_msg_free(m);
+    }
+}
+
+Test(handoff, a_watched_waiter_is_killed_at_once, .timeout = 120)
+{
+    bl_config c = {.schedulers = 2};
+    bl_test_run(&c, kill_main, NULL);
 }
