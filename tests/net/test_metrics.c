@@ -42,6 +42,7 @@ static void metrics_main(void *arg)
     BL_CHECK(strstr(resp, "\n# TYPE beamline_processes gauge\n") != NULL);
     BL_CHECK(strstr(resp, "\n# TYPE beamline_scheduler_switches_total counter\n") != NULL);
     BL_CHECK(strstr(resp, "\nbeamline_scheduler_switches_total{scheduler=\"1\"} ") != NULL);
+    BL_CHECK(strstr(resp, "\n# TYPE beamline_scheduler_mail_spin_hits_total counter\n") != NULL);
     BL_CHECK(strstr(resp, "\n# TYPE beamline_log_dropped_total counter\n") != NULL);
     BL_CHECK(value_of(resp, "beamline_memory_rss_bytes") > 0);
     BL_CHECK(value_of(resp, "beamline_schedulers") == 2);
