@@ -527,13 +527,14 @@ static inline __attribute__((always_inline)) void settle(bl_sched *s, bl_proc *p
  */
 #define BL_MAIL_SPIN_NS 3000u
 
+static bool spin_contended(bl_sched *s, uint64_t now);
+
 static bool spin_for_mail(bl_sched *s, bl_proc *p)
 {
     if (bl__ring_busy(s) || local_work(s) || inject_nonempty(s)) return false;
     uint64_t now = bl__now_ns();
-    if (now < s->no_spin_until) return false;
-    uint64_t span = (uint64_t)s->rt->cfg.spin_us * 1000u;
-    uint64_t end = now + (span < BL_MAIL_SPIN_NS ? span : BL_MAIL_SPIN_NS), t = now;
+    if (spin_contended(s, now)) return false;
+    uint64_t end = now + (s->spin_ns < BL_MAIL_SPIN_NS ? s->spin_ns : BL_MAIL_SPIN_NS), t = now;
     bool mail = false;
     BL_STAT_ADD(s, mail_spins, 1);
     for (unsigned round = 1;; round++) {
@@ -572,9 +573,8 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
     switch_out(s, p);
     /* A process gone to wait for mail with nothing else to run here: the
      * loop watches its mailbox before parking it (spin_for_mail). */
-    if (p->park == BL_PARK_WAIT && s->mail_spin && spin_for_mail(s, p)) {
-        atomic_store_explicit(&p->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
-        s->runnext = p;
+    if (p->park == BL_PARK_WAIT && s->spin_ns && spin_for_mail(s, p)) {
+        bl__sched_ready(p, BL_READY_NEXT); /* into runnext: nothing else is queued */
         return;
     }
     settle(s, p);
@@ -756,7 +756,7 @@ static bool spin_contended(bl_sched *s, uint64_t now)
 static void loop(bl_sched *s)
 {
     bl_runtime *rt = s->rt;
-    uint64_t spin_ns = rt->cfg.no_spin ? 0 : (uint64_t)rt->cfg.spin_us * 1000u;
+    uint64_t spin_ns = s->spin_ns;
     while (!atomic_load_explicit(&rt->stop, memory_order_relaxed)) {
         bool inherit;
         s->tick++;
@@ -889,7 +889,7 @@ void *bl__sched_main(void *arg)
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     bl__tls_sched = s;
     s->reductions = (int32_t)s->rt->cfg.reductions;
-    s->mail_spin = !s->rt->cfg.no_spin && s->rt->cfg.spin_us > 0;
+    s->spin_ns = s->rt->cfg.no_spin ? 0 : (uint64_t)s->rt->cfg.spin_us * 1000u;
     bl__ctx_init_thread(&s->ctx);
     loop(s);
     bl__slab_flush(&s->slab);

@@ -161,15 +161,15 @@ typedef struct bl_sched {
     int schedstat_fd;              /* this thread's /proc schedstat, or -1 */
     uint64_t cpu_check_ns;         /* when the thread's run-queue delay was last read */
     uint64_t cpu_delay_ns;         /* that delay (time runnable but not running) then */
-    bool mail_spin;                /* idle spinning is on: the loop may watch a waiter's mailbox */
-    uint64_t no_spin_until;        /* the CPU is contended: no idle spinning before this */
-    uint32_t ring_inflight;        /* operations awaiting a completion on the ring */
-    uint32_t sq_pending;           /* SQEs prepared since the last submit */
-    bool ev_armed;                 /* the eventfd read is in flight */
-    uint64_t evbuf;                /* target of the eventfd read */
-    pthread_t thread;              /* the scheduler thread */
-    int start_err;                 /* negative errno if start-up failed */
-    bl_sched_stats st;             /* statistics (owner writes, others read racily) */
+    uint64_t spin_ns;       /* the idle spin (0: off); a mailbox watch takes at most 3 us of it */
+    uint64_t no_spin_until; /* the CPU is contended: no idle spinning before this */
+    uint32_t ring_inflight; /* operations awaiting a completion on the ring */
+    uint32_t sq_pending;    /* SQEs prepared since the last submit */
+    bool ev_armed;          /* the eventfd read is in flight */
+    uint64_t evbuf;         /* target of the eventfd read */
+    pthread_t thread;       /* the scheduler thread */
+    int start_err;          /* negative errno if start-up failed */
+    bl_sched_stats st;      /* statistics (owner writes, others read racily) */
 } bl_sched;
 
 typedef struct bl_runtime {
