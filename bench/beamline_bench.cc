@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <vector>
 
@@ -22,11 +23,37 @@ extern "C" {
 namespace
 {
 
-void report(benchmark::State &state, const char *unit, int reps, const std::function<double()> &fn)
+// How many runs a workload gets.  TIMED is the anchors' method
+// (bench/README.md): one warm-up run, then at least 5 measured runs, more
+// while the measured runs took less than 3 s in all, up to 15.  A positive
+// count is exactly that many runs, without a warm-up: the sleep-bound
+// workloads (3, as in the anchors) and the ones measured once.
+constexpr int TIMED = 0;
+constexpr int TIMED_MIN_RUNS = 5;
+constexpr int TIMED_MAX_RUNS = 15;
+constexpr double TIMED_BUDGET_NS = 3e9;
+
+double mono_ns()
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+void report(benchmark::State &state, const char *unit, int runs, const std::function<double()> &fn)
 {
     std::vector<double> v;
     for (auto _ : state) {
-        for (int i = 0; i < reps; i++) {
+        if (runs == TIMED && std::isnan(fn())) { /* the warm-up */
+            state.SkipWithError("the workload failed (see bench/workloads.c)");
+            break;
+        }
+        double t0 = mono_ns();
+        for (int i = 0;; i++) {
+            if (runs == TIMED ? i >= TIMED_MAX_RUNS ||
+                                    (i >= TIMED_MIN_RUNS && mono_ns() - t0 >= TIMED_BUDGET_NS)
+                              : i >= runs)
+                break;
             double x = fn();
             if (std::isnan(x)) {
                 state.SkipWithError("the workload failed (see bench/workloads.c)");
@@ -38,9 +65,10 @@ void report(benchmark::State &state, const char *unit, int reps, const std::func
     if (state.error_occurred()) return;
     std::sort(v.begin(), v.end());
     state.counters["value"] = v.empty() ? 0 : v[v.size() / 2];
-    /* The spread of the runs the median comes from. */
+    /* The spread of the runs the median comes from, and their count. */
     state.counters["min"] = v.empty() ? 0 : v.front();
     state.counters["max"] = v.empty() ? 0 : v.back();
+    state.counters["runs"] = (double)v.size();
     state.SetLabel(unit);
 }
 
@@ -54,7 +82,7 @@ void one_scheduler(benchmark::State &s, const std::function<double()> &fn)
     if (bl_config_from_env(&c) != 0) std::exit(1);
     c.schedulers = 1;
     restart(&c);
-    report(s, "ns", 5, fn);
+    report(s, "ns", TIMED, fn);
     restart(nullptr);
 }
 
@@ -64,7 +92,7 @@ void ctx_switch(benchmark::State &s)
 }
 void spawn_exit(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_spawn_exit);
+    report(s, "ns", TIMED, wl_spawn_exit);
 }
 void pingpong_same_sched(benchmark::State &s)
 {
@@ -72,19 +100,19 @@ void pingpong_same_sched(benchmark::State &s)
 }
 void pingpong_cross_sched(benchmark::State &s)
 {
-    report(s, "ns", 5, [] { return wl_pingpong(1); });
+    report(s, "ns", TIMED, [] { return wl_pingpong(1); });
 }
 void pingpong_any_sched(benchmark::State &s)
 {
-    report(s, "ns", 5, [] { return wl_pingpong(2); });
+    report(s, "ns", TIMED, [] { return wl_pingpong(2); });
 }
 void ring_1000x1000(benchmark::State &s)
 {
-    report(s, "ns", 3, wl_ring);
+    report(s, "ns", TIMED, wl_ring);
 }
 void million_procs(benchmark::State &s)
 {
-    report(s, "ms", 3, wl_million_procs);
+    report(s, "ms", TIMED, wl_million_procs);
 }
 // Restarts the runtime with cfg (NULL: from the environment again).
 bool restart(const bl_config *cfg)
@@ -142,19 +170,19 @@ void wake_eventfd(benchmark::State &s)
 }
 void send_throughput(benchmark::State &s)
 {
-    report(s, "ns", 3, wl_send_throughput);
+    report(s, "ns", TIMED, wl_send_throughput);
 }
 void mailbox_20_senders(benchmark::State &s)
 {
-    report(s, "ns", 3, wl_mailbox_20_senders);
+    report(s, "ns", TIMED, wl_mailbox_20_senders);
 }
 void call_with_500k_queued(benchmark::State &s)
 {
-    report(s, "ns", 3, wl_call_with_500k_queued);
+    report(s, "ns", TIMED, wl_call_with_500k_queued);
 }
 void timers_100k(benchmark::State &s)
 {
-    report(s, "ms", 3, wl_timers_100k);
+    report(s, "ms", TIMED, wl_timers_100k);
 }
 
 // A cascade kills 10,000 processes with a non-normal reason, and every
@@ -166,12 +194,12 @@ void link_exit_cascade(benchmark::State &s)
     if (bl_config_from_env(&c) != 0) std::exit(1);
     c.quiet = true;
     restart(&c);
-    report(s, "ms", 5, wl_link_exit_cascade);
+    report(s, "ms", TIMED, wl_link_exit_cascade);
     restart(nullptr);
 }
 void monitor_down_latency(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_monitor_down_latency);
+    report(s, "ns", TIMED, wl_monitor_down_latency);
 }
 // As idle_process_bytes: a fresh runtime, because the process table never
 // shrinks.
@@ -182,46 +210,46 @@ void hibernated_process_bytes(benchmark::State &s)
 }
 void priority_high_latency_under_load(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_priority_high_latency_under_load);
+    report(s, "ns", TIMED, wl_priority_high_latency_under_load);
 }
 
 // ---- OTP workloads (bench/workloads_otp.c) ----
 
 void fact10k_reduce(benchmark::State &s)
 {
-    report(s, "ms", 9, wl_fact10k_reduce);
+    report(s, "ms", TIMED, wl_fact10k_reduce);
 }
 void fact10k_genserver(benchmark::State &s)
 {
-    report(s, "ms", 9, wl_fact10k_genserver);
+    report(s, "ms", TIMED, wl_fact10k_genserver);
 }
 void fact10k_genserver_rate(benchmark::State &s)
 {
-    report(s, "per_ms", 9, wl_fact10k_genserver_rate);
+    report(s, "per_ms", TIMED, wl_fact10k_genserver_rate);
 }
 void fact10k_stream(benchmark::State &s)
 {
-    report(s, "ms", 9, wl_fact10k_stream);
+    report(s, "ms", TIMED, wl_fact10k_stream);
 }
 void fact10k_concurrent(benchmark::State &s)
 {
-    report(s, "ms", 9, wl_fact10k_concurrent);
+    report(s, "ms", TIMED, wl_fact10k_concurrent);
 }
 void genserver_start_call_stop(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_genserver_start_call_stop);
+    report(s, "ns", TIMED, wl_genserver_start_call_stop);
 }
 void genserver_call_rtt(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_genserver_call_rtt);
+    report(s, "ns", TIMED, wl_genserver_call_rtt);
 }
 void genserver_call_500k_queued(benchmark::State &s)
 {
-    report(s, "ns", 3, wl_genserver_call_500k_queued);
+    report(s, "ns", TIMED, wl_genserver_call_500k_queued);
 }
 void genserver_cast(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_genserver_cast);
+    report(s, "ns", TIMED, wl_genserver_cast);
 }
 // As idle_process_bytes: a fresh runtime, because the process table never
 // shrinks.
@@ -232,46 +260,46 @@ void idle_genserver_bytes(benchmark::State &s)
 }
 void agent_update(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_agent_update);
+    report(s, "ns", TIMED, wl_agent_update);
 }
 
 // ---- I/O workloads (bench/workloads_io.c) ----
 
 void io_sleep_100k(benchmark::State &s)
 {
-    report(s, "ms", 5, wl_io_sleep_100k);
+    report(s, "ms", TIMED, wl_io_sleep_100k);
 }
 void echo_rps(benchmark::State &s)
 {
-    report(s, "per_s", 5, wl_echo_rps);
+    report(s, "per_s", TIMED, wl_echo_rps);
 }
 void accept_rate(benchmark::State &s)
 {
-    report(s, "per_s", 5, wl_accept_rate);
+    report(s, "per_s", TIMED, wl_accept_rate);
 }
 void file_read_4k_iops(benchmark::State &s)
 {
-    report(s, "per_s", 5, wl_file_read_4k_iops);
+    report(s, "per_s", TIMED, wl_file_read_4k_iops);
 }
 void registry_register(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_registry_register);
+    report(s, "ns", TIMED, wl_registry_register);
 }
 void registry_lookup(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_registry_lookup);
+    report(s, "ns", TIMED, wl_registry_lookup);
 }
 void registry_dispatch_1000(benchmark::State &s)
 {
-    report(s, "us", 5, wl_registry_dispatch_1000);
+    report(s, "us", TIMED, wl_registry_dispatch_1000);
 }
 void task_async_await(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_task_async_await);
+    report(s, "ns", TIMED, wl_task_async_await);
 }
 void supervisor_restart_latency(benchmark::State &s)
 {
-    report(s, "us", 5, wl_supervisor_restart_latency);
+    report(s, "us", TIMED, wl_supervisor_restart_latency);
 }
 // Sleep-bound (1 to 5 s a run): 3 runs, as in the anchors.
 void two_email_tasks_1s(benchmark::State &s)
@@ -299,25 +327,25 @@ void yield_many_timeouts(benchmark::State &s)
 
 void many_to_one_call(benchmark::State &s)
 {
-    report(s, "per_s", 5, wl_many_to_one_call);
+    report(s, "per_s", TIMED, wl_many_to_one_call);
 }
 void many_to_one_call_partitioned(benchmark::State &s)
 {
-    report(s, "per_s", 5, wl_many_to_one_call_partitioned);
+    report(s, "per_s", TIMED, wl_many_to_one_call_partitioned);
 }
 void skynet_1m(benchmark::State &s)
 {
-    report(s, "ms", 5, wl_skynet_1m);
+    report(s, "ms", TIMED, wl_skynet_1m);
 }
 
 void http_parse_49b(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_http_parse_49b);
+    report(s, "ns", TIMED, wl_http_parse_49b);
 }
 #ifdef BL_BENCH_LIBHTTP_PARSER
 void http_parse_49b_libhttp_parser(benchmark::State &s)
 {
-    report(s, "ns", 5, wl_http_parse_49b_libhttp_parser);
+    report(s, "ns", TIMED, wl_http_parse_49b_libhttp_parser);
 }
 #endif
 
