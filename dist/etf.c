@@ -57,12 +57,16 @@ enum {
     T_V4_PORT = 120,
 };
 
+/* A frame's references fit here without an allocation (a call or cast takes 3 to 6). */
+#define REFS_INLINE 32
+
 /* What a walk of a term after a distribution header notes: where its references are. */
 typedef struct refs {
-    unsigned n;       /* references the header made: valid indexes are below */
-    size_t *at;       /* offsets of the ATOM_CACHE_REF tags, in order */
-    size_t nat;       /* how many */
-    size_t capat;     /* allocated */
+    unsigned n;   /* references the header made: valid indexes are below */
+    size_t *at;   /* offsets of the ATOM_CACHE_REF tags, in order: inline, or allocated */
+    size_t nat;   /* how many */
+    size_t capat; /* room at at */
+    size_t inline_at[REFS_INLINE];
     size_t (*fun)[2]; /* each fun's size field offset and end, whose size grows with them */
     size_t nfun;      /* how many */
     size_t capfun;    /* allocated */
@@ -81,6 +85,21 @@ static bool push(void *arrp, size_t *n, size_t *cap, const void *v, size_t sz)
     }
     memcpy((char *)*arr + *n * sz, v, sz);
     (*n)++;
+    return true;
+}
+
+/* Appends a reference's offset, moving the inline array to the heap when it is full. */
+static bool push_at(refs *r, size_t at)
+{
+    if (r->nat == r->capat) {
+        size_t c = r->capat * 2;
+        size_t *a = r->at == r->inline_at ? malloc(c * sizeof *a) : realloc(r->at, c * sizeof *a);
+        if (!a) return false;
+        if (r->at == r->inline_at) memcpy(a, r->inline_at, sizeof r->inline_at);
+        r->at = a;
+        r->capat = c;
+    }
+    r->at[r->nat++] = at;
     return true;
 }
 
@@ -108,7 +127,7 @@ static bool skip_atom(const uint8_t *b, size_t len, size_t *pos, refs *r)
     uint8_t tag = b[(*pos)++];
     if (tag == T_ATOM_CACHE_REF && r) {
         size_t at = *pos - 1;
-        return *pos < len && b[(*pos)++] < r->n && push(&r->at, &r->nat, &r->capat, &at, sizeof at);
+        return *pos < len && b[(*pos)++] < r->n && push_at(r, at);
     }
     if (tag == T_SMALL_ATOM || tag == T_SMALL_ATOM_UTF8) {
         if (*pos >= len) return false;
@@ -356,7 +375,8 @@ int bl__etf_dist_header(bl__atom_cache *c, const uint8_t *f, size_t n, uint8_t *
         }
     }
     /* The control term, then the message if any, with no version bytes. */
-    refs r = {.n = nrefs};
+    refs r = {.n = nrefs, .capat = REFS_INLINE};
+    r.at = r.inline_at;
     size_t ctl = pos, msg = 0;
     int rc = walk(f, n, &pos, &r);
     if (rc == 0 && pos < n) {
@@ -396,7 +416,7 @@ int bl__etf_dist_header(bl__atom_cache *c, const uint8_t *f, size_t n, uint8_t *
             put_be32(*buf + out_at, (uint32_t)(out_end - out_at));
         }
     }
-    free(r.at);
+    if (r.at != r.inline_at) free(r.at);
     free(r.fun);
     return rc;
 }

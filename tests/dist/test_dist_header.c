@@ -249,3 +249,42 @@ Test(dist_header, mutated_real_frames_are_read_within_bounds)
     cr_assert_gt(ok, 0);
     free(out);
 }
+
+Test(dist_header, a_frame_with_more_references_than_the_inline_array_holds)
+{
+    /* One new entry 'ab', control [] and a message that is a list of 100
+     * references to it: past the 32 offsets kept without an allocation. */
+    enum { N = 100 };
+    uint8_t f[16 + 2 * N + 8];
+    size_t n = 0;
+    const uint8_t head[] = {131, 'D', 1, 0x08, 0x00, 2, 'a', 'b', 106};
+    memcpy(f, head, sizeof head);
+    n = sizeof head;
+    const uint8_t list[] = {108, 0, 0, 0, N};
+    memcpy(f + n, list, sizeof list);
+    n += sizeof list;
+    for (int k = 0; k < N; k++) f[n++] = 82, f[n++] = 0;
+    f[n++] = 106;
+
+    bl__atom_cache *c = calloc(1, sizeof *c);
+    uint8_t *out = NULL;
+    size_t cap = 0, len;
+    cr_assert_eq(bl__etf_dist_header(c, f, n, &out, &cap, &len), 0);
+    /* 'p' 131 [] 131, a list header, N atoms of 4 bytes, and the tail. */
+    cr_assert_eq(len, 4 + 5 + (size_t)N * 4 + 1);
+    const char *b = (const char *)out;
+    int i = 4, arity;
+    cr_assert_eq(ei_decode_list_header(b, &i, &arity), 0);
+    cr_assert_eq(arity, N);
+    for (int k = 0; k < N; k++) {
+        char atom[MAXATOMLEN_UTF8];
+        cr_assert_eq(ei_decode_atom(b, &i, atom), 0, "element %d", k);
+        cr_assert_str_eq(atom, "ab");
+    }
+    cr_assert_eq(ei_decode_list_header(b, &i, &arity), 0);
+    cr_assert_eq(arity, 0);
+    cr_assert_eq((size_t)i, len);
+    bl__etf_cache_free(c);
+    free(c);
+    free(out);
+}
