@@ -16,8 +16,9 @@
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 uapi; older libc headers lack it */
 #endif
 
-#define STACK_MIN (16u << 10)
-#define COLD_MAX  4096
+#define STACK_MIN    (16u << 10)
+#define COLD_MAX     4096
+#define CHUNK_STACKS 64 /* pool-sized stacks per mapping */
 
 static size_t page_size;
 static bool light_guards;
@@ -50,24 +51,16 @@ size_t bl__stack_round(size_t size)
     return (size + page_size - 1) & ~(page_size - 1);
 }
 
-static bl_stack *stack_map(size_t size, int numa)
+/* Installs s's guard page (the first page of its range): 0, or -1 with errno set. */
+static int guard(void *m)
 {
-    size = bl__stack_round(size);
-    size_t map_size = size + page_size; /* plus the guard page */
-    /* MAP_NORESERVE: untouched stack pages cost nothing, not even commit charge. */
-    void *m = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (m == MAP_FAILED) return NULL;
-    if (light_guards ? madvise(m, page_size, MADV_GUARD_INSTALL) != 0
-                     : mprotect(m, page_size, PROT_NONE) != 0) {
-        munmap(m, map_size);
-        return NULL;
-    }
-    if (numa >= 0) {
-        /* Preferred, not bound: a full node must not make spawn fail. */
-        unsigned long mask = 1ul << (numa & 63);
-        (void)mbind((char *)m + page_size, size, MPOL_PREFERRED, &mask, 64, 0);
-    }
+    return light_guards ? madvise(m, page_size, MADV_GUARD_INSTALL)
+                        : mprotect(m, page_size, PROT_NONE);
+}
+
+/* Lays out a stack in the map_size bytes at m, whose guard is installed. */
+static bl_stack *lay_out(void *m, size_t map_size)
+{
     /* The descriptor lives in the top bytes of the stack itself. */
     bl_stack *s = (bl_stack *)((char *)m + map_size - sizeof(bl_stack));
     s->next = NULL;
@@ -77,6 +70,60 @@ static bl_stack *stack_map(size_t size, int numa)
     s->size = (size_t)((char *)s - (char *)s->lo);
     s->cold = false;
     return s;
+}
+
+/* Maps bytes of fresh stack memory, preferably on node numa (-1: any). */
+static void *map_region(size_t bytes, int numa)
+{
+    /* MAP_NORESERVE: untouched stack pages cost nothing, not even commit charge. */
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    if (numa >= 0) {
+        /* Preferred, not bound: a full node must not make spawn fail. */
+        unsigned long mask = 1ul << (numa & 63);
+        (void)mbind(m, bytes, MPOL_PREFERRED, &mask, 64, 0);
+    }
+    return m;
+}
+
+static bl_stack *stack_map(size_t size, int numa)
+{
+    size_t map_size = bl__stack_round(size) + page_size; /* plus the guard page */
+    void *m = map_region(map_size, numa);
+    if (!m) return NULL;
+    if (guard(m) != 0) {
+        munmap(m, map_size);
+        return NULL;
+    }
+    return lay_out(m, map_size);
+}
+
+/*
+ * A pool-sized stack carved from the pool's chunk, a new chunk mapped when
+ * it is used up.  One mapping serves CHUNK_STACKS stacks: a spawn that
+ * finds the pool empty makes one mmap in CHUNK_STACKS (the call takes the
+ * address space's lock for writing, which every page fault of the other
+ * schedulers then waits for), and a million live stacks take a million /
+ * CHUNK_STACKS mappings at most where one each, not always merged by the
+ * kernel, ran into vm.max_map_count.  Each stack is still a range of its
+ * own, with its own guard page, and is unmapped on its own.
+ */
+static bl_stack *stack_carve(bl_stack_pool *p)
+{
+    size_t map_size = p->size + page_size;
+    if (!p->chunk_left) {
+        char *m = map_region(map_size * CHUNK_STACKS, p->numa);
+        if (!m) return NULL;
+        p->chunk_next = m;
+        p->chunk_left = CHUNK_STACKS;
+        p->mapped += map_size * CHUNK_STACKS;
+    }
+    char *m = p->chunk_next;
+    if (guard(m) != 0) return NULL; /* the range stays in the chunk, for the next try */
+    p->chunk_next = m + map_size;
+    p->chunk_left--;
+    return lay_out(m, map_size);
 }
 
 void bl__stack_free(bl_stack *s)
@@ -134,6 +181,9 @@ void bl__stack_pool_destroy(bl_stack_pool *p)
     free_list(p->hot);
     free_list(p->cold);
     free_list(p->surplus);
+    if (p->chunk_left) munmap(p->chunk_next, (p->size + page_size) * p->chunk_left);
+    p->chunk_next = NULL;
+    p->chunk_left = 0;
     p->hot = p->cold = p->surplus = NULL;
     p->nhot = p->ncold = p->nsurplus = 0;
 }
@@ -161,9 +211,7 @@ bl_stack *bl__stack_get(bl_stack_pool *p, size_t size)
         s->cold = false;
         return taken(s);
     }
-    s = stack_map(want, p->numa);
-    if (s) p->mapped += s->map_size;
-    return s;
+    return stack_carve(p);
 }
 
 void bl__stack_put(bl_stack_pool *p, bl_stack *s)

@@ -2,9 +2,10 @@
  * core/stack.h - process stacks: mmap'd, guard page below, pooled per
  * scheduler.
  *
- * Each stack is one anonymous mapping: a guard page at the bottom, the
- * usable stack above it, and this descriptor in the last bytes at the top
- * (so a stack needs no separate allocation).  The guard is installed with
+ * Each stack is one range of anonymous memory: a guard page at the bottom,
+ * the usable stack above it, and this descriptor in the last bytes at the
+ * top (so a stack needs no separate allocation).  Pool-sized stacks are
+ * carved from chunks mapped 64 at a time; each is unmapped on its own.  The guard is installed with
  * MADV_GUARD_INSTALL where the kernel has it (Linux 6.13+): no separate VMA
  * per guard, so millions of stacks do not run into vm.max_map_count.
  * Elsewhere it falls back to mprotect(PROT_NONE).
@@ -34,17 +35,19 @@ typedef struct bl_stack {
 } bl_stack;
 
 typedef struct bl_stack_pool {
-    bl_stack *hot;     /* free stacks whose pages are still resident */
-    bl_stack *cold;    /* free stacks whose pages went back to the kernel */
-    bl_stack *surplus; /* free stacks past hot_max, resident until trimmed */
-    unsigned nhot;     /* length of hot */
-    unsigned nsurplus; /* length of surplus */
-    unsigned ncold;    /* length of cold */
-    unsigned hot_max;  /* high-water mark for hot */
-    unsigned cold_max; /* beyond this many cold stacks, unmap */
-    size_t size;       /* usable size of the stacks this pool holds */
-    int numa;          /* NUMA node to bind new stacks to, -1 = none */
-    size_t mapped;     /* bytes currently mapped through this pool (stats) */
+    bl_stack *hot;       /* free stacks whose pages are still resident */
+    bl_stack *cold;      /* free stacks whose pages went back to the kernel */
+    bl_stack *surplus;   /* free stacks past hot_max, resident until trimmed */
+    unsigned nhot;       /* length of hot */
+    unsigned nsurplus;   /* length of surplus */
+    unsigned ncold;      /* length of cold */
+    unsigned hot_max;    /* high-water mark for hot */
+    unsigned cold_max;   /* beyond this many cold stacks, unmap */
+    size_t size;         /* usable size of the stacks this pool holds */
+    int numa;            /* NUMA node to bind new stacks to, -1 = none */
+    size_t mapped;       /* bytes currently mapped through this pool (stats) */
+    char *chunk_next;    /* the next stack's range in the chunk being carved */
+    unsigned chunk_left; /* ranges left there */
 } bl_stack_pool;
 
 /* Once per process: probes guard support.  Idempotent and thread-safe. */

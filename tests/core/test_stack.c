@@ -302,6 +302,55 @@ Test(stack, guard_page_below_lo_faults)
     bl__stack_pool_destroy(&p);
 }
 
+Test(stack, pool_stacks_are_carved_from_one_mapping_each_with_its_guard)
+{
+    enum { N = 8 };
+    bl_stack_pool p;
+    bl__stack_pool_init(&p, 64 * KiB, 2, -1);
+    bl_stack *s[N];
+    for (int i = 0; i < N; i++) {
+        s[i] = bl__stack_get(&p, 0);
+        cr_assert_not_null(s[i]);
+        check_layout(s[i], 64 * KiB);
+        /* Side by side, in the order handed out: ranges of one mapping. */
+        if (i)
+            cr_assert_eq((char *)s[i]->map, (char *)s[i - 1]->map + s[i - 1]->map_size,
+                         "stack %d follows stack %d", i, i - 1);
+    }
+    if (bl__stack_light_guards())
+        cr_assert(same_vma((uintptr_t)s[0]->map, (uintptr_t)s[N - 1]->lo),
+                  "one VMA holds them all");
+    /* Each has its own guard, right above the stack below it. */
+    for (int i = 0; i < N; i++) {
+        int st = poke_in_child((unsigned char *)s[i]->lo - 1);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "stack %d has no guard (status %#x)",
+                  i, st);
+        memset(s[i]->lo, 0x30 + i, s[i]->size);
+    }
+    /* One unmapped on its own leaves its neighbours whole. */
+    void *gone = s[3]->lo;
+    bl__stack_free(s[3]);
+    cr_assert(!is_mapped(gone));
+    for (int i = 0; i < N; i++) {
+        if (i == 3) continue;
+        unsigned char *lo = s[i]->lo;
+        cr_assert(lo[0] == 0x30 + i && lo[s[i]->size - 1] == 0x30 + i, "stack %d intact", i);
+        check_layout(s[i], 64 * KiB);
+    }
+    /* The chunk's ranges not handed out yet go with the pool. */
+    char *rest = (char *)s[N - 1]->map + s[N - 1]->map_size + page();
+    cr_assert(is_mapped(rest));
+    void *los[N];
+    for (int i = 0; i < N; i++) {
+        los[i] = i == 3 ? NULL : s[i]->lo;
+        if (i != 3) bl__stack_put(&p, s[i]);
+    }
+    bl__stack_pool_destroy(&p);
+    cr_assert(!is_mapped(rest), "destroy unmaps the rest of the chunk");
+    for (int i = 0; i < N; i++)
+        if (los[i]) cr_assert(!is_mapped(los[i]), "stack %d unmapped", i);
+}
+
 /* ---- many stacks, few VMAs ---- */
 
 static long maps_lines(void)
