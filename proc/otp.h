@@ -108,4 +108,14 @@ int bl__callers_set(const bl_pid *pids, size_t n);
  */
 void bl__proc_kind_set(bl_proc_kind k);
 
+/*
+ * Charges the calling process n reductions for work a call does without
+ * sending (a registry's table operations, a partition's purge of a dead
+ * owner's entries): once its slice is spent it yields, as a send would, so
+ * a loop of such calls shares its scheduler.  Nothing outside a process.
+ * It may switch: never call it holding a lock or where a kill must not be
+ * acted upon.
+ */
+void bl__charge_self(int32_t n);
+
 #endif /* BL_PROC_OTP_H */

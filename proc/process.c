@@ -759,6 +759,12 @@ int bl_set_priority(bl_priority prio)
     return old;
 }
 
+void bl__charge_self(int32_t n)
+{
+    bl_proc *p = bl__self();
+    if (p) bl__charge(p, n);
+}
+
 int bl_yield(void)
 {
     bl_proc *p = bl__self();

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "otp/registry/registry_int.h"
+#include "proc/otp.h"
 
 /* Values and keys in copies start on this boundary (any type fits). */
 #define COPY_ALIGN 16
@@ -192,6 +193,7 @@ int bl_registry_lookup(bl_registry *r, const void *key, size_t klen, bl_registry
     rc = snap_all(r, bl__reg_key_hash(key, klen), key, klen, &s);
     if (!rc) rc = snap_out_entries(&s, out);
     snap_fini(&s);
+    bl__charge_self(1);
     return rc;
 }
 

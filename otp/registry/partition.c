@@ -94,19 +94,25 @@ static void mm_del(monmap *m, bl_pid pid)
 
 /* ---- the partition process ---- */
 
-/* Removes every entry of pid in p, PURGE_BATCH entries per lock hold. */
+/*
+ * Removes every entry of pid in p, PURGE_BATCH entries per lock hold, each
+ * entry a reduction: an owner of a million keys is purged over many slices,
+ * not in one that holds the scheduler for a second.
+ */
 static void purge_owner(part *p, bl_pid pid)
 {
     bool done = false;
     while (!done) {
         junk j = {0};
+        int k = 0;
         bl__reg_wrlock(p);
         owner *ow = bl__reg_find_owner(p, pid);
         done = ow == NULL;
-        for (int k = 0; ow && k < PURGE_BATCH; k++)
+        for (; ow && k < PURGE_BATCH; k++)
             if (bl__reg_remove_entry(p, ow->head, &j)) done = true, ow = NULL;
         bl__reg_unlock(p);
         bl__reg_junk_free(&j);
+        if (k) bl__charge_self(k);
     }
 }
 

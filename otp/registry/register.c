@@ -104,6 +104,7 @@ int bl_registry_register(bl_registry *r, const void *key, size_t klen, const voi
         }
     }
     if (r->nlisteners) bl__reg_notify(r, BL_TAG_REGISTRY_REGISTER, key, klen, value, vlen);
+    bl__charge_self(1);
     return 0;
 }
 
@@ -143,5 +144,6 @@ int bl_registry_unregister(bl_registry *r, const void *key, size_t klen)
     /* If this is lost (no memory), the partition keeps a harmless monitor until we exit. */
     if (last) bl__send_ex(p->pid, TAG_UNMON, BL_REF_NONE, NULL, 0, 0);
     if (n && r->nlisteners) bl__reg_notify(r, BL_TAG_REGISTRY_UNREGISTER, key, klen, NULL, 0);
+    bl__charge_self(1);
     return n;
 }

@@ -943,3 +943,64 @@ Test(registry, runtime_stop_frees_a_running_registry)
 {
     bl_test_run(NULL, abandon_main, NULL);
 }
+
+/* ---- sharing the scheduler ---- */
+
+/*
+ * On one scheduler: a loop of registrations is charged a reduction each, so
+ * a process queued behind it runs before the loop ends; and the partition
+ * purges a dead owner's many keys over several slices, so the owner's
+ * monitor sees the count part-way down.  Without the charges both run to
+ * the end in one slice, and neither is seen.
+ */
+#define MANY_KEYS 20000
+
+static _Atomic bool queued_ran;
+
+static void mark_ran(void *arg)
+{
+    (void)arg;
+    atomic_store(&queued_ran, true);
+}
+
+static void register_many_and_exit(void *arg)
+{
+    bl_registry *reg = arg;
+    for (uint32_t k = 0; k < MANY_KEYS; k++)
+        BL_CHECK_EQ(bl_registry_register(reg, &k, sizeof k, NULL, 0, NULL), 0);
+}
+
+static void share_main(void *arg)
+{
+    (void)arg;
+    bl_registry *reg = start_reg(BL_REGISTRY_UNIQUE, 1);
+    if (!reg) return;
+    atomic_store(&queued_ran, false);
+    BL_CHECK_EQ(bl_spawn(NULL, mark_ran, NULL, NULL), 0);
+    long seen_at = -1;
+    for (uint32_t k = 0; k < MANY_KEYS; k++) {
+        BL_CHECK_EQ(bl_registry_register(reg, &k, sizeof k, NULL, 0, NULL), 0);
+        if (seen_at < 0 && atomic_load(&queued_ran)) seen_at = k;
+    }
+    BL_CHECK(seen_at >= 0 && seen_at < MANY_KEYS - 1);
+    for (uint32_t k = 0; k < MANY_KEYS; k++)
+        BL_CHECK_EQ(bl_registry_unregister(reg, &k, sizeof k), 1);
+    BL_CHECK_EQ(bl_registry_count(reg), 0);
+
+    bl_pid owner;
+    bl_ref ref;
+    BL_CHECK_EQ(bl_spawn_monitor(&owner, &ref, register_many_and_exit, reg, NULL), 0);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_NORMAL);
+    bool part_way = false;
+    int64_t n;
+    BL_CHECK(BL_TEST_UNTIL((n = bl_registry_count(reg), part_way |= n > 0 && n < MANY_KEYS, n == 0),
+                           30000));
+    BL_CHECK(part_way);
+    stop_reg(reg);
+}
+
+Test(registry, long_table_work_shares_the_scheduler)
+{
+    bl_config c = {.schedulers = 1};
+    bl_test_run(&c, share_main, NULL);
+}
