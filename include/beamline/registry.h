@@ -29,6 +29,9 @@
  * lock table of the lock keys that hash to it.
  * (Allocating memory for a new key or owner happens under the write lock,
  * and so does growing a table, which takes time proportional to its size.)
+ * As the BEAM charges ETS calls, register, unregister and lookup cost the
+ * calling process a reduction each (a loop of them yields now and then),
+ * and a partition purges a dead owner's entries a slice at a time.
  *
  * Handles.  A bl_registry * is reference-counted: start gives the caller one
  * reference, bl_registry_whereis another; give each back with
