@@ -176,15 +176,60 @@ static void free_list(bl_stack *s)
     }
 }
 
+/* ---- the surplus, by age ---- */
+
+static void list_push(bl_stack_list *l, bl_stack *s)
+{
+    s->next = l->head;
+    l->head = s;
+    if (!l->tail) l->tail = s;
+    l->n++;
+}
+
+static bl_stack *list_pop(bl_stack_list *l)
+{
+    bl_stack *s = l->head;
+    if (!s) return NULL;
+    l->head = s->next;
+    if (!l->head) l->tail = NULL;
+    l->n--;
+    return s;
+}
+
+/* Moves all of src in front of dst. */
+static void list_move(bl_stack_list *dst, bl_stack_list *src)
+{
+    if (!src->head) return;
+    src->tail->next = dst->head;
+    if (!dst->tail) dst->tail = src->tail;
+    dst->head = src->head;
+    dst->n += src->n;
+    *src = (bl_stack_list){0};
+}
+
+/* An age has passed since the last turn: each generation moves one older. */
+static void age(bl_stack_pool *p, uint64_t now_ns)
+{
+    if (!p->epoch_ns) p->epoch_ns = now_ns;
+    if (now_ns - p->epoch_ns < BL_STACK_AGE_NS) return;
+    list_move(&p->surplus[2], &p->surplus[1]);
+    p->surplus[1] = p->surplus[0];
+    p->surplus[0] = (bl_stack_list){0};
+    p->epoch_ns = now_ns;
+}
+
 void bl__stack_pool_destroy(bl_stack_pool *p)
 {
     free_list(p->hot);
     free_list(p->cold);
-    free_list(p->surplus);
+    for (int g = 0; g < 3; g++) {
+        free_list(p->surplus[g].head);
+        p->surplus[g] = (bl_stack_list){0};
+    }
     if (p->chunk_left) munmap(p->chunk_next, (p->size + page_size) * p->chunk_left);
     p->chunk_next = NULL;
     p->chunk_left = 0;
-    p->hot = p->cold = p->surplus = NULL;
+    p->hot = p->cold = NULL;
     p->nhot = p->ncold = p->nsurplus = 0;
 }
 
@@ -198,12 +243,12 @@ bl_stack *bl__stack_get(bl_stack_pool *p, size_t size)
         p->nhot--;
         return taken(s);
     }
-    s = p->surplus;
-    if (s) {
-        p->surplus = s->next;
-        p->nsurplus--;
-        return taken(s);
-    }
+    /* The most recently freed first: the likeliest to be in the cache. */
+    for (int g = 0; g < 3; g++)
+        if ((s = list_pop(&p->surplus[g]))) {
+            p->nsurplus--;
+            return taken(s);
+        }
     s = p->cold;
     if (s) {
         p->cold = s->next;
@@ -232,16 +277,15 @@ void bl__stack_put(bl_stack_pool *p, bl_stack *s)
         p->nhot++;
         return;
     }
-    s->next = p->surplus;
-    p->surplus = s;
+    list_push(&p->surplus[0], s);
     p->nsurplus++;
 }
 
-unsigned bl__stack_trim(bl_stack_pool *p, unsigned max)
+/* Gives up to max stacks of generation g back to the kernel; the rest are left. */
+static void trim_gen(bl_stack_pool *p, int g, unsigned *max)
 {
-    for (; max && p->surplus; max--) {
-        bl_stack *s = p->surplus;
-        p->surplus = s->next;
+    bl_stack *s;
+    for (; *max && (s = list_pop(&p->surplus[g])); (*max)--) {
         p->nsurplus--;
         if (p->ncold >= p->cold_max) {
             p->mapped -= s->map_size;
@@ -255,5 +299,24 @@ unsigned bl__stack_trim(bl_stack_pool *p, unsigned max)
         p->cold = s;
         p->ncold++;
     }
+}
+
+unsigned bl__stack_trim(bl_stack_pool *p, unsigned max)
+{
+    for (int g = 2; g >= 0; g--) trim_gen(p, g, &max);
     return p->nsurplus;
+}
+
+unsigned bl__stack_trim_aged(bl_stack_pool *p, unsigned max, uint64_t now_ns)
+{
+    age(p, now_ns);
+    trim_gen(p, 2, &max);
+    return p->surplus[2].n;
+}
+
+uint64_t bl__stack_next_trim(const bl_stack_pool *p)
+{
+    if (p->surplus[2].n) return 0;
+    if (p->surplus[0].n || p->surplus[1].n) return p->epoch_ns + BL_STACK_AGE_NS;
+    return UINT64_MAX;
 }

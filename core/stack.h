@@ -16,14 +16,20 @@
  * range stays reserved for reuse), and beyond `cold_max` they are unmapped.
  * Both cost a TLB shootdown across every core running the program, so
  * bl__stack_put never does them: stacks past the high-water mark wait on
- * the `surplus` list (still resident, first to be reused) until the
- * scheduler calls bl__stack_trim, from its idle path or a few at a time.
+ * the `surplus` lists (still resident, first to be reused) until the
+ * scheduler calls bl__stack_trim_aged, from its idle path or a few at a
+ * time, and then only once they have stayed free a while (an age, 1 s):
+ * an idle scheduler trimming the stacks that a burst of exits has just
+ * freed would interrupt every busy one with its shootdowns (a ring of a
+ * million processes, each exiting after its hop, went from 0.4 to 2 us a
+ * hop), and a burst that follows soon reuses them instead.
  */
 #ifndef BL_CORE_STACK_H
 #define BL_CORE_STACK_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct bl_stack {
     struct bl_stack *next; /* pool link while free */
@@ -34,12 +40,24 @@ typedef struct bl_stack {
     bool cold;             /* memory was returned with MADV_DONTNEED */
 } bl_stack;
 
+/* A list of free stacks with its tail, so that a whole list moves in one step. */
+typedef struct bl_stack_list {
+    bl_stack *head, *tail;
+    unsigned n;
+} bl_stack_list;
+
+/* A surplus stack is trimmed once it has stayed free 1 to 2 of these (ns). */
+#define BL_STACK_AGE_NS 1000000000ull
+
 typedef struct bl_stack_pool {
-    bl_stack *hot;       /* free stacks whose pages are still resident */
-    bl_stack *cold;      /* free stacks whose pages went back to the kernel */
-    bl_stack *surplus;   /* free stacks past hot_max, resident until trimmed */
+    bl_stack *hot;  /* free stacks whose pages are still resident */
+    bl_stack *cold; /* free stacks whose pages went back to the kernel */
+    /* Free stacks past hot_max, resident until trimmed, by the age in which
+     * they were freed: [0] this one, [1] the one before, [2] older. */
+    bl_stack_list surplus[3];
+    uint64_t epoch_ns;   /* when this age began (0: not yet) */
     unsigned nhot;       /* length of hot */
-    unsigned nsurplus;   /* length of surplus */
+    unsigned nsurplus;   /* stacks in all three surplus lists */
     unsigned ncold;      /* length of cold */
     unsigned hot_max;    /* high-water mark for hot */
     unsigned cold_max;   /* beyond this many cold stacks, unmap */
@@ -63,8 +81,16 @@ void bl__stack_pool_destroy(bl_stack_pool *p);
 bl_stack *bl__stack_get(bl_stack_pool *p, size_t size);
 /* Returns a stack to the pool.  Never makes a system call for pool-sized stacks. */
 void bl__stack_put(bl_stack_pool *p, bl_stack *s);
-/* Returns up to `max` surplus stacks to the kernel.  Returns how many are left. */
+/* Returns up to `max` surplus stacks to the kernel, oldest first.  Returns how many are left. */
 unsigned bl__stack_trim(bl_stack_pool *p, unsigned max);
+/*
+ * The scheduler's trim: up to `max` of the surplus stacks that have stayed
+ * free at least one age (BL_STACK_AGE_NS), at time now_ns.  Returns how
+ * many such stacks are left.
+ */
+unsigned bl__stack_trim_aged(bl_stack_pool *p, unsigned max, uint64_t now_ns);
+/* When bl__stack_trim_aged will next find stacks to trim: 0 now, UINT64_MAX never. */
+uint64_t bl__stack_next_trim(const bl_stack_pool *p);
 /* Unmaps a stack outright. */
 void bl__stack_free(bl_stack *s);
 

@@ -792,8 +792,9 @@ static void loop(bl_sched *s)
                 if (t - s->trim_tick >= 4096) {
                     s->trim_tick = t;
                     bl__sched_services_idle(s);
-                    bl__slab_trim(&s->slab, bl__now_ns());
-                    if (s->stacks.nsurplus) bl__stack_trim(&s->stacks, 1);
+                    uint64_t now = bl__now_ns();
+                    bl__slab_trim(&s->slab, now);
+                    if (s->stacks.nsurplus) bl__stack_trim_aged(&s->stacks, 1, now);
                 }
             }
             continue;
@@ -849,11 +850,12 @@ static void loop(bl_sched *s)
             continue;
         }
         /* Nothing came during the spin: a good time for the system calls
-         * that give surplus stacks back to the kernel, a batch at a time
+         * that give surplus stacks back to the kernel once they have stayed
+         * free an age (core/stack.h), a batch at a time
          * (not before the spin: an idle moment between two messages of a
          * cross-core exchange would pay for them), then the message memory
          * a burst took, once it has stayed free a while. */
-        if (s->stacks.nsurplus && bl__stack_trim(&s->stacks, 64)) continue;
+        if (s->stacks.nsurplus && bl__stack_trim_aged(&s->stacks, 64, bl__now_ns())) continue;
         bl__slab_trim(&s->slab, bl__now_ns());
         if (inject_nonempty(s)) continue;
 
@@ -868,6 +870,8 @@ static void loop(bl_sched *s)
             uint64_t next = bl__twheel_next(&s->wheel);
             uint64_t trim = bl__slab_next_trim(&s->slab);
             if (trim < next) next = trim; /* wake up to give empty spans back */
+            trim = bl__stack_next_trim(&s->stacks);
+            if (trim < next) next = trim; /* and stacks that have aged */
             /* Seq_cst, after our store of `sleeping`: see bl__sched_services_soon. */
             if (atomic_load_explicit(&s->services_due, memory_order_seq_cst) &&
                 s->services_at < next)

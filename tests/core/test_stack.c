@@ -480,3 +480,47 @@ Test(stack, processes_use_their_stack_size)
 {
     bl_test_run(NULL, deep_main, NULL);
 }
+
+Test(stack, surplus_stacks_are_trimmed_only_once_aged)
+{
+    bl_stack_pool p;
+    bl__stack_pool_init(&p, 64 * KiB, 1, -1);
+    bl_stack *s[3];
+    for (int i = 0; i < 3; i++) {
+        s[i] = bl__stack_get(&p, 0);
+        memset(s[i]->lo, 0x11, s[i]->size);
+    }
+    for (int i = 0; i < 3; i++) bl__stack_put(&p, s[i]);
+    cr_assert_eq(p.nhot, 1);
+    cr_assert_eq(p.nsurplus, 2);
+    const uint64_t t0 = 5 * BL_STACK_AGE_NS, age = BL_STACK_AGE_NS;
+    /* Just freed: nothing to trim, now or within the age. */
+    cr_assert_eq(bl__stack_trim_aged(&p, 100, t0), 0);
+    cr_assert_eq(bl__stack_trim_aged(&p, 100, t0 + age - 1), 0);
+    cr_assert_eq(p.ncold, 0);
+    cr_assert_eq(bl__stack_next_trim(&p), t0 + age);
+    /* One age on, they are a generation older, still kept. */
+    cr_assert_eq(bl__stack_trim_aged(&p, 100, t0 + age), 0);
+    cr_assert_eq(p.ncold, 0);
+    cr_assert_eq(p.nsurplus, 2);
+    for (int i = 1; i < 3; i++)
+        cr_assert_eq(resident_pages(s[i]->lo, s[i]->size), pages_of(s[i]), "stack %d resident", i);
+    /* A second age on, they have stayed free a whole age: trimmed, one at a time if asked. */
+    cr_assert_eq(bl__stack_next_trim(&p), t0 + 2 * age);
+    cr_assert_eq(bl__stack_trim_aged(&p, 1, t0 + 2 * age), 1);
+    cr_assert_eq(bl__stack_next_trim(&p), 0);
+    cr_assert_eq(bl__stack_trim_aged(&p, 100, t0 + 2 * age), 0);
+    cr_assert_eq(p.ncold, 2);
+    cr_assert_eq(p.nsurplus, 0);
+    cr_assert_eq(bl__stack_next_trim(&p), UINT64_MAX);
+    /* A stack reused and freed again starts its age over. */
+    bl_stack *a = bl__stack_get(&p, 0), *b = bl__stack_get(&p, 0);
+    bl__stack_put(&p, a); /* hot */
+    bl__stack_put(&p, b); /* surplus, this age */
+    cr_assert_eq(bl__stack_trim_aged(&p, 100, t0 + 3 * age), 0);
+    cr_assert_eq(p.nsurplus, 1);
+    /* bl__stack_trim takes every surplus stack, whatever its age. */
+    cr_assert_eq(bl__stack_trim(&p, 100), 0);
+    cr_assert_eq(p.nsurplus, 0);
+    bl__stack_pool_destroy(&p);
+}
