@@ -183,7 +183,6 @@ static void list_push(bl_stack_list *l, bl_stack *s)
     s->next = l->head;
     l->head = s;
     if (!l->tail) l->tail = s;
-    l->n++;
 }
 
 static bl_stack *list_pop(bl_stack_list *l)
@@ -192,7 +191,6 @@ static bl_stack *list_pop(bl_stack_list *l)
     if (!s) return NULL;
     l->head = s->next;
     if (!l->head) l->tail = NULL;
-    l->n--;
     return s;
 }
 
@@ -203,7 +201,6 @@ static void list_move(bl_stack_list *dst, bl_stack_list *src)
     src->tail->next = dst->head;
     if (!dst->tail) dst->tail = src->tail;
     dst->head = src->head;
-    dst->n += src->n;
     *src = (bl_stack_list){0};
 }
 
@@ -307,16 +304,16 @@ unsigned bl__stack_trim(bl_stack_pool *p, unsigned max)
     return p->nsurplus;
 }
 
-unsigned bl__stack_trim_aged(bl_stack_pool *p, unsigned max, uint64_t now_ns)
+bool bl__stack_trim_aged(bl_stack_pool *p, unsigned max, uint64_t now_ns)
 {
     age(p, now_ns);
     trim_gen(p, 2, &max);
-    return p->surplus[2].n;
+    return p->surplus[2].head != NULL;
 }
 
 uint64_t bl__stack_next_trim(const bl_stack_pool *p)
 {
-    if (p->surplus[2].n) return 0;
-    if (p->surplus[0].n || p->surplus[1].n) return p->epoch_ns + BL_STACK_AGE_NS;
+    if (p->surplus[2].head) return 0;
+    if (p->surplus[0].head || p->surplus[1].head) return p->epoch_ns + BL_STACK_AGE_NS;
     return UINT64_MAX;
 }

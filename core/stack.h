@@ -43,7 +43,6 @@ typedef struct bl_stack {
 /* A list of free stacks with its tail, so that a whole list moves in one step. */
 typedef struct bl_stack_list {
     bl_stack *head, *tail;
-    unsigned n;
 } bl_stack_list;
 
 /* A surplus stack is trimmed once it has stayed free 1 to 2 of these (ns). */
@@ -57,7 +56,7 @@ typedef struct bl_stack_pool {
     bl_stack_list surplus[3];
     uint64_t epoch_ns;   /* when this age began (0: not yet) */
     unsigned nhot;       /* length of hot */
-    unsigned nsurplus;   /* stacks in all three surplus lists */
+    unsigned nsurplus;   /* stacks in all three surplus lists (the lists keep no count) */
     unsigned ncold;      /* length of cold */
     unsigned hot_max;    /* high-water mark for hot */
     unsigned cold_max;   /* beyond this many cold stacks, unmap */
@@ -85,10 +84,10 @@ void bl__stack_put(bl_stack_pool *p, bl_stack *s);
 unsigned bl__stack_trim(bl_stack_pool *p, unsigned max);
 /*
  * The scheduler's trim: up to `max` of the surplus stacks that have stayed
- * free at least one age (BL_STACK_AGE_NS), at time now_ns.  Returns how
- * many such stacks are left.
+ * free at least one age (BL_STACK_AGE_NS), at time now_ns.  True when
+ * such stacks are left.
  */
-unsigned bl__stack_trim_aged(bl_stack_pool *p, unsigned max, uint64_t now_ns);
+bool bl__stack_trim_aged(bl_stack_pool *p, unsigned max, uint64_t now_ns);
 /* When bl__stack_trim_aged will next find stacks to trim: 0 now, UINT64_MAX never. */
 uint64_t bl__stack_next_trim(const bl_stack_pool *p);
 /* Unmaps a stack outright. */

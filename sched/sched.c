@@ -855,8 +855,9 @@ static void loop(bl_sched *s)
          * (not before the spin: an idle moment between two messages of a
          * cross-core exchange would pay for them), then the message memory
          * a burst took, once it has stayed free a while. */
-        if (s->stacks.nsurplus && bl__stack_trim_aged(&s->stacks, 64, bl__now_ns())) continue;
-        bl__slab_trim(&s->slab, bl__now_ns());
+        now = bl__now_ns();
+        if (s->stacks.nsurplus && bl__stack_trim_aged(&s->stacks, 64, now)) continue;
+        bl__slab_trim(&s->slab, now);
         if (inject_nonempty(s)) continue;
 
         /* Sleep.  Seq_cst store then re-check: pairs with inject_push and

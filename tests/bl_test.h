@@ -66,8 +66,8 @@ static inline bl_msg *bl_test_recv_tag(uint32_t tag, int64_t ms)
     return bl_recv(&m, bl_match_tag, &tag, ms, 0) == 0 ? m : NULL;
 }
 
-/* Process only: kills pid and waits (bounded) for its DOWN. */
-static inline void bl_test_kill_wait(bl_pid pid)
+/* Process only: kills pid and waits (bounded) for its DOWN; the DOWN's reason kind (-1: none). */
+static inline int bl_test_kill_wait(bl_pid pid)
 {
     bl_ref ref;
     BL_CHECK_EQ(bl_monitor(pid, &ref), 0);
@@ -76,7 +76,10 @@ static inline void bl_test_kill_wait(bl_pid pid)
     bl_msg *m = NULL;
     BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 10000, 0), 0);
     BL_CHECK(m && m->tag == BL_TAG_DOWN);
+    bl_reason why = {0};
+    int kind = m && bl_msg_reason(m, &why) == 0 ? (int)why.kind : -1;
     bl_msg_free(m);
+    return kind;
 }
 
 /* Milliseconds on the monotonic clock, for bounding waits in time, not in rounds. */

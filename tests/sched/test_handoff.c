@@ -536,15 +536,7 @@ static void kill_main(void *arg)
         BL_CHECK_EQ(bl_spawn(&w, forever, NULL, &o), 0);
         /* Mail now and then, so that it is often between a watch and a park. */
         for (int k = 0; k < i % 4; k++) bl_send(w, T_BALL, NULL, 0);
-        bl_ref ref;
-        BL_CHECK_EQ(bl_monitor(w, &ref), 0);
-        bl_reason kill = BL_REASON(BL_KILL);
-        BL_CHECK_EQ(bl_exit_pid(w, &kill), 0);
-        bl_msg *m = NULL;
-        BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 10000, 0), 0);
-        bl_reason why = {0};
-        BL_CHECK(m && bl_msg_reason(m, &why) == 0 && why.kind == BL_KILLED);
-        bl_msg_free(m);
+        BL_CHECK_EQ(bl_test_kill_wait(w), BL_KILLED);
     }
 }
 
