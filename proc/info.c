@@ -231,7 +231,7 @@ int bl_runtime_stats_get(bl_runtime_stats *out)
     if (!out) return -EINVAL;
     memset(out, 0, sizeof *out);
     out->schedulers = rt->nsched;
-    out->processes = atomic_load_explicit(&rt->live, memory_order_relaxed);
+    out->processes = bl__live(rt);
     out->uptime_ns = bl__now_ns() - rt->start_ns;
     for (unsigned i = 0; i < rt->nsched; i++) {
         bl_scheduler_stats s;
@@ -267,7 +267,7 @@ int bl_print_processes(int fd)
     /* Read from the table, asking nobody (proc/snapshot.c): 100,000
      * processes take milliseconds, and a process stuck in a loop is listed
      * as the others are.  Room for some spawned meanwhile. */
-    int64_t live = atomic_load_explicit(&bl__rt->live, memory_order_relaxed);
+    int64_t live = bl__live(bl__rt);
     size_t n = (size_t)(live > 0 ? live : 0) + 64;
     bl_proc_snap *ps = malloc(n * sizeof *ps);
     char *buf = malloc(PRINT_BUF);

@@ -113,7 +113,10 @@ int bl__spawn(bl_pid *out, bl_entry_fn fn, void *arg, const bl_handler *h, const
     }
 
     bl__box_open(p);
-    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+    if (cur)
+        BL_STAT_ADD(cur, live, 1);
+    else
+        atomic_fetch_add_explicit(&rt->outside_live, 1, memory_order_relaxed);
     if (out) *out = bl__proc_pid(p);
     /* An explicit scheduler is honoured for the first run at least: the
      * inject queue is the one queue thieves cannot take from. */
@@ -239,7 +242,7 @@ void bl__hook_proc_finish(bl_sched *s, bl_proc *p)
     free((void *)p->reason.detail);
     p->reason = BL_REASON(BL_NORMAL);
     p->gen = next_gen;
-    atomic_fetch_sub_explicit(&s->rt->live, 1, memory_order_relaxed);
+    BL_STAT_ADD(s, live, -1);
     bl__proc_release(&s->pcache, p);
 }
 

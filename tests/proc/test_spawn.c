@@ -227,15 +227,90 @@ static void million_main(void *arg)
     }
     BL_CHECK_EQ(got, n);
     /* Each sent its PONG just before exiting: wait for the last exits. */
-    BL_TEST_UNTIL(atomic_load(&bl__rt->live) == 1, 30000);
+    BL_TEST_UNTIL(bl__live(bl__rt) == 1, 30000);
     for (uint32_t i = 0; i < n; i += n / 100) BL_CHECK(!bl_is_alive(pids[i]));
     free(pids);
-    BL_CHECK(atomic_load(&bl__rt->live) == 1);
+    BL_CHECK(bl__live(bl__rt) == 1);
 }
 
 Test(spawn, one_million_processes, .timeout = 200)
 {
     bl_test_run(NULL, million_main, NULL);
+}
+
+/* ---- the count alive, kept per scheduler ---- */
+
+#include <pthread.h>
+
+#define LIVE_EACH 200
+
+static void wait_stop(void *arg)
+{
+    (void)arg;
+    bl_msg_free(bl_test_recv_tag(T_STOP, 30000));
+}
+
+static bl_pid outside_pids[LIVE_EACH];
+static int outside_failed;
+
+/* A thread that is not a scheduler spawns: the runtime's outside count. */
+static void *spawn_outside(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < LIVE_EACH; i++)
+        if (bl_spawn(&outside_pids[i], wait_stop, NULL, NULL) != 0) outside_failed++;
+    return NULL;
+}
+
+static int64_t processes_now(void)
+{
+    bl_runtime_stats st;
+    BL_CHECK_EQ(bl_runtime_stats_get(&st), 0);
+    return st.processes;
+}
+
+/*
+ * Processes spawned on one scheduler end on the other, and others are
+ * spawned from outside: the count adds up each scheduler's spawns less its
+ * exits, so each scheduler alone is off (one gains, the other loses), and
+ * only the sum is right.
+ */
+static void live_main(void *arg)
+{
+    (void)arg;
+    int64_t base = processes_now();
+    BL_CHECK_EQ(base, 1);
+    int here = bl_current_scheduler();
+    bl_spawn_opts there = {.scheduler = 2 - here, .bound = true}; /* the other one */
+    bl_pid pids[LIVE_EACH];
+    bl_ref refs[2 * LIVE_EACH];
+    for (int i = 0; i < LIVE_EACH; i++) BL_CHECK_EQ(bl_spawn(&pids[i], wait_stop, NULL, &there), 0);
+    pthread_t t;
+    BL_CHECK_EQ(pthread_create(&t, NULL, spawn_outside, NULL), 0);
+    pthread_join(t, NULL);
+    BL_CHECK_EQ(outside_failed, 0);
+    BL_CHECK_EQ(processes_now(), base + 2 * LIVE_EACH);
+    for (int i = 0; i < LIVE_EACH; i++) {
+        BL_CHECK_EQ(bl_monitor(pids[i], &refs[i]), 0);
+        BL_CHECK_EQ(bl_monitor(outside_pids[i], &refs[LIVE_EACH + i]), 0);
+        bl_send(pids[i], T_STOP, NULL, 0);
+        bl_send(outside_pids[i], T_STOP, NULL, 0);
+    }
+    for (int i = 0; i < 2 * LIVE_EACH; i++) {
+        bl_msg *m = NULL;
+        BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &refs[i], 30000, 0), 0);
+        bl_msg_free(m);
+    }
+    /* The DOWNs go out just before the count drops. */
+    BL_CHECK(BL_TEST_UNTIL(processes_now() == base, 30000));
+    /* The other scheduler saw more exits than spawns: its own count is
+     * negative, and only the sum is the count. */
+    BL_CHECK(atomic_load(&bl__rt->scheds[1 - here]->st.live) < 0);
+}
+
+Test(spawn, the_count_alive_holds_when_processes_end_on_another_scheduler)
+{
+    bl_test_run(NULL, live_main, NULL);
 }
 
 /* Plain (stackful) processes: many spawned and exited, stacks recycled. */
