@@ -114,7 +114,12 @@ static bl_stack *stack_carve(bl_stack_pool *p)
     size_t map_size = p->size + page_size;
     if (!p->chunk_left) {
         char *m = map_region(map_size * CHUNK_STACKS, p->numa);
-        if (!m) return NULL;
+        /* Not room for a chunk: maybe for one stack (the last memory). */
+        if (!m) {
+            bl_stack *s = stack_map(p->size, p->numa);
+            if (s) p->mapped += map_size;
+            return s;
+        }
         p->chunk_next = m;
         p->chunk_left = CHUNK_STACKS;
         p->mapped += map_size * CHUNK_STACKS;

@@ -439,17 +439,20 @@ static void publish_gauges(bl_sched *s)
 /*
  * Gets p ready to be switched to: its stack (a process not started yet, or
  * an idle handler, holds none), its slice, and the scheduler's record of
- * who runs.  False (p queued again) when no stack can be had: it is tried
- * again later rather than failed.
+ * who runs.  False when no stack can be had: p is set aside and tried
+ * again later (wait_for_stack) rather than failed.
  */
+static void wait_for_stack(bl_sched *s, bl_proc *p);
+
 static inline __attribute__((always_inline)) bool switch_in(bl_sched *s, bl_proc *p, bool inherit)
 {
     if (!p->stack) {
         BL_PUBLISH(p->stack, bl__stack_get(&s->stacks, p->stack_req));
         if (!p->stack) {
-            local_push(s, p);
+            wait_for_stack(s, p);
             return false;
         }
+        s->nostack_wait_ns = 0; /* a stack was had: a shortage waits from 1 ms again */
         bl__ctx_init(&p->ctx, p->stack->lo, p->stack->size, bl__hook_proc_entry, p);
     }
     /* Whatever queue it came from, it runs here and belongs here. */
@@ -461,6 +464,57 @@ static inline __attribute__((always_inline)) bool switch_in(bl_sched *s, bl_proc
     atomic_store_explicit(&p->status, BL_STATUS_RUNNING, memory_order_relaxed);
     BL_STAT_ADD(s, switches, 1);
     return true;
+}
+
+/*
+ * No stack for p: memory or the address space is exhausted.  Picked again at
+ * once, it would fail again at once, and the scheduler would spin on mmap
+ * until memory came back; so it waits out of the queues (stackless_turn).
+ */
+#define NOSTACK_WAIT_MIN_NS 1000000u   /* 1 ms */
+#define NOSTACK_WAIT_MAX_NS 128000000u /* 128 ms */
+#define NOSTACK_BATCH       64u
+
+static __attribute__((noinline, cold)) void wait_for_stack(bl_sched *s, bl_proc *p)
+{
+    BL_STAT_ADD(s, nostack_fails, 1);
+    if (!s->nostack.head) {
+        if (!s->nostack_wait_ns) s->nostack_wait_ns = NOSTACK_WAIT_MIN_NS;
+        s->nostack_at = bl__now_ns() + s->nostack_wait_ns;
+    }
+    plist_push(&s->nostack, p);
+}
+
+/*
+ * Tries the processes waiting for a stack again.  As many as the pool holds
+ * stacks (exits here gave them back) of those that want the pool's size go
+ * at once; when the wait is over, a batch of any goes, and the wait doubles,
+ * up to 128 ms, until a stack is had again.
+ */
+static void stackless_turn(bl_sched *s, uint64_t now)
+{
+    unsigned pooled = s->stacks.nhot + s->stacks.nsurplus + s->stacks.ncold;
+    bl_proc *prev = NULL, *p = s->nostack.head;
+    /* A bounded look: waiters for other sizes are passed over. */
+    for (unsigned looked = 0; pooled && p && looked < 4 * NOSTACK_BATCH; looked++) {
+        bl_proc *next = p->rq_next;
+        if (p->stack_req) {
+            prev = p;
+        } else {
+            if (prev)
+                prev->rq_next = next;
+            else
+                s->nostack.head = next;
+            if (s->nostack.tail == p) s->nostack.tail = prev;
+            local_push(s, p);
+            pooled--;
+        }
+        p = next;
+    }
+    if (!s->nostack.head || now < s->nostack_at) return;
+    if (s->nostack_wait_ns < NOSTACK_WAIT_MAX_NS) s->nostack_wait_ns *= 2;
+    for (unsigned n = 0; n < NOSTACK_BATCH && (p = plist_pop(&s->nostack)); n++) local_push(s, p);
+    s->nostack_at = now + s->nostack_wait_ns;
 }
 
 /* p, switched out, is charged for its run; what is left of its slice may pass on. */
@@ -783,6 +837,7 @@ static void loop(bl_sched *s)
             if (t - s->turn_tick >= 64) {
                 s->turn_tick = t;
                 if (s->wheel.count || BL_STAT(s, timers)) run_timers(s, bl__now_ns());
+                if (s->nostack.head) stackless_turn(s, bl__now_ns());
                 publish_gauges(s);
                 bl__ring_poll(s);
                 services_if_due(s);
@@ -817,6 +872,7 @@ static void loop(bl_sched *s)
         uint64_t now = bl__now_ns();
         uint64_t idle_from = now;
         run_timers(s, now);
+        if (s->nostack.head) stackless_turn(s, now);
         publish_gauges(s);
         if ((++s->idle_rounds & 63) == 0)
             bl__sched_services_idle(s);
@@ -873,6 +929,8 @@ static void loop(bl_sched *s)
             if (trim < next) next = trim; /* wake up to give empty spans back */
             trim = bl__stack_next_trim(&s->stacks);
             if (trim < next) next = trim; /* and stacks that have aged */
+            if (s->nostack.head && s->nostack_at < next)
+                next = s->nostack_at; /* processes waiting for a stack */
             /* Seq_cst, after our store of `sleeping`: see bl__sched_services_soon. */
             if (atomic_load_explicit(&s->services_due, memory_order_seq_cst) &&
                 s->services_at < next)

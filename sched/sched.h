@@ -68,6 +68,7 @@ typedef struct bl_sched_stats {
     _Atomic uint64_t timers_fired;   /* timers that ended a wait */
     _Atomic uint64_t mail_spins;     /* waits for mail watched before the park (spin_for_mail) */
     _Atomic uint64_t mail_spin_hits; /* of those, the ones mail or a signal ended */
+    _Atomic uint64_t nostack_fails;  /* processes that found no stack to be had (wait_for_stack) */
     _Atomic uint64_t idle_ns;        /* time spent idle */
     _Atomic uint64_t timers;         /* timers on the wheel, published at each timer turn */
     /* Processes spawned here less processes that ended here: negative when
@@ -149,9 +150,16 @@ typedef struct bl_sched {
     /* send_after timers this scheduler owns (proc/stimer.c), created by the
      * owner at its first one; other threads read it (acquire) to cancel. */
     _Atomic(struct bl_stimers *) stimers;
-    bl_slab slab;               /* envelopes and timer entries */
-    bl_stack_pool stacks;       /* process stacks */
-    bl_proc_cache pcache;       /* free PCB slots */
+    bl_slab slab;         /* envelopes and timer entries */
+    bl_stack_pool stacks; /* process stacks */
+    bl_proc_cache pcache; /* free PCB slots */
+    /* Processes that could not get a stack (memory or the address space
+     * exhausted): out of the queues until a stack is back in the pool or
+     * nostack_at passes, then tried again a batch at a time; the wait
+     * doubles (1 to 128 ms) while the tries find no memory. */
+    bl_plist nostack;
+    uint64_t nostack_at;        /* when nostack is tried again */
+    uint64_t nostack_wait_ns;   /* the wait before the next try */
     struct bl_psig *psig_cache; /* free link and monitor records (proc/signal.c) */
     unsigned psig_ncache;       /* records in psig_cache */
     struct io_uring ring;       /* every wait goes through here */

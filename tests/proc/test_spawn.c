@@ -313,6 +313,109 @@ Test(spawn, the_count_alive_holds_when_processes_end_on_another_scheduler)
     bl_test_run(NULL, live_main, NULL);
 }
 
+/* ---- no stack to be had ---- */
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define BIG_STACK ((size_t)8 << 20)
+#define STACKLESS 24
+
+/* The address space's size now (bytes), from /proc. */
+static long vm_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &pages) != 1) pages = -1;
+        fclose(f);
+    }
+    return pages < 0 ? -1 : pages * sysconf(_SC_PAGESIZE);
+}
+
+static uint64_t stack_fails(void)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < bl__rt->nsched; i++) n += BL_STAT(bl__rt->scheds[i], nostack_fails);
+    return n;
+}
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The address space is capped so that only a few 8 MiB stacks fit: the
+ * processes that cannot get one wait without the schedulers retrying mmap
+ * at every pick (which spun a core at 100% until memory came back), and
+ * they all run once the cap is lifted.
+ */
+/* Tells the parent it runs (it has a stack), then waits for T_STOP. */
+static void go_then_wait_stop(void *arg)
+{
+    bl_send(*(bl_pid *)arg, T_GO, NULL, 0);
+    bl_msg_free(bl_test_recv_tag(T_STOP, 30000));
+}
+
+static void stackless_main(void *arg)
+{
+    (void)arg;
+    struct rlimit old, cap;
+    BL_CHECK_EQ(getrlimit(RLIMIT_AS, &old), 0);
+    long vm = vm_bytes();
+    BL_CHECK(vm > 0);
+    cap = old;
+    cap.rlim_cur = (rlim_t)vm + ((rlim_t)48 << 20); /* room for five stacks and a little */
+    BL_CHECK_EQ(setrlimit(RLIMIT_AS, &cap), 0);
+
+    bl_pid self = bl_self(), pids[STACKLESS];
+    bl_ref refs[STACKLESS];
+    bl_spawn_opts big = {.stack_size = BIG_STACK};
+    for (int i = 0; i < STACKLESS; i++) {
+        BL_CHECK_EQ(bl_spawn(&pids[i], go_then_wait_stop, &self, &big), 0);
+        BL_CHECK_EQ(bl_monitor(pids[i], &refs[i]), 0);
+    }
+    bl_msg_free(bl_test_recv_tag(T_GO, 10000)); /* the first one runs */
+    int started = 1;
+
+    /* A third of a second with the others stuck: a few tries each, and the
+     * CPU nearly idle (schedulers retrying at every pick made a hundred
+     * thousand tries and used both cores the whole time). */
+    uint64_t f0 = stack_fails(), c0 = cpu_ns(), t_end = (uint64_t)bl_test_ms() + 300;
+    bl_msg *m;
+    while ((uint64_t)bl_test_ms() < t_end &&
+           (m = bl_receive((int64_t)(t_end - (uint64_t)bl_test_ms())))) {
+        started += m->tag == T_GO;
+        bl_msg_free(m);
+    }
+    uint64_t f1 = stack_fails(), c1 = cpu_ns();
+    BL_CHECK(started < STACKLESS); /* the cap held some back */
+    BL_CHECK(f1 > 0 && f1 - f0 < 1000);
+    BL_CHECK(c1 - c0 < 150000000u);
+
+    /* Memory back: every one of them gets its stack and runs. */
+    BL_CHECK_EQ(setrlimit(RLIMIT_AS, &old), 0);
+    for (int i = 0; i < STACKLESS; i++) bl_send(pids[i], T_STOP, NULL, 0);
+    for (int i = 0; i < STACKLESS; i++) {
+        m = NULL;
+        BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &refs[i], 30000, 0), 0);
+        bl_reason why;
+        BL_CHECK(m && bl_msg_reason(m, &why) == 0 && why.kind == BL_NORMAL);
+        bl_msg_free(m);
+    }
+}
+
+/* A cap on the address space and sanitizers' shadow memory do not mix. */
+#if !defined(BL_ASAN) && !defined(BL_TSAN)
+Test(spawn, processes_wait_for_a_stack_without_spinning)
+{
+    bl_test_run(NULL, stackless_main, NULL);
+}
+#endif
+
 /* Plain (stackful) processes: many spawned and exited, stacks recycled. */
 static void tiny(void *arg)
 {
