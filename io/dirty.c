@@ -19,6 +19,7 @@
 #include "core/wait.h"
 #include "io/iop.h"
 #include "proc/proc.h"
+#include "sched/sched.h"
 
 typedef struct job {
     bl_iop op; /* first: the wait */
@@ -78,14 +79,26 @@ static int ensure_threads(void)
     if (!pool.threads) return -EAGAIN;
     /* The caller's scheduler thread may be pinned to one core, and a new
      * thread would inherit that: the workers take the process's first
-     * thread's CPUs instead (the thread that started the runtime, as a rule). */
+     * thread's CPUs instead (the thread that started the runtime, as a rule),
+     * less the ones a scheduler is pinned to when any are left.  On a
+     * scheduler's core, a worker woken there while another core idled could
+     * hold the core for its whole job, and the scheduler's processes waited
+     * that long (seen: a 2 ms job, no process run meanwhile). */
     pthread_attr_t attr;
     pthread_attr_t *ap = NULL;
     cpu_set_t cpus;
     if (pthread_attr_init(&attr) == 0) {
         ap = &attr;
-        if (sched_getaffinity(getpid(), sizeof cpus, &cpus) == 0)
+        if (sched_getaffinity(getpid(), sizeof cpus, &cpus) == 0) {
+            cpu_set_t spare = cpus;
+            const bl_topology *t = &bl__rt->topo;
+            for (unsigned i = 0; i < t->nsched && !t->synthetic && !t->fallback; i++) {
+                int pu = t->sched[i].pu;
+                if (pu >= 0 && pu < CPU_SETSIZE) CPU_CLR(pu, &spare);
+            }
+            if (CPU_COUNT(&spare) > 0) cpus = spare;
             (void)pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
+        }
     }
     for (unsigned i = 0; i < n; i++) {
         /* A mask the kernel refuses: the inherited one will do. */

@@ -7,7 +7,9 @@
  * The pool's threads ("bl-dirty") start with the first job
  * (BEAMLINE_DIRTY_THREADS of them, default: one per scheduler), on the CPUs
  * of the process's first thread rather than the pinned core of the
- * scheduler that started them, and stop with the runtime, which waits for
+ * scheduler that started them, less the cores schedulers are pinned to
+ * when any are left (so a job does not take a scheduler's core while
+ * another core idles), and stop with the runtime, which waits for
  * every job queued or running: a dirty function must return.  It runs
  * outside any process: it must not call process-only functions (bl_self()
  * is BL_PID_NONE there), though it may bl_send.
