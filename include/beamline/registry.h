@@ -198,7 +198,11 @@ void bl_registry_retain(bl_registry *reg);
 
 /*
  * Gives back one reference.  The last one frees the registry once its
- * processes have exited too.  NULL is ignored.  Any thread.
+ * processes have exited too.  NULL is ignored.  Any thread.  From a
+ * process, a table still holding 4,096 entries or more is freed on the
+ * dirty pool (beamline/dirty.h) while the caller waits parked: a million
+ * entries take a few hundred ms to free, and the caller's scheduler runs
+ * other processes meanwhile.
  */
 void bl_registry_release(bl_registry *reg);
 

@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <stdlib.h>
 
+#include "beamline/dirty.h"
 #include "otp/registry/registry_int.h"
 #include "otp/wait.h"
 #include "proc/otp.h"
@@ -46,10 +47,40 @@ void bl_registry_retain(bl_registry *r)
     if (r) atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
 }
 
+static long reg_free_job(void *arg)
+{
+    reg_free(arg);
+    return 0;
+}
+
+/* Entries left in r's tables (its processes are gone: nobody writes). */
+static int64_t reg_entries(const bl_registry *r)
+{
+    int64_t n = 0;
+    for (unsigned i = 0; i < r->nparts; i++)
+        n += atomic_load_explicit(&r->parts[i].count, memory_order_relaxed);
+    return n;
+}
+
+/*
+ * A table this big is freed on the dirty pool when the last reference is
+ * given back by a process: a million entries take 150-300 ms of free(),
+ * which would hold the caller's scheduler for as long (the BEAM deletes a
+ * big ETS table a slice at a time for the same reason).  The caller waits
+ * parked, so it returns with the memory gone, as for a small table.
+ */
+#define FREE_OFF_SCHEDULER 4096
+
 void bl_registry_release(bl_registry *r)
 {
     /* acq_rel: every holder's accesses happen before the last one frees. */
-    if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) reg_free(r);
+    if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1) return;
+    /* The pool runs the job to the end even if the caller is killed
+     * meanwhile; when it cannot take it (stopping, no threads), here. */
+    if (bl_self() != BL_PID_NONE && reg_entries(r) >= FREE_OFF_SCHEDULER &&
+        bl_dirty_run(reg_free_job, r, NULL) == 0)
+        return;
+    reg_free(r);
 }
 
 /* ---- the top process ---- */

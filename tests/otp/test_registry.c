@@ -1004,3 +1004,50 @@ Test(registry, long_table_work_shares_the_scheduler)
     bl_config c = {.schedulers = 1};
     bl_test_run(&c, share_main, NULL);
 }
+
+/*
+ * On one scheduler: the last release of a big table frees it on the dirty
+ * pool, with the caller parked, so a process that wants to run meanwhile
+ * runs before the release returns.  Freed in the caller, it could not.
+ */
+#define BIG_TABLE 100000
+
+static _Atomic long ticks;
+static _Atomic bool ticks_stop;
+
+static void ticker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&ticks_stop)) {
+        atomic_fetch_add(&ticks, 1);
+        bl_yield();
+    }
+}
+
+static void big_free_main(void *arg)
+{
+    (void)arg;
+    bl_registry *reg = start_reg(BL_REGISTRY_UNIQUE, 1);
+    if (!reg) return;
+    for (uint32_t k = 0; k < BIG_TABLE; k++)
+        BL_CHECK_EQ(bl_registry_register(reg, &k, sizeof k, NULL, 0, NULL), 0);
+    /* Stopped, the table keeps its entries until the last reference goes. */
+    BL_CHECK_EQ(bl_registry_stop(reg, NULL, 10000), 0);
+    atomic_store(&ticks, 0);
+    atomic_store(&ticks_stop, false);
+    bl_pid t;
+    bl_ref ref;
+    BL_CHECK_EQ(bl_spawn_monitor(&t, &ref, ticker, NULL, NULL), 0);
+    BL_CHECK(BL_TEST_UNTIL(atomic_load(&ticks) > 0, 10000));
+    long before = atomic_load(&ticks);
+    bl_registry_release(reg);
+    BL_CHECK(atomic_load(&ticks) > before);
+    atomic_store(&ticks_stop, true);
+    BL_CHECK_EQ(wait_down(ref, NULL), BL_NORMAL);
+}
+
+Test(registry, a_big_table_is_freed_off_the_scheduler, .timeout = 120)
+{
+    bl_config c = {.schedulers = 1};
+    bl_test_run(&c, big_free_main, NULL);
+}
