@@ -452,7 +452,6 @@ static inline __attribute__((always_inline)) bool switch_in(bl_sched *s, bl_proc
             wait_for_stack(s, p);
             return false;
         }
-        s->nostack_wait_ns = 0; /* a stack was had: a shortage waits from 1 ms again */
         bl__ctx_init(&p->ctx, p->stack->lo, p->stack->size, bl__hook_proc_entry, p);
     }
     /* Whatever queue it came from, it runs here and belongs here. */
@@ -488,32 +487,45 @@ static __attribute__((noinline, cold)) void wait_for_stack(bl_sched *s, bl_proc 
 /*
  * Tries the processes waiting for a stack again.  As many as the pool holds
  * stacks (exits here gave them back) of those that want the pool's size go
- * at once; when the wait is over, a batch of any goes, and the wait doubles,
- * up to 128 ms, until a stack is had again.
+ * at once.  When the wait is over, a batch of any goes.  The wait doubles,
+ * up to 128 ms, when the failures since the last batch were as many as it
+ * held (none of it ran), and is back to 1 ms otherwise.  It is never 0: a
+ * scheduler never retries at every turn.
  */
 static void stackless_turn(bl_sched *s, uint64_t now)
 {
     unsigned pooled = s->stacks.nhot + s->stacks.nsurplus + s->stacks.ncold;
-    bl_proc *prev = NULL, *p = s->nostack.head;
-    /* A bounded look: waiters for other sizes are passed over. */
-    for (unsigned looked = 0; pooled && p && looked < 4 * NOSTACK_BATCH; looked++) {
-        bl_proc *next = p->rq_next;
-        if (p->stack_req) {
-            prev = p;
-        } else {
-            if (prev)
-                prev->rq_next = next;
-            else
-                s->nostack.head = next;
-            if (s->nostack.tail == p) s->nostack.tail = prev;
-            local_push(s, p);
-            pooled--;
+    if (pooled) {
+        /* A bounded look: waiters for other sizes go back in front, in order. */
+        bl_plist passed = {0};
+        bl_proc *p;
+        for (unsigned looked = 0;
+             pooled && looked < 4 * NOSTACK_BATCH && (p = plist_pop(&s->nostack)); looked++) {
+            if (p->stack_req) {
+                plist_push(&passed, p);
+            } else {
+                local_push(s, p);
+                pooled--;
+            }
         }
-        p = next;
+        if (passed.head) {
+            passed.tail->rq_next = s->nostack.head;
+            if (!s->nostack.head) s->nostack.tail = passed.tail;
+            s->nostack.head = passed.head;
+        }
     }
     if (!s->nostack.head || now < s->nostack_at) return;
-    if (s->nostack_wait_ns < NOSTACK_WAIT_MAX_NS) s->nostack_wait_ns *= 2;
-    for (unsigned n = 0; n < NOSTACK_BATCH && (p = plist_pop(&s->nostack)); n++) local_push(s, p);
+    uint64_t fails = BL_STAT(s, nostack_fails);
+    bool all_failed = fails - s->nostack_tried >= s->nostack_batch;
+    uint64_t wait = s->nostack_wait_ns;
+    s->nostack_wait_ns = !all_failed                  ? NOSTACK_WAIT_MIN_NS
+                         : wait < NOSTACK_WAIT_MAX_NS ? 2 * wait
+                                                      : NOSTACK_WAIT_MAX_NS;
+    bl_proc *p;
+    uint32_t n = 0;
+    for (; n < NOSTACK_BATCH && (p = plist_pop(&s->nostack)); n++) local_push(s, p);
+    s->nostack_tried = fails;
+    s->nostack_batch = n;
     s->nostack_at = now + s->nostack_wait_ns;
 }
 

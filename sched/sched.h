@@ -156,10 +156,13 @@ typedef struct bl_sched {
     /* Processes that could not get a stack (memory or the address space
      * exhausted): out of the queues until a stack is back in the pool or
      * nostack_at passes, then tried again a batch at a time; the wait
-     * doubles (1 to 128 ms) while the tries find no memory. */
+     * doubles (1 to 128 ms) while whole batches fail (sched.c,
+     * stackless_turn). */
     bl_plist nostack;
     uint64_t nostack_at;        /* when nostack is tried again */
     uint64_t nostack_wait_ns;   /* the wait before the next try */
+    uint64_t nostack_tried;     /* nostack_fails when the last batch was tried */
+    uint32_t nostack_batch;     /* how many that batch held */
     struct bl_psig *psig_cache; /* free link and monitor records (proc/signal.c) */
     unsigned psig_ncache;       /* records in psig_cache */
     struct io_uring ring;       /* every wait goes through here */
