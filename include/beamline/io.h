@@ -80,7 +80,9 @@ ssize_t bl_io_write(int fd, const void *buf, size_t len, int64_t timeout_ms);
  * pread(2) / pwrite(2) at offset (>= 0, else -EINVAL), on files.  On a
  * descriptor without a position io_uring decides, not pread(2): a pipe
  * ignores the offset, a socket refuses a non-zero one with -ESPIPE.  Use
- * bl_io_read / bl_io_write on streams.
+ * bl_io_read / bl_io_write on streams.  A pread of pages already in the page
+ * cache is done at once in the caller (preadv2 with RWF_NOWAIT): it does not
+ * park, and the timeout does not apply; the rest goes through the ring.
  */
 ssize_t bl_io_pread(int fd, void *buf, size_t len, off_t offset, int64_t timeout_ms);
 ssize_t bl_io_pwrite(int fd, const void *buf, size_t len, off_t offset, int64_t timeout_ms);

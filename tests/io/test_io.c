@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "beamline/io.h"
@@ -76,6 +77,75 @@ static void files_main(void *arg)
 Test(io, files)
 {
     bl_test_run(NULL, files_main, NULL);
+}
+
+/* ---- cached reads: done in the caller, the rest through the ring ---- */
+
+#define CACHED_BLOCKS 64
+
+/* A file of n blocks of 4 KiB, each starting with its own number. */
+static int numbered_file(char *path, int n)
+{
+    int fd = mkstemp(path);
+    if (fd < 0) return -1;
+    char blk[4096] = {0};
+    for (int i = 0; i < n; i++) {
+        memcpy(blk, &i, sizeof i);
+        if (pwrite(fd, blk, sizeof blk, (off_t)i * 4096) != (ssize_t)sizeof blk) return -1;
+    }
+    return fd;
+}
+
+static uint64_t switches_now(void)
+{
+    bl_runtime_stats st;
+    return bl_runtime_stats_get(&st) == 0 ? st.switches : 0;
+}
+
+static void cached_main(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/bl_io_XXXXXX";
+    int fd = numbered_file(path, CACHED_BLOCKS);
+    BL_CHECK(fd >= 0);
+    /* Every page was just written, so every one is cached: 1,000 reads
+     * that neither park nor leave the caller (through the ring each would
+     * park it and switch it in again). */
+    char in[4096];
+    uint64_t before = switches_now();
+    for (int i = 0; i < 1000; i++) {
+        int b = (i * 7) % CACHED_BLOCKS;
+        BL_CHECK_EQ(bl_io_pread(fd, in, sizeof in, (off_t)b * 4096, BL_INFINITY), 4096);
+        int got;
+        memcpy(&got, in, sizeof got);
+        BL_CHECK_EQ(got, b);
+    }
+    BL_CHECK(switches_now() - before < 100);
+    /* The second half dropped from the page cache: one read of the whole
+     * file gets the first half at once and the rest through the ring. */
+    BL_CHECK_EQ(fsync(fd), 0);
+    off_t half = (off_t)CACHED_BLOCKS / 2 * 4096;
+    BL_CHECK_EQ(posix_fadvise(fd, half, 0, POSIX_FADV_DONTNEED), 0);
+    struct iovec iov = {in, sizeof in};
+    bool dropped = preadv2(fd, &iov, 1, half, RWF_NOWAIT) < 0 && errno == EAGAIN;
+    if (!dropped) cr_log_warn("the page cache kept the pages: the ring's half is not tested");
+    static char all[CACHED_BLOCKS * 4096];
+    BL_CHECK_EQ(bl_io_pread(fd, all, sizeof all, 0, 5000), (ssize_t)sizeof all);
+    for (int b = 0; b < CACHED_BLOCKS; b++) {
+        int got;
+        memcpy(&got, all + (size_t)b * 4096, sizeof got);
+        BL_CHECK_EQ(got, b);
+    }
+    /* Past the end: 0, from the ring. */
+    BL_CHECK_EQ(bl_io_pread(fd, in, sizeof in, (off_t)sizeof all, BL_INFINITY), 0);
+    close(fd);
+    unlink(path);
+    BL_CHECK(quiesce());
+}
+
+Test(io, cached_reads_complete_in_the_caller)
+{
+    bl_test_run(NULL, cached_main, NULL);
 }
 
 Test(io, process_only)
