@@ -53,18 +53,22 @@
  * once (within FAST_NS of being armed) or brought several frames, with
  * nothing written to the peer in between, the peer is streaming small
  * frames (a run of casts) that nobody here answers: the next receive waits
- * COALESCE_US so that they arrive in one batch.  Several frames keep a
+ * COALESCE_US so that they arrive in one batch, and each batch of the run
+ * waits twice as long as the last, up to COALESCE_MAX.  Several frames keep a
  * batch read after the wait in the run: the time it took says little, as
  * a scheduler asleep through the wait wakes late on a busy machine.  Read
  * one or two frames at a time, such a stream costs each side a wake-up, a
  * recvmsg and an ACK per receive; batched, the Erlang sender gets that CPU
- * back.  A frame after a quiet spell, and request and reply traffic (a
- * write in between), are read at once.
+ * back: with an Elixir node casting to this one, 50 us windows took 5.0 us
+ * per cast, 200 us 3.9, 500 us 1.9, 1 ms 1.9 (the BEAM to the BEAM: 4.9).
+ * A frame after a quiet spell, and request and reply traffic (a write in
+ * between), are read at once.
  */
-#define RECV_MAX    65536u
-#define COALESCE_US 50u
-#define FAST_NS     20000
-#define TRICKLE     4
+#define RECV_MAX     65536u
+#define COALESCE_US  50u
+#define COALESCE_MAX 500u
+#define FAST_NS      20000
+#define TRICKLE      4
 
 typedef struct conn {
     bl_pid self;           /* this process (bl_self() is none in a cleanup handler) */
@@ -90,6 +94,7 @@ typedef struct conn {
     int64_t last_tx;       /* when this side last wrote */
     int64_t armed_ns;      /* when the receive in flight was armed */
     unsigned quick;        /* receives in a row that found data at once, nothing written between */
+    unsigned delay_us;     /* the wait before the next receive of a run (0: none) */
     bool wrote;            /* written to the peer since the last receive */
     uint64_t frames;       /* frames received */
     bl_cleanup cleanup;    /* conn_end if the process is killed */
@@ -570,7 +575,13 @@ static bool handle_msg(conn *c, bl_msg *m)
                      (c->frames - frames > 1 || now_ns() - c->armed_ns < FAST_NS);
         c->quick = quick ? c->quick + 1 : 0;
         c->wrote = false;
-        int rc = arm_recv(c, c->quick >= TRICKLE ? COALESCE_US : 0);
+        if (c->quick < TRICKLE)
+            c->delay_us = 0;
+        else
+            c->delay_us = !c->delay_us                     ? COALESCE_US
+                          : 2 * c->delay_us < COALESCE_MAX ? 2 * c->delay_us
+                                                           : COALESCE_MAX;
+        int rc = arm_recv(c, c->delay_us);
         return rc == 0 || fail(c, "cannot receive: %s", strerror(-rc));
     }
     case BL_TAG_IO_CLOSED: {
