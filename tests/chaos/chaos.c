@@ -23,6 +23,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,8 +279,49 @@ static void nothing(void *arg)
  * timeout, which would leave a timer of the caller's counted until that
  * scheduler's next turn.
  */
+/*
+ * The driver's waits are watched from a thread of their own: a wait that
+ * outlives its bound by far means a scheduler is stuck (its thread blocked
+ * in a call that never returns, so that nothing bound to it runs), and the
+ * run ends there with the processes listed, instead of at ctest's timeout
+ * with nothing said.
+ */
+static _Atomic int64_t watch_until;    /* chaos_ms() deadline of the current wait, 0: none */
+static const char *_Atomic watch_what; /* what that wait is for */
+
+static void *watcher(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        sleep(1);
+        int64_t t = atomic_load(&watch_until);
+        if (!t || chaos_ms() < t) continue;
+        fprintf(stderr, "beamline_chaos: stuck waiting for %s; the processes:\n",
+                atomic_load(&watch_what));
+        bl_print_processes(2);
+        abort();
+    }
+    return NULL;
+}
+
+static void start_watcher(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, watcher, NULL) == 0) pthread_detach(t);
+}
+
+/* Arms the watch for a wait of at most ms (0 disarms it). */
+static void watch(const char *what, int64_t ms)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, start_watcher);
+    atomic_store(&watch_what, what);
+    atomic_store(&watch_until, ms ? chaos_ms() + ms : 0);
+}
+
 static void poke_schedulers(void)
 {
+    watch("a process on every scheduler to run", 30000);
     unsigned n = bl_schedulers();
     bl_ref refs[MAX_SCHED];
     unsigned got = 0;
@@ -292,6 +335,7 @@ static void poke_schedulers(void)
         bl_msg *m = NULL;
         if (bl_recv(&m, bl_match_ref, &refs[i], BL_INFINITY, 0) == 0) bl_msg_free(m);
     }
+    watch(NULL, 0);
 }
 
 static void measure(snapshot *s)
@@ -419,6 +463,8 @@ static int run_one(const chaos_scenario *sc, unsigned index, options *o, size_t 
     } else {
         int64_t limit = (int64_t)(o->seconds * 2000.0) + 60000;
         bl_msg *down = NULL;
+        /* The limit, the kill's 10 s, and 20 s for the driver to get a turn. */
+        watch("the scenario to end, or to be killed", limit + 30000);
         if (bl_recv(&down, bl_match_ref, &ref, limit, 0) != 0) {
             chaos_fail(r, "the scenario did not finish within %lld ms: killed", (long long)limit);
             chaos_kill_wait(pid, 10000);
@@ -431,6 +477,7 @@ static int run_one(const chaos_scenario *sc, unsigned index, options *o, size_t 
             }
             bl_msg_free(down);
         }
+        watch(NULL, 0);
     }
     int64_t ran_ms = chaos_ms() - r->start_ms;
     size_t peak = rss_peak();

@@ -29,7 +29,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +119,18 @@ static void *wrk_thread(void *arg)
     }
     char out[8192];
     size_t n = 0;
+    /* wrk ends after its duration; one that is still running 30 s later
+     * is killed, so that the scenario, which joins this thread, ends. */
+    int64_t until = chaos_ms() + (int64_t)secs * 1000 + 30000;
+    bool killed = false;
     for (;;) {
+        struct pollfd pf = {p[0], POLLIN, 0};
+        int64_t left = until - chaos_ms();
+        if (left <= 0 || poll(&pf, 1, (int)left) == 0) {
+            kill(pid, SIGKILL);
+            killed = true;
+            break;
+        }
         ssize_t k = read(p[0], out + n, sizeof out - 1 - n);
         if (k <= 0) break;
         n += (size_t)k;
@@ -127,6 +140,11 @@ static void *wrk_thread(void *arg)
     close(p[0]);
     int st = 0;
     waitpid(pid, &st, 0);
+    if (killed) {
+        snprintf(h->wrk_note, sizeof h->wrk_note, "wrk still ran %d s past its duration: killed",
+                 30);
+        return NULL;
+    }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !strstr(out, "requests in")) {
         snprintf(h->wrk_note, sizeof h->wrk_note, "wrk failed (status %d): %.100s", st, out);
         return NULL;
