@@ -483,12 +483,16 @@ void bl_msg_free(bl_msg *m)
  */
 bool bl__drain(bl_proc *p)
 {
-    bl_msg *m = bl__box_take(p), *fifo = NULL;
+    bl_msg *m = bl__box_take(p), *fifo = NULL, *newest = m;
     if (!m) return false;
-    /* The inbox is newest first: reverse it. */
+    /* The inbox is newest first: reverse it, noting on the way whether any
+     * envelope needs more than queueing (a signal, a call's monitor, an
+     * alias to check). */
     uint32_t n = 0;
+    bool plain = true;
     while (m) {
         bl_msg *next = m->next;
+        plain &= !bl__is_signal(m->tag) && !(m->flags & (BL_MSG_MONITOR | BL_MSG_ALIAS));
         m->next = fifo;
         fifo = m;
         m = next;
@@ -499,6 +503,17 @@ bool bl__drain(bl_proc *p)
     if (n >= BL_BEHIND_AT || n < BL_BEHIND_AT / 8) {
         bool behind = n >= BL_BEHIND_AT;
         if (behind != p->behind) bl__box_behind(p, p->behind = behind);
+    }
+    if (plain) {
+        /* Plain messages only (a run of casts, say): the batch joins the
+         * queue whole, without a second walk over it. */
+        if (p->q_tail)
+            p->q_tail->next = fifo;
+        else
+            p->q_head = fifo;
+        p->q_tail = newest;
+        BL_PUBLISH(p->q_len, p->q_len + n);
+        return true;
     }
     bool queued = false, fatal = false;
     bl_reason why = BL_REASON(BL_NORMAL);
