@@ -131,6 +131,10 @@ def markdown(result, chart=None, chart_note=None):
     cross = next((w for w in workloads if w["name"] == "pingpong_cross_sched"), None)
     if result.get("c2c_floor") and cross and cross.get("vs_c2c_floor"):
         out += ["", sweep.c2c_line(result["c2c_floor"], cross["vs_c2c_floor"])]
+    if result.get("host_speed"):
+        line = sweep.speed_line(result["host_speed"])
+        if line:
+            out += ["", line]
 
     http = result.get("http")
     shown = [w for w in workloads if "vs_nginx" in w]

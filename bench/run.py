@@ -197,6 +197,8 @@ def parse_args(argv):
                    help="measured wrk runs per server; the figure is their median (default 5)")
     p.add_argument("--c2c-floor", dest="c2c_floor", default=None,
                    help="the core-to-core floor program (default: c2c_floor beside --beamline)")
+    p.add_argument("--cpu-probe", dest="cpu_probe", default=None,
+                   help="the host speed probe (default: cpu_probe beside --beamline)")
     p.add_argument("--sweep", action="append", type=sweep.parse_sweep, default=[],
                    metavar="schedulers=N,...|size=N,...",
                    help="instead of the table: run a set of rows once per scheduler count "
@@ -1198,6 +1200,10 @@ def c2c_binary(args):
     return Path(args.c2c_floor) if args.c2c_floor else Path(args.beamline).parent / "c2c_floor"
 
 
+def probe_binary(args):
+    return Path(args.cpu_probe) if args.cpu_probe else Path(args.beamline).parent / "cpu_probe"
+
+
 @contextlib.contextmanager
 def environ_set(var, value):
     """os.environ[var] = value (None: unset) for the block; every runner copies os.environ."""
@@ -1419,6 +1425,15 @@ def main(argv):
     # With several runs, the floor again before each one: on a virtual machine the two
     # CPUs move on the host, and a run's cross-core rows follow the floor it ran on.
     run_floors = []
+    # The host's speed before and after each harness (sweep.speed_line).
+    speeds = {"beamline": [], "beam": [], "go": []}
+
+    def probed(harness, fn):
+        before = sweep.run_cpu_probe(probe_binary(args))
+        out = fn()
+        speeds[harness].append([before, sweep.run_cpu_probe(probe_binary(args))])
+        return out
+
     beamline_failed = False
     for i in range(args.runs):
         if args.runs > 1:
@@ -1426,16 +1441,24 @@ def main(argv):
             if floor is not None:
                 f, _ = sweep.run_c2c_floor(c2c_binary(args))
                 run_floors.append(f["ns_one_way_min"] if f else None)
-        bl = run_beamline(args, n_sched, problems, (i + 1, args.runs))
-        beamline_failed = beamline_failed or bl is None or bool(bl.pop("__failed__", False))
-        bl = dict(bl or {})
-        bl.update(run_beamline_dist(args, scratch, problems))
-        bls.append(bl)
-        beam = {} if args.no_beam else run_beam(args, n_sched, scratch, problems)
-        if not args.no_beam:
+        def beamline_side():
+            bl = run_beamline(args, n_sched, problems, (i + 1, args.runs))
+            failed = bl is None or bool(bl.pop("__failed__", False))
+            bl = dict(bl or {})
+            bl.update(run_beamline_dist(args, scratch, problems))
+            return bl, failed
+
+        def beam_side():
+            beam = run_beam(args, n_sched, scratch, problems)
             beam.update(run_beam_dist(args, scratch, problems))
-        beams.append(beam)
-        gos.append({} if args.no_go else run_go(args, n_sched, scratch, problems))
+            return beam
+
+        bl, failed = probed("beamline", beamline_side)
+        beamline_failed = beamline_failed or failed
+        bls.append(bl)
+        beams.append({} if args.no_beam else probed("beam", beam_side))
+        gos.append({} if args.no_go else
+                   probed("go", lambda: run_go(args, n_sched, scratch, problems)))
     (bl, bl_spread), (beam, beam_spread), (go, go_spread) = (
         merge_runs(bls), merge_runs(beams), merge_runs(gos))
     spreads = {"beamline": bl_spread, "beam": beam_spread, "go": go_spread}
@@ -1505,6 +1528,9 @@ def main(argv):
         result["runs"] = args.runs
     if floor is not None:
         result["c2c_floor"] = floor
+    speeds = {h: runs for h, runs in speeds.items() if runs}
+    if any(v is not None for runs in speeds.values() for pair in runs for v in pair):
+        result["host_speed"] = speeds
     if http.get("info"):
         # The http scheme's runs beside the settings, the https scheme's under "https".
         result["http"] = dict(http["info"])
@@ -1541,6 +1567,8 @@ def main(argv):
               "those runs beside it.")
     if floor_line:
         print(floor_line)
+    if result.get("host_speed"):
+        print(sweep.speed_line(result["host_speed"]))
     if http.get("info"):
         print()
         print_http(http, rows)

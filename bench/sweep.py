@@ -154,6 +154,48 @@ def run_c2c_floor(binary, timeout=120):
     return data, None
 
 
+def run_cpu_probe(binary, timeout=60):
+    """Runs cpu_probe: the slowest CPU's ns per step right now, or None if it cannot."""
+    binary = Path(binary)
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        return None
+    try:
+        proc = subprocess.run([str(binary)], stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=timeout)
+        return float(json.loads(proc.stdout)["ns_per_step_max"]) if proc.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
+        return None
+
+
+HARNESS_NAMES = {"beamline": "Beamline", "beam": "BEAM", "go": "Go"}
+
+
+def speed_line(speeds):
+    """The line printed under the table: the host's speed before and after each harness
+    ({harness: [[before, after], ...] per run}, ns per step, lower is faster), and a
+    warning when it changed enough to move the rows; None when nothing was measured."""
+    parts, seen = [], []
+    for h, runs in speeds.items():
+        vals = [v for pair in runs for v in pair if v is not None]
+        if not vals:
+            continue
+        seen += vals
+        pairs = ", ".join("/".join("-" if v is None else f"{v:.2f}" for v in pair)
+                          for pair in runs)
+        parts.append(f"{HARNESS_NAMES.get(h, h)} {pairs}")
+    if not parts:
+        return None
+    line = ("Host speed (cpu_probe: ns per step of a dependent multiply-add chain on the "
+            "slowest CPU, lower is faster; before/after each harness, per run): "
+            + "; ".join(parts) + ".")
+    lo, hi = min(seen), max(seen)
+    if hi > 1.2 * lo:
+        line += (f" The host's speed changed by {hi / lo:.2f}x during the benchmarks (a "
+                 "virtual machine's CPUs are slowed when the host runs other work on them): "
+                 "a harness that ran in a slow spell is slower for it, whatever it runs.")
+    return line
+
+
 def merge_floors(before, after):
     """One floor from the runs taken before and after the benchmarks (either may be None):
     the minimum over both, the median of all runs, and each one's minimum. On a virtual

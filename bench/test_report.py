@@ -252,6 +252,22 @@ class Report(unittest.TestCase):
         line = sweep.c2c_line(floor, {"beamline": 10.7, "beam": None, "go": None})
         self.assertNotIn("before each run", line)
 
+    def test_host_speed_line(self):
+        # Each harness's figures before/after, per run; a warning when the host's speed
+        # moved by more than a fifth; nothing when nothing was measured.
+        steady = {"beamline": [[0.55, 0.56]], "beam": [[0.55, None]], "go": [[0.56, 0.55]]}
+        line = sweep.speed_line(steady)
+        self.assertIn("Beamline 0.55/0.56; BEAM 0.55/-; Go 0.56/0.55.", line)
+        self.assertNotIn("changed by", line)
+        slow = {"beamline": [[0.55, 0.56], [1.10, 1.12]], "go": [[0.56, 0.55], [0.55, 0.55]]}
+        line = sweep.speed_line(slow)
+        self.assertIn("Beamline 0.55/0.56, 1.10/1.12; Go", line)
+        self.assertIn("changed by 2.04x", line)
+        self.assertIsNone(sweep.speed_line({"beamline": [[None, None]]}))
+        data = copy.deepcopy(FIXTURE)
+        data["host_speed"] = slow
+        self.assertIn("changed by 2.04x", report.markdown(data, None, "x"))
+
     def test_chart_spec(self):
         spec = report.ratio_spec(FIXTURE, "x.png")
         # Sorted by the geometric mean of the ratios, Beamline furthest ahead first; the
