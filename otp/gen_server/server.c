@@ -121,7 +121,7 @@ static void result_init(bl_gs_result *r, gs *s)
 
 static void reason_drop(bl_gs_result *r)
 {
-    free((void *)r->reason.detail);
+    if (r->reason.detail) free((void *)r->reason.detail);
     r->reason = BL_REASON(BL_NORMAL);
 }
 
@@ -514,6 +514,11 @@ static int gs_handle(void *state, bl_msg *m)
         }
         break;
     }
+    /* The common case, {:noreply, state} (or a reply already sent): nothing
+     * to check and nothing to do after. */
+    if (r.action == ACT_NOREPLY && !r.has_cont && !r.hibernate && r.timeout == NO_TIMEOUT &&
+        !r.reason.detail)
+        return 0;
     if (kind >= 0) {
         const char *bad = result_fault(&r, kind);
         if (bad) make_bad_return(s, &r, kind, bad);
