@@ -185,7 +185,7 @@ def speed_line(speeds):
         parts.append(f"{HARNESS_NAMES.get(h, h)} {pairs}")
     if not parts:
         return None
-    line = ("Host speed (cpu_probe: ns per step of a dependent multiply-add chain on the "
+    line = ("Host speed (cpu_probe: ns per step of eight independent integer chains on the "
             "slowest CPU, lower is faster; before/after each harness, per run): "
             + "; ".join(parts) + ".")
     lo, hi = min(seen), max(seen)
