@@ -44,10 +44,20 @@ static uint64_t slot_span(unsigned level)
     return (uint64_t)1 << (SLOT_BITS * level);
 }
 
-/* The tick holding time ns; times before tick 0 count as tick 0. */
+/*
+ * The tick holding time ns; times before tick 0 count as tick 0.  Every
+ * insert asks, and a 64-bit division is a long instruction in that chain:
+ * below 2^63 ns the quotient is a multiply by m = ceil(2^(64+k) / tick_ns)
+ * (k = floor(log2 tick_ns), so m fits in 64 bits) and a shift, exact there
+ * because n * (m - 2^(64+k) / tick_ns) / 2^(64+k) < n / 2^(64+k) < 1 / tick_ns.
+ */
 static uint64_t tick_of(const bl_twheel *w, uint64_t ns)
 {
-    return ns <= w->base_ns ? 0 : (ns - w->base_ns) / w->tick_ns;
+    if (ns <= w->base_ns) return 0;
+    uint64_t n = ns - w->base_ns;
+    if (!w->tick_mul) return n >> w->tick_shift;
+    if (n >> 63) return n / w->tick_ns;
+    return (uint64_t)(((unsigned __int128)n * w->tick_mul) >> 64) >> w->tick_shift;
 }
 
 /* Start time of a tick.  Only called for ticks no later than some queued
@@ -218,6 +228,14 @@ void bl__twheel_init(bl_twheel *w, uint64_t now_ns, uint64_t tick_ns)
         .base_ns = now_ns,
         .cur_min = UINT64_MAX,
     };
+    uint64_t d = w->tick_ns;
+    if ((d & (d - 1)) == 0) {
+        w->tick_shift = (unsigned)__builtin_ctzll(d);
+    } else {
+        unsigned k = 63u - (unsigned)__builtin_clzll(d);
+        w->tick_shift = k;
+        w->tick_mul = (uint64_t)((((unsigned __int128)1 << (64 + k)) + d - 1) / d);
+    }
 }
 
 void bl__twheel_insert(bl_twheel *w, bl_timer *t)
