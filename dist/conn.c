@@ -577,10 +577,10 @@ static bool handle_msg(conn *c, bl_msg *m)
         c->wrote = false;
         if (c->quick < TRICKLE)
             c->delay_us = 0;
-        else
-            c->delay_us = !c->delay_us                     ? COALESCE_US
-                          : 2 * c->delay_us < COALESCE_MAX ? 2 * c->delay_us
-                                                           : COALESCE_MAX;
+        else if (!c->delay_us)
+            c->delay_us = COALESCE_US;
+        else if ((c->delay_us *= 2) > COALESCE_MAX)
+            c->delay_us = COALESCE_MAX;
         int rc = arm_recv(c, c->delay_us);
         return rc == 0 || fail(c, "cannot receive: %s", strerror(-rc));
     }

@@ -464,13 +464,14 @@ static size_t read_cached(int fd, void *buf, size_t len, off_t off)
 ssize_t bl_io_pread(int fd, void *buf, size_t len, off_t offset, int64_t ms)
 {
     if (offset < 0) return -EINVAL;
-    if (len && buf && fd >= 0 && bl__self() && timeout_ok(ms)) {
+    bl_proc *p = bl__self();
+    if (p && len && buf && fd >= 0 && timeout_ok(ms)) {
         if (len > BL_IO_MAX_LEN) len = BL_IO_MAX_LEN;
         size_t n = read_cached(fd, buf, len, offset);
         if (n) {
             /* A reduction per call and per 4 KiB copied, so that a process
              * reading cached pages in a loop still gives way. */
-            bl__charge(bl__self(), 1 + (int32_t)(n >> 12));
+            bl__charge(p, 1 + (int32_t)(n >> 12));
             if (n == len) return (ssize_t)n;
             /* Short: the end of the file, or pages not cached; a blocking
              * pread would go on, and so does the ring. */

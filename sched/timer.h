@@ -36,9 +36,9 @@ typedef struct bl_twheel {
     uint64_t now_tick;                   /* ticks elapsed up to the last expire */
     uint64_t base_ns;                    /* time of tick 0 */
     size_t count;                        /* timers queued */
-    uint64_t cur_min;  /* lower bound on the deadlines in now_tick's level-0 slot */
-    uint64_t tick_mul; /* ns -> ticks as a multiply and a shift (0: a power of two, shift only) */
-    unsigned tick_shift;
+    uint64_t cur_min;    /* lower bound on the deadlines in now_tick's level-0 slot */
+    uint64_t tick_mul;   /* ns -> ticks: (ns * tick_mul) >> 64 >> tick_shift (timer.c tick_of) */
+    unsigned tick_shift; /* ... or, with tick_mul 0 (tick_ns a power of two), ns >> tick_shift */
 } bl_twheel;
 
 /* tick_ns 0 = 1 ms.  now_ns: current CLOCK_MONOTONIC time. */

@@ -121,7 +121,7 @@ static void result_init(bl_gs_result *r, gs *s)
 
 static void reason_drop(bl_gs_result *r)
 {
-    if (r->reason.detail) free((void *)r->reason.detail);
+    free((void *)r->reason.detail);
     r->reason = BL_REASON(BL_NORMAL);
 }
 
@@ -230,10 +230,16 @@ static void stop_badcall(bl_gs_result *r)
  * none of them; ignore from init alone.  bl_gs_reply outside handle_call
  * is refused at once (-EINVAL), so it never makes a result.
  */
+/* {:noreply, state} (or a reply already sent) and nothing more: the common case. */
+static bool result_plain(const bl_gs_result *r)
+{
+    return r->action == ACT_NOREPLY && !r->has_cont && !r->hibernate && r->timeout == NO_TIMEOUT;
+}
+
 static const char *result_fault(const bl_gs_result *r, int cb)
 {
+    if (result_plain(r)) return NULL;
     int mods = r->has_cont + r->hibernate + (r->timeout != NO_TIMEOUT);
-    if (r->action == ACT_NOREPLY && !mods) return NULL; /* the common case */
     if (r->timeout == BAD_TIMEOUT) return "a negative timeout";
     switch (r->action) {
     case ACT_NOREPLY:
@@ -517,11 +523,8 @@ static int gs_handle(void *state, bl_msg *m)
         }
         break;
     }
-    /* The common case, {:noreply, state} (or a reply already sent): nothing
-     * to check and nothing to do after. */
-    if (r.action == ACT_NOREPLY && !r.has_cont && !r.hibernate && r.timeout == NO_TIMEOUT &&
-        !r.reason.detail)
-        return 0;
+    /* The common case: nothing to check and nothing to do after. */
+    if (result_plain(&r) && !r.reason.detail) return 0;
     if (kind >= 0) {
         const char *bad = result_fault(&r, kind);
         if (bad) make_bad_return(s, &r, kind, bad);
