@@ -132,7 +132,7 @@ def markdown(result, chart=None, chart_note=None):
     if result.get("c2c_floor") and cross and cross.get("vs_c2c_floor"):
         out += ["", sweep.c2c_line(result["c2c_floor"], cross["vs_c2c_floor"])]
     if result.get("host_speed"):
-        line = sweep.speed_line(result["host_speed"])
+        line = sweep.speed_line(result["host_speed"], result.get("quiet_gate"))
         if line:
             out += ["", line]
 

@@ -205,6 +205,9 @@ def parse_args(argv):
                         "or per size (k and m suffixes) for all three, chart each row")
     p.add_argument("--no-beam", action="store_true", help="do not run the BEAM anchor")
     p.add_argument("--no-go", action="store_true", help="do not run the Go anchor")
+    p.add_argument("--turns", choices=["row", "harness"], default="row",
+                   help="row (default): Beamline and Go take turns row by row, each row "
+                        "starting on a quiet host; harness: each runs all its rows at once")
     p.add_argument("--runs", type=positive_int, default=1,
                    help="run the three harnesses this many times, in turn; each figure is "
                         "the median of the runs, shown with their min and max (default 1)")
@@ -241,14 +244,16 @@ class RunError(Exception):
     pass
 
 
-def run_captured(cmd, env=None, cwd=None, timeout=1200, on_output=None):
+def run_captured(cmd, env=None, cwd=None, timeout=1200, on_output=None, quiet=False):
     """Run cmd with stderr passed through, return its stdout. Raise RunError on failure.
 
     on_output(text), if given, is called with all the stdout read so far each time more
-    of it arrives, so that the caller can report progress while the program runs.
+    of it arrives, so that the caller can report progress while the program runs. quiet:
+    neither the command nor its time is logged (the turns run one row per command).
     """
     shown = shlex.join(cmd)
-    log(f"$ {shown}")
+    if not quiet:
+        log(f"$ {shown}")
     t0 = time.monotonic()
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -284,7 +289,8 @@ def run_captured(cmd, env=None, cwd=None, timeout=1200, on_output=None):
         else:
             why = f"exit status {proc.returncode}"
         raise RunError(f"{why} after {dt:.1f} s: {shown}")
-    log(f"  ({dt:.1f} s)")
+    if not quiet:
+        log(f"  ({dt:.1f} s)")
     return b"".join(chunks).decode("utf-8", errors="replace")
 
 
@@ -362,8 +368,8 @@ class GbenchProgress:
 
     SEPARATOR = re.compile(r"[\s,]*")
 
-    def __init__(self, total, run, runs):
-        self.total, self.run, self.runs = total, run, runs
+    def __init__(self, total, run, runs, who=None):
+        self.total, self.run, self.runs, self.who = total, run, runs, who
         self.pos = None  # where the next entry of the "benchmarks" list starts
         self.done = 0
         self.last = time.monotonic()
@@ -408,7 +414,7 @@ class GbenchProgress:
                 what += f" (min {b['min']:.6g}, max {b['max']:.6g})"
         else:
             what = "no figure"
-        log(f"  {stem}: {what} [{', '.join(where)}]")
+        log(f"  {self.who + ' ' if self.who else ''}{stem}: {what} [{', '.join(where)}]")
 
 
 def list_benchmarks(binary, env, bfilter, timeout):
@@ -424,9 +430,10 @@ def list_benchmarks(binary, env, bfilter, timeout):
     return listed.stdout.decode("utf-8", errors="replace").split()
 
 
-def run_beamline(args, n_sched, problems, run=(1, 1)):
+def run_beamline(args, n_sched, problems, run=(1, 1), quiet=False):
     """Return {name: (value, unit)}, or None if the binary failed. run: (which, of how
-    many) of the --runs this is, for the progress lines."""
+    many) of the --runs this is, for the progress lines. quiet: a row of the turns, logged
+    by its progress line only."""
     binary = Path(args.beamline)
     if not binary.is_file():
         problems.append(f"Beamline: binary not found: {binary} (column left empty)")
@@ -442,11 +449,12 @@ def run_beamline(args, n_sched, problems, run=(1, 1)):
         # say) would make it print nothing at all.
         return {}
     cmd = [str(binary), "--benchmark_format=json", bfilter]
-    log("== Beamline")
-    progress = GbenchProgress(len(listed) if listed else None, *run)
+    if not quiet:
+        log("== Beamline")
+    progress = GbenchProgress(len(listed) if listed else None, *run, who="Beamline" if quiet else None)
     try:
         data = load_json_text(run_captured(cmd, env=env, timeout=args.timeout,
-                                           on_output=progress))
+                                           on_output=progress, quiet=quiet))
         return parse_gbench(data, problems)
     except RunError as e:
         problems.append(f"Beamline: FAILED: {e} (column left empty)")
@@ -708,12 +716,7 @@ def run_beamline_dist(args, scratch, problems):
     return {n: v for n, v in res.items() if keep(n)}
 
 
-def run_go(args, n_sched, scratch, problems):
-    go = shutil.which("go")
-    if not go:
-        problems.append("Go: go not found in PATH (column left empty)")
-        return {}
-    binary = scratch / "go_anchor"
+def go_env(scratch):
     env = dict(os.environ)
     env.update({
         "GOCACHE": str(scratch / "go-cache"),
@@ -721,23 +724,43 @@ def run_go(args, n_sched, scratch, problems):
         "GOENV": "off", "GOFLAGS": "", "GOWORK": "off", "GO111MODULE": "on",
         "GOPROXY": "off", "GOSUMDB": "off", "CGO_ENABLED": "0",
     })
+    return env
+
+
+def build_go(args, scratch, problems):
+    """Builds the Go anchor into scratch; False (and a problem noted) when it cannot."""
+    go = shutil.which("go")
+    if not go:
+        problems.append("Go: go not found in PATH (column left empty)")
+        return False
     log("== Go")
     try:
         # Built from inside the module (bench/go has its own go.mod).
-        run_captured([go, "build", "-o", str(binary), "."], env=env, cwd=GO_DIR,
-                     timeout=args.timeout)
+        run_captured([go, "build", "-o", str(scratch / "go_anchor"), "."], env=go_env(scratch),
+                     cwd=GO_DIR, timeout=args.timeout)
     except RunError as e:
         problems.append(f"Go: build FAILED: {e}")
+        return False
+    return True
+
+
+def run_go(args, n_sched, scratch, problems, build=True, quiet=False):
+    """Return {name: (value, unit)}. build=False runs the anchor an earlier build_go built
+    ({} when there is none); quiet: a row of the turns, logged by its own line only."""
+    if build and not build_go(args, scratch, problems):
+        return {}
+    binary = scratch / "go_anchor"
+    if not binary.is_file():
         return {}
     out_file = scratch / "go.json"
     out_file.unlink(missing_ok=True)
-    cmd = [str(binary), "-out", str(out_file)]
+    cmd = [str(binary), "-out", str(out_file)] + (["-quiet"] if quiet else [])
     if args.filter:
         cmd.append(f"-filter={args.filter}")
     run_env = dict(os.environ)
     run_env["GOMAXPROCS"] = str(n_sched)
     try:
-        stdout = run_captured(cmd, env=run_env, cwd=scratch, timeout=args.timeout)
+        stdout = run_captured(cmd, env=run_env, cwd=scratch, timeout=args.timeout, quiet=quiet)
         return read_anchor_output(out_file, stdout, "Go")
     except RunError as e:
         problems.append(f"Go: FAILED: {e}")
@@ -1384,6 +1407,120 @@ def load_previous(out):
     return data if isinstance(data, dict) else {}
 
 
+# Each harness, and each row of the turns, starts on a quiet host: cpu_probe within
+# QUIET_RATIO of the fastest it has read in this invocation.  The host slows this virtual
+# machine's CPUs in spells of seconds (bench/README.md), and a row taken in one is up to
+# 1.7x slower for it, whoever runs it.
+QUIET_RATIO = 1.2
+QUIET_WAIT_S = 15.0    # the longest wait before one start
+QUIET_BUDGET_S = 240.0  # the most waited in all; later starts do not wait
+QUIET_POLL_S = 0.25
+
+
+class QuietGate:
+    """Probes the host before a start and waits, bounded, for a slow spell to pass."""
+
+    def __init__(self, binary):
+        self.binary = binary
+        self.best = None
+        self.waited = 0.0
+        self.starts = self.delayed = self.unquiet = 0
+
+    def probe(self):
+        v = sweep.run_cpu_probe(self.binary)
+        if v is not None and (self.best is None or v < self.best):
+            self.best = v
+        return v
+
+    def quiet(self, v):
+        return v is None or v <= QUIET_RATIO * self.best
+
+    def wait(self, last=None):
+        """Returns the probe the start goes with, once quiet or out of time; last: a probe
+        just taken, used instead of a new one when it was quiet."""
+        self.starts += 1
+        v = last if last is not None and self.quiet(last) else self.probe()
+        if v is None:
+            return None
+        t0 = time.monotonic()
+        limit = min(QUIET_WAIT_S, QUIET_BUDGET_S - self.waited)
+        while not self.quiet(v) and time.monotonic() - t0 < limit:
+            time.sleep(QUIET_POLL_S)
+            v = self.probe()
+        dt = time.monotonic() - t0
+        if dt > QUIET_POLL_S / 2:
+            self.delayed += 1
+        self.waited += dt
+        if not self.quiet(v):
+            self.unquiet += 1
+        return v
+
+    def summary(self):
+        return {"ratio": QUIET_RATIO, "fastest": self.best, "starts": self.starts,
+                "delayed": self.delayed, "waited_s": round(self.waited, 1),
+                "not_quiet": self.unquiet}
+
+
+def go_rows(args, scratch):
+    """The Go anchor's rows (built by run_go), or None when it cannot tell."""
+    try:
+        out = subprocess.run([str(scratch / "go_anchor"), "-list"], capture_output=True,
+                             stdin=subprocess.DEVNULL, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.decode().split() if out.returncode == 0 else None
+
+
+def turn_rows(args, n_sched, scratch, keep, go_built):
+    """(rows, Beamline's, Go's): the rows Beamline and Go take turns on, in the table's
+    order, then the binary's others; the HTTP and distribution rows run on their own. None
+    when the Beamline binary cannot list its rows."""
+    listed = list_benchmarks(Path(args.beamline), beamline_env(args, n_sched),
+                             "--benchmark_filter=.", args.timeout)
+    if listed is None:
+        return None
+    bl = [x.split("/", 1)[0] for x in listed]
+    go = (go_rows(args, scratch) or []) if go_built else []
+    own = set(HTTP_WORKLOADS) | {n for n, _ in CANONICAL if n.startswith("dist_")}
+    rows = [n for n, _ in CANONICAL if (n in bl or n in go) and n not in own and keep(n)]
+    rows += [n for n in bl if n not in rows and n not in own and keep(n)]
+    return rows, set(bl), set(go)
+
+
+def run_turns(args, n_sched, scratch, problems, run, gate, speeds, rows):
+    """Beamline and Go row by row, each row on a quiet host, who goes first alternating:
+    ({name: (value, unit)} of each, whether the Beamline binary failed)."""
+    names, bl_has, go_has = rows
+    bl, go, failed = {}, {}, False
+    last = None
+    for k, n in enumerate(names):
+        sub = copy.copy(args)
+        sub.filter = f"^{n}(/|$)"
+
+        sides = []
+        if n in bl_has:
+            sides.append(("beamline", lambda: run_beamline(sub, n_sched, problems, run,
+                                                           quiet=True)))
+        if n in go_has:
+            sides.append(("go", lambda: run_go(sub, n_sched, scratch, problems, build=False,
+                                               quiet=True)))
+        if k % 2:
+            sides.reverse()
+        for who, fn in sides:
+            before = gate.wait(last)
+            out = fn()
+            last = gate.probe()
+            speeds[who].append([before, last])
+            if who == "go":
+                go.update(out or {})
+            elif out is None:
+                failed = True
+            else:
+                failed = failed or bool(out.pop("__failed__", False))
+                bl.update(out)
+    return bl, go, failed
+
+
 def main(argv):
     args = parse_args(argv)
     n_sched = args.schedulers or default_cpus()
@@ -1428,12 +1565,23 @@ def main(argv):
     # The host's speed before and after each harness (sweep.speed_line).
     speeds = {"beamline": [], "beam": [], "go": []}
 
+    gate = QuietGate(probe_binary(args))
+
     def probed(harness, fn):
-        before = sweep.run_cpu_probe(probe_binary(args))
+        before = gate.wait()
         out = fn()
-        speeds[harness].append([before, sweep.run_cpu_probe(probe_binary(args))])
+        speeds[harness].append([before, gate.probe()])
         return out
 
+    # Built once for all runs and turns.
+    go_built = not args.no_go and build_go(args, scratch, problems)
+    rows = None
+    if args.turns == "row":
+        rows = turn_rows(args, n_sched, scratch, keep, go_built)
+        if rows is None:
+            problems.append("the Beamline binary could not list its rows: each harness ran "
+                            "all of its rows at once (--turns harness)")
+    config["turns"] = "harness" if rows is None else "row"
     beamline_failed = False
     for i in range(args.runs):
         if args.runs > 1:
@@ -1453,12 +1601,24 @@ def main(argv):
             beam.update(run_beam_dist(args, scratch, problems))
             return beam
 
-        bl, failed = probed("beamline", beamline_side)
+        if rows is None:
+            bl, failed = probed("beamline", beamline_side)
+            beams.append({} if args.no_beam else probed("beam", beam_side))
+            gos.append({} if args.no_go else
+                       probed("go", lambda: run_go(args, n_sched, scratch, problems,
+                                                   build=False)))
+        else:
+            # The BEAM, far behind on every row, runs all of its rows at once (it takes
+            # seconds to start); Beamline and Go, close on some, take turns row by row.
+            beams.append({} if args.no_beam else probed("beam", beam_side))
+            log("== Beamline and Go, row by row")
+            bl, go, failed = run_turns(args, n_sched, scratch, problems, (i + 1, args.runs),
+                                       gate, speeds, rows)
+            if any(keep(n) for n in DIST_WORKLOADS):
+                bl.update(probed("beamline", lambda: run_beamline_dist(args, scratch, problems)))
+            gos.append(go)
         beamline_failed = beamline_failed or failed
         bls.append(bl)
-        beams.append({} if args.no_beam else probed("beam", beam_side))
-        gos.append({} if args.no_go else
-                   probed("go", lambda: run_go(args, n_sched, scratch, problems)))
     (bl, bl_spread), (beam, beam_spread), (go, go_spread) = (
         merge_runs(bls), merge_runs(beams), merge_runs(gos))
     spreads = {"beamline": bl_spread, "beam": beam_spread, "go": go_spread}
@@ -1531,6 +1691,7 @@ def main(argv):
     speeds = {h: runs for h, runs in speeds.items() if runs}
     if any(v is not None for runs in speeds.values() for pair in runs for v in pair):
         result["host_speed"] = speeds
+        result["quiet_gate"] = gate.summary()
     if http.get("info"):
         # The http scheme's runs beside the settings, the https scheme's under "https".
         result["http"] = dict(http["info"])
@@ -1568,7 +1729,7 @@ def main(argv):
     if floor_line:
         print(floor_line)
     if result.get("host_speed"):
-        print(sweep.speed_line(result["host_speed"]))
+        print(sweep.speed_line(result["host_speed"], result.get("quiet_gate")))
     if http.get("info"):
         print()
         print_http(http, rows)

@@ -170,24 +170,40 @@ def run_cpu_probe(binary, timeout=60):
 HARNESS_NAMES = {"beamline": "Beamline", "beam": "BEAM", "go": "Go"}
 
 
-def speed_line(speeds):
+def speed_pairs(runs):
+    """One harness's before/after figures: each pair, or a summary of many (the turns
+    probe before and after every row)."""
+    if len(runs) <= 3:
+        return ", ".join("/".join("-" if v is None else f"{v:.2f}" for v in pair)
+                         for pair in runs)
+    vals = sorted(v for pair in runs for v in pair if v is not None)
+    mid = vals[len(vals) // 2]
+    return f"{len(runs)} starts, {vals[0]:.2f}-{vals[-1]:.2f} (median {mid:.2f})"
+
+
+def speed_line(speeds, gate=None):
     """The line printed under the table: the host's speed before and after each harness
-    ({harness: [[before, after], ...] per run}, ns per step, lower is faster), and a
-    warning when it changed enough to move the rows; None when nothing was measured."""
+    ({harness: [[before, after], ...] per run, or per row of the turns}, ns per step, lower
+    is faster), what the quiet gate waited (run.py QuietGate.summary), and a warning when
+    the speed changed enough to move the rows; None when nothing was measured."""
     parts, seen = [], []
     for h, runs in speeds.items():
         vals = [v for pair in runs for v in pair if v is not None]
         if not vals:
             continue
         seen += vals
-        pairs = ", ".join("/".join("-" if v is None else f"{v:.2f}" for v in pair)
-                          for pair in runs)
-        parts.append(f"{HARNESS_NAMES.get(h, h)} {pairs}")
+        parts.append(f"{HARNESS_NAMES.get(h, h)} {speed_pairs(runs)}")
     if not parts:
         return None
     line = ("Host speed (cpu_probe: ns per step of eight independent integer chains on the "
-            "slowest CPU, lower is faster; before/after each harness, per run): "
-            + "; ".join(parts) + ".")
+            "slowest CPU, lower is faster; before/after each harness, or each row when "
+            "Beamline and Go take turns): " + "; ".join(parts) + ".")
+    if gate and gate.get("starts"):
+        line += (f" Each start waited for a quiet host (a probe within {gate['ratio']:g}x of "
+                 f"the fastest, {gate['fastest']:.2f}): {gate['delayed']} of "
+                 f"{gate['starts']} waited, {gate['waited_s']:g} s in all")
+        line += (f"; {gate['not_quiet']} started in a slow spell when the wait ran out."
+                 if gate.get("not_quiet") else ".")
     lo, hi = min(seen), max(seen)
     if hi > 1.2 * lo:
         line += (f" The host's speed changed by {hi / lo:.2f}x during the benchmarks (a "

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import charts  # noqa: E402  (bench/charts.py, beside this file)
 import compare  # noqa: E402
 import report  # noqa: E402
+import run  # noqa: E402  (bench/run.py)
 import sweep  # noqa: E402
 
 
@@ -267,6 +268,41 @@ class Report(unittest.TestCase):
         data = copy.deepcopy(FIXTURE)
         data["host_speed"] = slow
         self.assertIn("changed by 2.04x", report.markdown(data, None, "x"))
+        # The turns probe around every row: many pairs are summed up, and the gate's
+        # waits are told.
+        turns = {"beam": [[1.40, 1.45]],
+                 "beamline": [[1.40, 1.50], [1.45, 1.41], [1.60, 1.43], [1.42, 1.44]]}
+        gate = {"ratio": 1.2, "fastest": 1.38, "starts": 5, "delayed": 2, "waited_s": 3.5,
+                "not_quiet": 0}
+        line = sweep.speed_line(turns, gate)
+        self.assertIn("BEAM 1.40/1.45; Beamline 4 starts, 1.40-1.60 (median 1.44).", line)
+        self.assertIn("within 1.2x of the fastest, 1.38): 2 of 5 waited, 3.5 s in all.", line)
+        gate["not_quiet"] = 1
+        self.assertIn("1 started in a slow spell", sweep.speed_line(turns, gate))
+        data["quiet_gate"] = gate
+        self.assertIn("2 of 5 waited", report.markdown(data, None, "x"))
+
+    def test_quiet_gate(self):
+        # A start waits while the probe reads slower than 1.2x the fastest seen, up to its
+        # bound; a quiet probe just taken is used as it is.
+        gate = run.QuietGate("cpu_probe")
+        reads = iter([1.40, 2.00, 1.90, 1.45, 2.5])
+        with mock.patch.object(sweep, "run_cpu_probe", lambda b: next(reads)), \
+                mock.patch.object(run.time, "sleep", lambda s: None):
+            self.assertEqual(gate.wait(), 1.40)
+            self.assertEqual(gate.wait(), 1.45)  # 2.00 and 1.90 were waited out
+            self.assertEqual(gate.wait(last=1.41), 1.41)  # no new probe
+        self.assertEqual(gate.summary()["delayed"], 0)  # the waits took no time here
+        self.assertEqual((gate.starts, gate.unquiet, gate.best), (3, 0, 1.40))
+        gate = run.QuietGate("cpu_probe")
+        gate.best = 1.0
+        clock = iter(range(0, 1000, 5))
+        with mock.patch.object(sweep, "run_cpu_probe", lambda b: 2.0), \
+                mock.patch.object(run.time, "sleep", lambda s: None), \
+                mock.patch.object(run.time, "monotonic", lambda: next(clock)):
+            self.assertEqual(gate.wait(), 2.0)  # still slow when the wait ran out
+        self.assertEqual((gate.unquiet, gate.delayed), (1, 1))
+        self.assertLessEqual(gate.waited, run.QUIET_WAIT_S + 5)
 
     def test_chart_spec(self):
         spec = report.ratio_spec(FIXTURE, "x.png")

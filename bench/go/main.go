@@ -1,6 +1,7 @@
 // Go anchor for the Beamline benchmark suite.
 //
-//	GOMAXPROCS=N go_anchor [-filter REGEX] [-out FILE]
+//	GOMAXPROCS=N go_anchor [-filter REGEX] [-out FILE] [-quiet]
+//	go_anchor -list [-filter REGEX]
 //
 // Implements the workloads of bench/README.md with goroutines and channels and prints
 // {"workloads":[{"name":...,"unit":...,"value":...}, ...]} on stdout (and into FILE with
@@ -22,7 +23,8 @@
 // registry and agent workloads, nor for idle_genserver_bytes.
 //
 // -filter REGEX keeps the workloads whose name matches REGEX (a search, as in Google
-// Benchmark's --benchmark_filter; a leading '-' negates it).
+// Benchmark's --benchmark_filter; a leading '-' negates it). -quiet leaves out the header
+// line and starts each workload's line with "Go", for a runner that runs one row at a time.
 package main
 
 import (
@@ -158,6 +160,8 @@ type output struct {
 func main() {
 	filter := flag.String("filter", "", "run only workloads whose name matches this regex (leading '-' negates)")
 	out := flag.String("out", "", "also write the JSON to this file")
+	quiet := flag.Bool("quiet", false, "no header line; each workload's line names the anchor (a runner's turns)")
+	list := flag.Bool("list", false, "print the names of the workloads the filter keeps, one a line, and exit")
 	flag.Parse()
 
 	keep := func(string) bool { return true }
@@ -174,8 +178,22 @@ func main() {
 		keep = func(name string) bool { return re.MatchString(name) != negate }
 	}
 
+	if *list {
+		for _, w := range workloads() {
+			if keep(w.name) {
+				fmt.Println(w.name)
+			}
+		}
+		return
+	}
+
 	procs := runtime.GOMAXPROCS(0)
-	fmt.Fprintf(os.Stderr, "Go: %s, GOMAXPROCS %d\n", runtime.Version(), procs)
+	prefix := "  "
+	if *quiet {
+		prefix = "  Go "
+	} else {
+		fmt.Fprintf(os.Stderr, "Go: %s, GOMAXPROCS %d\n", runtime.Version(), procs)
+	}
 
 	all := workloads()
 	values := map[string]float64{}
@@ -196,8 +214,8 @@ func main() {
 		v := median(vals)
 		values[w.name] = v
 		lo, hi := minMax(vals)
-		fmt.Fprintf(os.Stderr, "  %s: %.3f %s (median of %d, min %.3f, max %.3f)\n",
-			w.name, v, w.unit, len(vals), lo, hi)
+		fmt.Fprintf(os.Stderr, "%s%s: %.3f %s (median of %d, min %.3f, max %.3f)\n",
+			prefix, w.name, v, w.unit, len(vals), lo, hi)
 	}
 
 	var o output
