@@ -1425,7 +1425,6 @@ class QuietGate:
         self.best = None
         self.waited = 0.0
         self.starts = self.delayed = self.unquiet = 0
-        self.rows = {}  # the turns' probes: {row: {who: [before, after]}}
 
     def probe(self):
         v = sweep.run_cpu_probe(self.binary)
@@ -1456,13 +1455,10 @@ class QuietGate:
             self.unquiet += 1
         return v
 
-    def can_wait(self):
-        return self.waited < QUIET_BUDGET_S
-
     def summary(self):
         return {"ratio": QUIET_RATIO, "fastest": self.best, "starts": self.starts,
                 "delayed": self.delayed, "waited_s": round(self.waited, 1),
-                "not_quiet": self.unquiet, "rows": self.rows}
+                "not_quiet": self.unquiet}
 
 
 def go_rows(args, scratch):
@@ -1491,11 +1487,9 @@ def turn_rows(args, n_sched, scratch, keep, go_built):
     return rows, set(bl), set(go)
 
 
-def run_turns(args, n_sched, scratch, problems, run, gate, speeds, rows, retaken):
+def run_turns(args, n_sched, scratch, problems, run, gate, speeds, rows):
     """Beamline and Go row by row, each row on a quiet host, who goes first alternating:
-    ({name: (value, unit)} of each, whether the Beamline binary failed). A row after which
-    the probe reads slow met a spell: it is taken again, once, on a quiet host, and the
-    second figure stands; both go into retaken ({"row", "who", "first", "second"})."""
+    ({name: (value, unit)} of each, whether the Beamline binary failed)."""
     names, bl_has, go_has = rows
     bl, go, failed = {}, {}, False
     last = None
@@ -1516,18 +1510,7 @@ def run_turns(args, n_sched, scratch, problems, run, gate, speeds, rows, retaken
             before = gate.wait(last)
             out = fn()
             last = gate.probe()
-            if not gate.quiet(last) and gate.can_wait() and out and n in out:
-                first = out[n][0]
-                log(f"  (host slow after {n}: {last:.2f} against {gate.best:.2f}; taken again)")
-                before = gate.wait(last)
-                again = fn()
-                last = gate.probe()
-                if again and n in again:
-                    retaken.append({"row": n, "who": who, "first": first,
-                                    "second": again[n][0], "unit": again[n][1]})
-                    out = again
             speeds[who].append([before, last])
-            gate.rows.setdefault(n, {})[who] = [before, last]
             if who == "go":
                 go.update(out or {})
             elif out is None:
@@ -1583,7 +1566,6 @@ def main(argv):
     speeds = {"beamline": [], "beam": [], "go": []}
 
     gate = QuietGate(probe_binary(args))
-    retaken = []  # the rows of the turns taken again (run_turns)
 
     def probed(harness, fn):
         before = gate.wait()
@@ -1631,7 +1613,7 @@ def main(argv):
             beams.append({} if args.no_beam else probed("beam", beam_side))
             log("== Beamline and Go, row by row")
             bl, go, failed = run_turns(args, n_sched, scratch, problems, (i + 1, args.runs),
-                                       gate, speeds, rows, retaken)
+                                       gate, speeds, rows)
             if any(keep(n) for n in DIST_WORKLOADS):
                 bl.update(probed("beamline", lambda: run_beamline_dist(args, scratch, problems)))
             gos.append(go)
@@ -1710,7 +1692,6 @@ def main(argv):
     if any(v is not None for runs in speeds.values() for pair in runs for v in pair):
         result["host_speed"] = speeds
         result["quiet_gate"] = gate.summary()
-        result["quiet_gate"]["retaken"] = retaken
     if http.get("info"):
         # The http scheme's runs beside the settings, the https scheme's under "https".
         result["http"] = dict(http["info"])

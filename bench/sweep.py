@@ -204,13 +204,6 @@ def speed_line(speeds, gate=None):
                  f"{gate['starts']} waited, {gate['waited_s']:g} s in all")
         line += (f"; {gate['not_quiet']} started in a slow spell when the wait ran out."
                  if gate.get("not_quiet") else ".")
-        again = gate.get("retaken") or []
-        if again:
-            line += (f" Taken again after the probe read slow at their end ({len(again)}; "
-                     "the second figure stands): " +
-                     ", ".join(f"{r['row']} ({HARNESS_NAMES.get(r['who'], r['who'])}, "
-                               f"{r['first']:.4g} then {r['second']:.4g} {r['unit']})"
-                               for r in again) + ".")
     lo, hi = min(seen), max(seen)
     if hi > 1.2 * lo:
         line += (f" The host's speed changed by {hi / lo:.2f}x during the benchmarks (a "

@@ -279,11 +279,6 @@ class Report(unittest.TestCase):
         self.assertIn("within 1.2x of the fastest, 1.38): 2 of 5 waited, 3.5 s in all.", line)
         gate["not_quiet"] = 1
         self.assertIn("1 started in a slow spell", sweep.speed_line(turns, gate))
-        gate["retaken"] = [{"row": "genserver_cast", "who": "go", "first": 51.3,
-                            "second": 30.1, "unit": "ns"}]
-        self.assertIn("Taken again after the probe read slow at their end (1; the second "
-                      "figure stands): genserver_cast (Go, 51.3 then 30.1 ns).",
-                      sweep.speed_line(turns, gate))
         data["quiet_gate"] = gate
         self.assertIn("2 of 5 waited", report.markdown(data, None, "x"))
 
@@ -308,43 +303,6 @@ class Report(unittest.TestCase):
             self.assertEqual(gate.wait(), 2.0)  # still slow when the wait ran out
         self.assertEqual((gate.unquiet, gate.delayed), (1, 1))
         self.assertLessEqual(gate.waited, run.QUIET_WAIT_S + 5)
-
-    def test_turns_retake(self):
-        # A row after which the probe reads slow is taken again, once, and the second
-        # figure stands; a quiet row is taken once. Who goes first alternates by row.
-        calls = []
-
-        def beamline(sub, n_sched, problems, run, quiet):
-            name = sub.filter[1:].split("(")[0]
-            calls.append(("beamline", name))
-            return {name: (10.0 * len(calls), "ns")}
-
-        def go(sub, n_sched, scratch, problems, build, quiet):
-            name = sub.filter[1:].split("(")[0]
-            calls.append(("go", name))
-            return {name: (1.0 * len(calls), "ns")}
-
-        # Probes: gate before a, after a (slow), gate, after retake, [go a] after, ...
-        reads = iter([1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
-        speeds = {"beamline": [], "go": []}
-        retaken = []
-        gate = run.QuietGate("cpu_probe")
-        args = mock.Mock(filter=None)
-        with mock.patch.object(sweep, "run_cpu_probe", lambda b: next(reads)), \
-                mock.patch.object(run, "run_beamline", beamline), \
-                mock.patch.object(run, "run_go", go), \
-                mock.patch.object(run.time, "sleep", lambda s: None), \
-                mock.patch.object(run, "log", lambda m: None):
-            bl, g, failed = run.run_turns(args, 2, None, [], (1, 1), gate, speeds,
-                                          (["a", "b"], {"a", "b"}, {"a", "b"}), retaken)
-        self.assertEqual(calls, [("beamline", "a"), ("beamline", "a"), ("go", "a"),
-                                 ("go", "b"), ("beamline", "b")])
-        self.assertEqual(bl, {"a": (20.0, "ns"), "b": (50.0, "ns")})
-        self.assertEqual(g, {"a": (3.0, "ns"), "b": (4.0, "ns")})
-        self.assertFalse(failed)
-        self.assertEqual(retaken, [{"row": "a", "who": "beamline", "first": 10.0,
-                                    "second": 20.0, "unit": "ns"}])
-        self.assertEqual(len(speeds["beamline"]), 2)
 
     def test_chart_spec(self):
         spec = report.ratio_spec(FIXTURE, "x.png")
