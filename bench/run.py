@@ -1425,6 +1425,7 @@ class QuietGate:
         self.best = None
         self.waited = 0.0
         self.starts = self.delayed = self.unquiet = 0
+        self.rows = {}  # the turns' probes: {row: {who: [[before, after] per run]}}
 
     def probe(self):
         v = sweep.run_cpu_probe(self.binary)
@@ -1458,7 +1459,7 @@ class QuietGate:
     def summary(self):
         return {"ratio": QUIET_RATIO, "fastest": self.best, "starts": self.starts,
                 "delayed": self.delayed, "waited_s": round(self.waited, 1),
-                "not_quiet": self.unquiet}
+                "not_quiet": self.unquiet, "rows": self.rows}
 
 
 def go_rows(args, scratch):
@@ -1511,6 +1512,7 @@ def run_turns(args, n_sched, scratch, problems, run, gate, speeds, rows):
             out = fn()
             last = gate.probe()
             speeds[who].append([before, last])
+            gate.rows.setdefault(n, {}).setdefault(who, []).append([before, last])
             if who == "go":
                 go.update(out or {})
             elif out is None:
