@@ -208,9 +208,9 @@ def parse_args(argv):
     p.add_argument("--turns", choices=["row", "harness"], default="row",
                    help="row (default): Beamline and Go take turns row by row, each row "
                         "starting on a quiet host; harness: each runs all its rows at once")
-    p.add_argument("--runs", type=positive_int, default=1,
+    p.add_argument("--runs", type=positive_int, default=3,
                    help="run the three harnesses this many times, in turn; each figure is "
-                        "the median of the runs, shown with their min and max (default 1)")
+                        "the median of the runs, shown with their min and max (default 3)")
     p.add_argument("--timeout", type=positive_int, default=1200,
                    help="time limit in seconds for each run (default 1200)")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.json"),
