@@ -1413,15 +1413,16 @@ def load_previous(out):
 # 1.7x slower for it, whoever runs it.
 QUIET_RATIO = 1.2
 QUIET_WAIT_S = 15.0    # the longest wait before one start
-QUIET_BUDGET_S = 240.0  # the most waited in all; later starts do not wait
+QUIET_BUDGET_S = 240.0  # the most waited per run (--runs); later starts do not wait
 QUIET_POLL_S = 0.25
 
 
 class QuietGate:
     """Probes the host before a start and waits, bounded, for a slow spell to pass."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, runs=1):
         self.binary = binary
+        self.budget = QUIET_BUDGET_S * runs
         self.best = None
         self.waited = 0.0
         self.starts = self.delayed = self.unquiet = 0
@@ -1444,7 +1445,7 @@ class QuietGate:
         if v is None:
             return None
         t0 = time.monotonic()
-        limit = min(QUIET_WAIT_S, QUIET_BUDGET_S - self.waited)
+        limit = min(QUIET_WAIT_S, self.budget - self.waited)
         while not self.quiet(v) and time.monotonic() - t0 < limit:
             time.sleep(QUIET_POLL_S)
             v = self.probe()
@@ -1567,7 +1568,7 @@ def main(argv):
     # The host's speed before and after each harness (sweep.speed_line).
     speeds = {"beamline": [], "beam": [], "go": []}
 
-    gate = QuietGate(probe_binary(args))
+    gate = QuietGate(probe_binary(args), args.runs)
 
     def probed(harness, fn):
         before = gate.wait()
