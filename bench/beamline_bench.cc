@@ -74,16 +74,25 @@ void report(benchmark::State &state, const char *unit, int runs, const std::func
 
 bool restart(const bl_config *cfg);
 
+// Reports fn run on a runtime restarted with the environment's settings as
+// set changes them; the default runtime is back afterwards.
+void report_with(benchmark::State &s, const char *unit, int runs,
+                 const std::function<void(bl_config &)> &set, const std::function<double()> &fn)
+{
+    bl_config c{};
+    if (bl_config_from_env(&c) != 0) std::exit(1);
+    set(c);
+    restart(&c);
+    report(s, unit, runs, fn);
+    restart(nullptr);
+}
+
 // Same-scheduler workloads run on a one-scheduler runtime, as the BEAM's run
 // with +S 1 and Go's with GOMAXPROCS=1: nothing can be stolen away.
 void one_scheduler(benchmark::State &s, const std::function<double()> &fn)
 {
-    bl_config c{};
-    if (bl_config_from_env(&c) != 0) std::exit(1);
-    c.schedulers = 1;
-    restart(&c);
-    report(s, "ns", TIMED, fn);
-    restart(nullptr);
+    report_with(
+        s, "ns", TIMED, [](bl_config &c) { c.schedulers = 1; }, fn);
 }
 
 void ctx_switch(benchmark::State &s)
@@ -151,14 +160,14 @@ void ten_million_idle(benchmark::State &s)
 // real wake-up through the ring: the cost of each wake mechanism.
 void wake_roundtrip(benchmark::State &s, bl_wake mode)
 {
-    bl_config c{};
-    if (bl_config_from_env(&c) != 0) std::exit(1);
-    c.wake = mode;
-    c.no_spin = true;
-    c.spin_us = 0;
-    restart(&c);
-    report(s, "ns", 3, [] { return wl_pingpong(1); });
-    restart(nullptr);
+    report_with(
+        s, "ns", 3,
+        [mode](bl_config &c) {
+            c.wake = mode;
+            c.no_spin = true;
+            c.spin_us = 0;
+        },
+        [] { return wl_pingpong(1); });
 }
 void wake_msg_ring(benchmark::State &s)
 {
@@ -190,12 +199,8 @@ void timers_100k(benchmark::State &s)
 // BEAM logs nothing for a process killed by an exit signal either).
 void link_exit_cascade(benchmark::State &s)
 {
-    bl_config c{};
-    if (bl_config_from_env(&c) != 0) std::exit(1);
-    c.quiet = true;
-    restart(&c);
-    report(s, "ms", TIMED, wl_link_exit_cascade);
-    restart(nullptr);
+    report_with(
+        s, "ms", TIMED, [](bl_config &c) { c.quiet = true; }, wl_link_exit_cascade);
 }
 void monitor_down_latency(benchmark::State &s)
 {
@@ -302,12 +307,9 @@ void task_async_await(benchmark::State &s)
 // without a thousand lines on stderr.
 void supervisor_restart_latency(benchmark::State &s)
 {
-    bl_config c{};
-    if (bl_config_from_env(&c) != 0) std::exit(1);
-    c.log_level = BL_LOG_CRITICAL;
-    restart(&c);
-    report(s, "us", TIMED, wl_supervisor_restart_latency);
-    restart(nullptr);
+    report_with(
+        s, "us", TIMED, [](bl_config &c) { c.log_level = BL_LOG_CRITICAL; },
+        wl_supervisor_restart_latency);
 }
 // Sleep-bound (1 to 5 s a run): 3 runs, as in the anchors.
 void two_email_tasks_1s(benchmark::State &s)
