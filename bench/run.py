@@ -1463,7 +1463,7 @@ class QuietGate:
                 "not_quiet": self.unquiet, "rows": self.rows}
 
 
-def go_rows(args, scratch):
+def go_rows(scratch):
     """The Go anchor's rows (built by run_go), or None when it cannot tell."""
     try:
         out = subprocess.run([str(scratch / "go_anchor"), "-list"], capture_output=True,
@@ -1482,17 +1482,17 @@ def turn_rows(args, n_sched, scratch, keep, go_built):
     if listed is None:
         return None
     bl = [x.split("/", 1)[0] for x in listed]
-    go = (go_rows(args, scratch) or []) if go_built else []
+    go = (go_rows(scratch) or []) if go_built else []
     own = set(HTTP_WORKLOADS) | {n for n, _ in CANONICAL if n.startswith("dist_")}
     rows = [n for n, _ in CANONICAL if (n in bl or n in go) and n not in own and keep(n)]
     rows += [n for n in bl if n not in rows and n not in own and keep(n)]
     return rows, set(bl), set(go)
 
 
-def run_turns(args, n_sched, scratch, problems, run, gate, speeds, rows):
+def run_turns(args, n_sched, scratch, problems, run, gate, speeds, turns):
     """Beamline and Go row by row, each row on a quiet host, who goes first alternating:
     ({name: (value, unit)} of each, whether the Beamline binary failed)."""
-    names, bl_has, go_has = rows
+    names, bl_has, go_has = turns
     bl, go, failed = {}, {}, False
     last = None
     for k, n in enumerate(names):
@@ -1578,13 +1578,13 @@ def main(argv):
 
     # Built once for all runs and turns.
     go_built = not args.no_go and build_go(args, scratch, problems)
-    rows = None
+    turns = None  # the rows of the turns (turn_rows), None: each harness runs all at once
     if args.turns == "row":
-        rows = turn_rows(args, n_sched, scratch, keep, go_built)
-        if rows is None:
+        turns = turn_rows(args, n_sched, scratch, keep, go_built)
+        if turns is None:
             problems.append("the Beamline binary could not list its rows: each harness ran "
                             "all of its rows at once (--turns harness)")
-    config["turns"] = "harness" if rows is None else "row"
+    config["turns"] = "harness" if turns is None else "row"
     beamline_failed = False
     for i in range(args.runs):
         if args.runs > 1:
@@ -1604,7 +1604,7 @@ def main(argv):
             beam.update(run_beam_dist(args, scratch, problems))
             return beam
 
-        if rows is None:
+        if turns is None:
             bl, failed = probed("beamline", beamline_side)
             beams.append({} if args.no_beam else probed("beam", beam_side))
             gos.append({} if args.no_go else
@@ -1616,7 +1616,7 @@ def main(argv):
             beams.append({} if args.no_beam else probed("beam", beam_side))
             log("== Beamline and Go, row by row")
             bl, go, failed = run_turns(args, n_sched, scratch, problems, (i + 1, args.runs),
-                                       gate, speeds, rows)
+                                       gate, speeds, turns)
             if any(keep(n) for n in DIST_WORKLOADS):
                 bl.update(probed("beamline", lambda: run_beamline_dist(args, scratch, problems)))
             gos.append(go)
