@@ -238,7 +238,7 @@ typedef struct bl_psig {
 
 typedef struct bl_proc {
     /* --- Written by other threads: senders, timers, wakers. --- */
-    _Alignas(64) bl_box box; /* the mailbox word (see above); 16-byte CAS only */
+    _Alignas(64) bl_box box; /* the mailbox word (see above); 16-byte CAS (core/wait.h) */
     bl_qnode inject;         /* link in a scheduler's inject queue */
     _Atomic uint8_t named;   /* set by bl_register (any thread): free the name at exit */
     /* The process whose wake-up queued it last (written by the waker that
