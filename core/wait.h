@@ -10,6 +10,7 @@
  *
  *   bl__box_push    a message or signal: pushes and, if the push ended the
  *                   wait, says so (the sender queues the process);
+ *                   bl__box_push_chain does the same for several at once;
  *   bl__wait_end    a timer or completion armed for wait `meta`: wakes the
  *                   parked process, or marks the wait ended (BL_META_ENDED)
  *                   when it is awake, so that its next park within the same
@@ -34,19 +35,22 @@ enum {
 };
 
 /*
- * Pushes m onto p's inbox if p still is the process `to` names.  A message
- * ends a WAITING wait; a signal (BL_META_SIG is set) ends a SLEEPING one
- * too, since messages leave sleepers asleep but signals must be acted on.
+ * Pushes the chain newest..oldest (linked through next, newest first, as
+ * the inbox itself is) onto p's inbox if p still is the process `to` names:
+ * one CAS for the lot.  A message ends a WAITING wait; a signal (BL_META_SIG
+ * is set) ends a SLEEPING one too, since messages leave sleepers asleep but
+ * signals must be acted on.
  */
-static inline int bl__box_push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
+static inline int bl__box_push_chain(bl_proc *p, bl_pid to, bl_msg *newest, bl_msg *oldest,
+                                     bool signal)
 {
     bl_box cur = bl__box_load(p), want;
     unsigned st;
     for (;;) {
         st = bl__meta_state(cur.meta);
         if (!bl__meta_is(cur.meta, to)) return BL_PUSH_DEAD;
-        m->next = cur.top;
-        want.top = m;
+        oldest->next = cur.top;
+        want.top = newest;
         want.meta = cur.meta;
         if (signal) want.meta |= BL_META_SIG;
         if (st == BL_ST_WAITING || (signal && st == BL_ST_SLEEPING))
@@ -55,6 +59,12 @@ static inline int bl__box_push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
     }
     if (bl__meta_state(want.meta) == BL_ST_ACTIVE && st != BL_ST_ACTIVE) return BL_PUSH_WOKEN;
     return want.meta & BL_META_LONGQ ? BL_PUSH_BEHIND : BL_PUSH_QUEUED;
+}
+
+/* Pushes m alone (see bl__box_push_chain). */
+static inline int bl__box_push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
+{
+    return bl__box_push_chain(p, to, m, m, signal);
 }
 
 /* Pushes m without ever ending a wait (the receiver is known to be busy). */
