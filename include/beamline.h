@@ -407,6 +407,13 @@ typedef struct bl_msg {
  * A send never blocks; one to a receiver that is behind (its last look at
  * its mailbox found 512 messages or more) costs the sender 20 reductions
  * instead of 1, so a flooding sender yields sooner.
+ * Where C differs: the sender's further messages to a receiver that is
+ * behind are held and put in its mailbox together, 64 at a time, and at
+ * the latest when the sender sends anything else (to another process, or
+ * a signal such as a link, monitor or exit to any), receives, waits, yields
+ * or exits.  Order is kept; only a sender that computes for long after a
+ * send without calling the runtime delays its last messages so (it holds
+ * its scheduler too: see bl_config's long-schedule report).
  */
 int bl_send(bl_pid to, uint32_t tag, const void *data, size_t len);
 

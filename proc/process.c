@@ -313,10 +313,24 @@ int bl_exit(int code)
  */
 bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
 {
+    bl_sched *s = bl__tls_sched;
+    if (s && s->outbox.p) {
+        /* This process holds messages for a receiver that is behind: one
+         * more for it joins them; anything else goes after them. */
+        if (!signal && s->outbox.p == p && s->outbox.to == to) {
+            m->next = s->outbox.newest;
+            s->outbox.newest = m;
+            if (!s->outbox.n++) s->outbox.oldest = m;
+            bl_proc *self = bl__sched_current(s);
+            if (self) self->reds -= BL_BEHIND_CHARGE;
+            if (s->outbox.n >= BL_OUTBOX_MAX) bl__sched_outbox_flush(s, true);
+            return true;
+        }
+        bl__sched_outbox_flush(s, false);
+    }
     int r = bl__box_push(p, to, m, signal);
     if (r == BL_PUSH_DEAD) {
         /* It died meanwhile: dropping the message is what Erlang does. */
-        bl_sched *s = bl__tls_sched;
         bl__msg_drop(s ? &s->slab : NULL, m);
         return false;
     }
@@ -324,18 +338,29 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
     if (r == BL_PUSH_WOKEN) bl__sched_ready(p, BL_READY_NEXT);
     /* A receiver behind its senders: the sender's slice shrinks (the charge
      * that follows a send parks it when the slice is spent), so that a flood
-     * on the receiver's core gives way to the receiver. */
+     * on the receiver's core gives way to the receiver.  And the sender's
+     * next messages to it are held and pushed together (sched.h's outbox):
+     * a receiver with hundreds queued gains nothing from having them one
+     * by one sooner, and each push to a word that senders on other cores
+     * push to too moves its cache line between cores. */
     if (r == BL_PUSH_BEHIND) {
-        bl_proc *self = bl__self();
-        if (self && self != p) self->reds -= BL_BEHIND_CHARGE;
+        bl_proc *self = s ? bl__sched_current(s) : NULL;
+        if (self && self != p) {
+            self->reds -= BL_BEHIND_CHARGE;
+            if (!signal) {
+                s->outbox.p = p;
+                s->outbox.to = to;
+            }
+        }
     }
     return true;
 }
 
 bool bl__push_lazy(bl_proc *p, bl_pid to, bl_msg *m)
 {
-    if (bl__box_push_lazy(p, to, m) == BL_PUSH_QUEUED) return true;
     bl_sched *s = bl__tls_sched;
+    if (s && s->outbox.p) bl__sched_outbox_flush(s, false);
+    if (bl__box_push_lazy(p, to, m) == BL_PUSH_QUEUED) return true;
     bl__msg_drop(s ? &s->slab : NULL, m);
     return false;
 }

@@ -187,6 +187,20 @@ typedef struct bl_sched {
     pthread_t thread;       /* the scheduler thread */
     int start_err;          /* negative errno if start-up failed */
     bl_sched_stats st;      /* statistics (owner writes, others read racily) */
+    /* Messages the running process sent to one receiver that is behind its
+     * senders, held back to be pushed together (proc/process.c bl__push):
+     * one CAS on the receiver's mailbox word for up to BL_OUTBOX_MAX of
+     * them instead of one each.  Pushed when that many are held, before the
+     * process pushes anything else (another receiver, or a signal), and
+     * when it switches out (switch_out), so nothing stays held past the
+     * process's run, and each sender's order to each receiver holds. */
+    struct {
+        bl_proc *p;     /* the receiver; NULL: none armed */
+        bl_pid to;      /* its pid */
+        bl_msg *newest; /* the messages held, newest first, through next */
+        bl_msg *oldest; /* the first of them */
+        uint32_t n;     /* how many */
+    } outbox;
 } bl_sched;
 
 typedef struct bl_runtime {
@@ -278,6 +292,16 @@ void bl__sched_ready(bl_proc *p, unsigned flags);
  */
 bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p);
 void bl__sched_settle_prev(bl_sched *s);
+
+/* Most messages an outbox holds. */
+#define BL_OUTBOX_MAX 64u
+
+/*
+ * Pushes what s's outbox holds to its receiver (dropped if the receiver is
+ * gone; the receiver queued if the push woke it).  The outbox stays armed
+ * for that receiver only when keep is set and it is still behind.
+ */
+void bl__sched_outbox_flush(bl_sched *s, bool keep);
 
 /* Every context just switched in calls this first, on its scheduler s. */
 static inline void bl__sched_switched(bl_sched *s)
