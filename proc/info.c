@@ -205,6 +205,7 @@ int bl_scheduler_stats_get(unsigned i, bl_scheduler_stats *out)
         .timers_fired = BL_STAT(s, timers_fired),
         .mail_spins = BL_STAT(s, mail_spins),
         .mail_spin_hits = BL_STAT(s, mail_spin_hits),
+        .spin_offs = BL_STAT(s, spin_offs),
         .timers = BL_STAT(s, timers),
         .idle_ns = BL_STAT(s, idle_ns),
         .uptime_ns = bl__now_ns() - rt->start_ns,

@@ -838,7 +838,10 @@ static bool spin_contended(bl_sched *s, uint64_t now)
     bool busy = s->cpu_check_ns && (delay - s->cpu_delay_ns) * 10 > window;
     s->cpu_check_ns = now;
     s->cpu_delay_ns = delay;
-    if (busy) s->no_spin_until = now + 100000000u;
+    if (busy) {
+        s->no_spin_until = now + 100000000u;
+        BL_STAT_ADD(s, spin_offs, 1);
+    }
     return busy;
 }
 

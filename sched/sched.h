@@ -68,6 +68,7 @@ typedef struct bl_sched_stats {
     _Atomic uint64_t timers_fired;   /* timers that ended a wait */
     _Atomic uint64_t mail_spins;     /* waits for mail watched before the park (spin_for_mail) */
     _Atomic uint64_t mail_spin_hits; /* of those, the ones mail or a signal ended */
+    _Atomic uint64_t spin_offs;      /* times its CPU was found contended: no spinning for 100 ms */
     _Atomic uint64_t nostack_fails;  /* processes that found no stack to be had (wait_for_stack) */
     _Atomic uint64_t idle_ns;        /* time spent idle */
     _Atomic uint64_t timers;         /* timers on the wheel, published at each timer turn */

@@ -178,6 +178,10 @@ typedef struct bl_scheduler_stats {
      * no park, and the sender had no wake-up to make. */
     uint64_t mail_spins;
     uint64_t mail_spin_hits;
+    /* Times it found its CPU contended (its thread kept waiting for the CPU
+     * over a tenth of the time: the kernel runs other threads there) and
+     * turned its spinning, the idle spin and the mail watch, off for 100 ms. */
+    uint64_t spin_offs;
 } bl_scheduler_stats;
 
 /* Statistics of scheduler i (racy snapshot).  0, -EINVAL, -ESRCH. */

@@ -427,12 +427,14 @@ Test(handoff, a_server_woken_in_turn_from_two_schedulers_is_not_pulled, .timeout
 
 /* ---- the loop watches a lone waiter's mailbox before parking it ---- */
 
-static uint64_t mail_stat(bool hits)
+enum { SPINS, HITS, OFFS };
+
+static uint64_t mail_stat(int which)
 {
     uint64_t n = 0;
     bl_scheduler_stats st;
     for (unsigned i = 0; bl_scheduler_stats_get(i, &st) == 0; i++)
-        n += hits ? st.mail_spin_hits : st.mail_spins;
+        n += which == SPINS ? st.mail_spins : which == HITS ? st.mail_spin_hits : st.spin_offs;
     return n;
 }
 
@@ -440,15 +442,20 @@ static void watch_main(void *arg)
 {
     bool spin_on = (bool)(uintptr_t)arg;
     static meet c;
-    uint64_t spins = mail_stat(false), hits = mail_stat(true);
+    uint64_t spins = mail_stat(SPINS), hits = mail_stat(HITS), offs = mail_stat(OFFS);
     meet_run(&c, true); /* bound: every round trip crosses the two cores */
-    uint64_t ds = mail_stat(false) - spins, dh = mail_stat(true) - hits;
-    cr_log_info("spinning %s: %llu watched waits, %llu ended by mail", spin_on ? "on" : "off",
-                (unsigned long long)ds, (unsigned long long)dh);
+    uint64_t ds = mail_stat(SPINS) - spins, dh = mail_stat(HITS) - hits;
+    uint64_t doffs = mail_stat(OFFS) - offs;
+    cr_log_info("spinning %s: %llu watched waits, %llu ended by mail, spinning turned off %llu "
+                "times (CPU contended)",
+                spin_on ? "on" : "off", (unsigned long long)ds, (unsigned long long)dh,
+                (unsigned long long)doffs);
     BL_CHECK_EQ(c.apart, MEET_ROUNDS);
     if (spin_on) {
-        /* Each side waits alone on its core: some replies must find it awake. */
-        BL_CHECK(dh > 0);
+        /* Each side waits alone on its core: some replies must find it
+         * awake, unless the kernel kept the schedulers' threads off their
+         * CPUs (a loaded machine), which turns the watch off, counted. */
+        BL_CHECK(dh > 0 || doffs > 0);
         BL_CHECK(dh <= ds);
     } else {
         BL_CHECK_EQ(ds, 0);
