@@ -17,7 +17,6 @@
  * timer or a wake-up.
  */
 #define _GNU_SOURCE
-#include "core/msg.h"
 #include "core/wait.h"
 #include "sched/sched.h"
 
@@ -531,28 +530,6 @@ static void stackless_turn(bl_sched *s, uint64_t now)
 }
 
 /* p, switched out, is charged for its run; what is left of its slice may pass on. */
-void bl__sched_outbox_flush(bl_sched *s, bool keep)
-{
-    bl_proc *p = s->outbox.p;
-    bl_msg *m = s->outbox.newest, *oldest = s->outbox.oldest;
-    int r = m ? bl__box_push_chain(p, s->outbox.to, m, oldest, false) : BL_PUSH_QUEUED;
-    s->outbox.newest = s->outbox.oldest = NULL;
-    s->outbox.n = 0;
-    if (!keep || r != BL_PUSH_BEHIND) s->outbox.p = NULL;
-    if (r == BL_PUSH_DEAD) {
-        /* Gone meanwhile: dropped, as each would have been alone.  The
-         * oldest's next may point into the dead inbox (a CAS that failed). */
-        for (bl_msg *next;; m = next) {
-            next = m->next;
-            bool last = m == oldest;
-            bl__msg_drop(&s->slab, m);
-            if (last) break;
-        }
-    } else if (r == BL_PUSH_WOKEN) {
-        bl__sched_ready(p, BL_READY_NEXT);
-    }
-}
-
 static inline void switch_out(bl_sched *s, bl_proc *p)
 {
     if (__builtin_expect(s->outbox.p != NULL, 0)) bl__sched_outbox_flush(s, false);
