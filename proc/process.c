@@ -314,10 +314,14 @@ int bl_exit(int code)
 bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
 {
     bl_sched *s = bl__tls_sched;
+    /* A call's request carries its monitor: if its receiver is found dead,
+     * the caller must know at once (bl__call_send), which a push from the
+     * outbox, later, could not tell it.  Such a request is never held. */
+    bool hold = !signal && !(m->flags & BL_MSG_MONITOR);
     if (s && s->outbox.p) {
         /* This process holds messages for a receiver that is behind: one
          * more for it joins them; anything else goes after them. */
-        if (!signal && s->outbox.p == p && s->outbox.to == to) {
+        if (hold && s->outbox.p == p && s->outbox.to == to) {
             m->next = s->outbox.newest;
             s->outbox.newest = m;
             if (!s->outbox.n++) s->outbox.oldest = m;
@@ -347,7 +351,7 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
         bl_proc *self = s ? bl__sched_current(s) : NULL;
         if (self && self != p) {
             self->reds -= BL_BEHIND_CHARGE;
-            if (!signal) {
+            if (hold) {
                 s->outbox.p = p;
                 s->outbox.to = to;
             }
