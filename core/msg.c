@@ -83,6 +83,15 @@ void bl__msg_drop(bl_slab *local, bl_msg *m)
     bl__msg_free(local, m);
 }
 
+void bl__msg_drop_chain(bl_slab *local, bl_msg *m)
+{
+    while (m) {
+        bl_msg *next = m->next;
+        bl__msg_drop(local, m);
+        m = next;
+    }
+}
+
 void bl__msg_free(bl_slab *local, bl_msg *m)
 {
     if (m->flags & BL_MSG_MOVED) ((moved_tail *)(m + 1))->free_fn(m->data);

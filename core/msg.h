@@ -42,5 +42,7 @@ bl_msg *bl__msg_alloc_release(bl_slab *slab, size_t len, bl_msg_release_fn relea
 void bl__msg_free(bl_slab *local, bl_msg *m);
 /* Frees m, which nobody read: runs its release action first, if it has one. */
 void bl__msg_drop(bl_slab *local, bl_msg *m);
+/* bl__msg_drop for each message of the chain m, linked through next up to NULL. */
+void bl__msg_drop_chain(bl_slab *local, bl_msg *m);
 
 #endif /* BL_CORE_MSG_H */

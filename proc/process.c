@@ -187,16 +187,6 @@ static void run_cleanups(bl_proc *p)
     }
 }
 
-/* Frees messages nobody will read: what they carry is released (core/msg.h). */
-static void free_chain(bl_slab *slab, bl_msg *m)
-{
-    while (m) {
-        bl_msg *next = m->next;
-        bl__msg_drop(slab, m);
-        m = next;
-    }
-}
-
 /* On the scheduler's stack, after the process switched away for good. */
 void bl__hook_proc_finish(bl_sched *s, bl_proc *p)
 {
@@ -214,8 +204,8 @@ void bl__hook_proc_finish(bl_sched *s, bl_proc *p)
     bl_msg *inbox = bl__box_close(p, next_gen);
     /* Links and monitors hear of the death; requests still queued get noproc. */
     bl__signals_on_exit(p, inbox, p->q_head);
-    free_chain(&s->slab, inbox);
-    free_chain(&s->slab, p->q_head);
+    bl__msg_drop_chain(&s->slab, inbox);
+    bl__msg_drop_chain(&s->slab, p->q_head);
     p->q_head = p->q_tail = p->mark = p->down_prev = NULL;
     p->ndown = 0;
     p->down_valid = false;
@@ -253,8 +243,8 @@ void bl__hook_proc_discard(bl_proc *p, void *ctx)
     bl_box b = bl__box_load(p);
     if (bl__meta_state(b.meta) == BL_ST_FREE) return;
     if (p->handler && p->handler->release) p->handler->release(p->hstate);
-    free_chain(NULL, b.top);
-    free_chain(NULL, p->q_head);
+    bl__msg_drop_chain(NULL, b.top);
+    bl__msg_drop_chain(NULL, p->q_head);
     run_cleanups(p);
     if (p->wop) {
         /* No scheduler runs: the op's owner frees the stack if it takes it. */
@@ -325,8 +315,9 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
             m->next = s->outbox.newest;
             s->outbox.newest = m;
             if (!s->outbox.n++) s->outbox.oldest = m;
-            bl_proc *self = bl__sched_current(s);
-            if (self) self->reds -= BL_BEHIND_CHARGE;
+            /* Armed only by the running process, and pushed when it
+             * switches out: the sender is the current process. */
+            bl__sched_current(s)->reds -= BL_BEHIND_CHARGE;
             if (s->outbox.n >= BL_OUTBOX_MAX) bl__sched_outbox_flush(s, true);
             return true;
         }

@@ -20,12 +20,8 @@ void bl__sched_outbox_flush(bl_sched *s, bool keep)
     if (r == BL_PUSH_DEAD) {
         /* Gone meanwhile: dropped, as each would have been alone.  The
          * oldest's next may point into the dead inbox (a CAS that failed). */
-        for (bl_msg *next;; m = next) {
-            next = m->next;
-            bool last = m == oldest;
-            bl__msg_drop(&s->slab, m);
-            if (last) break;
-        }
+        oldest->next = NULL;
+        bl__msg_drop_chain(&s->slab, m);
     } else if (r == BL_PUSH_WOKEN) {
         bl__sched_ready(p, BL_READY_NEXT);
     }
