@@ -206,6 +206,8 @@ int bl_scheduler_stats_get(unsigned i, bl_scheduler_stats *out)
         .mail_spins = BL_STAT(s, mail_spins),
         .mail_spin_hits = BL_STAT(s, mail_spin_hits),
         .spin_offs = BL_STAT(s, spin_offs),
+        .stack_keeps = BL_STAT(s, stack_keeps),
+        .stack_sheds = BL_STAT(s, stack_sheds),
         .timers = BL_STAT(s, timers),
         .idle_ns = BL_STAT(s, idle_ns),
         .uptime_ns = bl__now_ns() - rt->start_ns,

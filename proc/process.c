@@ -707,8 +707,15 @@ static _Noreturn void handler_loop(bl_proc *p)
             continue;
         } else {
             /* Nothing to do: park without a stack.  The next message starts
-             * this function afresh on whatever stack is free then. */
+             * this function afresh on whatever stack is free then.  Unless
+             * the scheduler lets it keep its stack a while (sched/keep.c):
+             * then the next message resumes it here, or the scheduler
+             * takes the stack back and it is parked as without one. */
             p->seq++;
+            if (bl__sched_keep(p)) {
+                bl__park(p, BL_PARK_WAIT);
+                continue;
+            }
             bl__park(p, BL_PARK_IDLE);
             __builtin_unreachable();
         }

@@ -51,7 +51,14 @@ static bool read_slot(bl_proc *p, uint64_t meta, bl_proc_snap *o, size_t default
     o->message_queue_len = BL_PEEK(p->q_len);
     o->reductions = BL_PEEK(p->reductions);
     size_t req = BL_PEEK(p->stack_req);
-    o->stack_bytes = BL_PEEK(p->stack) ? (req ? bl__stack_round(req) : default_stack) : 0;
+    /* An idle handler's stack is one its scheduler let it keep for its
+     * next message (sched/keep.c), counted as the pool's: none, as
+     * bl_process_info says. */
+    bool idle_handler = o->status == BL_PROC_WAITING &&
+                        (o->kind == BL_KIND_HANDLER || o->kind == BL_KIND_GEN_SERVER ||
+                         o->kind == BL_KIND_SUPERVISOR);
+    o->stack_bytes =
+        BL_PEEK(p->stack) && !idle_handler ? (req ? bl__stack_round(req) : default_stack) : 0;
     o->memory = sizeof(bl_proc) + o->stack_bytes;
     o->name[0] = 0;
     if (atomic_load_explicit(&p->named, memory_order_relaxed)) {

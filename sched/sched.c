@@ -454,6 +454,8 @@ static inline __attribute__((always_inline)) bool switch_in(bl_sched *s, bl_proc
         }
         bl__ctx_init(&p->ctx, p->stack->lo, p->stack->size, bl__hook_proc_entry, p);
     }
+    /* Only handlers keep stacks idle (sched/keep.c). */
+    if (__builtin_expect(s->kept_used != 0, 0) && p->handler) bl__sched_unkeep(s, p);
     /* Whatever queue it came from, it runs here and belongs here. */
     p->sched = s;
     bl__sched_set_current(s, p);
@@ -852,6 +854,8 @@ static void loop(bl_sched *s)
             }
             if (t - s->turn_tick >= 64) {
                 s->turn_tick = t;
+                s->turns++;
+                if (s->kept_used) bl__sched_shed(s, false);
                 if (s->wheel.count || BL_STAT(s, timers)) run_timers(s, bl__now_ns());
                 if (s->nostack.head) stackless_turn(s, bl__now_ns());
                 publish_gauges(s);
@@ -927,6 +931,11 @@ static void loop(bl_sched *s)
          * (not before the spin: an idle moment between two messages of a
          * cross-core exchange would pay for them), then the message memory
          * a burst took, once it has stayed free a while. */
+        if (s->kept_used) {
+            bl__sched_shed(s, true);
+            /* A message that came meanwhile queued its handler here. */
+            if (local_work(s)) continue;
+        }
         now = bl__now_ns();
         if (s->stacks.nsurplus && bl__stack_trim_aged(&s->stacks, 64, now)) continue;
         bl__slab_trim(&s->slab, now);

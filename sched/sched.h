@@ -53,6 +53,9 @@ typedef struct bl_tentry {
     _Atomic uint32_t state;  /* BL_TENTRY_*, see above */
 } bl_tentry;
 
+/* Most idle handlers a scheduler lets keep their stacks (sched/keep.c). */
+#define BL_KEEP_MAX 8u
+
 /*
  * Statistics.  Only the owner writes them (BL_STAT_ADD: a relaxed load and
  * store, no read-modify-write); other threads read them with relaxed loads
@@ -69,6 +72,8 @@ typedef struct bl_sched_stats {
     _Atomic uint64_t mail_spins;     /* waits for mail watched before the park (spin_for_mail) */
     _Atomic uint64_t mail_spin_hits; /* of those, the ones mail or a signal ended */
     _Atomic uint64_t spin_offs;      /* times its CPU was found contended: no spinning for 100 ms */
+    _Atomic uint64_t stack_keeps;    /* idle handlers that parked keeping their stacks */
+    _Atomic uint64_t stack_sheds;    /* of those, the ones whose stacks it took back (idle on) */
     _Atomic uint64_t nostack_fails;  /* processes that found no stack to be had (wait_for_stack) */
     _Atomic uint64_t idle_ns;        /* time spent idle */
     _Atomic uint64_t timers;         /* timers on the wheel, published at each timer turn */
@@ -202,6 +207,16 @@ typedef struct bl_sched {
         bl_msg *oldest; /* the first of them */
         uint32_t n;     /* how many */
     } outbox;
+    /* Idle handlers on this scheduler that kept their stacks (sched/keep.c),
+     * at most BL_KEEP_MAX: slot i is in use when bit i of kept_used is set.
+     * Each entry names the wait its handler parked in. */
+    struct {
+        bl_proc *p;    /* the handler */
+        uint64_t meta; /* its wait: generation, sequence, WAITING */
+        uint32_t turn; /* turns (below) when it parked */
+    } kept[BL_KEEP_MAX];
+    uint32_t kept_used;
+    uint32_t turns; /* housekeeping turns so far (every 64 picks) */
 } bl_sched;
 
 typedef struct bl_runtime {
@@ -303,6 +318,37 @@ void bl__sched_settle_prev(bl_sched *s);
  * for that receiver only when keep is set and it is still behind.
  */
 void bl__sched_outbox_flush(bl_sched *s, bool keep);
+
+/*
+ * Process only: p, a handler with nothing to do, bumped p->seq for its
+ * park.  True when it may park keeping its stack (BL_PARK_WAIT, and the
+ * next message resumes it where it parked), false when it must park
+ * without (BL_PARK_IDLE).  See sched/keep.c.
+ */
+static inline bool bl__sched_keep(bl_proc *p)
+{
+    bl_sched *s = p->sched;
+    uint32_t free_slots = ~s->kept_used & ((1u << BL_KEEP_MAX) - 1);
+    if (!free_slots) return false;
+    unsigned i = (unsigned)__builtin_ctz(free_slots);
+    s->kept[i].p = p;
+    s->kept[i].meta = bl__meta(p->gen, p->seq, BL_ST_WAITING);
+    s->kept[i].turn = s->turns;
+    s->kept_used |= 1u << i;
+    BL_STAT_ADD(s, stack_keeps, 1);
+    return true;
+}
+/* Owner: takes the kept stacks back, all of them or those kept since the
+ * turn before last. */
+void bl__sched_shed(bl_sched *s, bool all);
+/* Owner: p is about to run here: it no longer keeps a stack idle. */
+static inline void bl__sched_unkeep(bl_sched *s, bl_proc *p)
+{
+    for (uint32_t used = s->kept_used; used; used &= used - 1) {
+        unsigned i = (unsigned)__builtin_ctz(used);
+        if (s->kept[i].p == p) s->kept_used &= ~(1u << i);
+    }
+}
 
 /* Every context just switched in calls this first, on its scheduler s. */
 static inline void bl__sched_switched(bl_sched *s)

@@ -3,7 +3,9 @@
  * Erlang's gen_server) and the sys debugging calls.
  *
  * A gen_server is a handler process: between messages it holds no stack,
- * only its process control block and whatever state the callbacks keep.
+ * only its process control block and whatever state the callbacks keep
+ * (its scheduler may let it keep one a moment for its next message:
+ * beamline/handler.h).
  * Its callbacks run in the server process, one message at a time:
  *
  *   init            once, synchronously with bl_gen_server_start

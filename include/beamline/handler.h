@@ -8,6 +8,15 @@
  * its process control block (see idle_process_bytes in the benchmarks).
  * If handle blocks (bl_recv, bl_sleep, a nested call), the process keeps its
  * stack until handle returns.
+ *
+ * Where C differs (no BEAM process has a stack to give back): up to 8 idle
+ * handlers per scheduler keep their stacks for their next message, which
+ * then resumes them where they parked instead of starting handle on a fresh
+ * stack (some 30 ns less per message).  The scheduler takes those stacks
+ * back when it runs out of work, or after two of its turns (2 x 64 picks)
+ * without a message for them; bl_scheduler_stats counts both (stack_keeps,
+ * stack_sheds).  bl_process_info and bl_processes_snapshot count a kept
+ * stack as its scheduler's, not the handler's.
  */
 #ifndef BEAMLINE_HANDLER_H
 #define BEAMLINE_HANDLER_H

@@ -129,6 +129,31 @@ static void h_terminate(void *state, int reason)
 static const bl_handler counter_handler = {
     .init = h_init, .handle = h_handle, .terminate = h_terminate};
 
+/* Idle handlers that kept their stacks, and kept stacks taken back, on all schedulers. */
+static void keep_counts(uint64_t *keeps, uint64_t *sheds)
+{
+    bl_runtime_stats rs;
+    *keeps = *sheds = 0;
+    if (bl_runtime_stats_get(&rs) != 0) return;
+    for (unsigned i = 0; i < rs.schedulers; i++) {
+        bl_scheduler_stats st;
+        if (bl_scheduler_stats_get(i, &st) != 0) continue;
+        *keeps += st.stack_keeps;
+        *sheds += st.stack_sheds;
+    }
+}
+
+/* Yields until p holds no stack, for at most 5 s; false if it still does. */
+static bool until_stackless(bl_proc *p)
+{
+    uint64_t end = bl__now_ns() + 5000000000u;
+    while (BL_PEEK(p->stack) != NULL || atomic_load(&p->status) != BL_STATUS_WAITING) {
+        if (bl__now_ns() > end) return false;
+        bl_yield();
+    }
+    return true;
+}
+
 static void handler_main(void *arg)
 {
     counter c = {.owner = bl_self()};
@@ -136,15 +161,22 @@ static void handler_main(void *arg)
     BL_CHECK_EQ(bl_spawn_handler(&h, NULL, &c, NULL), -EINVAL);
     BL_CHECK_EQ(bl_spawn_handler(&h, &counter_handler, &c, NULL), 0);
     bl_proc *p = bl__proc_lookup(h);
+    uint64_t keeps0, sheds0, keeps1, sheds1;
+    keep_counts(&keeps0, &sheds0);
     for (int i = 1; i <= 100; i++) {
         bl_send(h, T_PING, NULL, 0);
         bl_msg *m = bl_test_recv_tag(T_PONG, 5000);
         BL_CHECK(m && *(int *)m->data == i);
         bl_msg_free(m);
     }
-    /* Idle between messages: no stack. */
-    while (atomic_load(&p->status) != BL_STATUS_WAITING) bl_yield();
-    BL_CHECK(p->stack == NULL);
+    /* Idle between messages, it parks keeping its stack (sched/keep.c)
+     * each time, and its scheduler takes the stack back when idle, or
+     * after two turns (64 picks each) if it is kept busy, as this process
+     * keeps its own busy if the two share it. */
+    BL_CHECK(until_stackless(p));
+    keep_counts(&keeps1, &sheds1);
+    BL_CHECK(keeps1 - keeps0 >= 100);
+    BL_CHECK(sheds1 - sheds0 >= 1);
     /* Blocked inside handle: it keeps one. */
     bl_send(h, T_BLOCK, NULL, 0);
     bl_msg *m = bl_test_recv_tag(T_PONG, 5000);
@@ -155,8 +187,7 @@ static void handler_main(void *arg)
     m = bl_test_recv_tag(T_PONG, 5000);
     BL_CHECK(m != NULL);
     bl_msg_free(m);
-    while (atomic_load(&p->status) != BL_STATUS_WAITING) bl_yield();
-    BL_CHECK(p->stack == NULL);
+    BL_CHECK(until_stackless(p));
     bl_send(h, T_STOP, NULL, 0);
     m = bl_test_recv_tag(T_STOP, 5000);
     BL_CHECK(m != NULL);
@@ -168,7 +199,7 @@ static void handler_main(void *arg)
     BL_CHECK_EQ(c.handled, 102); /* 100 pings, the blocking one, the stop */
 }
 
-Test(spawn, handler_process_holds_no_stack_when_idle)
+Test(spawn, handler_process_gives_its_stack_back_when_idle)
 {
     bl_test_run(NULL, handler_main, NULL);
 }
