@@ -34,7 +34,7 @@ typedef struct ack {
 
 /* One server.  Allocated by the starter, owned by the server from spawn on,
  * freed by release after the process is gone. */
-typedef struct gs_start gs_start;
+typedef struct gs_names gs_names;
 
 /* Tracing, allocated when first turned on. */
 typedef struct gs_trace {
@@ -45,21 +45,29 @@ typedef struct gs_trace {
 /* Kept small: an idle server costs its PCB plus this (idle_genserver_bytes). */
 typedef struct gs {
     const bl_gen_server *cb;
-    void *state;
+    void *state; /* until init has run: init's argument */
     bl_pid self, parent;
-    bl_ref tmo_ref;   /* the pending timeout's message reference, 0 = none */
-    bl_ref tmo_timer; /* its timer */
-    gs_start *start;  /* until init has answered the starter */
-    gs_trace *tr;     /* NULL until traced */
+    /* Until init has answered the starter, what the answer needs (no
+     * allocation of its own: a malloc and a free per start); after, the
+     * pending timeout, ref 0 = none (ack_starter clears it). */
+    union {
+        struct {
+            bl_pid starter;
+            bl_ref ref; /* the answer's reference */
+        } boot;
+        struct {
+            bl_ref ref;   /* the timeout message's reference, 0 = none */
+            bl_ref timer; /* its timer */
+        } tmo;
+    };
+    gs_names *names; /* the name to register, until init has answered; NULL: none */
+    gs_trace *tr;    /* NULL until traced */
     bool trace, suspended;
     bool running; /* init returned ok: release gets the state */
 } gs;
 
-/* What only init needs; freed once it has run. */
-struct gs_start {
-    void *arg;
-    bl_pid starter;
-    bl_ref ref;
+/* A start's name, which only init needs; freed once it has run. */
+struct gs_names {
     const bl_via_ops *via;
     void *via_arg;
     size_t key_len;
@@ -195,11 +203,12 @@ static void ack_starter(gs *s, int status, bl_pid holder)
      * signal).  Any other outcome ends the server, and the starter waits
      * for its DOWN. */
     if (status == 0)
-        bl__send_demon(s->start->starter, TAG_ACK, s->start->ref, &a, sizeof a, 0);
+        bl__send_demon(s->boot.starter, TAG_ACK, s->boot.ref, &a, sizeof a, 0);
     else
-        bl__send_ex(s->start->starter, TAG_ACK, s->start->ref, &a, sizeof a, 0);
-    free(s->start);
-    s->start = NULL;
+        bl__send_ex(s->boot.starter, TAG_ACK, s->boot.ref, &a, sizeof a, 0);
+    s->tmo.ref = s->tmo.timer = 0;
+    free(s->names);
+    s->names = NULL;
 }
 
 /* Ends the server: terminate (unless init is stopping), then exit with the reason. */
@@ -207,9 +216,9 @@ static int stop_with(gs *s, bl_gs_result *r, bool terminate)
 {
     free(r->cont);
     r->cont = NULL;
-    if (s->tmo_ref) {
-        bl_cancel_timer(s->tmo_timer);
-        s->tmo_ref = 0;
+    if (s->tmo.ref) {
+        bl_cancel_timer(s->tmo.timer);
+        s->tmo.ref = 0;
     }
     if (terminate && s->cb->terminate) s->cb->terminate(&s->state, &r->reason);
     int rc = bl_handler_exit(&r->reason);
@@ -295,10 +304,10 @@ static int after(gs *s, bl_gs_result *r)
         free(c);
     }
     if (r->timeout >= 0) {
-        s->tmo_ref = bl_make_ref();
-        if (bl__send_after(s->self, BL_TAG_GS_TIMEOUT, s->tmo_ref, NULL, 0, r->timeout,
-                           &s->tmo_timer) != 0)
-            s->tmo_ref = 0; /* out of timers: no timeout rather than a crash */
+        s->tmo.ref = bl_make_ref();
+        if (bl__send_after(s->self, BL_TAG_GS_TIMEOUT, s->tmo.ref, NULL, 0, r->timeout,
+                           &s->tmo.timer) != 0)
+            s->tmo.ref = 0; /* out of timers: no timeout rather than a crash */
     }
     reason_drop(r);
     return 0;
@@ -306,9 +315,10 @@ static int after(gs *s, bl_gs_result *r)
 
 static int register_name(gs *s, bl_pid *holder)
 {
-    gs_start *st = s->start;
+    gs_names *st = s->names;
     *holder = BL_PID_NONE;
     int rc = 0;
+    if (!st) return 0;
     if (st->local) {
         rc = bl_register(st->local, s->self);
         if (rc == -EEXIST) *holder = bl_whereis(st->local);
@@ -334,17 +344,18 @@ static int gs_init(void *arg, void **state)
     }
     bl_gs_result r;
     result_init(&r, s);
-    if (s->cb->init)
-        s->cb->init(s->start->arg, &s->state, &r);
-    else
-        s->state = s->start->arg;
+    if (s->cb->init) {
+        void *arg = s->state;
+        s->state = NULL;
+        s->cb->init(arg, &s->state, &r);
+    }
     const char *bad = result_fault(&r, CB_INIT);
     if (bad) make_bad_return(s, &r, CB_INIT, bad);
     if (r.action == ACT_IGNORE) {
         free(r.cont);
         reason_drop(&r);
-        gs_start *st = s->start;
-        if (st->via && st->via->unregister_name)
+        gs_names *st = s->names;
+        if (st && st->via && st->via->unregister_name)
             st->via->unregister_name(st->via_arg, st->key, st->key_len);
         ack_starter(s, BL_GS_IGNORED, 0);
         return BL_STOP;
@@ -465,12 +476,12 @@ static int gs_handle(void *state, bl_msg *m)
     gs *s = state;
     const bl_gen_server *cb = s->cb;
     if (m->tag == BL_TAG_GS_TIMEOUT) {
-        if (!s->tmo_ref || m->ref != s->tmo_ref) return 0; /* cancelled meanwhile */
-        s->tmo_ref = 0;
-    } else if (s->tmo_ref && m->tag != TAG_SYS) {
+        if (!s->tmo.ref || m->ref != s->tmo.ref) return 0; /* cancelled meanwhile */
+        s->tmo.ref = 0;
+    } else if (s->tmo.ref && m->tag != TAG_SYS) {
         /* Any message ends the wait: the timeout no longer applies. */
-        bl_cancel_timer(s->tmo_timer);
-        s->tmo_ref = 0;
+        bl_cancel_timer(s->tmo.timer);
+        s->tmo.ref = 0;
     }
     if (m->tag == TAG_SYS) return sys_msg(s, m);
 
@@ -536,7 +547,7 @@ static void gs_release(void *state)
 {
     gs *s = state;
     if (s->running && s->cb->release) s->cb->release(s->state);
-    free(s->start);
+    free(s->names);
     free(s->tr);
     free(s);
 }
@@ -591,14 +602,21 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
      * (it showed as _int_malloc in profiles of start and stop), and both
      * are initialised whole right here. */
     gs *s = malloc(sizeof *s);
-    gs_start *st = malloc(sizeof *st + local_len + key_len);
-    if (!s || !st) {
+    bool named = n && (n->local || n->via);
+    gs_names *st = named ? malloc(sizeof *st + local_len + key_len) : NULL;
+    if (!s || (named && !st)) {
         free(s);
         free(st);
         return -ENOMEM;
     }
-    *s = (gs){.cb = cb, .start = st, .parent = link ? me : BL_PID_NONE, .trace = o->trace};
-    *st = (gs_start){.arg = arg, .starter = me};
+    bl__otp_waitref w = {bl_make_ref(), TAG_ACK};
+    *s = (gs){.cb = cb,
+              .state = arg,
+              .boot = {.starter = me, .ref = w.ref},
+              .names = st,
+              .parent = link ? me : BL_PID_NONE,
+              .trace = o->trace};
+    if (st) *st = (gs_names){0};
     if (local_len) {
         st->local = (char *)(st + 1);
         memcpy(st->local, n->local, local_len);
@@ -609,8 +627,6 @@ static int start(bl_pid *pid, const bl_gen_server *cb, void *arg, const bl_gen_s
         st->key = (char *)(st + 1);
         if (key_len) memcpy(st->key, n->key, key_len);
     }
-    bl__otp_waitref w = {bl_make_ref(), TAG_ACK};
-    st->ref = w.ref;
     bl_pid child;
     /* From here on s belongs to the server (its release frees it). */
     rc = bl__spawn_handler_monitor(&child, &gs_handler, s, &o->spawn, link, w.ref);
