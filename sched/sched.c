@@ -656,10 +656,13 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit);
 
 bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
 {
-    /* The loop's turn: I/O to hand to the kernel, or every eighth pick
-     * (the ring's completions, timers and services are looked at there). */
-    if (s->sq_pending || (s->tick & 7) == 7 ||
-        atomic_load_explicit(&s->rt->stop, memory_order_relaxed))
+    /* The loop's turn: I/O to hand to the kernel; every eighth pick when
+     * the ring has operations in flight or envelopes of other schedulers
+     * wait to go home (the loop looks at both every eighth pick); and the
+     * periodic turn every 64 (timers, services, gauges, trims). */
+    uint32_t t = s->tick;
+    if (s->sq_pending || ((t & 7) == 7 && (bl__ring_busy(s) || s->slab.pending)) ||
+        t - s->turn_tick >= 64 || atomic_load_explicit(&s->rt->stop, memory_order_relaxed))
         return NULL;
     /* This runs on p's stack.  Near its guard page a fault would land in
      * the middle of the scheduler's bookkeeping: such a process goes
