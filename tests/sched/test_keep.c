@@ -10,7 +10,7 @@
 #include "bl_test.h"
 #include "sched/sched.h"
 
-enum { T_CAST = 1, T_SYNC, T_DONE, SERVERS = 20, SENDERS = 2, ROUNDS = 40000, BURST = 4 };
+enum { T_CAST = 1, T_SYNC, T_DONE, SERVERS = 20, SENDERS = 2, ROUNDS = BL_SCALE(40000), BURST = 4 };
 
 typedef struct srv {
     int next[SERVERS]; /* per server: the number its next cast must carry */
