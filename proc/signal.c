@@ -154,11 +154,12 @@ void bl__psig_free(bl_proc *p)
     bl_psig *g = p->sig;
     if (!g) return;
     p->sig = NULL;
-    if (g->links != &g->link_inl) free(g->links);
-    if (g->mons != &g->mon_inl) free(g->mons);
-    if (g->watchers != &g->watch_inl) free(g->watchers);
-    free(g->aliases);
-    if (g->callers != &g->caller_inl) free(g->callers);
+    /* Most records never grew a list out of line: no call to free for them. */
+    if (g->links && g->links != &g->link_inl) free(g->links);
+    if (g->mons && g->mons != &g->mon_inl) free(g->mons);
+    if (g->watchers && g->watchers != &g->watch_inl) free(g->watchers);
+    if (g->aliases) free(g->aliases);
+    if (g->callers && g->callers != &g->caller_inl) free(g->callers);
     bl_sched *s = bl__tls_sched;
     if (s && s->psig_ncache < PSIG_CACHE) {
         g->next_free = s->psig_cache;
