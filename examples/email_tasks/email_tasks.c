@@ -19,6 +19,10 @@ void send_email(void *address, bl_task_out *out)
     char line[64];
     bl_sleep(EMAIL_SEND_MS);
     int len = snprintf(line, sizeof line, "%s received", (const char *)address);
+    /* snprintf returns the length it wanted: a long address is cut short. */
+    if (len < 0) len = 0;
+    if ((size_t)len >= sizeof line) len = (int)sizeof line - 1;
+    line[len] = 0;
     printf("%s\n", line);
     bl_task_return(out, line, (size_t)len + 1);
 }
