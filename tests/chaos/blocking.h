@@ -32,12 +32,12 @@ typedef struct bc_fix {
     int nclients;            /* how many */
     int file;                /* a temporary file (unlinked) */
     /* behaviours */
-    bl_pid server; /* a gen_server */
-    bl_pid sup;    /* a supervisor */
-    bl_pid sub;    /* a supervisor the victim stops */
-    bl_pid dsup;   /* a dynamic supervisor */
-    bl_pid tsup;   /* a task supervisor */
-    char id[32];   /* this iteration's child id */
+    bl_pid server;          /* a gen_server */
+    bl_pid sup;             /* a supervisor */
+    bl_pid sub;             /* a supervisor the victim stops */
+    bl_pid dsup;            /* a dynamic supervisor */
+    bl_pid tsup;            /* a task supervisor */
+    char id[BL_SUP_ID_MAX]; /* this iteration's child id */
 } bc_fix;
 
 typedef struct bc_call {
