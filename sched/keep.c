@@ -27,8 +27,6 @@
  * never unmapped, and the wait's generation and sequence tell.  So no
  * wake-up is lost and no stack is taken from a running process.
  */
-#include "core/ctx.h"
-#include "core/wait.h"
 #include "sched/sched.h"
 
 void bl__sched_shed(bl_sched *s, bool all)
@@ -41,10 +39,7 @@ void bl__sched_shed(bl_sched *s, bool all)
         if (bl__wait_end(p, s->kept[i].meta) != BL_WAIT_WOKEN) continue;
         /* Parked in its kept wait, and ours now (ACTIVE): as BL_PARK_IDLE. */
         BL_STAT_ADD(s, stack_sheds, 1);
-        bl__stack_put(&s->stacks, p->stack);
-        BL_PUBLISH(p->stack, NULL);
-        bl__ctx_destroy(&p->ctx);
         p->seq++;
-        if (p->q_head || !bl__wait_park(p, BL_ST_WAITING)) bl__sched_ready(p, 0);
+        bl__sched_park_stackless(s, p);
     }
 }

@@ -560,14 +560,7 @@ static inline __attribute__((always_inline)) void settle(bl_sched *s, bl_proc *p
             local_push(s, p);
         break;
     case BL_PARK_IDLE:
-        /* An idle handler or a hibernating process: it keeps no stack. */
-        bl__stack_put(&s->stacks, p->stack);
-        BL_PUBLISH(p->stack, NULL);
-        /* The sanitizers' view of the context goes with the stack. */
-        bl__ctx_destroy(&p->ctx);
-        atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
-        /* A hibernating process with mail already queued wakes at once. */
-        if (p->q_head || !bl__wait_park(p, BL_ST_WAITING)) bl__sched_ready(p, BL_READY_NEXT);
+        bl__sched_park_stackless(s, p);
         break;
     case BL_PARK_WAIT:
         atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);

@@ -17,6 +17,7 @@
 #include "core/proc.h"
 #include "core/slab.h"
 #include "core/stack.h"
+#include "core/wait.h"
 #include "sched/completion.h"
 #include "sched/hooks.h"
 #include "sched/runq.h"
@@ -296,6 +297,23 @@ static inline bl_proc *bl__self(void)
  * created), on its home scheduler.
  */
 void bl__sched_ready(bl_proc *p, unsigned flags);
+
+/*
+ * Owner, in no process: p, switched out for a new wait (p->seq bumped),
+ * gives its stack back and waits without one, as BL_PARK_IDLE asks: an idle
+ * handler, a hibernating process, or a handler whose kept stack the
+ * scheduler takes back (sched/keep.c).  Mail already queued, or come
+ * meanwhile, runs it again at once.
+ */
+static inline void bl__sched_park_stackless(bl_sched *s, bl_proc *p)
+{
+    bl__stack_put(&s->stacks, p->stack);
+    BL_PUBLISH(p->stack, NULL);
+    /* The sanitizers' view of the context goes with the stack. */
+    bl__ctx_destroy(&p->ctx);
+    atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
+    if (p->q_head || !bl__wait_park(p, BL_ST_WAITING)) bl__sched_ready(p, BL_READY_NEXT);
+}
 
 /*
  * Direct switches.  A process that gives up the CPU (proc/proc.h's
