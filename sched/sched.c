@@ -659,9 +659,9 @@ bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
         return NULL;
     /* This runs on p's stack.  Near its guard page a fault would land in
      * the middle of the scheduler's bookkeeping: such a process goes
-     * through the loop, which asks nothing of its stack but the switch. */
-    char here;
-    uintptr_t sp = (uintptr_t)&here, lo = (uintptr_t)p->stack->lo;
+     * through the loop, which asks nothing of its stack but the switch.
+     * (The frame's address, not a local's: ASan may keep locals elsewhere.) */
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0), lo = (uintptr_t)p->stack->lo;
     /* Off its stack altogether: an exit from the stack-fault handler, on
      * the alternate signal stack, which goes through the loop too. */
     if (sp < lo + HANDOFF_STACK_MIN || sp >= lo + p->stack->size) return NULL;
@@ -671,8 +671,23 @@ bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
     s->run_start = p->reds;
     bool inherit;
     bl_proc *q = next_proc(s, &inherit);
-    /* Nobody else to run (or no stack for q): the loop parks p, or runs it again. */
-    if (!q || !switch_in(s, q, inherit)) return NULL;
+    /* Nobody else to run: the loop parks p, or runs it again. */
+    if (!q) return NULL;
+    /* q would settle p on its own stack, below where q parked: one that
+     * parked that near its guard page goes back (to runnext, or its
+     * priority's queue) and runs from the loop, which settles p on its own
+     * stack. */
+    if (q->stack && (uintptr_t)q->ctx.sp < (uintptr_t)q->stack->lo + HANDOFF_STACK_MIN) {
+        if (q->prio != BL_PRIO_NORMAL) {
+            local_push(s, q);
+        } else {
+            if (s->runnext) local_push(s, s->runnext);
+            s->runnext = q;
+        }
+        return NULL;
+    }
+    /* No stack for q: the loop parks p, or runs it again. */
+    if (!switch_in(s, q, inherit)) return NULL;
     s->prev = p;
     return q;
 }

@@ -12,7 +12,9 @@
  *  - a process gone to wait for mail with nothing else to run on its
  *    scheduler is watched a moment before it parks: mail from another core
  *    finds it awake; never while another process is runnable there, never
- *    with spinning off, and a kill still ends it.
+ *    with spinning off, and a kill still ends it;
+ *  - a successor that parked near its guard page, which would settle its
+ *    predecessor on what is left of its stack, runs from the loop instead.
  */
 #include <errno.h>
 
@@ -551,4 +553,119 @@ Test(handoff, a_watched_waiter_is_killed_at_once, .timeout = 120)
 {
     bl_config c = {.schedulers = 2};
     bl_test_run(&c, kill_main, NULL);
+}
+
+/* ---- a successor parked near its guard page ---- */
+
+/* A process that switches straight to another has the successor settle it
+ * (a dead one's stack and records freed, a parked one's wait published) on
+ * the successor's stack, where the successor parked.  One parked close to
+ * its guard page would overflow there, in the middle of the scheduler's
+ * bookkeeping: it runs from the loop instead. */
+
+enum { DEEP = 64 };
+
+/* How far above what a wait measured takes a deep waiter stops (bytes): as
+ * near the guard page as each build's wait path allows, and near enough
+ * that settling a dead predecessor there overflows. */
+#if defined(BL_ASAN)
+#define DEEP_MARGIN 2560
+#elif defined(BL_TSAN)
+#define DEEP_MARGIN 1024
+#elif defined(NDEBUG)
+#define DEEP_MARGIN 160
+#else
+#define DEEP_MARGIN 320
+#endif
+
+static bl_pid deep_owner;
+/* What a wait takes below the frame that calls it (bytes), measured first. */
+static long deep_wait_depth;
+
+static __attribute__((noinline)) void deep_wait(int64_t ms)
+{
+    bl_msg *m = NULL;
+    bl_recv(&m, NULL, NULL, ms, 0);
+    bl_msg_free(m);
+}
+
+static void measure_wait(void *arg)
+{
+    (void)arg;
+    const char *frame = __builtin_frame_address(0);
+    deep_wait(1);
+    long depth = (long)(frame - (const char *)bl__self()->ctx.sp);
+    bl_send(deep_owner, T_WHERE, &depth, sizeof depth);
+}
+
+/* Recurses until a wait from here parks a little above the stack's bottom,
+ * waits for a message there, then reports. */
+static int deep_down(const char *lo, int depth)
+{
+    volatile char pad[32];
+    pad[0] = (char)depth;
+    if ((const char *)__builtin_frame_address(0) - lo > deep_wait_depth + DEEP_MARGIN)
+        return deep_down(lo, depth + 1) + pad[0] - (char)depth;
+    deep_wait(10000);
+    return 0;
+}
+
+static void deep_waiter(void *arg)
+{
+    (void)arg;
+    deep_down(bl__self()->stack->lo, 0);
+    /* Where it parked down there (its stack pointer saved then, not since). */
+    long low = (long)((char *)bl__self()->ctx.sp - (char *)bl__self()->stack->lo);
+    bl_send(deep_owner, T_DONE, &low, sizeof low);
+}
+
+/* Wakes its deep waiter, which goes to runnext, and dies: its successor is the waiter. */
+static void waker(void *arg)
+{
+    bl_send(*(bl_pid *)arg, T_TOKEN, NULL, 0);
+}
+
+static void deep_main(void *arg)
+{
+    (void)arg;
+    deep_owner = bl_self();
+    bl_spawn_opts o = {.scheduler = 1, .bound = true, .stack_size = 16384};
+    BL_CHECK_EQ(bl_spawn(NULL, measure_wait, NULL, &o), 0);
+    bl_msg *m = bl_test_recv_tag(T_WHERE, 10000);
+    BL_CHECK(m != NULL);
+    if (!m) return;
+    memcpy(&deep_wait_depth, m->data, sizeof deep_wait_depth);
+    bl_msg_free(m);
+    static bl_pid pids[DEEP];
+    for (int i = 0; i < DEEP; i++) {
+        BL_CHECK_EQ(bl_spawn(&pids[i], deep_waiter, NULL, &o), 0);
+        /* Until it has parked down there (nothing it could send from there:
+         * a send takes more stack than it has left in some builds). */
+        bl_proc *p = bl__proc_lookup(pids[i]);
+        BL_CHECK(p != NULL);
+        for (int k = 0; k < 100000 && p && atomic_load(&p->status) != BL_STATUS_WAITING; k++)
+            bl_yield();
+        BL_CHECK(p && atomic_load(&p->status) == BL_STATUS_WAITING);
+    }
+    for (int i = 0; i < DEEP; i++) BL_CHECK_EQ(bl_spawn(NULL, waker, &pids[i], &o), 0);
+    long highest = 0;
+    for (int i = 0; i < DEEP; i++) {
+        m = bl_test_recv_tag(T_DONE, 10000);
+        BL_CHECK(m != NULL);
+        if (!m) return;
+        long low;
+        memcpy(&low, m->data, sizeof low);
+        if (low > highest) highest = low;
+        bl_msg_free(m);
+    }
+    cr_log_info("wait depth %ld, deep waiters parked up to %ld bytes above the bottom",
+                deep_wait_depth, highest);
+    /* Within the 4 KiB a direct switch wants left (HANDOFF_STACK_MIN). */
+    BL_CHECK(highest > 0 && highest < 4096);
+}
+
+Test(handoff, a_successor_parked_near_its_guard_page_runs_from_the_loop, .timeout = 60)
+{
+    bl_config c = {.schedulers = 2};
+    bl_test_run(&c, deep_main, NULL);
 }
