@@ -382,6 +382,10 @@ static inline void bl__sched_switched(bl_sched *s)
 int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st);
 /* Process only: cancels p's pending timer, if any. */
 void bl__sched_disarm_timer(bl_proc *p);
+/* Owner: fires s's timers due by now (sched/wtimer.c). */
+void bl__sched_run_timers(bl_sched *s, uint64_t now);
+/* Owner: queues p, whose wait timer here just ended its wait, to run (sched.c). */
+void bl__sched_tmo_push(bl_sched *s, bl_proc *p);
 
 /* The scheduler thread's main function. */
 void *bl__sched_main(void *arg);
