@@ -74,6 +74,18 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Prefetches for writing the four 64-byte lines from a.  Spelled out, and
+ * a function made of them always inlined (tmo_prefetch): GCC deletes a
+ * loop, or a call, that does nothing but prefetch. */
+#define PREFETCH4(a)                                                                               \
+    do {                                                                                           \
+        const char *a_ = (const char *)(a);                                                        \
+        __builtin_prefetch(a_, 1);                                                                 \
+        __builtin_prefetch(a_ + 64, 1);                                                            \
+        __builtin_prefetch(a_ + 128, 1);                                                           \
+        __builtin_prefetch(a_ + 192, 1);                                                           \
+    } while (0)
+
 /* ---- inject queue (Vyukov's intrusive MPSC queue) ---- */
 
 static void inject_push(bl_sched *s, bl_proc *p)
@@ -301,13 +313,7 @@ void bl__sched_ready(bl_proc *p, unsigned flags)
              * saved registers and the frames it returns through start on
              * their way now (a ring of a thousand processes: 52 -> 48 ns a
              * hop).  It is parked, and this wake-up made it ours. */
-            if (p->stack) {
-                const char *sp = p->ctx.sp;
-                __builtin_prefetch(sp, 1);
-                __builtin_prefetch(sp + 64, 1);
-                __builtin_prefetch(sp + 128, 1);
-                __builtin_prefetch(sp + 192, 1);
-            }
+            if (p->stack) PREFETCH4(p->ctx.sp);
         } else if ((flags & BL_READY_SPAWN) && p->prio == BL_PRIO_NORMAL && !home->runnext) {
             home->runnext = p;
         } else {
@@ -350,18 +356,6 @@ void bl__sched_tmo_push(bl_sched *s, bl_proc *p)
  * the PCB of the one after it.  Prefetches never fault, and the owner
  * alone reads these entries.
  */
-/* Prefetches for writing the four 64-byte lines from a.  Spelled out, and
- * the function below always inlined: GCC deletes a loop, or a call, that
- * does nothing but prefetch. */
-#define PREFETCH4(a)                                                                               \
-    do {                                                                                           \
-        const char *a_ = (const char *)(a);                                                        \
-        __builtin_prefetch(a_, 1);                                                                 \
-        __builtin_prefetch(a_ + 64, 1);                                                            \
-        __builtin_prefetch(a_ + 128, 1);                                                           \
-        __builtin_prefetch(a_ + 192, 1);                                                           \
-    } while (0)
-
 _Static_assert(sizeof(bl_proc) <= 320, "tmo_prefetch covers a PCB in five lines");
 
 static inline __attribute__((always_inline)) void tmo_prefetch(const bl_proc *p)
