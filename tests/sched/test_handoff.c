@@ -19,6 +19,7 @@
 #include <errno.h>
 
 #include "bl_test.h"
+#include "deep_stack.h"
 #include "sched/sched.h"
 
 enum { T_BALL = 1, T_DONE, T_STOP, T_WHERE, T_TOKEN };
@@ -579,43 +580,14 @@ enum { DEEP = 64 };
 #endif
 
 static bl_pid deep_owner;
-/* What a wait takes below the frame that calls it (bytes), measured first. */
-static long deep_wait_depth;
 
-static __attribute__((noinline)) void deep_wait(int64_t ms)
-{
-    bl_msg *m = NULL;
-    bl_recv(&m, NULL, NULL, ms, 0);
-    bl_msg_free(m);
-}
-
-static void measure_wait(void *arg)
-{
-    (void)arg;
-    const char *frame = __builtin_frame_address(0);
-    deep_wait(1);
-    long depth = (long)(frame - (const char *)bl__self()->ctx.sp);
-    bl_send(deep_owner, T_WHERE, &depth, sizeof depth);
-}
-
-/* Recurses until a wait from here parks a little above the stack's bottom,
- * waits for a message there, then reports. */
-static int deep_down(const char *lo, int depth)
-{
-    volatile char pad[32];
-    pad[0] = (char)depth;
-    if ((const char *)__builtin_frame_address(0) - lo > deep_wait_depth + DEEP_MARGIN)
-        return deep_down(lo, depth + 1) + pad[0] - (char)depth;
-    deep_wait(10000);
-    return 0;
-}
-
+/* Waits for a message a little above the bottom of its stack, then reports
+ * where it parked. */
 static void deep_waiter(void *arg)
 {
     (void)arg;
-    deep_down(bl__self()->stack->lo, 0);
-    /* Where it parked down there (its stack pointer saved then, not since). */
-    long low = (long)((char *)bl__self()->ctx.sp - (char *)bl__self()->stack->lo);
+    deep_down(DEEP_MARGIN, 10000);
+    long low = deep_saved_low();
     bl_send(deep_owner, T_DONE, &low, sizeof low);
 }
 
@@ -630,12 +602,10 @@ static void deep_main(void *arg)
     (void)arg;
     deep_owner = bl_self();
     bl_spawn_opts o = {.scheduler = 1, .bound = true, .stack_size = 16384};
-    BL_CHECK_EQ(bl_spawn(NULL, measure_wait, NULL, &o), 0);
-    bl_msg *m = bl_test_recv_tag(T_WHERE, 10000);
-    BL_CHECK(m != NULL);
-    if (!m) return;
-    memcpy(&deep_wait_depth, m->data, sizeof deep_wait_depth);
-    bl_msg_free(m);
+    bool measured = deep_measure(&o, T_WHERE);
+    BL_CHECK(measured);
+    if (!measured) return;
+    BL_CHECK(deep_wait_depth > 0 && deep_wait_depth < 8192);
     static bl_pid pids[DEEP];
     for (int i = 0; i < DEEP; i++) {
         BL_CHECK_EQ(bl_spawn(&pids[i], deep_waiter, NULL, &o), 0);
@@ -650,7 +620,7 @@ static void deep_main(void *arg)
     for (int i = 0; i < DEEP; i++) BL_CHECK_EQ(bl_spawn(NULL, waker, &pids[i], &o), 0);
     long highest = 0;
     for (int i = 0; i < DEEP; i++) {
-        m = bl_test_recv_tag(T_DONE, 10000);
+        bl_msg *m = bl_test_recv_tag(T_DONE, 10000);
         BL_CHECK(m != NULL);
         if (!m) return;
         long low;
