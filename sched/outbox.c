@@ -1,9 +1,10 @@
 /*
  * sched/outbox.c - the running process's held messages (sched.h's outbox).
  *
- * A sender whose push found its receiver behind (proc/process.c bl__push)
- * holds its next messages to that receiver here; this pushes them in one
- * CAS.  Called by bl__push and by the scheduler's switch_out.
+ * A sender whose push found its receiver behind, or whose receiver waits in
+ * this scheduler's runnext (proc/process.c bl__push), holds its next
+ * messages to that receiver here; this pushes them in one CAS.  Called by
+ * bl__push and by the scheduler's switch_out.
  */
 #include "core/msg.h"
 #include "core/wait.h"
@@ -16,7 +17,9 @@ void bl__sched_outbox_flush(bl_sched *s, bool keep)
     int r = m ? bl__box_push_chain(p, s->outbox.to, m, oldest, false) : BL_PUSH_QUEUED;
     s->outbox.newest = s->outbox.oldest = NULL;
     s->outbox.n = 0;
-    if (!keep || r != BL_PUSH_BEHIND) s->outbox.p = NULL;
+    /* A receiver queued here stays queued while the sender runs (bl__push). */
+    if (!keep || (r != BL_PUSH_BEHIND && !(s->outbox.local && r == BL_PUSH_QUEUED)))
+        s->outbox.p = NULL;
     if (r == BL_PUSH_DEAD) {
         /* Gone meanwhile: dropped, as each would have been alone.  The
          * oldest's next may point into the dead inbox (a CAS that failed). */

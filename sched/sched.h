@@ -195,7 +195,8 @@ typedef struct bl_sched {
     int start_err;          /* negative errno if start-up failed */
     bl_sched_stats st;      /* statistics (owner writes, others read racily) */
     /* Messages the running process sent to one receiver that is behind its
-     * senders, held back to be pushed together (proc/process.c bl__push):
+     * senders, or that waits in this scheduler's runnext to run after it,
+     * held back to be pushed together (proc/process.c bl__push):
      * one CAS on the receiver's mailbox word for up to BL_OUTBOX_MAX of
      * them instead of one each.  Pushed when that many are held, before the
      * process pushes anything else (another receiver, or a signal), and
@@ -207,6 +208,7 @@ typedef struct bl_sched {
         bl_msg *newest; /* the messages held, newest first, through next */
         bl_msg *oldest; /* the first of them */
         uint32_t n;     /* how many */
+        bool local;     /* held for this scheduler's runnext, not for a receiver behind */
     } outbox;
     /* Idle handlers on this scheduler that kept their stacks (sched/keep.c),
      * at most BL_KEEP_MAX: slot i is in use when bit i of kept_used is set.
