@@ -20,9 +20,23 @@
  * the caches and would give a far lower figure); when there is none, B is a
  * sibling and "same_core" says so.
  *
+ * The same threads then measure the floor of a message between two
+ * mailboxes of Beamline's kind (core/wait.h), with no runtime around it: a
+ * round trip of two messages, each an envelope of one cache line from the
+ * sender's own pool, pushed onto the receiver's 16-byte mailbox word by a
+ * CAS (top and state together, as the no-lost-wake-up protocol needs), seen
+ * by the receiver watching the word, taken by an exchange of the top and
+ * read.  Each such message moves the mailbox line twice (the sender's CAS,
+ * the receiver's look and exchange) and the envelope's once (and it comes
+ * back when the sender reuses it): what any runtime with such mailboxes
+ * pays between two cores before it does anything else.  Reported as the
+ * round trip, comparable with pingpong_cross_sched.
+ *
  * Prints one JSON object on stdout:
  *   {"cpus": [A, B], "same_core": false, "rounds": N,
- *    "runs_ns": [...], "ns_one_way_min": x, "ns_one_way_median": y}
+ *    "runs_ns": [...], "ns_one_way_min": x, "ns_one_way_median": y,
+ *    "mailbox_runs_ns": [...], "mailbox_ns_round_trip_min": m,
+ *    "mailbox_ns_round_trip_median": n}
  * Exits 2 when fewer than two CPUs are available, 1 on any other failure.
  */
 #define _GNU_SOURCE
@@ -62,17 +76,113 @@ static int pin(int cpu)
     return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
+/* ---- the mailbox round trip ---- */
+
+/* An envelope: one line, the link and the payload. */
+typedef struct env {
+    _Alignas(64) struct env *next;
+    uint64_t seq;
+    char pad[64 - 2 * sizeof(uint64_t)];
+} env;
+
+/* A mailbox word as core/proc.h's bl_box: the newest envelope and the state. */
+typedef union box {
+    struct {
+        env *top;
+        uint64_t meta;
+    };
+    unsigned __int128 word;
+} box;
+
+#define POOL 64 /* each side's envelopes, reused in turn */
+
+/* Each side's mailbox word alone in 128 bytes, then its envelopes. */
+typedef struct side {
+    _Alignas(128) box box;
+    char pad[128 - sizeof(box)];
+    _Alignas(128) env pool[POOL];
+} side;
+
+static side sides[2];
+
+static bool box_cas(box *b, box *expected, box desired)
+{
+#if defined(__x86_64__)
+    /* As core/proc.h's bl__box_cas: lock cmpxchg16b inline (-mcx16). */
+    unsigned __int128 old = __sync_val_compare_and_swap(&b->word, expected->word, desired.word);
+    if (old == expected->word) return true;
+    expected->word = old;
+    return false;
+#else
+    return __atomic_compare_exchange_n(&b->word, &expected->word, desired.word, false,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+#endif
+}
+
+/* Pushes e onto `to` as bl__box_push does: the top and the state in one CAS. */
+static void mb_send(side *to, env *e)
+{
+    box cur = {.word = 0}, want;
+    cur.top = __atomic_load_n(&to->box.top, __ATOMIC_RELAXED);
+    cur.meta = __atomic_load_n(&to->box.meta, __ATOMIC_RELAXED);
+    do {
+        e->next = cur.top;
+        want.top = e;
+        want.meta = cur.meta + 1;
+    } while (!box_cas(&to->box, &cur, want));
+}
+
+/* Watches own's word until an envelope is there, takes it as bl__box_take
+ * does (the top alone, exchanged), and returns its sequence number. */
+static uint64_t mb_receive(side *own)
+{
+    while (!__atomic_load_n(&own->box.top, __ATOMIC_RELAXED)) {
+    }
+    env *e = __atomic_exchange_n(&own->box.top, NULL, __ATOMIC_ACQ_REL);
+    return e->seq;
+}
+
+/* The ponger's side of n mailbox round trips: answers each message. */
+static int mb_pong(long n)
+{
+    for (long i = 0; i < n; i++) {
+        if (mb_receive(&sides[1]) != (uint64_t)i) return -1;
+        env *e = &sides[1].pool[i % POOL];
+        e->seq = (uint64_t)i;
+        mb_send(&sides[0], e);
+    }
+    return 0;
+}
+
+/* The pinger's side: ns per round trip, or -1 on a wrong answer. */
+static double mb_ping(long n)
+{
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        env *e = &sides[0].pool[i % POOL];
+        e->seq = (uint64_t)i;
+        mb_send(&sides[1], e);
+        if (mb_receive(&sides[0]) != (uint64_t)i) return -1;
+    }
+    return (double)(now_ns() - t0) / (double)n;
+}
+
 typedef struct pong_arg {
-    int cpu;   /* where the ponger runs */
-    long n;    /* round trips */
-    int error; /* pthread_setaffinity_np's result */
+    int cpu;      /* where the ponger runs */
+    long n;       /* round trips */
+    bool mailbox; /* the mailbox round trip instead of the line's */
+    int error;    /* pthread_setaffinity_np's result, or -1: a wrong message */
 } pong_arg;
 
-/* Answers each odd value v with v + 1. */
+/* Answers each odd value v with v + 1 (or each message, with --mailbox). */
 static void *ponger(void *arg)
 {
     pong_arg *a = arg;
     a->error = pin(a->cpu);
+    if (a->mailbox) {
+        if (mb_pong(a->n) != 0 && !a->error) a->error = -1;
+        return NULL;
+    }
     for (long i = 0; i < a->n; i++) {
         uint64_t want = 2 * (uint64_t)i + 1;
         /* relaxed: the counter is the only data handed over; its own
@@ -86,14 +196,26 @@ static void *ponger(void *arg)
 }
 
 /* One run of n round trips between the calling thread (on cpu_a) and a
- * ponger on cpu_b: ns per one-way hand-off, or -1 on failure. */
-static double run_once(int cpu_a, int cpu_b, long n)
+ * ponger on cpu_b: ns per one-way hand-off, or with mailbox ns per mailbox
+ * round trip; -1 on failure. */
+static double run_once(int cpu_a, int cpu_b, long n, bool mailbox)
 {
     /* relaxed: the ponger is not started yet; pthread_create orders this store before it. */
     atomic_store_explicit(&line.v, 0, memory_order_relaxed);
-    pong_arg pa = {cpu_b, n, 0};
+    memset(sides, 0, sizeof sides);
+    pong_arg pa = {cpu_b, n, mailbox, 0};
     pthread_t t;
     if (pthread_create(&t, NULL, ponger, &pa) != 0) return -1;
+    if (mailbox) {
+        double v = mb_ping(n);
+        pthread_join(t, NULL);
+        if (pa.error > 0)
+            fprintf(stderr, "c2c_floor: cannot pin a thread to CPU %d: %s\n", cpu_b,
+                    strerror(pa.error));
+        else if (pa.error < 0 || v < 0)
+            fprintf(stderr, "c2c_floor: a mailbox message came out of order\n");
+        return pa.error || v < 0 ? -1 : v;
+    }
     uint64_t t0 = now_ns();
     for (long i = 0; i < n; i++) {
         uint64_t v = 2 * (uint64_t)i + 1;
@@ -137,6 +259,22 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* A warm-up run, then `runs` runs into v: their minimum, and *med their
+ * median; -1 on failure. */
+static double measure(int cpu_a, int cpu_b, long runs, bool mailbox, double *v, double *med)
+{
+    if (run_once(cpu_a, cpu_b, rounds / 10 + 1, mailbox) < 0) return -1;
+    double sorted[RUNS_MAX];
+    for (long r = 0; r < runs; r++) {
+        v[r] = run_once(cpu_a, cpu_b, rounds, mailbox);
+        if (v[r] < 0) return -1;
+        sorted[r] = v[r];
+    }
+    qsort(sorted, (size_t)runs, sizeof sorted[0], cmp_double);
+    *med = runs % 2 ? sorted[runs / 2] : (sorted[runs / 2 - 1] + sorted[runs / 2]) / 2.0;
+    return sorted[0];
 }
 
 static long parse_long(const char *s, const char *what)
@@ -203,18 +341,17 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    if (run_once(cpu_a, cpu_b, rounds / 10 + 1) < 0) return 1; /* warm-up */
-    double v[RUNS_MAX], sorted[RUNS_MAX];
-    for (long r = 0; r < runs; r++) {
-        v[r] = run_once(cpu_a, cpu_b, rounds);
-        if (v[r] < 0) return 1;
-        sorted[r] = v[r];
-    }
-    qsort(sorted, (size_t)runs, sizeof sorted[0], cmp_double);
-    double med = runs % 2 ? sorted[runs / 2] : (sorted[runs / 2 - 1] + sorted[runs / 2]) / 2.0;
+    double v[RUNS_MAX], mb[RUNS_MAX], med, mb_med;
+    double min = measure(cpu_a, cpu_b, runs, false, v, &med);
+    double mb_min = min < 0 ? -1 : measure(cpu_a, cpu_b, runs, true, mb, &mb_med);
+    if (mb_min < 0) return 1;
     printf("{\"cpus\": [%d, %d], \"same_core\": %s, \"rounds\": %ld, \"runs_ns\": [", cpu_a, cpu_b,
            same_core ? "true" : "false", rounds);
     for (long r = 0; r < runs; r++) printf("%s%.2f", r ? ", " : "", v[r]);
-    printf("], \"ns_one_way_min\": %.2f, \"ns_one_way_median\": %.2f}\n", sorted[0], med);
+    printf("], \"ns_one_way_min\": %.2f, \"ns_one_way_median\": %.2f, \"mailbox_runs_ns\": [", min,
+           med);
+    for (long r = 0; r < runs; r++) printf("%s%.2f", r ? ", " : "", mb[r]);
+    printf("], \"mailbox_ns_round_trip_min\": %.2f, \"mailbox_ns_round_trip_median\": %.2f}\n",
+           mb_min, mb_med);
     return 0;
 }

@@ -230,6 +230,16 @@ def merge_floors(before, after):
         "min_before": before["ns_one_way_min"],
         "min_after": after["ns_one_way_min"],
     })
+    # The mailbox round trip likewise (absent from an older c2c_floor's output).
+    mb = list(before.get("mailbox_runs_ns") or []) + list(after.get("mailbox_runs_ns") or [])
+    if mb:
+        s = sorted(mb)
+        n = len(s)
+        merged.update({
+            "mailbox_runs_ns": mb,
+            "mailbox_ns_round_trip_min": s[0],
+            "mailbox_ns_round_trip_median": s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2,
+        })
     return merged
 
 
@@ -254,6 +264,11 @@ def c2c_line(floor, mult):
             f"{floor['ns_one_way_min']:.1f} ns per one-way cache-line hand-off between {where} "
             f"(c2c_floor before and after the benchmarks: min of {len(runs)} runs, median "
             f"{floor['ns_one_way_median']:.1f} ns); a round trip is at least two hand-offs.")
+    mb = floor.get("mailbox_ns_round_trip_min")
+    if mb and floor["ns_one_way_min"] > 0:
+        line += (f" Two messages between two mailboxes of Beamline's kind, with no runtime "
+                 f"around them (c2c_floor's mailbox round trip), take {mb:.0f} ns "
+                 f"({mb / floor['ns_one_way_min']:.1f}x the floor).")
     per_run = floor.get("min_per_run") or []
     if per_run:
         line += (" Floor before each run (ns): "

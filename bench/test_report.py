@@ -253,6 +253,26 @@ class Report(unittest.TestCase):
         line = sweep.c2c_line(floor, {"beamline": 10.7, "beam": None, "go": None})
         self.assertNotIn("before each run", line)
 
+    def test_mailbox_floor(self):
+        # c2c_floor's mailbox round trip: merged over both measurements, told as a
+        # multiple of the one-way floor; an older output without it says nothing of it.
+        before = {"cpus": [0, 1], "ns_one_way_min": 30.0, "ns_one_way_median": 31.0,
+                  "runs_ns": [30.0, 31.0, 32.0], "mailbox_runs_ns": [190.0, 185.0, 200.0],
+                  "mailbox_ns_round_trip_min": 185.0, "mailbox_ns_round_trip_median": 190.0}
+        after = dict(before, ns_one_way_min=29.0, runs_ns=[29.0, 33.0, 35.0],
+                     mailbox_runs_ns=[180.0, 210.0, 220.0], mailbox_ns_round_trip_min=180.0)
+        floor = sweep.merge_floors(before, after)
+        self.assertEqual(floor["mailbox_ns_round_trip_min"], 180.0)
+        self.assertEqual(floor["mailbox_ns_round_trip_median"], 195.0)
+        self.assertEqual(len(floor["mailbox_runs_ns"]), 6)
+        line = sweep.c2c_line(floor, {"beamline": 11.2, "beam": None, "go": None})
+        self.assertIn("c2c_floor's mailbox round trip), take 180 ns (6.2x the floor).", line)
+        old = {k: v for k, v in before.items() if not k.startswith("mailbox")}
+        floor = sweep.merge_floors(old, dict(old))
+        self.assertNotIn("mailbox_ns_round_trip_min", floor)
+        self.assertNotIn("mailbox", sweep.c2c_line(floor, {"beamline": 11.2, "beam": None,
+                                                           "go": None}))
+
     def test_host_speed_line(self):
         # Each harness's figures before/after, per run; a warning when the host's speed
         # moved by more than a fifth; nothing when nothing was measured.
