@@ -639,7 +639,10 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
             }
             p->seq++;
         }
-        bl__park(p, BL_PARK_WAIT);
+        if (bl__sched_spin_mail(p->sched, p))
+            bl__signals_check(p); /* mail came while it watched: no park */
+        else
+            bl__park(p, BL_PARK_WAIT);
         /* The park may have handled signals and queued messages after prev. */
         m = prev ? prev->next : p->q_head;
         /* A timer that fired while we were briefly awake left its mark. */
@@ -729,6 +732,12 @@ static _Noreturn void handler_loop(bl_proc *p)
              * then the next message resumes it here, or the scheduler
              * takes the stack back and it is parked as without one. */
             p->seq++;
+            /* Mail that comes within a moment, on a scheduler with nothing
+             * else to do, is handled without parking at all. */
+            if (bl__sched_spin_mail(p->sched, p)) {
+                bl__signals_check(p);
+                continue;
+            }
             if (bl__sched_keep(p)) {
                 bl__park(p, BL_PARK_WAIT);
                 continue;

@@ -586,6 +586,20 @@ static bool spin_for_mail(bl_sched *s, bl_proc *p)
     return mail;
 }
 
+bool bl__sched_spin_mail(bl_sched *s, bl_proc *p)
+{
+    s->spun = NULL;
+    /* Cheapest first: a process queued to run next (a partner on this
+     * core, as a rule) means no watch at all.  Neither when the loop is
+     * due a turn (I/O to submit, timers and services) or messages are held
+     * for another process: the park goes through the loop then. */
+    if (s->runnext || !s->spin_ns || s->outbox.p || s->sq_pending || s->tick - s->turn_tick >= 64 ||
+        atomic_load_explicit(&s->rt->stop, memory_order_relaxed))
+        return false;
+    s->spun = p; /* watched, or not to be: the loop does not watch it again */
+    return spin_for_mail(s, p);
+}
+
 /*
  * Inlined into the loop on purpose: after a context switch every return
  * between the switch and the loop mispredicts (the return-stack buffer holds
@@ -603,7 +617,7 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
     switch_out(s, p);
     /* A process gone to wait for mail with nothing else to run here: the
      * loop watches its mailbox before parking it (spin_for_mail). */
-    if (p->park == BL_PARK_WAIT && s->spin_ns && spin_for_mail(s, p)) {
+    if (p->park == BL_PARK_WAIT && s->spin_ns && s->spun != p && spin_for_mail(s, p)) {
         bl__sched_ready(p, BL_READY_NEXT); /* into runnext: nothing else is queued */
         return;
     }

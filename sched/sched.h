@@ -150,6 +150,7 @@ typedef struct bl_sched {
     uint32_t tick;      /* picks (the loop's and direct switches), for periodic checks */
     uint32_t poll_tick; /* tick of the loop's last ring poll */
     uint32_t turn_tick; /* tick of the loop's last timer and services turn */
+    bl_proc *spun;      /* the process whose mailbox bl__sched_spin_mail last watched */
     uint32_t trim_tick; /* tick of the loop's last trim under load */
     uint64_t ref_next;  /* next reference of the block in hand (bl_make_ref) */
     uint64_t ref_end;   /* end of that block */
@@ -369,6 +370,17 @@ static inline void bl__sched_unkeep(bl_sched *s, bl_proc *p)
         if (s->kept[i].p == p) s->kept_used &= ~(1u << i);
     }
 }
+
+/*
+ * Process only: p, running on s, found no mail and is about to park for it.
+ * When s has nothing else to do, watches p's mailbox word in p's own
+ * context for up to 3 us (the loop's mailbox watch, spin_for_mail, without
+ * the two switches around it): true when mail or a signal came, and p goes
+ * on without parking.  False when it did not come, or the watch was not
+ * for now (a partner queued here, the loop due a turn); the loop then does
+ * not watch p again before parking it.
+ */
+bool bl__sched_spin_mail(bl_sched *s, bl_proc *p);
 
 /* Every context just switched in calls this first, on its scheduler s. */
 static inline void bl__sched_switched(bl_sched *s)

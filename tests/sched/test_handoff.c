@@ -530,6 +530,44 @@ Test(handoff, no_mailbox_watch_while_another_process_is_runnable, .timeout = 60)
     bl_test_run(&c, busy_main, NULL);
 }
 
+/*
+ * A lone waiter's mailbox is watched once per wait: by the process itself
+ * before it parks (bl__sched_spin_mail), and then not again by the loop
+ * that parks it.  The waiter, alone on its scheduler, waits WAITS times
+ * for mail that never comes (each wait ended by its timer): at most one
+ * watch each, and the test's own two waits.
+ */
+enum { WAITS = 20 };
+
+static void empty_waiter(void *arg)
+{
+    bl_pid owner = *(bl_pid *)arg;
+    for (int i = 0; i < WAITS; i++) {
+        bl_msg *m = NULL;
+        BL_CHECK_EQ(bl_recv(&m, NULL, NULL, 1, 0), -ETIMEDOUT);
+    }
+    bl_send(owner, T_DONE, NULL, 0);
+}
+
+static void once_main(void *arg)
+{
+    (void)arg;
+    bl_pid self = bl_self();
+    uint64_t spins = mail_stat(SPINS), offs = mail_stat(OFFS);
+    BL_CHECK_EQ(bl_spawn(NULL, empty_waiter, &self, NULL), 0);
+    bl_msg_free(bl_test_recv_tag(T_DONE, 30000));
+    uint64_t ds = mail_stat(SPINS) - spins;
+    cr_log_info("%d empty waits: %llu watched (spinning turned off %llu times)", WAITS,
+                (unsigned long long)ds, (unsigned long long)(mail_stat(OFFS) - offs));
+    BL_CHECK(ds <= WAITS + 2);
+}
+
+Test(handoff, a_lone_waiters_mailbox_is_watched_once_per_wait, .timeout = 60)
+{
+    bl_config c = {.schedulers = 1};
+    bl_test_run(&c, once_main, NULL);
+}
+
 /* A waiter on its own core, killed from the other one, dies with `killed`. */
 static void forever(void *arg)
 {
