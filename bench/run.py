@@ -1565,6 +1565,7 @@ def main(argv):
     # With several runs, the floor again before each one: on a virtual machine the two
     # CPUs move on the host, and a run's cross-core rows follow the floor it ran on.
     run_floors = []
+    run_mailbox = []  # the mailbox round trip measured with each of them
     # The host's speed before and after each harness (sweep.speed_line).
     speeds = {"beamline": [], "beam": [], "go": []}
 
@@ -1592,6 +1593,7 @@ def main(argv):
             if floor is not None:
                 f, _ = sweep.run_c2c_floor(c2c_binary(args))
                 run_floors.append(f["ns_one_way_min"] if f else None)
+                run_mailbox.append(f.get("mailbox_ns_round_trip_min") if f else None)
         def beamline_side():
             bl = run_beamline(args, n_sched, problems, (i + 1, args.runs))
             failed = bl is None or bool(bl.pop("__failed__", False))
@@ -1638,6 +1640,8 @@ def main(argv):
         floor = sweep.merge_floors(floor, again)
         if run_floors:
             floor["min_per_run"] = run_floors
+        if any(v is not None for v in run_mailbox):
+            floor["mailbox_min_per_run"] = run_mailbox
     schemes = http_schemes(keep)
     http = run_http(args, n_sched, scratch, problems, schemes) if schemes else {}
     beamline_failed = beamline_failed or bool(http.get("beamline_failed"))

@@ -272,9 +272,15 @@ def c2c_line(floor, mult):
     per_run = floor.get("min_per_run") or []
     if per_run:
         line += (" Floor before each run (ns): "
-                 + ", ".join("-" if v is None else f"{v:.0f}" for v in per_run)
-                 + "; a run's cross-core rows follow its floor (latest.json has each run's "
-                   "figures under spread.*.values).")
+                 + ", ".join("-" if v is None else f"{v:.0f}" for v in per_run))
+        mb_runs = floor.get("mailbox_min_per_run") or []
+        if mb_runs:
+            # The protocol's cost moves far more than the one-way floor on a virtual
+            # machine (104 to 374 ns within minutes here), and the rows follow it.
+            line += ("; mailbox round trip before each run (ns): "
+                     + ", ".join("-" if v is None else f"{v:.0f}" for v in mb_runs))
+        line += ("; a run's cross-core rows follow its floor (latest.json has each run's "
+                 "figures under spread.*.values).")
     lo, hi = sorted((floor.get("min_before", 0), floor.get("min_after", 0)))
     if lo > 0 and hi > 1.5 * lo:
         line += (f" The floor moved from {floor['min_before']:.1f} to {floor['min_after']:.1f} "

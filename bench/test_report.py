@@ -249,6 +249,11 @@ class Report(unittest.TestCase):
         line = sweep.c2c_line(floor, {"beamline": 10.7, "beam": None, "go": 1444.2})
         self.assertIn("pingpong_cross_sched = 10.7x the core-to-core floor", line)
         self.assertIn("Floor before each run (ns): 60, 59, 244, -;", line)
+        self.assertNotIn("mailbox round trip before each run", line)
+        floor["mailbox_min_per_run"] = [180.2, 104.4, None, 374.0]
+        line = sweep.c2c_line(floor, {"beamline": 10.7, "beam": None, "go": None})
+        self.assertIn("Floor before each run (ns): 60, 59, 244, -; mailbox round trip before "
+                      "each run (ns): 180, 104, -, 374; a run's", line)
         del floor["min_per_run"]
         line = sweep.c2c_line(floor, {"beamline": 10.7, "beam": None, "go": None})
         self.assertNotIn("before each run", line)
