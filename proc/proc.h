@@ -38,6 +38,19 @@ static inline __attribute__((always_inline)) void bl__park(bl_proc *p, unsigned 
     bl__signals_check(p);
 }
 
+/*
+ * Process only, p found no mail and is about to park for it: watches its
+ * mailbox a moment first when its scheduler has nothing else to do
+ * (bl__sched_spin_mail).  True when mail or a signal came meanwhile (the
+ * signals acted on): p goes on without parking.
+ */
+static inline bool bl__watch_mail(bl_proc *p)
+{
+    if (!bl__sched_spin_mail(p->sched, p)) return false;
+    bl__signals_check(p);
+    return true;
+}
+
 /* A drain that takes this many messages at once marks the receiver behind
  * (BL_META_LONGQ), one that takes fewer than an eighth of it clears the
  * mark; meanwhile each send to it costs the sender this many extra

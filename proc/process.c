@@ -301,6 +301,15 @@ int bl_exit(int code)
  * false (and frees m) if it is not.  A signal also sets BL_META_SIG and
  * wakes a SLEEPING process, which messages leave asleep.
  */
+/* Arms s's outbox for receiver p (pid to): for one behind its senders, or
+ * (local) for the process in s's runnext. */
+static inline void outbox_arm(bl_sched *s, bl_proc *p, bl_pid to, bool local)
+{
+    s->outbox.p = p;
+    s->outbox.to = to;
+    s->outbox.local = local;
+}
+
 bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
 {
     bl_sched *s = bl__tls_sched;
@@ -308,21 +317,11 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
      * the caller must know at once (bl__call_send), which a push from the
      * outbox, later, could not tell it.  Such a request is never held. */
     bool hold = !signal && !(m->flags & BL_MSG_MONITOR);
-    if (s && s->outbox.p) {
-        /* This process holds messages for a receiver that is behind: one
-         * more for it joins them; anything else goes after them. */
-        if (hold && s->outbox.p == p && s->outbox.to == to) {
-            m->next = s->outbox.newest;
-            s->outbox.newest = m;
-            if (!s->outbox.n++) s->outbox.oldest = m;
-            /* Armed only by the running process, and pushed when it
-             * switches out: the sender is the current process. */
-            if (!s->outbox.local) bl__sched_current(s)->reds -= BL_BEHIND_CHARGE;
-            if (s->outbox.n >= BL_OUTBOX_MAX) bl__sched_outbox_flush(s, true);
-            return true;
-        }
+    bool held = s && s->outbox.p && hold && s->outbox.p == p && s->outbox.to == to;
+    if (s && s->outbox.p && !held) {
+        /* Held for someone else: those go first. */
         bl__sched_outbox_flush(s, false);
-    } else if (hold && s && s->runnext == p && bl__sched_current(s)) {
+    } else if (!held && hold && s && s->runnext == p && bl__sched_current(s)) {
         /* To the process queued to run next here, behind the sender (woken
          * or spawned by it, as a rule): it cannot run before the sender
          * switches out, so this message and the sender's next ones to it
@@ -331,12 +330,19 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
          * nothing else moves p: runnext belongs to this thread alone and is
          * never stolen from, and a wake-up by the sender that displaces p
          * is a push to another process, which empties the outbox first. */
-        s->outbox.p = p;
-        s->outbox.to = to;
-        s->outbox.local = true;
-        m->next = NULL;
-        s->outbox.newest = s->outbox.oldest = m;
-        s->outbox.n = 1;
+        outbox_arm(s, p, to, true);
+        held = true;
+    }
+    if (held) {
+        /* One more for the receiver the outbox holds messages for. */
+        m->next = s->outbox.newest;
+        s->outbox.newest = m;
+        if (!s->outbox.n++) s->outbox.oldest = m;
+        /* Armed only by the running process, and pushed when it switches
+         * out: the sender is the current process.  A receiver behind
+         * charges its senders (below). */
+        if (!s->outbox.local) bl__sched_current(s)->reds -= BL_BEHIND_CHARGE;
+        if (s->outbox.n >= BL_OUTBOX_MAX) bl__sched_outbox_flush(s, true);
         return true;
     }
     int r = bl__box_push(p, to, m, signal);
@@ -358,11 +364,7 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
         bl_proc *self = s ? bl__sched_current(s) : NULL;
         if (self && self != p) {
             self->reds -= BL_BEHIND_CHARGE;
-            if (hold) {
-                s->outbox.p = p;
-                s->outbox.to = to;
-                s->outbox.local = false;
-            }
+            if (hold) outbox_arm(s, p, to, false);
         }
     }
     return true;
@@ -639,10 +641,7 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
             }
             p->seq++;
         }
-        if (bl__sched_spin_mail(p->sched, p))
-            bl__signals_check(p); /* mail came while it watched: no park */
-        else
-            bl__park(p, BL_PARK_WAIT);
+        if (!bl__watch_mail(p)) bl__park(p, BL_PARK_WAIT);
         /* The park may have handled signals and queued messages after prev. */
         m = prev ? prev->next : p->q_head;
         /* A timer that fired while we were briefly awake left its mark. */
@@ -734,10 +733,7 @@ static _Noreturn void handler_loop(bl_proc *p)
             p->seq++;
             /* Mail that comes within a moment, on a scheduler with nothing
              * else to do, is handled without parking at all. */
-            if (bl__sched_spin_mail(p->sched, p)) {
-                bl__signals_check(p);
-                continue;
-            }
+            if (bl__watch_mail(p)) continue;
             if (bl__sched_keep(p)) {
                 bl__park(p, BL_PARK_WAIT);
                 continue;

@@ -586,16 +586,29 @@ static bool spin_for_mail(bl_sched *s, bl_proc *p)
     return mail;
 }
 
+/*
+ * Whether the loop is due its turn, so that a process about to park goes
+ * through it rather than straight to the next one or into a watch: I/O to
+ * hand to the kernel; every eighth pick when the ring has operations in
+ * flight or envelopes of other schedulers wait to go home (the loop looks
+ * at both every eighth pick); the periodic turn every 64 (timers,
+ * services, gauges, trims); a stop.
+ */
+static inline bool loop_due(bl_sched *s)
+{
+    uint32_t t = s->tick;
+    return s->sq_pending || ((t & 7) == 7 && (bl__ring_busy(s) || s->slab.pending)) ||
+           t - s->turn_tick >= 64 || atomic_load_explicit(&s->rt->stop, memory_order_relaxed);
+}
+
 bool bl__sched_spin_mail(bl_sched *s, bl_proc *p)
 {
     s->spun = NULL;
     /* Cheapest first: a process queued to run next (a partner on this
-     * core, as a rule) means no watch at all.  Neither when the loop is
-     * due a turn (I/O to submit, timers and services) or messages are held
-     * for another process: the park goes through the loop then. */
-    if (s->runnext || !s->spin_ns || s->outbox.p || s->sq_pending || s->tick - s->turn_tick >= 64 ||
-        atomic_load_explicit(&s->rt->stop, memory_order_relaxed))
-        return false;
+     * core, as a rule) means no watch at all.  Neither when messages are
+     * held for another process or the loop is due its turn: the park goes
+     * through the loop then. */
+    if (s->runnext || !s->spin_ns || s->outbox.p || loop_due(s)) return false;
     s->spun = p; /* watched, or not to be: the loop does not watch it again */
     return spin_for_mail(s, p);
 }
@@ -631,14 +644,7 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit);
 
 bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
 {
-    /* The loop's turn: I/O to hand to the kernel; every eighth pick when
-     * the ring has operations in flight or envelopes of other schedulers
-     * wait to go home (the loop looks at both every eighth pick); and the
-     * periodic turn every 64 (timers, services, gauges, trims). */
-    uint32_t t = s->tick;
-    if (s->sq_pending || ((t & 7) == 7 && (bl__ring_busy(s) || s->slab.pending)) ||
-        t - s->turn_tick >= 64 || atomic_load_explicit(&s->rt->stop, memory_order_relaxed))
-        return NULL;
+    if (loop_due(s)) return NULL;
     /* This runs on p's stack.  Near its guard page a fault would land in
      * the middle of the scheduler's bookkeeping: such a process goes
      * through the loop, which asks nothing of its stack but the switch.

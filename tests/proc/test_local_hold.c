@@ -88,9 +88,9 @@ static void burst_driver(void *arg)
     bl_msg_free(m);
 }
 
-Test(local_hold, a_burst_to_a_woken_process_arrives_whole_and_in_order, .timeout = 120)
+/* Three rounds on one scheduler and on two. */
+static void bursts(bool wait_first)
 {
-    bool wait_first = true;
     bl_config one = {.schedulers = 1};
     for (int round = 0; round < 3; round++) {
         bl_test_run(&one, burst_driver, &wait_first);
@@ -98,14 +98,14 @@ Test(local_hold, a_burst_to_a_woken_process_arrives_whole_and_in_order, .timeout
     }
 }
 
+Test(local_hold, a_burst_to_a_woken_process_arrives_whole_and_in_order, .timeout = 120)
+{
+    bursts(true);
+}
+
 Test(local_hold, a_burst_to_a_fresh_child_arrives_whole_and_in_order, .timeout = 120)
 {
-    bool wait_first = false;
-    bl_config one = {.schedulers = 1};
-    for (int round = 0; round < 3; round++) {
-        bl_test_run(&one, burst_driver, &wait_first);
-        bl_test_run(NULL, burst_driver, &wait_first);
-    }
+    bursts(false);
 }
 
 /*
