@@ -589,16 +589,13 @@ static bool spin_for_mail(bl_sched *s, bl_proc *p)
 /*
  * Whether the loop is due its turn, so that a process about to park goes
  * through it rather than straight to the next one or into a watch: I/O to
- * hand to the kernel; every eighth pick when the ring has operations in
- * flight or envelopes of other schedulers wait to go home (the loop looks
- * at both every eighth pick); the periodic turn every 64 (timers,
- * services, gauges, trims); a stop.
+ * hand to the kernel; the periodic turn every 64 picks (timers, services,
+ * gauges, trims); a stop.
  */
 static inline bool loop_due(bl_sched *s)
 {
-    uint32_t t = s->tick;
-    return s->sq_pending || ((t & 7) == 7 && (bl__ring_busy(s) || s->slab.pending)) ||
-           t - s->turn_tick >= 64 || atomic_load_explicit(&s->rt->stop, memory_order_relaxed);
+    return s->sq_pending || s->tick - s->turn_tick >= 64 ||
+           atomic_load_explicit(&s->rt->stop, memory_order_relaxed);
 }
 
 bool bl__sched_spin_mail(bl_sched *s, bl_proc *p)
@@ -644,7 +641,10 @@ static bl_proc *next_proc(bl_sched *s, bool *inherit);
 
 bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
 {
-    if (loop_due(s)) return NULL;
+    /* And every eighth pick when the ring has operations in flight or
+     * envelopes of other schedulers wait to go home (the loop looks at both
+     * every eighth pick). */
+    if (loop_due(s) || ((s->tick & 7) == 7 && (bl__ring_busy(s) || s->slab.pending))) return NULL;
     /* This runs on p's stack.  Near its guard page a fault would land in
      * the middle of the scheduler's bookkeeping: such a process goes
      * through the loop, which asks nothing of its stack but the switch.
