@@ -32,11 +32,23 @@
  * pays between two cores before it does anything else.  Reported as the
  * round trip, comparable with pingpong_cross_sched.
  *
+ * Last, on CPU A alone, the same two messages between two contexts of one
+ * thread, switched by the runtime's own switch (core/ctx_*.S, which saves
+ * what the ABI has a callee keep): a receiver with an empty inbox parks (a
+ * CAS from empty and active to waiting, as core/wait.h's park), the push
+ * that finds it waiting makes it the next to run, and the sender, waiting
+ * for the answer, parks and switches to it.  Two pushes, two parks, two
+ * exchanges and two switches a round trip, with no scheduler, no process
+ * and no allocator: what a ping-pong on one core costs a runtime with such
+ * mailboxes before it does anything else, comparable with
+ * pingpong_same_sched.
+ *
  * Prints one JSON object on stdout:
  *   {"cpus": [A, B], "same_core": false, "rounds": N,
  *    "runs_ns": [...], "ns_one_way_min": x, "ns_one_way_median": y,
  *    "mailbox_runs_ns": [...], "mailbox_ns_round_trip_min": m,
- *    "mailbox_ns_round_trip_median": n}
+ *    "mailbox_ns_round_trip_median": n, "local_runs_ns": [...],
+ *    "local_ns_round_trip_min": l, "local_ns_round_trip_median": k}
  * Exits 2 when fewer than two CPUs are available, 1 on any other failure.
  */
 #define _GNU_SOURCE
@@ -51,7 +63,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/ctx.h"
+
 #define RUNS_MAX 1000
+
+/* What a run measures. */
+enum mode { LINE, MAILBOX, LOCAL };
 
 /* The bounced line, alone in its 128 bytes (adjacent-line prefetch pairs lines). */
 static struct {
@@ -167,6 +184,92 @@ static double mb_ping(long n)
     return (double)(now_ns() - t0) / (double)n;
 }
 
+/* ---- the one-core round trip ---- */
+
+enum { ST_ACTIVE = 1, ST_WAITING = 2, LOCAL_STACK = 64 * 1024 };
+
+static bl_ctx lctx[2], lmain; /* the two contexts and the measuring thread's own */
+static int lnext = -1;        /* the context to run next (woken by a push), or -1 */
+static long lrounds;          /* round trips of the current run */
+static bool lwrong;           /* a message came out of order */
+static _Alignas(16) char lstack[2][LOCAL_STACK];
+
+/* Pushes e onto side `to`'s word; a receiver found waiting runs next. */
+static void l_send(int to, env *e)
+{
+    box cur = {.word = 0}, want;
+    cur.top = __atomic_load_n(&sides[to].box.top, __ATOMIC_RELAXED);
+    cur.meta = __atomic_load_n(&sides[to].box.meta, __ATOMIC_RELAXED);
+    do {
+        e->next = cur.top;
+        want.top = e;
+        want.meta = ST_ACTIVE;
+    } while (!box_cas(&sides[to].box, &cur, want));
+    if (cur.meta == ST_WAITING) lnext = to;
+}
+
+/* Context me takes its message, parking until there is one. */
+static uint64_t l_receive(int me)
+{
+    for (;;) {
+        if (__atomic_load_n(&sides[me].box.top, __ATOMIC_RELAXED)) {
+            env *e = __atomic_exchange_n(&sides[me].box.top, NULL, __ATOMIC_ACQ_REL);
+            return e->seq;
+        }
+        box empty = {.top = NULL, .meta = ST_ACTIVE}, waiting = {.top = NULL, .meta = ST_WAITING};
+        if (box_cas(&sides[me].box, &empty, waiting)) {
+            int n = lnext;
+            lnext = -1;
+            bl__ctx_jump(&lctx[me], n >= 0 ? &lctx[n] : &lmain, 0);
+        }
+    }
+}
+
+static void l_pinger(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < lrounds && !lwrong; i++) {
+        env *e = &sides[0].pool[i % POOL];
+        e->seq = (uint64_t)i;
+        l_send(1, e);
+        lwrong |= l_receive(0) != (uint64_t)i;
+    }
+    bl__ctx_jump(&lctx[0], &lmain, 1);
+}
+
+/* Answers each message; left parked after the last. */
+static void l_ponger(void *arg)
+{
+    (void)arg;
+    for (long i = 0;; i++) {
+        uint64_t v = l_receive(1);
+        lwrong |= v != (uint64_t)i;
+        env *e = &sides[1].pool[i % POOL];
+        e->seq = v;
+        l_send(0, e);
+    }
+}
+
+/* n round trips on the calling thread: ns per round trip, -1 on a wrong answer. */
+static double local_run(long n)
+{
+    memset(sides, 0, sizeof sides);
+    sides[0].box.meta = sides[1].box.meta = ST_ACTIVE;
+    lrounds = n;
+    lwrong = false;
+    lnext = -1;
+    bl__ctx_init_thread(&lmain);
+    bl__ctx_init(&lctx[0], lstack[0], LOCAL_STACK, l_pinger, NULL);
+    bl__ctx_init(&lctx[1], lstack[1], LOCAL_STACK, l_ponger, NULL);
+    /* The ponger first: it finds no mail, parks and comes back here. */
+    bl__ctx_jump(&lmain, &lctx[1], 0);
+    uint64_t t0 = now_ns();
+    bl__ctx_jump(&lmain, &lctx[0], 0);
+    uint64_t t1 = now_ns();
+    if (lwrong) fprintf(stderr, "c2c_floor: a one-core message came out of order\n");
+    return lwrong ? -1 : (double)(t1 - t0) / (double)n;
+}
+
 typedef struct pong_arg {
     int cpu;      /* where the ponger runs */
     long n;       /* round trips */
@@ -198,8 +301,10 @@ static void *ponger(void *arg)
 /* One run of n round trips between the calling thread (on cpu_a) and a
  * ponger on cpu_b: ns per one-way hand-off, or with mailbox ns per mailbox
  * round trip; -1 on failure. */
-static double run_once(int cpu_a, int cpu_b, long n, bool mailbox)
+static double run_once(int cpu_a, int cpu_b, long n, enum mode mode)
 {
+    if (mode == LOCAL) return local_run(n); /* on cpu_a, where main pinned this thread */
+    bool mailbox = mode == MAILBOX;
     /* relaxed: the ponger is not started yet; pthread_create orders this store before it. */
     atomic_store_explicit(&line.v, 0, memory_order_relaxed);
     memset(sides, 0, sizeof sides);
@@ -263,12 +368,12 @@ static int cmp_double(const void *a, const void *b)
 
 /* A warm-up run, then `runs` runs into v: their minimum, and *med their
  * median; -1 on failure. */
-static double measure(int cpu_a, int cpu_b, long runs, bool mailbox, double *v, double *med)
+static double measure(int cpu_a, int cpu_b, long runs, enum mode mode, double *v, double *med)
 {
-    if (run_once(cpu_a, cpu_b, rounds / 10 + 1, mailbox) < 0) return -1;
+    if (run_once(cpu_a, cpu_b, rounds / 10 + 1, mode) < 0) return -1;
     double sorted[RUNS_MAX];
     for (long r = 0; r < runs; r++) {
-        v[r] = run_once(cpu_a, cpu_b, rounds, mailbox);
+        v[r] = run_once(cpu_a, cpu_b, rounds, mode);
         if (v[r] < 0) return -1;
         sorted[r] = v[r];
     }
@@ -341,17 +446,22 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    double v[RUNS_MAX], mb[RUNS_MAX], med, mb_med;
-    double min = measure(cpu_a, cpu_b, runs, false, v, &med);
-    double mb_min = min < 0 ? -1 : measure(cpu_a, cpu_b, runs, true, mb, &mb_med);
-    if (mb_min < 0) return 1;
+    double v[RUNS_MAX], mb[RUNS_MAX], lo[RUNS_MAX], med, mb_med, lo_med;
+    double min = measure(cpu_a, cpu_b, runs, LINE, v, &med);
+    double mb_min = min < 0 ? -1 : measure(cpu_a, cpu_b, runs, MAILBOX, mb, &mb_med);
+    double lo_min = mb_min < 0 ? -1 : measure(cpu_a, cpu_b, runs, LOCAL, lo, &lo_med);
+    if (lo_min < 0) return 1;
     printf("{\"cpus\": [%d, %d], \"same_core\": %s, \"rounds\": %ld, \"runs_ns\": [", cpu_a, cpu_b,
            same_core ? "true" : "false", rounds);
     for (long r = 0; r < runs; r++) printf("%s%.2f", r ? ", " : "", v[r]);
     printf("], \"ns_one_way_min\": %.2f, \"ns_one_way_median\": %.2f, \"mailbox_runs_ns\": [", min,
            med);
     for (long r = 0; r < runs; r++) printf("%s%.2f", r ? ", " : "", mb[r]);
-    printf("], \"mailbox_ns_round_trip_min\": %.2f, \"mailbox_ns_round_trip_median\": %.2f}\n",
+    printf("], \"mailbox_ns_round_trip_min\": %.2f, \"mailbox_ns_round_trip_median\": %.2f, "
+           "\"local_runs_ns\": [",
            mb_min, mb_med);
+    for (long r = 0; r < runs; r++) printf("%s%.2f", r ? ", " : "", lo[r]);
+    printf("], \"local_ns_round_trip_min\": %.2f, \"local_ns_round_trip_median\": %.2f}\n", lo_min,
+           lo_med);
     return 0;
 }

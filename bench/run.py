@@ -1666,7 +1666,7 @@ def main(argv):
 
     machine = machine_info()
     workloads = []
-    floor_line = None
+    floor_line = local_line = None
     for r in rows:
         w = {"name": r["name"], "unit": r["unit"], "beamline": r["beamline"],
              "beam": r["beam"], "go": r["go"]}
@@ -1685,6 +1685,12 @@ def main(argv):
             w["vs_nginx"] = r["vs_nginx"]  # how many times better Beamline is
         if r["name"] in IO_WORKLOADS and io is not None:
             w["io"] = io
+        if r["name"] == "pingpong_same_sched" and floor is not None:
+            # Round trip / the one-core round trip, per runtime.
+            local = sweep.local_multiples(floor, r)
+            if local:
+                w["vs_local_floor"] = local
+                local_line = sweep.local_line(floor, local)
         if r["name"] == "pingpong_cross_sched" and floor is not None:
             # Round trip / one-way floor, per runtime.
             w["vs_c2c_floor"] = sweep.c2c_multiples(floor, r)
@@ -1735,6 +1741,8 @@ def main(argv):
               "those runs beside it.")
     if floor_line:
         print(floor_line)
+    if local_line:
+        print(local_line)
     if result.get("host_speed"):
         print(sweep.speed_line(result["host_speed"], result.get("quiet_gate")))
     if http.get("info"):

@@ -230,16 +230,19 @@ def merge_floors(before, after):
         "min_before": before["ns_one_way_min"],
         "min_after": after["ns_one_way_min"],
     })
-    # The mailbox round trip likewise (absent from an older c2c_floor's output).
-    mb = list(before.get("mailbox_runs_ns") or []) + list(after.get("mailbox_runs_ns") or [])
-    if mb:
-        s = sorted(mb)
-        n = len(s)
-        merged.update({
-            "mailbox_runs_ns": mb,
-            "mailbox_ns_round_trip_min": s[0],
-            "mailbox_ns_round_trip_median": s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2,
-        })
+    # The mailbox and the one-core round trips likewise (absent from an older
+    # c2c_floor's output).
+    for kind in ("mailbox", "local"):
+        rt = list(before.get(f"{kind}_runs_ns") or []) + list(after.get(f"{kind}_runs_ns") or [])
+        if rt:
+            s = sorted(rt)
+            n = len(s)
+            merged.update({
+                f"{kind}_runs_ns": rt,
+                f"{kind}_ns_round_trip_min": s[0],
+                f"{kind}_ns_round_trip_median": (s[n // 2] if n % 2
+                                                 else (s[n // 2 - 1] + s[n // 2]) / 2),
+            })
     return merged
 
 
@@ -248,6 +251,30 @@ def c2c_multiples(floor, row):
     f = floor["ns_one_way_min"]
     return {k: (round(row[k] / f, 2) if row.get(k) and f > 0 else None)
             for k in ("beamline", "beam", "go")}
+
+
+def local_multiples(floor, row):
+    """pingpong_same_sched's round trip of each runtime / c2c_floor's one-core round trip
+    (min); None without one."""
+    f = floor.get("local_ns_round_trip_min")
+    if not f or f <= 0:
+        return None
+    return {k: (round(row[k] / f, 2) if row.get(k) else None) for k in ("beamline", "beam", "go")}
+
+
+def local_line(floor, mult):
+    """The line printed under the table for pingpong_same_sched."""
+    def x(v):
+        return "-" if v is None else f"{v:.1f}x"
+
+    runs = floor.get("local_runs_ns") or []
+    return (f"pingpong_same_sched = {x(mult['beamline'])} the one-core floor for Beamline "
+            f"(BEAM {x(mult['beam'])}, Go {x(mult['go'])}); floor: two messages between two "
+            f"contexts of one thread with mailboxes of Beamline's kind, parked and switched by "
+            f"its own switch, with no scheduler, process or allocator around them "
+            f"(c2c_floor's one-core round trip on CPU {(floor.get('cpus') or ['?'])[0]}): "
+            f"{floor['local_ns_round_trip_min']:.1f} ns, min of {len(runs)} runs, median "
+            f"{floor['local_ns_round_trip_median']:.1f} ns.")
 
 
 def c2c_line(floor, mult):

@@ -278,6 +278,26 @@ class Report(unittest.TestCase):
         self.assertNotIn("mailbox", sweep.c2c_line(floor, {"beamline": 11.2, "beam": None,
                                                            "go": None}))
 
+    def test_local_floor(self):
+        # c2c_floor's one-core round trip: merged over both measurements, pingpong_same_sched
+        # told as a multiple of it; an older output without it gives no multiples.
+        before = {"cpus": [0, 1], "ns_one_way_min": 30.0, "ns_one_way_median": 31.0,
+                  "runs_ns": [30.0, 31.0, 32.0], "local_runs_ns": [36.0, 37.0, 38.0],
+                  "local_ns_round_trip_min": 36.0, "local_ns_round_trip_median": 37.0}
+        after = dict(before, local_runs_ns=[35.0, 40.0, 41.0], local_ns_round_trip_min=35.0)
+        floor = sweep.merge_floors(before, after)
+        self.assertEqual(floor["local_ns_round_trip_min"], 35.0)
+        self.assertEqual(floor["local_ns_round_trip_median"], 37.5)
+        mult = sweep.local_multiples(floor, {"beamline": 105.0, "beam": 350.0, "go": None})
+        self.assertEqual(mult, {"beamline": 3.0, "beam": 10.0, "go": None})
+        line = sweep.local_line(floor, mult)
+        self.assertIn("pingpong_same_sched = 3.0x the one-core floor for Beamline (BEAM 10.0x, "
+                      "Go -)", line)
+        self.assertIn("on CPU 0): 35.0 ns, min of 6 runs, median 37.5 ns.", line)
+        old = {k: v for k, v in before.items() if not k.startswith("local")}
+        self.assertIsNone(sweep.local_multiples(sweep.merge_floors(old, dict(old)),
+                                                {"beamline": 105.0}))
+
     def test_host_speed_line(self):
         # Each harness's figures before/after, per run; a warning when the host's speed
         # moved by more than a fifth; nothing when nothing was measured.
