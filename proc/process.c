@@ -317,7 +317,7 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
      * the caller must know at once (bl__call_send), which a push from the
      * outbox, later, could not tell it.  Such a request is never held. */
     bool hold = !signal && !(m->flags & BL_MSG_MONITOR);
-    bool held = s && s->outbox.p && hold && s->outbox.p == p && s->outbox.to == to;
+    bool held = hold && s && s->outbox.p == p && s->outbox.to == to; /* p is never NULL */
     if (s && s->outbox.p && !held) {
         /* Held for someone else: those go first. */
         bl__sched_outbox_flush(s, false);

@@ -4,7 +4,6 @@
  * runnext (the direct switch's quick pick, next_proc in sched/sched.c).
  */
 #include <errno.h>
-#include <time.h>
 
 #include "bl_test.h"
 #include "sched/sched.h"
@@ -161,12 +160,12 @@ static void pair_ponger(void *arg)
     }
 }
 
-static void hold_core_ms(long ms)
+/* Runs on without calling the runtime: the scheduler is held meanwhile. */
+static void hold_core_ms(int64_t ms)
 {
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    do clock_gettime(CLOCK_MONOTONIC, &b);
-    while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+    int64_t end = bl_test_ms() + ms;
+    while (bl_test_ms() < end) {
+    }
 }
 
 static void pair_pinger(void *arg)
