@@ -412,7 +412,7 @@ int bl__send_copy(bl_proc *t, bl_pid to, uint32_t tag, bl_ref ref, const void *d
     bl_sched *s = bl__tls_sched;
     bl_msg *m = bl__msg_alloc(s ? &s->slab : NULL, len);
     if (!m) return -ENOMEM;
-    if (len) memcpy(m->data, data, len);
+    bl__msg_copy(m->data, data, len);
     m->flags |= mflags;
     return finish_send(t, to, m, tag, ref) ? 0 : 1;
 }
