@@ -20,6 +20,7 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import charts  # noqa: E402  (bench/charts.py, beside this file)
 import compare  # noqa: E402
+import pair  # noqa: E402  (bench/pair.py)
 import report  # noqa: E402
 import run  # noqa: E402  (bench/run.py)
 import sweep  # noqa: E402
@@ -394,6 +395,44 @@ class Report(unittest.TestCase):
         self.assertIsNone(png)
         self.assertFalse(path.with_suffix(".png").exists())
         self.assertIn("No chart: no row has a figure for Beamline and a peer.", md.read_text())
+
+
+class Pair(unittest.TestCase):
+    """bench/pair.py's verdicts, on made-up pairs of runs."""
+
+    @staticmethod
+    def pairs(unit, a_b):
+        return [({"r": (a, unit)}, {"r": (b, unit)}) for a, b in a_b]
+
+    def verdict(self, unit, a_b):
+        (r,) = pair.summarize(self.pairs(unit, a_b), 2.0)
+        return r
+
+    def test_seven_of_eight_by_five_percent_is_faster(self):
+        r = self.verdict("ns", [(100, 95)] * 7 + [(100, 101)])
+        self.assertEqual(r["verdict"], "B faster")
+        self.assertEqual(r["wins"], 7)
+        self.assertAlmostEqual(r["median"], 100 / 95)
+
+    def test_a_rate_counts_the_other_way(self):
+        self.assertEqual(self.verdict("per_s", [(100, 95)] * 8)["verdict"], "B slower")
+        self.assertEqual(self.verdict("per_s", [(100, 105)] * 8)["verdict"], "B faster")
+
+    def test_six_of_eight_is_no_change(self):
+        # What two copies of one build did against each other.
+        r = self.verdict("ns", [(100, 103)] * 6 + [(100, 97)] * 2)
+        self.assertEqual(r["verdict"], "no clear change")
+
+    def test_below_the_threshold_is_no_change(self):
+        self.assertEqual(self.verdict("ns", [(100, 99)] * 8)["verdict"], "no clear change")
+
+    def test_only_rows_both_gave(self):
+        rows = pair.summarize([({"x": (1.0, "ns"), "y": (2.0, "ns")}, {"y": (1.0, "ns")})], 2.0)
+        self.assertEqual([r["name"] for r in rows], ["y"])
+
+    def test_the_cpus_swap_every_pair(self):
+        self.assertEqual([pair.cpus_of_pair(i, [0, 3]) for i in range(3)],
+                         [(0, 3), (3, 0), (0, 3)])
 
 
 if __name__ == "__main__":
