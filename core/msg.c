@@ -11,7 +11,9 @@ typedef struct moved_tail {
     void (*free_fn)(void *); /* frees the moved buffer */
 } moved_tail;
 
-static bl_msg *alloc_env(bl_slab *slab, size_t total)
+/* Always inlined: GCC left it a call of its own, on the path of every send
+ * (with sched.c's inject_nonempty, about 5% of genserver_call_rtt). */
+static inline __attribute__((always_inline)) bl_msg *alloc_env(bl_slab *slab, size_t total)
 {
     unsigned c = bl__slab_class(total);
     bl_msg *m;
