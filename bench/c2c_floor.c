@@ -136,8 +136,10 @@ static bool box_cas(box *b, box *expected, box desired)
 #endif
 }
 
-/* Pushes e onto `to` as bl__box_push does: the top and the state in one CAS. */
-static void mb_send(side *to, env *e)
+/* Pushes e onto `to` as bl__box_push does: the top and the state in one
+ * CAS, the state set to `active` or, without it, counted up (a change the
+ * watching receiver could see).  Returns the state found. */
+static inline uint64_t push_env(side *to, env *e, uint64_t active)
 {
     box cur = {.word = 0}, want;
     cur.top = __atomic_load_n(&to->box.top, __ATOMIC_RELAXED);
@@ -145,8 +147,14 @@ static void mb_send(side *to, env *e)
     do {
         e->next = cur.top;
         want.top = e;
-        want.meta = cur.meta + 1;
+        want.meta = active ? active : cur.meta + 1;
     } while (!box_cas(&to->box, &cur, want));
+    return cur.meta;
+}
+
+static void mb_send(side *to, env *e)
+{
+    push_env(to, e, 0);
 }
 
 /* Watches own's word until an envelope is there, takes it as bl__box_take
@@ -197,15 +205,7 @@ static _Alignas(16) char lstack[2][LOCAL_STACK];
 /* Pushes e onto side `to`'s word; a receiver found waiting runs next. */
 static void l_send(int to, env *e)
 {
-    box cur = {.word = 0}, want;
-    cur.top = __atomic_load_n(&sides[to].box.top, __ATOMIC_RELAXED);
-    cur.meta = __atomic_load_n(&sides[to].box.meta, __ATOMIC_RELAXED);
-    do {
-        e->next = cur.top;
-        want.top = e;
-        want.meta = ST_ACTIVE;
-    } while (!box_cas(&sides[to].box, &cur, want));
-    if (cur.meta == ST_WAITING) lnext = to;
+    if (push_env(&sides[to], e, ST_ACTIVE) == ST_WAITING) lnext = to;
 }
 
 /* Context me takes its message, parking until there is one. */
@@ -394,6 +394,12 @@ static long parse_long(const char *s, const char *what)
     return v;
 }
 
+/* The figures of the runs, as the items of a JSON list. */
+static void print_runs(const double *v, long runs)
+{
+    for (long r = 0; r < runs; r++) printf("%s%.2f", r ? ", " : "", v[r]);
+}
+
 int main(int argc, char **argv)
 {
     int cpu_a = -1, cpu_b = -1;
@@ -453,14 +459,14 @@ int main(int argc, char **argv)
     if (lo_min < 0) return 1;
     printf("{\"cpus\": [%d, %d], \"same_core\": %s, \"rounds\": %ld, \"runs_ns\": [", cpu_a, cpu_b,
            same_core ? "true" : "false", rounds);
-    for (long r = 0; r < runs; r++) printf("%s%.2f", r ? ", " : "", v[r]);
+    print_runs(v, runs);
     printf("], \"ns_one_way_min\": %.2f, \"ns_one_way_median\": %.2f, \"mailbox_runs_ns\": [", min,
            med);
-    for (long r = 0; r < runs; r++) printf("%s%.2f", r ? ", " : "", mb[r]);
+    print_runs(mb, runs);
     printf("], \"mailbox_ns_round_trip_min\": %.2f, \"mailbox_ns_round_trip_median\": %.2f, "
            "\"local_runs_ns\": [",
            mb_min, mb_med);
-    for (long r = 0; r < runs; r++) printf("%s%.2f", r ? ", " : "", lo[r]);
+    print_runs(lo, runs);
     printf("], \"local_ns_round_trip_min\": %.2f, \"local_ns_round_trip_median\": %.2f}\n", lo_min,
            lo_med);
     return 0;

@@ -246,27 +246,31 @@ def merge_floors(before, after):
     return merged
 
 
+def _multiples(row, f):
+    """Each runtime's figure on the row / f, None where either is missing."""
+    return {k: (round(row[k] / f, 2) if row.get(k) and f and f > 0 else None)
+            for k in ("beamline", "beam", "go")}
+
+
+def _times(v):
+    return "-" if v is None else f"{v:.1f}x"
+
+
 def c2c_multiples(floor, row):
     """pingpong_cross_sched's round trip of each runtime / the one-way floor (min)."""
-    f = floor["ns_one_way_min"]
-    return {k: (round(row[k] / f, 2) if row.get(k) and f > 0 else None)
-            for k in ("beamline", "beam", "go")}
+    return _multiples(row, floor["ns_one_way_min"])
 
 
 def local_multiples(floor, row):
     """pingpong_same_sched's round trip of each runtime / c2c_floor's one-core round trip
     (min); None without one."""
     f = floor.get("local_ns_round_trip_min")
-    if not f or f <= 0:
-        return None
-    return {k: (round(row[k] / f, 2) if row.get(k) else None) for k in ("beamline", "beam", "go")}
+    return _multiples(row, f) if f and f > 0 else None
 
 
 def local_line(floor, mult):
     """The line printed under the table for pingpong_same_sched."""
-    def x(v):
-        return "-" if v is None else f"{v:.1f}x"
-
+    x = _times
     runs = floor.get("local_runs_ns") or []
     return (f"pingpong_same_sched = {x(mult['beamline'])} the one-core floor for Beamline "
             f"(BEAM {x(mult['beam'])}, Go {x(mult['go'])}); floor: two messages between two "
@@ -279,9 +283,7 @@ def local_line(floor, mult):
 
 def c2c_line(floor, mult):
     """The line printed under the table."""
-    def x(v):
-        return "-" if v is None else f"{v:.1f}x"
-
+    x = _times
     cpus = floor.get("cpus") or ["?", "?"]
     where = f"CPUs {cpus[0]} and {cpus[1]}" + (" (SMT siblings of one core)"
                                                if floor.get("same_core") else "")

@@ -686,6 +686,9 @@ static bl_proc *steal(bl_sched *s)
     return NULL;
 }
 
+/* One pick in OVF_TURN serves the overflow list first (next_proc_slow). */
+#define OVF_TURN 61
+
 /* Anything runnable in this scheduler's own queues? */
 static bool local_work(bl_sched *s)
 {
@@ -724,7 +727,7 @@ static __attribute__((noinline)) bl_proc *next_proc_slow(bl_sched *s, bool *inhe
         return p;
     /* Now and then the overflow list goes first, so that it cannot starve
      * behind a ring that keeps refilling. */
-    if (s->tick % 61 == 0 && (p = ovf_pop(s))) return p;
+    if (s->tick % OVF_TURN == 0 && (p = ovf_pop(s))) return p;
     if ((p = plist_pop(&s->tmo))) {
         tmo_prefetch(p);
         return p;
@@ -762,7 +765,7 @@ static inline bl_proc *next_proc(bl_sched *s, bool *inherit)
 {
     bl_proc *p = s->runnext;
     if (p && s->slice_left > 0 && !s->lanes[BL_PRIO_MAX].head && !s->lanes[BL_PRIO_HIGH].head &&
-        !s->tmo.head && !s->lanes[BL_PRIO_LOW].head && !(s->ovf_head && s->tick % 61 == 0) &&
+        !s->tmo.head && !s->lanes[BL_PRIO_LOW].head && !(s->ovf_head && s->tick % OVF_TURN == 0) &&
         !inject_nonempty(s)) {
         s->runnext = NULL;
         *inherit = true;
