@@ -11,7 +11,35 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 _Static_assert(sizeof(bl_span) == 64, "the span header is the first 64 bytes of a span");
+
+/*
+ * In the ASan build a free object is poisoned past its first word (the free
+ * list's link, which remote frees write before the owner takes the object
+ * back), so that a use after free is a report, not a silent read of reused
+ * memory; and a second free of it reads its poisoned body first, which
+ * reports the double free with its stack.  Poison outlives munmap in ASan's
+ * shadow: a span is unpoisoned before its address range goes.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+static void obj_freed(void *obj, size_t sz)
+{
+    char *body = (char *)obj + sizeof(void *);
+    (void)*(volatile char *)body; /* freed before: use-after-poison, here */
+    ASAN_POISON_MEMORY_REGION(body, sz - sizeof(void *));
+}
+#define OBJ_FREED(obj, sz) obj_freed(obj, sz)
+#define OBJ_TAKEN(obj, sz) ASAN_UNPOISON_MEMORY_REGION(obj, sz)
+#define SPAN_UNPOISON(sp)  ASAN_UNPOISON_MEMORY_REGION(sp, BL_SLAB_SPAN)
+#else
+#define OBJ_FREED(obj, sz) ((void)(obj), (void)(sz))
+#define OBJ_TAKEN(obj, sz) ((void)(obj), (void)(sz))
+#define SPAN_UNPOISON(sp)  ((void)(sp))
+#endif
 
 /* Where a span is (bl_span.where). */
 enum { SPAN_CUR, SPAN_PARTIAL, SPAN_FULL, SPAN_EMPTY };
@@ -111,6 +139,12 @@ static bl_span *span_map(void)
     return (bl_span *)a;
 }
 
+static void span_unmap(bl_span *sp)
+{
+    SPAN_UNPOISON(sp);
+    munmap(sp, BL_SLAB_SPAN);
+}
+
 static bl_span *pool_take(void)
 {
     pthread_mutex_lock(&pool_lock);
@@ -135,7 +169,7 @@ static void pool_put(bl_span *sp)
         npool++;
     }
     pthread_mutex_unlock(&pool_lock);
-    if (!keep) munmap(sp, BL_SLAB_SPAN);
+    if (!keep) span_unmap(sp);
 }
 
 void bl__slab_registry(bl_slab **slabs, unsigned n)
@@ -145,7 +179,7 @@ void bl__slab_registry(bl_slab **slabs, unsigned n)
     if (slabs) return;
     /* The runtime is gone: so is the pool. */
     bl_span *sp;
-    while ((sp = pool_take())) munmap(sp, BL_SLAB_SPAN);
+    while ((sp = pool_take())) span_unmap(sp);
 }
 
 void bl__slab_init(bl_slab *s, unsigned index, int numa)
@@ -161,7 +195,7 @@ void bl__slab_destroy(bl_slab *s)
     bl_span *sp = s->spans;
     while (sp) {
         bl_span *next = sp->anext;
-        munmap(sp, BL_SLAB_SPAN);
+        span_unmap(sp);
         sp = next;
     }
     unsigned index = s->index;
@@ -182,6 +216,7 @@ static void to_empty(bl_slab *s, bl_span *sp)
 static inline __attribute__((always_inline)) void free_one(bl_slab *s, void *obj)
 {
     bl_span *sp = span_of(obj);
+    OBJ_FREED(obj, bl__slab_class_size(sp->cls));
     *(void **)obj = sp->free;
     sp->free = obj;
     /* The common case, a span still in use with objects out, is one branch. */
@@ -224,6 +259,7 @@ static inline void *take(bl_span *sp, size_t sz)
         sp->bump += sz;
     }
     sp->live++;
+    OBJ_TAKEN(o, sz);
     return o;
 }
 
