@@ -571,14 +571,34 @@ static inline bool loop_due(bl_sched *s)
            atomic_load_explicit(&s->rt->stop, memory_order_relaxed);
 }
 
+/* Stack a direct switch or a watch wants left below it (bytes): next_proc's
+ * frames, or the watch's clock and run-delay reads, and more. */
+#define HANDOFF_STACK_MIN 4096u
+
+/*
+ * Whether p, running, has room on its stack below the caller's frame for
+ * the scheduler's work there.  Near its guard page a fault would land in
+ * the middle of the scheduler's bookkeeping: such a process goes through
+ * the loop, which asks nothing of its stack but the switch.  (The frame's
+ * address, not a local's: ASan may keep locals elsewhere.)  Off its stack
+ * altogether: an exit from the stack-fault handler, on the alternate
+ * signal stack, which goes through the loop too.
+ */
+static inline __attribute__((always_inline)) bool stack_room(const bl_proc *p)
+{
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0), lo = (uintptr_t)p->stack->lo;
+    return sp >= lo + HANDOFF_STACK_MIN && sp < lo + p->stack->size;
+}
+
 bool bl__sched_spin_mail(bl_sched *s, bl_proc *p)
 {
     s->spun = NULL;
     /* Cheapest first: a process queued to run next (a partner on this
      * core, as a rule) means no watch at all.  Neither when messages are
      * held for another process or the loop is due its turn: the park goes
-     * through the loop then. */
-    if (s->runnext || !s->spin_ns || s->outbox.p || loop_due(s)) return false;
+     * through the loop then.  Nor near the bottom of p's stack: the loop
+     * watches on its own. */
+    if (s->runnext || !s->spin_ns || s->outbox.p || loop_due(s) || !stack_room(p)) return false;
     s->spun = p; /* watched, or not to be: the loop does not watch it again */
     return spin_for_mail(s, p);
 }
@@ -609,23 +629,14 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
 
 static inline bl_proc *next_proc(bl_sched *s, bool *inherit);
 
-/* Stack a direct switch wants left below it (bytes): next_proc's frames and more. */
-#define HANDOFF_STACK_MIN 4096u
-
 bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
 {
     /* And every eighth pick when the ring has operations in flight or
      * envelopes of other schedulers wait to go home (the loop looks at both
      * every eighth pick). */
     if (loop_due(s) || ((s->tick & 7) == 7 && (bl__ring_busy(s) || s->slab.pending))) return NULL;
-    /* This runs on p's stack.  Near its guard page a fault would land in
-     * the middle of the scheduler's bookkeeping: such a process goes
-     * through the loop, which asks nothing of its stack but the switch.
-     * (The frame's address, not a local's: ASan may keep locals elsewhere.) */
-    uintptr_t sp = (uintptr_t)__builtin_frame_address(0), lo = (uintptr_t)p->stack->lo;
-    /* Off its stack altogether: an exit from the stack-fault handler, on
-     * the alternate signal stack, which goes through the loop too. */
-    if (sp < lo + HANDOFF_STACK_MIN || sp >= lo + p->stack->size) return NULL;
+    /* This runs on p's stack. */
+    if (!stack_room(p)) return NULL;
     s->tick++;
     switch_out(s, p);
     /* Charged once: the loop's own switch_out, if it comes to that, adds nothing. */

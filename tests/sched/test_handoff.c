@@ -635,15 +635,24 @@ static void waker(void *arg)
     bl_send(*(bl_pid *)arg, T_TOKEN, NULL, 0);
 }
 
+/* Deep processes run on the first scheduler with small stacks: the
+ * options, once a wait there is measured (false if it could not be). */
+static const bl_spawn_opts deep_opts = {.scheduler = 1, .bound = true, .stack_size = 16384};
+
+static bool deep_start(void)
+{
+    deep_owner = bl_self();
+    bool measured = deep_measure(&deep_opts, T_WHERE);
+    BL_CHECK(measured);
+    BL_CHECK(deep_wait_depth > 0 && deep_wait_depth < 8192);
+    return measured;
+}
+
 static void deep_main(void *arg)
 {
     (void)arg;
-    deep_owner = bl_self();
-    bl_spawn_opts o = {.scheduler = 1, .bound = true, .stack_size = 16384};
-    bool measured = deep_measure(&o, T_WHERE);
-    BL_CHECK(measured);
-    if (!measured) return;
-    BL_CHECK(deep_wait_depth > 0 && deep_wait_depth < 8192);
+    if (!deep_start()) return;
+    const bl_spawn_opts o = deep_opts;
     static bl_pid pids[DEEP];
     for (int i = 0; i < DEEP; i++) {
         BL_CHECK_EQ(bl_spawn(&pids[i], deep_waiter, NULL, &o), 0);
@@ -676,4 +685,66 @@ Test(handoff, a_successor_parked_near_its_guard_page_runs_from_the_loop, .timeou
 {
     bl_config c = {.schedulers = 2};
     bl_test_run(&c, deep_main, NULL);
+}
+
+/* ---- a waiter near its guard page is not watched on its own stack ---- */
+
+/* A process about to park for mail with nothing else to run on its
+ * scheduler watches its mailbox a moment first (bl__sched_spin_mail), on
+ * its own stack; that watch reads the clock and, every 10 ms at most, the
+ * kernel's run delay for the thread, calls a process parked near its guard
+ * page has no room for.  Such a one parks, and the loop watches for it on
+ * its own stack.  Here the waiter first keeps its scheduler busy longer
+ * than that, so that the watch would read the run delay. */
+
+enum { LONE_BUSY_MS = 20, LONE_ROUNDS = 5 };
+
+/* Where the lone waiter parks: as the deep waiters above, but in the TSan
+ * build, whose runtime takes kilobytes of a process stack now and then at
+ * an atomic (the drain's), still within the room a watch asks for. */
+#if defined(BL_TSAN)
+#define LONE_MARGIN 3072
+#else
+#define LONE_MARGIN DEEP_MARGIN
+#endif
+
+static void lone_deep_waiter(void *arg)
+{
+    (void)arg;
+    for (int64_t end = bl_test_ms() + LONE_BUSY_MS; bl_test_ms() < end;) {
+    }
+    long r = deep_down(LONE_MARGIN, 20);
+    bl_send(deep_owner, T_DONE, &r, sizeof r);
+}
+
+static void lone_main(void *arg)
+{
+    (void)arg;
+    if (!deep_start()) return;
+    for (int i = 0; i < LONE_ROUNDS; i++) {
+        bl_pid pid;
+        bl_ref ref;
+        BL_CHECK_EQ(bl_spawn(&pid, lone_deep_waiter, NULL, &deep_opts), 0);
+        BL_CHECK_EQ(bl_monitor(pid, &ref), 0);
+        /* It ends normally, its receive having timed out, which it said
+         * first; an overflow would end it with stack_overflow. */
+        bl_msg *m = NULL;
+        BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 10000, 0), 0);
+        bl_reason why = {0};
+        BL_CHECK(m && bl_msg_reason(m, &why) == 0);
+        BL_CHECK_EQ(why.kind, BL_NORMAL);
+        bl_msg_free(m);
+        m = bl_test_recv_tag(T_DONE, 0);
+        BL_CHECK(m != NULL);
+        long r = 0;
+        if (m) memcpy(&r, m->data, sizeof r);
+        bl_msg_free(m);
+        BL_CHECK_EQ(r, -ETIMEDOUT);
+    }
+}
+
+Test(handoff, a_waiter_near_its_guard_page_is_not_watched_on_its_stack, .timeout = 60)
+{
+    bl_config c = {.schedulers = 2};
+    bl_test_run(&c, lone_main, NULL);
 }
