@@ -444,8 +444,10 @@ typedef bool (*bl_match_fn)(const bl_msg *m, void *arg);
  * order for which match(m, arg) is true (every message if match is NULL),
  * waiting for it up to timeout_ms (0 = only look, BL_INFINITY = forever).
  * Messages that do not match stay queued in order.  A timeout never ends
- * early; one of a second or more may end up to 8 ms late (its deadline is
- * taken from the coarse clock, a fifth of the precise one's cost).
+ * early.  It is counted from the scheduler's next timer turn, which comes
+ * at once when the scheduler has nothing else to run and otherwise within
+ * 64 switches: a receive reads no clock, and a timeout ends late by at most
+ * that wait (and, as every timer, by up to the wheel's 1 ms tick).
  *
  * Returns 0, -ETIMEDOUT, -EPERM outside a process, -EINVAL for a negative
  * timeout other than BL_INFINITY.

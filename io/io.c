@@ -312,9 +312,7 @@ static int op_wait(bl_proc *p, bl_sched *s, bl_iop *op, struct io_uring_sqe *sqe
     bool wheel = false;
     if (op->ms >= 0) {
         p->timer_fired = false;
-        /* Never early; from a second on, the cheaper coarse clock. */
-        uint64_t deadline = bl__deadline_ns(op->ms);
-        if (bl__sched_arm_timer(p, deadline, BL_ST_SLEEPING) == 0) {
+        if (bl__sched_arm_timer(p, op->ms, BL_ST_SLEEPING) == 0) {
             wheel = true;
         } else {
             /* No timer entry to be had: the kernel keeps the time instead. */

@@ -15,7 +15,7 @@ int bl_sleep(int64_t ms)
     if (ms < 0) return -EINVAL;
     if (ms == 0) return bl_yield();
     p->timer_fired = false;
-    int rc = bl__sched_arm_timer(p, bl__now_ns() + (uint64_t)ms * 1000000u, BL_ST_SLEEPING);
+    int rc = bl__sched_arm_timer(p, ms, BL_ST_SLEEPING);
     if (rc) return rc;
     p->seq++;
     /* A signal that is not fatal (a trapped exit, a link request) wakes the

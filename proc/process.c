@@ -635,8 +635,7 @@ int bl_recv(bl_msg **out, bl_match_fn match, void *arg, int64_t timeout_ms, unsi
              * wake-up by a message that does not match re-parks the same wait. */
             waited = true;
             if (timeout_ms > 0) {
-                uint64_t deadline = bl__deadline_ns(timeout_ms);
-                int rc = bl__sched_arm_timer(p, deadline, BL_ST_WAITING);
+                int rc = bl__sched_arm_timer(p, timeout_ms, BL_ST_WAITING);
                 if (rc) return rc;
             }
             p->seq++;

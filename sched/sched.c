@@ -860,7 +860,8 @@ static void loop(bl_sched *s)
                 s->turn_tick = t;
                 s->turns++;
                 if (s->kept_used) bl__sched_shed(s, false);
-                if (s->wheel.count || BL_STAT(s, timers)) bl__sched_run_timers(s, bl__now_ns());
+                if (s->wheel.count || s->unfiled || BL_STAT(s, timers))
+                    bl__sched_run_timers(s, bl__now_ns());
                 if (s->nostack.head) stackless_turn(s, bl__now_ns());
                 publish_gauges(s);
                 bl__ring_poll(s);

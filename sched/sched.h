@@ -38,8 +38,21 @@
  *                       to the owner's abandoned list, and the owner unlinks
  *                       and frees it at its next turn, long before its
  *                       deadline (a fire meanwhile leaves it alone).
+ *
+ * Filed late: an entry is armed onto the owner's unfiled list (linked
+ * through t.next, t.slot BL_TIMER_UNFILED) and goes into the wheel at the
+ * owner's next timer turn, which comes before anything reads the wheel and
+ * reads the clock its deadline is counted from.  Most waits with a timeout
+ * end well before it (a call's reply comes in a microsecond): a process on
+ * the owner's thread that stops waiting first only marks its entry
+ * CANCELLED, and the turn frees it without the wheel ever placing it.
+ *   ARMED -> CANCELLED  owner's thread only, while unfiled.
  */
-enum { BL_TENTRY_ARMED, BL_TENTRY_FIRED, BL_TENTRY_ABANDONED };
+enum { BL_TENTRY_ARMED, BL_TENTRY_FIRED, BL_TENTRY_ABANDONED, BL_TENTRY_CANCELLED };
+
+/* bl_timer.slot of a wait timer on its owner's unfiled list, whose
+ * t.deadline then holds the timeout in ns, counted from its filing. */
+#define BL_TIMER_UNFILED (BL_TIMER_UNLINKED - 1)
 
 /* bl_timer.kind of the scheduler's own wait timers; the wheel hands any
  * other kind to bl__hook_timer_fire (send_after timers, proc/stimer.h). */
@@ -155,6 +168,7 @@ typedef struct bl_sched {
     uint64_t ref_next;  /* next reference of the block in hand (bl_make_ref) */
     uint64_t ref_end;   /* end of that block */
     bl_twheel wheel;    /* timers for receive timeouts and sleeps */
+    bl_timer *unfiled;  /* wait timers armed since the last timer turn (sched/wtimer.c) */
     /* send_after timers this scheduler owns (proc/stimer.c), created by the
      * owner at its first one; other threads read it (acquire) to cancel. */
     _Atomic(struct bl_stimers *) stimers;
@@ -259,10 +273,6 @@ static inline int64_t bl__live(const bl_runtime *rt)
 
 /* Monotonic clock in nanoseconds. */
 uint64_t bl__now_ns(void);
-
-/* The monotonic deadline ms milliseconds from now (ms >= 0): never early;
- * from a second on, up to 8 ms late (the cheaper coarse clock). */
-uint64_t bl__deadline_ns(int64_t ms);
 
 /* The process running on scheduler s, or NULL.  Relaxed: the owner reads
  * its own store; another thread gets a hint that may be stale at once. */
@@ -390,10 +400,13 @@ static inline void bl__sched_switched(bl_sched *s)
 
 /*
  * Process only: arms a timer that ends p's coming wait (sequence p->seq + 1,
- * state st) at deadline_ns.  The caller then bumps p->seq and parks.
- * Returns 0 or -ENOMEM.
+ * state st) ms milliseconds (ms >= 0) after its scheduler's next timer turn,
+ * where it goes into the wheel (sched/wtimer.c): never early, and no clock
+ * read here; late by at most the time to that turn, which comes at once
+ * when the scheduler has nothing else to run and otherwise within 64 picks.
+ * The caller then bumps p->seq and parks.  Returns 0 or -ENOMEM.
  */
-int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st);
+int bl__sched_arm_timer(bl_proc *p, int64_t ms, unsigned st);
 /* Process only: cancels p's pending timer, if any. */
 void bl__sched_disarm_timer(bl_proc *p);
 /* Owner: fires s's timers due by now (sched/wtimer.c). */

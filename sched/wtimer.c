@@ -8,6 +8,11 @@
  * cancels it: at once on the arming scheduler, or, once stolen elsewhere,
  * by handing it back through the owner's abandoned list (the state word
  * of bl_tentry, sched/sched.h, settles the race with a firing).
+ *
+ * An entry goes into the wheel only at the owner's next timer turn
+ * (file_unfiled): most waits end long before their timeout, and one that
+ * ends before the turn costs the wheel nothing.  Every reader of the wheel
+ * (the turn's expiry, the idle loop's next deadline) runs after a turn.
  */
 #include "core/wait.h"
 #include "sched/hooks.h"
@@ -39,6 +44,31 @@ static void timer_fire(bl_timer *t, void *ctx)
     (void)atomic_exchange_explicit(&e->state, BL_TENTRY_FIRED, memory_order_acq_rel);
 }
 
+/*
+ * Owner: puts the wait timers armed since the last turn into the wheel,
+ * due their timeout after now, and frees those whose wait ended meanwhile
+ * on this thread.  One abandoned from elsewhere is filed like an armed one:
+ * it is on (or about to join) the abandoned list, whose drain, after this,
+ * unlinks and frees it.
+ */
+static void file_unfiled(bl_sched *s, uint64_t now)
+{
+    bl_timer *t = s->unfiled;
+    s->unfiled = NULL;
+    while (t) {
+        bl_timer *next = t->next;
+        bl_tentry *e = container_of(t, bl_tentry, t);
+        /* Relaxed: CANCELLED is stored by this thread only. */
+        if (atomic_load_explicit(&e->state, memory_order_relaxed) == BL_TENTRY_CANCELLED)
+            bl__slab_free_local(&s->slab, 0, e);
+        else {
+            t->deadline += now;
+            bl__twheel_insert(&s->wheel, t);
+        }
+        t = next;
+    }
+}
+
 /* Owner: unlinks and frees the wait timers processes elsewhere gave up on. */
 static void drain_abandoned(bl_sched *s)
 {
@@ -52,21 +82,27 @@ static void drain_abandoned(bl_sched *s)
     }
 }
 
-int bl__sched_arm_timer(bl_proc *p, uint64_t deadline_ns, unsigned st)
+/* Longest timeout a wait timer takes (ns, about 146 years): added to a
+ * monotonic now, it cannot wrap. */
+#define TIMEOUT_MAX_NS ((uint64_t)1 << 62)
+
+int bl__sched_arm_timer(bl_proc *p, int64_t ms, unsigned st)
 {
     bl_sched *s = p->sched;
     bl_tentry *e = bl__slab_alloc(&s->slab, 0);
     if (!e) return -ENOMEM;
     _Static_assert(sizeof(bl_tentry) <= 64, "timer entries use the 64-byte slab class");
-    e->t.slot = BL_TIMER_UNLINKED;
+    e->t.slot = BL_TIMER_UNFILED;
     e->t.kind = BL_TIMER_WAIT;
-    e->t.deadline = deadline_ns;
+    e->t.deadline =
+        (uint64_t)ms < TIMEOUT_MAX_NS / 1000000u ? (uint64_t)ms * 1000000u : TIMEOUT_MAX_NS;
     e->p = p;
     e->meta = bl__meta(p->gen, p->seq + 1, st);
     e->owner = s->index;
     atomic_store_explicit(&e->state, BL_TENTRY_ARMED, memory_order_relaxed);
     p->tmr = e;
-    bl__twheel_insert(&s->wheel, &e->t);
+    e->t.next = s->unfiled;
+    s->unfiled = &e->t;
     return 0;
 }
 
@@ -78,8 +114,14 @@ void bl__sched_disarm_timer(bl_proc *p)
     bl_sched *owner = bl__rt->scheds[e->owner];
     if (owner == bl__tls_sched) {
         /* Same thread as the wheel: nothing can race with us. */
-        if (atomic_load_explicit(&e->state, memory_order_relaxed) == BL_TENTRY_ARMED)
+        if (atomic_load_explicit(&e->state, memory_order_relaxed) == BL_TENTRY_ARMED) {
+            if (e->t.slot == BL_TIMER_UNFILED) {
+                /* Still on the unfiled list: the turn frees it. */
+                atomic_store_explicit(&e->state, BL_TENTRY_CANCELLED, memory_order_relaxed);
+                return;
+            }
             bl__twheel_cancel(&owner->wheel, &e->t);
+        }
         bl__slab_free_local(&owner->slab, 0, e);
         return;
     }
@@ -103,6 +145,8 @@ void bl__sched_disarm_timer(bl_proc *p)
 
 void bl__sched_run_timers(bl_sched *s, uint64_t now)
 {
+    /* Filed first: an abandoned entry may still be unfiled. */
+    if (s->unfiled) file_unfiled(s, now);
     /* Relaxed look: an entry pushed after it waits for the next turn. */
     if (atomic_load_explicit(&s->abandoned, memory_order_relaxed)) drain_abandoned(s);
     bl__twheel_expire(&s->wheel, now, timer_fire, s);

@@ -13,8 +13,8 @@
  * bl_io_listen_tcp, which never wait, work from any thread) and returns a
  * byte count (or 0 / a descriptor) or a negative errno.  Calls that can
  * block take a timeout in ms: BL_INFINITY (-1) waits forever; 0 or more
- * arms a timer on the scheduler's wheel (never early; from a second on up
- * to 8 ms late, as bl_recv's), and when it fires first the
+ * arms a timer on the scheduler's wheel (never early, and counted from the
+ * scheduler's next timer turn, as bl_recv's), and when it fires first the
  * operation is cancelled and the call returns -ETIMEDOUT, unless the
  * operation completed before the cancel reached it: then its result is
  * returned, so nothing the kernel moved is lost.  Data already there beats
