@@ -36,9 +36,9 @@ static void obj_freed(void *obj, size_t sz)
 #define OBJ_TAKEN(obj, sz) ASAN_UNPOISON_MEMORY_REGION(obj, sz)
 #define SPAN_UNPOISON(sp)  ASAN_UNPOISON_MEMORY_REGION(sp, BL_SLAB_SPAN)
 #else
-#define OBJ_FREED(obj, sz) ((void)(obj), (void)(sz))
-#define OBJ_TAKEN(obj, sz) ((void)(obj), (void)(sz))
-#define SPAN_UNPOISON(sp)  ((void)(sp))
+#define OBJ_FREED(obj, sz) ((void)0)
+#define OBJ_TAKEN(obj, sz) ((void)0)
+#define SPAN_UNPOISON(sp)  ((void)0)
 #endif
 
 /* Where a span is (bl_span.where). */

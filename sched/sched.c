@@ -571,9 +571,17 @@ static inline bool loop_due(bl_sched *s)
            atomic_load_explicit(&s->rt->stop, memory_order_relaxed);
 }
 
-/* Stack a direct switch or a watch wants left below it (bytes): next_proc's
- * frames, or the watch's clock and run-delay reads, and more. */
-#define HANDOFF_STACK_MIN 4096u
+/* Stack the scheduler's work on a process stack wants left below it
+ * (bytes): next_proc's frames, a predecessor's settling, the watch's clock
+ * and run-delay reads, and more. */
+#define SCHED_STACK_MIN 4096u
+
+/* Whether sp, on stack st, has SCHED_STACK_MIN below it and lies on it. */
+static inline bool room_below(const bl_stack *st, uintptr_t sp)
+{
+    uintptr_t lo = (uintptr_t)st->lo;
+    return sp >= lo + SCHED_STACK_MIN && sp < lo + st->size;
+}
 
 /*
  * Whether p, running, has room on its stack below the caller's frame for
@@ -586,8 +594,7 @@ static inline bool loop_due(bl_sched *s)
  */
 static inline __attribute__((always_inline)) bool stack_room(const bl_proc *p)
 {
-    uintptr_t sp = (uintptr_t)__builtin_frame_address(0), lo = (uintptr_t)p->stack->lo;
-    return sp >= lo + HANDOFF_STACK_MIN && sp < lo + p->stack->size;
+    return room_below(p->stack, (uintptr_t)__builtin_frame_address(0));
 }
 
 bool bl__sched_spin_mail(bl_sched *s, bl_proc *p)
@@ -649,7 +656,7 @@ bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
      * parked that near its guard page goes back (to runnext, or its
      * priority's queue) and runs from the loop, which settles p on its own
      * stack. */
-    if (q->stack && (uintptr_t)q->ctx.sp < (uintptr_t)q->stack->lo + HANDOFF_STACK_MIN) {
+    if (q->stack && !room_below(q->stack, (uintptr_t)q->ctx.sp)) {
         runnext_put(s, q);
         return NULL;
     }

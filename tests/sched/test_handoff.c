@@ -677,7 +677,7 @@ static void deep_main(void *arg)
     }
     cr_log_info("wait depth %ld, deep waiters parked up to %ld bytes above the bottom",
                 deep_wait_depth, highest);
-    /* Within the 4 KiB a direct switch wants left (HANDOFF_STACK_MIN). */
+    /* Within the 4 KiB a direct switch wants left (SCHED_STACK_MIN). */
     BL_CHECK(highest > 0 && highest < 4096);
 }
 
