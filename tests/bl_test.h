@@ -66,6 +66,24 @@ static inline bl_msg *bl_test_recv_tag(uint32_t tag, int64_t ms)
     return bl_recv(&m, bl_match_tag, &tag, ms, 0) == 0 ? m : NULL;
 }
 
+/*
+ * A process: answers each message tagged (uint32_t)(uintptr_t)arg with an
+ * empty one of the same tag, to its sender; returns at any other message.
+ */
+static inline void bl_test_echo(void *arg)
+{
+    uint32_t echoed = (uint32_t)(uintptr_t)arg;
+    for (;;) {
+        bl_msg *m = bl_receive(BL_INFINITY);
+        if (!m) return;
+        bl_pid from = m->from;
+        uint32_t tag = m->tag;
+        bl_msg_free(m);
+        if (tag != echoed) return;
+        bl_send(from, echoed, NULL, 0);
+    }
+}
+
 /* Process only: kills pid and waits (bounded) for its DOWN; the DOWN's reason kind (-1: none). */
 static inline int bl_test_kill_wait(bl_pid pid)
 {

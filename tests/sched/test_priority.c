@@ -146,20 +146,6 @@ static void lane_proc(void *arg)
     atomic_store((_Atomic long *)arg, atomic_load(&the_pair->round));
 }
 
-static void pair_ponger(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        bl_msg *m = bl_receive(BL_INFINITY);
-        if (!m) return;
-        bl_pid from = m->from;
-        uint32_t tag = m->tag;
-        bl_msg_free(m);
-        if (tag != T_BALL) return;
-        bl_send(from, T_BALL, NULL, 0);
-    }
-}
-
 /* Runs on without calling the runtime: the scheduler is held meanwhile. */
 static void hold_core_ms(int64_t ms)
 {
@@ -220,7 +206,7 @@ static void pair_main(void *arg)
             BL_CHECK_EQ(bl_spawn(NULL, sleeper, &pr.seen[i], NULL), 0);
         for (int i = 0; i < SLEEPERS; i++) bl_msg_free(bl_test_recv_tag(T_RAN, 10000));
     }
-    BL_CHECK_EQ(bl_spawn(&pr.ponger, pair_ponger, NULL, NULL), 0);
+    BL_CHECK_EQ(bl_spawn(&pr.ponger, bl_test_echo, (void *)(uintptr_t)T_BALL, NULL), 0);
     BL_CHECK_EQ(bl_spawn(NULL, pair_pinger, &pr, NULL), 0);
     bl_msg_free(bl_test_recv_tag(T_DONE, 30000));
     long s0 = atomic_load(&pr.seen[0]), s1 = atomic_load(&pr.seen[1]),
