@@ -576,11 +576,10 @@ static inline bool loop_due(bl_sched *s)
  * and run-delay reads, and more. */
 #define SCHED_STACK_MIN 4096u
 
-/* Whether sp, on stack st, has SCHED_STACK_MIN below it and lies on it. */
+/* Whether sp, on stack st, has SCHED_STACK_MIN below it. */
 static inline bool room_below(const bl_stack *st, uintptr_t sp)
 {
-    uintptr_t lo = (uintptr_t)st->lo;
-    return sp >= lo + SCHED_STACK_MIN && sp < lo + st->size;
+    return sp >= (uintptr_t)st->lo + SCHED_STACK_MIN;
 }
 
 /*
@@ -594,7 +593,8 @@ static inline bool room_below(const bl_stack *st, uintptr_t sp)
  */
 static inline __attribute__((always_inline)) bool stack_room(const bl_proc *p)
 {
-    return room_below(p->stack, (uintptr_t)__builtin_frame_address(0));
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    return room_below(p->stack, sp) && sp < (uintptr_t)p->stack->lo + p->stack->size;
 }
 
 bool bl__sched_spin_mail(bl_sched *s, bl_proc *p)
