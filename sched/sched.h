@@ -414,6 +414,13 @@ void bl__sched_run_timers(bl_sched *s, uint64_t now);
 /* Owner: queues p, whose wait timer here just ended its wait, to run (sched.c). */
 void bl__sched_tmo_push(bl_sched *s, bl_proc *p);
 
+/*
+ * Owner: whether idle spinning would take the CPU from other threads (the
+ * thread's schedstat run delay over a tenth of the last 10 ms or more);
+ * true for 100 ms after it was (sched/contend.c).
+ */
+bool bl__sched_spin_contended(bl_sched *s, uint64_t now);
+
 /* The scheduler thread's main function. */
 void *bl__sched_main(void *arg);
 /* Wakes scheduler t if it sleeps. */
