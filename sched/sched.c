@@ -518,6 +518,38 @@ static inline __attribute__((always_inline)) void settle(bl_sched *s, bl_proc *p
 }
 
 /*
+ * s's lazy predecessor, settled now that w, the process after it, stops
+ * running (bl__sched_handoff, or the loop).  A process that switched
+ * straight to a successor to wait for mail is not parked at once
+ * (bl__sched_switched): its word stays ACTIVE, so a sender finds it awake
+ * and only pushes, and nobody else queues it.  Mail came meanwhile: it
+ * never parked, and runs next as one woken by w would, w counted as its
+ * waker (bl__sched_ready's pairs: without it, the wake-ups a pair makes
+ * this way would leave older ones looking like the last).  None: it parks
+ * now, and the park's CAS sees anything that comes from here on.
+ */
+static inline __attribute__((always_inline)) void settle_lazy(bl_sched *s, bl_proc *w)
+{
+    bl_proc *a = s->prev;
+    s->prev = NULL;
+    if (__atomic_load_n(&a->box.top, __ATOMIC_RELAXED)) {
+        if (w) {
+            a->waker = bl__proc_pid(w);
+            w->wakee = bl__proc_pid(a);
+        }
+        atomic_store_explicit(&a->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
+        runnext_put(s, a);
+        return;
+    }
+    if (__builtin_expect(bl__wait_park(a, BL_ST_WAITING), 1)) return;
+    /* In no process, as bl__sched_settle_prev: no wake-up by the runner. */
+    bl_proc *q = bl__sched_current(s);
+    bl__sched_set_current(s, NULL);
+    bl__sched_ready(a, BL_READY_NEXT);
+    bl__sched_set_current(s, q);
+}
+
+/*
  * The loop, for p, which has just gone to wait for mail (its context is
  * saved, its wait not yet parked): when there is nothing else to do here
  * (nothing queued or injected, no I/O prepared or in flight), watch p's
@@ -602,8 +634,10 @@ bool bl__sched_spin_mail(bl_sched *s, bl_proc *p)
      * core, as a rule) means no watch at all.  Neither when messages are
      * held for another process or the loop is due its turn: the park goes
      * through the loop then.  Nor near the bottom of p's stack: the loop
-     * watches on its own. */
-    if (s->runnext || !s->spin_ns || s->outbox.p || loop_due(s) || !stack_room(p)) return false;
+     * watches on its own.  Nor while a predecessor waits lazily (settle_lazy):
+     * the answer p waits for may be in its mailbox, and p's park runs it. */
+    if (s->runnext || s->prev || !s->spin_ns || s->outbox.p || loop_due(s) || !stack_room(p))
+        return false;
     s->spun = p; /* watched, or not to be: the loop does not watch it again */
     return spin_for_mail(s, p);
 }
@@ -619,10 +653,12 @@ static inline __attribute__((always_inline)) void run(bl_sched *s, bl_proc *p, b
     if (!switch_in(s, p, inherit)) return;
     bl__ctx_jump(&s->ctx, &p->ctx, 0);
     /* The process that comes back is not p when p switched straight to
-     * another (bl__sched_handoff); that one's predecessor is settled. */
+     * another (bl__sched_handoff); that one's predecessor is settled, or
+     * waits lazily and is settled here. */
     p = bl__sched_current(s);
     bl__sched_set_current(s, NULL);
     switch_out(s, p);
+    if (s->prev) settle_lazy(s, p);
     /* A process gone to wait for mail with nothing else to run here: the
      * loop watches its mailbox before parking it (spin_for_mail). */
     if (p->park == BL_PARK_WAIT && s->spin_ns && s->spun != p && spin_for_mail(s, p)) {
@@ -646,6 +682,8 @@ bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
     switch_out(s, p);
     /* Charged once: the loop's own switch_out, if it comes to that, adds nothing. */
     s->run_start = p->reds;
+    /* After switch_out, which pushes what the outbox held (maybe to it). */
+    if (s->prev) settle_lazy(s, p);
     bool inherit;
     bl_proc *q = next_proc(s, &inherit);
     /* Nobody else to run: the loop parks p, or runs it again. */
