@@ -268,6 +268,41 @@ static void wake_idle_peer(bl_sched *s)
     }
 }
 
+/*
+ * s's lazy predecessor, settled now that w, the process after it, stops
+ * running (bl__sched_handoff, or the loop) or wakes another (bl__sched_ready).
+ * A process that switched straight to a successor to wait for mail is not
+ * parked at once (bl__sched_switched): its word stays ACTIVE, so a sender
+ * finds it awake and only pushes, and nobody else queues it.  Mail came
+ * meanwhile: it never parked, and runs next as one woken by w would, w
+ * counted as its waker (bl__sched_ready's pairs: else the wake-ups a pair
+ * makes this way would leave older ones looking like the last).  None: it
+ * parks now, and the park's CAS sees anything that comes from here on.
+ * Settled before w wakes another, it ends where a wake-up by w would have
+ * put it: pushed from runnext by the next one into the queue thieves take
+ * from (an idle core may run it while w goes on computing).
+ */
+static inline __attribute__((always_inline)) void settle_lazy(bl_sched *s, bl_proc *w)
+{
+    bl_proc *a = s->prev;
+    s->prev = NULL;
+    if (__atomic_load_n(&a->box.top, __ATOMIC_RELAXED)) {
+        if (w) {
+            a->waker = bl__proc_pid(w);
+            w->wakee = bl__proc_pid(a);
+        }
+        atomic_store_explicit(&a->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
+        runnext_put(s, a);
+        return;
+    }
+    if (__builtin_expect(bl__wait_park(a, BL_ST_WAITING), 1)) return;
+    /* In no process, as bl__sched_settle_prev: no wake-up by the runner. */
+    bl_proc *q = bl__sched_current(s);
+    bl__sched_set_current(s, NULL);
+    bl__sched_ready(a, BL_READY_NEXT);
+    bl__sched_set_current(s, q);
+}
+
 void bl__sched_ready(bl_proc *p, unsigned flags)
 {
     bl_sched *home = p->sched, *s = bl__tls_sched;
@@ -284,6 +319,9 @@ void bl__sched_ready(bl_proc *p, unsigned flags)
      * (they happen in no process, on the home scheduler), and not for
      * priorities other than normal, whose lanes are never stolen from. */
     bl_proc *w = s ? bl__sched_current(s) : NULL;
+    /* A waiter left unparked here is settled first, as if w's push had
+     * woken it before this wake-up (settle_lazy). */
+    if (s && s->prev && s->prev != p) settle_lazy(s, w);
     if (w && (flags & BL_READY_NEXT)) {
         /* Wake-ups by message only: a spawn is no exchange yet. */
         bl_pid wpid = bl__proc_pid(w), ppid = bl__proc_pid(p);
@@ -515,38 +553,6 @@ static inline __attribute__((always_inline)) void settle(bl_sched *s, bl_proc *p
         bl__hook_proc_finish(s, p);
         break;
     }
-}
-
-/*
- * s's lazy predecessor, settled now that w, the process after it, stops
- * running (bl__sched_handoff, or the loop).  A process that switched
- * straight to a successor to wait for mail is not parked at once
- * (bl__sched_switched): its word stays ACTIVE, so a sender finds it awake
- * and only pushes, and nobody else queues it.  Mail came meanwhile: it
- * never parked, and runs next as one woken by w would, w counted as its
- * waker (bl__sched_ready's pairs: without it, the wake-ups a pair makes
- * this way would leave older ones looking like the last).  None: it parks
- * now, and the park's CAS sees anything that comes from here on.
- */
-static inline __attribute__((always_inline)) void settle_lazy(bl_sched *s, bl_proc *w)
-{
-    bl_proc *a = s->prev;
-    s->prev = NULL;
-    if (__atomic_load_n(&a->box.top, __ATOMIC_RELAXED)) {
-        if (w) {
-            a->waker = bl__proc_pid(w);
-            w->wakee = bl__proc_pid(a);
-        }
-        atomic_store_explicit(&a->status, BL_STATUS_RUNNABLE, memory_order_relaxed);
-        runnext_put(s, a);
-        return;
-    }
-    if (__builtin_expect(bl__wait_park(a, BL_ST_WAITING), 1)) return;
-    /* In no process, as bl__sched_settle_prev: no wake-up by the runner. */
-    bl_proc *q = bl__sched_current(s);
-    bl__sched_set_current(s, NULL);
-    bl__sched_ready(a, BL_READY_NEXT);
-    bl__sched_set_current(s, q);
 }
 
 /*
