@@ -59,9 +59,9 @@ static void file_unfiled(bl_sched *s, uint64_t now)
         bl_timer *next = t->next;
         bl_tentry *e = container_of(t, bl_tentry, t);
         /* Relaxed: CANCELLED is stored by this thread only. */
-        if (atomic_load_explicit(&e->state, memory_order_relaxed) == BL_TENTRY_CANCELLED)
+        if (atomic_load_explicit(&e->state, memory_order_relaxed) == BL_TENTRY_CANCELLED) {
             bl__slab_free_local(&s->slab, 0, e);
-        else {
+        } else {
             t->deadline += now;
             bl__twheel_insert(&s->wheel, t);
         }

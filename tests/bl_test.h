@@ -108,6 +108,13 @@ static inline int64_t bl_test_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Timers on scheduler i's wheel as of its last turn (UINT64_MAX: no such scheduler). */
+static inline uint64_t bl_test_timers_on(unsigned i)
+{
+    bl_scheduler_stats st;
+    return bl_scheduler_stats_get(i, &st) == 0 ? st.timers : UINT64_MAX;
+}
+
 /*
  * Process only: yields until cond holds or ms milliseconds pass, and gives
  * cond's last value.  Bounded in time, not in yields: on a loaded machine a

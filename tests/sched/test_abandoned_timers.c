@@ -5,7 +5,6 @@
  * the owner had a turn to file it (sched/wtimer.c).
  */
 #include <errno.h>
-#include <time.h>
 
 #include "bl_test.h"
 
@@ -33,13 +32,6 @@ static void other(void *arg)
     bl_msg_free(bl_test_recv_tag(T_WAKE, BL_INFINITY));
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /*
  * On scheduler 0: wakes the sleeper and then the two others, each local
  * wake-up taking the runnext place and pushing the previous one into the
@@ -59,14 +51,8 @@ static void driver(void *arg)
     bl_send(c->sleeper, T_WAKE, NULL, 0);
     bl_send(c->other[0], T_WAKE, NULL, 0);
     bl_send(c->other[1], T_WAKE, NULL, 0);
-    for (uint64_t end = now_ms() + 50; now_ms() < end;) {
+    for (int64_t end = bl_test_ms() + 50; bl_test_ms() < end;) {
     }
-}
-
-static uint64_t timers_on(unsigned i)
-{
-    bl_scheduler_stats st;
-    return bl_scheduler_stats_get(i, &st) == 0 ? st.timers : UINT64_MAX;
 }
 
 static void abandoned_main(void *arg)
@@ -86,8 +72,8 @@ static void abandoned_main(void *arg)
          * scheduler 0's wheel once both wait (the sleeper's not yet when
          * it waits for T_ARM, with no timer). */
         unsigned armed = unfiled ? 1 : 2;
-        BL_TEST_UNTIL(timers_on(0) >= armed, 10000);
-        BL_CHECK_EQ(timers_on(0), armed);
+        BL_TEST_UNTIL(bl_test_timers_on(0) >= armed, 10000);
+        BL_CHECK_EQ(bl_test_timers_on(0), armed);
         BL_CHECK_EQ(bl_send(d, T_GO, NULL, 0), 0);
         bl_msg *m = bl_test_recv_tag(T_WHERE, 10000);
         BL_CHECK(m != NULL);
@@ -98,9 +84,9 @@ static void abandoned_main(void *arg)
          * Whatever happened, the wheel is empty again long before the 60 s
          * deadline (bounded wait: 2 s of yields at most). */
         moved = where == 1;
-        uint64_t until = now_ms() + 2000;
-        while (timers_on(0) != 0 && now_ms() < until) bl_yield();
-        BL_CHECK_EQ(timers_on(0), 0);
+        int64_t until = bl_test_ms() + 2000;
+        while (bl_test_timers_on(0) != 0 && bl_test_ms() < until) bl_yield();
+        BL_CHECK_EQ(bl_test_timers_on(0), 0);
     }
     /* Without a steal in 50 attempts the scenario did not happen: say so. */
     BL_CHECK(moved);

@@ -10,12 +10,6 @@
 
 enum { T_PING = 1, T_DONE, T_NEVER, CALLS = 2000, LONG_MS = 60000 };
 
-static uint64_t timers_on(unsigned i)
-{
-    bl_scheduler_stats st;
-    return bl_scheduler_stats_get(i, &st) == 0 ? st.timers : UINT64_MAX;
-}
-
 typedef struct calls {
     bl_pid test, echo;
     int answered;
@@ -51,8 +45,8 @@ static void answered_main(void *arg)
     bl_send(c.echo, T_DONE, NULL, 0);
     /* Each of those timers was given up long before its minute: none is
      * left on the wheel once the scheduler has had a turn. */
-    BL_CHECK(BL_TEST_UNTIL(timers_on(0) == 0, 5000));
-    BL_CHECK_EQ(timers_on(0), 0);
+    BL_CHECK(BL_TEST_UNTIL(bl_test_timers_on(0) == 0, 5000));
+    BL_CHECK_EQ(bl_test_timers_on(0), 0);
 }
 
 Test(wait_timers, waits_that_end_first_leave_no_timer, .timeout = 120)
