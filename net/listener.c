@@ -42,10 +42,18 @@
  * the last handler the same way, through an alias of the stopping process.
  *
  * Lifetime.  The listener is reference-counted: bl_listener_stop holds one
- * reference, every handler process and every acceptor one more, each
- * given back as the last thing its release or cleanup does.  So a handler
- * that outlives its supervisor (it trapped exits) or a kill at any moment
- * never touches freed memory.
+ * reference, and so does every process that reads the listener: each
+ * handler, the acceptors supervisor (it reads the specs and the cells
+ * whenever it starts an acceptor) and each acceptor, which holds two.
+ * Whoever starts such a process takes its reference first, while holding
+ * one itself (stop waits for the top supervisor, the one process of the
+ * tree that holds none), and the process's release gives it back however
+ * it ended, also when it never ran: a process of a tree killed from outside
+ * may first run after the stop returned (its scheduler busy meanwhile).
+ * An acceptor's second reference is its own, taken as it starts and given
+ * back by its cleanup handler, which runs after the release and still
+ * reads the listener.  So a handler that outlives its supervisor (it
+ * trapped exits) or a kill at any moment never touches freed memory.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -61,6 +69,7 @@
 
 #include "beamline.h"
 #include "beamline/listener.h"
+#include "otp/supervisor/supervisor_int.h"
 #include "otp/wait.h"
 #include "proc/otp.h"
 
@@ -103,7 +112,6 @@ struct bl_listener {
     int64_t idle_ms;                /* told to handlers */
     size_t stack_size;              /* handlers' stacks (0: the runtime's default) */
     bl_pid sup;                     /* the top supervisor */
-    bl_sup_init acc_init;           /* the acceptors supervisor's start argument */
     bl_child_spec acc_specs[BL_LISTENER_MAX_ACCEPTORS]; /* its children (read at restarts) */
     char acc_ids[BL_LISTENER_MAX_ACCEPTORS][24];        /* their ids */
 
@@ -428,16 +436,21 @@ static void hand_over(acceptor *a, handoff *h)
     acceptor_drop(a);
 }
 
-static void acceptor_main(void *arg)
+/* The acceptor's body, in its handler process's init (which then stops it): arg is its cell. */
+static int acceptor_init(void *arg, void **state)
 {
     acc_cell *cell = arg;
+    *state = cell;
     bl_listener *l = cell->l;
     acceptor a = {.cell = cell, .l = l, .hold = HOLD_NOTHING};
-    ref_get(l);
+    ref_get(l); /* its own, for the cleanup (the one its start took goes first) */
     bl_cleanup cl;
     bl_cleanup_push(&cl, acceptor_cleanup, &a);
-    /* Release: wake_acceptors reads it after it sees this acceptor's bit. */
-    atomic_store_explicit(&cell->pid, bl_self(), memory_order_release);
+    /* Seq_cst: before wait_turn's first read of the state, which stop sets before it
+     * reads this (step 5): either stop waits for this acceptor, or the acceptor sees
+     * the listener stopping and never touches the socket.  Also read by
+     * wake_acceptors after it sees this acceptor's bit. */
+    atomic_store(&cell->pid, bl_self());
     /* The cell is empty (a predecessor's cleanup or a start function emptied it): go on
      * from its sequence, so that requests still queued for the predecessor fail. */
     uint32_t seq = (uint32_t)(atomic_load_explicit(&cell->handoff, memory_order_relaxed) >> 32);
@@ -460,17 +473,67 @@ static void acceptor_main(void *arg)
         a.hold = HOLD_SOCKET;
         hand_over(&a, &h);
     }
-    /* Stopping: nothing is held; the cleanup gives the reference back. */
+    /* Stopping: nothing is held; the cleanup gives its reference back. */
     bl_cleanup_pop(&cl, true);
+    return BL_STOP;
 }
 
-/* An acceptor's start function: arg is its cell.  Acceptors spread over the schedulers. */
+/* Never called: init always stops. */
+static int acceptor_handle(void *state, bl_msg *m)
+{
+    (void)state;
+    (void)m;
+    return BL_STOP;
+}
+
+/* After the acceptor, however it ended (also before it ran): the reference its start took. */
+static void acceptor_release(void *state)
+{
+    acc_cell *cell = state;
+    ref_put(cell->l);
+}
+
+static const bl_handler acceptor_handler = {
+    .init = acceptor_init,
+    .handle = acceptor_handle,
+    .release = acceptor_release,
+};
+
+/* An acceptor's start function (run by the acceptors supervisor, which holds a reference):
+ * arg is its cell.  Acceptors spread over the schedulers. */
 static int acceptor_start(void *arg, bl_pid *pid)
 {
     acc_cell *cell = arg;
+    bl_listener *l = cell->l;
     unsigned n = bl_schedulers();
     bl_spawn_opts so = {.scheduler = n ? (int)(cell->idx % n) + 1 : 0};
-    return bl_spawn_link(pid, acceptor_main, cell, &so);
+    ref_get(l);
+    /* Linked from before it runs.  The monitor comes with that spawn; it is not needed. */
+    bl_ref mon = bl_make_ref();
+    int rc = bl__spawn_handler_monitor(pid, &acceptor_handler, cell, &so, true, mon);
+    if (rc) {
+        ref_put(l); /* never ran, and no release will run */
+        return rc;
+    }
+    (void)bl_demonitor(mon, BL_DEMONITOR_FLUSH);
+    return 0;
+}
+
+/* The acceptors supervisor's release hook: its reference. */
+static void acceptors_release(void *arg)
+{
+    ref_put(arg);
+}
+
+/* Starts the acceptors supervisor (run by the top supervisor, which stop waits for). */
+static int acceptors_start(void *arg, bl_pid *pid)
+{
+    bl_listener *l = arg;
+    ref_get(l);
+    /* The hook runs once: after the supervisor is gone, or before this returns if the
+     * start failed. */
+    return bl__supervisor_start_ext(pid, l->acc_specs, l->nacceptors, NULL, 0, acceptors_release,
+                                    l);
 }
 
 /* Starts conns and tells the acceptors where it is. */
@@ -584,7 +647,6 @@ static void acceptor_specs(bl_listener *l)
                                           .restart = BL_RESTART_TRANSIENT,
                                           .shutdown = BL_SHUTDOWN_BRUTAL_KILL};
     }
-    l->acc_init = (bl_sup_init){.children = l->acc_specs, .nchildren = l->nacceptors};
 }
 
 int bl_listener_start(bl_listener **out, const bl_listener_opts *o)
@@ -625,10 +687,7 @@ int bl_listener_start(bl_listener **out, const bl_listener_opts *o)
     /* conns first: the acceptors need it, and go down with it (rest_for_one). */
     bl_child_spec top[2] = {
         {.id = "conns", .start = conns_start, .arg = l, .type = BL_CHILD_SUPERVISOR},
-        {.id = "acceptors",
-         .start = bl_supervisor_start_fn,
-         .arg = &l->acc_init,
-         .type = BL_CHILD_SUPERVISOR},
+        {.id = "acceptors", .start = acceptors_start, .arg = l, .type = BL_CHILD_SUPERVISOR},
     };
     bl_sup_error err = {0};
     bl_sup_opts so = {.strategy = BL_REST_FOR_ONE, .error = &err};
@@ -789,14 +848,20 @@ int bl_listener_stop(bl_listener *l, int64_t timeout_ms)
 
     /* 4. The tree: conns kills the handlers left, all at once.  If the tree died by
      *    itself, its conns may still be shutting down: wait for it, since it starts
-     *    handlers from requests it still has. */
-    bl_pid conns = atomic_load_explicit(&l->conns, memory_order_acquire);
-    if (bl_supervisor_stop(l->sup, NULL, BL_INFINITY) != 0) wait_exit(conns);
+     *    handlers from requests it still has.  The top supervisor first: once it is
+     *    gone, it restarts nothing and takes no reference any more, and l->conns is
+     *    the last conns. */
+    if (bl_supervisor_stop(l->sup, NULL, BL_INFINITY) != 0) {
+        wait_exit(l->sup);
+        /* Acquire: pairs with conns_start's release. */
+        wait_exit(atomic_load_explicit(&l->conns, memory_order_acquire));
+    }
     /* 5. The socket's number may be reused once closed: no acceptor may be left to
-     *    accept on it (a tree killed from outside takes them down later, by links). */
-    for (unsigned i = 0; i < l->nacceptors; i++)
-        /* Acquire: pairs with the acceptor's release store of its pid (a plain value). */
-        wait_exit(atomic_load_explicit(&l->acc[i].pid, memory_order_acquire));
+     *    accept on it (a tree killed from outside takes them down later, by links).
+     *    One that has not run yet, or runs from here on, finds the listener stopping
+     *    before it looks at the socket. */
+    for (unsigned i = 0; i < l->nacceptors; i++) /* Seq_cst: see acceptor_init. */
+        wait_exit(atomic_load(&l->acc[i].pid));
     close(l->lfd);
     ref_put(l); /* handlers that outlived conns (they trapped exits) keep it until they end */
     return (int)killed;

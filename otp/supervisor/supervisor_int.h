@@ -3,7 +3,8 @@
  * DynamicSupervisor and PartitionSupervisor share (internal to the otp
  * layer): restart intensity (intensity.c), shutting children down
  * (shutdown.c), spec checks (child_spec.c), and the call protocol all three
- * answer (calls.c).
+ * answer (calls.c).  net/listener.c uses bl__supervisor_start_ext too,
+ * for its release hook.
  *
  * Every function that waits (bl__sup_terminate, the calls) must run in a
  * process; the intensity and the spec checks touch only their arguments.

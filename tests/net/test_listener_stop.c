@@ -146,6 +146,100 @@ Test(listener_stop, tree_killed)
     bl_test_run(&c, tree_killed_main, NULL);
 }
 
+/* ---- an acceptor that first runs after the stop ---- */
+
+/* Keeps its scheduler (it is bound to it) without calling the runtime until *hold
+ * goes to 2, or 10 s passed; 1 while it holds. */
+static void hog(void *arg)
+{
+    _Atomic int *hold = arg;
+    atomic_store(hold, 1);
+    for (int64_t until = bl_test_ms() + 10000; atomic_load(hold) == 1 && bl_test_ms() < until;)
+        __builtin_ia32_pause();
+}
+
+/* The running child of sup with id, or BL_PID_NONE. */
+static bl_pid child_of(bl_pid sup, const char *id)
+{
+    bl_sup_child kids[8];
+    int n = bl_supervisor_which_children(sup, kids, 8);
+    for (int i = 0; i < n && i < 8; i++)
+        if (strcmp(kids[i].id, id) == 0 && kids[i].status == BL_CHILD_RUNNING) return kids[i].pid;
+    return BL_PID_NONE;
+}
+
+/* Scheduler 2 is held from before the start, so the acceptors placed there (1 and 3)
+ * are spawned but do not run, and the acceptors supervisor is suspended, so it acts on
+ * nothing.  Acceptor 0 is killed, the tree too, and the listener stopped.  Then acceptor
+ * 1 first runs, and the acceptors supervisor, resumed, restarts acceptor 0 (its EXIT
+ * came before its parent's), both after the stop returned: they must find the listener
+ * (not freed memory: the ASan build sees such a read) stopping, and end normally. */
+static void late_acceptor_body(void *arg)
+{
+    (void)arg;
+    int fds0 = bl_test_count_fds();
+    _Atomic int hold = 0;
+    bl_spawn_opts on2 = {.scheduler = 2, .bound = true};
+    BL_CHECK_EQ(bl_spawn(NULL, hog, &hold, &on2), 0);
+    for (int64_t until = bl_test_ms() + 5000; atomic_load(&hold) == 0 && bl_test_ms() < until;)
+        bl_yield();
+    BL_CHECK_EQ(atomic_load(&hold), 1);
+
+    bl_listener *l = NULL;
+    bl_listener_opts o = {.handler = echo_handler, .host = "127.0.0.1", .acceptors = 4};
+    BL_CHECK_EQ(bl_listener_start(&l, &o), 0);
+    bl_listener_info i;
+    BL_CHECK_EQ(bl_listener_info_get(l, &i), 0);
+    bl_pid accs = child_of(i.sup, "acceptors");
+    bl_pid late = child_of(accs, "acceptor1");
+    bl_pid first = child_of(accs, "acceptor0");
+    BL_CHECK(late != BL_PID_NONE && first != BL_PID_NONE);
+    bl_ref late_mon, accs_mon;
+    BL_CHECK_EQ(bl_monitor(late, &late_mon), 0);
+    BL_CHECK_EQ(bl_monitor(accs, &accs_mon), 0);
+    BL_CHECK_EQ(bl_sys_suspend(accs, 5000), 0);
+    BL_CHECK_EQ(bl_test_kill_wait(first), BL_KILLED);
+    BL_CHECK_EQ(bl_test_kill_wait(i.sup), BL_KILLED);
+    BL_CHECK(bl_listener_stop(l, 1000) >= 0);
+    /* The stop did not wait for them. */
+    BL_CHECK(bl_is_alive(late));
+    BL_CHECK(bl_is_alive(accs));
+
+    atomic_store(&hold, 2);
+    bl_msg *m = NULL;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &late_mon, 10000, 0), 0);
+    bl_reason why = {.kind = BL_KILL};
+    if (m) BL_CHECK_EQ(bl_msg_reason(m, &why), 0);
+    /* It ended by itself (a monitor still queued when it ends is answered noproc). */
+    BL_CHECK(why.kind == BL_NORMAL || why.kind == BL_NOPROC);
+    bl_msg_free(m);
+    BL_CHECK_EQ(bl_sys_resume(accs, 5000), 0);
+    m = NULL;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &accs_mon, 10000, 0), 0);
+    bl_msg_free(m);
+    BL_CHECK_EQ(bl_io_connect_tcp("127.0.0.1", i.port, 5000), -ECONNREFUSED);
+    BL_CHECK_EQ(wait_fds(fds0), fds0);
+}
+
+static void late_acceptor_main(void *arg)
+{
+    (void)arg;
+    /* On scheduler 1 for good: scheduler 2 is the one held. */
+    bl_spawn_opts on1 = {.scheduler = 1, .bound = true};
+    bl_pid body;
+    bl_ref ref;
+    BL_CHECK_EQ(bl_spawn_monitor(&body, &ref, late_acceptor_body, NULL, &on1), 0);
+    bl_msg *m = NULL;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 30000, 0), 0);
+    bl_msg_free(m);
+}
+
+Test(listener_stop, acceptor_first_runs_after_the_stop)
+{
+    bl_config c = {.quiet = true, .schedulers = 2};
+    bl_test_run(&c, late_acceptor_main, NULL);
+}
+
 /* ---- graceful stop ---- */
 
 typedef struct stopper_arg {
@@ -337,16 +431,6 @@ static uint64_t next_rand(uint64_t *x)
     *x ^= *x >> 7;
     *x ^= *x << 17;
     return *x;
-}
-
-/* The running child of sup with id, or BL_PID_NONE. */
-static bl_pid child_of(bl_pid sup, const char *id)
-{
-    bl_sup_child kids[4];
-    int n = bl_supervisor_which_children(sup, kids, 4);
-    for (int i = 0; i < n && i < 4; i++)
-        if (strcmp(kids[i].id, id) == 0 && kids[i].status == BL_CHILD_RUNNING) return kids[i].pid;
-    return BL_PID_NONE;
 }
 
 /* Kills, at random, a handler (most often), an acceptor, or conns. */
