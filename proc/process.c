@@ -321,15 +321,18 @@ bool bl__push(bl_proc *p, bl_pid to, bl_msg *m, bool signal)
     if (s && s->outbox.p && !held) {
         /* Held for someone else: those go first. */
         bl__sched_outbox_flush(s, false);
-    } else if (!held && hold && s && s->runnext == p && bl__sched_current(s)) {
+    } else if (!held && hold && s && (s->runnext == p || s->prev == p) && bl__sched_current(s)) {
         /* To the process queued to run next here, behind the sender (woken
-         * or spawned by it, as a rule): it cannot run before the sender
-         * switches out, so this message and the sender's next ones to it
-         * are held and pushed together then (or every BL_OUTBOX_MAX), one
-         * CAS for the lot instead of one each.  While the sender runs,
-         * nothing else moves p: runnext belongs to this thread alone and is
-         * never stolen from, and a wake-up by the sender that displaces p
-         * is a push to another process, which empties the outbox first. */
+         * or spawned by it, as a rule), or waiting unparked for the sender
+         * to stop (s->prev, sched.h's direct switches): it cannot run before
+         * the sender switches out, so this message and the sender's next
+         * ones to it are held and pushed together then (or every
+         * BL_OUTBOX_MAX), one CAS for the lot instead of one each.  While
+         * the sender runs, nothing else moves p: runnext belongs to this
+         * thread alone and is never stolen from, s->prev is in no queue
+         * (and settled after the outbox is pushed), and a wake-up by the
+         * sender that displaces p is a push to another process, which
+         * empties the outbox first. */
         outbox_arm(s, p, to, true);
         held = true;
     }

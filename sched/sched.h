@@ -155,7 +155,7 @@ typedef struct bl_sched {
      * (relaxed stores: plain moves); the long-schedule watchdog reads it from
      * its own thread (sched/watchdog.c), relaxed, with the switch count. */
     _Atomic(bl_proc *) current;
-    bl_proc *prev;      /* switched straight to current, not yet settled */
+    bl_proc *prev;      /* switched straight to current, not yet settled (a waiter: lazily) */
     int32_t run_start;  /* current's reductions when it was switched in */
     bl_ctx ctx;         /* the scheduler loop's own context */
     int32_t slice_left; /* reductions left for a runnext successor */
@@ -335,7 +335,12 @@ static inline void bl__sched_park_stackless(bl_sched *s, bl_proc *p)
  * successor the loop would pick is switched in at once, process to process,
  * and p's park request is settled by the successor right after the switch
  * (bl__sched_switched), once p's context is saved and nothing can run it
- * twice.  NULL: switch to the loop, which settles p itself.
+ * twice.  NULL: switch to the loop, which settles p itself.  A p gone to
+ * wait for mail is settled lazily: it stays s->prev, ACTIVE in its word,
+ * while the successor runs, and is settled when the successor stops
+ * running (its own handoff, or the loop): then it runs next if mail came
+ * meanwhile, without having parked, or parks.  A partner that answers
+ * finds it awake and only pushes: no park, no wake-up.
  */
 bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p);
 void bl__sched_settle_prev(bl_sched *s);
@@ -392,10 +397,17 @@ static inline void bl__sched_unkeep(bl_sched *s, bl_proc *p)
  */
 bool bl__sched_spin_mail(bl_sched *s, bl_proc *p);
 
-/* Every context just switched in calls this first, on its scheduler s. */
+/* Every context just switched in calls this first, on its scheduler s.  A
+ * predecessor gone to wait for mail stays unsettled (bl__sched_handoff). */
 static inline void bl__sched_switched(bl_sched *s)
 {
-    if (s->prev) bl__sched_settle_prev(s);
+    bl_proc *p = s->prev;
+    if (!p) return;
+    if (p->park != BL_PARK_WAIT) {
+        bl__sched_settle_prev(s);
+        return;
+    }
+    atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
 }
 
 /*

@@ -568,6 +568,61 @@ Test(handoff, a_lone_waiters_mailbox_is_watched_once_per_wait, .timeout = 60)
     bl_test_run(&c, once_main, NULL);
 }
 
+/*
+ * Two processes answering each other on one scheduler: the one that waits
+ * for the answer is left unparked while its partner runs (bl__sched_handoff),
+ * and settled when the partner stops: it runs at once if the answer came.
+ * So the partner's waits are never watched (the answer it needs next comes
+ * from the one waiting beside it); every turn of the loop in between (every
+ * 64 picks) settles the waiter, or it would never run again; and so does a
+ * partner's switch to a third process, which the second half keeps runnable.
+ */
+enum { LAZY_ROUNDS = 3000 };
+
+/* Yields until a message comes (bounded: 10 s). */
+static void busy_yielder(void *arg)
+{
+    (void)arg;
+    bl_msg *m = NULL;
+    for (int64_t t0 = bl_test_ms(); !(m = bl_receive(0)) && bl_test_ms() - t0 < 10000;) bl_yield();
+    bl_msg_free(m);
+}
+
+/* LAZY_ROUNDS round trips with echo: how many were answered. */
+static int lazy_rounds(bl_pid echo)
+{
+    int answered = 0;
+    for (int i = 0; i < LAZY_ROUNDS; i++) {
+        BL_CHECK_EQ(bl_send(echo, T_BALL, NULL, 0), 0);
+        bl_msg *m = bl_test_recv_tag(T_BALL, 10000);
+        BL_CHECK(m != NULL);
+        if (!m) break;
+        bl_msg_free(m);
+        answered++;
+    }
+    return answered;
+}
+
+static void lazy_main(void *arg)
+{
+    (void)arg;
+    bl_pid echo, busy;
+    BL_CHECK_EQ(bl_spawn(&echo, bl_test_echo, (void *)(uintptr_t)T_BALL, NULL), 0);
+    uint64_t spins = mail_stat(SPINS);
+    BL_CHECK_EQ(lazy_rounds(echo), LAZY_ROUNDS);
+    BL_CHECK_EQ(mail_stat(SPINS) - spins, 0);
+    BL_CHECK_EQ(bl_spawn(&busy, busy_yielder, NULL, NULL), 0);
+    BL_CHECK_EQ(lazy_rounds(echo), LAZY_ROUNDS);
+    bl_send(busy, T_STOP, NULL, 0);
+    bl_send(echo, T_STOP, NULL, 0);
+}
+
+Test(handoff, a_waiter_beside_its_partner_is_settled_when_the_partner_stops, .timeout = 60)
+{
+    bl_config c = {.schedulers = 1};
+    bl_test_run(&c, lazy_main, NULL);
+}
+
 /* A waiter on its own core, killed from the other one, dies with `killed`. */
 static void forever(void *arg)
 {
