@@ -268,16 +268,14 @@ static void wake_idle_peer(bl_sched *s)
     }
 }
 
-/*
- * s's lazy predecessor (bl__sched_switched leaves a waiter unparked, ACTIVE:
+/* s's lazy predecessor (bl__sched_switched leaves a waiter unparked, ACTIVE:
  * a sender only pushes, nobody queues it), settled as w, the process after
  * it, stops (bl__sched_handoff, the loop) or wakes another (bl__sched_ready,
  * so that it ends where w's wake-up would have put it: pushed from runnext
  * by the next one into the queue thieves take from).  Mail came meanwhile:
  * it never parked and runs next, woken by w as far as bl__sched_ready's
  * pairs go (else older wake-ups would look like the last).  None: it parks
- * now, and the park's CAS sees anything that comes from here on.
- */
+ * now, and the park's CAS sees anything that comes from here on. */
 static inline __attribute__((always_inline)) void settle_lazy(bl_sched *s, bl_proc *w)
 {
     bl_proc *a = s->prev;
@@ -712,12 +710,14 @@ bl_proc *bl__sched_handoff(bl_sched *s, bl_proc *p)
 void bl__sched_settle_prev(bl_sched *s)
 {
     bl_proc *p = s->prev;
+    if (p->park == BL_PARK_WAIT) { /* lazily: settle_lazy, later */
+        atomic_store_explicit(&p->status, BL_STATUS_WAITING, memory_order_relaxed);
+        return;
+    }
     s->prev = NULL;
-    /* As the loop settles: in no process.  The dead process's clean-up
-     * (releases, cleanups, the signals to its links and monitors) is not
-     * the successor's doing, and neither is queueing a process whose park
-     * a message undid (bl__sched_ready would count it as a wake-up by the
-     * successor). */
+    /* As the loop settles, in no process: neither the dead one's clean-up
+     * nor queueing one whose park a message undid is the successor's doing
+     * (bl__sched_ready would count it as a wake-up by the successor). */
     bl_proc *q = bl__sched_current(s);
     bl__sched_set_current(s, NULL);
     if (p->park == BL_PARK_EXIT)
