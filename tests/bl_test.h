@@ -108,6 +108,67 @@ static inline int64_t bl_test_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* bl_test_hold's process: keeps its scheduler without calling the runtime while *hold
+ * is 1 (at most 10 s). */
+static inline void bl_test_hog(void *arg)
+{
+    _Atomic int *hold = arg;
+    atomic_store(hold, 1);
+    for (int64_t until = bl_test_ms() + 10000; atomic_load(hold) == 1 && bl_test_ms() < until;)
+        __builtin_ia32_pause();
+}
+
+/*
+ * Process only, from another scheduler: holds scheduler `sched` (1-based) with a process
+ * bound there that never calls the runtime, so that whatever is spawned or woken there
+ * does not run (no other scheduler can steal it: it waits in the inject queue) until
+ * bl_test_release.  True once it holds (bounded wait).
+ */
+static inline bool bl_test_hold(int sched, _Atomic int *hold)
+{
+    atomic_store(hold, 0);
+    bl_spawn_opts o = {.scheduler = sched, .bound = true};
+    if (bl_spawn(NULL, bl_test_hog, (void *)hold, &o) != 0) return false;
+    for (int64_t until = bl_test_ms() + 5000; atomic_load(hold) == 0 && bl_test_ms() < until;)
+        bl_yield();
+    return atomic_load(hold) == 1;
+}
+
+static inline void bl_test_release(_Atomic int *hold)
+{
+    atomic_store(hold, 2);
+}
+
+/* bl_test_run_bound's process. */
+typedef struct bl_test_bound {
+    bl_entry_fn fn; /* the test's body */
+    int sched;      /* where it runs for good (1-based) */
+} bl_test_bound;
+
+static inline void bl_test_bound_main(void *arg)
+{
+    bl_test_bound *b = arg;
+    bl_spawn_opts o = {.scheduler = b->sched, .bound = true};
+    bl_pid body;
+    bl_ref ref;
+    BL_CHECK_EQ(bl_spawn_monitor(&body, &ref, b->fn, NULL, &o), 0);
+    bl_msg *m = NULL;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 60000, 0), 0);
+    bl_reason why = {.kind = BL_KILLED};
+    if (m) BL_CHECK_EQ(bl_msg_reason(m, &why), 0);
+    BL_CHECK_EQ(why.kind, BL_NORMAL);
+    bl_msg_free(m);
+}
+
+/* bl_test_run with two schedulers, fn running in a process bound to scheduler sched (so
+ * that it can hold the other one, bl_test_hold); it must end normally. */
+static inline void bl_test_run_bound(int sched, bl_entry_fn fn)
+{
+    bl_config c = {.quiet = true, .schedulers = 2};
+    bl_test_bound b = {fn, sched};
+    bl_test_run(&c, bl_test_bound_main, &b);
+}
+
 /* Timers on scheduler i's wheel as of its last turn (UINT64_MAX: no such scheduler). */
 static inline uint64_t bl_test_timers_on(unsigned i)
 {

@@ -148,16 +148,6 @@ Test(listener_stop, tree_killed)
 
 /* ---- an acceptor that first runs after the stop ---- */
 
-/* Keeps its scheduler (it is bound to it) without calling the runtime until *hold
- * goes to 2, or 10 s passed; 1 while it holds. */
-static void hog(void *arg)
-{
-    _Atomic int *hold = arg;
-    atomic_store(hold, 1);
-    for (int64_t until = bl_test_ms() + 10000; atomic_load(hold) == 1 && bl_test_ms() < until;)
-        __builtin_ia32_pause();
-}
-
 /* The running child of sup with id, or BL_PID_NONE. */
 static bl_pid child_of(bl_pid sup, const char *id)
 {
@@ -178,12 +168,8 @@ static void late_acceptor_body(void *arg)
 {
     (void)arg;
     int fds0 = bl_test_count_fds();
-    _Atomic int hold = 0;
-    bl_spawn_opts on2 = {.scheduler = 2, .bound = true};
-    BL_CHECK_EQ(bl_spawn(NULL, hog, &hold, &on2), 0);
-    for (int64_t until = bl_test_ms() + 5000; atomic_load(&hold) == 0 && bl_test_ms() < until;)
-        bl_yield();
-    BL_CHECK_EQ(atomic_load(&hold), 1);
+    _Atomic int hold;
+    BL_CHECK(bl_test_hold(2, &hold));
 
     bl_listener *l = NULL;
     bl_listener_opts o = {.handler = echo_handler, .host = "127.0.0.1", .acceptors = 4};
@@ -205,7 +191,7 @@ static void late_acceptor_body(void *arg)
     BL_CHECK(bl_is_alive(late));
     BL_CHECK(bl_is_alive(accs));
 
-    atomic_store(&hold, 2);
+    bl_test_release(&hold);
     bl_msg *m = NULL;
     BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &late_mon, 10000, 0), 0);
     bl_reason why = {.kind = BL_KILL};
@@ -221,23 +207,9 @@ static void late_acceptor_body(void *arg)
     BL_CHECK_EQ(wait_fds(fds0), fds0);
 }
 
-static void late_acceptor_main(void *arg)
-{
-    (void)arg;
-    /* On scheduler 1 for good: scheduler 2 is the one held. */
-    bl_spawn_opts on1 = {.scheduler = 1, .bound = true};
-    bl_pid body;
-    bl_ref ref;
-    BL_CHECK_EQ(bl_spawn_monitor(&body, &ref, late_acceptor_body, NULL, &on1), 0);
-    bl_msg *m = NULL;
-    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &ref, 30000, 0), 0);
-    bl_msg_free(m);
-}
-
 Test(listener_stop, acceptor_first_runs_after_the_stop)
 {
-    bl_config c = {.quiet = true, .schedulers = 2};
-    bl_test_run(&c, late_acceptor_main, NULL);
+    bl_test_run_bound(1, late_acceptor_body); /* scheduler 2 is the one held */
 }
 
 /* ---- graceful stop ---- */
