@@ -759,8 +759,14 @@ void bl__hook_proc_entry(void *arg)
     bl_proc *p = arg;
     /* Switched to straight from another process: settle that one first. */
     bl__sched_switched(p->sched);
-    if (p->handler) handler_loop(p);
-    /* Signals that arrived before the first run apply before it. */
+    /* Signals that arrived before the first run apply before it: before a
+     * handler's init too, which may read its starter's memory (a
+     * gen_server's init argument, on the stack of a starter that was
+     * killed while it waited, and whose exit signal is pending here). */
+    if (p->handler) {
+        if (!p->started) bl__signals_check(p);
+        handler_loop(p);
+    }
     bl__signals_check(p);
     /* Signals wake a hibernated process too; only a message restarts it. */
     if (p->hibernated) {

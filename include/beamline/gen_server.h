@@ -238,6 +238,11 @@ typedef int (*bl_start_fn)(void *arg, bl_pid *pid);
  *   -ECHILD        init stopped (or the server died during init); see opts.error;
  *   -ETIMEDOUT     init took longer than opts.timeout: the server was killed;
  *   -EINVAL (bad callbacks, name or options), -ENOMEM, -EPERM, -ESRCH.
+ * arg goes to init as it is, and must stay valid until init has returned
+ * (start returns after that).  C differs: if the starter is killed while it
+ * waits, init may still be running on another core with arg on the dead
+ * starter's stack; under start_link, a starter killed before init began
+ * takes the server with it first (its exit signal applies before init).
  */
 int bl_gen_server_start(bl_pid *pid, const bl_gen_server *cb, void *arg,
                         const bl_gen_server_opts *opts);

@@ -16,9 +16,13 @@
  * supervisor leaks nothing).
  * The init argument (sup_start) lives on the stack of the process calling
  * start, which waits for init: init may read the caller's specs and write
- * the caller's error report.  A user init function (bl_sup_init_fn) runs in
- * that init too, and adds its specs straight into the supervisor's state
- * through a bl_sup_children that lives on the supervisor's stack.
+ * the caller's error report.  A caller killed before init ran takes the
+ * supervisor with it through their link, before init (a signal pending at a
+ * process's first run applies first, proc/process.c); one killed while
+ * init runs on another core does not wait for it (otp/README.md, under
+ * gen_server).  A user init function (bl_sup_init_fn) runs in that init
+ * too, and adds its specs straight into the supervisor's state through a
+ * bl_sup_children that lives on the supervisor's stack.
  */
 #include <errno.h>
 #include <stdio.h>

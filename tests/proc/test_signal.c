@@ -568,3 +568,94 @@ Test(signal, exit_with_reason_kill_is_trappable_along_links)
     bl_config c = {.quiet = true};
     bl_test_run(&c, exit_kill_main, NULL);
 }
+
+/* ---- signals that came before a process first ran ---- */
+
+static _Atomic int inits; /* inits that ran */
+
+/* Reads its argument, which lives on the starter's stack. */
+static void counted_init(void *arg, void **state, bl_gs_result *r)
+{
+    (void)r;
+    atomic_fetch_add(&inits, 1 + 0 * *(volatile int *)arg);
+    *state = NULL;
+}
+
+static const bl_gen_server counted_gs = {.init = counted_init};
+
+static int counted_handler_init(void *arg, void **state)
+{
+    atomic_fetch_add(&inits, 1);
+    *state = arg;
+    return 0;
+}
+
+static int counted_handle(void *state, bl_msg *m)
+{
+    (void)state;
+    (void)m;
+    return 0;
+}
+
+static const bl_handler counted_h = {.init = counted_handler_init, .handle = counted_handle};
+
+/* Starts counted_gs linked, on scheduler 2, with its argument on this stack. */
+static void gs_starter(void *arg)
+{
+    (void)arg;
+    int on_stack = 42;
+    bl_gen_server_opts o = {.spawn = {.scheduler = 2}};
+    bl_pid pid;
+    (void)bl_gen_server_start_link(&pid, &counted_gs, &on_stack, &o);
+}
+
+/* The process pid is linked to, once there is one (bounded wait). */
+static bl_pid first_link(bl_pid pid)
+{
+    bl_proc_info info;
+    for (int64_t until = bl_test_ms() + 5000; bl_test_ms() < until; bl_yield())
+        if (bl_process_info(pid, &info) == 0 && info.nlinks > 0) return info.links[0];
+    return BL_PID_NONE;
+}
+
+/*
+ * Scheduler 2 is held, so what is spawned there does not run.  A handler process killed
+ * before its first run dies without running init, as a plain process dies before its
+ * function.  So does a gen_server whose starter (its parent) is killed while it waits for
+ * init: init would read its argument on the dead starter's stack, as a supervisor's init
+ * reads the start argument of the supervisor starting it.
+ */
+static void before_first_run_body(void *arg)
+{
+    (void)arg;
+    _Atomic int hold;
+    BL_CHECK(bl_test_hold(2, &hold));
+    atomic_store(&inits, 0);
+    bl_spawn_opts on2 = {.scheduler = 2};
+    bl_pid h;
+    bl_ref h_mon;
+    BL_CHECK_EQ(bl_spawn_handler(&h, &counted_h, NULL, &on2), 0);
+    BL_CHECK_EQ(bl_monitor(h, &h_mon), 0);
+    bl_reason kill = BL_REASON(BL_KILL);
+    BL_CHECK_EQ(bl_exit_pid(h, &kill), 0);
+
+    bl_pid starter;
+    bl_ref starter_mon;
+    BL_CHECK_EQ(bl_spawn_monitor(&starter, &starter_mon, gs_starter, NULL, NULL), 0);
+    bl_pid gs = first_link(starter);
+    BL_CHECK(gs != BL_PID_NONE);
+    bl_ref gs_mon;
+    BL_CHECK_EQ(bl_monitor(gs, &gs_mon), 0);
+    BL_CHECK_EQ(bl_exit_pid(starter, &kill), 0);
+    BL_CHECK_EQ(wait_down(starter_mon, NULL), BL_KILLED);
+
+    bl_test_release(&hold);
+    BL_CHECK_EQ(wait_down(h_mon, NULL), BL_KILLED);
+    BL_CHECK_EQ(wait_down(gs_mon, NULL), BL_KILLED);
+    BL_CHECK_EQ(atomic_load(&inits), 0);
+}
+
+Test(signal, signals_before_the_first_run_apply_before_init)
+{
+    bl_test_run_bound(1, before_first_run_body); /* scheduler 2 is the one held */
+}
