@@ -14,17 +14,19 @@
  * arg_len > 0) and frees its copies when a spec is dropped, and all of its
  * state in the gen_server's release, once the process is gone (so a killed
  * supervisor leaks nothing).
- * The init argument (sup_start) lives on the stack of the process calling
- * start, which waits for init: init may read the caller's specs and write
- * the caller's error report.  A caller killed before init ran takes the
- * supervisor with it through their link, before init (a signal pending at a
- * process's first run applies first, proc/process.c); one killed while
- * init runs on another core does not wait for it (otp/README.md, under
- * gen_server).  A user init function (bl_sup_init_fn) runs in that init
- * too, and adds its specs straight into the supervisor's state through a
+ * The init argument (sup_start) is a heap copy the caller of start and the
+ * supervisor's init share (start_sup): init writes its result and error
+ * report there, and the caller copies them out, so a caller killed while it
+ * waits leaves init nothing on its dead stack.  A caller killed before init
+ * ran takes the supervisor with it through their link, before init (a
+ * signal pending at a process's first run applies first, proc/process.c).
+ * init still reads the caller's specs, first thing, to copy them.  A user
+ * init function (bl_sup_init_fn) runs in that init too, and adds its specs
+ * straight into the supervisor's state through a
  * bl_sup_children that lives on the supervisor's stack.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +73,8 @@ typedef struct sup {
     sup_ext ext;                    /* partitions, release hook */
 } sup;
 
-/* What start hands to init; lives on the starting process's stack. */
+/* What start hands to init: on the heap, shared by the starter and the supervisor (see
+ * start_sup). */
 typedef struct sup_start {
     const bl_child_spec *children; /* the specs (checked already), or ... */
     size_t n;                      /* how many */
@@ -79,9 +82,11 @@ typedef struct sup_start {
     void *init_arg;                /* its argument */
     bl_sup_flags flags;            /* the flags (init may change them) */
     sup_ext ext;                   /* zero for a plain supervisor */
-    bool ext_taken;                /* init took charge of ext.release */
+    _Atomic bool ext_claimed;      /* ext.release is init's (or, first, the starter's) */
+    _Atomic int shares;            /* the starter's and init's, while both may read it */
     int result;                    /* init's failure: BL_SUP_CHILD_FAILED, -EINVAL, ... */
-    bl_sup_error *error;           /* where to describe it, or NULL */
+    bl_sup_error *error;           /* &err when the caller wants a description, else NULL */
+    bl_sup_error err;              /* init's description, copied out by the starter */
 } sup_start;
 
 /* The children an init function adds (bl_sup_children_add); on the supervisor's stack. */
@@ -420,16 +425,37 @@ static int start_all(sup *s, bl_sup_error *err)
     return 0;
 }
 
+/* One side is done with st; the last frees it. */
+static void start_drop(sup_start *st)
+{
+    /* Acq_rel: the other side's accesses happen before the free. */
+    if (atomic_fetch_sub_explicit(&st->shares, 1, memory_order_acq_rel) == 1) free(st);
+}
+
+/* Claims st's release hook: true for the first of the starter and init. */
+static bool ext_claim(sup_start *st)
+{
+    return !atomic_exchange_explicit(&st->ext_claimed, true, memory_order_relaxed);
+}
+
+static int sup_init_with(sup_start *st, void **state, bl_gs_result *r);
+
 static void sup_init(void *arg, void **state, bl_gs_result *r)
 {
     sup_start *st = arg;
     bl__proc_kind_set(BL_KIND_SUPERVISOR);
     bl_trap_exit(true);
+    (void)sup_init_with(st, state, r);
+    start_drop(st); /* the last access */
+}
+
+static int sup_init_with(sup_start *st, void **state, bl_gs_result *r)
+{
     int rc = -ENOMEM;
     sup *s = calloc(1, sizeof *s);
     if (!s) goto fail;
-    s->ext = st->ext; /* from here on, sup_free releases it */
-    st->ext_taken = true;
+    /* From here on sup_free releases it; unless the starter, killed, released it first. */
+    if (ext_claim(st)) s->ext = st->ext;
     bl_sup_flags flags = st->flags;
     rc = 0;
     if (st->init) {
@@ -442,13 +468,13 @@ static void sup_init(void *arg, void **state, bl_gs_result *r)
         sup_free(s);
         *state = NULL;
         bl_gs_ignore(r);
-        return;
+        return rc;
     }
     if (!rc) rc = set_flags(s, &flags, st->error);
     if (!rc) rc = start_all(s, st->error);
     if (!rc) {
         *state = s;
-        return;
+        return 0;
     }
 fail:
     st->result = rc;
@@ -457,6 +483,7 @@ fail:
     *state = NULL;
     /* Exit normally: the error travels back as a value, not along the link. */
     bl_gs_stop(r, NULL);
+    return rc;
 }
 
 /* The id in a request: NUL-terminated within the message, else NULL. */
@@ -732,14 +759,51 @@ static const bl_gen_server sup_callbacks = {
 /* API                                                                      */
 /* ------------------------------------------------------------------------ */
 
-/* Spawns the supervisor and waits for its init: start's results. */
-static int start_sup(bl_pid *pid, sup_start *st, const bl_name *name)
+/* The starter killed while it waited: its share, and the release hook if init has not
+ * claimed it (a cleanup handler: runs outside any process). */
+static void start_abandon(void *arg)
 {
+    sup_start *st = arg;
+    if (st->ext.release && ext_claim(st)) st->ext.release(st->ext.ctx);
+    start_drop(st);
+}
+
+/*
+ * Spawns the supervisor and waits for its init: start's results.  What init
+ * reads and writes goes in a heap copy of *proto, not on this stack: if this
+ * process is killed while it waits, init may still be running on another
+ * core.  So the copy has two shares, this process's (given back by a
+ * cleanup handler if it is killed) and init's, and the release hook goes to
+ * whichever of init and a killed starter claims it first.  Back here, init
+ * is over (its acknowledgement or the DOWN came), so the copy is freed
+ * whatever init's share.  The specs are still read from the caller's
+ * memory, at the start of init, which copies them.
+ */
+static int start_sup(bl_pid *pid, const sup_start *proto, const bl_name *name, bl_sup_error *error)
+{
+    sup_start *st = malloc(sizeof *st);
+    if (!st) {
+        if (proto->ext.release) proto->ext.release(proto->ext.ctx);
+        return -ENOMEM;
+    }
+    *st = *proto;
+    atomic_init(&st->ext_claimed, false);
+    atomic_init(&st->shares, 2);
+    st->result = 0;
+    if (error) st->err = *error;
+    st->error = error ? &st->err : NULL;
+    bl_cleanup c;
+    bl_cleanup_push(&c, start_abandon, st);
     bl_gen_server_opts g = {.name = name};
     bl_pid p = BL_PID_NONE;
     int rc = bl_gen_server_start_link(&p, &sup_callbacks, st, &g);
+    bl_cleanup_pop(&c, false);
     if (rc == 0 || rc == -EEXIST) *pid = p;
     if (rc != 0 && rc != BL_GS_IGNORED && st->result != 0) rc = st->result;
+    if (error) *error = st->err;
+    /* Not taken by init: it failed before, or never ran. */
+    if (st->ext.release && ext_claim(st)) st->ext.release(st->ext.ctx);
+    free(st);
     return rc;
 }
 
@@ -766,17 +830,18 @@ int bl__supervisor_start_ext(bl_pid *pid, const bl_child_spec *children, size_t 
     sup_start st = {.children = children,
                     .n = n,
                     .flags = flags_of(&o),
-                    .ext = {partitions, partitions, release, ctx},
-                    .error = o.error};
+                    .ext = {partitions, partitions, release, ctx}};
     bl__sup_set_error(o.error, BL_SUP_ERR_NONE, 0, NULL, 0);
     int max;
     int64_t period_ms;
     int rc = check_flags(&st.flags, &max, &period_ms, o.error);
     if (!rc && !pid) rc = bl__sup_set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
     if (!rc) rc = bl__sup_check_specs(children, n, o.auto_shutdown, o.error);
-    if (!rc) rc = start_sup(pid, &st, o.name);
-    if (rc == BL_GS_IGNORED) rc = -ECHILD; /* only an init function ignores */
-    if (!st.ext_taken && release) release(ctx);
+    if (!rc) {
+        rc = start_sup(pid, &st, o.name, o.error);
+        return rc == BL_GS_IGNORED ? -ECHILD : rc; /* only an init function ignores */
+    }
+    if (release) release(ctx); /* not started */
     return rc;
 }
 
@@ -793,8 +858,8 @@ int bl_supervisor_start_link_init(bl_pid *pid, bl_sup_init_fn init, void *arg,
     bl_sup_opts o = opts ? *opts : (bl_sup_opts){0};
     bl__sup_set_error(o.error, BL_SUP_ERR_NONE, 0, NULL, 0);
     if (!pid || !init) return bl__sup_set_error(o.error, BL_SUP_ERR_BAD_OPTION, -1, NULL, -EINVAL);
-    sup_start st = {.init = init, .init_arg = arg, .flags = flags_of(&o), .error = o.error};
-    return start_sup(pid, &st, o.name);
+    sup_start st = {.init = init, .init_arg = arg, .flags = flags_of(&o)};
+    return start_sup(pid, &st, o.name, o.error);
 }
 
 int bl_supervisor_start_fn(void *arg, bl_pid *pid)

@@ -345,3 +345,76 @@ Test(supervisor_start, init_function_failures_and_restarts)
 {
     bl_test_run(&g_cfg, nested_main, NULL);
 }
+
+/* ---- the starter killed while init runs ---- */
+
+enum { T_IN_START = T_INIT + 1, T_FAIL = T_INIT + 2 };
+
+/* A child's start function (in the supervisor's init): tells the test where it is, then
+ * fails when the test says so. */
+static int held_start(void *arg, bl_pid *pid)
+{
+    (void)pid;
+    bl_pid test = *(bl_pid *)arg, self = bl_self();
+    bl_send(test, T_IN_START, &self, sizeof self);
+    bl_msg_free(bl_test_recv_tag(T_FAIL, 10000));
+    return -EIO;
+}
+
+/* Starts a supervisor whose one child's start waits for the test, with the specs and the
+ * error report on this stack. */
+static void held_starter(void *arg)
+{
+    bl_child_spec spec = {.id = "held", .start = held_start, .arg = arg};
+    bl_sup_error err;
+    bl_sup_opts o = {.error = &err};
+    bl_pid sup;
+    (void)bl_supervisor_start_link(&sup, &spec, 1, &o);
+}
+
+/*
+ * The starter is killed while the supervisor's init, on the other scheduler, waits in a
+ * child's start; then the start fails, and init writes its result and the error report:
+ * into its own copy, not onto the dead starter's stack (which the ASan build sees, pooled
+ * and poisoned).  The supervisor ends by itself.
+ */
+static void killed_starter_main(void *arg)
+{
+    (void)arg;
+    bl_pid self = bl_self();
+    bl_spawn_opts on2 = {.scheduler = 2, .bound = true};
+    bl_pid starter;
+    bl_ref starter_mon;
+    BL_CHECK_EQ(bl_spawn_monitor(&starter, &starter_mon, held_starter, &self, &on2), 0);
+    bl_msg *m = bl_test_recv_tag(T_IN_START, 10000);
+    BL_CHECK(m != NULL);
+    bl_pid sup = BL_PID_NONE;
+    if (m) memcpy(&sup, m->data, sizeof sup);
+    bl_msg_free(m);
+    bl_ref sup_mon;
+    BL_CHECK_EQ(bl_monitor(sup, &sup_mon), 0);
+    BL_CHECK_EQ(bl_test_kill_wait(starter), BL_KILLED);
+    m = NULL;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &starter_mon, 10000, 0), 0);
+    bl_msg_free(m);
+    /* Another process takes the dead starter's stack from the pool meanwhile. */
+    bl_pid other;
+    bl_ref other_mon;
+    BL_CHECK_EQ(bl_spawn_monitor(&other, &other_mon, bl_test_echo, NULL, &on2), 0);
+    BL_CHECK_EQ(bl_send(sup, T_FAIL, NULL, 0), 0);
+    m = NULL;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &sup_mon, 10000, 0), 0);
+    bl_msg_free(m);
+    BL_CHECK_EQ(bl_send(other, T_FAIL, NULL, 0), 0); /* not its tag: it returns */
+    m = NULL;
+    BL_CHECK_EQ(bl_recv(&m, bl_match_ref, &other_mon, 10000, 0), 0);
+    bl_reason why = {.kind = BL_KILLED};
+    if (m) BL_CHECK_EQ(bl_msg_reason(m, &why), 0);
+    BL_CHECK_EQ(why.kind, BL_NORMAL);
+    bl_msg_free(m);
+}
+
+Test(supervisor_start, starter_killed_while_init_runs)
+{
+    bl_test_run_bound(1, killed_starter_main);
+}
