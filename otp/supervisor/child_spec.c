@@ -1,12 +1,14 @@
 /*
  * otp/supervisor/child_spec.c - checking child specs and describing what is
  * wrong with them (bl_child_spec_check, bl_sup_error_str), and running a
- * spec's start function (bl__sup_start), for every kind of supervisor.  A
- * check touches only its arguments: any thread; a start runs in the
+ * spec's start function (bl__sup_start), for every kind of supervisor, and
+ * copying a list of specs whole (a supervisor's start argument).  A check
+ * or a copy touches only its arguments: any thread; a start runs in the
  * supervisor process.
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,4 +156,41 @@ int bl__sup_check_specs(const bl_child_spec *children, size_t n, bl_auto_shutdow
                                    -EINVAL);
     free(ids);
     return rc;
+}
+
+/* ---- copies ---- */
+
+#define SPEC_ALIGN 16
+
+size_t bl__sup_specs_bytes(const bl_child_spec *c, size_t n)
+{
+    size_t b = n * sizeof *c;
+    for (size_t i = 0; i < n; i++) {
+        b += strlen(c[i].id) + 1;
+        if (c[i].arg_len) {
+            b = (b + SPEC_ALIGN - 1) & ~(size_t)(SPEC_ALIGN - 1);
+            if (c[i].arg_len > SIZE_MAX / 2 - b) return 0;
+            b += c[i].arg_len;
+        }
+    }
+    return b;
+}
+
+void bl__sup_specs_copy(bl_child_spec *dst, const bl_child_spec *src, size_t n)
+{
+    size_t at = n * sizeof *dst;
+    char *base = (char *)dst;
+    for (size_t i = 0; i < n; i++) {
+        dst[i] = src[i];
+        size_t len = strlen(src[i].id) + 1;
+        memcpy(base + at, src[i].id, len);
+        dst[i].id = base + at;
+        at += len;
+        if (src[i].arg_len) {
+            at = (at + SPEC_ALIGN - 1) & ~(size_t)(SPEC_ALIGN - 1);
+            memcpy(base + at, src[i].arg, src[i].arg_len);
+            dst[i].arg = base + at;
+            at += src[i].arg_len;
+        }
+    }
 }

@@ -20,7 +20,7 @@
  * waits leaves init nothing on its dead stack.  A caller killed before init
  * ran takes the supervisor with it through their link, before init (a
  * signal pending at a process's first run applies first, proc/process.c).
- * init still reads the caller's specs, first thing, to copy them.  A user
+ * The child specs are copied there too, ids and copied args with them.  A user
  * init function (bl_sup_init_fn) runs in that init too, and adds its specs
  * straight into the supervisor's state through a
  * bl_sup_children that lives on the supervisor's stack.
@@ -770,23 +770,29 @@ static void start_abandon(void *arg)
 
 /*
  * Spawns the supervisor and waits for its init: start's results.  What init
- * reads and writes goes in a heap copy of *proto, not on this stack: if this
- * process is killed while it waits, init may still be running on another
- * core.  So the copy has two shares, this process's (given back by a
- * cleanup handler if it is killed) and init's, and the release hook goes to
- * whichever of init and a killed starter claims it first.  Back here, init
- * is over (its acknowledgement or the DOWN came), so the copy is freed
- * whatever init's share.  The specs are still read from the caller's
- * memory, at the start of init, which copies them.
+ * reads and writes goes in a heap copy of *proto and of its specs, not on
+ * this stack or in the caller's memory: if this process is killed while it
+ * waits, init may still be running on another core.  So the copy has two
+ * shares, this process's (given back by a cleanup handler if it is killed)
+ * and init's, and the release hook goes to whichever of init and a killed
+ * starter claims it first.  Back here, init is over (its acknowledgement or
+ * the DOWN came), so the copy is freed whatever init's share.
  */
 static int start_sup(bl_pid *pid, const sup_start *proto, const bl_name *name, bl_sup_error *error)
 {
-    sup_start *st = malloc(sizeof *st);
+    size_t head = (sizeof(sup_start) + 15) & ~(size_t)15; /* the specs' alignment */
+    size_t specs = proto->n ? bl__sup_specs_bytes(proto->children, proto->n) : 0;
+    sup_start *st = proto->n && !specs ? NULL : malloc(head + specs);
     if (!st) {
         if (proto->ext.release) proto->ext.release(proto->ext.ctx);
         return -ENOMEM;
     }
     *st = *proto;
+    if (proto->n) {
+        bl_child_spec *copy = (bl_child_spec *)((char *)st + head);
+        bl__sup_specs_copy(copy, proto->children, proto->n);
+        st->children = copy;
+    }
     atomic_init(&st->ext_claimed, false);
     atomic_init(&st->shares, 2);
     st->result = 0;

@@ -35,6 +35,13 @@ void bl__sup_terminate(const bl_pid *pids, const int64_t *shutdown, size_t n);
 
 /* ---- child_spec.c ---- */
 
+/* Bytes a copy of n checked specs takes with their ids and copied args (arg_len > 0), at
+ * a 16-byte aligned address; 0 if that overflows. */
+size_t bl__sup_specs_bytes(const bl_child_spec *c, size_t n);
+/* Copies n specs into dst (bl__sup_specs_bytes of room), their ids and copied args after
+ * them, the copies' pointers set to those. */
+void bl__sup_specs_copy(bl_child_spec *dst, const bl_child_spec *src, size_t n);
+
 /* Fills *err (if any) with kind, index, id (may be NULL) and error; returns error. */
 int bl__sup_set_error(bl_sup_error *err, bl_sup_error_kind kind, int index, const char *id,
                       int error);
