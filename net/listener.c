@@ -43,17 +43,19 @@
  *
  * Lifetime.  The listener is reference-counted: bl_listener_stop holds one
  * reference, and so does every process that reads the listener: each
- * handler, the acceptors supervisor (it reads the specs and the cells
- * whenever it starts an acceptor) and each acceptor, which holds two.
- * Whoever starts such a process takes its reference first, while holding
- * one itself (stop waits for the top supervisor, the one process of the
- * tree that holds none), and the process's release gives it back however
- * it ended, also when it never ran: a process of a tree killed from outside
- * may first run after the stop returned (its scheduler busy meanwhile).
- * An acceptor's second reference is its own, taken as it starts and given
- * back by its cleanup handler, which runs after the release and still
- * reads the listener.  So a handler that outlives its supervisor (it
- * trapped exits) or a kill at any moment never touches freed memory.
+ * handler, the acceptors supervisor (an acceptor's start reads its cell)
+ * and each acceptor, which holds two.  Whoever starts such a process takes
+ * its reference first, while holding one itself, and the process's release
+ * gives it back however it ended, also when it never ran: a process of a
+ * tree killed from outside may first run after the stop returned (its
+ * scheduler busy meanwhile).  The stop waits instead for the two processes
+ * of the tree that hold none: the top supervisor, and conns (it reads the
+ * listener only to start a handler an acceptor asks for; the stop waits
+ * for the last conns, the one acceptors know of).  An acceptor's second
+ * reference is its own, taken as it starts and given back by its cleanup
+ * handler, which runs after the release and still reads the listener.  So
+ * a handler that outlives its supervisor (it trapped exits) or a kill at
+ * any moment never touches freed memory.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
