@@ -251,8 +251,8 @@ static int conn_init(void *arg, void **state)
     return BL_STOP;
 }
 
-/* Never called: init always stops. */
-static int conn_handle(void *state, bl_msg *m)
+/* The handle of the listener's handler processes, never called: their init always stops. */
+static int init_only_handle(void *state, bl_msg *m)
 {
     (void)state;
     (void)m;
@@ -273,7 +273,7 @@ static void conn_release(void *state)
 
 static const bl_handler conn_handler = {
     .init = conn_init,
-    .handle = conn_handle,
+    .handle = init_only_handle,
     .release = conn_release,
 };
 
@@ -480,14 +480,6 @@ static int acceptor_init(void *arg, void **state)
     return BL_STOP;
 }
 
-/* Never called: init always stops. */
-static int acceptor_handle(void *state, bl_msg *m)
-{
-    (void)state;
-    (void)m;
-    return BL_STOP;
-}
-
 /* After the acceptor, however it ended (also before it ran): the reference its start took. */
 static void acceptor_release(void *state)
 {
@@ -497,7 +489,7 @@ static void acceptor_release(void *state)
 
 static const bl_handler acceptor_handler = {
     .init = acceptor_init,
-    .handle = acceptor_handle,
+    .handle = init_only_handle,
     .release = acceptor_release,
 };
 
