@@ -302,19 +302,13 @@ static int conn_start(void *arg, bl_pid *pid)
                                  .idle_ms = l->idle_ms,
                                  .id = h->id};
     bl_spawn_opts so = {.stack_size = l->stack_size, .scheduler = h->sched >= 0 ? h->sched + 1 : 0};
-    /* Linked from before it runs: if conns dies now, the handler goes with it.  The
-     * monitor comes with that spawn; it is not needed. */
-    bl_ref mon = bl_make_ref();
-    bl_pid p;
-    int rc = bl__spawn_handler_monitor(&p, &conn_handler, c, &so, true, mon);
+    /* Linked from before it runs: if conns dies now, the handler goes with it. */
+    int rc = bl__spawn_handler_link(pid, &conn_handler, c, &so);
     if (rc) {
         atomic_fetch_add_explicit(&l->refused, 1, memory_order_relaxed);
         conn_release(c); /* never ran: everything goes back here */
-        return rc;
     }
-    (void)bl_demonitor(mon, BL_DEMONITOR_FLUSH);
-    *pid = p;
-    return 0;
+    return rc;
 }
 
 /* ---- acceptors ---- */
@@ -502,15 +496,10 @@ static int acceptor_start(void *arg, bl_pid *pid)
     unsigned n = bl_schedulers();
     bl_spawn_opts so = {.scheduler = n ? (int)(cell->idx % n) + 1 : 0};
     ref_get(l);
-    /* Linked from before it runs.  The monitor comes with that spawn; it is not needed. */
-    bl_ref mon = bl_make_ref();
-    int rc = bl__spawn_handler_monitor(pid, &acceptor_handler, cell, &so, true, mon);
-    if (rc) {
-        ref_put(l); /* never ran, and no release will run */
-        return rc;
-    }
-    (void)bl_demonitor(mon, BL_DEMONITOR_FLUSH);
-    return 0;
+    /* Linked from before it runs. */
+    int rc = bl__spawn_handler_link(pid, &acceptor_handler, cell, &so);
+    if (rc) ref_put(l); /* never ran, and no release will run */
+    return rc;
 }
 
 /* The acceptors supervisor's release hook: its reference. */

@@ -81,6 +81,9 @@ int bl__send_after(bl_pid pid, uint32_t tag, bl_ref ref, const void *data, size_
 int bl__spawn_handler_monitor(bl_pid *pid, const bl_handler *h, void *arg,
                               const bl_spawn_opts *opts, bool link, bl_ref monitor_ref);
 
+/* Process only: spawns a handler process linked to the caller before it runs. */
+int bl__spawn_handler_link(bl_pid *pid, const bl_handler *h, void *arg, const bl_spawn_opts *opts);
+
 /*
  * Removes c from the caller's cleanup handlers wherever it is among them,
  * without running it: for a resource that lives across calls (a task

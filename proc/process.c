@@ -147,6 +147,12 @@ int bl__spawn_handler_monitor(bl_pid *pid, const bl_handler *h, void *arg,
                      monitor_ref);
 }
 
+int bl__spawn_handler_link(bl_pid *pid, const bl_handler *h, void *arg, const bl_spawn_opts *opts)
+{
+    if (!h || !h->handle) return -EINVAL;
+    return bl__spawn(pid, NULL, arg, h, opts, BL_SPAWN_LINK, BL_REF_NONE);
+}
+
 void bl_cleanup_push(bl_cleanup *c, void (*fn)(void *), void *arg)
 {
     bl_proc *p = bl__self();
