@@ -438,18 +438,8 @@ static bool ext_claim(sup_start *st)
     return !atomic_exchange_explicit(&st->ext_claimed, true, memory_order_relaxed);
 }
 
-static int sup_init_with(sup_start *st, void **state, bl_gs_result *r);
-
-static void sup_init(void *arg, void **state, bl_gs_result *r)
-{
-    sup_start *st = arg;
-    bl__proc_kind_set(BL_KIND_SUPERVISOR);
-    bl_trap_exit(true);
-    (void)sup_init_with(st, state, r);
-    start_drop(st); /* the last access */
-}
-
-static int sup_init_with(sup_start *st, void **state, bl_gs_result *r)
+/* init proper; its caller gives its share of st back after. */
+static void sup_init_with(sup_start *st, void **state, bl_gs_result *r)
 {
     int rc = -ENOMEM;
     sup *s = calloc(1, sizeof *s);
@@ -468,13 +458,13 @@ static int sup_init_with(sup_start *st, void **state, bl_gs_result *r)
         sup_free(s);
         *state = NULL;
         bl_gs_ignore(r);
-        return rc;
+        return;
     }
     if (!rc) rc = set_flags(s, &flags, st->error);
     if (!rc) rc = start_all(s, st->error);
     if (!rc) {
         *state = s;
-        return 0;
+        return;
     }
 fail:
     st->result = rc;
@@ -483,7 +473,15 @@ fail:
     *state = NULL;
     /* Exit normally: the error travels back as a value, not along the link. */
     bl_gs_stop(r, NULL);
-    return rc;
+}
+
+static void sup_init(void *arg, void **state, bl_gs_result *r)
+{
+    sup_start *st = arg;
+    bl__proc_kind_set(BL_KIND_SUPERVISOR);
+    bl_trap_exit(true);
+    sup_init_with(st, state, r);
+    start_drop(st); /* the last access */
 }
 
 /* The id in a request: NUL-terminated within the message, else NULL. */
